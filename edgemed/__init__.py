@@ -1,0 +1,56 @@
+"""edgemed: bedside AI on edge hardware, with every result synced durably to the fleet.
+
+>>> import edgemed
+>>> encoder = edgemed.load("clinical-text-minilm")
+>>> result = encoder("chest pain radiating to the left arm")
+>>> result.nearest[0].code
+'R00-R99'
+
+Not a medical device: see each model's MODEL_CARD.md for its intended use.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .errors import (
+    BackendError,
+    BackendUnavailableError,
+    BridgeError,
+    EdgemedError,
+    FrameError,
+    InputError,
+    IntegrityError,
+    ManifestError,
+    ModelError,
+    OutboxFullError,
+    PayloadError,
+    SyncError,
+)
+from .manifest import Manifest
+from .pipeline import Pipeline, load
+from .registry import list_models
+from .results import EmbeddingResult, LabelScore, Provenance, Timings
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "BridgeError",
+    "EdgemedError",
+    "EmbeddingResult",
+    "FrameError",
+    "InputError",
+    "IntegrityError",
+    "LabelScore",
+    "Manifest",
+    "ManifestError",
+    "ModelError",
+    "OutboxFullError",
+    "PayloadError",
+    "Pipeline",
+    "Provenance",
+    "SyncError",
+    "Timings",
+    "__version__",
+    "list_models",
+    "load",
+]

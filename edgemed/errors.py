@@ -1,0 +1,82 @@
+"""The one exception tree of edgemed. Foreign errors are translated once, at each boundary.
+
+::
+
+    EdgemedError
+    ├── InputError (also ValueError)      bad caller input: text, arrays, files, payloads
+    │   └── PayloadError                  a wire message that is not a valid edgemed payload
+    ├── ModelError                        a model cannot be found or used
+    │   ├── ManifestError                 manifest.json is malformed or inconsistent
+    │   └── IntegrityError                an artifact is missing or its sha256 does not match
+    ├── BackendError                      the inference runtime failed
+    │   └── BackendUnavailableError       the requested runtime/device is not installed/present
+    ├── SyncError                         outbox / MQTT / fleet sync failure
+    │   └── OutboxFullError               the outbox refuses new results (never a silent drop)
+    └── BridgeError                       serial link to a sensor microcontroller
+        └── FrameError                    a frame failed to decode
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "BridgeError",
+    "EdgemedError",
+    "FrameError",
+    "InputError",
+    "IntegrityError",
+    "ManifestError",
+    "ModelError",
+    "OutboxFullError",
+    "PayloadError",
+    "SyncError",
+]
+
+
+class EdgemedError(Exception):
+    """Base of every error edgemed raises on purpose."""
+
+
+class InputError(EdgemedError, ValueError):
+    """The caller's input cannot be processed; the message names what is wrong."""
+
+
+class PayloadError(InputError):
+    """A wire message is not a valid edgemed payload (schema, JSON, fields)."""
+
+
+class ModelError(EdgemedError):
+    """A model cannot be found, loaded or run as its manifest describes."""
+
+
+class ManifestError(ModelError):
+    """A manifest.json is malformed, has unknown keys, or contradicts itself."""
+
+
+class IntegrityError(ModelError):
+    """A model artifact is missing or its sha256 differs from the manifest."""
+
+
+class BackendError(EdgemedError):
+    """The inference runtime failed while loading or running a model."""
+
+
+class BackendUnavailableError(BackendError):
+    """The requested backend or device is not available; the message says what to install."""
+
+
+class SyncError(EdgemedError):
+    """Result sync (outbox, MQTT, fleet) failed."""
+
+
+class OutboxFullError(SyncError):
+    """The outbox is at its byte or age bound and refuses new results."""
+
+
+class BridgeError(EdgemedError):
+    """The serial link to a bedside microcontroller failed."""
+
+
+class FrameError(BridgeError):
+    """A serial frame could not be decoded (CRC, length, framing)."""

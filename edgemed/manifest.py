@@ -1,0 +1,281 @@
+"""Model manifests (schema ``edgemed.manifest/1``) parsed into frozen dataclasses.
+
+Parsing is strict: unknown keys, wrong types and missing fields raise :class:`ManifestError`
+naming the offending path (``artifacts.model.sha256``). :func:`verify_artifacts` checks every
+artifact's sha256 and raises :class:`IntegrityError`; :func:`load_manifest` does both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .errors import IntegrityError, ManifestError
+
+__all__ = [
+    "SCHEMA",
+    "Artifact",
+    "EmbeddingPostprocess",
+    "GoldenTolerance",
+    "Manifest",
+    "Source",
+    "TensorSpec",
+    "TextPreprocess",
+    "load_manifest",
+    "parse_manifest",
+    "verify_artifacts",
+]
+
+SCHEMA = "edgemed.manifest/1"
+Task = Literal["text-embedding"]
+BackendName = Literal["onnxruntime", "openvino"]
+# Literal values, kept as tuples too because annotations are strings at run time.
+TASKS = ("text-embedding",)
+BACKENDS = ("onnxruntime", "openvino")
+DTYPES = ("float32", "float16", "int64", "int32", "uint8", "int8")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+# Roles every model of a task must ship; other artifacts are optional.
+_REQUIRED_ARTIFACTS: dict[str, tuple[str, ...]] = {
+    "text-embedding": ("model", "tokenizer", "golden_inputs", "golden_outputs", "model_card"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    path: str
+    sha256: str
+    format: str | None = None
+    precision: Literal["fp32", "fp16", "int8"] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    package: str
+    upstream: str
+    recipe: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorSpec:
+    name: str
+    dtype: Literal["float32", "float16", "int64", "int32", "uint8", "int8"]
+    shape: tuple[int | str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextPreprocess:
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingPostprocess:
+    top_k: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoldenTolerance:
+    max_abs_diff: float
+    min_cosine: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    schema: str
+    id: str
+    version: str
+    task: Task
+    summary: str
+    license: str
+    medical_device: bool
+    source: Source
+    artifacts: Mapping[str, Artifact]
+    backends: tuple[BackendName, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    preprocess: TextPreprocess
+    postprocess: EmbeddingPostprocess
+    golden: GoldenTolerance
+    metrics: Mapping[str, float | int | str]
+    root: Path  # folder the artifact paths are relative to (not part of the JSON)
+
+    def path(self, role: str) -> Path:
+        """Absolute path of the artifact with this role (``model``, ``tokenizer``, ...)."""
+        try:
+            return self.root / self.artifacts[role].path
+        except KeyError:
+            raise ManifestError(f"{self.id}: manifest has no artifact {role!r}") from None
+
+    @property
+    def model_sha256(self) -> str:
+        return self.artifacts["model"].sha256
+
+    @property
+    def precision(self) -> str:
+        return self.artifacts["model"].precision or "fp32"
+
+
+T = TypeVar("T")
+
+
+def _check_literal(value: Any, allowed: tuple[Any, ...], where: str) -> None:
+    if value not in allowed:
+        raise ManifestError(f"{where}: {value!r} is not one of {list(allowed)}")
+
+
+def _strict(cls: type[T], data: Any, where: str, **converted: Any) -> T:
+    """Build dataclass ``cls`` from a JSON object, rejecting unknown and missing keys."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)} - {"root"}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ManifestError(f"{where}: unknown key(s) {unknown}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in converted:
+            continue
+        if f.name not in data:
+            if f.default is not MISSING:  # has a default: optional key
+                continue
+            raise ManifestError(f"{where}: missing key {f.name!r}")
+        kwargs[f.name] = _check_type(data[f.name], f.type, f"{where}.{f.name}")
+    return cls(**kwargs, **converted)
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "str | None": (str, type(None)),
+}
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    expected = _SIMPLE_TYPES.get(text)
+    if expected is None:  # Literal[...] fields: checked by the caller where they matter
+        return value
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, expected) or (is_bool and text in ("int", "float")):
+        raise ManifestError(f"{where}: expected {text}, got {type(value).__name__}")
+    return value
+
+
+def _tensor(data: Any, where: str) -> TensorSpec:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object")
+    shape = data.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int | str) for d in shape):
+        raise ManifestError(f"{where}.shape: expected a list of ints and names")
+    spec = _strict(TensorSpec, data, where, shape=tuple(shape))
+    _check_literal(spec.dtype, DTYPES, f"{where}.dtype")
+    return spec
+
+
+def _artifacts(data: Any, task: str, where: str) -> dict[str, Artifact]:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object")
+    arts: dict[str, Artifact] = {}
+    for role, raw in data.items():
+        art = _strict(Artifact, raw, f"{where}.{role}")
+        if not _SHA_RE.match(art.sha256):
+            raise ManifestError(f"{where}.{role}.sha256: expected 64 lowercase hex digits")
+        if Path(art.path).is_absolute() or ".." in Path(art.path).parts:
+            raise ManifestError(f"{where}.{role}.path: must be relative, inside the model folder")
+        if art.precision is not None:
+            _check_literal(art.precision, ("fp32", "fp16", "int8"), f"{where}.{role}.precision")
+        arts[role] = art
+    missing = [r for r in _REQUIRED_ARTIFACTS.get(task, ()) if r not in arts]
+    if missing:
+        raise ManifestError(f"{where}: task {task!r} needs artifact(s) {missing}")
+    return arts
+
+
+def parse_manifest(data: Any, root: Path) -> Manifest:
+    """Validate a decoded manifest.json; ``root`` is the folder holding its artifacts."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest: expected a JSON object")
+    if data.get("schema") != SCHEMA:
+        raise ManifestError(f"manifest.schema: expected {SCHEMA!r}, got {data.get('schema')!r}")
+    task = data.get("task")
+    _check_literal(task, TASKS, "manifest.task")
+    backends = data.get("backends")
+    if not isinstance(backends, list) or not backends:
+        raise ManifestError("manifest.backends: expected a non-empty list")
+    for b in backends:
+        _check_literal(b, BACKENDS, "manifest.backends")
+    for key in ("inputs", "outputs"):
+        if not isinstance(data.get(key), list) or not data[key]:
+            raise ManifestError(f"manifest.{key}: expected a non-empty list")
+    metrics = data.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(
+        isinstance(v, int | float | str) for v in metrics.values()
+    ):
+        raise ManifestError("manifest.metrics: expected an object of numbers and strings")
+    manifest = _strict(
+        Manifest,
+        data,
+        "manifest",
+        task=task,
+        source=_strict(Source, data.get("source"), "manifest.source"),
+        artifacts=_artifacts(data.get("artifacts"), str(task), "manifest.artifacts"),
+        backends=tuple(backends),
+        inputs=tuple(_tensor(t, f"manifest.inputs[{i}]") for i, t in enumerate(data["inputs"])),
+        outputs=tuple(_tensor(t, f"manifest.outputs[{i}]") for i, t in enumerate(data["outputs"])),
+        preprocess=_strict(TextPreprocess, data.get("preprocess"), "manifest.preprocess"),
+        postprocess=_strict(EmbeddingPostprocess, data.get("postprocess"), "manifest.postprocess"),
+        golden=_strict(GoldenTolerance, data.get("golden"), "manifest.golden"),
+        metrics=metrics,
+        root=root,
+    )
+    if not 8 <= manifest.preprocess.max_tokens <= 512:
+        raise ManifestError("manifest.preprocess.max_tokens: must be in [8, 512]")
+    if manifest.postprocess.top_k < 1:
+        raise ManifestError("manifest.postprocess.top_k: must be >= 1")
+    if not _ID_RE.match(manifest.id):
+        raise ManifestError(f"manifest.id: {manifest.id!r} must match {_ID_RE.pattern}")
+    return manifest
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_artifacts(manifest: Manifest) -> None:
+    """Raise IntegrityError unless every artifact exists with the recorded sha256."""
+    for role, art in manifest.artifacts.items():
+        path = manifest.root / art.path
+        if not path.is_file():
+            raise IntegrityError(f"{manifest.id}: artifact {role!r} missing: {path}")
+        actual = file_sha256(path)
+        if actual != art.sha256:
+            raise IntegrityError(
+                f"{manifest.id}: artifact {role!r} ({art.path}) has sha256 {actual[:12]}…, "
+                f"manifest says {art.sha256[:12]}…; the file is corrupt or was modified"
+            )
+
+
+def load_manifest(model_dir: Path, *, verify: bool = True) -> Manifest:
+    """Read, validate and (by default) integrity-check ``model_dir/manifest.json``."""
+    path = model_dir / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"no manifest.json in {model_dir}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON: {exc}") from exc
+    manifest = parse_manifest(data, model_dir)
+    if verify:
+        verify_artifacts(manifest)
+    return manifest

@@ -1,0 +1,46 @@
+"""Build the private native extension ``edgemed._kernels`` and bundle ``models/`` into the package.
+
+Everything else lives in pyproject.toml. No ``-march=native``: wheels must run on any x86_64 and on
+aarch64 (Jetson), so the kernels rely on the compiler's portable auto-vectorisation only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).parent.resolve()
+MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".md", ".txt", ".xml", ".bin"}
+
+
+class build_py_with_models(build_py):
+    """Copy the bundled model folders (not the recipes) into ``edgemed/models`` of the build."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "edgemed" / "models"
+        for model_dir in sorted((ROOT / "models").iterdir()):
+            if not (model_dir / "manifest.json").is_file():
+                continue  # recipes/ and anything that is not a model
+            for src in model_dir.rglob("*"):
+                if src.is_file() and src.suffix in MODEL_SUFFIXES:
+                    dst = target / src.relative_to(ROOT / "models")
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dst)
+
+
+ext_modules = [
+    Pybind11Extension(
+        "edgemed._kernels",
+        sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*/*.cpp") if p.parent.name in {"src", "bindings"}),
+        include_dirs=["csrc/include"],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    )
+]
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext, "build_py": build_py_with_models})
