@@ -1,0 +1,176 @@
+"""The ``edgemed`` command. Heavy modules are imported inside each command, keeping --help fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import EdgemedError
+
+__all__ = ["main"]
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .hardware import probe
+    from .registry import list_models
+
+    hw = probe(args.root)
+    print(f"edgemed {__version__} on Python {sys.version.split()[0]} ({hw.machine})")
+    print(f"cpu      {hw.cpu_model}, {hw.cpu_count} cores, {hw.memory_gb} GB")
+    print(f"         features: {', '.join(hw.cpu_flags) or 'none of interest'}")
+    print(f"jetson   {hw.jetson_model or 'not detected'}" + (f" ({hw.l4t_release})" if hw.l4t_release else ""))
+    print(f"npu      {'Intel NPU (/dev/accel)' if hw.intel_npu else 'not detected'}")
+    print(f"onnxruntime providers: {', '.join(hw.onnxruntime_providers) or 'onnxruntime not installed'}")
+    print(f"openvino devices:      {', '.join(hw.openvino_devices) or 'openvino not installed'}")
+    from .backends import select_device
+
+    for manifest in list_models():
+        backend = manifest.backends[0]
+        device = select_device(backend, "auto")
+        print(f"model    {manifest.id}@{manifest.version}: {backend}/{device}/{manifest.precision} "
+              f"(first backend the manifest lists that is installed; device auto)")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest, verify_artifacts
+    from .registry import find_model_dir, list_models
+
+    if args.action == "list":
+        for m in list_models():
+            print(f"{m.id:24} {m.version:8} {m.task:16} {m.precision:5} {','.join(m.backends):12} {m.summary}")
+        return 0
+    ids = args.ids or ([] if args.action == "info" else [m.id for m in list_models()])
+    if args.action == "info" and len(ids) != 1:
+        raise SystemExit("usage: edgemed models info MODEL_ID")
+    for model_id in ids:
+        manifest = load_manifest(find_model_dir(model_id), verify=False)
+        if args.action == "info":
+            info = {
+                "id": manifest.id, "version": manifest.version, "task": manifest.task,
+                "summary": manifest.summary, "license": manifest.license,
+                "medical_device": manifest.medical_device, "backends": list(manifest.backends),
+                "precision": manifest.precision, "source": vars(manifest.source),
+                "metrics": dict(manifest.metrics), "folder": str(manifest.root),
+            }
+            print(json.dumps(info, indent=2))
+        else:
+            verify_artifacts(manifest)
+            print(f"{model_id}: {len(manifest.artifacts)} artifacts, sha256 ok")
+    return 0
+
+
+def _read_input(value: str) -> str | bytes:
+    if value == "-":
+        return sys.stdin.buffer.read()
+    if value.startswith("@"):
+        return Path(value[1:]).read_bytes()
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import load
+
+    with load(args.model, backend=args.backend, device=args.device, threads=args.threads) as pipeline:
+        result = pipeline(_read_input(args.input))
+    print(json.dumps(result.summary(), indent=2))
+    return 0
+
+
+def _cmd_fleet_serve(args: argparse.Namespace) -> int:
+    import secrets
+    import signal
+    import threading
+
+    from .config import BrokerConfig
+    from .fleet.app import FleetApi
+    from .fleet.ingest import Ingest
+    from .fleet.store import SQLiteStore
+
+    store = SQLiteStore(args.db)
+    token = args.token or secrets.token_urlsafe(24)
+    broker = BrokerConfig.from_url(args.broker)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Ingest(store, broker):
+        api = FleetApi(store, token=token, host=args.host, port=args.port).start()
+        print(f"fleet: ingest from {broker.host}:{broker.port}, store {args.db}, "
+              f"API http://{args.host}:{api.port}/api/", flush=True)
+        if not args.token:
+            print(f"fleet: API token {token}", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        api.stop()
+    store.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.broker, args.workdir)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgemed", description="Bedside AI SDK (not a medical device)")
+    parser.add_argument("--version", action="version", version=f"edgemed {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log sync/fleet activity")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    doctor = sub.add_parser("doctor", help="hardware, runtimes and the backend each model would use")
+    doctor.add_argument("--root", default="/", help="read /proc, /dev, /etc below this folder")
+    doctor.set_defaults(func=_cmd_doctor)
+
+    models = sub.add_parser("models", help="bundled models: list | info ID | verify [ID...]")
+    models.add_argument("action", choices=["list", "info", "verify"])
+    models.add_argument("ids", nargs="*")
+    models.set_defaults(func=_cmd_models)
+
+    run = sub.add_parser("run", help="run a model on one input and print the result")
+    run.add_argument("model")
+    run.add_argument("input", help="the text itself, @FILE, or - for stdin")
+    run.add_argument("--backend", default="auto")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--threads", type=int, default=None)
+    run.set_defaults(func=_cmd_run)
+
+    fleet = sub.add_parser("fleet", help="fleet manager")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
+    serve = fleet_sub.add_parser("serve", help="ingest results from the broker and serve the REST API")
+    serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    serve.add_argument("--db", type=Path, default=Path("edgemed-fleet.sqlite3"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--token", default=None, help="API bearer token (default: a random one, printed)")
+    serve.set_defaults(func=_cmd_fleet_serve)
+
+    demo = sub.add_parser("demo", help="device + fleet end to end on this machine")
+    demo.add_argument("--broker", default=None, help="mqtt://host:port (default: embedded loopback broker)")
+    demo.add_argument("--workdir", type=Path, default=None, help="keep the SQLite files here")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except EdgemedError as exc:
+        print(f"edgemed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"edgemed: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Small frozen configuration objects (keyword-only) shared by the device and fleet sides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["BrokerConfig", "OutboxConfig", "SyncConfig", "TlsConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    ca_file: Path  # the CA that signed the broker certificate (verification is never disabled)
+    cert_file: Path | None = None  # client certificate for mutual TLS
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive_s: int = 30  # short enough to notice a half-open link within ~45 s
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerConfig:
+        """``mqtt://host:port`` (user:password@ allowed). TLS is configured with ``tls=``."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme != "mqtt" or not parts.hostname:
+            from .errors import InputError
+
+            raise InputError(f"broker URL must look like mqtt://host:port, got {url!r}")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 1883,
+            username=parts.username,
+            password=parts.password,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxConfig:
+    path: Path
+    device_id: str
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_s: float = 7 * 24 * 3600.0  # oldest unacknowledged result; then refuse new ones
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncConfig:
+    inflight_window: int = 64  # results published and not yet acknowledged
+    resend_initial_s: float = 5.0  # first resend of an unacknowledged result
+    resend_max_s: float = 120.0  # resend back-off cap
+    reconnect_min_s: float = 0.5  # full-jitter reconnect back-off: uniform(0, min(max, min*2^n))
+    reconnect_max_s: float = 60.0

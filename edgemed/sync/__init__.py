@@ -1,0 +1,9 @@
+"""Device-side result sync: durable outbox (stage 6) and MQTT publisher (stage 7)."""
+
+from __future__ import annotations
+
+from ..config import BrokerConfig, OutboxConfig, SyncConfig, TlsConfig
+from .mqtt import Publisher
+from .outbox import Outbox, OutboxStats
+
+__all__ = ["BrokerConfig", "Outbox", "OutboxConfig", "OutboxStats", "Publisher", "SyncConfig", "TlsConfig"]

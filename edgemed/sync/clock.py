@@ -1,0 +1,24 @@
+"""Is the device clock synchronised (NTP/PTP)? Sent with every result as ``clock_synced``."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+__all__ = ["clock_synced"]
+
+_TIME_ERROR = 5  # adjtimex() state: the kernel clock is not synchronised
+
+
+def clock_synced() -> bool:
+    """True when the kernel reports a synchronised clock (Linux adjtimex); False if unknown."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        timex = ctypes.create_string_buffer(512)  # struct timex, modes=0: read only
+        state = int(libc.adjtimex(timex))
+    except (OSError, AttributeError):
+        return False
+    return state not in (-1, _TIME_ERROR)

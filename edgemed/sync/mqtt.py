@@ -1,0 +1,260 @@
+"""Stage 7: publish outbox rows over MQTT (paho-mqtt 2.x) until the fleet acknowledges them.
+
+Protocol (DESIGN.md §4): QoS1 publishes within an in-flight window; the fleet replies on
+``…/ack`` with the highest contiguous seq it has committed; only then are rows deleted. After every
+(re)connect all unacknowledged rows are replayed (the fleet absorbs duplicates). Resends back off
+exponentially; reconnects use full jitter (paho's own back-off has none).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .._version import __version__
+from ..config import BrokerConfig, SyncConfig
+from ..errors import EdgemedError
+from ..results import EmbeddingResult
+from ..wire import decode_ack, encode_result, encode_status, topic
+from .clock import clock_synced
+from .outbox import Outbox
+
+__all__ = ["Publisher", "make_client"]
+
+log = logging.getLogger(__name__)
+
+
+def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
+    """A paho client configured from BrokerConfig; reconnects are driven by the caller."""
+    protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        reconnect_on_failure=False,
+    )
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls is not None:
+        client.tls_set(
+            ca_certs=str(broker.tls.ca_file),
+            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
+            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    return client
+
+
+def full_jitter(attempt: int, base: float, cap: float) -> float:
+    return random.uniform(0.0, min(cap, base * 2.0**attempt))
+
+
+def run_connection(
+    client: mqtt.Client, broker: BrokerConfig, sync: SyncConfig, stop: threading.Event
+) -> None:
+    """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        else:
+            attempt = 0
+            client.loop_forever()  # returns on disconnect (reconnect_on_failure=False)
+        if not stop.is_set():
+            stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))
+            attempt += 1
+
+
+@dataclass
+class _InFlight:
+    deadline: float
+    attempts: int
+
+
+class Publisher:
+    """Durable result sync for one device. Use as a context manager.
+
+    ``submit(result)`` returns the result's seq once it is committed to the outbox; delivery to
+    the fleet happens in the background and survives restarts (rows stay until acknowledged).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        broker: BrokerConfig,
+        sync: SyncConfig | None = None,
+        *,
+        models: list[str] | None = None,
+        on_ack: Callable[[int], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.device_id = outbox.device_id
+        self.broker = broker
+        self.sync = sync or SyncConfig()
+        self.models = models or []
+        self.connections = 0
+        self._on_ack = on_ack
+        self._inflight: dict[int, _InFlight] = {}
+        self._connected = False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._client = make_client(self.device_id, broker)
+        self._client.will_set(
+            topic(self.device_id, "status"),
+            encode_status("offline", boot_id=outbox.boot_id, device_id=self.device_id),
+            qos=1,
+            retain=True,
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # -- public API -------------------------------------------------------------------------
+    def start(self) -> Publisher:
+        for target, name in ((self._network, "net"), (self._sender, "send")):
+            thread = threading.Thread(target=target, name=f"edgemed-sync-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def submit(self, result: EmbeddingResult, *, encounter: str | None = None) -> int:
+        """Commit ``result`` to the outbox (raises OutboxFullError when full); returns its seq."""
+        synced = clock_synced()
+
+        def build(seq: int, boot_id: str, low: int) -> bytes:
+            return encode_result(
+                result,
+                device_id=self.device_id,
+                seq=seq,
+                boot_id=boot_id,
+                lowest_unacked_seq=low,
+                clock_synced=synced,
+                encounter=encounter,
+            )
+
+        seq = self.outbox.put(build)
+        with self._cond:
+            self._cond.notify_all()
+        return seq
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until every submitted result is acknowledged by the fleet, or timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.outbox.stats().depth:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+        return True
+
+    def stop(self) -> None:
+        """Announce offline (retained), disconnect and join the threads. Rows stay in the outbox."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._connected:
+            info = self._client.publish(
+                topic(self.device_id, "status"),
+                encode_status("offline", boot_id=self.outbox.boot_id, device_id=self.device_id),
+                qos=1,
+                retain=True,
+            )
+            info.wait_for_publish(timeout=2.0)
+        self._client.disconnect()
+        with self._cond:
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+
+    def __enter__(self) -> Publisher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- threads ----------------------------------------------------------------------------
+    def _network(self) -> None:
+        run_connection(self._client, self.broker, self.sync, self._stop)
+
+    def _sender(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                self._cond.wait(0.2)
+            if self._connected:
+                try:
+                    self._publish_due()
+                except EdgemedError as exc:
+                    log.error("sync sender: %s", exc)
+
+    def _publish_due(self) -> None:
+        now = time.monotonic()
+        for row in self.outbox.pending(self.sync.inflight_window):
+            with self._cond:
+                entry = self._inflight.get(row.seq)
+                if entry is not None and now < entry.deadline:
+                    continue
+                attempts = 1 if entry is None else entry.attempts + 1
+                backoff = min(self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1))
+                self._inflight[row.seq] = _InFlight(now + backoff * random.uniform(0.8, 1.2), attempts)
+            info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return  # disconnected meanwhile: everything is replayed on reconnect
+
+    # -- paho callbacks (network thread) ----------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        self.connections += 1
+        client.subscribe(topic(self.device_id, "ack"), qos=1)
+        birth = encode_status(
+            "online",
+            device_id=self.device_id,
+            boot_id=self.outbox.boot_id,
+            connection=self.connections,
+            edgemed_version=__version__,
+            models=self.models,
+            outbox_depth=self.outbox.stats().depth,
+        )
+        client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True)
+        with self._cond:
+            self._inflight.clear()  # replay everything unacknowledged
+            self._connected = True
+            self._cond.notify_all()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        with self._cond:
+            self._connected = False
+        if not self._stop.is_set():
+            log.info("disconnected from broker: %s", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack_seq = decode_ack(message.payload)
+            self.outbox.ack_through(ack_seq)
+        except EdgemedError as exc:
+            log.error("ignoring ack on %s: %s", message.topic, exc)
+            return
+        with self._cond:
+            for seq in [s for s in self._inflight if s <= ack_seq]:
+                del self._inflight[seq]
+            self._cond.notify_all()
+        if self._on_ack is not None:
+            self._on_ack(ack_seq)

@@ -1,0 +1,223 @@
+"""Wire protocol between devices and the fleet (DESIGN.md §4): topics and versioned JSON payloads.
+
+Shared by both sides; the fleet imports nothing else from the device side except results/errors.
+Topics carry only the opaque fleet ``device_id``: never patient data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import InputError, PayloadError
+from .results import EmbeddingResult
+
+__all__ = [
+    "ACK_SCHEMA",
+    "PREFIX",
+    "RESULT_SCHEMA",
+    "STATUS_SCHEMA",
+    "ResultMessage",
+    "check_device_id",
+    "decode_ack",
+    "decode_result",
+    "decode_status",
+    "encode_ack",
+    "encode_result",
+    "encode_status",
+    "parse_topic",
+    "topic",
+]
+
+RESULT_SCHEMA = "edgemed.result/1"
+ACK_SCHEMA = "edgemed.ack/1"
+STATUS_SCHEMA = "edgemed.status/1"
+PREFIX = "edgemed/v1"
+Channel = Literal["results", "status", "ack", "cmd"]
+_CHANNELS = ("results", "status", "ack", "cmd")
+_DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def check_device_id(device_id: str) -> str:
+    """Device ids are opaque fleet ids usable as MQTT client id and topic level."""
+    if not isinstance(device_id, str) or not _DEVICE_ID_RE.match(device_id):
+        raise InputError(
+            f"device_id {device_id!r} must be 1-64 characters of letters, digits, '.', '_', '-'"
+        )
+    return device_id
+
+
+def topic(device_id: str, channel: Channel) -> str:
+    return f"{PREFIX}/{check_device_id(device_id)}/{channel}"
+
+
+def parse_topic(name: str) -> tuple[str, str]:
+    """``edgemed/v1/{device_id}/{channel}`` -> (device_id, channel); PayloadError otherwise."""
+    parts = name.split("/")
+    if len(parts) != 4 or "/".join(parts[:2]) != PREFIX or parts[3] not in _CHANNELS:
+        raise PayloadError(f"not an edgemed topic: {name!r}")
+    try:
+        return check_device_id(parts[2]), parts[3]
+    except InputError as exc:
+        raise PayloadError(str(exc)) from exc
+
+
+def _result_body(result: EmbeddingResult) -> dict[str, Any]:
+    # float16 halves the payload; cosine to the float32 vector stays > 0.99999.
+    emb = np.ascontiguousarray(result.embedding, dtype="<f2")
+    return {
+        "kind": result.kind,
+        "embedding": {"dtype": "float16", "shape": list(emb.shape), "b64": base64.b64encode(emb.tobytes()).decode()},
+        "nearest": [{"code": n.code, "text": n.text, "score": round(n.score, 6)} for n in result.nearest],
+        "n_tokens": result.n_tokens,
+        "truncated": result.truncated,
+    }
+
+
+def encode_result(
+    result: EmbeddingResult,
+    *,
+    device_id: str,
+    seq: int,
+    boot_id: str,
+    lowest_unacked_seq: int,
+    clock_synced: bool,
+    encounter: str | None = None,
+) -> bytes:
+    """The JSON payload of one result; ``encounter`` is an opaque reference, never a name."""
+    p = result.provenance
+    message = {
+        "schema": RESULT_SCHEMA,
+        "result_id": str(uuid.uuid4()),
+        "device_id": check_device_id(device_id),
+        "seq": seq,
+        "boot_id": boot_id,
+        "lowest_unacked_seq": lowest_unacked_seq,
+        "created_at": p.created_at,
+        "clock_synced": clock_synced,
+        "model": {
+            "id": p.model_id,
+            "version": p.model_version,
+            "sha256": p.model_sha256,
+            "backend": p.backend,
+            "device": p.device,
+            "precision": p.precision,
+        },
+        "input": {"sha256": p.input_sha256, "kind": p.input_kind, "window": None},
+        "timings_ms": {
+            "preprocess": p.timings.preprocess_ms,
+            "inference": p.timings.inference_ms,
+            "postprocess": p.timings.postprocess_ms,
+        },
+        "edgemed_version": p.edgemed_version,
+        "encounter": encounter,
+        "result": _result_body(result),
+    }
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultMessage:
+    """A validated result payload as the fleet sees it."""
+
+    device_id: str
+    seq: int
+    boot_id: str
+    result_id: str
+    lowest_unacked_seq: int
+    created_at: float
+    model_id: str
+    model_version: str
+    kind: str
+    payload_sha256: str
+    body: dict[str, Any]
+
+
+def _load_json(raw: bytes, what: str) -> dict[str, Any]:
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"{what}: {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"{what}: not UTF-8 JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise PayloadError(f"{what}: expected a JSON object")
+    return data
+
+
+def _schema_major(data: dict[str, Any], expected: str, what: str) -> None:
+    schema = data.get("schema")
+    if not isinstance(schema, str) or schema.rsplit("/", 1)[0] != expected.rsplit("/", 1)[0]:
+        raise PayloadError(f"{what}: schema {schema!r} is not {expected}")
+    if schema != expected:
+        raise PayloadError(f"{what}: unsupported schema version {schema!r} (this fleet reads {expected})")
+
+
+def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise PayloadError(f"{what}: field {key!r} missing or of the wrong type")
+    return value
+
+
+def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
+    """Validate a result payload; its device_id must match the topic it arrived on."""
+    data = _load_json(raw, "result")
+    _schema_major(data, RESULT_SCHEMA, "result")
+    device_id = _field(data, "device_id", str, "result")
+    if device_id != topic_device_id:
+        raise PayloadError(f"result: device_id {device_id!r} does not match its topic")
+    seq = _field(data, "seq", int, "result")
+    low = _field(data, "lowest_unacked_seq", int, "result")
+    if not 1 <= low <= seq < 2**63:
+        raise PayloadError("result: need 1 <= lowest_unacked_seq <= seq < 2**63")
+    model = _field(data, "model", dict, "result")
+    body = _field(data, "result", dict, "result")
+    return ResultMessage(
+        device_id=device_id,
+        seq=seq,
+        boot_id=_field(data, "boot_id", str, "result"),
+        result_id=_field(data, "result_id", str, "result"),
+        lowest_unacked_seq=low,
+        created_at=float(_field(data, "created_at", (int, float), "result")),
+        model_id=_field(model, "id", str, "result.model"),
+        model_version=_field(model, "version", str, "result.model"),
+        kind=_field(body, "kind", str, "result.result"),
+        payload_sha256=hashlib.sha256(raw).hexdigest(),
+        body=data,
+    )
+
+
+def encode_ack(ack_seq: int) -> bytes:
+    """Fleet -> device: every seq <= ack_seq is committed at the fleet."""
+    return json.dumps({"schema": ACK_SCHEMA, "ack_seq": ack_seq}).encode()
+
+
+def decode_ack(raw: bytes) -> int:
+    data = _load_json(raw, "ack")
+    _schema_major(data, ACK_SCHEMA, "ack")
+    ack_seq = _field(data, "ack_seq", int, "ack")
+    if ack_seq < 0:
+        raise PayloadError("ack: ack_seq must be >= 0")
+    return int(ack_seq)
+
+
+def encode_status(state: Literal["online", "offline"], **fields: Any) -> bytes:
+    """Retained birth (online) / LWT death (offline) on the status topic."""
+    return json.dumps({"schema": STATUS_SCHEMA, "state": state, **fields}).encode()
+
+
+def decode_status(raw: bytes) -> dict[str, Any]:
+    data = _load_json(raw, "status")
+    _schema_major(data, STATUS_SCHEMA, "status")
+    if data.get("state") not in ("online", "offline"):
+        raise PayloadError("status: state must be 'online' or 'offline'")
+    return data
