@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -23,17 +24,24 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print(f"edgemed {__version__} on Python {sys.version.split()[0]} ({hw.machine})")
     print(f"cpu      {hw.cpu_model}, {hw.cpu_count} cores, {hw.memory_gb} GB")
     print(f"         features: {', '.join(hw.cpu_flags) or 'none of interest'}")
-    print(f"jetson   {hw.jetson_model or 'not detected'}" + (f" ({hw.l4t_release})" if hw.l4t_release else ""))
+    print(
+        f"jetson   {hw.jetson_model or 'not detected'}"
+        + (f" ({hw.l4t_release})" if hw.l4t_release else "")
+    )
     print(f"npu      {'Intel NPU (/dev/accel)' if hw.intel_npu else 'not detected'}")
-    print(f"onnxruntime providers: {', '.join(hw.onnxruntime_providers) or 'onnxruntime not installed'}")
+    print(
+        f"onnxruntime providers: {', '.join(hw.onnxruntime_providers) or 'onnxruntime not installed'}"
+    )
     print(f"openvino devices:      {', '.join(hw.openvino_devices) or 'openvino not installed'}")
     from .backends import select_device
 
     for manifest in list_models():
         backend = manifest.backends[0]
         device = select_device(backend, "auto")
-        print(f"model    {manifest.id}@{manifest.version}: {backend}/{device}/{manifest.precision} "
-              f"(first backend the manifest lists that is installed; device auto)")
+        print(
+            f"model    {manifest.id}@{manifest.version}: {backend}/{device}/{manifest.precision} "
+            f"(first backend the manifest lists that is installed; device auto)"
+        )
     return 0
 
 
@@ -43,7 +51,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         for m in list_models():
-            print(f"{m.id:24} {m.version:8} {m.task:16} {m.precision:5} {','.join(m.backends):12} {m.summary}")
+            print(
+                f"{m.id:24} {m.version:8} {m.task:16} {m.precision:5} {','.join(m.backends):12} {m.summary}"
+            )
         return 0
     ids = args.ids or ([] if args.action == "info" else [m.id for m in list_models()])
     if args.action == "info" and len(ids) != 1:
@@ -52,11 +62,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
         manifest = load_manifest(find_model_dir(model_id), verify=False)
         if args.action == "info":
             info = {
-                "id": manifest.id, "version": manifest.version, "task": manifest.task,
-                "summary": manifest.summary, "license": manifest.license,
-                "medical_device": manifest.medical_device, "backends": list(manifest.backends),
-                "precision": manifest.precision, "source": vars(manifest.source),
-                "metrics": dict(manifest.metrics), "folder": str(manifest.root),
+                "id": manifest.id,
+                "version": manifest.version,
+                "task": manifest.task,
+                "summary": manifest.summary,
+                "license": manifest.license,
+                "medical_device": manifest.medical_device,
+                "backends": list(manifest.backends),
+                "precision": manifest.precision,
+                "source": vars(manifest.source),
+                "metrics": dict(manifest.metrics),
+                "folder": str(manifest.root),
             }
             print(json.dumps(info, indent=2))
         else:
@@ -76,7 +92,9 @@ def _read_input(value: str) -> str | bytes:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import load
 
-    with load(args.model, backend=args.backend, device=args.device, threads=args.threads) as pipeline:
+    with load(
+        args.model, backend=args.backend, device=args.device, threads=args.threads
+    ) as pipeline:
         result = pipeline(_read_input(args.input))
     print(json.dumps(result.summary(), indent=2))
     return 0
@@ -99,14 +117,15 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Ingest(store, broker):
         api = FleetApi(store, token=token, host=args.host, port=args.port).start()
-        print(f"fleet: ingest from {broker.host}:{broker.port}, store {args.db}, "
-              f"API http://{args.host}:{api.port}/api/", flush=True)
+        print(
+            f"fleet: ingest from {broker.host}:{broker.port}, store {args.db}, "
+            f"API http://{args.host}:{api.port}/api/",
+            flush=True,
+        )
         if not args.token:
             print(f"fleet: API token {token}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         api.stop()
     store.close()
     return 0
@@ -119,12 +138,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgemed", description="Bedside AI SDK (not a medical device)")
+    parser = argparse.ArgumentParser(
+        prog="edgemed", description="Bedside AI SDK (not a medical device)"
+    )
     parser.add_argument("--version", action="version", version=f"edgemed {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log sync/fleet activity")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    doctor = sub.add_parser("doctor", help="hardware, runtimes and the backend each model would use")
+    doctor = sub.add_parser(
+        "doctor", help="hardware, runtimes and the backend each model would use"
+    )
     doctor.add_argument("--root", default="/", help="read /proc, /dev, /etc below this folder")
     doctor.set_defaults(func=_cmd_doctor)
 
@@ -143,16 +166,22 @@ def _parser() -> argparse.ArgumentParser:
 
     fleet = sub.add_parser("fleet", help="fleet manager")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
-    serve = fleet_sub.add_parser("serve", help="ingest results from the broker and serve the REST API")
+    serve = fleet_sub.add_parser(
+        "serve", help="ingest results from the broker and serve the REST API"
+    )
     serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     serve.add_argument("--db", type=Path, default=Path("edgemed-fleet.sqlite3"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--token", default=None, help="API bearer token (default: a random one, printed)")
+    serve.add_argument(
+        "--token", default=None, help="API bearer token (default: a random one, printed)"
+    )
     serve.set_defaults(func=_cmd_fleet_serve)
 
     demo = sub.add_parser("demo", help="device + fleet end to end on this machine")
-    demo.add_argument("--broker", default=None, help="mqtt://host:port (default: embedded loopback broker)")
+    demo.add_argument(
+        "--broker", default=None, help="mqtt://host:port (default: embedded loopback broker)"
+    )
     demo.add_argument("--workdir", type=Path, default=None, help="keep the SQLite files here")
     demo.set_defaults(func=_cmd_demo)
     return parser
@@ -160,8 +189,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except EdgemedError as exc:

@@ -41,8 +41,9 @@ def _get_json(url: str, token: str) -> Any:
         return json.loads(response.read())
 
 
-def run_demo(broker_url: str | None = None, workdir: Path | None = None,
-             echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    broker_url: str | None = None, workdir: Path | None = None, echo: Callable[[str], None] = print
+) -> int:
     from .fleet.app import FleetApi
     from .fleet.broker import EmbeddedBroker
     from .fleet.ingest import Ingest
@@ -57,7 +58,9 @@ def run_demo(broker_url: str | None = None, workdir: Path | None = None,
         else:
             broker = BrokerConfig.from_url(broker_url)
             echo(f"broker   {broker.host}:{broker.port}")
-        work = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgemed-demo-")))
+        work = workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="edgemed-demo-"))
+        )
         work.mkdir(parents=True, exist_ok=True)
 
         store = SQLiteStore(work / "fleet.sqlite3")
@@ -68,7 +71,9 @@ def run_demo(broker_url: str | None = None, workdir: Path | None = None,
         token = secrets.token_urlsafe(16)
         api = FleetApi(store, token=token, port=0).start()
         stack.callback(api.stop)
-        echo(f"fleet    ingest subscribed; REST API on http://127.0.0.1:{api.port}/api/ (store {work})")
+        echo(
+            f"fleet    ingest subscribed; REST API on http://127.0.0.1:{api.port}/api/ (store {work})"
+        )
 
         pipeline = stack.enter_context(load(MODEL_ID))
         echo(f"device   {DEVICE_ID} runs {pipeline!r}")
@@ -80,8 +85,10 @@ def run_demo(broker_url: str | None = None, workdir: Path | None = None,
                 result = pipeline(note)
                 seq = pub.submit(result)
                 top = result.nearest[0]
-                echo(f"  seq {seq}  {result.provenance.timings.total_ms:5.1f} ms  "
-                     f"-> {top.code} ({top.score:.2f}) {top.text[:48]}")
+                echo(
+                    f"  seq {seq}  {result.provenance.timings.total_ms:5.1f} ms  "
+                    f"-> {top.code} ({top.score:.2f}) {top.text[:48]}"
+                )
             drained = pub.wait_drained(30)
         elapsed = time.monotonic() - started
 
@@ -91,10 +98,14 @@ def run_demo(broker_url: str | None = None, workdir: Path | None = None,
         for row in sorted(results, key=lambda r: r["seq"]):
             body = row["payload"]
             top = body["result"]["nearest"][0]
-            echo(f"  {row['device_id']} seq {row['seq']}  {row['model_id']}@{row['model_version']} "
-                 f"[{body['model']['backend']}/{body['model']['precision']}]  {top['code']}")
+            echo(
+                f"  {row['device_id']} seq {row['seq']}  {row['model_id']}@{row['model_version']} "
+                f"[{body['model']['backend']}/{body['model']['precision']}]  {top['code']}"
+            )
         for dev in devices:
-            echo(f"  device {dev['device_id']}: acked through seq {dev['acked_seq']}, state {dev['state']}")
+            echo(
+                f"  device {dev['device_id']}: acked through seq {dev['acked_seq']}, state {dev['state']}"
+            )
         left = outbox.stats().depth
         echo(f"device outbox now holds {left} unacknowledged result(s)")
         ok = drained and left == 0 and len(results) == len(DEMO_NOTES)

@@ -14,7 +14,16 @@ from pathlib import Path
 
 __all__ = ["HardwareInfo", "probe"]
 
-_INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "asimd", "asimddp")
+_INTERESTING_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,32 +33,35 @@ class Pipeline:
         )
 
     def __call__(self, text: str | bytes) -> EmbeddingResult:
-        return self.batch([text])[0]
-
-    def batch(self, texts: Sequence[str | bytes]) -> list[EmbeddingResult]:
-        """Run several inputs in one backend call (padded to the longest)."""
+        """preprocess -> backend.run -> postprocess -> result."""
         t0 = time.perf_counter()
-        batch = self._pre(list(texts))
+        batch = self._pre([text])
         t1 = time.perf_counter()
         outputs = self.backend.run(batch.tensors())
         t2 = time.perf_counter()
         embeddings, nearest = self._post(outputs[self.manifest.outputs[0].name])  # type: ignore[arg-type]
         t3 = time.perf_counter()
-        share = 1000.0 / len(embeddings)  # per-item share of batched stage time
         timings = Timings(
-            preprocess_ms=(t1 - t0) * share, inference_ms=(t2 - t1) * share, postprocess_ms=(t3 - t2) * share
+            preprocess_ms=(t1 - t0) * 1e3,
+            inference_ms=(t2 - t1) * 1e3,
+            postprocess_ms=(t3 - t2) * 1e3,
         )
-        now = time.time()
-        return [
-            EmbeddingResult(
-                embedding=embeddings[i],
-                nearest=nearest[i],
-                n_tokens=batch.n_tokens[i],
-                truncated=batch.truncated[i],
-                provenance=self._provenance(batch.input_sha256[i], timings, now),
-            )
-            for i in range(len(embeddings))
-        ]
+        return EmbeddingResult(
+            embedding=embeddings[0],
+            nearest=nearest[0],
+            n_tokens=batch.n_tokens[0],
+            truncated=batch.truncated[0],
+            provenance=self._provenance(batch.input_sha256[0], timings, time.time()),
+        )
+
+    def batch(self, texts: Sequence[str | bytes]) -> list[EmbeddingResult]:
+        """Run several inputs, one backend call each.
+
+        Not padded into one tensor on purpose: dynamic INT8 quantises activations per tensor,
+        so a batched input's embedding would depend on its neighbours (measured: cosine 0.990
+        against the same text run alone). A result must not change with what else was queued.
+        """
+        return [self(text) for text in texts]
 
     def _provenance(self, input_sha256: str, timings: Timings, now: float) -> Provenance:
         m = self.manifest
@@ -87,7 +90,9 @@ class Pipeline:
 
     def __repr__(self) -> str:
         m = self.manifest
-        return f"Pipeline({m.id}@{m.version}, {self.backend.name}/{self.backend.device}/{m.precision})"
+        return (
+            f"Pipeline({m.id}@{m.version}, {self.backend.name}/{self.backend.device}/{m.precision})"
+        )
 
 
 def load(
@@ -103,4 +108,6 @@ def load(
     manifest = load_manifest(model_dir, verify=verify)
     if isinstance(model, str) and manifest.id != model:
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
-    return Pipeline(manifest, create_backend(manifest, backend=backend, device=device, threads=threads))
+    return Pipeline(
+        manifest, create_backend(manifest, backend=backend, device=device, threads=threads)
+    )

@@ -42,7 +42,9 @@ class EmbeddingPostprocessor:
         index, score = kernels.cosine_topk(unit, self._matrix, self.top_k)
         nearest = [
             tuple(
-                LabelScore(code=self._labels[i]["code"], text=self._labels[i]["text"], score=float(s))
+                LabelScore(
+                    code=self._labels[i]["code"], text=self._labels[i]["text"], score=float(s)
+                )
                 for i, s in zip(row_i, row_s, strict=True)
             )
             for row_i, row_s in zip(index, score, strict=True)

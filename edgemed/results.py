@@ -68,7 +68,9 @@ class EmbeddingResult:
             "dim": int(self.embedding.shape[0]),
             "n_tokens": self.n_tokens,
             "truncated": self.truncated,
-            "nearest": [{"code": n.code, "text": n.text, "score": round(n.score, 4)} for n in self.nearest],
+            "nearest": [
+                {"code": n.code, "text": n.text, "score": round(n.score, 4)} for n in self.nearest
+            ],
             "timings_ms": {
                 "preprocess": round(p.timings.preprocess_ms, 3),
                 "inference": round(p.timings.inference_ms, 3),

@@ -75,8 +75,14 @@ def _result_body(result: EmbeddingResult) -> dict[str, Any]:
     emb = np.ascontiguousarray(result.embedding, dtype="<f2")
     return {
         "kind": result.kind,
-        "embedding": {"dtype": "float16", "shape": list(emb.shape), "b64": base64.b64encode(emb.tobytes()).decode()},
-        "nearest": [{"code": n.code, "text": n.text, "score": round(n.score, 6)} for n in result.nearest],
+        "embedding": {
+            "dtype": "float16",
+            "shape": list(emb.shape),
+            "b64": base64.b64encode(emb.tobytes()).decode(),
+        },
+        "nearest": [
+            {"code": n.code, "text": n.text, "score": round(n.score, 6)} for n in result.nearest
+        ],
         "n_tokens": result.n_tokens,
         "truncated": result.truncated,
     }
@@ -158,12 +164,16 @@ def _schema_major(data: dict[str, Any], expected: str, what: str) -> None:
     if not isinstance(schema, str) or schema.rsplit("/", 1)[0] != expected.rsplit("/", 1)[0]:
         raise PayloadError(f"{what}: schema {schema!r} is not {expected}")
     if schema != expected:
-        raise PayloadError(f"{what}: unsupported schema version {schema!r} (this fleet reads {expected})")
+        raise PayloadError(
+            f"{what}: unsupported schema version {schema!r} (this fleet reads {expected})"
+        )
 
 
 def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = data.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
+    if not isinstance(value, kind) or (
+        isinstance(value, bool) and kind in (int, float, (int, float))
+    ):
         raise PayloadError(f"{what}: field {key!r} missing or of the wrong type")
     return value
 

@@ -33,15 +33,23 @@ def available_devices() -> list[str]:
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, *, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Path, *, device: str = "cpu", threads: int | None = None
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from exc
+            raise BackendUnavailableError(
+                "onnxruntime is not installed: pip install onnxruntime"
+            ) from exc
         if device not in PROVIDERS:
-            raise BackendUnavailableError(f"onnxruntime: unknown device {device!r}; known: {list(PROVIDERS)}")
+            raise BackendUnavailableError(
+                f"onnxruntime: unknown device {device!r}; known: {list(PROVIDERS)}"
+            )
         if device not in available_devices():
-            raise BackendUnavailableError(f"onnxruntime has no {device} provider: {_INSTALL_HINT[device]}")
+            raise BackendUnavailableError(
+                f"onnxruntime has no {device} provider: {_INSTALL_HINT[device]}"
+            )
         opts = ort.SessionOptions()
         if threads is not None:
             opts.intra_op_num_threads = threads

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 class FleetApi:
     """Serve ``store`` on ``host:port`` in a background thread."""
 
-    def __init__(self, store: SQLiteStore, *, token: str, host: str = "127.0.0.1", port: int = 8080):
+    def __init__(
+        self, store: SQLiteStore, *, token: str, host: str = "127.0.0.1", port: int = 8080
+    ):
         self.store = store
         self.token = token
         self.server = ThreadingHTTPServer((host, port), self._handler())

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
-from ..sync.mqtt import make_client, run_connection
+from ..transport import make_client, run_connection
 from ..wire import PREFIX, decode_result, decode_status, encode_ack, parse_topic, topic
 from .store import SQLiteStore
 
@@ -48,8 +48,10 @@ class Ingest:
 
     def start(self) -> Ingest:
         self._thread = threading.Thread(
-            target=run_connection, args=(self._client, self.broker, self.sync, self._stop),
-            name="edgemed-fleet-ingest", daemon=True,
+            target=run_connection,
+            args=(self._client, self.broker, self.sync, self._stop),
+            name="edgemed-fleet-ingest",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -75,12 +77,13 @@ class Ingest:
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         # Runs on paho's network thread: an exception here would kill it, so nothing escapes.
+        payload = bytes(message.payload)
         try:
-            self._handle(client, message.topic, message.payload)
+            self._handle(client, message.topic, payload)
         except PayloadError as exc:
             self.counts["dead_letter"] += 1
             log.warning("dead letter on %s: %s", message.topic, exc)
-            self.store.dead_letter(message.topic, str(exc), message.payload)
+            self.store.dead_letter(message.topic, str(exc), payload)
         except Exception:
             # Not acked: the device will resend, and the operator sees the traceback.
             log.exception("ingest failed on %s; not acknowledged", message.topic)

@@ -100,28 +100,46 @@ class SQLiteStore:
             "model_version, kind, created_at, received_at, payload_sha256, payload) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
-                msg.device_id, msg.seq, msg.result_id, msg.boot_id, msg.model_id,
-                msg.model_version, msg.kind, msg.created_at, now, msg.payload_sha256,
+                msg.device_id,
+                msg.seq,
+                msg.result_id,
+                msg.boot_id,
+                msg.model_id,
+                msg.model_version,
+                msg.kind,
+                msg.created_at,
+                now,
+                msg.payload_sha256,
                 json.dumps(msg.body, separators=(",", ":")),
             ),
         )
         if cur.rowcount == 1:
             return "stored"
         (stored_hash,) = self._db.execute(
-            "SELECT payload_sha256 FROM results WHERE device_id=? AND seq=?", (msg.device_id, msg.seq)
+            "SELECT payload_sha256 FROM results WHERE device_id=? AND seq=?",
+            (msg.device_id, msg.seq),
         ).fetchone()
         if stored_hash == msg.payload_sha256:
             return "duplicate"
         self._db.execute(
             "INSERT INTO alarms(device_id, seq, kind, detail, raised_at) VALUES (?,?,?,?,?)",
-            (msg.device_id, msg.seq, "seq-conflict",
-             f"seq {msg.seq} repeated with a different payload (result_id {msg.result_id})", now),
+            (
+                msg.device_id,
+                msg.seq,
+                "seq-conflict",
+                f"seq {msg.seq} repeated with a different payload (result_id {msg.result_id})",
+                now,
+            ),
         )
         # Keep the rejected payload: nothing a device sent is ever discarded unseen.
         self._db.execute(
             "INSERT INTO dead_letters(topic, reason, payload, received_at) VALUES (?,?,?,?)",
-            (f"edgemed/v1/{msg.device_id}/results", f"seq-conflict at seq {msg.seq}",
-             json.dumps(msg.body).encode(), now),
+            (
+                f"edgemed/v1/{msg.device_id}/results",
+                f"seq-conflict at seq {msg.seq}",
+                json.dumps(msg.body).encode(),
+                now,
+            ),
         )
         return "conflict"
 
@@ -156,10 +174,13 @@ class SQLiteStore:
                 "models=COALESCE(?, models), outbox_depth=COALESCE(?, outbox_depth) "
                 "WHERE device_id=?",
                 (
-                    status.get("state"), status.get("boot_id"), status.get("connection"),
+                    status.get("state"),
+                    status.get("boot_id"),
+                    status.get("connection"),
                     status.get("edgemed_version"),
                     json.dumps(models) if isinstance(models, list) else None,
-                    status.get("outbox_depth"), device_id,
+                    status.get("outbox_depth"),
+                    device_id,
                 ),
             )
 

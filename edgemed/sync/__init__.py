@@ -6,4 +6,12 @@ from ..config import BrokerConfig, OutboxConfig, SyncConfig, TlsConfig
 from .mqtt import Publisher
 from .outbox import Outbox, OutboxStats
 
-__all__ = ["BrokerConfig", "Outbox", "OutboxConfig", "OutboxStats", "Publisher", "SyncConfig", "TlsConfig"]
+__all__ = [
+    "BrokerConfig",
+    "Outbox",
+    "OutboxConfig",
+    "OutboxStats",
+    "Publisher",
+    "SyncConfig",
+    "TlsConfig",
+]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -18,62 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError
 from ..results import EmbeddingResult
+from ..transport import make_client, run_connection
 from ..wire import decode_ack, encode_result, encode_status, topic
 from .clock import clock_synced
 from .outbox import Outbox
 
-__all__ = ["Publisher", "make_client"]
+__all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
-
-
-def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
-    """A paho client configured from BrokerConfig; reconnects are driven by the caller."""
-    protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=protocol,
-        reconnect_on_failure=False,
-    )
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
-    if broker.tls is not None:
-        client.tls_set(
-            ca_certs=str(broker.tls.ca_file),
-            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
-            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-    return client
-
-
-def full_jitter(attempt: int, base: float, cap: float) -> float:
-    return random.uniform(0.0, min(cap, base * 2.0**attempt))
-
-
-def run_connection(
-    client: mqtt.Client, broker: BrokerConfig, sync: SyncConfig, stop: threading.Event
-) -> None:
-    """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``."""
-    attempt = 0
-    while not stop.is_set():
-        try:
-            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
-        except (OSError, ssl.SSLError) as exc:
-            log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
-        else:
-            attempt = 0
-            client.loop_forever()  # returns on disconnect (reconnect_on_failure=False)
-        if not stop.is_set():
-            stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))
-            attempt += 1
 
 
 @dataclass
@@ -211,8 +167,12 @@ class Publisher:
                 if entry is not None and now < entry.deadline:
                     continue
                 attempts = 1 if entry is None else entry.attempts + 1
-                backoff = min(self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1))
-                self._inflight[row.seq] = _InFlight(now + backoff * random.uniform(0.8, 1.2), attempts)
+                backoff = min(
+                    self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1)
+                )
+                self._inflight[row.seq] = _InFlight(
+                    now + backoff * random.uniform(0.8, 1.2), attempts
+                )
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
@@ -247,7 +207,7 @@ class Publisher:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            ack_seq = decode_ack(message.payload)
+            ack_seq = decode_ack(bytes(message.payload))
             self.outbox.ack_through(ack_seq)
         except EdgemedError as exc:
             log.error("ignoring ack on %s: %s", message.topic, exc)

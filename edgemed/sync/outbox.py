@@ -62,7 +62,9 @@ class Outbox:
         try:
             self._db = sqlite3.connect(config.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # durable across power loss, not only crashes
+            self._db.execute(
+                "PRAGMA synchronous=FULL"
+            )  # durable across power loss, not only crashes
             self._db.executescript(_SCHEMA)
             self._init_meta()
         except sqlite3.DatabaseError as exc:

@@ -192,7 +192,9 @@ def main() -> None:
         "int8_size_mb": round((out / "model.int8.onnx").stat().st_size / 1e6, 1),
     }
     if metrics["int8_vs_fp32_cosine_min"] < GATE_MIN_COSINE:
-        raise SystemExit(f"accuracy gate failed: INT8 cosine min {cos.min():.4f} < {GATE_MIN_COSINE}")
+        raise SystemExit(
+            f"accuracy gate failed: INT8 cosine min {cos.min():.4f} < {GATE_MIN_COSINE}"
+        )
     write_card(out, metrics)
     write_manifest(out, metrics)
     print(json.dumps(metrics, indent=1))

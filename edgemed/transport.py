@@ -1,0 +1,63 @@
+"""MQTT transport shared by the device (sync/) and the fleet (fleet/): a configured paho client
+and a reconnect loop with full-jitter back-off (paho's own back-off has no jitter, so a fleet of
+devices reconnecting after a broker restart would arrive in lock-step).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .config import BrokerConfig, SyncConfig
+
+__all__ = ["full_jitter", "make_client", "run_connection"]
+
+log = logging.getLogger(__name__)
+
+
+def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
+    """A paho client configured from BrokerConfig; reconnects are driven by the caller."""
+    protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        reconnect_on_failure=False,
+    )
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls is not None:
+        client.tls_set(
+            ca_certs=str(broker.tls.ca_file),
+            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
+            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    return client
+
+
+def full_jitter(attempt: int, base: float, cap: float) -> float:
+    return random.uniform(0.0, min(cap, base * 2.0**attempt))
+
+
+def run_connection(
+    client: mqtt.Client, broker: BrokerConfig, sync: SyncConfig, stop: threading.Event
+) -> None:
+    """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        else:
+            attempt = 0
+            client.loop_forever()  # returns on disconnect (reconnect_on_failure=False)
+        if not stop.is_set():
+            stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))
+            attempt += 1

@@ -1,0 +1,58 @@
+"""Shared fixtures. Broker tests start their own mosquitto on a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import edgemed
+from edgemed.fleet.broker import free_port, wait_for_port
+
+MODEL_ID = "clinical-text-minilm"
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Iterator[edgemed.Pipeline]:
+    with edgemed.load(MODEL_ID, threads=1) as pipeline:
+        yield pipeline
+
+
+class Mosquitto:
+    """A real mosquitto process on 127.0.0.1:port that tests may kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.fail("mosquitto is not installed: run .ci/run or `apt-get install mosquitto`")
+        self.binary = binary
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100000\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        if not wait_for_port(self.port, timeout=10):
+            raise RuntimeError(f"mosquitto did not start: {self.proc.stderr}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.kill()

@@ -1,0 +1,72 @@
+"""The installed ``edgemed`` command, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _edgemed(
+    *args: str, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgemed.cli", *args],
+        input=stdin.decode("latin-1") if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+    return proc
+
+
+def test_run_prints_a_result() -> None:
+    proc = _edgemed("run", "clinical-text-minilm", "chest pain radiating to the left arm")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"] == "clinical-text-minilm@1.0.0" and out["dim"] == 384
+    assert out["backend"] == "onnxruntime/cpu/int8" and len(out["nearest"]) == 3
+
+
+def test_run_bad_input_is_a_clear_error() -> None:
+    proc = _edgemed("run", "clinical-text-minilm", "   ")
+    assert proc.returncode == 2 and "InputError: text is empty" in proc.stderr
+    proc = _edgemed("run", "no-such-model", "x")
+    assert proc.returncode == 2 and "unknown model" in proc.stderr
+
+
+def test_models_list_info_verify() -> None:
+    assert "clinical-text-minilm" in _edgemed("models", "list").stdout
+    info = json.loads(_edgemed("models", "info", "clinical-text-minilm").stdout)
+    assert info["medical_device"] is False and info["metrics"]["eval_sentences"] >= 50
+    verify = _edgemed("models", "verify")
+    assert verify.returncode == 0 and "sha256 ok" in verify.stdout
+
+
+def test_doctor_reads_a_jetson_fixture(tmp_path: Path) -> None:
+    (tmp_path / "proc/device-tree").mkdir(parents=True)
+    (tmp_path / "proc/device-tree/model").write_text("NVIDIA Jetson AGX Orin Developer Kit\x00")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 3.0, GCID: 1\n")
+    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
+    proc = _edgemed("doctor", "--root", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "NVIDIA Jetson AGX Orin" in proc.stdout and "R36 (release)" in proc.stdout
+    assert "asimd" in proc.stdout and "clinical-text-minilm" in proc.stdout
+
+
+def test_demo_with_embedded_broker() -> None:
+    proc = _edgemed("demo", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fleet received 5 result(s)" in proc.stdout and "demo OK" in proc.stdout
+
+
+@pytest.mark.broker
+def test_demo_against_mosquitto(mosquitto: object) -> None:
+    proc = _edgemed("demo", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "demo OK" in proc.stdout

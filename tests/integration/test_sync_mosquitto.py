@@ -1,0 +1,120 @@
+"""Outbox -> real mosquitto -> fleet ingest -> ack -> outbox row deleted (and not before)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+import edgemed
+from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
+from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.sync import Outbox, Publisher
+
+pytestmark = pytest.mark.broker
+FAST = SyncConfig(resend_initial_s=0.3, resend_max_s=1.0, reconnect_min_s=0.1, reconnect_max_s=0.5)
+
+
+def _until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "fleet.db")
+    yield s
+    s.close()
+
+
+def _outbox(tmp_path: Path, device: str = "bed-1") -> Outbox:
+    return Outbox(OutboxConfig(path=tmp_path / f"{device}.db", device_id=device))
+
+
+def test_row_deleted_only_after_fleet_ack(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    outbox = _outbox(tmp_path)
+    notes = ["chest pain", "fever and cough", "fall at home", "dysuria", "confusion"]
+    with Publisher(outbox, broker, FAST) as pub:
+        assert _until(lambda: pub.connected, 10)
+        seqs = [pub.submit(encoder(n)) for n in notes]
+        assert seqs == [1, 2, 3, 4, 5]
+        time.sleep(1.5)  # published (and resent) to the broker, but no fleet is listening
+        assert outbox.stats().depth == 5, "rows must stay until the fleet acknowledges them"
+        with Ingest(store, broker, sync=FAST) as ingest:
+            assert ingest.ready.wait(10)
+            assert pub.wait_drained(20)
+        assert outbox.stats().depth == 0 and outbox.stats().last_ack_seq == 5
+    rows = sorted(store.results(), key=lambda r: r["seq"])
+    assert [r["seq"] for r in rows] == seqs
+    assert all(r["device_id"] == "bed-1" for r in rows)
+    assert store.devices()[0]["acked_seq"] == 5
+    assert store.alarms() == []
+
+
+def test_garbage_payloads_dead_lettered_without_stopping_ingest(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    with Ingest(store, broker, sync=FAST) as ingest:
+        assert ingest.ready.wait(10)
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="attacker")
+        raw.connect("127.0.0.1", broker.port)
+        raw.loop_start()
+        bad = [
+            ("edgemed/v1/bed-9/results", b"\xff\x00 definitely not json"),
+            ("edgemed/v1/bed-9/results", b'{"schema": "edgemed.result/9"}'),
+            ("edgemed/v1/bed-9/results", b'{"schema": "edgemed.result/1", "seq": "one"}'),
+            ("edgemed/v1/bed-9/status", b"[]"),
+        ]
+        for name, payload in bad:
+            raw.publish(name, payload, qos=1).wait_for_publish(5)
+        # A payload for another device, published on bed-9's topic, is spoofing: rejected too.
+        spoof = edgemed.wire.encode_result(
+            encoder("x ray"),
+            device_id="bed-8",
+            seq=1,
+            boot_id="b",
+            lowest_unacked_seq=1,
+            clock_synced=False,
+        )
+        raw.publish("edgemed/v1/bed-9/results", spoof, qos=1).wait_for_publish(5)
+        assert _until(lambda: len(store.dead_letters()) == 5, 10), store.dead_letters()
+        raw.loop_stop()
+        raw.disconnect()
+
+        with Publisher(_outbox(tmp_path, "bed-9"), broker, FAST) as pub:  # ingest still works
+            pub.submit(encoder("still alive"))
+            assert pub.wait_drained(10)
+    assert store.count_results() == 1
+    assert ingest.counts["dead_letter"] == 5 and ingest.counts["stored"] == 1
+
+
+def test_broker_restart_loses_nothing_and_stores_no_duplicates(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    outbox = _outbox(tmp_path)
+    results = [encoder(f"observation {i}") for i in range(3)]
+    with Ingest(store, broker, sync=FAST) as ingest, Publisher(outbox, broker, FAST) as pub:
+        assert ingest.ready.wait(10)
+        for i in range(60):
+            pub.submit(results[i % 3])
+            if i == 30:
+                mosquitto.kill()  # type: ignore[attr-defined]
+            if i == 45:
+                mosquitto.start()  # type: ignore[attr-defined]
+        assert pub.wait_drained(30), outbox.stats()
+    assert store.count_results() == 60
+    assert sorted(r["seq"] for r in store.results(limit=1000)) == list(range(1, 61))
+    assert store.alarms() == []

@@ -1,0 +1,103 @@
+"""The durable outbox: seq allocation, ack deletion, bounds, restarts, integrity."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import edgemed
+from edgemed.config import OutboxConfig
+from edgemed.sync import Outbox
+
+
+def _payload(seq: int, boot: str, low: int, size: int = 100) -> bytes:
+    return f"{seq}:{low}:".encode().ljust(size, b".")
+
+
+def _put(outbox: Outbox, size: int = 100) -> int:
+    return outbox.put(lambda seq, boot, low: _payload(seq, boot, low, size))
+
+
+def test_seq_is_monotonic_and_never_reused_across_restarts(tmp_path: Path) -> None:
+    cfg = OutboxConfig(path=tmp_path / "o.db", device_id="bed-1")
+    ob = Outbox(cfg)
+    assert [_put(ob) for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert ob.ack_through(5) == 5 and ob.stats().depth == 0
+    boot1 = ob.boot_id
+    ob.close()
+    ob = Outbox(cfg)  # "reboot"
+    assert ob.boot_id != boot1
+    assert _put(ob) == 6  # not 1: deleted seqs are never handed out again
+    assert ob.stats().last_ack_seq == 5
+
+
+def test_payload_sees_its_seq_and_lowest_unacked(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    for _ in range(4):
+        _put(ob)
+    ob.ack_through(2)
+    _put(ob)
+    rows = ob.pending(10)
+    assert [r.seq for r in rows] == [3, 4, 5]
+    assert rows[-1].payload.startswith(b"5:3:")  # lowest unacked at put time was 3
+
+
+def test_ack_deletes_only_acknowledged_rows(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    for _ in range(6):
+        _put(ob)
+    assert ob.ack_through(3) == 3
+    assert [r.seq for r in ob.pending(10)] == [4, 5, 6]
+    assert ob.ack_through(3) == 0  # duplicate ack is harmless
+    with pytest.raises(edgemed.SyncError, match="never assigned"):
+        ob.ack_through(99)
+    assert [r.seq for r in ob.pending(10)] == [4, 5, 6]
+
+
+def test_full_outbox_refuses_without_touching_accepted_rows(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1", max_bytes=1000))
+    for _ in range(10):
+        _put(ob)
+    before = ob.pending(100)
+    with pytest.raises(edgemed.OutboxFullError, match="full"):
+        _put(ob)
+    assert ob.pending(100) == before and ob.stats().refused == 1
+    ob.ack_through(1)
+    assert _put(ob) == 11  # room again; the refused result consumed no seq
+
+
+def test_age_bound(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1", max_age_s=0.0))
+    _put(ob)
+    with pytest.raises(edgemed.OutboxFullError, match="unacknowledged"):
+        _put(ob)
+
+
+def test_failed_payload_build_rolls_back(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    _put(ob)
+
+    def boom(seq: int, boot: str, low: int) -> bytes:
+        raise edgemed.InputError("cannot encode")
+
+    with pytest.raises(edgemed.InputError):
+        ob.put(boom)
+    assert [r.seq for r in ob.pending(10)] == [1]
+    assert _put(ob) == 2
+
+
+def test_outbox_belongs_to_one_device(tmp_path: Path) -> None:
+    Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1")).close()
+    with pytest.raises(edgemed.SyncError, match="belongs to device"):
+        Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-2"))
+
+
+def test_wal_mode_and_integrity(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    for _ in range(50):
+        _put(ob)
+    db = sqlite3.connect(tmp_path / "o.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

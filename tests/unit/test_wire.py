@@ -1,0 +1,95 @@
+"""Wire protocol: round trip, and every kind of bad payload is a PayloadError."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+import edgemed
+from edgemed import wire
+
+
+@pytest.fixture(scope="module")
+def payload(encoder: edgemed.Pipeline) -> bytes:
+    result = encoder("shortness of breath on exertion")
+    return wire.encode_result(
+        result, device_id="bed-7", seq=12, boot_id="b1", lowest_unacked_seq=10, clock_synced=True
+    )
+
+
+@pytest.fixture(scope="module")
+def encoder() -> edgemed.Pipeline:
+    return edgemed.load("clinical-text-minilm", threads=1)
+
+
+def test_round_trip(payload: bytes, encoder: edgemed.Pipeline) -> None:
+    msg = wire.decode_result(payload, topic_device_id="bed-7")
+    assert (msg.device_id, msg.seq, msg.lowest_unacked_seq, msg.boot_id) == ("bed-7", 12, 10, "b1")
+    assert msg.model_id == "clinical-text-minilm" and msg.kind == "text-embedding"
+    body = msg.body
+    assert body["schema"] == "edgemed.result/1" and body["clock_synced"] is True
+    assert body["model"]["sha256"] == encoder.manifest.model_sha256
+    emb = np.frombuffer(base64.b64decode(body["result"]["embedding"]["b64"]), dtype="<f2")
+    ref = encoder("shortness of breath on exertion").embedding
+    assert float(emb.astype(np.float32) @ ref) > 0.9999  # float16 on the wire loses nothing useful
+
+
+def test_topics() -> None:
+    assert wire.topic("bed-7", "results") == "edgemed/v1/bed-7/results"
+    assert wire.parse_topic("edgemed/v1/bed-7/ack") == ("bed-7", "ack")
+    for bad in (
+        "edgemed/v1/bed-7",
+        "edgemed/v2/bed-7/results",
+        "edgemed/v1/a b/results",
+        "x/y/z/w",
+    ):
+        with pytest.raises(edgemed.PayloadError):
+            wire.parse_topic(bad)
+    for bad_id in ("", "a/b", "+", "#", "x" * 65, "név"):
+        with pytest.raises(edgemed.InputError):
+            wire.check_device_id(bad_id)
+
+
+def _mutate(payload: bytes, **changes: object) -> bytes:
+    data = json.loads(payload)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: b"\x00\xffgarbage", "not UTF-8 JSON"),
+        (lambda p: b"[1, 2, 3]", "JSON object"),
+        (lambda p: p[: len(p) // 2], "not UTF-8 JSON"),
+        (lambda p: _mutate(p, schema="edgemed.result/2"), "unsupported schema version"),
+        (lambda p: _mutate(p, schema="something/1"), "is not edgemed.result/1"),
+        (lambda p: _mutate(p, seq=None), "'seq'"),
+        (lambda p: _mutate(p, seq="12"), "'seq'"),
+        (lambda p: _mutate(p, seq=True), "'seq'"),
+        (lambda p: _mutate(p, lowest_unacked_seq=13), "lowest_unacked_seq <= seq"),
+        (lambda p: _mutate(p, device_id="bed-8"), "does not match its topic"),
+        (lambda p: _mutate(p, model="x"), "'model'"),
+        (lambda p: b"{" + b" " * 300_000 + b"}", "exceeds"),
+    ],
+)
+def test_bad_payloads(payload: bytes, make: object, match: str) -> None:
+    with pytest.raises(edgemed.PayloadError, match=match):
+        wire.decode_result(make(payload), topic_device_id="bed-7")  # type: ignore[operator]
+
+
+def test_ack_and_status() -> None:
+    assert wire.decode_ack(wire.encode_ack(41)) == 41
+    with pytest.raises(edgemed.PayloadError):
+        wire.decode_ack(b'{"schema": "edgemed.ack/1", "ack_seq": -1}')
+    status = wire.decode_status(wire.encode_status("online", boot_id="b", connection=2))
+    assert status["state"] == "online" and status["connection"] == 2
+    with pytest.raises(edgemed.PayloadError):
+        wire.decode_status(b'{"schema": "edgemed.status/1", "state": "maybe"}')
