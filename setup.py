@@ -23,6 +23,7 @@ class build_py_with_models(build_py):
     def run(self) -> None:
         super().run()
         target = Path(self.build_lib) / "edgemed" / "models"
+        shutil.rmtree(target, ignore_errors=True)  # no stale files from an earlier build
         for model_dir in sorted((ROOT / "models").iterdir()):
             if not (model_dir / "manifest.json").is_file():
                 continue  # recipes/ and anything that is not a model

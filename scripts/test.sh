@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Quickstart 2: install test dependencies and run every check CI runs:
+#   ruff + mypy, native C++ tests (ASan/UBSan), pytest (unit + integration against a real
+#   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
+# System packages: mosquitto (the MQTT broker the integration tests start on free loopback
+# ports). It is installed with apt-get only if missing, and this script says so first.
+source "$(dirname "$0")/_common.sh"
+check_python
+
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    say "installing Debian package: mosquitto (test-only MQTT broker)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto
+fi
+
+make_venv "$VENV"
+say "installing edgemed in editable mode with [dev] extras"
+"$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+
+cd "$ROOT"
+say "ruff"
+"$VENV/bin/ruff" check edgemed tests models/recipes
+"$VENV/bin/ruff" format --check edgemed tests
+say "mypy (strict)"
+"$VENV/bin/mypy"
+say "C++ kernel tests (ASan/UBSan)"
+make -s -C csrc/tests
+say "pytest"
+"$VENV/bin/python" -m pytest -m "not slow" "$@"
+say "wheel: build, install in a fresh venv, run the unit tests outside the source tree"
+"$ROOT/scripts/test_wheel.sh"
+say "all checks passed"
