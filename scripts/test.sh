@@ -19,8 +19,8 @@ say "installing edgemed in editable mode with [dev] extras"
 
 cd "$ROOT"
 say "ruff"
-"$VENV/bin/ruff" check edgemed tests models/recipes
-"$VENV/bin/ruff" format --check edgemed tests
+"$VENV/bin/ruff" check edgemed tests models/recipes benchmarks
+"$VENV/bin/ruff" format --check edgemed tests benchmarks
 say "mypy (strict)"
 "$VENV/bin/mypy"
 say "C++ kernel tests (ASan/UBSan)"
