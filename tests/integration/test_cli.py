@@ -70,3 +70,69 @@ def test_demo_against_mosquitto(mosquitto: object) -> None:
     proc = _edgemed("demo", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}")  # type: ignore[attr-defined]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "demo OK" in proc.stdout
+
+
+@pytest.mark.broker
+def test_fleet_serve_ingests_and_serves_with_token(mosquitto: object, tmp_path: Path) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    import edgemed
+    from edgemed.config import BrokerConfig, OutboxConfig
+    from edgemed.fleet.broker import free_port, wait_for_port
+    from edgemed.sync import Outbox, Publisher
+
+    port, broker_port = free_port(), mosquitto.port  # type: ignore[attr-defined]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgemed.cli",
+            "fleet",
+            "serve",
+            "--broker",
+            f"mqtt://127.0.0.1:{broker_port}",
+            "--db",
+            str(tmp_path / "fleet.db"),
+            "--port",
+            str(port),
+            "--token",
+            "s3cret",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for_port(port, timeout=30)
+        time.sleep(1.0)  # let the ingest subscribe
+        outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="ward3-bed2"))
+        with (
+            edgemed.load("clinical-text-minilm") as model,
+            Publisher(outbox, BrokerConfig(port=broker_port)) as pub,
+        ):
+            pub.submit(model("wheeze and chest tightness"))
+            assert pub.wait_drained(20)
+
+        def get(path: str, token: str | None) -> tuple[int, object]:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, None
+
+        assert get("/api/health", None)[0] == 200
+        assert get("/api/results", None)[0] == 401
+        assert get("/api/results", "wrong")[0] == 401
+        status, results = get("/api/results", "s3cret")
+        assert status == 200 and [r["device_id"] for r in results] == ["ward3-bed2"]  # type: ignore[union-attr]
+        status, devices = get("/api/devices", "s3cret")
+        assert devices[0]["acked_seq"] == 1  # type: ignore[index]
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    assert "s3cret" not in out + err  # a token given on the command line is never echoed
