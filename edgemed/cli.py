@@ -131,6 +131,32 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sync_status(args: argparse.Namespace) -> int:
+    import time
+
+    from .sync.outbox import read_status
+
+    device_id, st = read_status(args.outbox)
+    now = time.time()
+    status = {
+        "device_id": device_id,
+        "link": st.link_state,
+        "outbox_depth": st.depth,
+        "outbox_bytes": st.bytes,
+        "oldest_unacked_age_s": None if st.oldest_age_s is None else round(st.oldest_age_s, 1),
+        "next_seq": st.next_seq,
+        "last_ack_seq": st.last_ack_seq,
+        "last_ack_age_s": None if st.last_ack_at is None else round(now - st.last_ack_at, 1),
+        "refused_total": st.refused_total,
+    }
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        for key, value in status.items():
+            print(f"{key:22} {value}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -177,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         "--token", default=None, help="API bearer token (default: a random one, printed)"
     )
     serve.set_defaults(func=_cmd_fleet_serve)
+
+    sync = sub.add_parser("sync", help="device-side result sync")
+    sync_sub = sync.add_subparsers(dest="sync_command", required=True)
+    status = sync_sub.add_parser("status", help="outbox depth, oldest unacked age, last ack, link")
+    status.add_argument("--outbox", type=Path, required=True, help="the device's outbox file")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_cmd_sync_status)
 
     demo = sub.add_parser("demo", help="device + fleet end to end on this machine")
     demo.add_argument(

@@ -194,6 +194,7 @@ class Publisher:
             outbox_depth=self.outbox.stats().depth,
         )
         client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True)
+        self.outbox.set_link_state("online")
         with self._cond:
             self._inflight.clear()  # replay everything unacknowledged
             self._connected = True
@@ -202,6 +203,10 @@ class Publisher:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         with self._cond:
             self._connected = False
+        try:
+            self.outbox.set_link_state("offline")
+        except EdgemedError as exc:
+            log.error("cannot record link state: %s", exc)
         if not self._stop.is_set():
             log.info("disconnected from broker: %s", reason)
 

@@ -8,18 +8,23 @@ with :class:`OutboxFullError`: never dropped silently.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import OutboxConfig
 from ..errors import OutboxFullError, SyncError
 from ..wire import check_device_id
 
-__all__ = ["Outbox", "OutboxRow", "OutboxStats"]
+__all__ = ["Outbox", "OutboxRow", "OutboxStats", "PayloadBuilder", "read_status"]
+
+log = logging.getLogger(__name__)
+PayloadBuilder = Callable[[int, str, int], bytes]  # (seq, boot_id, lowest_unacked_seq) -> payload
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +52,9 @@ class OutboxStats:
     next_seq: int
     last_ack_seq: int
     refused: int  # results refused since this process opened the outbox
+    refused_total: int  # across restarts
+    last_ack_at: float | None  # Unix time of the last fleet acknowledgement
+    link_state: str  # "online" / "offline" as last recorded by the publisher, or "unknown"
 
 
 class Outbox:
@@ -56,8 +64,11 @@ class Outbox:
         self.config = config
         self.device_id = check_device_id(config.device_id)
         self.boot_id = str(uuid.uuid4())
-        self.refused = 0
-        self._lock = threading.Lock()
+        self.refused = 0  # refused by this process; meta "refused_total" counts across restarts
+        self._lock = threading.Lock()  # guards the connection
+        self._queue_cond = threading.Condition()  # guards the group-commit queue
+        self._queue: list[_PutRequest] = []
+        self._committing = False
         config.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(config.path, check_same_thread=False, isolation_level=None)
@@ -67,6 +78,7 @@ class Outbox:
             )  # durable across power loss, not only crashes
             self._db.executescript(_SCHEMA)
             self._init_meta()
+            self._bytes = self._stored_bytes()
         except sqlite3.DatabaseError as exc:
             raise SyncError(f"cannot open outbox {config.path}: {exc}") from exc
 
@@ -93,41 +105,91 @@ class Outbox:
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
 
-    def put(self, build_payload: Callable[[int, str, int], bytes]) -> int:
+    def put(self, build_payload: PayloadBuilder) -> int:
         """Store one result durably and return its seq.
 
         ``build_payload(seq, boot_id, lowest_unacked_seq)`` makes the bytes to publish; it runs
-        inside the transaction, so the seq in the payload and in the row always agree.
+        inside the storing transaction, so the seq in the payload and in the row always agree.
+        Concurrent callers are group-committed: one transaction (one fsync) for everyone who
+        arrived while the previous commit was running; each still gets its own seq or error.
         """
-        with self._lock, self._tx():
-            total, oldest = self._db.execute(
-                "SELECT COALESCE(SUM(bytes), 0), MIN(created_at) FROM outbox"
-            ).fetchone()
-            now = time.time()
+        request = _PutRequest(build_payload)
+        with self._queue_cond:
+            self._queue.append(request)
+            while not request.done and self._committing:
+                self._queue_cond.wait()
+            if request.done:
+                return request.outcome()
+            self._committing = True  # this caller leads the next group commit
+            batch, self._queue = self._queue, []
+        try:
+            with self._lock:
+                self._commit_group(batch)
+        finally:
+            with self._queue_cond:
+                for req in batch:
+                    req.done = True
+                self._committing = False
+                self._queue_cond.notify_all()
+        return request.outcome()
+
+    def _commit_group(self, batch: list[_PutRequest]) -> None:
+        try:
+            with self._tx():
+                self._store_group(batch)
+        except sqlite3.DatabaseError as exc:  # rolled back: nobody in the group was stored
+            self._bytes = self._stored_bytes()
+            for req in batch:
+                req.seq, req.error = None, SyncError(f"outbox write failed: {exc}")
+                req.error.__cause__ = exc
+
+    def _store_group(self, batch: list[_PutRequest]) -> None:
+        next_seq = int(self._meta("next_seq") or 1)
+        first = self._db.execute(
+            "SELECT seq, created_at FROM outbox ORDER BY seq LIMIT 1"
+        ).fetchone()
+        low, oldest = (first[0], first[1]) if first else (next_seq, None)
+        now = time.time()
+        refused = 0
+        for req in batch:
             if oldest is not None and now - oldest > self.config.max_age_s:
-                self.refused += 1
-                raise OutboxFullError(
+                req.error = OutboxFullError(
                     f"outbox holds a result unacknowledged for {(now - oldest) / 3600:.1f} h "
                     f"(limit {self.config.max_age_s / 3600:.1f} h): is the fleet reachable?"
                 )
-            seq = int(self._meta("next_seq") or 1)
-            low = self._lowest_unacked(default=seq)
-            payload = build_payload(seq, self.boot_id, low)
-            if total + len(payload) > self.config.max_bytes:
-                self.refused += 1
-                raise OutboxFullError(
-                    f"outbox is full ({total:,} of {self.config.max_bytes:,} bytes); result refused"
+                refused += 1
+                continue
+            try:
+                payload = req.build(next_seq, self.boot_id, low)
+            except Exception as exc:  # the caller's own error, handed back to that caller only
+                req.error = exc
+                continue
+            if self._bytes + len(payload) > self.config.max_bytes:
+                req.error = OutboxFullError(
+                    f"outbox is full ({self._bytes:,} of {self.config.max_bytes:,} bytes); "
+                    "result refused"
                 )
+                refused += 1
+                continue
             self._db.execute(
                 "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload) VALUES (?,?,?,?,?)",
-                (seq, self.boot_id, now, len(payload), payload),
+                (next_seq, self.boot_id, now, len(payload), payload),
             )
-            self._set_meta("next_seq", str(seq + 1))
-            return seq
+            req.seq = next_seq
+            next_seq += 1
+            self._bytes += len(payload)
+            oldest = now if oldest is None else oldest
+        self._set_meta("next_seq", str(next_seq))
+        if refused:
+            self.refused += refused
+            total = int(self._meta("refused_total") or 0) + refused
+            self._set_meta("refused_total", str(total))
+            log.warning(
+                "outbox refused %d result(s) (%d in total): full or too old", refused, total
+            )
 
-    def _lowest_unacked(self, default: int) -> int:
-        row = self._db.execute("SELECT MIN(seq) FROM outbox").fetchone()
-        return default if row[0] is None else int(row[0])
+    def _stored_bytes(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM outbox").fetchone()[0])
 
     def pending(self, limit: int) -> list[OutboxRow]:
         """The ``limit`` oldest unacknowledged rows, lowest seq first."""
@@ -142,28 +204,81 @@ class Outbox:
         with self._lock, self._tx():
             if ack_seq >= int(self._meta("next_seq") or 1):
                 raise SyncError(f"ack for seq {ack_seq} that this outbox never assigned")
+            (freed,) = self._db.execute(
+                "SELECT COALESCE(SUM(bytes), 0) FROM outbox WHERE seq <= ?", (ack_seq,)
+            ).fetchone()
             deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (ack_seq,)).rowcount
+            self._bytes -= int(freed)
+            self._set_meta("last_ack_at", repr(time.time()))
             last = int(self._meta("last_ack_seq") or 0)
             self._set_meta("last_ack_seq", str(max(last, ack_seq)))
             return int(deleted)
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            depth, size, oldest = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(created_at) FROM outbox"
-            ).fetchone()
-            return OutboxStats(
-                depth=int(depth),
-                bytes=int(size),
-                oldest_age_s=None if oldest is None else max(0.0, time.time() - oldest),
-                next_seq=int(self._meta("next_seq") or 1),
-                last_ack_seq=int(self._meta("last_ack_seq") or 0),
-                refused=self.refused,
-            )
+            return _read_stats(self._db, refused=self.refused)
+
+    def set_link_state(self, state: str) -> None:
+        """Record the broker link state so ``edgemed sync status`` can show it from outside."""
+        with self._lock, self._tx():
+            self._set_meta("link_state", state)
+            self._set_meta("link_changed_at", repr(time.time()))
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+@dataclass(eq=False)
+class _PutRequest:
+    build: PayloadBuilder
+    seq: int | None = None
+    error: BaseException | None = field(default=None)
+    done: bool = False
+
+    def outcome(self) -> int:
+        if self.error is not None:
+            raise self.error
+        assert self.seq is not None
+        return self.seq
+
+
+def _read_stats(db: sqlite3.Connection, *, refused: int) -> OutboxStats:
+    def meta(key: str) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    depth, size, oldest = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(created_at) FROM outbox"
+    ).fetchone()
+    return OutboxStats(
+        depth=int(depth),
+        bytes=int(size),
+        oldest_age_s=None if oldest is None else max(0.0, time.time() - oldest),
+        next_seq=int(meta("next_seq") or 1),
+        last_ack_seq=int(meta("last_ack_seq") or 0),
+        refused=refused,
+        refused_total=int(meta("refused_total") or 0),
+        last_ack_at=float(meta("last_ack_at") or 0) or None,
+        link_state=meta("link_state") or "unknown",
+    )
+
+
+def read_status(path: Path) -> tuple[str, OutboxStats]:
+    """(device_id, stats) of an outbox file, opened read-only (safe beside a running device)."""
+    if not path.is_file():
+        raise SyncError(f"no outbox at {path}")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
+            if row is None:
+                raise SyncError(f"{path} is not an edgemed outbox")
+            return str(row[0]), _read_stats(db, refused=0)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise SyncError(f"cannot read outbox {path}: {exc}") from exc
 
 
 class _Transaction:

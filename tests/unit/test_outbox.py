@@ -101,3 +101,59 @@ def test_wal_mode_and_integrity(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "o.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_concurrent_puts_are_group_committed_with_unique_seqs(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    seqs: list[int] = []
+    failures: list[Exception] = []
+    lock = threading.Lock()
+
+    def slow_build(seq: int, boot: str, low: int) -> bytes:
+        time.sleep(0.001)  # hold the commit open so other threads queue behind it
+        return f"{seq}:".encode()
+
+    def failing_build(seq: int, boot: str, low: int) -> bytes:
+        raise ValueError("bad result")
+
+    def producer(k: int) -> None:
+        for i in range(50):
+            if k == 0 and i % 10 == 0:
+                try:
+                    ob.put(failing_build)
+                except ValueError as exc:  # only the caller whose builder failed sees it
+                    failures.append(exc)
+            seq = ob.put(slow_build)
+            with lock:
+                seqs.append(seq)
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(failures) == 5
+    assert sorted(seqs) == list(range(1, 401))  # no gaps, no reuse, failed builders took no seq
+    rows = ob.pending(1000)
+    assert all(r.payload == f"{r.seq}:".encode() for r in rows)  # payload seq == row seq
+
+
+def test_sync_status_reads_a_live_outbox_read_only(tmp_path: Path) -> None:
+    from edgemed.sync.outbox import read_status
+
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1", max_bytes=250))
+    _put(ob)
+    _put(ob)
+    ob.ack_through(1)
+    with pytest.raises(edgemed.OutboxFullError):
+        _put(ob, size=200)
+    ob.set_link_state("online")
+    device, st = read_status(tmp_path / "o.db")
+    assert device == "bed-1"
+    assert (st.depth, st.next_seq, st.last_ack_seq, st.refused_total) == (1, 3, 1, 1)
+    assert st.link_state == "online" and st.last_ack_at is not None
+    with pytest.raises(edgemed.SyncError, match="no outbox"):
+        read_status(tmp_path / "missing.db")
