@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 __all__ = ["clock_synced"]
@@ -11,14 +12,22 @@ __all__ = ["clock_synced"]
 _TIME_ERROR = 5  # adjtimex() state: the kernel clock is not synchronised
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library spawns ldconfig: do it once, not on every result.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
+
+
 def clock_synced() -> bool:
     """True when the kernel reports a synchronised clock (Linux adjtimex); False if unknown."""
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        timex = ctypes.create_string_buffer(512)  # struct timex, modes=0: read only
-        state = int(libc.adjtimex(timex))
-    except (OSError, AttributeError):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "adjtimex"):
         return False
+    timex = ctypes.create_string_buffer(512)  # struct timex, modes=0: read only
+    state = int(libc.adjtimex(timex))
     return state not in (-1, _TIME_ERROR)

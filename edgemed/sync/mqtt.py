@@ -62,6 +62,7 @@ class Publisher:
         self.connections = 0
         self._on_ack = on_ack
         self._inflight: dict[int, _InFlight] = {}
+        self._high_sent = 0  # highest seq published on this connection
         self._connected = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -160,12 +161,18 @@ class Publisher:
                     log.error("sync sender: %s", exc)
 
     def _publish_due(self) -> None:
+        """Resend rows whose timer expired, then fill the window with rows never sent yet."""
         now = time.monotonic()
-        for row in self.outbox.pending(self.sync.inflight_window):
+        with self._cond:
+            due = [seq for seq, entry in self._inflight.items() if now >= entry.deadline]
+            room = self.sync.inflight_window - len(self._inflight)
+            after = self._high_sent
+        rows = self.outbox.rows(due)
+        if room > 0:
+            rows += self.outbox.pending(room, after=after)
+        for row in rows:
             with self._cond:
                 entry = self._inflight.get(row.seq)
-                if entry is not None and now < entry.deadline:
-                    continue
                 attempts = 1 if entry is None else entry.attempts + 1
                 backoff = min(
                     self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1)
@@ -173,6 +180,7 @@ class Publisher:
                 self._inflight[row.seq] = _InFlight(
                     now + backoff * random.uniform(0.8, 1.2), attempts
                 )
+                self._high_sent = max(self._high_sent, row.seq)
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
@@ -197,6 +205,7 @@ class Publisher:
         self.outbox.set_link_state("online")
         with self._cond:
             self._inflight.clear()  # replay everything unacknowledged
+            self._high_sent = 0
             self._connected = True
             self._cond.notify_all()
 

@@ -191,11 +191,22 @@ class Outbox:
     def _stored_bytes(self) -> int:
         return int(self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM outbox").fetchone()[0])
 
-    def pending(self, limit: int) -> list[OutboxRow]:
-        """The ``limit`` oldest unacknowledged rows, lowest seq first."""
+    def pending(self, limit: int, *, after: int = 0) -> list[OutboxRow]:
+        """Up to ``limit`` unacknowledged rows with seq > ``after``, lowest seq first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
+        return [OutboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def rows(self, seqs: list[int]) -> list[OutboxRow]:
+        """The rows with these seqs that are still unacknowledged, lowest seq first."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT seq, payload FROM outbox WHERE seq IN ({marks}) ORDER BY seq", seqs
             ).fetchall()
         return [OutboxRow(int(seq), bytes(payload)) for seq, payload in rows]
 

@@ -1,0 +1,110 @@
+"""Durable sync throughput: results/s from ``submit()`` until the fleet has committed and acked,
+against the raw paho QoS1 publish -> PUBACK rate to the same mosquitto in the same run.
+
+Starts its own mosquitto on a free loopback port. Prints JSON. The issue's target is
+>= 2,000 results/s and >= 30 % of the raw rate. Usage: python benchmarks/bench_sync_throughput.py [N]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from _machine import machine_info
+from paho.mqtt.enums import CallbackAPIVersion
+
+import edgemed
+from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
+from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.fleet.broker import free_port, wait_for_port
+from edgemed.sync import Outbox, Publisher
+
+
+def raw_qos1_rate(port: int, payload: bytes, n: int) -> float:
+    """Plain paho QoS1 publishes, no outbox, no fleet: the broker's PUBACK rate."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw")
+    client.max_inflight_messages_set(256)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    t0 = time.perf_counter()
+    infos = [client.publish("bench/raw", payload, qos=1) for _ in range(n)]
+    for info in infos:
+        info.wait_for_publish(30)
+    rate = n / (time.perf_counter() - t0)
+    client.loop_stop()
+    client.disconnect()
+    return rate
+
+
+def durable_rate(port: int, result: edgemed.EmbeddingResult, n: int, work: Path) -> float:
+    broker = BrokerConfig(port=port)
+    store = SQLiteStore(work / "fleet.db")
+    outbox = Outbox(OutboxConfig(path=work / "outbox.db", device_id="bench-dev"))
+    sync = SyncConfig(inflight_window=256)
+    with Ingest(store, broker) as ingest, Publisher(outbox, broker, sync) as pub:
+        ingest.ready.wait(10)
+        while not pub.connected:
+            time.sleep(0.01)
+        t0 = time.perf_counter()
+        producers = [
+            threading.Thread(target=lambda: [pub.submit(result) for _ in range(n // 4)])
+            for _ in range(4)
+        ]
+        for t in producers:
+            t.start()
+        for t in producers:
+            t.join()
+        if not pub.wait_drained(120):
+            raise SystemExit("results were not all acknowledged within 120 s")
+        rate = (n // 4 * 4) / (time.perf_counter() - t0)
+    assert store.count_results() == n // 4 * 4
+    store.close()
+    outbox.close()
+    return rate
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    result = edgemed.load("clinical-text-minilm")("chest pain radiating to the left arm")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        (work / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        broker = subprocess.Popen([binary, "-c", str(work / "m.conf")], stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, 10)
+            payload = edgemed.wire.encode_result(
+                result, device_id="x", seq=1, boot_id="b", lowest_unacked_seq=1, clock_synced=False
+            )
+            raw = raw_qos1_rate(port, payload, n)
+            durable = durable_rate(port, result, n, work)
+        finally:
+            broker.kill()
+    print(
+        json.dumps(
+            {
+                "benchmark": "sync_throughput",
+                "machine": machine_info(),
+                "results": n,
+                "payload_bytes": len(payload),
+                "durable_results_per_s": round(durable),
+                "baseline": "raw paho QoS1 publish->PUBACK",
+                "baseline_per_s": round(raw),
+                "ratio": round(durable / raw, 3),
+                "target": {"durable_per_s": 2000, "ratio": 0.30},
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
