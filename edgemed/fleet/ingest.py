@@ -8,6 +8,7 @@ crashes on device input, and never acks what it could not store.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -16,10 +17,20 @@ import paho.mqtt.client as mqtt
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
 from ..transport import make_client, run_connection
-from ..wire import PREFIX, decode_result, decode_status, encode_ack, parse_topic, topic
+from ..wire import (
+    PREFIX,
+    ResultMessage,
+    decode_result,
+    decode_status,
+    encode_ack,
+    parse_topic,
+    topic,
+)
 from .store import SQLiteStore
 
 __all__ = ["Ingest"]
+
+MAX_BATCH = 500  # messages per store transaction
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +53,15 @@ class Ingest:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._client = make_client(client_id, broker)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
 
     def start(self) -> Ingest:
+        self._worker = threading.Thread(target=self._work, name="edgemed-fleet-store", daemon=True)
+        self._worker.start()
         self._thread = threading.Thread(
             target=run_connection,
             args=(self._client, self.broker, self.sync, self._stop),
@@ -59,8 +74,9 @@ class Ingest:
     def stop(self) -> None:
         self._stop.set()
         self._client.disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+        for thread in (self._thread, self._worker):
+            if thread is not None:
+                thread.join(timeout=5.0)
 
     def __enter__(self) -> Ingest:
         return self.start()
@@ -75,30 +91,53 @@ class Ingest:
         client.subscribe([(f"{PREFIX}/+/results", 1), (f"{PREFIX}/+/status", 1)])
         self.ready.set()
 
-    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        # Runs on paho's network thread: an exception here would kill it, so nothing escapes.
-        payload = bytes(message.payload)
-        try:
-            self._handle(client, message.topic, payload)
-        except PayloadError as exc:
-            self.counts["dead_letter"] += 1
-            log.warning("dead letter on %s: %s", message.topic, exc)
-            self.store.dead_letter(message.topic, str(exc), payload)
-        except Exception:
-            # Not acked: the device will resend, and the operator sees the traceback.
-            log.exception("ingest failed on %s; not acknowledged", message.topic)
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        # The network thread only queues: storing happens in batches on the worker thread.
+        self._inbox.put((message.topic, bytes(message.payload)))
 
-    def _handle(self, client: mqtt.Client, name: str, payload: bytes) -> None:
-        device_id, channel = parse_topic(name)
-        if channel == "status":
-            self.store.update_status(device_id, decode_status(payload))
-            self.counts["status"] += 1
+    def _work(self) -> None:
+        while not (self._stop.is_set() and self._inbox.empty()):
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._store_batch(batch)
+            except Exception:
+                # Not acked: devices resend, and the operator sees the traceback.
+                log.exception(
+                    "ingest failed on a batch of %d message(s); not acknowledged", len(batch)
+                )
+
+    def _store_batch(self, batch: list[tuple[str, bytes]]) -> None:
+        results: list[ResultMessage] = []
+        for name, payload in batch:
+            try:
+                device_id, channel = parse_topic(name)
+                if channel == "status":
+                    self.store.update_status(device_id, decode_status(payload))
+                    self.counts["status"] += 1
+                elif channel == "results":
+                    results.append(decode_result(payload, topic_device_id=device_id))
+                else:
+                    raise PayloadError(f"unexpected channel {channel!r}")
+            except PayloadError as exc:
+                self.counts["dead_letter"] += 1
+                log.warning("dead letter on %s: %s", name, exc)
+                self.store.dead_letter(name, str(exc), payload)
+        if not results:
             return
-        if channel != "results":
-            raise PayloadError(f"unexpected channel {channel!r}")
-        msg = decode_result(payload, topic_device_id=device_id)
-        outcome, acked = self.store.insert_result(msg)
-        self.counts[outcome] += 1
-        if outcome == "conflict":
-            log.error("device %s reused seq %d with a different payload", device_id, msg.seq)
-        client.publish(topic(device_id, "ack"), encode_ack(acked), qos=1)
+        outcomes, acked = self.store.insert_results(results)  # committed when this returns
+        for msg, outcome in zip(results, outcomes, strict=True):
+            self.counts[outcome] += 1
+            if outcome == "conflict":
+                log.error(
+                    "device %s reused seq %d with a different payload", msg.device_id, msg.seq
+                )
+        for device_id, ack_seq in acked.items():
+            self._client.publish(topic(device_id, "ack"), encode_ack(ack_seq), qos=1)

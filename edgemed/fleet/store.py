@@ -82,17 +82,33 @@ class SQLiteStore:
 
     def insert_result(self, msg: ResultMessage) -> tuple[InsertOutcome, int]:
         """Commit one result idempotently; returns the outcome and the device's new ack seq."""
+        outcomes, acked = self.insert_results([msg])
+        return outcomes[0], acked[msg.device_id]
+
+    def insert_results(
+        self, msgs: list[ResultMessage]
+    ) -> tuple[list[InsertOutcome], dict[str, int]]:
+        """Commit many results in one transaction (one fsync).
+
+        Returns each message's outcome and, per device, the highest contiguous seq committed:
+        the ack to send once this call has returned.
+        """
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                outcome = self._insert(msg, now)
-                acked = self._advance(msg.device_id, msg.lowest_unacked_seq, now)
+                outcomes = [self._insert(msg, now) for msg in msgs]
+                floors: dict[str, int] = {}
+                for msg in msgs:
+                    floors[msg.device_id] = max(
+                        floors.get(msg.device_id, 0), msg.lowest_unacked_seq
+                    )
+                acked = {dev: self._advance(dev, low, now) for dev, low in floors.items()}
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return outcome, acked
+        return outcomes, acked
 
     def _insert(self, msg: ResultMessage, now: float) -> InsertOutcome:
         cur = self._db.execute(
