@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
-from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.fleet import SQLiteStore
 from edgemed.fleet.broker import free_port, wait_for_port
 from edgemed.sync import Outbox, Publisher
 
@@ -44,29 +44,54 @@ def raw_qos1_rate(port: int, payload: bytes, n: int) -> float:
 
 
 def durable_rate(port: int, result: edgemed.EmbeddingResult, n: int, work: Path) -> float:
+    """4 producer threads on the device; the fleet is its own process, as in deployment."""
     broker = BrokerConfig(port=port)
-    store = SQLiteStore(work / "fleet.db")
-    outbox = Outbox(OutboxConfig(path=work / "outbox.db", device_id="bench-dev"))
-    sync = SyncConfig(inflight_window=256)
-    with Ingest(store, broker) as ingest, Publisher(outbox, broker, sync) as pub:
-        ingest.ready.wait(10)
-        while not pub.connected:
-            time.sleep(0.01)
-        t0 = time.perf_counter()
-        producers = [
-            threading.Thread(target=lambda: [pub.submit(result) for _ in range(n // 4)])
-            for _ in range(4)
-        ]
-        for t in producers:
-            t.start()
-        for t in producers:
-            t.join()
-        if not pub.wait_drained(120):
-            raise SystemExit("results were not all acknowledged within 120 s")
-        rate = (n // 4 * 4) / (time.perf_counter() - t0)
-    assert store.count_results() == n // 4 * 4
-    store.close()
-    outbox.close()
+    fleet = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgemed.cli",
+            "fleet",
+            "serve",
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--db",
+            str(work / "fleet.db"),
+            "--port",
+            str(free_port()),
+            "--token",
+            "bench",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert fleet.stdout is not None and "fleet:" in fleet.stdout.readline()
+        time.sleep(0.5)  # subscribed
+        outbox = Outbox(OutboxConfig(path=work / "outbox.db", device_id="bench-dev"))
+        with Publisher(outbox, broker, SyncConfig(inflight_window=256)) as pub:
+            while not pub.connected:
+                time.sleep(0.01)
+            per_thread = n // 4
+            t0 = time.perf_counter()
+            producers = [
+                threading.Thread(target=lambda: [pub.submit(result) for _ in range(per_thread)])
+                for _ in range(4)
+            ]
+            for t in producers:
+                t.start()
+            for t in producers:
+                t.join()
+            if not pub.wait_drained(120):
+                raise SystemExit("results were not all acknowledged within 120 s")
+            rate = per_thread * 4 / (time.perf_counter() - t0)
+        outbox.close()
+    finally:
+        fleet.terminate()
+        fleet.wait(10)
+    stored = SQLiteStore(work / "fleet.db").count_results()
+    assert stored == n // 4 * 4, f"fleet stored {stored} of {n // 4 * 4}"
     return rate
 
 

@@ -145,6 +145,7 @@ class ResultMessage:
     kind: str
     payload_sha256: str
     body: dict[str, Any]
+    raw: str  # the payload exactly as received (stored verbatim: no re-serialisation)
 
 
 def _load_json(raw: bytes, what: str) -> dict[str, Any]:
@@ -203,6 +204,7 @@ def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
         kind=_field(body, "kind", str, "result.result"),
         payload_sha256=hashlib.sha256(raw).hexdigest(),
         body=data,
+        raw=raw.decode("utf-8"),
     )
 
 

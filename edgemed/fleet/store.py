@@ -126,7 +126,7 @@ class SQLiteStore:
                 msg.created_at,
                 now,
                 msg.payload_sha256,
-                json.dumps(msg.body, separators=(",", ":")),
+                msg.raw,
             ),
         )
         if cur.rowcount == 1:
@@ -153,7 +153,7 @@ class SQLiteStore:
             (
                 f"edgemed/v1/{msg.device_id}/results",
                 f"seq-conflict at seq {msg.seq}",
-                json.dumps(msg.body).encode(),
+                msg.raw.encode(),
                 now,
             ),
         )

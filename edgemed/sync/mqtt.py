@@ -63,6 +63,7 @@ class Publisher:
         self._on_ack = on_ack
         self._inflight: dict[int, _InFlight] = {}
         self._high_sent = 0  # highest seq published on this connection
+        self._wake = False  # set with notify: the sender has work (new rows, acks, reconnect)
         self._connected = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -103,6 +104,7 @@ class Publisher:
 
         seq = self.outbox.put(build)
         with self._cond:
+            self._wake = True
             self._cond.notify_all()
         return seq
 
@@ -114,7 +116,7 @@ class Publisher:
         """Block until every submitted result is acknowledged by the fleet, or timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.outbox.stats().depth:
+            while self.outbox.depth:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -136,6 +138,7 @@ class Publisher:
             info.wait_for_publish(timeout=2.0)
         self._client.disconnect()
         with self._cond:
+            self._wake = True
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=5.0)
@@ -153,7 +156,9 @@ class Publisher:
     def _sender(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                self._cond.wait(0.2)
+                if not self._wake:  # work that arrived while we were publishing is not lost
+                    self._cond.wait(0.2)
+                self._wake = False
             if self._connected:
                 try:
                     self._publish_due()
@@ -199,7 +204,7 @@ class Publisher:
             connection=self.connections,
             edgemed_version=__version__,
             models=self.models,
-            outbox_depth=self.outbox.stats().depth,
+            outbox_depth=self.outbox.depth,
         )
         client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True)
         self.outbox.set_link_state("online")
@@ -207,6 +212,7 @@ class Publisher:
             self._inflight.clear()  # replay everything unacknowledged
             self._high_sent = 0
             self._connected = True
+            self._wake = True
             self._cond.notify_all()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -229,6 +235,7 @@ class Publisher:
         with self._cond:
             for seq in [s for s in self._inflight if s <= ack_seq]:
                 del self._inflight[seq]
+            self._wake = True
             self._cond.notify_all()
         if self._on_ack is not None:
             self._on_ack(ack_seq)

@@ -79,6 +79,7 @@ class Outbox:
             self._db.executescript(_SCHEMA)
             self._init_meta()
             self._bytes = self._stored_bytes()
+            self._depth = self._stored_depth()
         except sqlite3.DatabaseError as exc:
             raise SyncError(f"cannot open outbox {config.path}: {exc}") from exc
 
@@ -138,7 +139,7 @@ class Outbox:
             with self._tx():
                 self._store_group(batch)
         except sqlite3.DatabaseError as exc:  # rolled back: nobody in the group was stored
-            self._bytes = self._stored_bytes()
+            self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
             for req in batch:
                 req.seq, req.error = None, SyncError(f"outbox write failed: {exc}")
                 req.error.__cause__ = exc
@@ -178,6 +179,7 @@ class Outbox:
             req.seq = next_seq
             next_seq += 1
             self._bytes += len(payload)
+            self._depth += 1
             oldest = now if oldest is None else oldest
         self._set_meta("next_seq", str(next_seq))
         if refused:
@@ -190,6 +192,14 @@ class Outbox:
 
     def _stored_bytes(self) -> int:
         return int(self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM outbox").fetchone()[0])
+
+    def _stored_depth(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    @property
+    def depth(self) -> int:
+        """Unacknowledged results (kept in memory: cheap enough to poll)."""
+        return self._depth
 
     def pending(self, limit: int, *, after: int = 0) -> list[OutboxRow]:
         """Up to ``limit`` unacknowledged rows with seq > ``after``, lowest seq first."""
@@ -220,6 +230,7 @@ class Outbox:
             ).fetchone()
             deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (ack_seq,)).rowcount
             self._bytes -= int(freed)
+            self._depth -= deleted
             self._set_meta("last_ack_at", repr(time.time()))
             last = int(self._meta("last_ack_seq") or 0)
             self._set_meta("last_ack_seq", str(max(last, ack_seq)))

@@ -21,6 +21,7 @@ def _msg(seq: int, *, low: int = 1, sha: str = "a", device: str = "bed-1") -> Re
         kind="text-embedding",
         payload_sha256=sha * 64,
         body={"seq": seq},
+        raw=f'{{"seq": {seq}}}',
     )
 
 
