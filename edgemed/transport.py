@@ -12,6 +12,8 @@ import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from .config import BrokerConfig, SyncConfig
 
@@ -19,14 +21,23 @@ __all__ = ["full_jitter", "make_client", "run_connection"]
 
 log = logging.getLogger(__name__)
 
+SESSION_EXPIRY_S = 24 * 3600  # how long a broker keeps a persistent session's queue (MQTT 5)
 
-def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
-    """A paho client configured from BrokerConfig; reconnects are driven by the caller."""
-    protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
+
+def make_client(
+    client_id: str, broker: BrokerConfig, *, persistent_session: bool = False
+) -> mqtt.Client:
+    """A paho client configured from BrokerConfig; reconnects are driven by the caller.
+
+    ``persistent_session``: the broker keeps the subscriptions and queues QoS1 messages while
+    the client is away (MQTT 3.1.1 clean_session=False; for MQTT 5 see run_connection).
+    """
+    v5 = broker.protocol == "5"
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=protocol,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else not persistent_session,
         reconnect_on_failure=False,
     )
     if broker.username is not None:
@@ -46,13 +57,29 @@ def full_jitter(attempt: int, base: float, cap: float) -> float:
 
 
 def run_connection(
-    client: mqtt.Client, broker: BrokerConfig, sync: SyncConfig, stop: threading.Event
+    client: mqtt.Client,
+    broker: BrokerConfig,
+    sync: SyncConfig,
+    stop: threading.Event,
+    *,
+    persistent_session: bool = False,
 ) -> None:
     """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``."""
     attempt = 0
     while not stop.is_set():
         try:
-            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+            if broker.protocol == "5":
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent_session else 0
+                client.connect(
+                    broker.host,
+                    broker.port,
+                    keepalive=broker.keepalive_s,
+                    clean_start=not persistent_session,
+                    properties=props,
+                )
+            else:
+                client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
             log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
         else:

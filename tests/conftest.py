@@ -24,16 +24,22 @@ def encoder() -> Iterator[edgemed.Pipeline]:
 class Mosquitto:
     """A real mosquitto process on 127.0.0.1:port that tests may kill and restart."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistence: bool = False, extra: str = "") -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             pytest.fail("mosquitto is not installed: run .ci/run or `apt-get install mosquitto`")
         self.binary = binary
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
+        self.store = workdir / "mosquitto-data"
+        self.store.mkdir(exist_ok=True)
+        settings = (
+            f"persistence true\npersistence_location {self.store}/\nautosave_interval 1\n"
+            if persistence
+            else "persistence false\n"
+        )
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{settings}{extra}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -43,6 +49,10 @@ class Mosquitto:
         )
         if not wait_for_port(self.port, timeout=10):
             raise RuntimeError(f"mosquitto did not start: {self.proc.stderr}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

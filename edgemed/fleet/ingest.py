@@ -55,7 +55,9 @@ class Ingest:
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self._client = make_client(client_id, broker)
+        # Persistent session: the broker queues results while the fleet restarts (bounded by
+        # its max_queued_messages; what it drops, devices resend because it was never acked).
+        self._client = make_client(client_id, broker, persistent_session=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
 
@@ -65,6 +67,7 @@ class Ingest:
         self._thread = threading.Thread(
             target=run_connection,
             args=(self._client, self.broker, self.sync, self._stop),
+            kwargs={"persistent_session": True},
             name="edgemed-fleet-ingest",
             daemon=True,
         )

@@ -8,8 +8,10 @@ exponentially; reconnects use full jitter (paho's own back-off has none).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +66,10 @@ class Publisher:
         self._inflight: dict[int, _InFlight] = {}
         self._high_sent = 0  # highest seq published on this connection
         self._wake = False  # set with notify: the sender has work (new rows, acks, reconnect)
+        # Link watchdog: publishes still waiting for their PUBACK, and since when we wait.
+        self._unpubacked: set[int] = set()
+        self._early_pubacks: set[int] = set()  # PUBACK seen before publish() returned its mid
+        self._waiting_since: float | None = None
         self._connected = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -78,6 +84,7 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> Publisher:
@@ -160,10 +167,41 @@ class Publisher:
                     self._cond.wait(0.2)
                 self._wake = False
             if self._connected:
+                self._check_link()
                 try:
                     self._publish_due()
                 except EdgemedError as exc:
                     log.error("sync sender: %s", exc)
+
+    def _check_link(self) -> None:
+        """Drop a link that stopped answering: 1.5 x keepalive without a PUBACK while one is due.
+
+        paho alone notices only after ~2 keepalives (ping, then timeout). Shutting the socket
+        down (not DISCONNECT, which may sit behind a full send buffer) makes paho's loop end,
+        and run_connection reconnects; unacknowledged rows are replayed.
+        """
+        limit = 1.5 * self.broker.keepalive_s
+        with self._cond:
+            stalled = (
+                self._waiting_since is not None and time.monotonic() - self._waiting_since > limit
+            )
+        if stalled:
+            log.warning("broker silent for %.1f s with publishes outstanding: dropping link", limit)
+            with self._cond:
+                self._waiting_since = None
+            sock = self._client.socket()
+            if isinstance(sock, socket.socket):  # TLS sockets are socket subclasses too
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _track(self, info: mqtt.MQTTMessageInfo) -> None:
+        with self._cond:
+            if info.mid in self._early_pubacks:
+                self._early_pubacks.discard(info.mid)
+                return
+            if not self._unpubacked:
+                self._waiting_since = time.monotonic()
+            self._unpubacked.add(info.mid)
 
     def _publish_due(self) -> None:
         """Resend rows whose timer expired, then fill the window with rows never sent yet."""
@@ -189,6 +227,7 @@ class Publisher:
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
+            self._track(info)
 
     # -- paho callbacks (network thread) ----------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -206,8 +245,12 @@ class Publisher:
             models=self.models,
             outbox_depth=self.outbox.depth,
         )
-        client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True)
         self.outbox.set_link_state("online")
+        with self._cond:
+            self._unpubacked.clear()
+            self._early_pubacks.clear()
+            self._waiting_since = None
+        self._track(client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True))
         with self._cond:
             self._inflight.clear()  # replay everything unacknowledged
             self._high_sent = 0
@@ -224,6 +267,14 @@ class Publisher:
             log.error("cannot record link state: %s", exc)
         if not self._stop.is_set():
             log.info("disconnected from broker: %s", reason)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._cond:
+            if mid in self._unpubacked:
+                self._unpubacked.discard(mid)
+                self._waiting_since = time.monotonic() if self._unpubacked else None
+            else:
+                self._early_pubacks.add(mid)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:

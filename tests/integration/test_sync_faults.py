@@ -1,0 +1,210 @@
+"""Fault injection against real mosquitto processes (DESIGN.md §4 guarantee).
+
+Each test prints a tally (produced, stored, missing, duplicates) and passes only with 0 missing
+and 0 duplicates stored. CI runs small variants; ``-m slow`` runs the issue's full sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import Mosquitto
+from faults import Tally, ThrottledProxy
+from paho.mqtt.enums import CallbackAPIVersion
+
+import edgemed
+from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
+from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.sync import Outbox, Publisher
+
+pytestmark = pytest.mark.broker
+
+# Resends back off: a slow fleet must not be flooded with copies (FINDINGS: a fixed 3 s timer
+# duplicated ~100 %). Reconnects are quick so the tests stay short.
+SYNC = SyncConfig(
+    inflight_window=400,
+    resend_initial_s=4.0,
+    resend_max_s=20.0,
+    reconnect_min_s=0.1,
+    reconnect_max_s=1.0,
+)
+CONSUMER_BYTES_PER_S = 200_000  # ~90 results/s of ~2.1 kB: the broker builds a backlog
+
+
+def _until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "fleet.db")
+    yield s
+    s.close()
+
+
+def _kill_schedule(n_kills: int, duration: float, rng: random.Random) -> list[float]:
+    """Kill times spread over the production window, each jittered within its slot."""
+    slot = duration / (n_kills + 1)
+    return [slot * (i + 1) + rng.uniform(-0.3, 0.3) * slot for i in range(n_kills)]
+
+
+def _broker_kills(
+    size: tuple[int, int],
+    persistence: bool,
+    tmp_path: Path,
+    store: SQLiteStore,
+    encoder: edgemed.Pipeline,
+) -> Tally:
+    n_results, n_kills = size
+    rng = random.Random(n_results * 31 + n_kills + persistence)
+    broker = Mosquitto(tmp_path, persistence=persistence)
+    broker.start()
+    proxy = ThrottledProxy(broker.port, CONSUMER_BYTES_PER_S)
+    results = [encoder(f"observation {i}: heart rate {60 + i}") for i in range(8)]
+    outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-k"))
+    accepted: list[int] = []
+    backlog_at_kill: list[int] = []
+    rate = 300.0  # results/s produced: faster than the consumer drains
+    kills = _kill_schedule(n_kills, n_results / rate, rng)
+    try:
+        with (
+            Ingest(store, BrokerConfig(port=proxy.port), sync=SYNC) as ingest,
+            Publisher(outbox, BrokerConfig(port=broker.port), SYNC) as pub,
+        ):
+            assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+            t0 = time.monotonic()
+            for i in range(n_results):
+                accepted.append(pub.submit(results[i % len(results)]))
+                if kills and time.monotonic() - t0 >= kills[0]:
+                    kills.pop(0)
+                    backlog_at_kill.append(outbox.depth)
+                    broker.kill()
+                    time.sleep(rng.uniform(0.2, 0.8))
+                    broker.start()
+                time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
+            assert pub.wait_drained(180), outbox.stats()
+            absorbed = ingest.counts["duplicate"]
+    finally:
+        proxy.close()
+        broker.kill()
+    tally = Tally.of(store, "bed-k", accepted, absorbed)
+    print(
+        f"broker SIGKILL x{n_kills} persistence={persistence}: {tally}, "
+        f"unacked at each kill {backlog_at_kill}"
+    )
+    assert len(backlog_at_kill) == n_kills
+    assert min(backlog_at_kill) >= 50, "no backlog at a kill: the test would prove nothing"
+    return tally
+
+
+@pytest.mark.parametrize("persistence", [False, True], ids=["persistence-off", "persistence-on"])
+def test_broker_sigkill_with_backlog(
+    persistence: bool, tmp_path: Path, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    assert _broker_kills((600, 3), persistence, tmp_path, store, encoder).ok()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("persistence", [False, True], ids=["persistence-off", "persistence-on"])
+def test_broker_sigkill_with_backlog_soak(
+    persistence: bool, tmp_path: Path, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    assert _broker_kills((5000, 10), persistence, tmp_path, store, encoder).ok()
+
+
+def test_control_plain_qos1_loses_results_under_the_same_faults(tmp_path: Path) -> None:
+    """Without the outbox protocol, PUBACKed messages die with the broker: the faults bite."""
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    proxy = ThrottledProxy(broker.port, CONSUMER_BYTES_PER_S)
+    received: set[int] = set()
+    consumer = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="control-fleet", clean_session=False
+    )
+    consumer.on_connect = lambda c, *_: c.subscribe("control/results", qos=1)
+    consumer.on_message = lambda _c, _u, m: received.add(json.loads(m.payload)["n"])
+    consumer.connect("127.0.0.1", proxy.port)
+    consumer.loop_start()
+    producer = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="control-device")
+    producer.connect("127.0.0.1", broker.port)
+    producer.loop_start()
+    pad = "x" * 2000
+    n, rate = 600, 300.0
+    kills = _kill_schedule(3, n / rate, random.Random(1))
+    try:
+        t0 = time.monotonic()
+        for i in range(n):
+            producer.publish("control/results", json.dumps({"n": i, "pad": pad}), qos=1)
+            if kills and time.monotonic() - t0 >= kills[0]:
+                kills.pop(0)
+                broker.kill()
+                time.sleep(0.5)
+                broker.start()
+            time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
+        _until(lambda: len(received) == n, 20)
+    finally:
+        for client in (producer, consumer):
+            client.loop_stop()
+        proxy.close()
+        broker.kill()
+    missing = n - len(received)
+    print(
+        f"control (plain QoS1, no outbox): produced {n}, received {len(received)}, missing {missing}"
+    )
+    assert missing > 0, "the fault schedule did not cause loss: the real test would prove nothing"
+
+
+def test_partition_detected_within_1_5_keepalive_and_nothing_lost(
+    tmp_path: Path, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    """SIGSTOP the broker (a half-open link: TCP stays up, nothing answers) while producing."""
+    keepalive = 2
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    cfg = BrokerConfig(port=broker.port, keepalive_s=keepalive)
+    outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-p"))
+    result = encoder("partition test")
+    accepted: list[int] = []
+    lost_link = threading.Event()
+    try:
+        with Ingest(store, cfg, sync=SYNC) as ingest, Publisher(outbox, cfg, SYNC) as pub:
+            assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+            for _ in range(50):
+                accepted.append(pub.submit(result))
+            assert pub.wait_drained(10)
+            broker.signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            while not lost_link.is_set() and time.monotonic() - stopped < 10:
+                accepted.append(pub.submit(result))  # producing through the partition
+                if not pub.connected:
+                    lost_link.set()
+                time.sleep(0.02)
+            detected = time.monotonic() - stopped
+            time.sleep(max(0.0, 5.0 - detected))  # a 5 s partition in all
+            broker.signal(signal.SIGCONT)
+            for _ in range(50):
+                accepted.append(pub.submit(result))
+            assert pub.wait_drained(60), outbox.stats()
+            absorbed = ingest.counts["duplicate"]
+    finally:
+        broker.signal(signal.SIGCONT)
+        broker.kill()
+    tally = Tally.of(store, "bed-p", accepted, absorbed)
+    print(
+        f"partition 5 s, keepalive {keepalive} s: dead link detected after {detected:.2f} s; {tally}"
+    )
+    assert lost_link.is_set() and detected <= 1.5 * keepalive + 0.3
+    assert tally.ok()
