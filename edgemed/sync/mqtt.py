@@ -70,6 +70,9 @@ class Publisher:
         self._unpubacked: set[int] = set()
         self._early_pubacks: set[int] = set()  # PUBACK seen before publish() returned its mid
         self._waiting_since: float | None = None
+        # Fleet ack throughput (results/s, moving average) and the last ack seen.
+        self._ack_rate: float | None = None
+        self._last_ack: tuple[float, int] | None = None
         self._connected = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -217,12 +220,13 @@ class Publisher:
             with self._cond:
                 entry = self._inflight.get(row.seq)
                 attempts = 1 if entry is None else entry.attempts + 1
-                backoff = min(
+                wait = min(
                     self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1)
                 )
-                self._inflight[row.seq] = _InFlight(
-                    now + backoff * random.uniform(0.8, 1.2), attempts
-                )
+                if self._ack_rate:  # a slow fleet is not a lost message: wait for the queue ahead
+                    ahead = sum(1 for seq in self._inflight if seq < row.seq)
+                    wait = max(wait, 2.0 * ahead / self._ack_rate)
+                self._inflight[row.seq] = _InFlight(now + wait * random.uniform(0.8, 1.2), attempts)
                 self._high_sent = max(self._high_sent, row.seq)
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -268,6 +272,14 @@ class Publisher:
         if not self._stop.is_set():
             log.info("disconnected from broker: %s", reason)
 
+    def _update_ack_rate(self, ack_seq: int) -> None:
+        now = time.monotonic()
+        if self._last_ack is not None and ack_seq > self._last_ack[1] and now > self._last_ack[0]:
+            rate = (ack_seq - self._last_ack[1]) / (now - self._last_ack[0])
+            self._ack_rate = rate if self._ack_rate is None else 0.7 * self._ack_rate + 0.3 * rate
+        if self._last_ack is None or ack_seq > self._last_ack[1]:
+            self._last_ack = (now, ack_seq)
+
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._cond:
             if mid in self._unpubacked:
@@ -284,6 +296,7 @@ class Publisher:
             log.error("ignoring ack on %s: %s", message.topic, exc)
             return
         with self._cond:
+            self._update_ack_rate(ack_seq)
             for seq in [s for s in self._inflight if s <= ack_seq]:
                 del self._inflight[seq]
             self._wake = True
