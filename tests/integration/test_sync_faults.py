@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.fleet.broker import free_port
 from edgemed.sync import Outbox, Publisher
 
 pytestmark = pytest.mark.broker
@@ -208,3 +211,124 @@ def test_partition_detected_within_1_5_keepalive_and_nothing_lost(
     )
     assert lost_link.is_set() and detected <= 1.5 * keepalive + 0.3
     assert tally.ok()
+
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+
+def _start_device(tmp_path: Path, port: int, count: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(TESTS_DIR / "sim_device.py"),
+            "--outbox",
+            str(tmp_path / "dev.db"),
+            "--port",
+            str(port),
+            "--count",
+            str(count),
+            "--log",
+            str(tmp_path / "accepted.log"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def _device_kills(n_kills: int, tmp_path: Path, store: SQLiteStore) -> Tally:
+    rng = random.Random(n_kills)
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    try:
+        with Ingest(store, BrokerConfig(port=broker.port), sync=SYNC) as ingest:
+            assert ingest.ready.wait(10)
+            for _ in range(n_kills):
+                proc = _start_device(tmp_path, broker.port, 10_000)
+                time.sleep(rng.uniform(0.2, 1.0))  # mid-stream: commits, publishes, acks in flight
+                proc.kill()
+                proc.wait()
+            final = _start_device(tmp_path, broker.port, 100)
+            assert final.wait(120) == 0, "the last device run did not drain its outbox"
+            absorbed = ingest.counts["duplicate"]
+    finally:
+        broker.kill()
+    lines = (tmp_path / "accepted.log").read_text().split()
+    accepted = [int(seq) for seq in lines[::2]]
+    boots = set(lines[1::2])
+    tally = Tally.of(store, "bed-d", accepted, absorbed)
+    stored = sorted(r["seq"] for r in store.results(device_id="bed-d", limit=10**9))
+    print(f"device SIGKILL x{n_kills}: {tally}, boots {len(boots)}, seqs 1..{stored[-1]}")
+    assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted), "seq reused"
+    assert stored == list(range(1, stored[-1] + 1)), "a committed seq never reached the fleet"
+    assert len(boots) == n_kills + 1
+    return tally
+
+
+def test_device_sigkill_loses_and_reuses_nothing(tmp_path: Path, store: SQLiteStore) -> None:
+    assert _device_kills(10, tmp_path, store).ok()
+
+
+def _start_fleet(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgemed.cli",
+            "fleet",
+            "serve",
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--db",
+            str(tmp_path / "fleet.db"),
+            "--port",
+            str(free_port()),
+            "--token",
+            "t",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().startswith("fleet:")
+    return proc
+
+
+def _fleet_kills(n_kills: int, n_results: int, tmp_path: Path, encoder: edgemed.Pipeline) -> Tally:
+    rng = random.Random(n_kills * 7)
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-f"))
+    result = encoder("fleet kill test")
+    accepted: list[int] = []
+    rate = 250.0
+    kills = _kill_schedule(n_kills, n_results / rate, rng)
+    fleet = _start_fleet(tmp_path, broker.port)
+    try:
+        with Publisher(outbox, BrokerConfig(port=broker.port), SYNC) as pub:
+            assert _until(lambda: pub.connected, 10)
+            t0 = time.monotonic()
+            for i in range(n_results):
+                accepted.append(pub.submit(result))
+                if kills and time.monotonic() - t0 >= kills[0]:
+                    kills.pop(0)
+                    fleet.kill()  # before commit, after commit before ack: wherever it is
+                    fleet.wait()
+                    fleet = _start_fleet(tmp_path, broker.port)
+                time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
+            assert pub.wait_drained(120), outbox.stats()
+    finally:
+        fleet.terminate()
+        fleet.wait(10)
+        broker.kill()
+    store = SQLiteStore(tmp_path / "fleet.db")
+    tally = Tally.of(store, "bed-f", accepted, absorbed=-1)  # absorbed counts died with the fleet
+    print(f"fleet SIGKILL x{n_kills}: {tally}")
+    store.close()
+    return tally
+
+
+def test_fleet_sigkill_loses_and_duplicates_nothing(
+    tmp_path: Path, encoder: edgemed.Pipeline
+) -> None:
+    assert _fleet_kills(10, 1500, tmp_path, encoder).ok()
