@@ -62,6 +62,7 @@ class Publisher:
         self.sync = sync or SyncConfig()
         self.models = models or []
         self.connections = 0
+        self.peak_inflight = 0  # most results published and unacknowledged at once (<= window)
         self._on_ack = on_ack
         self._inflight: dict[int, _InFlight] = {}
         self._high_sent = 0  # highest seq published on this connection
@@ -228,6 +229,7 @@ class Publisher:
                     wait = max(wait, 2.0 * ahead / self._ack_rate)
                 self._inflight[row.seq] = _InFlight(now + wait * random.uniform(0.8, 1.2), attempts)
                 self._high_sent = max(self._high_sent, row.seq)
+                self.peak_inflight = max(self.peak_inflight, len(self._inflight))
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect

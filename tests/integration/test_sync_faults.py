@@ -332,3 +332,136 @@ def test_fleet_sigkill_loses_and_duplicates_nothing(
     tmp_path: Path, encoder: edgemed.Pipeline
 ) -> None:
     assert _fleet_kills(10, 1500, tmp_path, encoder).ok()
+
+
+def test_broker_queue_overflow_for_offline_fleet(
+    tmp_path: Path, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    """mosquitto's default max_queued_messages (1000) silently drops PUBACKed results for an
+    offline persistent-session fleet; results it dropped were never acked, so they come back."""
+    broker = Mosquitto(tmp_path)  # default queue limits
+    broker.start()
+    cfg = BrokerConfig(port=broker.port)
+    sync = SyncConfig(
+        inflight_window=2500, resend_initial_s=3.0, reconnect_min_s=0.1, reconnect_max_s=0.5
+    )
+    outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-q"))
+    result = encoder("queue overflow test")
+    try:
+        with Ingest(store, cfg, sync=SYNC) as first:
+            assert first.ready.wait(10)  # the fleet's persistent session now exists
+        with Publisher(outbox, cfg, sync) as pub:
+            assert _until(lambda: pub.connected, 10)
+            accepted = [pub.submit(result) for _ in range(2200)]
+            assert _until(lambda: pub.peak_inflight >= 2200, 20)  # all published while away
+            time.sleep(1.0)
+            with Ingest(store, cfg, sync=SYNC) as fleet:
+                time.sleep(1.5)  # the broker's queue arrives; resends are not due for ~2 s
+                from_queue = fleet.counts["stored"]
+                assert pub.wait_drained(90), outbox.stats()
+                absorbed = fleet.counts["duplicate"]
+    finally:
+        broker.kill()
+    tally = Tally.of(store, "bed-q", accepted, absorbed)
+    print(
+        f"queue overflow: 2200 published to an offline fleet, broker delivered {from_queue} "
+        f"from its queue, the rest came back by resend; {tally}"
+    )
+    assert from_queue < 2200, "the broker dropped nothing: the overflow did not happen"
+    assert tally.ok()
+
+
+def test_outbox_cap_during_long_outage(
+    tmp_path: Path, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    cfg = BrokerConfig(port=broker.port)
+    result = encoder("outage test")
+    payload_size = len(
+        edgemed.wire.encode_result(
+            result,
+            device_id="bed-o",
+            seq=1,
+            boot_id="x" * 36,
+            lowest_unacked_seq=1,
+            clock_synced=False,
+        )
+    )
+    outbox = Outbox(
+        OutboxConfig(
+            path=tmp_path / "dev.db", device_id="bed-o", max_bytes=300 * (payload_size + 40)
+        )
+    )
+    window = 64
+    sync = SyncConfig(inflight_window=window, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    accepted: list[int] = []
+    refused = 0
+    try:
+        with Publisher(outbox, cfg, sync) as pub:
+            assert _until(lambda: pub.connected, 10)
+            broker.kill()  # the outage: no broker, no fleet
+            for _ in range(500):
+                try:
+                    accepted.append(pub.submit(result))
+                except edgemed.OutboxFullError:
+                    refused += 1
+            assert outbox.stats().refused_total == refused
+            broker.start()
+            with Ingest(store, cfg, sync=SYNC) as fleet:
+                assert pub.wait_drained(60), outbox.stats()
+                absorbed = fleet.counts["duplicate"]
+            peak = pub.peak_inflight
+    finally:
+        broker.kill()
+    tally = Tally.of(store, "bed-o", accepted, absorbed)
+    print(
+        f"outbox cap: accepted {len(accepted)}, refused {refused} (OutboxFullError), "
+        f"replay peak in flight {peak} (window {window}); {tally}"
+    )
+    assert 250 <= len(accepted) <= 310 and refused == 500 - len(accepted)
+    assert peak <= window  # the replay after the outage is paced by the in-flight window
+    assert tally.ok()
+
+
+def test_reconnects_after_broker_restart_are_spread_by_jitter(tmp_path: Path) -> None:
+    """200 devices lose the broker at once; full jitter spreads their reconnects out."""
+    from edgemed.transport import make_client, run_connection
+
+    n = 200
+    broker = Mosquitto(tmp_path, extra="max_connections -1\n")
+    broker.start()
+    cfg = BrokerConfig(port=broker.port)
+    sync = SyncConfig(reconnect_min_s=0.5, reconnect_max_s=8.0)
+    stop = threading.Event()
+    connects: dict[int, list[float]] = {i: [] for i in range(n)}
+    clients = []
+    for i in range(n):
+        client = make_client(f"sim-{i:03d}", cfg)
+        client.on_connect = lambda _c, _u, _f, _r, _p, i=i: connects[i].append(time.monotonic())
+        clients.append(client)
+        threading.Thread(target=run_connection, args=(client, cfg, sync, stop), daemon=True).start()
+    try:
+        assert _until(lambda: all(connects.values()), 30)
+        broker.kill()
+        down = time.monotonic()
+        time.sleep(1.0)
+        broker.start()
+        assert _until(lambda: all(len(v) >= 2 for v in connects.values()), 60)
+    finally:
+        stop.set()
+        for client in clients:
+            client.disconnect()
+        broker.kill()
+    delays = sorted(v[1] - down for v in connects.values())
+    buckets: dict[int, int] = {}
+    for d in delays:
+        buckets[int(d * 10)] = buckets.get(int(d * 10), 0) + 1
+    busiest = max(buckets.values())
+    spread = delays[int(0.9 * n)] - delays[int(0.1 * n)]
+    print(
+        f"{n} reconnects after restart: first {delays[0]:.2f} s, median {delays[n // 2]:.2f} s, "
+        f"last {delays[-1]:.2f} s, 10-90 % spread {spread:.2f} s, busiest 100 ms: {busiest}"
+    )
+    assert spread >= 1.0, "reconnects arrived in one synchronized wave"
+    assert busiest <= n // 4
