@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..config import BrokerConfig, OutboxConfig, SyncConfig, TlsConfig
+from .aio import AsyncPublisher
 from .mqtt import Publisher
 from .outbox import Outbox, OutboxStats
 
 __all__ = [
+    "AsyncPublisher",
     "BrokerConfig",
     "Outbox",
     "OutboxConfig",

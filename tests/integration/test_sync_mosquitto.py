@@ -118,3 +118,37 @@ def test_broker_restart_loses_nothing_and_stores_no_duplicates(
     assert store.count_results() == 60
     assert sorted(r["seq"] for r in store.results(limit=1000)) == list(range(1, 61))
     assert store.alarms() == []
+
+
+def test_asyncio_publisher_round_trip(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    import asyncio
+
+    from edgemed.sync import AsyncPublisher
+
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    results = [encoder(t) for t in ("syncope", "wheeze", "haematuria")]
+
+    async def device() -> list[int]:
+        async with AsyncPublisher(_outbox(tmp_path, "bed-aio"), broker, FAST) as pub:
+            ticks = 0
+
+            async def heartbeat() -> None:  # the loop keeps running while results commit
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.001)
+
+            beat = asyncio.create_task(heartbeat())
+            seqs = list(await asyncio.gather(*(pub.submit(r) for r in results * 10)))
+            assert await pub.wait_drained(20)
+            beat.cancel()
+            assert ticks > 0
+            return seqs
+
+    with Ingest(store, broker, sync=FAST) as ingest:
+        assert ingest.ready.wait(10)
+        seqs = asyncio.run(device())
+    assert sorted(seqs) == list(range(1, 31))
+    assert store.count_results() == 30
