@@ -8,7 +8,9 @@ Starts its own mosquitto on a free loopback port. Prints JSON. The issue's targe
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,12 @@ from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import SQLiteStore
 from edgemed.fleet.broker import free_port, wait_for_port
 from edgemed.sync import Outbox, Publisher
+
+# Recommended broker setting (docs/deployment.md): without it mosquitto's Nagle delays each
+# small ack by ~40 ms. EDGEMED_BENCH_MOSQUITTO_CONF overrides it (e.g. "" to compare).
+EXTRA_CONF = os.environ.get("EDGEMED_BENCH_MOSQUITTO_CONF", "set_tcp_nodelay true\n").replace(
+    "\\n", "\n"
+)
 
 
 def raw_qos1_rate(port: int, payload: bytes, n: int) -> float:
@@ -43,32 +51,59 @@ def raw_qos1_rate(port: int, payload: bytes, n: int) -> float:
     return rate
 
 
-def durable_rate(port: int, result: edgemed.EmbeddingResult, n: int, work: Path) -> float:
-    """4 producer threads on the device; the fleet is its own process, as in deployment."""
-    broker = BrokerConfig(port=port)
+def start_fleet(port: int, db: Path) -> subprocess.Popen[str]:
+    """The fleet is its own process, as in deployment."""
+    args = ["fleet", "serve", "--broker", f"mqtt://127.0.0.1:{port}", "--db", str(db)]
     fleet = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgemed.cli",
-            "fleet",
-            "serve",
-            "--broker",
-            f"mqtt://127.0.0.1:{port}",
-            "--db",
-            str(work / "fleet.db"),
-            "--port",
-            str(free_port()),
-            "--token",
-            "bench",
-        ],
+        [sys.executable, "-m", "edgemed.cli", *args, "--port", str(free_port()), "--token", "b"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert fleet.stdout is not None and "fleet:" in fleet.stdout.readline()
+    time.sleep(0.5)  # subscribed
+    return fleet
+
+
+def latency_at_rate(
+    port: int, result: edgemed.EmbeddingResult, work: Path, rate: float = 100.0, n: int = 500
+) -> dict[str, float]:
+    """submit() -> fleet ack latency per result at a steady ``rate`` (ms percentiles)."""
+    acks: list[tuple[float, int]] = []
+    fleet = start_fleet(port, work / "fleet-latency.db")
     try:
-        assert fleet.stdout is not None and "fleet:" in fleet.stdout.readline()
-        time.sleep(0.5)  # subscribed
+        outbox = Outbox(OutboxConfig(path=work / "outbox-latency.db", device_id="bench-lat"))
+        on_ack = lambda seq: acks.append((time.perf_counter(), seq))  # noqa: E731
+        with Publisher(outbox, BrokerConfig(port=port), on_ack=on_ack) as pub:
+            while not pub.connected:
+                time.sleep(0.01)
+            submitted: dict[int, float] = {}
+            t0 = time.perf_counter()
+            for i in range(n):
+                t = time.perf_counter()
+                submitted[pub.submit(result)] = t
+                time.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+            assert pub.wait_drained(60)
+        outbox.close()
+    finally:
+        fleet.terminate()
+        fleet.wait(10)
+    latencies = sorted(
+        (next(at for at, ack in acks if ack >= seq) - t) * 1e3 for seq, t in submitted.items()
+    )
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(0.99 * len(latencies)) - 1], 2),
+        "rate_per_s": rate,
+        "results": n,
+    }
+
+
+def durable_rate(port: int, result: edgemed.EmbeddingResult, n: int, work: Path) -> float:
+    """4 producer threads on the device, the fleet in its own process."""
+    broker = BrokerConfig(port=port)
+    fleet = start_fleet(port, work / "fleet.db")
+    try:
         outbox = Outbox(OutboxConfig(path=work / "outbox.db", device_id="bench-dev"))
         with Publisher(outbox, broker, SyncConfig(inflight_window=256)) as pub:
             while not pub.connected:
@@ -102,7 +137,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
-        (work / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        (work / "m.conf").write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\n{EXTRA_CONF}"
+        )
         broker = subprocess.Popen([binary, "-c", str(work / "m.conf")], stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, 10)
@@ -111,6 +148,7 @@ def main() -> None:
             )
             raw = raw_qos1_rate(port, payload, n)
             durable = durable_rate(port, result, n, work)
+            latency = latency_at_rate(port, result, work)
         finally:
             broker.kill()
     print(
@@ -124,6 +162,7 @@ def main() -> None:
                 "baseline": "raw paho QoS1 publish->PUBACK",
                 "baseline_per_s": round(raw),
                 "ratio": round(durable / raw, 3),
+                "submit_to_ack_latency": latency,
                 "target": {"durable_per_s": 2000, "ratio": 0.30},
             },
             indent=1,

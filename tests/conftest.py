@@ -39,7 +39,8 @@ class Mosquitto:
             else "persistence false\n"
         )
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{settings}{extra}"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+            f"{settings}{extra}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
