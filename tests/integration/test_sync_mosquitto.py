@@ -152,3 +152,21 @@ def test_asyncio_publisher_round_trip(
         seqs = asyncio.run(device())
     assert sorted(seqs) == list(range(1, 31))
     assert store.count_results() == 30
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_round_trip_and_replay_on_both_protocol_versions(
+    protocol: str, tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port, protocol=protocol)  # type: ignore[arg-type, attr-defined]
+    outbox = _outbox(tmp_path, f"bed-v{protocol.replace('.', '')}")
+    with Ingest(store, broker, sync=FAST) as ingest, Publisher(outbox, broker, FAST) as pub:
+        assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+        for i in range(20):
+            pub.submit(encoder(f"note {i}"))
+            if i == 10:
+                mosquitto.kill()  # type: ignore[attr-defined]
+                mosquitto.start()  # type: ignore[attr-defined]
+        assert pub.wait_drained(30), outbox.stats()
+    assert store.count_results() == 20 and store.alarms() == []
+    assert pub.connections >= 2  # it really reconnected (persistent fleet session on v5 too)
