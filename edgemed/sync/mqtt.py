@@ -79,12 +79,7 @@ class Publisher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._client = make_client(self.device_id, broker)
-        self._client.will_set(
-            topic(self.device_id, "status"),
-            encode_status("offline", boot_id=outbox.boot_id, device_id=self.device_id),
-            qos=1,
-            retain=True,
-        )
+        self._client.on_pre_connect = self._set_will
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -142,7 +137,7 @@ class Publisher:
         if self._connected:
             info = self._client.publish(
                 topic(self.device_id, "status"),
-                encode_status("offline", boot_id=self.outbox.boot_id, device_id=self.device_id),
+                self._offline_status(self.connections),
                 qos=1,
                 retain=True,
             )
@@ -236,6 +231,16 @@ class Publisher:
             self._track(info)
 
     # -- paho callbacks (network thread) ----------------------------------------------------
+    def _offline_status(self, connection: int) -> bytes:
+        return encode_status(
+            "offline", device_id=self.device_id, boot_id=self.outbox.boot_id, connection=connection
+        )
+
+    def _set_will(self, client: mqtt.Client, _userdata: Any) -> None:
+        # Before every (re)connect: the broker's death notice names the connection it ends.
+        will = self._offline_status(self.connections + 1)
+        client.will_set(topic(self.device_id, "status"), will, qos=1, retain=True)
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("broker refused connection: %s", reason)

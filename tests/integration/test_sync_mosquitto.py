@@ -170,3 +170,39 @@ def test_round_trip_and_replay_on_both_protocol_versions(
         assert pub.wait_drained(30), outbox.stats()
     assert store.count_results() == 20 and store.alarms() == []
     assert pub.connections >= 2  # it really reconnected (persistent fleet session on v5 too)
+
+
+def test_birth_and_lwt_death_carry_boot_id_and_connection_counter(
+    tmp_path: Path, mosquitto: object
+) -> None:
+    import json
+    import socket
+
+    port = mosquitto.port  # type: ignore[attr-defined]
+    seen: list[dict[str, object]] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-watcher")
+    watcher.on_connect = lambda c, *_: c.subscribe("edgemed/v1/+/status", qos=1)
+    watcher.on_message = lambda _c, _u, m: seen.append(json.loads(m.payload))
+    watcher.connect("127.0.0.1", port)
+    watcher.loop_start()
+    outbox = _outbox(tmp_path, "bed-s")
+    try:
+        with Publisher(outbox, BrokerConfig(port=port), FAST, models=["m@1"]) as pub:
+            assert _until(lambda: len(seen) == 1, 10)
+            sock = pub._client.socket()  # an ungraceful loss: no DISCONNECT reaches the broker
+            assert isinstance(sock, socket.socket)
+            sock.shutdown(socket.SHUT_RDWR)
+            assert _until(lambda: len(seen) == 3, 10), seen  # LWT, then the new birth
+        assert _until(lambda: len(seen) == 4, 10), seen  # clean stop: explicit offline
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    states = [(s["state"], s["connection"], s["boot_id"]) for s in seen]
+    boot = outbox.boot_id
+    assert states == [
+        ("online", 1, boot),
+        ("offline", 1, boot),
+        ("online", 2, boot),
+        ("offline", 2, boot),
+    ]
+    assert seen[0]["models"] == ["m@1"] and seen[0]["outbox_depth"] == 0
