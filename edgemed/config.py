@@ -23,7 +23,8 @@ class BrokerConfig:
     username: str | None = None
     password: str | None = None
     tls: TlsConfig | None = None
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    # "auto": MQTT 5 where the broker supports it, else 3.1.1 (asked once per process start).
+    protocol: Literal["auto", "3.1.1", "5"] = "auto"
     keepalive_s: int = 30  # short enough to notice a half-open link within ~45 s
 
     @classmethod

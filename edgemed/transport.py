@@ -11,6 +11,9 @@ import random
 import socket
 import ssl
 import threading
+import time
+from dataclasses import replace
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,7 +22,7 @@ from paho.mqtt.properties import Properties
 
 from .config import BrokerConfig, SyncConfig
 
-__all__ = ["full_jitter", "make_client", "run_connection"]
+__all__ = ["full_jitter", "make_client", "probe_protocol", "resolve_protocol", "run_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,61 @@ def _no_delay(_client: mqtt.Client, _userdata: object, sock: object) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+_REFUSED_VERSION = (0x84, 1)  # MQTT 5 "unsupported protocol version"; MQTT 3 return code 1
+
+
+def probe_protocol(
+    broker: BrokerConfig, client_id: str, timeout: float = 5.0
+) -> Literal["5", "3.1.1"] | None:
+    """Ask the broker with one MQTT 5 CONNECT which protocol it speaks.
+
+    An MQTT 5 answer (even a refusal, e.g. bad credentials) means "5"; "unsupported protocol
+    version" or a close without CONNACK means "3.1.1"; None if unreachable (ask again later).
+    The probe uses its own client id and a clean session, so it never touches the real
+    client's persistent session.
+    """
+    probe = make_client(f"{client_id}-probe", replace(broker, protocol="5"))
+    answer: list[Literal["5", "3.1.1"]] = []
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        answer.append("3.1.1" if getattr(reason, "value", reason) in _REFUSED_VERSION else "5")
+
+    def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, _r: Any, _p: Any) -> None:
+        if not answer:
+            answer.append("3.1.1")  # an MQTT 3 broker may just close on an unknown version
+
+    probe.on_connect = on_connect
+    probe.on_disconnect = on_disconnect
+    try:
+        probe.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+    except (OSError, ssl.SSLError) as exc:
+        log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        return None
+    deadline = time.monotonic() + timeout
+    while not answer and time.monotonic() < deadline:
+        probe.loop(0.1)
+    with contextlib.suppress(Exception):
+        probe.disconnect()
+        probe.loop(0.1)
+    return answer[0] if answer else None
+
+
+def resolve_protocol(
+    broker: BrokerConfig, client_id: str, sync: SyncConfig, stop: threading.Event
+) -> BrokerConfig | None:
+    """``broker`` with protocol "auto" replaced by what the broker speaks (probing with full
+    jitter until it answers); None if ``stop`` is set first."""
+    attempt = 0
+    while broker.protocol == "auto" and not stop.is_set():
+        found = probe_protocol(broker, client_id)
+        if found is not None:
+            log.info("broker %s:%d speaks MQTT %s", broker.host, broker.port, found)
+            return replace(broker, protocol=found)
+        stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))
+        attempt += 1
+    return None if stop.is_set() else broker
+
+
 def full_jitter(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0.0, min(cap, base * 2.0**attempt))
 
@@ -95,6 +153,9 @@ def run_connection(
             log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
         else:
             attempt = 0
+            if stop.is_set():  # stopped while connecting: nobody will call disconnect() again
+                client.disconnect()
+                break
             client.loop_forever()  # returns on disconnect (reconnect_on_failure=False)
         if not stop.is_set():
             stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
-from ..transport import make_client, run_connection
+from ..transport import make_client, resolve_protocol, run_connection
 from ..wire import (
     PREFIX,
     ResultMessage,
@@ -55,24 +55,35 @@ class Ingest:
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.client_id = client_id
+        self._client = self._make_client(broker)
+
+    def _make_client(self, broker: BrokerConfig) -> mqtt.Client:
         # Persistent session: the broker queues results while the fleet restarts (bounded by
         # its max_queued_messages; what it drops, devices resend because it was never acked).
-        self._client = make_client(client_id, broker, persistent_session=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
+        client = make_client(self.client_id, broker, persistent_session=True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        return client
 
     def start(self) -> Ingest:
         self._worker = threading.Thread(target=self._work, name="edgemed-fleet-store", daemon=True)
         self._worker.start()
         self._thread = threading.Thread(
-            target=run_connection,
-            args=(self._client, self.broker, self.sync, self._stop),
-            kwargs={"persistent_session": True},
+            target=self._network,
             name="edgemed-fleet-ingest",
             daemon=True,
         )
         self._thread.start()
         return self
+
+    def _network(self) -> None:
+        broker = resolve_protocol(self.broker, self.client_id, self.sync, self._stop)
+        if broker is None:
+            return
+        if broker.protocol != self.broker.protocol:
+            self._client = self._make_client(broker)
+        run_connection(self._client, broker, self.sync, self._stop, persistent_session=True)
 
     def stop(self) -> None:
         self._stop.set()

@@ -24,7 +24,7 @@ from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError
 from ..results import EmbeddingResult
-from ..transport import make_client, run_connection
+from ..transport import make_client, resolve_protocol, run_connection
 from ..wire import decode_ack, encode_result, encode_status, topic
 from .clock import clock_synced
 from .outbox import Outbox
@@ -62,6 +62,7 @@ class Publisher:
         self.sync = sync or SyncConfig()
         self.models = models or []
         self.connections = 0
+        self.protocol: str | None = None  # the MQTT version in use, once the broker answered
         self.peak_inflight = 0  # most results published and unacknowledged at once (<= window)
         self._on_ack = on_ack
         self._inflight: dict[int, _InFlight] = {}
@@ -78,12 +79,16 @@ class Publisher:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._client = make_client(self.device_id, broker)
-        self._client.on_pre_connect = self._set_will
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_publish = self._on_publish
+        self._client = self._make_client(broker)
+
+    def _make_client(self, broker: BrokerConfig) -> mqtt.Client:
+        client = make_client(self.device_id, broker)
+        client.on_pre_connect = self._set_will
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> Publisher:
@@ -157,7 +162,13 @@ class Publisher:
 
     # -- threads ----------------------------------------------------------------------------
     def _network(self) -> None:
-        run_connection(self._client, self.broker, self.sync, self._stop)
+        broker = resolve_protocol(self.broker, self.device_id, self.sync, self._stop)
+        if broker is None:
+            return  # stopped before the broker ever answered
+        if broker.protocol != self.broker.protocol:
+            self._client = self._make_client(broker)  # not yet connected: nothing else uses it
+        self.protocol = broker.protocol
+        run_connection(self._client, broker, self.sync, self._stop)
 
     def _sender(self) -> None:
         while not self._stop.is_set():

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import Ingest, SQLiteStore
+from edgemed.fleet.broker import free_port
 from edgemed.sync import Outbox, Publisher
 
 pytestmark = pytest.mark.broker
@@ -206,3 +207,27 @@ def test_birth_and_lwt_death_carry_boot_id_and_connection_counter(
         ("offline", 2, boot),
     ]
     assert seen[0]["models"] == ["m@1"] and seen[0]["outbox_depth"] == 0
+
+
+def test_auto_protocol_is_mqtt5_on_mosquitto_and_311_on_the_demo_broker(
+    tmp_path: Path, mosquitto: object, encoder: edgemed.Pipeline
+) -> None:
+    from edgemed.fleet.broker import EmbeddedBroker
+    from edgemed.transport import probe_protocol
+
+    port = mosquitto.port  # type: ignore[attr-defined]
+    assert probe_protocol(BrokerConfig(port=port), "probe-test") == "5"
+    with EmbeddedBroker() as amqtt_broker:  # amqtt speaks MQTT 3.1.1 only
+        assert probe_protocol(BrokerConfig(port=amqtt_broker.port), "probe-test") == "3.1.1"
+        for broker_port, expected in ((port, "5"), (amqtt_broker.port, "3.1.1")):
+            store = SQLiteStore(tmp_path / f"fleet-{expected}.db")
+            cfg = BrokerConfig(port=broker_port)  # protocol="auto" is the default
+            outbox = _outbox(tmp_path, f"bed-auto-{expected.replace('.', '')}")
+            with Ingest(store, cfg, sync=FAST) as ingest, Publisher(outbox, cfg, FAST) as pub:
+                assert ingest.ready.wait(10) and _until(lambda p=pub: p.connected, 10)
+                assert pub.protocol == expected
+                pub.submit(encoder("auto protocol"))
+                assert pub.wait_drained(10)
+            assert store.count_results() == 1
+            store.close()
+    assert probe_protocol(BrokerConfig(port=free_port()), "probe-test") is None  # unreachable
