@@ -231,7 +231,12 @@ class Publisher:
                     self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1)
                 )
                 if self._ack_rate:  # a slow fleet is not a lost message: wait for the queue ahead
-                    ahead = sum(1 for seq in self._inflight if seq < row.seq)
+                    # New rows are past everything in flight; only resends need counting.
+                    ahead = (
+                        len(self._inflight)
+                        if entry is None
+                        else sum(1 for seq in self._inflight if seq < row.seq)
+                    )
                     wait = max(wait, 2.0 * ahead / self._ack_rate)
                 self._inflight[row.seq] = _InFlight(now + wait * random.uniform(0.8, 1.2), attempts)
                 self._high_sent = max(self._high_sent, row.seq)

@@ -157,3 +157,13 @@ def test_sync_status_reads_a_live_outbox_read_only(tmp_path: Path) -> None:
     assert st.link_state == "online" and st.last_ack_at is not None
     with pytest.raises(edgemed.SyncError, match="no outbox"):
         read_status(tmp_path / "missing.db")
+
+
+def test_acks_do_not_leave_the_connection_in_relaxed_sync_mode(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    _put(ob)
+    ob.ack_through(1)
+    with pytest.raises(edgemed.SyncError):
+        ob.ack_through(5)  # the failing path restores it too
+    assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, for the next put
+    assert ob.depth == 0 and ob.stats().depth == 0
