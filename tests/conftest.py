@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -38,7 +39,10 @@ class Mosquitto:
             if persistence
             else "persistence false\n"
         )
+        # As root, mosquitto drops to user "mosquitto", which cannot read pytest's 0700 temp
+        # folders (config files, certificates, its own persistence file): stay the test's user.
         self.conf.write_text(
+            f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
             f"{settings}{extra}"
         )
@@ -49,7 +53,9 @@ class Mosquitto:
             [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         if not wait_for_port(self.port, timeout=10):
-            raise RuntimeError(f"mosquitto did not start: {self.proc.stderr}")
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            raise RuntimeError(f"mosquitto did not start: {err.decode(errors='replace')}")
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
