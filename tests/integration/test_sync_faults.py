@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -269,6 +270,9 @@ def _device_kills(n_kills: int, tmp_path: Path, store: SQLiteStore) -> Tally:
     assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted), "seq reused"
     assert stored == list(range(1, stored[-1] + 1)), "a committed seq never reached the fleet"
     assert len(boots) == n_kills + 1
+    db = sqlite3.connect(tmp_path / "dev.db")  # killed 10x mid-commit: still a sound database
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
     return tally
 
 
