@@ -5,12 +5,15 @@ from __future__ import annotations
 import getpass
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import edgemed
+from edgemed.fleet import SQLiteStore
 from edgemed.fleet.broker import free_port, wait_for_port
 
 MODEL_ID = "clinical-text-minilm"
@@ -73,3 +76,38 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.kill()
+
+
+def until(predicate: object, timeout: float) -> bool:
+    """Poll ``predicate()`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "fleet.db")
+    yield s
+    s.close()
+
+
+def start_fleet_server(
+    db: Path, broker_port: int, *, api_port: int | None = None, token: str = "t"
+) -> tuple[subprocess.Popen[str], str]:
+    """``edgemed fleet serve`` as its own process, and its banner line once it printed it."""
+    args = ["fleet", "serve", "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", str(db)]
+    args += ["--port", str(api_port or free_port()), "--token", token]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgemed.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()
+    assert banner.startswith("fleet:"), banner
+    return proc, banner

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import start_fleet_server
 
 
 def _edgemed(
@@ -84,25 +85,8 @@ def test_fleet_serve_ingests_and_serves_with_token(mosquitto: object, tmp_path: 
     from edgemed.sync import Outbox, Publisher
 
     port, broker_port = free_port(), mosquitto.port  # type: ignore[attr-defined]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgemed.cli",
-            "fleet",
-            "serve",
-            "--broker",
-            f"mqtt://127.0.0.1:{broker_port}",
-            "--db",
-            str(tmp_path / "fleet.db"),
-            "--port",
-            str(port),
-            "--token",
-            "s3cret",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    server, banner = start_fleet_server(
+        tmp_path / "fleet.db", broker_port, api_port=port, token="s3cret"
     )
     try:
         assert wait_for_port(port, timeout=30)
@@ -135,4 +119,4 @@ def test_fleet_serve_ingests_and_serves_with_token(mosquitto: object, tmp_path: 
         server.terminate()
         out, err = server.communicate(timeout=10)
     assert server.returncode == 0, err
-    assert "s3cret" not in out + err  # a token given on the command line is never echoed
+    assert "s3cret" not in banner + out + err  # a token given on the command line is never echoed

@@ -14,19 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Mosquitto
+from conftest import Mosquitto, start_fleet_server, until
 from faults import Tally, ThrottledProxy
 from paho.mqtt.enums import CallbackAPIVersion
 
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import Ingest, SQLiteStore
-from edgemed.fleet.broker import free_port
 from edgemed.sync import Outbox, Publisher
 
 pytestmark = pytest.mark.broker
@@ -41,22 +39,6 @@ SYNC = SyncConfig(
     reconnect_max_s=1.0,
 )
 CONSUMER_BYTES_PER_S = 200_000  # ~90 results/s of ~2.1 kB: the broker builds a backlog
-
-
-def _until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "fleet.db")
-    yield s
-    s.close()
 
 
 def _kill_schedule(n_kills: int, duration: float, rng: random.Random) -> list[float]:
@@ -88,7 +70,7 @@ def _broker_kills(
             Ingest(store, BrokerConfig(port=proxy.port), sync=SYNC) as ingest,
             Publisher(outbox, BrokerConfig(port=broker.port), SYNC) as pub,
         ):
-            assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+            assert ingest.ready.wait(10) and until(lambda: pub.connected, 10)
             t0 = time.monotonic()
             for i in range(n_results):
                 accepted.append(pub.submit(results[i % len(results)]))
@@ -158,7 +140,7 @@ def test_control_plain_qos1_loses_results_under_the_same_faults(tmp_path: Path) 
                 time.sleep(0.5)
                 broker.start()
             time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
-        _until(lambda: len(received) == n, 20)
+        until(lambda: len(received) == n, 20)
     finally:
         for client in (producer, consumer):
             client.loop_stop()
@@ -189,7 +171,7 @@ def test_partition_detected_within_1_5_keepalive_and_nothing_lost(
     lost_link = threading.Event()
     try:
         with Ingest(store, cfg, sync=SYNC) as ingest, Publisher(outbox, cfg, SYNC) as pub:
-            assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+            assert ingest.ready.wait(10) and until(lambda: pub.connected, 10)
             for _ in range(50):
                 accepted.append(pub.submit(result))
             assert pub.wait_drained(10)
@@ -280,30 +262,6 @@ def test_device_sigkill_loses_and_reuses_nothing(tmp_path: Path, store: SQLiteSt
     assert _device_kills(10, tmp_path, store).ok()
 
 
-def _start_fleet(tmp_path: Path, port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgemed.cli",
-            "fleet",
-            "serve",
-            "--broker",
-            f"mqtt://127.0.0.1:{port}",
-            "--db",
-            str(tmp_path / "fleet.db"),
-            "--port",
-            str(free_port()),
-            "--token",
-            "t",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().startswith("fleet:")
-    return proc
-
-
 def _fleet_kills(n_kills: int, n_results: int, tmp_path: Path, encoder: edgemed.Pipeline) -> Tally:
     rng = random.Random(n_kills * 7)
     broker = Mosquitto(tmp_path)
@@ -313,10 +271,10 @@ def _fleet_kills(n_kills: int, n_results: int, tmp_path: Path, encoder: edgemed.
     accepted: list[int] = []
     rate = 250.0
     kills = _kill_schedule(n_kills, n_results / rate, rng)
-    fleet = _start_fleet(tmp_path, broker.port)
+    fleet = start_fleet_server(tmp_path / "fleet.db", broker.port)[0]
     try:
         with Publisher(outbox, BrokerConfig(port=broker.port), SYNC) as pub:
-            assert _until(lambda: pub.connected, 10)
+            assert until(lambda: pub.connected, 10)
             t0 = time.monotonic()
             for i in range(n_results):
                 accepted.append(pub.submit(result))
@@ -324,7 +282,7 @@ def _fleet_kills(n_kills: int, n_results: int, tmp_path: Path, encoder: edgemed.
                     kills.pop(0)
                     fleet.kill()  # before commit, after commit before ack: wherever it is
                     fleet.wait()
-                    fleet = _start_fleet(tmp_path, broker.port)
+                    fleet = start_fleet_server(tmp_path / "fleet.db", broker.port)[0]
                 time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
             assert pub.wait_drained(120), outbox.stats()
     finally:
@@ -361,9 +319,9 @@ def test_broker_queue_overflow_for_offline_fleet(
         with Ingest(store, cfg, sync=SYNC) as first:
             assert first.ready.wait(10)  # the fleet's persistent session now exists
         with Publisher(outbox, cfg, sync) as pub:
-            assert _until(lambda: pub.connected, 10)
+            assert until(lambda: pub.connected, 10)
             accepted = [pub.submit(result) for _ in range(2200)]
-            assert _until(lambda: pub.peak_inflight >= 2200, 20)  # all published while away
+            assert until(lambda: pub.peak_inflight >= 2200, 20)  # all published while away
             time.sleep(1.0)
             with Ingest(store, cfg, sync=SYNC) as fleet:
                 time.sleep(1.5)  # the broker's queue arrives; resends are not due for ~2 s
@@ -409,7 +367,7 @@ def test_outbox_cap_during_long_outage(
     refused = 0
     try:
         with Publisher(outbox, cfg, sync) as pub:
-            assert _until(lambda: pub.connected, 10)
+            assert until(lambda: pub.connected, 10)
             broker.kill()  # the outage: no broker, no fleet
             for _ in range(500):
                 try:
@@ -452,12 +410,12 @@ def test_reconnects_after_broker_restart_are_spread_by_jitter(tmp_path: Path) ->
         clients.append(client)
         threading.Thread(target=run_connection, args=(client, cfg, sync, stop), daemon=True).start()
     try:
-        assert _until(lambda: all(connects.values()), 30)
+        assert until(lambda: all(connects.values()), 30)
         broker.kill()
         down = time.monotonic()
         time.sleep(1.0)
         broker.start()
-        assert _until(lambda: all(len(v) >= 2 for v in connects.values()), 60)
+        assert until(lambda: all(len(v) >= 2 for v in connects.values()), 60)
     finally:
         stop.set()
         for client in clients:

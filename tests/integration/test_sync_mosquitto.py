@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import until
 from paho.mqtt.enums import CallbackAPIVersion
 
 import edgemed
@@ -18,22 +18,6 @@ from edgemed.sync import Outbox, Publisher
 
 pytestmark = pytest.mark.broker
 FAST = SyncConfig(resend_initial_s=0.3, resend_max_s=1.0, reconnect_min_s=0.1, reconnect_max_s=0.5)
-
-
-def _until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "fleet.db")
-    yield s
-    s.close()
 
 
 def _outbox(tmp_path: Path, device: str = "bed-1") -> Outbox:
@@ -47,7 +31,7 @@ def test_row_deleted_only_after_fleet_ack(
     outbox = _outbox(tmp_path)
     notes = ["chest pain", "fever and cough", "fall at home", "dysuria", "confusion"]
     with Publisher(outbox, broker, FAST) as pub:
-        assert _until(lambda: pub.connected, 10)
+        assert until(lambda: pub.connected, 10)
         seqs = [pub.submit(encoder(n)) for n in notes]
         assert seqs == [1, 2, 3, 4, 5]
         time.sleep(1.5)  # published (and resent) to the broker, but no fleet is listening
@@ -90,7 +74,7 @@ def test_garbage_payloads_dead_lettered_without_stopping_ingest(
             clock_synced=False,
         )
         raw.publish("edgemed/v1/bed-9/results", spoof, qos=1).wait_for_publish(5)
-        assert _until(lambda: len(store.dead_letters()) == 5, 10), store.dead_letters()
+        assert until(lambda: len(store.dead_letters()) == 5, 10), store.dead_letters()
         raw.loop_stop()
         raw.disconnect()
 
@@ -162,7 +146,7 @@ def test_round_trip_and_replay_on_both_protocol_versions(
     broker = BrokerConfig(port=mosquitto.port, protocol=protocol)  # type: ignore[arg-type, attr-defined]
     outbox = _outbox(tmp_path, f"bed-v{protocol.replace('.', '')}")
     with Ingest(store, broker, sync=FAST) as ingest, Publisher(outbox, broker, FAST) as pub:
-        assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+        assert ingest.ready.wait(10) and until(lambda: pub.connected, 10)
         for i in range(20):
             pub.submit(encoder(f"note {i}"))
             if i == 10:
@@ -189,12 +173,12 @@ def test_birth_and_lwt_death_carry_boot_id_and_connection_counter(
     outbox = _outbox(tmp_path, "bed-s")
     try:
         with Publisher(outbox, BrokerConfig(port=port), FAST, models=["m@1"]) as pub:
-            assert _until(lambda: len(seen) == 1, 10)
+            assert until(lambda: len(seen) == 1, 10)
             sock = pub._client.socket()  # an ungraceful loss: no DISCONNECT reaches the broker
             assert isinstance(sock, socket.socket)
             sock.shutdown(socket.SHUT_RDWR)
-            assert _until(lambda: len(seen) == 3, 10), seen  # LWT, then the new birth
-        assert _until(lambda: len(seen) == 4, 10), seen  # clean stop: explicit offline
+            assert until(lambda: len(seen) == 3, 10), seen  # LWT, then the new birth
+        assert until(lambda: len(seen) == 4, 10), seen  # clean stop: explicit offline
     finally:
         watcher.loop_stop()
         watcher.disconnect()
@@ -224,7 +208,7 @@ def test_auto_protocol_is_mqtt5_on_mosquitto_and_311_on_the_demo_broker(
             cfg = BrokerConfig(port=broker_port)  # protocol="auto" is the default
             outbox = _outbox(tmp_path, f"bed-auto-{expected.replace('.', '')}")
             with Ingest(store, cfg, sync=FAST) as ingest, Publisher(outbox, cfg, FAST) as pub:
-                assert ingest.ready.wait(10) and _until(lambda p=pub: p.connected, 10)
+                assert ingest.ready.wait(10) and until(lambda p=pub: p.connected, 10)
                 assert pub.protocol == expected
                 pub.submit(encoder("auto protocol"))
                 assert pub.wait_drained(10)

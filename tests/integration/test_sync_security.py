@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Mosquitto
+from conftest import Mosquitto, until
 from paho.mqtt.enums import CallbackAPIVersion
 from pki import CertificateAuthority, Issued
 
@@ -33,15 +32,6 @@ topic read edgemed/v1/+/results
 topic read edgemed/v1/+/status
 topic write edgemed/v1/+/ack
 """
-
-
-def _until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Pki:
@@ -79,13 +69,6 @@ def _tls_broker(
     return broker
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "fleet.db")
-    yield s
-    s.close()
-
-
 def _outbox(tmp_path: Path, device: str) -> Outbox:
     return Outbox(OutboxConfig(path=tmp_path / f"{device}.db", device_id=device))
 
@@ -101,7 +84,7 @@ def test_mutual_tls_round_trip(
             Ingest(store, fleet_cfg, sync=FAST) as ingest,
             Publisher(_outbox(tmp_path, "bed-a"), dev_cfg, FAST) as pub,
         ):
-            assert ingest.ready.wait(10) and _until(lambda: pub.connected, 10)
+            assert ingest.ready.wait(10) and until(lambda: pub.connected, 10)
             pub.submit(encoder("mutual TLS"))
             assert pub.wait_drained(10)
     finally:
@@ -128,7 +111,7 @@ def test_tls_faults_fail_closed_and_keep_the_result(
     try:
         with Publisher(outbox, BrokerConfig(port=broker.port, tls=tls), FAST) as pub:
             pub.submit(encoder(f"tls fault {fault}"))
-            assert not _until(lambda: pub.connected, 3.0), f"{fault}: connected anyway"
+            assert not until(lambda: pub.connected, 3.0), f"{fault}: connected anyway"
     finally:
         broker.kill()
     assert outbox.depth == 1  # kept for a correctly configured broker
@@ -150,7 +133,7 @@ def test_acl_confines_each_device_to_its_own_topics(
             assert ingest.ready.wait(10)
             rogue.connect("127.0.0.1", broker.port)
             rogue.loop_start()
-            assert _until(lambda: rogue.is_connected(), 10)
+            assert until(lambda: rogue.is_connected(), 10)
             # bed-a (authenticated by its certificate) forges a result as bed-b.
             forged = edgemed.wire.encode_result(
                 encoder("forged"),
@@ -194,8 +177,8 @@ def test_username_password(
         bad = BrokerConfig(port=broker.port, tls=pki.tls(None), username="bed-pw", password="wrong")
         with Publisher(_outbox(tmp_path, "bed-pw"), bad, FAST) as pub:
             pub.submit(encoder("wrong password"))
-            assert not _until(lambda: pub.connected, 3.0)
+            assert not until(lambda: pub.connected, 3.0)
         with Publisher(_outbox(tmp_path, "bed-pw"), good, FAST) as pub:
-            assert _until(lambda: pub.connected, 10)
+            assert until(lambda: pub.connected, 10)
     finally:
         broker.kill()
