@@ -38,3 +38,13 @@ def test_demo_script_from_scratch(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "demo OK" in proc.stdout and "fleet received 5 result(s)" in proc.stdout
+
+
+def test_readme_first_python_example_runs_as_written() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme.split("## Using it", 1)[1], re.S)
+    assert block, "README has no Python example under 'Using it'"
+    namespace: dict[str, object] = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.nearest[0].code in {"R00-R99", "I00-I99"}  # type: ignore[attr-defined]
