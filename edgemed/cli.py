@@ -108,17 +108,18 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     from .config import BrokerConfig
     from .fleet.app import FleetApi
     from .fleet.ingest import Ingest
-    from .fleet.store import SQLiteStore
+    from .fleet.store import open_store
 
-    store = SQLiteStore(args.db)
+    store = open_store(args.db)
     token = args.token or secrets.token_urlsafe(24)
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Ingest(store, broker):
         api = FleetApi(store, token=token, host=args.host, port=args.port).start()
+        where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
         print(
-            f"fleet: ingest from {broker.host}:{broker.port}, store {args.db}, "
+            f"fleet: ingest from {broker.host}:{broker.port}, store {where}, "
             f"API http://{args.host}:{api.port}/api/",
             flush=True,
         )
@@ -196,7 +197,11 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="ingest results from the broker and serve the REST API"
     )
     serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    serve.add_argument("--db", type=Path, default=Path("edgemed-fleet.sqlite3"))
+    serve.add_argument(
+        "--db",
+        default="edgemed-fleet.sqlite3",
+        help="SQLite file (default) or postgresql://user@host/db",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(

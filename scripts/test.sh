@@ -4,6 +4,9 @@
 #   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
 # ports). It is installed with apt-get only if missing, and this script says so first.
+# PostgreSQL: tests marked `postgres` use $EDGEMED_TEST_POSTGRES (default
+# postgresql://postgres@127.0.0.1:5432/test); a local cluster that is installed but stopped is
+# started. Run `pytest -m "not postgres"` where no PostgreSQL server is available.
 source "$(dirname "$0")/_common.sh"
 check_python
 
@@ -11,6 +14,12 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     say "installing Debian package: mosquitto (test-only MQTT broker)"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto
+fi
+
+if [ -z "${EDGEMED_TEST_POSTGRES:-}" ] && command -v pg_isready >/dev/null \
+    && ! pg_isready -q -h 127.0.0.1 -p 5432 && command -v pg_ctlcluster >/dev/null; then
+    say "starting the local PostgreSQL cluster for the postgres-marked tests"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
 fi
 
 make_venv "$VENV"

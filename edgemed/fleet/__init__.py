@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .ingest import Ingest
-from .store import SQLiteStore
+from .store import SQLiteStore, SqlStore, open_store
 
-__all__ = ["Ingest", "SQLiteStore"]
+__all__ = ["Ingest", "SQLiteStore", "SqlStore", "open_store"]

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .store import SQLiteStore
+from .store import SqlStore
 
 __all__ = ["FleetApi"]
 
@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 class FleetApi:
     """Serve ``store`` on ``host:port`` in a background thread."""
 
-    def __init__(
-        self, store: SQLiteStore, *, token: str, host: str = "127.0.0.1", port: int = 8080
-    ):
+    def __init__(self, store: SqlStore, *, token: str, host: str = "127.0.0.1", port: int = 8080):
         self.store = store
         self.token = token
         self.server = ThreadingHTTPServer((host, port), self._handler())

@@ -26,7 +26,7 @@ from ..wire import (
     parse_topic,
     topic,
 )
-from .store import SQLiteStore
+from .store import SqlStore
 
 __all__ = ["Ingest"]
 
@@ -40,7 +40,7 @@ class Ingest:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: SqlStore,
         broker: BrokerConfig,
         *,
         client_id: str = "edgemed-fleet-ingest",
