@@ -17,6 +17,19 @@ from edgemed.fleet import SQLiteStore
 from edgemed.fleet.broker import free_port, wait_for_port
 
 MODEL_ID = "clinical-text-minilm"
+MARKERS = {
+    "broker": "needs the mosquitto binary (tests start their own broker on a free loopback port)",
+    "postgres": "needs PostgreSQL ($EDGEMED_TEST_POSTGRES, default "
+    "postgresql://postgres@127.0.0.1:5432/test)",
+    "slow": "soak variants, not run by default",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, so the tests also know them when they run
+    # against an installed wheel outside the source tree.
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
 
 
 @pytest.fixture(scope="session")
