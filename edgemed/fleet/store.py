@@ -80,7 +80,8 @@ _TOUCH_DEVICE = (
 class SqlStore:
     """The store's logic over a DB-API connection; thread-safe through one lock."""
 
-    placeholder = "?"
+    placeholder = "?"  # dialect: parameter style
+    _lock_row = ""  # dialect: row-lock suffix for SELECT (PostgreSQL: " FOR UPDATE")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -177,8 +178,6 @@ class SqlStore:
             acked += 1
         self._run("UPDATE devices SET acked_seq=? WHERE device_id=?", (acked, device_id))
         return acked
-
-    _lock_row = ""
 
     def update_status(self, device_id: str, status: dict[str, Any]) -> None:
         models = status.get("models")
