@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,7 +116,17 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Ingest(store, broker):
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    group = args.shared_group or ("edgemed-fleet" if args.workers > 1 else None)
+    prefix = f"edgemed-fleet-ingest-{os.getpid()}" if group else "edgemed-fleet-ingest"
+    workers = [
+        Ingest(store, broker, client_id=f"{prefix}-{i}" if group else prefix, shared_group=group)
+        for i in range(args.workers)
+    ]
+    with contextlib.ExitStack() as stack:
+        for worker in workers:
+            stack.enter_context(worker)
         api = FleetApi(store, token=token, host=args.host, port=args.port).start()
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
         print(
@@ -201,6 +212,14 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         default="edgemed-fleet.sqlite3",
         help="SQLite file (default) or postgresql://user@host/db",
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="ingest workers sharing a $share subscription"
+    )
+    serve.add_argument(
+        "--shared-group",
+        default=None,
+        help="join this $share group (run several fleet processes with the same group)",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)

@@ -109,11 +109,16 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def start_fleet_server(
-    db: Path, broker_port: int, *, api_port: int | None = None, token: str = "t"
+    db: Path,
+    broker_port: int,
+    *,
+    api_port: int | None = None,
+    token: str = "t",
+    extra: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """``edgemed fleet serve`` as its own process, and its banner line once it printed it."""
     args = ["fleet", "serve", "--broker", f"mqtt://127.0.0.1:{broker_port}", "--db", str(db)]
-    args += ["--port", str(api_port or free_port()), "--token", token]
+    args += ["--port", str(api_port or free_port()), "--token", token, *(extra or [])]
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgemed.cli", *args],
         stdout=subprocess.PIPE,

@@ -45,8 +45,12 @@ class Ingest:
         *,
         client_id: str = "edgemed-fleet-ingest",
         sync: SyncConfig | None = None,
+        shared_group: str | None = None,
     ) -> None:
+        """``shared_group``: subscribe as ``$share/<group>/…`` so that several workers split
+        the devices' results between them (MQTT 5 or mosquitto's 3.1.1 extension)."""
         self.store = store
+        self.shared_group = shared_group
         self.broker = broker
         self.sync = sync or SyncConfig()
         self.counts = {"stored": 0, "duplicate": 0, "conflict": 0, "dead_letter": 0, "status": 0}
@@ -58,10 +62,17 @@ class Ingest:
         self.client_id = client_id
         self._client = self._make_client(broker)
 
+    @property
+    def persistent_session(self) -> bool:
+        # A lone worker keeps a persistent session: the broker queues results while it restarts
+        # (bounded by max_queued_messages; what it drops, devices resend: never acked).
+        # Shared-group workers must not: a dead member with a persistent session stays in the
+        # group and the broker keeps routing its share (and every resend) into its queue
+        # (measured: 234 results stuck for 90 s). With clean sessions it leaves the group.
+        return self.shared_group is None
+
     def _make_client(self, broker: BrokerConfig) -> mqtt.Client:
-        # Persistent session: the broker queues results while the fleet restarts (bounded by
-        # its max_queued_messages; what it drops, devices resend because it was never acked).
-        client = make_client(self.client_id, broker, persistent_session=True)
+        client = make_client(self.client_id, broker, persistent_session=self.persistent_session)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         return client
@@ -83,7 +94,9 @@ class Ingest:
             return
         if broker.protocol != self.broker.protocol:
             self._client = self._make_client(broker)
-        run_connection(self._client, broker, self.sync, self._stop, persistent_session=True)
+        run_connection(
+            self._client, broker, self.sync, self._stop, persistent_session=self.persistent_session
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,7 +115,8 @@ class Ingest:
         if reason.is_failure:
             log.warning("broker refused the fleet ingest: %s", reason)
             return
-        client.subscribe([(f"{PREFIX}/+/results", 1), (f"{PREFIX}/+/status", 1)])
+        share = f"$share/{self.shared_group}/" if self.shared_group else ""
+        client.subscribe([(f"{share}{PREFIX}/+/results", 1), (f"{share}{PREFIX}/+/status", 1)])
         self.ready.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
