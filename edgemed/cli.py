@@ -107,38 +107,44 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     import threading
 
     from .config import BrokerConfig
-    from .fleet.app import FleetApi
-    from .fleet.ingest import Ingest
+    from .fleet.alerts import AlertRules
+    from .fleet.server import FleetServer
     from .fleet.store import open_store
 
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    rules = AlertRules(
+        backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
+    )
     store = open_store(args.db)
-    token = args.token or secrets.token_urlsafe(24)
+    token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN") or secrets.token_urlsafe(24)
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.workers < 1:
-        raise SystemExit("--workers must be at least 1")
     group = args.shared_group or ("edgemed-fleet" if args.workers > 1 else None)
     prefix = f"edgemed-fleet-ingest-{os.getpid()}" if group else "edgemed-fleet-ingest"
-    workers = [
-        Ingest(store, broker, client_id=f"{prefix}-{i}" if group else prefix, shared_group=group)
-        for i in range(args.workers)
-    ]
-    with contextlib.ExitStack() as stack:
-        for worker in workers:
-            stack.enter_context(worker)
-        api = FleetApi(store, token=token, host=args.host, port=args.port).start()
+    server = FleetServer(
+        store,
+        broker,
+        token=token,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        shared_group=group,
+        client_id_prefix=prefix,
+        rules=rules,
+    )
+    with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
         print(
             f"fleet: ingest from {broker.host}:{broker.port}, store {where}, "
-            f"API http://{args.host}:{api.port}/api/",
+            f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
             flush=True,
         )
-        if not args.token:
+        if not (args.token or os.environ.get("EDGEMED_FLEET_TOKEN")):
             print(f"fleet: API token {token}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        api.stop()
     store.close()
     return 0
 
@@ -205,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet = sub.add_parser("fleet", help="fleet manager")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
     serve = fleet_sub.add_parser(
-        "serve", help="ingest results from the broker and serve the REST API"
+        "serve", help="ingest results from the broker; serve the REST API and the dashboard"
     )
     serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     serve.add_argument(
@@ -224,7 +230,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
-        "--token", default=None, help="API bearer token (default: a random one, printed)"
+        "--token",
+        default=None,
+        help="API token, 16+ characters (default: $EDGEMED_FLEET_TOKEN, else a random one, "
+        "printed); prefer the variable: arguments are visible to other local users",
+    )
+    serve.add_argument(
+        "--offline-after",
+        type=float,
+        default=5.0,
+        help="alert when a device is offline this long (minutes)",
+    )
+    serve.add_argument(
+        "--backlog-threshold",
+        type=int,
+        default=1000,
+        help="alert when a device holds this many unacked results",
     )
     serve.set_defaults(func=_cmd_fleet_serve)
 

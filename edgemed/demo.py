@@ -92,7 +92,7 @@ def run_demo(
             drained = pub.wait_drained(30)
         elapsed = time.monotonic() - started
 
-        results = _get_json(f"http://127.0.0.1:{api.port}/api/results?limit=100", token)
+        results = _get_json(f"http://127.0.0.1:{api.port}/api/results?limit=100", token)["items"]
         devices = _get_json(f"http://127.0.0.1:{api.port}/api/devices", token)
         echo(f"fleet received {len(results)} result(s) in {elapsed:.2f} s:")
         for row in sorted(results, key=lambda r: r["seq"]):

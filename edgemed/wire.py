@@ -21,6 +21,7 @@ from .results import EmbeddingResult
 
 __all__ = [
     "ACK_SCHEMA",
+    "NEWS2_PARAMETERS",
     "PREFIX",
     "RESULT_SCHEMA",
     "STATUS_SCHEMA",
@@ -192,6 +193,8 @@ def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
         raise PayloadError("result: need 1 <= lowest_unacked_seq <= seq < 2**63")
     model = _field(data, "model", dict, "result")
     body = _field(data, "result", dict, "result")
+    kind = _field(body, "kind", str, "result.result")
+    _check_body(kind, body)
     return ResultMessage(
         device_id=device_id,
         seq=seq,
@@ -201,11 +204,42 @@ def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
         created_at=float(_field(data, "created_at", (int, float), "result")),
         model_id=_field(model, "id", str, "result.model"),
         model_version=_field(model, "version", str, "result.model"),
-        kind=_field(body, "kind", str, "result.result"),
+        kind=kind,
         payload_sha256=hashlib.sha256(raw).hexdigest(),
         body=data,
         raw=raw.decode("utf-8"),
     )
+
+
+NEWS2_PARAMETERS = (
+    "respiration_rate",
+    "spo2",
+    "air_or_oxygen",
+    "systolic_bp",
+    "pulse",
+    "consciousness",
+    "temperature",
+)
+
+
+def _check_body(kind: str, body: dict[str, Any]) -> None:
+    """Kinds the fleet acts on (alerts) must carry well-formed fields; others pass through."""
+    if kind == "news2":
+        score = _field(body, "score", int, "result.result")
+        params = _field(body, "parameter_scores", dict, "result.result")
+        if set(params) != set(NEWS2_PARAMETERS) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in params.values()
+        ):
+            raise PayloadError(
+                f"news2: parameter_scores must give 0-3 for each of {', '.join(NEWS2_PARAMETERS)}"
+            )
+        if score != sum(params.values()):
+            raise PayloadError(f"news2: score {score} is not the sum of its parameter scores")
+    elif kind == "seizure-probability":
+        for key in ("probability", "threshold"):
+            value = _field(body, key, (int, float), "result.result")
+            if not 0.0 <= value <= 1.0:
+                raise PayloadError(f"seizure-probability: {key} {value} is outside [0, 1]")
 
 
 def encode_ack(ack_seq: int) -> bytes:

@@ -113,7 +113,7 @@ def start_fleet_server(
     broker_port: int,
     *,
     api_port: int | None = None,
-    token: str = "t",
+    token: str = "fleet-test-token-0123456789",
     extra: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """``edgemed fleet serve`` as its own process, and its banner line once it printed it."""

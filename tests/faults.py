@@ -107,7 +107,7 @@ class Tally:
             + len(rows)
             - len({r["result_id"] for r in rows}),
             duplicates_absorbed=absorbed,
-            conflicts=len(store.alarms()),
+            conflicts=len(store.alerts(rule="seq-conflict")),
         )
 
     def ok(self) -> bool:

@@ -1,91 +1,264 @@
-"""Stage 9: a minimal read-only REST API over the store (stdlib HTTP server, bearer token).
+"""Stage 9: the fleet's REST API (FastAPI, OpenAPI at ``/api/openapi.json``) and its dashboard.
 
-Routes: ``GET /api/health`` (no token), ``/api/devices``, ``/api/results?device_id=&limit=``,
-``/api/alarms``, ``/api/dead-letters``. The dashboard and the full API come with the fleet issue.
-Access logs print method, path and status only: never query strings (no PHI in logs).
+Every ``/api`` route but ``/api/health`` needs the fleet token: ``Authorization: Bearer …`` for
+programs, or the HttpOnly cookie that ``POST /api/login`` sets for the dashboard (a browser's
+EventSource cannot send headers). URLs carry only opaque device ids and numbers, and the
+access log prints method, route and status, never a query string: no PHI in URLs or logs.
+The dashboard (``/``) is static files from this package: no CDN, works offline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hmac
 import json
 import logging
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
 
-from .store import SqlStore
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
-__all__ = ["FleetApi"]
+from .._version import __version__
+from ..errors import SyncError
+from .events import EventBus
+from .store import MAX_PAGE, SqlStore
+
+__all__ = ["FleetApi", "create_app"]
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+COOKIE = "edgemed_fleet_token"
+HEARTBEAT_S = 15.0
+# Module level: with postponed annotations FastAPI resolves Depends() targets from globals.
+_bearer = HTTPBearer(auto_error=False)
+
+
+class Login(BaseModel):
+    token: str = Field(max_length=512)
+
+
+class Acknowledge(BaseModel):
+    by: str = Field(default="operator", min_length=1, max_length=100)
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["received_at"], row["device_id"], row["seq"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str, int]:
+    try:
+        received_at, device_id, seq = json.loads(base64.urlsafe_b64decode(cursor))
+        return float(received_at), str(device_id), int(seq)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise HTTPException(400, "bad cursor") from exc
+
+
+def create_app(
+    store: SqlStore,
+    *,
+    token: str,
+    events: EventBus | None = None,
+    stats: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health."""
+    if len(token) < 16:
+        raise SyncError("the fleet API token must be at least 16 characters")
+    app = FastAPI(
+        title="edgemed fleet",
+        version=__version__,
+        description="Devices, results and alerts of an edgemed fleet. Not a medical device.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # the stock docs pages load scripts from a CDN
+        redoc_url=None,
+    )
+
+    def authorized(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        offered = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            raise HTTPException(401, "missing or bad token", {"WWW-Authenticate": "Bearer"})
+
+    auth = [Depends(authorized)]
+
+    @app.middleware("http")
+    async def access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        log.info("%s %s %d", request.method, request.url.path, response.status_code)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/api/health", tags=["fleet"])
+    def health() -> dict[str, Any]:
+        """Liveness, no token needed: says nothing about devices or results."""
+        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        body["schema_version"] = store.schema_version()
+        if stats:
+            body["ingest"] = stats()
+        return body
+
+    @app.post("/api/login", status_code=204, tags=["auth"])
+    def login(body: Login, response: Response) -> None:
+        """Exchange the token for an HttpOnly, SameSite=Strict session cookie (dashboard)."""
+        if not hmac.compare_digest(body.token.encode(), token.encode()):
+            raise HTTPException(401, "bad token")
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+
+    @app.post("/api/logout", status_code=204, tags=["auth"])
+    def logout(response: Response) -> None:
+        response.delete_cookie(COOKIE)
+
+    @app.get("/api/devices", dependencies=auth, tags=["devices"])
+    def devices() -> list[dict[str, Any]]:
+        return store.devices()
+
+    @app.get("/api/devices/{device_id}", dependencies=auth, tags=["devices"])
+    def device(
+        device_id: str, recent: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
+    ) -> dict[str, Any]:
+        """One device, its most recent results (newest first) and its alerts."""
+        found = store.device(device_id)
+        if found is None:
+            raise HTTPException(404, "no such device")
+        found["recent_results"] = store.results(device_id=device_id, limit=recent)
+        found["alerts"] = store.alerts(device_id=device_id, limit=50)
+        return found
+
+    @app.get("/api/results", dependencies=auth, tags=["results"])
+    def results(
+        device_id: str | None = None,
+        model_id: str | None = None,
+        kind: str | None = None,
+        since: Annotated[float | None, Query(description="received at or after, Unix s")] = None,
+        until: Annotated[float | None, Query(description="received before, Unix s")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
+    ) -> dict[str, Any]:
+        """Newest first, keyset-paginated: pass ``next_cursor`` back for the next page."""
+        rows = store.results(
+            device_id=device_id,
+            model_id=model_id,
+            kind=kind,
+            since=since,
+            until=until,
+            before=_decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        more = len(rows) == limit
+        return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more else None}
+
+    @app.get("/api/alerts", dependencies=auth, tags=["alerts"])
+    def alerts(
+        open: bool = False,
+        device_id: str | None = None,
+        rule: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+    ) -> list[dict[str, Any]]:
+        """Newest first; ``open=true``: only those not yet acknowledged."""
+        return store.alerts(open_only=open, device_id=device_id, rule=rule, limit=limit)
+
+    @app.post("/api/alerts/{alert_id}/ack", dependencies=auth, tags=["alerts"])
+    def acknowledge(alert_id: int, body: Acknowledge | None = None) -> dict[str, Any]:
+        """Acknowledge an alert (idempotent: a second call keeps the first acknowledgement)."""
+        alert = store.acknowledge_alert(alert_id, by=(body or Acknowledge()).by)
+        if alert is None:
+            raise HTTPException(404, "no such alert")
+        if events:
+            events.publish({"type": "alert-ack", "id": alert_id})
+        return alert
+
+    @app.get("/api/models", dependencies=auth, tags=["models"])
+    def models() -> list[dict[str, Any]]:
+        """Model versions across the fleet, from each device's latest birth message."""
+        return store.model_inventory()
+
+    @app.get("/api/dead-letters", dependencies=auth, tags=["fleet"])
+    def dead_letters() -> list[dict[str, Any]]:
+        return store.dead_letters()
+
+    @app.get("/api/events", dependencies=auth, tags=["fleet"])
+    async def live(request: Request) -> StreamingResponse:
+        """Server-sent events: ``result``, ``alert``, ``alert-ack``, ``device``, ``gap``."""
+        if events is None:
+            raise HTTPException(404, "live events are not enabled on this server")
+        return StreamingResponse(
+            _stream(events, request),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def _stream(events: EventBus, request: Request) -> AsyncIterator[str]:
+    sub = events.subscribe(asyncio.get_running_loop())
+    try:
+        yield f"event: hello\ndata: {json.dumps({'at': time.time()})}\n\n"
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                yield ": heartbeat\n\n"  # keeps proxies from closing an idle stream
+                continue
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    finally:
+        events.unsubscribe(sub)
 
 
 class FleetApi:
-    """Serve ``store`` on ``host:port`` in a background thread."""
+    """Serve the API and dashboard on ``host:port`` (0: any free port) in a background thread."""
 
-    def __init__(self, store: SqlStore, *, token: str, host: str = "127.0.0.1", port: int = 8080):
-        self.store = store
-        self.token = token
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        events: EventBus | None = None,
+        stats: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        app = create_app(store, token=token, events=events, stats=stats)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, name="edgemed-fleet-api", daemon=True
+        )
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
 
-    def start(self) -> FleetApi:
+    def start(self, timeout: float = 10.0) -> FleetApi:
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise SyncError("the fleet API did not start (is the port in use?)")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _route(self, path: str, query: dict[str, list[str]]) -> Any:
-        if path == "/api/devices":
-            return self.store.devices()
-        if path == "/api/results":
-            limit = int(query.get("limit", ["100"])[0])
-            device = query.get("device_id", [None])[0]
-            return self.store.results(device_id=device, limit=max(1, min(limit, 1000)))
-        if path == "/api/alarms":
-            return self.store.alarms()
-        if path == "/api/dead-letters":
-            return self.store.dead_letters()
-        return None
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                if url.path == "/api/health":
-                    return self._send(HTTPStatus.OK, {"status": "ok"})
-                auth = self.headers.get("Authorization", "")
-                if not hmac.compare_digest(auth.encode(), f"Bearer {api.token}".encode()):
-                    return self._send(HTTPStatus.UNAUTHORIZED, {"error": "missing or bad token"})
-                try:
-                    body = api._route(url.path, parse_qs(url.query))
-                except ValueError:
-                    return self._send(HTTPStatus.BAD_REQUEST, {"error": "bad query parameter"})
-                if body is None:
-                    return self._send(HTTPStatus.NOT_FOUND, {"error": "no such route"})
-                self._send(HTTPStatus.OK, body)
-
-            def _send(self, status: HTTPStatus, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.info("%s %s", self.command, urlsplit(self.path).path)
-
-        return Handler
+        self._server.should_exit = True
+        self._thread.join(timeout=10.0)

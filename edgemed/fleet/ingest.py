@@ -7,9 +7,11 @@ crashes on device input, and never acks what it could not store.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,6 +28,8 @@ from ..wire import (
     parse_topic,
     topic,
 )
+from .alerts import Alert, AlertRules
+from .events import EventBus, alert_event, result_event
 from .store import SqlStore
 
 __all__ = ["Ingest"]
@@ -46,10 +50,15 @@ class Ingest:
         client_id: str = "edgemed-fleet-ingest",
         sync: SyncConfig | None = None,
         shared_group: str | None = None,
+        rules: AlertRules | None = None,
+        events: EventBus | None = None,
     ) -> None:
         """``shared_group``: subscribe as ``$share/<group>/…`` so that several workers split
-        the devices' results between them (MQTT 5 or mosquitto's 3.1.1 extension)."""
+        the devices' results between them (MQTT 5 or mosquitto's 3.1.1 extension).
+        ``rules`` raise alerts with each commit; ``events`` feeds the live dashboard."""
         self.store = store
+        self.rules = rules or AlertRules()
+        self.events = events
         self.shared_group = shared_group
         self.broker = broker
         self.sync = sync or SyncConfig()
@@ -58,7 +67,9 @@ class Ingest:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
-        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
+        # receive -> commit latency of the last results stored, milliseconds
+        self.commit_latency_ms: collections.deque[float] = collections.deque(maxlen=10_000)
         self.client_id = client_id
         self._client = self._make_client(broker)
 
@@ -121,7 +132,7 @@ class Ingest:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         # The network thread only queues: storing happens in batches on the worker thread.
-        self._inbox.put((message.topic, bytes(message.payload)))
+        self._inbox.put((message.topic, bytes(message.payload), time.monotonic()))
 
     def _work(self) -> None:
         while not (self._stop.is_set() and self._inbox.empty()):
@@ -142,16 +153,17 @@ class Ingest:
                     "ingest failed on a batch of %d message(s); not acknowledged", len(batch)
                 )
 
-    def _store_batch(self, batch: list[tuple[str, bytes]]) -> None:
+    def _store_batch(self, batch: list[tuple[str, bytes, float]]) -> None:
         results: list[ResultMessage] = []
-        for name, payload in batch:
+        received: list[float] = []
+        for name, payload, at in batch:
             try:
                 device_id, channel = parse_topic(name)
                 if channel == "status":
-                    self.store.update_status(device_id, decode_status(payload))
-                    self.counts["status"] += 1
+                    self._store_status(device_id, decode_status(payload))
                 elif channel == "results":
                     results.append(decode_result(payload, topic_device_id=device_id))
+                    received.append(at)
                 else:
                     raise PayloadError(f"unexpected channel {channel!r}")
             except PayloadError as exc:
@@ -160,12 +172,38 @@ class Ingest:
                 self.store.dead_letter(name, str(exc), payload)
         if not results:
             return
-        outcomes, acked = self.store.insert_results(results)  # committed when this returns
-        for msg, outcome in zip(results, outcomes, strict=True):
+        now = time.time()
+        done = self.store.insert_results(results, lambda m: self.rules.on_result(m, now))
+        committed = time.monotonic()  # committed: only now may acks go out
+        for msg, outcome, at in zip(results, done.outcomes, received, strict=True):
             self.counts[outcome] += 1
-            if outcome == "conflict":
+            if outcome == "stored":
+                self.commit_latency_ms.append((committed - at) * 1000.0)
+                if self.events:
+                    self.events.publish(result_event(msg, now))
+            elif outcome == "conflict":
                 log.error(
                     "device %s reused seq %d with a different payload", msg.device_id, msg.seq
                 )
-        for device_id, ack_seq in acked.items():
+        for device_id, ack_seq in done.acked.items():
             self._client.publish(topic(device_id, "ack"), encode_ack(ack_seq), qos=1)
+        self._announce(done.alerts)
+
+    def _store_status(self, device_id: str, status: dict[str, Any]) -> None:
+        self.counts["status"] += 1
+        if not self.store.update_status(device_id, status):
+            return  # a stale death notice
+        now = time.time()
+        if status["state"] == "online":
+            self.store.resolve_alerts(device_id, "device-offline")
+        self._announce(self.store.raise_alerts(self.rules.on_status(device_id, status, now)))
+        if self.events:
+            self.events.publish(
+                {"type": "device", "device_id": device_id, "state": status["state"]}
+            )
+
+    def _announce(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            log.warning("alert %s (%s) on device %s", alert.rule, alert.severity, alert.device_id)
+            if self.events:
+                self.events.publish(alert_event(alert))

@@ -1,6 +1,7 @@
 """PostgreSQL dialect of the fleet store, for real deployments (``fleet serve --db postgresql://…``).
 
-The server creates its own schema and tables (idempotent DDL, recorded in ``schema_version``).
+The server creates and migrates its own schema (``store._create_or_migrate``, under an advisory
+lock so that several servers starting together do not race).
 Concurrent ingest workers are safe: inserts rely on the (device_id, seq) primary key, and the
 per-device ack high-water mark is advanced under ``SELECT … FOR UPDATE``.
 """
@@ -12,16 +13,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import SyncError
-from .store import _TABLES, SqlStore
+from ..wire import ResultMessage
+from .store import _RESULT_COLUMNS, SqlStore, _row
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
-
-SCHEMA_VERSION = 1
+__all__ = ["PostgresStore"]
 
 
 class PostgresStore(SqlStore):
     placeholder = "%s"
     _lock_row = " FOR UPDATE"
+    _serial = "BIGSERIAL PRIMARY KEY"
+    _blob = "BYTEA"
 
     def __init__(self, dsn: str, *, schema: str = "edgemed") -> None:
         super().__init__()
@@ -34,30 +36,41 @@ class PostgresStore(SqlStore):
         if not schema.isidentifier():
             raise SyncError(f"schema name {schema!r} is not a plain identifier")
         self.schema = schema
+        self._errors = psycopg.Error
         try:
             self._db = psycopg.connect(dsn, autocommit=True)
-            self._migrate()
-        except psycopg.Error as exc:
+            self._db.execute(f"SET search_path TO {schema}")
+            self._create_or_migrate()
+        except (psycopg.Error, SyncError) as exc:
             # Never echo the DSN: it may hold a password.
             raise SyncError(f"cannot open the PostgreSQL fleet store: {exc}") from exc
-        self._errors = psycopg.Error
 
-    def _migrate(self) -> None:
-        with self._db.transaction():
-            self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            self._db.execute(f"SET search_path TO {self.schema}")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)"
+    def _lock_schema(self) -> None:
+        # Several servers may start at once against one database: one creates, the rest wait.
+        self._db.execute("SELECT pg_advisory_xact_lock(hashtext('edgemed-fleet-schema'))")
+        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+
+    def _has_table(self, name: str) -> bool:
+        sql = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema=current_schema() AND table_name=%s"
+        )
+        return self._db.execute(sql, (name,)).fetchone() is not None
+
+    def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, int]]:
+        # One multi-row INSERT … RETURNING per chunk: one round trip instead of one per row.
+        stored: set[tuple[str, int]] = set()
+        for i in range(0, len(msgs), 500):
+            chunk = msgs[i : i + 500]
+            values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(chunk))
+            params = [v for msg in chunk for v in _row(msg, now)]
+            cur = self._db.execute(
+                f"INSERT INTO results({_RESULT_COLUMNS}) VALUES {values} "
+                "ON CONFLICT DO NOTHING RETURNING device_id, seq",
+                params,
             )
-            for statement in _TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA").split(
-                ";"
-            ):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(
-                "INSERT INTO schema_version(version) VALUES (%s) ON CONFLICT DO NOTHING",
-                (SCHEMA_VERSION,),
-            )
+            stored.update((d, int(s)) for d, s in cur.fetchall())
+        return stored
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._db.execute(sql, params)

@@ -86,7 +86,7 @@ def test_fleet_serve_ingests_and_serves_with_token(mosquitto: object, tmp_path: 
 
     port, broker_port = free_port(), mosquitto.port  # type: ignore[attr-defined]
     server, banner = start_fleet_server(
-        tmp_path / "fleet.db", broker_port, api_port=port, token="s3cret"
+        tmp_path / "fleet.db", broker_port, api_port=port, token="s3cret-token-0123456789"
     )
     try:
         assert wait_for_port(port, timeout=30)
@@ -111,12 +111,14 @@ def test_fleet_serve_ingests_and_serves_with_token(mosquitto: object, tmp_path: 
         assert get("/api/health", None)[0] == 200
         assert get("/api/results", None)[0] == 401
         assert get("/api/results", "wrong")[0] == 401
-        status, results = get("/api/results", "s3cret")
-        assert status == 200 and [r["device_id"] for r in results] == ["ward3-bed2"]  # type: ignore[union-attr]
-        status, devices = get("/api/devices", "s3cret")
+        status, results = get("/api/results", "s3cret-token-0123456789")
+        assert status == 200 and [r["device_id"] for r in results["items"]] == ["ward3-bed2"]  # type: ignore[index]
+        status, devices = get("/api/devices", "s3cret-token-0123456789")
         assert devices[0]["acked_seq"] == 1  # type: ignore[index]
     finally:
         server.terminate()
         out, err = server.communicate(timeout=10)
     assert server.returncode == 0, err
-    assert "s3cret" not in banner + out + err  # a token given on the command line is never echoed
+    assert (
+        "s3cret-token-0123456789" not in banner + out + err
+    )  # a token given on the command line is never echoed

@@ -50,7 +50,7 @@ def test_two_ingest_workers_one_postgres_store(
         absorbed = sum(w.counts["duplicate"] for w in workers)
         assert stores[0].count_results() == 300 and stored == 300
         assert absorbed >= 300  # every result reached both workers; the loser absorbed it
-        assert stores[0].alarms() == []
+        assert stores[0].alerts(rule="seq-conflict") == []
         assert stores[0].devices()[0]["acked_seq"] == 300
         seqs = sorted(r["seq"] for r in stores[0].results(limit=1000))
         assert seqs == list(range(1, 301))

@@ -44,7 +44,7 @@ def test_row_deleted_only_after_fleet_ack(
     assert [r["seq"] for r in rows] == seqs
     assert all(r["device_id"] == "bed-1" for r in rows)
     assert store.devices()[0]["acked_seq"] == 5
-    assert store.alarms() == []
+    assert store.alerts(rule="seq-conflict") == []
 
 
 def test_garbage_payloads_dead_lettered_without_stopping_ingest(
@@ -102,7 +102,7 @@ def test_broker_restart_loses_nothing_and_stores_no_duplicates(
         assert pub.wait_drained(30), outbox.stats()
     assert store.count_results() == 60
     assert sorted(r["seq"] for r in store.results(limit=1000)) == list(range(1, 61))
-    assert store.alarms() == []
+    assert store.alerts(rule="seq-conflict") == []
 
 
 def test_asyncio_publisher_round_trip(
@@ -153,7 +153,7 @@ def test_round_trip_and_replay_on_both_protocol_versions(
                 mosquitto.kill()  # type: ignore[attr-defined]
                 mosquitto.start()  # type: ignore[attr-defined]
         assert pub.wait_drained(30), outbox.stats()
-    assert store.count_results() == 20 and store.alarms() == []
+    assert store.count_results() == 20 and store.alerts(rule="seq-conflict") == []
     assert pub.connections >= 2  # it really reconnected (persistent fleet session on v5 too)
 
 

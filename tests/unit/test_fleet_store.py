@@ -1,15 +1,20 @@
-"""Fleet store: idempotent inserts, conflict alarms, contiguous ack high-water mark."""
+"""Fleet store: idempotent inserts, alerts, contiguous ack high-water mark, schema migration."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from edgemed.errors import SyncError
 from edgemed.fleet import SQLiteStore, SqlStore
+from edgemed.fleet.alerts import Alert
+from edgemed.fleet.store import SCHEMA_VERSION
 from edgemed.wire import ResultMessage
 
 PG_DSN = os.environ.get("EDGEMED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -58,7 +63,7 @@ def test_duplicates_absorbed_and_conflicts_alarmed(store: SqlStore) -> None:
     assert store.insert_result(_msg(1, sha="b")) == ("conflict", 1)
     assert store.count_results() == 1
     assert store.results()[0]["payload"] == {"seq": 1}  # the first payload is never overwritten
-    assert [a["kind"] for a in store.alarms()] == ["seq-conflict"]
+    assert [(a["rule"], a["severity"]) for a in store.alerts()] == [("seq-conflict", "integrity")]
     assert "seq-conflict" in store.dead_letters()[0]["reason"]
 
 
@@ -94,6 +99,131 @@ def test_status_devices_and_dead_letters(store: SqlStore) -> None:
 
 
 def test_batch_insert_is_one_transaction(store: SqlStore) -> None:
-    outcomes, acked = store.insert_results([_msg(1), _msg(2), _msg(2), _msg(1, device="bed-2")])
+    done = store.insert_results([_msg(1), _msg(2), _msg(2), _msg(1, device="bed-2")])
+    outcomes, acked = done.outcomes, done.acked
     assert outcomes == ["stored", "stored", "duplicate", "stored"]
     assert acked == {"bed-1": 2, "bed-2": 1}
+
+
+def _alert(rule: str = "news2-urgent", *, seq: int | None = 1, key: str | None = None) -> Alert:
+    return Alert(
+        device_id="bed-1", seq=seq, rule=rule, severity="urgent", detail="NEWS2 5", dedupe_key=key
+    )
+
+
+def test_alerts_commit_with_their_result_and_only_for_new_results(store: SqlStore) -> None:
+    def evaluate(msg: ResultMessage) -> list[Alert]:
+        return [_alert(seq=msg.seq)]
+
+    first = store.insert_results([_msg(1), _msg(2)], evaluate)
+    again = store.insert_results([_msg(1)], evaluate)  # a resend: no second alert
+    assert len(first.alerts) == 2 and again.alerts == []
+    assert sorted(a["seq"] for a in store.alerts()) == [1, 2]
+
+
+def test_dedupe_key_raises_once_and_ack_is_idempotent(store: SqlStore) -> None:
+    assert len(store.raise_alerts([_alert("device-offline", seq=None, key="k1")])) == 1
+    assert store.raise_alerts([_alert("device-offline", seq=None, key="k1")]) == []
+    (alert,) = store.alerts(open_only=True)
+    acked = store.acknowledge_alert(alert["id"], by="nurse station 3")
+    assert acked is not None and acked["acked_by"] == "nurse station 3"
+    again = store.acknowledge_alert(alert["id"], by="someone else")
+    assert again is not None and again["acked_by"] == "nurse station 3"  # the first ack stands
+    assert store.alerts(open_only=True) == []
+    assert store.acknowledge_alert(10_000, by="x") is None
+    assert store.resolve_alerts("bed-1", "device-offline") == 1
+    assert store.alerts()[0]["resolved_at"] is not None
+
+
+def test_a_stale_death_notice_does_not_mark_a_live_device_offline(store: SqlStore) -> None:
+    assert store.update_status("bed-1", {"state": "online", "boot_id": "b1", "connection": 2})
+    # The broker delivers the retained death of connection 1 late: ignored.
+    assert not store.update_status("bed-1", {"state": "offline", "boot_id": "b1", "connection": 1})
+    assert store.device("bed-1")["state"] == "online"  # type: ignore[index]
+    # After a reboot (new boot_id) connection counters restart: accepted.
+    assert store.update_status("bed-1", {"state": "offline", "boot_id": "b2", "connection": 1})
+    device = store.device("bed-1")
+    assert device is not None and device["state"] == "offline"
+    assert store.offline_since(device["state_since"] + 1) == [
+        {"device_id": "bed-1", "state_since": device["state_since"]}
+    ]
+    assert store.device("nope") is None
+
+
+def test_results_filters_and_keyset_pages(store: SqlStore) -> None:
+    for seq in range(1, 8):
+        store.insert_result(_msg(seq))
+    store.insert_result(_msg(1, device="bed-2"))
+    seen: list[tuple[str, int]] = []
+    before = None
+    while True:
+        page = store.results(device_id="bed-1", limit=3, before=before)
+        seen += [(r["device_id"], r["seq"]) for r in page]
+        if len(page) < 3:
+            break
+        last = page[-1]
+        before = (last["received_at"], last["device_id"], last["seq"])
+    assert seen == [("bed-1", s) for s in range(7, 0, -1)]  # newest first, no gaps or repeats
+    assert len(store.results(model_id="m", kind="text-embedding")) == 8
+    assert store.results(kind="news2") == []
+    assert store.results(since=time.time() + 60) == []
+
+
+def test_model_inventory_from_birth_messages(store: SqlStore) -> None:
+    for dev, models in (("bed-1", ["a@1", "b@2"]), ("bed-2", ["a@1"]), ("bed-3", ["a@2"])):
+        store.update_status(dev, {"state": "online", "models": models})
+    assert [(m["model_id"], m["version"], m["devices"]) for m in store.model_inventory()] == [
+        ("a", "1", 2),
+        ("a", "2", 1),
+        ("b", "2", 1),
+    ]
+
+
+V1_SQLITE = """
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, acked_seq BIGINT NOT NULL DEFAULT 0,
+    boot_id TEXT, state TEXT, connection BIGINT, edgemed_version TEXT, models TEXT,
+    outbox_depth BIGINT, last_seen DOUBLE PRECISION NOT NULL);
+CREATE TABLE results (device_id TEXT NOT NULL, seq BIGINT NOT NULL, result_id TEXT NOT NULL,
+    boot_id TEXT NOT NULL, model_id TEXT NOT NULL, model_version TEXT NOT NULL,
+    kind TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL, payload_sha256 TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq));
+CREATE TABLE alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, seq BIGINT,
+    kind TEXT NOT NULL, detail TEXT NOT NULL, raised_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+    reason TEXT NOT NULL, payload BLOB NOT NULL, received_at DOUBLE PRECISION NOT NULL);
+INSERT INTO devices(device_id, acked_seq, last_seen) VALUES ('bed-1', 1, 1.0);
+INSERT INTO results VALUES ('bed-1', 1, 'r1', 'b', 'm', '1', 'text-embedding', 1.0, 2.0, 'h', '{}');
+INSERT INTO alarms(device_id, seq, kind, detail, raised_at) VALUES ('bed-1', 1, 'seq-conflict', 'old', 3.0);
+"""
+
+
+def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SQLITE)
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.count_results() == 1 and store.device("bed-1")["acked_seq"] == 1  # type: ignore[index]
+        (alert,) = store.alerts()
+        assert (alert["rule"], alert["severity"], alert["detail"]) == (
+            "seq-conflict",
+            "integrity",
+            "old",
+        )
+        assert store.insert_result(_msg(2)) == ("stored", 2)  # the new columns work
+    finally:
+        store.close()
+    reopened = SQLiteStore(path)  # idempotent: opening again changes nothing
+    assert reopened.schema_version() == 2 and len(reopened.alerts()) == 1
+    reopened.close()
+
+
+def test_a_store_from_a_newer_edgemed_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(SyncError, match="schema version 99"):
+        SQLiteStore(path)

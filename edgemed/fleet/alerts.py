@@ -1,0 +1,123 @@
+"""Alert rules: which results and device states need a clinician's or an engineer's attention.
+
+Rules are pure functions of what arrived; the store commits the alerts they return in the same
+transaction as the result that raised them, so an alert is never lost or raised twice.
+
+Clinical rules (on result bodies, validated by ``wire.decode_result``):
+- ``news2-emergency``: NEWS2 aggregate >= 7 (RCP 2017: emergency response).
+- ``news2-urgent``: aggregate 5-6, or any single parameter scoring 3 (urgent review).
+- ``seizure``: seizure probability at or above the model's own threshold.
+
+Operational rules:
+- ``outbox-backlog``: a device holds ``backlog_threshold`` or more unacknowledged results
+  (seen from a result's ``seq - lowest_unacked_seq + 1`` or a birth message's outbox depth).
+- ``device-offline``: a device's last status is offline for longer than ``offline_after_s``.
+- ``seq-conflict`` (raised by the store): a seq reused with a different payload.
+
+Details carry scores and counts only: never patient data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..wire import ResultMessage
+
+__all__ = ["Alert", "AlertRules", "Severity"]
+
+Severity = Literal["emergency", "urgent", "warning", "integrity"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    device_id: str
+    seq: int | None
+    rule: str
+    severity: Severity
+    detail: str
+    dedupe_key: str | None = None  # at most one alert is ever raised per key
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRules:
+    backlog_threshold: int = 1000
+    offline_after_s: float = 300.0
+    backlog_repeat_s: float = 3600.0  # at most one backlog alert per device per this period
+
+    def __post_init__(self) -> None:
+        if self.backlog_threshold < 1 or self.offline_after_s <= 0 or self.backlog_repeat_s <= 0:
+            raise ValueError("alert thresholds must be positive")
+
+    def on_result(self, msg: ResultMessage, now: float) -> list[Alert]:
+        body: dict[str, Any] = msg.body["result"]
+        alerts = []
+        if msg.kind == "news2":
+            alerts += _news2(msg, body)
+        elif msg.kind == "seizure-probability" and body["probability"] >= body["threshold"]:
+            alerts.append(
+                Alert(
+                    device_id=msg.device_id,
+                    seq=msg.seq,
+                    rule="seizure",
+                    severity="urgent",
+                    detail=f"seizure probability {body['probability']:.2f} >= model threshold "
+                    f"{body['threshold']:.2f} ({msg.model_id}@{msg.model_version})",
+                )
+            )
+        backlog = msg.seq - msg.lowest_unacked_seq + 1
+        if backlog >= self.backlog_threshold:
+            alerts.append(self._backlog(msg.device_id, backlog, msg.seq, now))
+        return alerts
+
+    def on_status(self, device_id: str, status: dict[str, Any], now: float) -> list[Alert]:
+        depth = status.get("outbox_depth")
+        online = status.get("state") == "online"
+        if online and isinstance(depth, int) and depth >= self.backlog_threshold:
+            return [self._backlog(device_id, depth, None, now)]
+        return []
+
+    def offline(self, device_id: str, since: float, now: float) -> Alert:
+        minutes = (now - since) / 60.0
+        return Alert(
+            device_id=device_id,
+            seq=None,
+            rule="device-offline",
+            severity="warning",
+            detail=f"offline for {minutes:.1f} min (limit {self.offline_after_s / 60:.1f} min)",
+            dedupe_key=f"device-offline:{device_id}:{since!r}",  # once per offline episode
+        )
+
+    def _backlog(self, device_id: str, backlog: int, seq: int | None, now: float) -> Alert:
+        period = int(now // self.backlog_repeat_s)
+        return Alert(
+            device_id=device_id,
+            seq=seq,
+            rule="outbox-backlog",
+            severity="warning",
+            detail=f"{backlog} results waiting in the device outbox "
+            f"(threshold {self.backlog_threshold})",
+            dedupe_key=f"outbox-backlog:{device_id}:{period}",
+        )
+
+
+def _news2(msg: ResultMessage, body: dict[str, Any]) -> list[Alert]:
+    score = int(body["score"])
+    threes = sorted(name for name, value in body["parameter_scores"].items() if value == 3)
+    severity: Severity
+    if score >= 7:
+        rule, severity = "news2-emergency", "emergency"
+    elif score >= 5 or threes:
+        rule, severity = "news2-urgent", "urgent"
+    else:
+        return []
+    detail = f"NEWS2 {score}" + (f"; scoring 3: {', '.join(threes)}" if threes else "")
+    return [
+        Alert(
+            device_id=msg.device_id,
+            seq=msg.seq,
+            rule=rule,
+            severity=severity,
+            detail=detail,
+        )
+    ]

@@ -1,0 +1,224 @@
+// edgemed fleet dashboard: plain DOM, no framework, no CDN. Text from devices is only ever set
+// with textContent (never innerHTML), so a hostile payload cannot inject markup.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const FEED_MAX = 50;
+let source = null;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+}
+
+function ago(unix) {
+  if (!unix) return "never";
+  const s = Math.max(0, Date.now() / 1000 - unix);
+  if (s < 60) return `${s.toFixed(0)} s ago`;
+  if (s < 3600) return `${(s / 60).toFixed(0)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+function clock(unix) {
+  return new Date(unix * 1000).toLocaleTimeString();
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) {
+    showLogin();
+    throw new Error("unauthorized");
+  }
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.status === 204 ? null : response.json();
+}
+
+// --- value shown and charted per result kind ---------------------------------------------
+function resultValue(kind, body) {
+  if (kind === "news2") return { text: `NEWS2 ${body.score}`, number: body.score };
+  if (kind === "seizure-probability")
+    return { text: `p(seizure) ${body.probability.toFixed(2)}`, number: body.probability };
+  const top = Array.isArray(body.nearest) && body.nearest[0];
+  if (top) return { text: `${top.code} (${Number(top.score).toFixed(2)})`, number: Number(top.score) };
+  return { text: kind, number: null };
+}
+
+// --- views -------------------------------------------------------------------------------
+function show(view) {
+  for (const id of ["login-view", "fleet-view", "device-view"]) $(`#${id}`).hidden = id !== view;
+  $("#logout").hidden = view === "login-view";
+}
+
+function showLogin() {
+  if (source) source.close();
+  source = null;
+  setLive(false);
+  show("login-view");
+  $("#token").focus();
+}
+
+function setLive(on) {
+  $("#live").className = `live ${on ? "on" : "off"}`;
+  $("#live").textContent = on ? "live" : "offline";
+}
+
+async function loadDevices() {
+  const [devices, models] = await Promise.all([api("/api/devices"), api("/api/models")]);
+  const rows = devices.map((d) =>
+    el("tr", { "data-device": d.device_id },
+      el("td", {}, el("a", { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id)),
+      el("td", {}, el("span", { class: `state ${d.state || "unknown"}`, "data-testid": "state" }, d.state || "unknown")),
+      el("td", {}, (d.models || []).join(", ")),
+      el("td", {}, d.edgemed_version || ""),
+      el("td", {}, d.outbox_depth ?? ""),
+      el("td", { class: "muted" }, ago(d.last_seen))));
+  $("[data-testid=devices] tbody").replaceChildren(...rows);
+  const online = devices.filter((d) => d.state === "online").length;
+  $("#summary").textContent = `${online} online · ${devices.length - online} offline`;
+  $("[data-testid=models] tbody").replaceChildren(...models.map((m) =>
+    el("tr", {}, el("td", {}, m.model_id), el("td", {}, m.version), el("td", {}, m.devices))));
+}
+
+async function loadAlerts() {
+  const alerts = await api("/api/alerts?open=true&limit=100");
+  const items = alerts.map((a) =>
+    el("li", { "data-alert": a.id, "data-testid": "alert" },
+      el("div", {},
+        el("span", { class: `sev ${a.severity}` }, a.severity), " ",
+        el("strong", {}, a.rule), " · ", el("a", { href: `#/device/${encodeURIComponent(a.device_id)}` }, a.device_id),
+        el("div", {}, a.detail),
+        el("div", { class: "muted" }, `${clock(a.raised_at)}${a.resolved_at ? " · resolved" : ""}`)),
+      el("button", { type: "button", onclick: () => acknowledge(a.id), "data-testid": "ack" }, "Acknowledge")));
+  $("#alerts").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No open alerts")]));
+}
+
+async function acknowledge(id) {
+  await api(`/api/alerts/${id}/ack`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: "dashboard" }),
+  });
+  await loadAlerts();
+}
+
+async function loadFeed() {
+  const page = await api("/api/results?limit=" + FEED_MAX);
+  $("#feed").replaceChildren(...page.items.map((r) => feedItem({
+    device_id: r.device_id, seq: r.seq, model: `${r.model_id}@${r.model_version}`,
+    value: resultValue(r.kind, r.payload.result).text, received_at: r.received_at,
+  })));
+}
+
+function feedItem(r) {
+  return el("li", { "data-testid": "feed-item" },
+    el("strong", {}, r.device_id), ` #${r.seq} · ${r.value} `,
+    el("span", { class: "muted" }, `${r.model} · ${clock(r.received_at)}`));
+}
+
+async function showFleet() {
+  show("fleet-view");
+  await Promise.all([loadDevices(), loadAlerts(), loadFeed()]);
+}
+
+async function showDevice(id) {
+  show("device-view");
+  const d = await api(`/api/devices/${encodeURIComponent(id)}?recent=100`);
+  $("#device-title").textContent = d.device_id;
+  const facts = { State: d.state, Since: d.state_since && clock(d.state_since), Models: d.models.join(", "),
+    edgemed: d.edgemed_version, "Outbox depth": d.outbox_depth, "Acked up to seq": d.acked_seq,
+    "Last seen": ago(d.last_seen) };
+  $("#device-facts").replaceChildren(...Object.entries(facts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
+  const results = d.recent_results.slice().reverse();  // oldest first for the chart
+  drawChart(results.map((r) => resultValue(r.kind, r.payload.result).number),
+            results.map((r) => (r.received_at - r.created_at) * 1000));
+  $("[data-testid=device-results] tbody").replaceChildren(...d.recent_results.map((r) =>
+    el("tr", {}, el("td", {}, r.seq), el("td", {}, `${r.model_id}@${r.model_version}`),
+      el("td", {}, resultValue(r.kind, r.payload.result).text), el("td", {}, clock(r.created_at)),
+      el("td", {}, `${((r.received_at - r.created_at) * 1000).toFixed(0)} ms`))));
+}
+
+function drawChart(values, latencies) {
+  const svg = $("#chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const line = (series, color, label) => {
+    const points = series.map((v, i) => [i, v]).filter(([, v]) => v !== null && Number.isFinite(v));
+    if (points.length === 0) return [];
+    const lo = Math.min(...points.map(([, v]) => v)), hi = Math.max(...points.map(([, v]) => v));
+    const x = (i) => 10 + (580 * i) / Math.max(1, series.length - 1);
+    const y = (v) => 150 - (140 * (v - lo)) / (hi - lo || 1);
+    const path = document.createElementNS(ns, "polyline");
+    path.setAttribute("points", points.map(([i, v]) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", color);
+    path.setAttribute("stroke-width", "2");
+    path.setAttribute("data-series", label);
+    return [path];
+  };
+  svg.replaceChildren(...line(values, "#1d3557", "value"), ...line(latencies, "#e76f51", "latency"));
+}
+
+function route() {
+  const match = location.hash.match(/^#\/device\/(.+)$/);
+  return (match ? showDevice(decodeURIComponent(match[1])) : showFleet()).catch((e) => console.warn(e));
+}
+
+// --- live events -------------------------------------------------------------------------
+function connectLive() {
+  if (source) return;
+  source = new EventSource("/api/events");
+  source.addEventListener("hello", () => setLive(true));
+  source.addEventListener("result", (e) => {
+    const r = JSON.parse(e.data);
+    const item = feedItem(r);
+    item.classList.add("fresh");
+    $("#feed").prepend(item);
+    while ($("#feed").children.length > FEED_MAX) $("#feed").lastChild.remove();
+    const row = document.querySelector(`tr[data-device="${CSS.escape(r.device_id)}"]`);
+    if (!row) loadDevices().catch(() => {});
+    else row.lastChild.textContent = ago(r.received_at);
+  });
+  source.addEventListener("alert", () => loadAlerts().catch(() => {}));
+  source.addEventListener("alert-ack", () => loadAlerts().catch(() => {}));
+  source.addEventListener("device", () => loadDevices().catch(() => {}));
+  source.addEventListener("gap", () => route());
+  source.onerror = () => setLive(false);  // EventSource reconnects by itself
+  source.onopen = () => setLive(true);
+}
+
+async function start() {
+  try {
+    await api("/api/devices");
+  } catch {
+    return;  // showLogin() already ran
+  }
+  connectLive();
+  await route();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch("/api/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: $("#token").value }),
+    });
+    $("#token").value = "";
+    if (!response.ok) {
+      $("#login-error").textContent = "That token was not accepted.";
+      return;
+    }
+    $("#login-error").textContent = "";
+    await start();
+  });
+  $("#logout").addEventListener("click", async () => {
+    await fetch("/api/logout", { method: "POST" });
+    showLogin();
+  });
+  window.addEventListener("hashchange", route);
+  setInterval(() => { if (!$("#fleet-view").hidden) loadDevices().catch(() => {}); }, 10000);
+  start();
+});

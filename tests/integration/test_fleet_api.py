@@ -1,0 +1,268 @@
+"""The fleet manager end to end: real mosquitto, ingest, alert rules, REST API and live events.
+
+Payloads go through the broker exactly as devices send them; the API is read over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import Mosquitto, until
+from paho.mqtt.enums import CallbackAPIVersion
+from payloads import news2_body, result_payload, seizure_body
+
+from edgemed.config import BrokerConfig
+from edgemed.errors import SyncError
+from edgemed.fleet import SQLiteStore
+from edgemed.fleet.alerts import AlertRules
+from edgemed.fleet.app import create_app
+from edgemed.fleet.server import FleetServer
+from edgemed.wire import encode_status
+
+pytestmark = pytest.mark.broker
+TOKEN = "fleet-api-test-token-0123456789"
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def call(self, path: str, *, token: str | None = TOKEN, body: object = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[FleetServer, Api, mqtt.Client]]:
+    store = SQLiteStore(tmp_path / "fleet.db")
+    rules = AlertRules(backlog_threshold=50, offline_after_s=0.5)
+    server = FleetServer(store, BrokerConfig(port=mosquitto.port), token=TOKEN, port=0, rules=rules)
+    with server:
+        assert server.workers[0].ready.wait(10)
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-devices")
+        device.connect("127.0.0.1", mosquitto.port)
+        device.loop_start()
+        yield server, Api(server.api.port), device
+        device.loop_stop()
+        device.disconnect()
+    store.close()
+
+
+def _publish(client: mqtt.Client, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+
+def _stored(server: FleetServer, n: int) -> bool:
+    return until(lambda: server.store.count_results() >= n, 10)
+
+
+def test_alerts_from_results_listed_acknowledged_and_filtered(
+    fleet: tuple[FleetServer, Api, mqtt.Client],
+) -> None:
+    server, api, device = fleet
+    bodies = [
+        news2_body(pulse=1),
+        news2_body(spo2=3),
+        news2_body(respiration_rate=3, spo2=2, air_or_oxygen=2),
+        seizure_body(0.9, 0.7),
+    ]
+    for seq, body in enumerate(bodies, 1):
+        _publish(device, "edgemed/v1/icu-4/results", result_payload("icu-4", seq, body))
+    assert _stored(server, 4)
+    status, alerts = api.call("/api/alerts?open=true")
+    assert status == 200
+    assert [(a["rule"], a["severity"], a["seq"]) for a in alerts] == [
+        ("seizure", "urgent", 4),
+        ("news2-emergency", "emergency", 3),
+        ("news2-urgent", "urgent", 2),
+    ]
+    status, acked = api.call(f"/api/alerts/{alerts[1]['id']}/ack", body={"by": "charge nurse"})
+    assert status == 200 and acked["acked_by"] == "charge nurse" and acked["acked_at"]
+    assert [a["rule"] for a in api.call("/api/alerts?open=true")[1]] == ["seizure", "news2-urgent"]
+    assert api.call("/api/alerts/99999/ack", body={})[0] == 404
+    assert api.call("/api/alerts?rule=seizure")[1][0]["seq"] == 4
+
+    status, page = api.call("/api/results?device_id=icu-4&kind=news2&limit=2")
+    assert status == 200 and [r["seq"] for r in page["items"]] == [3, 2]
+    status, rest = api.call(
+        f"/api/results?device_id=icu-4&kind=news2&limit=2&cursor={page['next_cursor']}"
+    )
+    assert [r["seq"] for r in rest["items"]] == [1] and rest["next_cursor"] is None
+    assert api.call("/api/results?cursor=not-a-cursor")[0] == 400
+    assert api.call("/api/results?limit=0")[0] == 422
+    status, detail = api.call("/api/devices/icu-4")
+    assert status == 200 and detail["acked_seq"] == 4 and len(detail["recent_results"]) == 4
+    assert len(detail["alerts"]) == 3
+    assert api.call("/api/devices/nobody")[0] == 404
+
+
+def test_device_registry_offline_alert_and_model_inventory(
+    fleet: tuple[FleetServer, Api, mqtt.Client],
+) -> None:
+    _server, api, device = fleet
+    birth = encode_status("online", device_id="ward-7", boot_id="b1", connection=1,
+                          edgemed_version="0.1.0", models=["clinical-text-minilm@1.0.0"], outbox_depth=80)  # fmt: skip
+    _publish(device, "edgemed/v1/ward-7/status", birth, retain=True)
+    assert until(lambda: (api.call("/api/devices")[1] or [{}])[0].get("state") == "online", 10)
+    assert api.call("/api/models")[1] == [
+        {
+            "model_id": "clinical-text-minilm",
+            "version": "1.0.0",
+            "devices": 1,
+            "device_ids": ["ward-7"],
+        }
+    ]
+    assert [a["rule"] for a in api.call("/api/alerts")[1]] == ["outbox-backlog"]  # 80 >= 50
+    death = encode_status("offline", device_id="ward-7", boot_id="b1", connection=1)
+    _publish(device, "edgemed/v1/ward-7/status", death, retain=True)
+    # offline_after_s=0.5; the sweeper runs every 0.125 s
+    assert until(lambda: any(a["rule"] == "device-offline" for a in api.call("/api/alerts")[1]), 10)
+    rebirth = encode_status("online", device_id="ward-7", boot_id="b1", connection=2)
+    _publish(device, "edgemed/v1/ward-7/status", rebirth, retain=True)
+    assert until(
+        lambda: (
+            [a["resolved_at"] is not None for a in api.call("/api/alerts?rule=device-offline")[1]]
+            == [True]
+        ),
+        10,
+    )  # back online: resolved, still listed until someone acknowledges it
+
+
+def test_hostile_payloads_are_dead_lettered_and_ingest_keeps_running(
+    fleet: tuple[FleetServer, Api, mqtt.Client],
+) -> None:
+    server, api, device = fleet
+    injection = "x'); DROP TABLE results; --"
+    hostile = [
+        ("edgemed/v1/bed-1/results", b"\x00\xff garbage"),
+        ("edgemed/v1/bed-1/results", result_payload("bed-1", 1, news2_body())[:60]),  # truncated
+        (
+            "edgemed/v1/bed-1/results",
+            b'{"schema": "edgemed.result/1", "pad": "' + b"x" * 300_000 + b'"}',
+        ),
+        (
+            "edgemed/v1/bed-1/results",
+            result_payload("bed-1", 1, news2_body()).replace(b"result/1", b"result/2"),
+        ),
+        ("edgemed/v1/bed-1/results", result_payload("bed-2", 1, news2_body())),  # posing as bed-2
+        ("edgemed/v1/bed-1/results", result_payload("bed-1", 1, {"kind": "news2", "score": 3})),
+        (
+            "edgemed/v1/bed-1/results",
+            result_payload("bed-1", 1, news2_body(), model=f"{injection}@1"),
+        ),
+    ]
+    for name, payload in hostile:
+        _publish(device, name, payload)
+    assert until(lambda: len(server.store.dead_letters()) >= 6, 10)
+    _publish(device, "edgemed/v1/bed-1/results", result_payload("bed-1", 2, news2_body(pulse=3)))
+    assert _stored(server, 2)
+    reasons = [d["reason"] for d in api.call("/api/dead-letters")[1]]
+    assert len(reasons) == 6, reasons
+    assert any("exceeds" in r for r in reasons) and any(
+        "unsupported schema version" in r for r in reasons
+    )
+    assert any("does not match its topic" in r for r in reasons)
+    rows = api.call("/api/results?limit=10")[1]["items"]
+    # The injection string is stored as data under bed-1 only; nothing under bed-2.
+    assert {r["device_id"] for r in rows} == {"bed-1"}
+    assert injection in [r["model_id"] for r in rows]
+    assert api.call("/api/devices/bed-2")[0] == 404
+
+
+def test_auth_openapi_dashboard_and_no_query_strings_in_logs(
+    fleet: tuple[FleetServer, Api, mqtt.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    _server, api, _device = fleet
+    caplog.set_level(logging.INFO, logger="edgemed.fleet.app")
+    for route in (
+        "/api/devices",
+        "/api/results",
+        "/api/alerts",
+        "/api/models",
+        "/api/dead-letters",
+        "/api/events",
+    ):
+        assert api.call(route, token=None)[0] == 401, route
+        assert api.call(route, token="wrong-token-wrong-token")[0] == 401, route
+    assert api.call("/api/alerts/1/ack", token=None, body={})[0] == 401
+    status, health = api.call("/api/health", token=None)
+    assert status == 200 and health["schema_version"] == 2 and health["ingest"]["workers"] == 1
+    status, spec = api.call("/api/openapi.json", token=None)
+    paths = set(spec["paths"])
+    assert {"/api/devices", "/api/devices/{device_id}", "/api/results", "/api/alerts",
+            "/api/alerts/{alert_id}/ack", "/api/models", "/api/health", "/api/events"} <= paths  # fmt: skip
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    with urllib.request.urlopen(api.base + "/", timeout=5) as page:
+        html = page.read().decode()
+    assert "/static/app.js" in html and "http" not in html.replace("http-equiv", "")  # no CDN
+    api.call("/api/results?device_id=secret-query-value")
+    assert "secret-query-value" not in caplog.text and "GET /api/results 200" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_login_cookie_and_live_events(fleet: tuple[FleetServer, Api, mqtt.Client]) -> None:
+    _server, api, device = fleet
+    login = urllib.request.Request(
+        api.base + "/api/login", data=json.dumps({"token": TOKEN}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(login, timeout=5) as response:
+        cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    events: list[tuple[str, dict[str, Any]]] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        request = urllib.request.Request(
+            api.base + "/api/events", headers={"Cookie": cookie.split(";")[0]}
+        )
+        with urllib.request.urlopen(request, timeout=20) as stream:
+            name = ""
+            for line in stream:
+                text = line.decode().strip()
+                if text.startswith("event: "):
+                    name = text[7:]
+                elif text.startswith("data: "):
+                    events.append((name, json.loads(text[6:])))
+                    opened.set()
+                    if name == "alert":
+                        return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert opened.wait(10)
+    _publish(
+        device,
+        "edgemed/v1/icu-9/results",
+        result_payload("icu-9", 1, news2_body(pulse=3, spo2=3, temperature=1)),
+    )
+    thread.join(15)
+    kinds = [name for name, _ in events]
+    assert kinds[0] == "hello" and "result" in kinds and kinds[-1] == "alert"
+    result = next(body for name, body in events if name == "result")
+    assert (result["device_id"], result["seq"], result["value"]) == ("icu-9", 1, "NEWS2 7")
+    assert events[-1][1]["rule"] == "news2-emergency"
+
+
+def test_a_short_token_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SyncError, match="16 characters"):
+        create_app(SQLiteStore(tmp_path / "f.db"), token="short")

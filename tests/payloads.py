@@ -1,0 +1,50 @@
+"""Result payloads of kinds the SDK does not produce yet (NEWS2, seizure), built to the wire
+schema (edgemed.result/1) so fleet tests can drive the alert rules through real ingest."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from edgemed.wire import NEWS2_PARAMETERS, RESULT_SCHEMA
+
+
+def news2_body(**scores: int) -> dict[str, Any]:
+    params = {name: scores.get(name, 0) for name in NEWS2_PARAMETERS}
+    return {"kind": "news2", "score": sum(params.values()), "parameter_scores": params}
+
+
+def seizure_body(probability: float, threshold: float = 0.5) -> dict[str, Any]:
+    return {"kind": "seizure-probability", "probability": probability, "threshold": threshold}
+
+
+def result_payload(
+    device_id: str,
+    seq: int,
+    body: dict[str, Any],
+    *,
+    low: int | None = None,
+    model: str = "news2-rcp2017@1.0.0",
+    created_at: float | None = None,
+) -> bytes:
+    model_id, _, version = model.partition("@")
+    message = {
+        "schema": RESULT_SCHEMA,
+        "result_id": str(uuid.uuid4()),
+        "device_id": device_id,
+        "seq": seq,
+        "boot_id": "boot-1",
+        "lowest_unacked_seq": low or seq,
+        "created_at": time.time() if created_at is None else created_at,
+        "clock_synced": True,
+        "model": {"id": model_id, "version": version, "sha256": "0" * 64, "backend": "cpu",
+                  "device": "cpu", "precision": "fp32"},
+        "input": {"sha256": "0" * 64, "kind": "vitals", "window": None},
+        "timings_ms": {"preprocess": 0.0, "inference": 0.1, "postprocess": 0.0},
+        "edgemed_version": "test",
+        "encounter": None,
+        "result": body,
+    }  # fmt: skip
+    return json.dumps(message).encode()
