@@ -3,17 +3,21 @@
 #   ruff + mypy, native C++ tests (ASan/UBSan), pytest (unit + integration against a real
 #   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
-# ports). It is installed with apt-get only if missing, and this script says so first.
+# ports) and chromium (the dashboard's browser tests drive it with Playwright; Playwright never
+# downloads a browser). Each is installed with apt-get only if missing, and this script says so.
 # PostgreSQL: tests marked `postgres` use $EDGEMED_TEST_POSTGRES (default
 # postgresql://postgres@127.0.0.1:5432/test); a local cluster that is installed but stopped is
 # started. Run `pytest -m "not postgres"` where no PostgreSQL server is available.
 source "$(dirname "$0")/_common.sh"
 check_python
 
-if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
-    say "installing Debian package: mosquitto (test-only MQTT broker)"
+APT=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || APT+=(mosquitto)
+[ -x "${EDGEMED_CHROMIUM:-/usr/bin/chromium}" ] || APT+=(chromium)
+if [ ${#APT[@]} -gt 0 ]; then
+    say "installing Debian packages: ${APT[*]} (test-only: MQTT broker, browser for dashboard tests)"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT[@]}"
 fi
 
 if [ -z "${EDGEMED_TEST_POSTGRES:-}" ] && command -v pg_isready >/dev/null \

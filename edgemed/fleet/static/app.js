@@ -80,7 +80,9 @@ async function loadDevices() {
       el("td", { class: "muted" }, ago(d.last_seen))));
   $("[data-testid=devices] tbody").replaceChildren(...rows);
   const online = devices.filter((d) => d.state === "online").length;
-  $("#summary").textContent = `${online} online · ${devices.length - online} offline`;
+  const offline = devices.filter((d) => d.state === "offline").length;
+  const silent = devices.length - online - offline;  // results but no status message yet
+  $("#summary").textContent = `${online} online · ${offline} offline` + (silent ? ` · ${silent} no status` : "");
   $("[data-testid=models] tbody").replaceChildren(...models.map((m) =>
     el("tr", {}, el("td", {}, m.model_id), el("td", {}, m.version), el("td", {}, m.devices))));
 }
