@@ -116,7 +116,7 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
-    store = open_store(args.db)
+    store = open_store(args.db, schema=args.pg_schema)
     token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN") or secrets.token_urlsafe(24)
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
@@ -218,6 +218,9 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         default="edgemed-fleet.sqlite3",
         help="SQLite file (default) or postgresql://user@host/db",
+    )
+    serve.add_argument(
+        "--pg-schema", default="edgemed", help="PostgreSQL schema for the fleet's tables"
     )
     serve.add_argument(
         "--workers", type=int, default=1, help="ingest workers sharing a $share subscription"

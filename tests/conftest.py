@@ -65,13 +65,17 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # Its log goes to a file: an unread pipe fills up after a few hundred connections and
+        # then blocks the broker itself.
+        self.log = self.conf.with_name(f"mosquitto-{self.port}.log")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=log
+            )
         if not wait_for_port(self.port, timeout=10):
             self.proc.kill()
-            _, err = self.proc.communicate()
-            raise RuntimeError(f"mosquitto did not start: {err.decode(errors='replace')}")
+            self.proc.wait()
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text(errors='replace')}")
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -109,7 +113,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def start_fleet_server(
-    db: Path,
+    db: Path | str,
     broker_port: int,
     *,
     api_port: int | None = None,

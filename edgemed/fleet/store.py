@@ -522,11 +522,12 @@ class SQLiteStore(SqlStore):
             self._db.close()
 
 
-def open_store(db: str | Path) -> SqlStore:
-    """``postgresql://…`` -> PostgresStore (needs psycopg); anything else is a SQLite path."""
+def open_store(db: str | Path, *, schema: str = "edgemed") -> SqlStore:
+    """``postgresql://…`` -> PostgresStore in ``schema`` (needs psycopg); anything else is a
+    SQLite path."""
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(text)
+        return PostgresStore(text, schema=schema)
     return SQLiteStore(Path(text))
