@@ -55,7 +55,16 @@ def start_fleet(port: int, db: Path) -> subprocess.Popen[str]:
     """The fleet is its own process, as in deployment."""
     args = ["fleet", "serve", "--broker", f"mqtt://127.0.0.1:{port}", "--db", str(db)]
     fleet = subprocess.Popen(
-        [sys.executable, "-m", "edgemed.cli", *args, "--port", str(free_port()), "--token", "b"],
+        [
+            sys.executable,
+            "-m",
+            "edgemed.cli",
+            *args,
+            "--port",
+            str(free_port()),
+            "--token",
+            "bench-token-0123456789",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -226,7 +226,7 @@ class SqlStore:
                             raised.append(alert)
                 else:
                     outcomes[i] = self._repeat(msg, now)
-            acked = {dev: self._advance(dev, low, now) for dev, low in sorted(floors.items())}
+            acked = self._advance_all(floors, now)
         return Committed(outcomes, acked, raised)
 
     def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, int]]:
@@ -264,6 +264,10 @@ class SqlStore:
              msg.raw.encode(), now),
         )  # fmt: skip
         return "conflict"
+
+    def _advance_all(self, floors: dict[str, int], now: float) -> dict[str, int]:
+        """Per device: touch it, and move its ack to the top of the contiguous run of seqs."""
+        return {dev: self._advance(dev, low, now) for dev, low in sorted(floors.items())}
 
     def _advance(self, device_id: str, lowest_unacked: int, now: float) -> int:
         self._run(_UPSERT_DEVICE, (device_id, now))

@@ -227,3 +227,9 @@ def test_a_store_from_a_newer_edgemed_is_refused(tmp_path: Path) -> None:
         db.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(SyncError, match="schema version 99"):
         SQLiteStore(path)
+
+
+def test_a_long_run_of_seqs_acks_in_one_go(store: SqlStore) -> None:
+    # More than one read window (PostgreSQL reads 4096 seqs per query) behind a gap at seq 1.
+    assert store.insert_results([_msg(s) for s in range(2, 5002)]).acked == {"bed-1": 0}
+    assert store.insert_result(_msg(1))[1] == 5001
