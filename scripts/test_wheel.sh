@@ -17,12 +17,13 @@ models = sorted({n.split("/")[2] for n in names if n.startswith("edgemed/models/
 assert models, "no models inside the wheel"
 assert any(n.startswith("edgemed/_kernels") for n in names), "native module missing"
 assert "edgemed/py.typed" in names and "edgemed/_kernels.pyi" in names
+assert {f"edgemed/fleet/static/{f}" for f in ("index.html", "app.js", "app.css")} <= set(names)
 print(f"wheel holds {len(names)} files; models: {', '.join(models)}")
 PY
 make_venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet "$WHEEL[test]"
 mkdir "$WORK/run"
-cp -r "$ROOT/tests/unit" "$ROOT/tests/conftest.py" "$WORK/run/"
+cp -r "$ROOT/tests/unit" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" "$WORK/run/"
 cd "$WORK/run"
 "$WORK/venv/bin/python" -c 'import edgemed, sys; p = edgemed.__file__; print("testing", p); sys.exit("/site-packages/" not in p)'
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider unit
