@@ -338,8 +338,9 @@ class SqlStore:
         now = time.time()
         with self._lock, self._transaction():
             self._run(_UPSERT_DEVICE, (device_id, now))
-            (boot_id, connection, old_state) = self._run(
-                "SELECT boot_id, connection, state FROM devices WHERE device_id=?" + self._lock_row,
+            (boot_id, connection, old_state, old_since) = self._run(
+                "SELECT boot_id, connection, state, state_since FROM devices WHERE device_id=?"
+                + self._lock_row,
                 (device_id,),
             ).fetchone()
             incoming = status.get("connection")
@@ -351,6 +352,8 @@ class SqlStore:
                 and incoming < connection
             ):
                 return False  # the retained death of a connection the device has replaced
+            # A repeated state (a retained status redelivered) keeps the time it began.
+            since = old_since if state == old_state and old_since is not None else now
             self._run(
                 "UPDATE devices SET state=?, boot_id=COALESCE(?, boot_id), "
                 "connection=COALESCE(?, connection), edgemed_version=COALESCE(?, edgemed_version), "
@@ -359,14 +362,9 @@ class SqlStore:
                 (
                     state, status.get("boot_id"), incoming, status.get("edgemed_version"),
                     json.dumps(models) if isinstance(models, list) else None,
-                    status.get("outbox_depth"), now if state != old_state else None, device_id,
+                    status.get("outbox_depth"), since, device_id,
                 ),
             )  # fmt: skip
-            if state == old_state:
-                self._run(
-                    "UPDATE devices SET state_since=COALESCE(state_since, ?) WHERE device_id=?",
-                    (now, device_id),
-                )
             return True
 
     def dead_letter(self, topic: str, reason: str, payload: bytes) -> None:

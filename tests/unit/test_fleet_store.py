@@ -233,3 +233,15 @@ def test_a_long_run_of_seqs_acks_in_one_go(store: SqlStore) -> None:
     # More than one read window (PostgreSQL reads 4096 seqs per query) behind a gap at seq 1.
     assert store.insert_results([_msg(s) for s in range(2, 5002)]).acked == {"bed-1": 0}
     assert store.insert_result(_msg(1))[1] == 5001
+
+
+def test_a_repeated_status_keeps_the_time_its_state_began(store: SqlStore) -> None:
+    # A retained death redelivered (a worker resubscribing) must not restart the offline clock:
+    # the sweeper's once-per-episode alert key is built from it.
+    store.update_status("bed-1", {"state": "offline", "boot_id": "b1", "connection": 1})
+    since = store.device("bed-1")["state_since"]  # type: ignore[index]
+    time.sleep(0.01)
+    store.update_status("bed-1", {"state": "offline", "boot_id": "b1", "connection": 1})
+    assert store.device("bed-1")["state_since"] == since  # type: ignore[index]
+    store.update_status("bed-1", {"state": "online", "boot_id": "b1", "connection": 2})
+    assert store.device("bed-1")["state_since"] > since  # type: ignore[index]
