@@ -117,12 +117,11 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
     store = open_store(args.db, schema=args.pg_schema)
-    token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN") or secrets.token_urlsafe(24)
+    given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
+    token = given_token or secrets.token_urlsafe(24)
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    group = args.shared_group or ("edgemed-fleet" if args.workers > 1 else None)
-    prefix = f"edgemed-fleet-ingest-{os.getpid()}" if group else "edgemed-fleet-ingest"
     server = FleetServer(
         store,
         broker,
@@ -130,8 +129,7 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        shared_group=group,
-        client_id_prefix=prefix,
+        shared_group=args.shared_group,
         rules=rules,
     )
     with server:
@@ -141,7 +139,7 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
             f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
             flush=True,
         )
-        if not (args.token or os.environ.get("EDGEMED_FLEET_TOKEN")):
+        if not given_token:
             print(f"fleet: API token {token}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

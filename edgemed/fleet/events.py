@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from ..wire import ResultMessage
 from .alerts import Alert
 
-__all__ = ["EventBus", "Subscription", "alert_event", "result_event"]
+__all__ = ["EventBus", "Subscription", "alert_event", "announce", "result_event"]
 
 QUEUE_SIZE = 1000
+log = logging.getLogger(__name__)
 
 
 class Subscription:
@@ -94,3 +96,11 @@ def alert_event(alert: Alert) -> dict[str, Any]:
         "detail": alert.detail,
         "at": time.time(),
     }
+
+
+def announce(alerts: list[Alert], events: EventBus | None) -> None:
+    """Log newly raised alerts and show them live (after they were committed)."""
+    for alert in alerts:
+        log.warning("alert %s (%s) on device %s", alert.rule, alert.severity, alert.device_id)
+        if events:
+            events.publish(alert_event(alert))

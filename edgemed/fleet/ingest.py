@@ -28,8 +28,8 @@ from ..wire import (
     parse_topic,
     topic,
 )
-from .alerts import Alert, AlertRules
-from .events import EventBus, alert_event, result_event
+from .alerts import AlertRules
+from .events import EventBus, announce, result_event
 from .store import SqlStore
 
 __all__ = ["Ingest"]
@@ -187,7 +187,7 @@ class Ingest:
                 )
         for device_id, ack_seq in done.acked.items():
             self._client.publish(topic(device_id, "ack"), encode_ack(ack_seq), qos=1)
-        self._announce(done.alerts)
+        announce(done.alerts, self.events)
 
     def _store_status(self, device_id: str, status: dict[str, Any]) -> None:
         self.counts["status"] += 1
@@ -196,14 +196,8 @@ class Ingest:
         now = time.time()
         if status["state"] == "online":
             self.store.resolve_alerts(device_id, "device-offline")
-        self._announce(self.store.raise_alerts(self.rules.on_status(device_id, status, now)))
+        announce(self.store.raise_alerts(self.rules.on_status(device_id, status, now)), self.events)
         if self.events:
             self.events.publish(
                 {"type": "device", "device_id": device_id, "state": status["state"]}
             )
-
-    def _announce(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            log.warning("alert %s (%s) on device %s", alert.rule, alert.severity, alert.device_id)
-            if self.events:
-                self.events.publish(alert_event(alert))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 from ..config import BrokerConfig
 from .alerts import AlertRules
 from .app import FleetApi
-from .events import EventBus, alert_event
+from .events import EventBus, announce
 from .ingest import Ingest
 from .store import SqlStore
 
@@ -35,20 +36,25 @@ class FleetServer:
         port: int = 8080,
         workers: int = 1,
         shared_group: str | None = None,
-        client_id_prefix: str = "edgemed-fleet-ingest",
+        client_id_prefix: str | None = None,
         rules: AlertRules | None = None,
     ) -> None:
+        """``workers`` > 1 implies a ``$share`` group (default ``edgemed-fleet``). Group members
+        get client ids unique to this process, so several processes can join one group."""
         if workers < 1:
             raise ValueError("need at least one ingest worker")
         self.store = store
         self.rules = rules or AlertRules()
         self.events = EventBus()
         group = shared_group or ("edgemed-fleet" if workers > 1 else None)
+        prefix = client_id_prefix or (
+            f"edgemed-fleet-ingest-{os.getpid()}" if group else "edgemed-fleet-ingest"
+        )
         self.workers = [
             Ingest(
                 store,
                 broker,
-                client_id=f"{client_id_prefix}-{i}" if group else client_id_prefix,
+                client_id=f"{prefix}-{i}" if group else prefix,
                 shared_group=group,
                 rules=self.rules,
                 events=self.events,
@@ -106,8 +112,6 @@ class FleetServer:
                 alerts = [
                     self.rules.offline(d["device_id"], d["state_since"], now) for d in overdue
                 ]
-                for alert in self.store.raise_alerts(alerts):
-                    log.warning("alert device-offline on device %s", alert.device_id)
-                    self.events.publish(alert_event(alert))
+                announce(self.store.raise_alerts(alerts), self.events)
             except Exception:  # a store outage must not end the sweeper: try again next period
                 log.exception("offline sweep failed")

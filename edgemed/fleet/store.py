@@ -305,6 +305,8 @@ class SqlStore:
 
     def raise_alerts(self, alerts: list[Alert]) -> list[Alert]:
         """Commit alerts raised outside a result (device offline); returns those newly raised."""
+        if not alerts:
+            return []  # the sweeper and every status message call this: no empty transactions
         now = time.time()
         with self._lock, self._transaction():
             return [a for a in alerts if self._raise(a, now)]
@@ -394,12 +396,7 @@ class SqlStore:
     ) -> list[dict[str, Any]]:
         """Newest first. ``before`` is the (received_at, device_id, seq) of the last row of the
         previous page: keyset pagination, stable while new results arrive."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("device_id", device_id), ("model_id", model_id), ("kind", kind)):
-            if value is not None:
-                clauses.append(f"{column}=?")
-                params.append(value)
+        clauses, params = _equal(device_id=device_id, model_id=model_id, kind=kind)
         if since is not None:
             clauses.append("received_at>=?")
             params.append(since)
@@ -444,12 +441,9 @@ class SqlStore:
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """Newest first; ``open_only``: not yet acknowledged."""
-        clauses = ["acked_at IS NULL"] if open_only else []
-        params: list[Any] = []
-        for column, value in (("device_id", device_id), ("rule", rule)):
-            if value is not None:
-                clauses.append(f"{column}=?")
-                params.append(value)
+        clauses, params = _equal(device_id=device_id, rule=rule)
+        if open_only:
+            clauses.append("acked_at IS NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._rows(
             f"SELECT id, device_id, seq, rule, severity, detail, raised_at, acked_at, acked_by, "
@@ -481,6 +475,12 @@ def _row(msg: ResultMessage, now: float) -> tuple[Any, ...]:
         msg.device_id, msg.seq, msg.result_id, msg.boot_id, msg.model_id, msg.model_version,
         msg.kind, msg.created_at, now, msg.payload_sha256, msg.raw,
     )  # fmt: skip
+
+
+def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and parameters for the filters that were given (None: no filter)."""
+    given = {c: v for c, v in columns.items() if v is not None}
+    return [f"{c}=?" for c in given], list(given.values())
 
 
 def _device_row(row: dict[str, Any]) -> dict[str, Any]:
