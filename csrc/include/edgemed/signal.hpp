@@ -1,0 +1,4 @@
+// signal kernels. Pure C++17: raw pointers, sizes and strides; no Python.
+#pragma once
+
+namespace edgemed::signal {}  // namespace edgemed::signal

@@ -1,0 +1,4 @@
+// vitals kernels. Pure C++17: raw pointers, sizes and strides; no Python.
+#pragma once
+
+namespace edgemed::vitals {}  // namespace edgemed::vitals
