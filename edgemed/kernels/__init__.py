@@ -9,6 +9,22 @@ in parallel threads.
 
 from __future__ import annotations
 
+from .image import ImageTransform, Placement, preprocess_image, preprocess_images, window_dicom
 from .search import cosine_topk, l2_normalize
+from .vitals import NEWS2_BANDS, News2, VitalSigns, news2, news2_many, news2_table
 
-__all__ = ["cosine_topk", "l2_normalize"]
+__all__ = [
+    "NEWS2_BANDS",
+    "ImageTransform",
+    "News2",
+    "Placement",
+    "VitalSigns",
+    "cosine_topk",
+    "l2_normalize",
+    "news2",
+    "news2_many",
+    "news2_table",
+    "preprocess_image",
+    "preprocess_images",
+    "window_dicom",
+]
