@@ -3,7 +3,8 @@
 #   ruff + mypy, native C++ tests (ASan/UBSan), pytest (unit + integration against a real
 #   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
-# ports) and chromium (the dashboard's browser tests drive it with Playwright; Playwright never
+# ports), g++-aarch64-linux-gnu + qemu-user (the aarch64/Jetson build of the C++ kernel tests)
+# and chromium (the dashboard's browser tests drive it with Playwright; Playwright never
 # downloads a browser). Each is installed with apt-get only if missing, and this script says so.
 # PostgreSQL: tests marked `postgres` use $EDGEMED_TEST_POSTGRES (default
 # postgresql://postgres@127.0.0.1:5432/test); a local cluster that is installed but stopped is
@@ -13,6 +14,9 @@ check_python
 
 APT=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || APT+=(mosquitto)
+# The Jetson check: kernel tests cross-compiled for aarch64 and run under qemu-user.
+command -v aarch64-linux-gnu-g++ >/dev/null || APT+=(g++-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || APT+=(qemu-user)
 [ -x "${EDGEMED_CHROMIUM:-/usr/bin/chromium}" ] || APT+=(chromium)
 if [ ${#APT[@]} -gt 0 ]; then
     say "installing Debian packages: ${APT[*]} (test-only: MQTT broker, browser for dashboard tests)"
@@ -38,6 +42,8 @@ say "mypy (strict)"
 "$VENV/bin/mypy"
 say "C++ kernel tests (ASan/UBSan)"
 make -s -C csrc/tests
+say "C++ kernel tests cross-compiled for aarch64 (Jetson), run under qemu-aarch64"
+make -s -C csrc/tests cross
 say "pytest"
 "$VENV/bin/python" -m pytest -m "not slow" "$@"
 say "wheel: build, install in a fresh venv, run the unit tests outside the source tree"

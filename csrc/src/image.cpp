@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace edgemed::image {
@@ -269,6 +270,7 @@ void horizontal_first(const ImageU8& src, const Taps& v, const Taps& h, const Vi
     std::vector<float> cache(k * n * c_in);
     std::vector<std::int64_t> cached(k, -1);
     std::vector<const float*> rows(k);
+    std::vector<float> blend(n * c_in);
     for (std::int64_t r = vis.y0; r < vis.y1; ++r) {
         const std::size_t vo = static_cast<std::size_t>(r - vis.y0) * k;
         for (std::size_t j = 0; j < k; ++j) {  // consecutive source rows map to distinct slots
@@ -278,24 +280,19 @@ void horizontal_first(const ImageU8& src, const Taps& v, const Taps& h, const Vi
             if (cached[slot] != y) resample_row(src, y, h, offset, hrow), cached[slot] = y;
             rows[j] = hrow;
         }
+        // Blend the rows over the interleaved buffer (contiguous: vectorizes), then split the
+        // channels into their planes with the normalization folded in.
+        const float* w = v.weight.data() + vo;
+        for (std::size_t i = 0; i < n * c_in; ++i) blend[i] = w[0] * rows[0][i];
+        for (std::size_t j = 1; j < k; ++j) {
+            for (std::size_t i = 0; i < n * c_in; ++i) blend[i] += w[j] * rows[j][i];
+        }
         float* out_row = out + (r - place.offset_y) * out_w - place.offset_x + vis.x0;
         for (int c = 0; c < norm.out_channels; ++c) {
             float* dst = out_row + static_cast<std::size_t>(c) * plane;
-            const std::size_t m = static_cast<std::size_t>(norm.channel_map[c]);
+            const float* src_c = blend.data() + norm.channel_map[c];
             const float a = norm.alpha[c], b = norm.beta[c];
-            const float* w = v.weight.data() + vo;
-            if (k == 2) {  // bilinear: fold the scale into the two weights
-                const float w0 = w[0] * a, w1 = w[1] * a;
-                const float* r0 = rows[0] + m;
-                const float* r1 = rows[1] + m;
-                for (std::size_t x = 0; x < n; ++x) dst[x] = w0 * r0[x * c_in] + w1 * r1[x * c_in] + b;
-                continue;
-            }
-            for (std::size_t x = 0; x < n; ++x) {
-                float acc = 0.f;
-                for (std::size_t j = 0; j < k; ++j) acc += w[j] * rows[j][x * c_in + m];
-                dst[x] = acc * a + b;
-            }
+            for (std::size_t x = 0; x < n; ++x) dst[x] = src_c[x * c_in] * a + b;
         }
     }
 }
@@ -306,13 +303,14 @@ void resize_normalize(const ImageU8& src, Interpolation interpolation, const Pla
                       const Normalization& norm, std::int64_t out_h, std::int64_t out_w,
                       float* out) {
     const std::size_t plane = static_cast<std::size_t>(out_h * out_w);
-    for (int c = 0; c < norm.out_channels; ++c) {  // padding first; the image overwrites it
-        std::fill(out + c * plane, out + (c + 1) * plane, norm.pad_value * norm.alpha[c] + norm.beta[c]);
-    }
     const Visible vis{std::max<std::int64_t>(0, place.offset_y),
                       std::min(place.resized_height, place.offset_y + out_h),
                       std::max<std::int64_t>(0, place.offset_x),
                       std::min(place.resized_width, place.offset_x + out_w)};
+    const bool covered = vis.y1 - vis.y0 == out_h && vis.x1 - vis.x0 == out_w;
+    for (int c = 0; c < norm.out_channels && !covered; ++c) {  // padding; the image overwrites it
+        std::fill(out + c * plane, out + (c + 1) * plane, norm.pad_value * norm.alpha[c] + norm.beta[c]);
+    }
     if (vis.y0 >= vis.y1 || vis.x0 >= vis.x1) return;
     const AxisRule rule = axis_rule(interpolation, src, place);
     const Taps v = build_taps(rule, src.height, place.resized_height, vis.y0, vis.y1);
@@ -345,38 +343,59 @@ double apply_window(double x, const Window& w, double out_min, double out_max) n
 }
 
 namespace {
-template <typename T, typename Store>
-void for_each_value(const Volume<T>& src, const Window& w, Store store) noexcept {
+
+template <typename T, typename Visit>
+void for_each_stored(const Volume<T>& src, Visit visit) noexcept {
     std::size_t i = 0;
     for (std::int64_t f = 0; f < src.shape[0]; ++f) {
         for (std::int64_t r = 0; r < src.shape[1]; ++r) {
             const T* row = src.data + f * src.strides[0] + r * src.strides[1];
-            for (std::int64_t c = 0; c < src.shape[2]; ++c, ++i) {
-                store(i, static_cast<double>(row[c * src.strides[2]]) * w.slope + w.intercept);
-            }
+            for (std::int64_t c = 0; c < src.shape[2]; ++c, ++i) visit(i, row[c * src.strides[2]]);
         }
     }
 }
+
+// Stored values are 16-bit, so when the image has more pixels than its value range a lookup
+// table is cheaper than evaluating the VOI function per pixel; each entry is computed by the
+// same formula, so both paths give identical results.
+template <typename T, typename Out, typename Eval>
+void map_stored(const Volume<T>& src, Out* out, Eval eval) {
+    const std::size_t count = static_cast<std::size_t>(src.shape[0] * src.shape[1] * src.shape[2]);
+    if (count == 0) return;
+    T lo = std::numeric_limits<T>::max(), hi = std::numeric_limits<T>::min();
+    for_each_stored(src, [&](std::size_t, T v) { lo = std::min(lo, v), hi = std::max(hi, v); });
+    const std::size_t span = static_cast<std::size_t>(hi - lo) + 1;
+    if (span > count) {
+        for_each_stored(src, [&](std::size_t i, T v) { out[i] = eval(v); });
+        return;
+    }
+    std::vector<Out> lut(span);
+    for (std::size_t j = 0; j < span; ++j) lut[j] = eval(static_cast<T>(lo + static_cast<std::int64_t>(j)));
+    for_each_stored(src, [&](std::size_t i, T v) { out[i] = lut[static_cast<std::size_t>(v - lo)]; });
+}
+
 }  // namespace
 
 template <typename T>
 void window_to_float(const Volume<T>& src, const Window& window, float out_min, float out_max,
-                     float* out) noexcept {
-    for_each_value(src, window, [&](std::size_t i, double x) {
-        out[i] = static_cast<float>(apply_window(x, window, out_min, out_max));
+                     float* out) {
+    map_stored(src, out, [&](T v) {
+        const double x = static_cast<double>(v) * window.slope + window.intercept;
+        return static_cast<float>(apply_window(x, window, out_min, out_max));
     });
 }
 
 template <typename T>
-void window_to_u8(const Volume<T>& src, const Window& window, std::uint8_t* out) noexcept {
-    for_each_value(src, window, [&](std::size_t i, double x) {
-        out[i] = static_cast<std::uint8_t>(std::nearbyint(apply_window(x, window, 0.0, 255.0)));
+void window_to_u8(const Volume<T>& src, const Window& window, std::uint8_t* out) {
+    map_stored(src, out, [&](T v) {
+        const double x = static_cast<double>(v) * window.slope + window.intercept;
+        return static_cast<std::uint8_t>(std::nearbyint(apply_window(x, window, 0.0, 255.0)));
     });
 }
 
-template void window_to_float<std::int16_t>(const Volume<std::int16_t>&, const Window&, float, float, float*) noexcept;
-template void window_to_float<std::uint16_t>(const Volume<std::uint16_t>&, const Window&, float, float, float*) noexcept;
-template void window_to_u8<std::int16_t>(const Volume<std::int16_t>&, const Window&, std::uint8_t*) noexcept;
-template void window_to_u8<std::uint16_t>(const Volume<std::uint16_t>&, const Window&, std::uint8_t*) noexcept;
+template void window_to_float<std::int16_t>(const Volume<std::int16_t>&, const Window&, float, float, float*);
+template void window_to_float<std::uint16_t>(const Volume<std::uint16_t>&, const Window&, float, float, float*);
+template void window_to_u8<std::int16_t>(const Volume<std::int16_t>&, const Window&, std::uint8_t*);
+template void window_to_u8<std::uint16_t>(const Volume<std::uint16_t>&, const Window&, std::uint8_t*);
 
 }  // namespace edgemed::image

@@ -84,11 +84,11 @@ struct Volume {
 // Modality rescale + VOI windowing of stored values into [out_min, out_max] (float32, C order).
 template <typename T>
 void window_to_float(const Volume<T>& src, const Window& window, float out_min, float out_max,
-                     float* out) noexcept;
+                     float* out);
 
 // Same into uint8 [0, 255], rounded to nearest (ties to even, as NumPy's rint).
 template <typename T>
-void window_to_u8(const Volume<T>& src, const Window& window, std::uint8_t* out) noexcept;
+void window_to_u8(const Volume<T>& src, const Window& window, std::uint8_t* out);
 
 // The VOI function itself on one modality value; used by both paths and by the tests.
 double apply_window(double value, const Window& window, double out_min, double out_max) noexcept;
