@@ -46,7 +46,9 @@ enum class AxisRule { linear, area_linear, area };
 
 // OpenCV's INTER_LINEAR / INTER_AREA-upscale rule: two taps, clamped at the borders.
 void linear_taps(std::int64_t src, std::int64_t dst, std::int64_t r, bool area_rule, RaggedTaps& t) {
-    const double scale = static_cast<double>(src) / static_cast<double>(dst);
+    // OpenCV: inv_scale = dst / src and scale = 1 / inv_scale (not src / dst: they differ in the
+    // last bit, which moves floor() at exact multiples).
+    const double scale = 1.0 / (static_cast<double>(dst) / static_cast<double>(src));
     const double inv_scale = static_cast<double>(dst) / static_cast<double>(src);
     std::int64_t sx;
     float fx;
@@ -67,7 +69,9 @@ void linear_taps(std::int64_t src, std::int64_t dst, std::int64_t r, bool area_r
 
 // OpenCV's computeResizeAreaTab for one output cell: the exact pixel-area overlap weights.
 void area_taps(std::int64_t src, std::int64_t dst, std::int64_t r, RaggedTaps& t) {
-    const double scale = static_cast<double>(src) / static_cast<double>(dst);
+    // OpenCV: inv_scale = dst / src and scale = 1 / inv_scale (not src / dst: they differ in the
+    // last bit, which moves floor() at exact multiples).
+    const double scale = 1.0 / (static_cast<double>(dst) / static_cast<double>(src));
     const double fsx1 = static_cast<double>(r) * scale;
     const double fsx2 = fsx1 + scale;
     const double cell = std::min(scale, static_cast<double>(src) - fsx1);

@@ -13,7 +13,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import edgemed
@@ -113,7 +113,8 @@ def test_strided_views_need_no_copy_and_match_a_contiguous_copy() -> None:
         assert not view.flags.c_contiguous, name
         ours, _ = preprocess_image(view, t)
         copied, _ = preprocess_image(np.ascontiguousarray(view), t)
-        assert np.array_equal(ours, copied), name
+        # Packed rows take an integer-sum path for area cells: same values up to float rounding.
+        np.testing.assert_allclose(ours, copied, rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_output_is_filled_in_place() -> None:
@@ -204,6 +205,8 @@ def test_bad_transforms_and_outputs_raise_input_error() -> None:
     flip=st.booleans(),
     seed=st.integers(0, 2**16),
 )
+# OpenCV's scale is 1 / (dst / src), not src / dst: 25 * scale lands either side of 19.
+@example(h=1, w=38, oh=1, ow=50, channels=1, interp="area", flip=False, seed=0)
 def test_property_any_size_and_stride_matches_opencv(
     h: int, w: int, oh: int, ow: int, channels: int, interp: str, flip: bool, seed: int
 ) -> None:
