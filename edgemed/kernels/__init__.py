@@ -9,6 +9,18 @@ in parallel threads.
 
 from __future__ import annotations
 
-from .search import cosine_topk, l2_normalize
+from .search import (
+    cosine_topk,
+    cosine_topk_fp16,
+    cosine_topk_int8,
+    l2_normalize,
+    quantize_rows_int8,
+)
 
-__all__ = ["cosine_topk", "l2_normalize"]
+__all__ = [
+    "cosine_topk",
+    "cosine_topk_fp16",
+    "cosine_topk_int8",
+    "l2_normalize",
+    "quantize_rows_int8",
+]
