@@ -9,6 +9,7 @@ in parallel threads.
 
 from __future__ import annotations
 
+from .post import Events, argmax, detect_events, nms, sigmoid, softmax, topk
 from .search import (
     cosine_topk,
     cosine_topk_fp16,
@@ -18,9 +19,16 @@ from .search import (
 )
 
 __all__ = [
+    "Events",
+    "argmax",
     "cosine_topk",
     "cosine_topk_fp16",
     "cosine_topk_int8",
+    "detect_events",
     "l2_normalize",
+    "nms",
     "quantize_rows_int8",
+    "sigmoid",
+    "softmax",
+    "topk",
 ]
