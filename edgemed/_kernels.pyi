@@ -33,3 +33,17 @@ def detect_events(
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]
 ]: ...
+def ctc_greedy_decode(
+    probs: npt.NDArray[np.float32], charset: list[str], blank: int
+) -> list[tuple[str, float]]: ...
+def db_boxes(
+    prob_map: npt.NDArray[np.float32],
+    thresh: float,
+    box_thresh: float,
+    unclip_ratio: float,
+    max_candidates: int,
+    min_size: float,
+    dilate: bool,
+    dest_width: int,
+    dest_height: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

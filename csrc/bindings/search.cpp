@@ -36,6 +36,10 @@ Rows<T> check_rows(const py::array& arr, const char* name, const py::dtype& want
                               std::to_string(arr.ndim()));
     }
     const auto item = static_cast<py::ssize_t>(sizeof(T));
+    if (arr.size() == 0) {  // NumPy may give empty arrays any strides; nothing is read
+        return {static_cast<const T*>(arr.data()), static_cast<std::size_t>(arr.shape(0)),
+                static_cast<std::size_t>(arr.shape(1)), 0};
+    }
     if (arr.shape(1) > 1 && arr.strides(1) != item) {
         throw py::value_error(std::string(name) + ": rows must be contiguous (inner stride " +
                               std::to_string(item) + " bytes); pass np.ascontiguousarray(x)");

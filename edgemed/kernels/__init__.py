@@ -9,6 +9,7 @@ in parallel threads.
 
 from __future__ import annotations
 
+from .ocr import ctc_greedy_decode, db_boxes, ppocr_charset
 from .post import Events, argmax, detect_events, nms, sigmoid, softmax, topk
 from .search import (
     cosine_topk,
@@ -24,9 +25,12 @@ __all__ = [
     "cosine_topk",
     "cosine_topk_fp16",
     "cosine_topk_int8",
+    "ctc_greedy_decode",
+    "db_boxes",
     "detect_events",
     "l2_normalize",
     "nms",
+    "ppocr_charset",
     "quantize_rows_int8",
     "sigmoid",
     "softmax",
