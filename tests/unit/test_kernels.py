@@ -189,6 +189,12 @@ def test_quantized_topk_ties_zero_rows_and_views() -> None:
     assert idx.tolist() == [[0, 2, 1, 3]] and score.tolist() == [[1.0, 1.0, 0.0, -1.0]]
     idx, score = kernels.cosine_topk_fp16(np.array([2, 0], np.float32), m.astype(np.float16), 4)
     assert idx.tolist() == [[0, 2, 1, 3]] and score.tolist() == [[1.0, 1.0, 0.0, -1.0]]
+    for fn, mat in [
+        (kernels.cosine_topk_int8, m),
+        (kernels.cosine_topk_fp16, m.astype(np.float16)),
+    ]:
+        idx, score = fn(np.zeros((0, 2), np.float32), mat, 2)  # no queries: empty results
+        assert idx.shape == (0, 2) and score.shape == (0, 2)
     big = np.random.default_rng(7).integers(-127, 128, (40, 48)).astype(np.int8)
     view = big[::2, :32]  # row-strided view: used in place
     idx, score = kernels.cosine_topk_int8(view[:3].astype(np.float32), view, 4)
