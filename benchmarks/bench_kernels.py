@@ -116,6 +116,108 @@ def recall_report(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def numpy_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
+    order, keep = np.argsort(-scores, kind="stable"), []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        w = np.clip(
+            np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]),
+            0,
+            None,
+        )
+        h = np.clip(
+            np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]),
+            0,
+            None,
+        )
+        order = rest[w * h <= thr * (area[i] + area[rest] - w * h)]
+    return keep
+
+
+def post_kernels(rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Scores and NMS vs SciPy, NumPy and OpenCV (test extras)."""
+    import cv2
+    from scipy import special
+
+    logits = rng.standard_normal((8400, 80)).astype(np.float32)  # a YOLO-sized head
+    one = rng.standard_normal((1, 1000)).astype(np.float32)
+    xy = rng.uniform(0, 600, (1000, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(10, 120, (1000, 2))]).astype(np.float32)
+    scores = rng.random(1000).astype(np.float32)
+    xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
+    assert kernels.nms(boxes, scores, 0.5).tolist() == numpy_nms(boxes, scores, 0.5)
+    med = interleaved(
+        {
+            "softmax": lambda: kernels.softmax(logits),
+            "scipy_softmax": lambda: special.softmax(logits, axis=-1),
+            "sigmoid": lambda: kernels.sigmoid(logits),
+            "scipy_expit": lambda: special.expit(logits),
+            "topk": lambda: kernels.topk(one, 5),
+            "numpy_topk": lambda: np.sort(np.argpartition(-one, 4, axis=-1)[:, :5]),
+            "nms": lambda: kernels.nms(boxes, scores, 0.5),
+            "numpy_nms": lambda: numpy_nms(boxes, scores, 0.5),
+            "cv2_nms": lambda: cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, 0.5),
+        },
+        30,
+    )
+    return [
+        row("softmax", "8400x80", med, "softmax", "scipy_softmax", "scipy.special.softmax"),
+        row("sigmoid", "8400x80", med, "sigmoid", "scipy_expit", "scipy.special.expit"),
+        row("topk", "1x1000, k=5", med, "topk", "numpy_topk", "numpy argpartition (unsorted)"),
+        row("nms", "1000 boxes", med, "nms", "numpy_nms", "numpy greedy NMS"),
+        row("nms", "1000 boxes", med, "nms", "cv2_nms", "cv2.dnn.NMSBoxes (from Python lists)"),
+    ]
+
+
+def ocr_kernels() -> list[dict[str, Any]]:
+    """DB boxes and CTC decoding vs rapidocr's post-processing on real PP-OCRv4 outputs."""
+    from pathlib import Path
+
+    import cv2
+    import onnxruntime as ort
+    import rapidocr_onnxruntime as rapidocr
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
+    from rapidocr_onnxruntime.ch_ppocr_rec.utils import CTCLabelDecode
+
+    models = Path(rapidocr.__file__).parent / "models"
+    img = np.zeros((480, 640, 3), np.uint8)
+    for i, text in enumerate(["HR 72", "SpO2 97", "NIBP 120/80", "RR 16", "T 36.8"]):
+        cv2.putText(
+            img, text, (30 + 40 * i, 60 + 85 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 255, 0), 2
+        )
+    det = ort.InferenceSession(str(models / "ch_PP-OCRv4_det_infer.onnx"))
+    pred = det.run(None, {"x": DetPreProcess(736, "min", [0.5] * 3, [0.5] * 3)(img)})[0]
+    rec = ort.InferenceSession(str(models / "ch_PP-OCRv4_rec_infer.onnx"))
+    chars = rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+    raw = np.random.default_rng(1).random((6, 40, len(chars) + 2)).astype(np.float32)
+    probs = raw / raw.sum(axis=-1, keepdims=True)
+    charset, decoder = kernels.ppocr_charset(chars), CTCLabelDecode(character=list(chars))
+    db_ref = DBPostProcess(0.3, 0.5, 1000, 1.6, "fast", True)
+    med = interleaved(
+        {
+            "db": lambda: kernels.db_boxes(pred[0, 0], dest_size=img.shape[:2]),
+            "rapidocr_db": lambda: db_ref(pred, img.shape[:2]),
+            "ctc": lambda: kernels.ctc_greedy_decode(probs, charset),
+            "rapidocr_ctc": lambda: decoder(probs),
+        },
+        20,
+    )
+    shape = f"prob map {pred.shape[2]}x{pred.shape[3]}, 5 text lines"
+    return [
+        row("db_boxes", shape, med, "db", "rapidocr_db", "rapidocr DBPostProcess"),
+        row(
+            "ctc_greedy_decode",
+            f"6x40x{len(charset)}",
+            med,
+            "ctc",
+            "rapidocr_ctc",
+            "rapidocr CTCLabelDecode",
+        ),
+    ]
+
+
 def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
@@ -161,6 +263,8 @@ def main() -> None:
     )
     rows.append(row("l2_normalize", "1x384", med, "edgemed", "numpy", "numpy"))
     rows += search_75k(rng)
+    rows += post_kernels(rng)
+    rows += ocr_kernels()
     report = {
         "benchmark": "kernels",
         "machine": machine_info(),

@@ -2,10 +2,47 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 namespace edgemed::post {
 namespace {
+
+std::uint32_t bits(float f) noexcept {
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+float from_bits(std::uint32_t u) noexcept {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// exp(x) for x <= 0, written so the compiler vectorises loops over it (libm's expf is a call
+// per element): Cody-Waite reduction x = n ln2 + r, Cephes' degree-6 polynomial for e^r
+// (~1 ulp), and 2^n applied as two exact power-of-two factors so that results down to the
+// smallest subnormal are right. Below -104 the result is 0. Selects are done on the bits
+// (for x <= 0 a larger magnitude is a larger unsigned pattern): float selects are not
+// if-converted by GCC without -ffast-math, which would keep the loop scalar.
+inline float exp_nonpositive(float x) noexcept {
+    const std::uint32_t u = bits(x), limit = 0xC2D00000u;  // bits of -104.0f
+    x = from_bits(u < limit ? u : limit);
+    const float n = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;  // round to nearest
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float e = p * r * r + r + 1.0f;
+    const auto k = static_cast<std::int32_t>(n);  // in [-150, 0]
+    const std::int32_t k1 = k / 2, k2 = k - k1;     // each >= -75: a normal power of two
+    return e * from_bits(static_cast<std::uint32_t>(k1 + 127) << 23) *
+           from_bits(static_cast<std::uint32_t>(k2 + 127) << 23);
+}
 
 // IoU of two xyxy boxes; 0 when the union is empty (two degenerate boxes do not suppress).
 float iou(const float* a, const float* b) noexcept {
@@ -56,11 +93,10 @@ void softmax_rows(const Strided2D& x, float* out) noexcept {
         float* dst = out + r * x.n;
         float max = -INFINITY;
         for (std::size_t i = 0; i < x.n; ++i) max = std::max(max, x.at(r, i));
+        for (std::size_t i = 0; i < x.n; ++i) dst[i] = x.at(r, i) - max;
+        for (std::size_t i = 0; i < x.n; ++i) dst[i] = exp_nonpositive(dst[i]);  // <= 1
         double sum = 0.0;
-        for (std::size_t i = 0; i < x.n; ++i) {
-            dst[i] = std::exp(x.at(r, i) - max);  // <= 1: no overflow
-            sum += dst[i];
-        }
+        for (std::size_t i = 0; i < x.n; ++i) sum += dst[i];
         const double inv = 1.0 / sum;  // sum >= 1: the maximum contributes exp(0)
         for (std::size_t i = 0; i < x.n; ++i) dst[i] = static_cast<float>(dst[i] * inv);
     }
@@ -70,8 +106,9 @@ void sigmoid(const float* x, std::size_t n, std::ptrdiff_t stride, float* out) n
     for (std::size_t i = 0; i < n; ++i) {
         const float v = x[static_cast<std::ptrdiff_t>(i) * stride];
         // exp of a non-positive argument only: no overflow, full precision on both tails.
-        const float e = std::exp(-std::fabs(v));
-        out[i] = v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+        const float e = exp_nonpositive(-std::fabs(v));
+        const bool negative = bits(v) >> 31;  // -0.0 too: e = 1 gives 0.5 either way
+        out[i] = from_bits(negative ? bits(e) : bits(1.f)) / (1.f + e);
     }
 }
 
