@@ -99,7 +99,7 @@ py::tuple cosine_topk(const py::array& queries, const py::array& matrix, std::si
     check_query_matrix(q, m.rows, m.dim, k);
     return topk_outputs(q.rows, k, [&](std::int64_t* index, float* score) {
         search::cosine_topk(q.data, q.rows, q.stride, m.data, m.rows, m.stride, m.dim, k, index,
-                            score);
+                            score, search_threads());
     });
 }
 

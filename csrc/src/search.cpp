@@ -24,11 +24,15 @@ namespace edgemed::search {
 namespace {
 
 // Accumulate in double: 384..1024-dim float dot products lose ~1e-6 relative precision otherwise,
-// and the tests compare against NumPy's float64-accumulated reference.
-double dot(const float* a, const float* b, std::size_t n) noexcept {
-    double acc = 0.0;
-    for (std::size_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i];
-    return acc;
+// and the tests compare against NumPy's float64-accumulated reference. Four fixed lanes let the
+// compiler vectorise without -ffast-math and keep results reproducible.
+EDGEMED_CLONES double dot(const float* a, const float* b, std::size_t n) noexcept {
+    double acc[4] = {};
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (std::size_t j = 0; j < 4; ++j) acc[j] += static_cast<double>(a[i + j]) * b[i + j];
+    for (; i < n; ++i) acc[0] += static_cast<double>(a[i]) * b[i];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 // "Better" = higher score, then lower index: a strict weak order that makes results deterministic.
@@ -204,30 +208,26 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
 
 void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
-                 std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score) {
-    std::vector<double> inv_norm(n_rows);
-    for (std::size_t r = 0; r < n_rows; ++r) {
-        const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-        const double norm = std::sqrt(dot(row, row, dim));
-        inv_norm[r] = norm > 0.0 ? 1.0 / norm : 0.0;
-    }
-    std::vector<std::pair<float, std::int64_t>> scored(n_rows);
+                 std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
+                 unsigned max_threads) {
+    std::vector<double> q_inv(n_queries);
     for (std::size_t q = 0; q < n_queries; ++q) {
-        const float* query = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
-        const double qn = std::sqrt(dot(query, query, dim));
-        const double q_inv = qn > 0.0 ? 1.0 / qn : 0.0;
-        for (std::size_t r = 0; r < n_rows; ++r) {
-            const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-            const double cos = dot(query, row, dim) * q_inv * inv_norm[r];
-            scored[r] = {static_cast<float>(cos), static_cast<std::int64_t>(r)};
-        }
-        std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(k),
-                          scored.end(), better);
-        for (std::size_t i = 0; i < k; ++i) {
-            out_index[q * k + i] = scored[i].second;
-            out_score[q * k + i] = scored[i].first;
-        }
+        const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
+        q_inv[q] = inverse_or_zero(std::sqrt(dot(src, src, dim)));
     }
+    const RangeScan scan = [&](std::size_t begin, std::size_t end, std::vector<TopK>& tops) {
+        for (std::size_t r = begin; r < end; ++r) {
+            const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
+            const double r_inv = inverse_or_zero(std::sqrt(dot(row, row, dim)));
+            for (std::size_t q = 0; q < n_queries; ++q) {
+                const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
+                tops[q].push(static_cast<float>(dot(src, row, dim) * q_inv[q] * r_inv),
+                             static_cast<std::int64_t>(r));
+            }
+        }
+    };
+    parallel_topk(scan, n_queries, n_rows, n_queries * n_rows * dim, k, max_threads, out_index,
+                  out_score);
 }
 
 void quantize_rows_int8(const float* matrix, std::size_t rows, std::size_t dim,
