@@ -116,17 +116,20 @@ double box_score(const float* prob, int width, int height, std::ptrdiff_t row_st
 std::vector<std::uint8_t> binarize(const float* prob, std::size_t h, std::size_t w,
                                    std::ptrdiff_t row_stride, const DbParams& p) {
     std::vector<std::uint8_t> bits(h * w);
-    for (std::size_t y = 0; y < h; ++y)
-        for (std::size_t x = 0; x < w; ++x)
-            bits[y * w + x] = prob[static_cast<std::ptrdiff_t>(y) * row_stride +
-                                   static_cast<std::ptrdiff_t>(x)] > p.thresh;
-    if (!p.dilate) return bits;
-    std::vector<std::uint8_t> out(bits);
-    for (std::size_t y = 0; y < h; ++y)
-        for (std::size_t x = 0; x < w; ++x)
-            out[y * w + x] = bits[y * w + x] | (x ? bits[y * w + x - 1] : 0) |
-                             (y ? bits[(y - 1) * w + x] : 0) |
-                             (x && y ? bits[(y - 1) * w + x - 1] : 0);
+    for (std::size_t y = 0; y < h; ++y) {  // row pointers: branch-free loops that vectorise
+        const float* row = prob + static_cast<std::ptrdiff_t>(y) * row_stride;
+        std::uint8_t* dst = &bits[y * w];
+        for (std::size_t x = 0; x < w; ++x) dst[x] = row[x] > p.thresh;
+    }
+    if (!p.dilate || w == 0) return bits;
+    std::vector<std::uint8_t> out(h * w);
+    for (std::size_t y = 0; y < h; ++y) {
+        const std::uint8_t* cur = &bits[y * w];
+        const std::uint8_t* up = y ? cur - w : cur;
+        std::uint8_t* dst = &out[y * w];
+        dst[0] = cur[0] | up[0];
+        for (std::size_t x = 1; x < w; ++x) dst[x] = cur[x] | up[x] | cur[x - 1] | up[x - 1];
+    }
     return out;
 }
 
