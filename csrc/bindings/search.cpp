@@ -97,10 +97,13 @@ py::tuple cosine_topk(const py::array& queries, const py::array& matrix, std::si
     const Rows<float> q = check_rows(queries, "queries");
     const Rows<float> m = check_rows(matrix, "matrix");
     check_query_matrix(q, m.rows, m.dim, k);
-    return topk_outputs(q.rows, k, [&](std::int64_t* index, float* score) {
-        search::cosine_topk(q.data, q.rows, q.stride, m.data, m.rows, m.stride, m.dim, k, index,
-                            score, search_threads());
+    bool finite = true;
+    py::tuple out = topk_outputs(q.rows, k, [&](std::int64_t* index, float* score) {
+        finite = search::cosine_topk(q.data, q.rows, q.stride, m.data, m.rows, m.stride, m.dim, k,
+                                     index, score, search_threads());
     });
+    if (!finite) throw py::value_error("matrix: contains NaN or infinity");
+    return out;
 }
 
 py::tuple cosine_topk_int8(const py::array& queries, const py::array& matrix, std::size_t k) {

@@ -206,7 +206,7 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
     }
 }
 
-void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
+bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
                  std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
                  unsigned max_threads) {
@@ -215,10 +215,16 @@ void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
         const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
         q_inv[q] = inverse_or_zero(std::sqrt(dot(src, src, dim)));
     }
+    std::atomic<bool> finite{true};
     const RangeScan scan = [&](std::size_t begin, std::size_t end, std::vector<TopK>& tops) {
         for (std::size_t r = begin; r < end; ++r) {
             const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-            const double r_inv = inverse_or_zero(std::sqrt(dot(row, row, dim)));
+            const double sumsq = dot(row, row, dim);  // float32 squares cannot overflow a double
+            if (!std::isfinite(sumsq)) {  // so this is exactly "the row holds NaN or inf"
+                finite = false;
+                continue;
+            }
+            const double r_inv = inverse_or_zero(std::sqrt(sumsq));
             for (std::size_t q = 0; q < n_queries; ++q) {
                 const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
                 tops[q].push(static_cast<float>(dot(src, row, dim) * q_inv[q] * r_inv),
@@ -228,6 +234,7 @@ void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
     };
     parallel_topk(scan, n_queries, n_rows, n_queries * n_rows * dim, k, max_threads, out_index,
                   out_score);
+    return finite;
 }
 
 void quantize_rows_int8(const float* matrix, std::size_t rows, std::size_t dim,

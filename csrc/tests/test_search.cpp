@@ -21,12 +21,14 @@ static void test_topk() {
     const float q[] = {2.f, 0.1f};
     std::int64_t idx[3];
     float score[3];
-    edgemed::search::cosine_topk(q, 1, 2, m, 4, 2, 2, 3, idx, score);
+    CHECK(edgemed::search::cosine_topk(q, 1, 2, m, 4, 2, 2, 3, idx, score));
     CHECK(idx[0] == 0 && idx[1] == 2 && idx[2] == 1);
     CHECK(score[0] > score[1] && score[1] > score[2]);
     const float tie[] = {1.f, 0.f, 1.f, 0.f};
-    edgemed::search::cosine_topk(q, 1, 2, tie, 2, 2, 2, 2, idx, score);
+    CHECK(edgemed::search::cosine_topk(q, 1, 2, tie, 2, 2, 2, 2, idx, score));
     CHECK(idx[0] == 0 && idx[1] == 1);        // ties: lower index first
+    const float inf_row[] = {1.f, 0.f, INFINITY, 0.f};
+    CHECK(!edgemed::search::cosine_topk(q, 1, 2, inf_row, 2, 2, 2, 1, idx, score));
 }
 
 static void test_quantize() {

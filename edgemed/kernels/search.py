@@ -31,7 +31,11 @@ HalfArray = npt.NDArray[np.float16]
 TopK = tuple[npt.NDArray[np.int64], FloatArray]
 
 
-def _as_rows(x: npt.ArrayLike, name: str, dtype: type[np.generic] = np.float32) -> Any:
+def _as_rows(
+    x: npt.ArrayLike, name: str, dtype: type[np.generic] = np.float32, *, check_finite: bool = True
+) -> Any:
+    """(dim,) or (rows, dim) of `dtype`. Search matrices skip the finiteness pass here: the
+    kernels check each row during their scan, and a separate pass costs as much as the search."""
     arr = np.asarray(x)
     if arr.dtype != dtype:
         raise InputError(f"{name}: expected dtype {np.dtype(dtype).name}, got {arr.dtype}")
@@ -41,9 +45,7 @@ def _as_rows(x: npt.ArrayLike, name: str, dtype: type[np.generic] = np.float32) 
         raise InputError(f"{name}: expected shape (dim,) or (rows, dim), got {arr.shape}")
     if arr.shape[1] == 0:
         raise InputError(f"{name}: dim must be > 0")
-    # float16 matrices are checked by the kernel during its scan (a separate pass costs more
-    # than the search itself).
-    if arr.dtype == np.float32 and not np.isfinite(arr).all():
+    if check_finite and arr.dtype == np.float32 and not np.isfinite(arr).all():
         raise InputError(f"{name}: contains NaN or infinity")
     return arr
 
@@ -75,7 +77,7 @@ def cosine_topk(queries: npt.ArrayLike, matrix: npt.ArrayLike, k: int) -> TopK:
     rows (row-sliced views are used without copying). Returns arrays of shape (n, k).
     """
     q = _as_rows(queries, "queries")
-    m = _as_rows(matrix, "matrix")
+    m = _as_rows(matrix, "matrix", check_finite=False)
     _check_topk(q, m, k)
     return native(_kernels.cosine_topk, q, m, k)
 
@@ -110,6 +112,6 @@ def cosine_topk_int8(queries: npt.ArrayLike, matrix: npt.ArrayLike, k: int) -> T
 def cosine_topk_fp16(queries: npt.ArrayLike, matrix: npt.ArrayLike, k: int) -> TopK:
     """:func:`cosine_topk` over a float16 ``matrix`` (float32 accumulation)."""
     q = _as_rows(queries, "queries")
-    m = _as_rows(matrix, "matrix", np.float16)
+    m = _as_rows(matrix, "matrix", np.float16, check_finite=False)
     _check_topk(q, m, k)
     return native(_kernels.cosine_topk_fp16, q, m, k)

@@ -75,7 +75,13 @@ def test_l2_normalize_matches_numpy_and_works_in_place() -> None:
         (np.ones((1, 4), np.float32), np.ones((3, 4), np.float32), 4, "k must be"),
         (np.ones((1, 4), np.float32), np.ones((3, 4), np.float32), 0, "k must be"),
         (np.ones((1, 1, 4), np.float32), np.ones((3, 4), np.float32), 1, "shape"),
-        (np.full((1, 4), np.nan, np.float32), np.ones((3, 4), np.float32), 1, "NaN"),
+        (np.full((1, 4), np.nan, np.float32), np.ones((3, 4), np.float32), 1, "queries: .*NaN"),
+        (
+            np.ones((1, 4), np.float32),
+            np.array([[1, 1, 1, 1], [1, np.inf, 1, 1]], np.float32),
+            1,
+            "matrix: .*NaN",
+        ),
         (np.ones((4, 4), np.float32).T[::2], np.ones((3, 4), np.float32), 1, "contiguous"),
     ],
 )
@@ -272,3 +278,23 @@ def test_quantized_topk_two_threads_match_serial() -> None:
         t.join()
     for (ei, es), (gi, gs) in zip(expected, got, strict=True):
         assert np.array_equal(ei, gi) and np.array_equal(es, gs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    kind=st.sampled_from(["f32", "fp16"]),
+    where=st.sampled_from(["queries", "matrix"]),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    rows=st.integers(1, 30),
+    data=st.data(),
+)
+def test_nan_or_inf_anywhere_raises_input_error_naming_the_argument(
+    kind: str, where: str, bad: float, rows: int, data: Any
+) -> None:
+    q = np.ones((2, 6), np.float32)
+    m = np.ones((rows, 6), np.float32)
+    target = q if where == "queries" else m
+    target[data.draw(st.integers(0, len(target) - 1)), data.draw(st.integers(0, 5))] = bad
+    fn = kernels.cosine_topk if kind == "f32" else kernels.cosine_topk_fp16
+    with pytest.raises(edgemed.InputError, match=f"{where}: contains NaN or infinity"):
+        fn(q, m if kind == "f32" else m.astype(np.float16), 1)

@@ -273,3 +273,22 @@ def test_ocr_kernels_two_threads_match_serial() -> None:
         t.join()
     for (eb, es), (gb, gs) in zip(expected, got, strict=True):
         assert np.array_equal(eb, gb) and np.array_equal(es, gs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    which=st.sampled_from(["probs", "prob_map"]),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+    data=st.data(),
+)
+def test_nan_or_inf_anywhere_raises_input_error(
+    which: str, bad: float, shape: tuple[int, int, int], data: Any
+) -> None:
+    x = np.zeros(shape if which == "probs" else shape[1:], np.float32)
+    x[tuple(data.draw(st.integers(0, n - 1)) for n in x.shape)] = bad
+    with pytest.raises(edgemed.InputError, match=f"{which}: contains NaN or infinity"):
+        if which == "probs":
+            kernels.ctc_greedy_decode(x, [str(i) for i in range(shape[2])])
+        else:
+            kernels.db_boxes(x, dest_size=(10, 10))

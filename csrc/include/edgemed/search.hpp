@@ -13,10 +13,11 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
 
 // For each of `n_queries` query rows, find the `k` rows of `matrix` (n_rows x dim) with the highest
 // cosine similarity. Writes n_queries x k indices and scores, best first; ties keep the lower index.
-// Zero-norm rows (query or matrix) score 0. Requires k <= n_rows. Dot products accumulate in
-// double. Rows are split over up to `max_threads` std::threads when the work is large; the
-// result does not depend on the split.
-void cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
+// Zero-norm rows (query or matrix) score 0. Requires k <= n_rows and finite queries. Dot
+// products accumulate in double. Rows are split over up to `max_threads` std::threads when the
+// work is large; the result does not depend on the split. Returns false (outputs unspecified)
+// if a matrix row holds an infinity or NaN: checked during the scan, no extra pass.
+[[nodiscard]] bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
                  std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
                  unsigned max_threads = 1);
