@@ -37,3 +37,45 @@ def window(
 def news2(
     observations: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int32], npt.NDArray[np.int8]]: ...
+
+def cosine_topk_int8(
+    queries: npt.NDArray[np.float32], matrix: npt.NDArray[np.int8], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def cosine_topk_fp16(
+    queries: npt.NDArray[np.float32], matrix: npt.NDArray[np.float16], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def quantize_rows_int8(
+    matrix: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]: ...
+def softmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def topk(
+    x: npt.NDArray[np.float32], k: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def argmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]: ...
+def nms(
+    boxes: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    iou_threshold: float,
+    score_threshold: float,
+    max_detections: int,
+) -> npt.NDArray[np.int64]: ...
+def detect_events(
+    x: npt.NDArray[np.float32], high: float, low: float, min_duration: int, min_gap: int
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]
+]: ...
+def ctc_greedy_decode(
+    probs: npt.NDArray[np.float32], charset: list[str], blank: int
+) -> list[tuple[str, float]]: ...
+def db_boxes(
+    prob_map: npt.NDArray[np.float32],
+    thresh: float,
+    box_thresh: float,
+    unclip_ratio: float,
+    max_candidates: int,
+    min_size: float,
+    dilate: bool,
+    dest_width: int,
+    dest_height: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

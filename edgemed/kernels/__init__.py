@@ -9,22 +9,34 @@ in parallel threads.
 
 from __future__ import annotations
 
+from . import image, ocr, post, search, signal, vitals
 from .image import ImageTransform, Placement, preprocess_image, preprocess_images, window_dicom
-from .search import cosine_topk, l2_normalize
+from .ocr import ctc_greedy_decode, db_boxes, ppocr_charset
+from .post import Events, argmax, detect_events, nms, sigmoid, softmax, topk
+from .search import (
+    cosine_topk,
+    cosine_topk_fp16,
+    cosine_topk_int8,
+    l2_normalize,
+    quantize_rows_int8,
+)
+from .signal import (
+    HRV_TIME_DOMAIN_FEATURES,
+    butter_sos,
+    detect_r_peaks,
+    hrv_time_domain,
+    notch_sos,
+    resample_poly,
+    rr_intervals,
+    sliding_windows,
+    sosfilt,
+    sosfilt_zi,
+    sosfiltfilt,
+    zscore_windows,
+)
 from .vitals import NEWS2_BANDS, News2, VitalSigns, news2, news2_many, news2_table
 
-__all__ = [
-    "NEWS2_BANDS",
-    "ImageTransform",
-    "News2",
-    "Placement",
-    "VitalSigns",
-    "cosine_topk",
-    "l2_normalize",
-    "news2",
-    "news2_many",
-    "news2_table",
-    "preprocess_image",
-    "preprocess_images",
-    "window_dicom",
-]
+# Every concept module's public names, re-exported flat (a test keeps this list complete).
+__all__ = sorted(
+    [*image.__all__, *ocr.__all__, *post.__all__, *search.__all__, *signal.__all__, *vitals.__all__]
+)

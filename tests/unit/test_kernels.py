@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import edgemed
 from edgemed import kernels
@@ -72,7 +75,13 @@ def test_l2_normalize_matches_numpy_and_works_in_place() -> None:
         (np.ones((1, 4), np.float32), np.ones((3, 4), np.float32), 4, "k must be"),
         (np.ones((1, 4), np.float32), np.ones((3, 4), np.float32), 0, "k must be"),
         (np.ones((1, 1, 4), np.float32), np.ones((3, 4), np.float32), 1, "shape"),
-        (np.full((1, 4), np.nan, np.float32), np.ones((3, 4), np.float32), 1, "NaN"),
+        (np.full((1, 4), np.nan, np.float32), np.ones((3, 4), np.float32), 1, "queries: .*NaN"),
+        (
+            np.ones((1, 4), np.float32),
+            np.array([[1, 1, 1, 1], [1, np.inf, 1, 1]], np.float32),
+            1,
+            "matrix: .*NaN",
+        ),
         (np.ones((4, 4), np.float32).T[::2], np.ones((3, 4), np.float32), 1, "contiguous"),
     ],
 )
@@ -99,3 +108,193 @@ def test_kernels_release_the_gil_and_are_thread_safe() -> None:
     for t in threads:
         t.join()
     assert all(np.array_equal(got[i], expected[i]) for i in range(len(qs)))
+
+
+# --- int8 / float16 matrices ------------------------------------------------------------------
+
+
+def _np_quantize(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = (np.abs(m).max(axis=1) / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    return np.rint(m / safe[:, None]).astype(np.int8), scale
+
+
+def _cosines(q: np.ndarray, m: np.ndarray) -> np.ndarray:
+    q64, m64 = np.atleast_2d(q).astype(np.float64), m.astype(np.float64)
+    qn, mn = np.linalg.norm(q64, axis=1), np.linalg.norm(m64, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sims = (q64 @ m64.T) / np.outer(qn, mn)
+    return np.nan_to_num(sims, nan=0.0)
+
+
+def test_quantize_rows_int8_matches_numpy_rint() -> None:
+    rng = np.random.default_rng(4)
+    m = rng.standard_normal((300, 96)).astype(np.float32)
+    m[7] = 0.0
+    q, scale = kernels.quantize_rows_int8(m[:, ::1])
+    ref_q, ref_scale = _np_quantize(m)
+    assert q.dtype == np.int8 and scale.dtype == np.float32
+    assert np.array_equal(q, ref_q) and np.array_equal(scale, ref_scale)
+    assert scale[7] == 0 and not q[7].any()
+    err = np.abs(q * scale[:, None] - m).max(axis=1)
+    assert np.all(err <= scale / 2 + 1e-6)  # half a step, plus float32 rounding of q * scale
+    assert np.all(np.abs(q).max(axis=1)[scale > 0] == 127)  # the row maximum maps to +-127
+
+
+@pytest.mark.parametrize("kind", ["int8", "fp16"])
+def test_quantized_topk_matches_exact_cosine_of_stored_rows(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal((3000, 384)).astype(np.float32)
+    q = rng.standard_normal((5, 384)).astype(np.float32)
+    if kind == "int8":
+        stored: np.ndarray = kernels.quantize_rows_int8(m)[0]
+        idx, score = kernels.cosine_topk_int8(q, stored, 10)
+        tol = 5e-5  # the query is rounded to int16 inside the kernel
+    else:
+        stored = m.astype(np.float16)
+        idx, score = kernels.cosine_topk_fp16(q, stored, 10)
+        tol = 1e-6  # float32 accumulation
+    sims = _cosines(q, stored)
+    np.testing.assert_allclose(score, np.take_along_axis(sims, idx, axis=1), atol=tol)
+    best = -np.sort(-sims, axis=1)[:, :10]
+    np.testing.assert_allclose(score, best, atol=tol)  # nothing better was missed
+    assert np.all(np.diff(score, axis=1) <= 0)
+
+
+def _recall(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(x, y)) / len(x) for x, y in zip(a, b, strict=True)]))
+
+
+def _embedding_like(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """Anisotropic, clustered rows: a shared mean direction plus 50 topics, like sentence embeddings."""
+    mean = rng.standard_normal(dim)
+    topics = rng.standard_normal((50, dim))
+    x = 2 * mean + topics[rng.integers(0, 50, n)] + 0.6 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("data", ["random", "embedding_like"])
+def test_quantized_recall_at_10_vs_float32(data: str) -> None:
+    rng = np.random.default_rng(6)
+    if data == "random":
+        m = rng.standard_normal((20000, 384)).astype(np.float32)
+        q = rng.standard_normal((20, 384)).astype(np.float32)
+    else:
+        both = _embedding_like(rng, 20020, 384)
+        m, q = both[:20000], both[20000:]
+    exact, exact_score = _np_topk(q, m, 10)
+    i8, s8 = kernels.cosine_topk_int8(q, kernels.quantize_rows_int8(m)[0], 10)
+    f16, s16 = kernels.cosine_topk_fp16(q, m.astype(np.float16), 10)
+    assert _recall(i8, exact) >= 0.95 and _recall(f16, exact) >= 0.99
+    assert np.abs(s8 - exact_score).max() < 2e-3 and np.abs(s16 - exact_score).max() < 2e-4
+
+
+def test_quantized_topk_ties_zero_rows_and_views() -> None:
+    m = np.array([[100, 0], [0, 0], [50, 0], [-127, 0]], dtype=np.int8)
+    idx, score = kernels.cosine_topk_int8(np.array([2, 0], np.float32), m, 4)
+    assert idx.tolist() == [[0, 2, 1, 3]] and score.tolist() == [[1.0, 1.0, 0.0, -1.0]]
+    idx, score = kernels.cosine_topk_fp16(np.array([2, 0], np.float32), m.astype(np.float16), 4)
+    assert idx.tolist() == [[0, 2, 1, 3]] and score.tolist() == [[1.0, 1.0, 0.0, -1.0]]
+    for fn, mat in [
+        (kernels.cosine_topk_int8, m),
+        (kernels.cosine_topk_fp16, m.astype(np.float16)),
+    ]:
+        idx, score = fn(np.zeros((0, 2), np.float32), mat, 2)  # no queries: empty results
+        assert idx.shape == (0, 2) and score.shape == (0, 2)
+    big = np.random.default_rng(7).integers(-127, 128, (40, 48)).astype(np.int8)
+    view = big[::2, :32]  # row-strided view: used in place
+    idx, score = kernels.cosine_topk_int8(view[:3].astype(np.float32), view, 4)
+    ref_idx, ref_score = _np_topk(view[:3].astype(np.float32), view.astype(np.float32), 4)
+    assert np.array_equal(idx, ref_idx)
+    np.testing.assert_allclose(score, ref_score, atol=5e-5)
+
+
+@pytest.mark.parametrize(
+    ("fn", "matrix", "match"),
+    [
+        (kernels.cosine_topk_int8, np.ones((3, 4), np.float32), "int8"),
+        (kernels.cosine_topk_fp16, np.ones((3, 4), np.int8), "float16"),
+        (kernels.cosine_topk_int8, np.ones((3, 4, 1), np.int8), r"\(rows, dim\)"),
+        (kernels.cosine_topk_fp16, np.full((3, 4), np.inf, np.float16), "NaN or infinity"),
+        (kernels.cosine_topk_fp16, np.full((3, 4), np.nan, np.float16), "NaN or infinity"),
+        (kernels.cosine_topk_int8, np.ones((4, 4), np.int8).T[::2], "contiguous"),
+    ],
+)
+def test_quantized_topk_rejects_bad_inputs(fn: Any, matrix: np.ndarray, match: str) -> None:
+    with pytest.raises(edgemed.InputError, match=match):
+        fn(np.ones((1, 4), np.float32), matrix, 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(0, 40),
+    dim=st.integers(0, 20),
+    k=st.integers(0, 5),
+    step=st.integers(1, 3),
+    kind=st.sampled_from(["f32", "int8", "fp16"]),
+    seed=st.integers(0, 2**16),
+)
+def test_topk_properties_never_crash(
+    rows: int, dim: int, k: int, step: int, kind: str, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((rows * step, dim)).astype(np.float32)[::step]
+    matrix: np.ndarray = {
+        "f32": base,
+        "int8": np.rint(np.clip(base * 40, -127, 127)).astype(np.int8),
+        "fp16": base.astype(np.float16),
+    }[kind]
+    fn = {"f32": kernels.cosine_topk, "int8": kernels.cosine_topk_int8}.get(
+        kind, kernels.cosine_topk_fp16
+    )
+    q = rng.standard_normal((2, dim)).astype(np.float32)
+    if dim == 0 or not 1 <= k <= rows:
+        with pytest.raises(edgemed.InputError):
+            fn(q, matrix, k)
+        return
+    idx, score = fn(q, matrix, k)
+    sims = _cosines(q, matrix)
+    np.testing.assert_allclose(score, np.take_along_axis(sims, idx, axis=1), atol=1e-4)
+    assert all(len(set(r)) == k for r in idx.tolist())
+
+
+def test_quantized_topk_two_threads_match_serial() -> None:
+    rng = np.random.default_rng(8)
+    m8 = kernels.quantize_rows_int8(rng.standard_normal((20000, 128)).astype(np.float32))[0]
+    m16 = rng.standard_normal((20000, 128)).astype(np.float16)
+    qs = [rng.standard_normal((3, 128)).astype(np.float32) for _ in range(6)]
+    calls = [(kernels.cosine_topk_int8, m8), (kernels.cosine_topk_fp16, m16)]
+    expected = [fn(q, m, 5) for q in qs for fn, m in calls]
+    got: list[Any] = [None] * len(expected)
+
+    def run(i: int) -> None:
+        fn, m = calls[i % 2]
+        got[i] = fn(qs[i // 2], m, 5)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(expected))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (ei, es), (gi, gs) in zip(expected, got, strict=True):
+        assert np.array_equal(ei, gi) and np.array_equal(es, gs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    kind=st.sampled_from(["f32", "fp16"]),
+    where=st.sampled_from(["queries", "matrix"]),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    rows=st.integers(1, 30),
+    data=st.data(),
+)
+def test_nan_or_inf_anywhere_raises_input_error_naming_the_argument(
+    kind: str, where: str, bad: float, rows: int, data: Any
+) -> None:
+    q = np.ones((2, 6), np.float32)
+    m = np.ones((rows, 6), np.float32)
+    target = q if where == "queries" else m
+    target[data.draw(st.integers(0, len(target) - 1)), data.draw(st.integers(0, 5))] = bad
+    fn = kernels.cosine_topk if kind == "f32" else kernels.cosine_topk_fp16
+    with pytest.raises(edgemed.InputError, match=f"{where}: contains NaN or infinity"):
+        fn(q, m if kind == "f32" else m.astype(np.float16), 1)
