@@ -9,7 +9,9 @@ def cosine_topk(
 
 # signal (csrc/bindings/signal.cpp): x is float64 (channels, samples), any strides.
 def sosfilt(
-    sos: npt.NDArray[np.float64], x: npt.NDArray[np.float64], zi: npt.NDArray[np.float64] | None = None
+    sos: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    zi: npt.NDArray[np.float64] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
 def sosfilt_zi(sos: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 def sosfiltfilt(

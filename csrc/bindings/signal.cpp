@@ -37,6 +37,9 @@ signal::Block check_signal(const py::array& arr, const char* name, bool allow_1d
         throw py::value_error(std::string(name) + ": expected float64 array " + layout +
                               ", got shape " + shape_of(arr));
     }
+    if (reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(double) != 0) {
+        throw py::value_error(std::string(name) + ": data must be 8-byte aligned");
+    }
     for (py::ssize_t d = 0; d < arr.ndim(); ++d) {
         if (arr.strides(d) % kItem != 0) {
             throw py::value_error(std::string(name) + ": strides must be multiples of 8 bytes");

@@ -70,7 +70,7 @@ static void test_sosfilt_matches_df1_for_all_channel_counts() {
                      y.data(), nullptr);
         for (std::size_t c = 0; c < channels; ++c) {
             const std::vector<double> ref = df1(sos.data(), ns, {x.begin() + c * n, x.begin() + (c + 1) * n});
-            for (std::size_t i = 0; i < n; ++i) CHECK_NEAR(y[c * n + i], ref[i], 1e-12);
+            for (std::size_t i = 0; i < n; ++i) CHECK_NEAR(y[c * n + i], ref[i], 1e-11);
         }
     }
 }
@@ -92,9 +92,10 @@ static void test_zi_is_the_step_steady_state() {
 }
 
 // filtfilt == forward sosfilt (zi * first), reverse, sosfilt (zi * last), reverse (padtype none).
+// The paths differ in lane width, so with FMA contraction (aarch64) they round differently.
 static void test_filtfilt_composes_from_sosfilt() {
     std::size_t ns = 0;
-    const std::vector<double> sos = bandpass(&ns);
+    const std::vector<double> sos = bandpass(&ns, 5.0);
     std::vector<double> zi(2 * ns);
     sig::sosfilt_zi(sos.data(), ns, zi.data());
     std::mt19937 rng(3);
@@ -111,7 +112,7 @@ static void test_filtfilt_composes_from_sosfilt() {
         st = zi;
         for (double& v : st) v *= fwd[n - 1];
         sig::sosfilt(sos.data(), ns, {fwd.data() + n - 1, 1, n, 0, -1}, back.data(), st.data());
-        for (std::size_t i = 0; i < n; ++i) CHECK_NEAR(y[c * n + i], back[n - 1 - i], 1e-12);
+        for (std::size_t i = 0; i < n; ++i) CHECK_NEAR(y[c * n + i], back[n - 1 - i], 1e-11);
     }
 }
 

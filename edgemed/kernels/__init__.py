@@ -10,5 +10,30 @@ in parallel threads.
 from __future__ import annotations
 
 from .search import cosine_topk, l2_normalize
+from .signal import (
+    butter_sos,
+    detect_r_peaks,
+    notch_sos,
+    resample_poly,
+    rr_intervals,
+    sliding_windows,
+    sosfilt,
+    sosfilt_zi,
+    sosfiltfilt,
+    zscore_windows,
+)
 
-__all__ = ["cosine_topk", "l2_normalize"]
+__all__ = [
+    "butter_sos",
+    "cosine_topk",
+    "detect_r_peaks",
+    "l2_normalize",
+    "notch_sos",
+    "resample_poly",
+    "rr_intervals",
+    "sliding_windows",
+    "sosfilt",
+    "sosfilt_zi",
+    "sosfiltfilt",
+    "zscore_windows",
+]
