@@ -42,6 +42,18 @@ BandType = Literal["lowpass", "highpass", "bandpass", "bandstop"]
 _LAYOUT = "float64 array (samples,) or (channels, samples)"
 
 
+def _require_finite(arr: FloatArray, name: str) -> None:
+    """InputError on NaN or infinity, without a signal-sized boolean temporary.
+
+    A finite sum proves every element finite (NaN and +-inf propagate); only an overflowing
+    sum of finite values needs the exact element-wise check.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    if not np.isfinite(total):
+        require_finite(arr, name)
+
+
 def _signal(x: npt.ArrayLike, name: str) -> tuple[FloatArray, bool]:
     """``x`` as a float64 (channels, samples) array (a view when it already is float64)."""
     arr = np.asarray(x)
@@ -51,7 +63,7 @@ def _signal(x: npt.ArrayLike, name: str) -> tuple[FloatArray, bool]:
         raise InputError(f"{name}: expected {_LAYOUT}, got shape {arr.shape}")
     if arr.dtype != np.float64 or not arr.flags.aligned:  # the kernels read aligned doubles
         arr = arr.astype(np.float64)
-    require_finite(arr, name)
+    _require_finite(arr, name)
     return (arr[np.newaxis, :], True) if arr.ndim == 1 else (arr, False)
 
 

@@ -299,6 +299,11 @@ def test_non_finite_input_is_rejected_naming_the_argument(n: int, pos: int, bad:
         kernels.sosfilt(BANDPASS, np.zeros(n), zi=np.full((4, 2), bad))
 
 
+def test_huge_finite_values_are_not_mistaken_for_infinity() -> None:
+    x = np.full(50, 1e307)  # the sum overflows; every element is finite
+    np.testing.assert_allclose(kernels.sosfilt(BANDPASS, x), ss.sosfilt(BANDPASS, x), rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "x", [np.ones((2, 3, 4)), np.float64(1.0), np.ones(5, dtype=complex), np.array(["a"])]
 )
