@@ -26,3 +26,10 @@ def zscore_windows(
     x: npt.NDArray[np.float64], window: int, step: int, eps: float
 ) -> npt.NDArray[np.float32]: ...
 def detect_r_peaks(ecg: npt.NDArray[np.float64], fs: float) -> npt.NDArray[np.int64]: ...
+def hrv_time_domain(
+    rri: npt.NDArray[np.float64],
+    rri_times: npt.NDArray[np.float64],
+    window_times: npt.NDArray[np.float64],
+    lookback: float,
+    lookforward: float,
+) -> npt.NDArray[np.float64]: ...

@@ -207,6 +207,24 @@ py::array_t<std::int64_t> detect_r_peaks(const py::array& ecg, double fs) {
     return out;
 }
 
+using Vec = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+py::array_t<double> hrv_time_domain(const Vec& rri, const Vec& rri_times, const Vec& window_times,
+                                    double lookback, double lookforward) {
+    if (rri.ndim() != 1 || rri_times.ndim() != 1 || window_times.ndim() != 1 ||
+        rri.shape(0) != rri_times.shape(0)) {
+        throw py::value_error("rri, rri_times: expected 1-D arrays of equal length (intervals,); "
+                              "window_times: expected a 1-D array (windows,)");
+    }
+    const auto n_windows = static_cast<std::size_t>(window_times.shape(0));
+    py::array_t<double> out = new_array(n_windows, ecg::kHrvFeatures);
+    double* dst = out.mutable_data();
+    py::gil_scoped_release release;
+    ecg::hrv_time_domain(rri.data(), rri_times.data(), static_cast<std::size_t>(rri.shape(0)),
+                         window_times.data(), n_windows, lookback, lookforward, dst);
+    return out;
+}
+
 }  // namespace
 
 void bind_signal(py::module_& m) {
@@ -225,6 +243,9 @@ void bind_signal(py::module_& m) {
           py::arg("eps"), "Per-window per-channel z-scores -> float32 (windows, channels, window).");
     m.def("detect_r_peaks", &detect_r_peaks, py::arg("ecg"), py::arg("fs"),
           "R-peak sample indices of a single-lead float64 ECG (port of sleepecg).");
+    m.def("hrv_time_domain", &hrv_time_domain, py::arg("rri"), py::arg("rri_times"),
+          py::arg("window_times"), py::arg("lookback"), py::arg("lookforward"),
+          "26 time-domain HRV features per window (sleepecg's) -> (windows, 26).");
 }
 
 }  // namespace edgemed::bindings

@@ -13,6 +13,8 @@
 #include "edgemed/ecg.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -265,6 +267,91 @@ std::vector<std::int64_t> detect_r_peaks(const double* ecg, std::size_t n, std::
     for (std::size_t i = 0; i < m; ++i)
         if (mask[i]) beats.push_back(static_cast<std::int64_t>(i + start));
     return beats;
+}
+
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double mean(const std::vector<double>& v) {
+    double s = 0.0;
+    for (double x : v) s += x;
+    return s / static_cast<double>(v.size());  // NaN when empty, as np.nanmean
+}
+
+double std_ddof1(const std::vector<double>& v) {
+    if (v.size() < 2) return kNaN;  // no degrees of freedom (np.nanstd warns and returns NaN)
+    const double m = mean(v);
+    double ss = 0.0;
+    for (double x : v) ss += (x - m) * (x - m);
+    return std::sqrt(ss / (static_cast<double>(v.size()) - 1.0));
+}
+
+// np.percentile's default linear interpolation on a copy of v (sorted here).
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return kNaN;
+    std::sort(v.begin(), v.end());
+    const double pos = q / 100.0 * static_cast<double>(v.size() - 1);
+    const std::size_t lo = static_cast<std::size_t>(pos);
+    const double t = pos - static_cast<double>(lo);
+    if (lo + 1 >= v.size()) return v[lo];
+    const double a = v[lo], b = v[lo + 1];
+    return t >= 0.5 ? b - (b - a) * (1.0 - t) : a + (b - a) * t;  // numpy's _lerp
+}
+
+double median(const std::vector<double>& v) {
+    if (v.empty()) return kNaN;
+    std::vector<double> s = v;
+    std::sort(s.begin(), s.end());
+    const std::size_t m = s.size() / 2;
+    return s.size() % 2 ? s[m] : (s[m - 1] + s[m]) / 2.0;
+}
+
+void window_features(const std::vector<double>& nn, std::size_t max_len, double* f) {
+    std::vector<double> sd, hr, dev;
+    for (std::size_t i = 1; i < nn.size(); ++i) sd.push_back(nn[i] - nn[i - 1]);
+    double nn50 = 0.0, nn20 = 0.0, sq = 0.0;
+    for (double d : sd) {
+        nn50 += std::fabs(d) > 0.05;
+        nn20 += std::fabs(d) > 0.02;
+        sq += d * d;
+    }
+    for (double x : nn) hr.push_back(60.0 / x);
+    const bool any = !nn.empty();
+    const double mean_nn = mean(nn), sdnn = std_ddof1(nn), sdsd = std_ddof1(sd);
+    const double max_nn = any ? *std::max_element(nn.begin(), nn.end()) : kNaN;
+    const double min_nn = any ? *std::min_element(nn.begin(), nn.end()) : kNaN;
+    const double med = median(nn);
+    for (double x : nn) dev.push_back(std::fabs(x - med));
+    const double denom = static_cast<double>(max_len) - 1.0;  // sleepecg's padded width
+    const double sd1 = std::sqrt(sdsd * sdsd * 0.5);
+    const double sd2 = std::sqrt(2.0 * sdnn * sdnn - sd1 * sd1);
+    const double values[kHrvFeatures] = {
+        mean_nn, max_nn, min_nn, max_nn - min_nn, sdnn,
+        std::sqrt(sq / static_cast<double>(sd.size())), sdsd, nn50, nn20, nn50 / denom,
+        nn20 / denom, med, median(dev), percentile(nn, 75) - percentile(nn, 25),
+        sdnn / mean_nn, sdsd / mean(sd), 60.0 / mean_nn, 60.0 / min_nn, 60.0 / max_nn,
+        std_ddof1(hr), sd1, sd2, M_PI * sd1 * sd2, sd1 / sd2, sd2 / sd1,
+        std::log10(sd1 * sd2 * 16.0)};
+    std::copy(values, values + kHrvFeatures, f);
+}
+
+}  // namespace
+
+void hrv_time_domain(const double* rri, const double* rri_times, std::size_t n,
+                     const double* window_times, std::size_t n_windows, double lookback,
+                     double lookforward, double* out) {
+    std::vector<std::vector<double>> windows(n_windows);
+    std::size_t max_len = 0;
+    for (std::size_t w = 0; w < n_windows; ++w) {
+        const double start = window_times[w] - lookback, end = window_times[w] + lookforward;
+        for (std::size_t i = 0; i < n; ++i)
+            if (start <= rri_times[i] && rri_times[i] < end) windows[w].push_back(rri[i]);
+        max_len = std::max(max_len, windows[w].size());
+    }
+    for (std::size_t w = 0; w < n_windows; ++w)
+        window_features(windows[w], max_len, out + w * kHrvFeatures);
 }
 
 }  // namespace edgemed::ecg

@@ -79,7 +79,28 @@ static void test_rejects_bad_input() {
     CHECK(!throws(ok, 360.0));
 }
 
+// Hand-computed values for RR = [0.8, 0.9, 0.8, 1.0] s in one window, a second empty window.
+static void test_hrv_known_values() {
+    const double rri[4] = {0.8, 0.9, 0.8, 1.0}, times[4] = {1, 2, 3, 4}, windows[2] = {0, 100};
+    double f[2 * ecg::kHrvFeatures];
+    ecg::hrv_time_domain(rri, times, 4, windows, 2, 0.0, 30.0, f);
+    CHECK_NEAR(f[0], 0.875, 1e-15);                              // meanNN
+    CHECK_NEAR(f[3], 0.2, 1e-15);                                // rangeNN
+    CHECK_NEAR(f[4], std::sqrt(0.0275 / 3.0), 1e-15);            // SDNN
+    CHECK_NEAR(f[5], std::sqrt(0.06 / 3.0), 1e-15);              // RMSSD of [0.1, -0.1, 0.2]
+    CHECK(f[7] == 3.0 && f[8] == 3.0);                           // NN50, NN20
+    CHECK_NEAR(f[9], 1.0, 1e-15);                                // pNN50
+    CHECK_NEAR(f[11], 0.85, 1e-15);                              // medianNN
+    CHECK_NEAR(f[13], 0.925 - 0.8, 1e-15);                       // IQR (linear interpolation)
+    CHECK_NEAR(f[16], 60.0 / 0.875, 1e-12);                      // meanHR
+    for (std::size_t k = 0; k < ecg::kHrvFeatures; ++k) {
+        const double v = f[ecg::kHrvFeatures + k];
+        CHECK(k == 7 || k == 8 || k == 9 || k == 10 ? v == 0.0 : std::isnan(v));  // empty
+    }
+}
+
 int main() {
+    test_hrv_known_values();
     test_moving_integration_matches_convolution();
     test_detects_synthetic_beats();
     test_rejects_bad_input();

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from .search import cosine_topk, l2_normalize
 from .signal import (
+    HRV_TIME_DOMAIN_FEATURES,
     butter_sos,
     detect_r_peaks,
+    hrv_time_domain,
     notch_sos,
     resample_poly,
     rr_intervals,
@@ -24,9 +26,11 @@ from .signal import (
 )
 
 __all__ = [
+    "HRV_TIME_DOMAIN_FEATURES",
     "butter_sos",
     "cosine_topk",
     "detect_r_peaks",
+    "hrv_time_domain",
     "l2_normalize",
     "notch_sos",
     "resample_poly",

@@ -23,8 +23,10 @@ from ..errors import InputError
 from ._checks import native, require_finite
 
 __all__ = [
+    "HRV_TIME_DOMAIN_FEATURES",
     "butter_sos",
     "detect_r_peaks",
+    "hrv_time_domain",
     "notch_sos",
     "resample_poly",
     "rr_intervals",
@@ -40,6 +42,13 @@ PadType = Literal["odd", "even", "constant"]
 BandType = Literal["lowpass", "highpass", "bandpass", "bandstop"]
 
 _LAYOUT = "float64 array (samples,) or (channels, samples)"
+
+HRV_TIME_DOMAIN_FEATURES = (
+    "meanNN", "maxNN", "minNN", "rangeNN", "SDNN", "RMSSD", "SDSD", "NN50", "NN20", "pNN50",
+    "pNN20", "medianNN", "madNN", "iqrNN", "cvNN", "cvSD", "meanHR", "maxHR", "minHR", "stdHR",
+    "SD1", "SD2", "S", "SD1_SD2_ratio", "CSI", "CVI",
+)  # fmt: skip
+"""Column names of :func:`hrv_time_domain`, in order (sleepecg's names)."""
 
 
 def _require_finite(arr: FloatArray, name: str) -> None:
@@ -239,3 +248,32 @@ def rr_intervals(peaks: npt.ArrayLike, fs: float) -> FloatArray:
     if arr.size and (arr[0] < 0 or np.any(np.diff(arr) <= 0)):
         raise InputError("peaks: expected non-negative, strictly increasing indices")
     return np.diff(arr).astype(np.float64) / float(fs)
+
+
+def hrv_time_domain(
+    rri: npt.ArrayLike,
+    rri_times: npt.ArrayLike,
+    window_times: npt.ArrayLike,
+    lookback: float = 0.0,
+    lookforward: float = 30.0,
+) -> FloatArray:
+    """Time-domain HRV features per analysis window, (n_windows, 26), columns as
+    :data:`HRV_TIME_DOMAIN_FEATURES`; the values of sleepecg's ``_hrv_timedomain_features``.
+
+    ``rri`` are RR intervals in seconds observed at ``rri_times`` (seconds, ascending); window w
+    covers ``[window_times[w] - lookback, window_times[w] + lookforward)`` (default: 30 s epochs
+    starting at each time). Standard deviations use ddof 1. Statistics that need more intervals
+    than a window has are NaN. Faithful to sleepecg, pNN50/pNN20 divide by the interval count of
+    the longest window minus one (not the window's own count), which biases them low in
+    windows with fewer beats.
+    """
+    arrays = []
+    for name, value in (("rri", rri), ("rri_times", rri_times), ("window_times", window_times)):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim != 1:
+            raise InputError(f"{name}: expected a 1-D float64 array, got shape {arr.shape}")
+        require_finite(arr, name)
+        arrays.append(arr)
+    if not (np.isfinite(lookback) and np.isfinite(lookforward)):
+        raise InputError("lookback and lookforward: expected finite numbers of seconds")
+    return native(_kernels.hrv_time_domain, *arrays, float(lookback), float(lookforward))

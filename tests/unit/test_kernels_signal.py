@@ -4,6 +4,7 @@ errors, properties (hypothesis) and threaded use."""
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -350,3 +351,24 @@ def test_threads_give_the_same_result_as_serial_calls() -> None:
         t.join()
     assert all(np.array_equal(got[i], expected[i]) for i in range(len(xs)))
     assert all(np.array_equal(got_peaks[i], peaks) for i in range(len(xs)))
+
+
+@pytest.mark.parametrize(("lookback", "lookforward"), [(0, 30), (60, 90), (15, 15)])
+def test_hrv_time_domain_matches_sleepecg_on_real_record(lookback: int, lookforward: int) -> None:
+    from sleepecg.feature_extraction import _hrv_timedomain_features
+
+    ecg, fs = _real_ecg()
+    peaks = kernels.detect_r_peaks(ecg, fs)
+    rri, rri_times = kernels.rr_intervals(peaks, fs), peaks[1:] / fs
+    epochs = np.append(np.arange(0, len(ecg) / fs, 30.0), [400.0])  # last window: no beats
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # sleepecg's all-NaN reductions
+        ref = _hrv_timedomain_features(rri, rri_times, epochs, lookback, lookforward)
+    got = kernels.hrv_time_domain(rri, rri_times, epochs, lookback, lookforward)
+    assert got.shape == ref.shape == (len(epochs), len(kernels.HRV_TIME_DOMAIN_FEATURES))
+    assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.isnan(got[-1, 0])
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=0)
+    with pytest.raises(edgemed.InputError, match="rri: contains NaN"):
+        kernels.hrv_time_domain(np.full(3, np.nan), np.arange(3.0), [0.0])
+    with pytest.raises(edgemed.InputError, match="equal length"):
+        kernels.hrv_time_domain(rri, rri_times[:-1], epochs)

@@ -29,4 +29,16 @@ void squared_moving_integration(const double* x, std::size_t n, std::size_t widt
 void threshold_beats(const double* filtered, const double* integrated, std::size_t n, double fs,
                      std::uint8_t* mask);
 
+// Time-domain heart rate variability features per analysis window, as sleepecg's
+// _hrv_timedomain_features (feature_extraction.py), in this order: meanNN maxNN minNN rangeNN SDNN
+// RMSSD SDSD NN50 NN20 pNN50 pNN20 medianNN madNN iqrNN cvNN cvSD meanHR maxHR minHR stdHR SD1 SD2
+// S SD1_SD2_ratio CSI CVI. Window w holds the RR intervals `rri` (s) whose times `rri_times` (s,
+// ascending) lie in [window_times[w] - lookback, window_times[w] + lookforward). Standard
+// deviations use ddof 1; statistics of too few intervals are NaN. As in sleepecg, pNN50/pNN20
+// divide by (longest window's interval count - 1), not by the window's own count.
+constexpr std::size_t kHrvFeatures = 26;
+void hrv_time_domain(const double* rri, const double* rri_times, std::size_t n,
+                     const double* window_times, std::size_t n_windows, double lookback,
+                     double lookforward, double* out);
+
 }  // namespace edgemed::ecg
