@@ -8,16 +8,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pydicom
+import pydicom.data
 import pytest
 import scipy.signal as ss
+import sleepecg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import edgemed
 from edgemed import _kernels, kernels
-
-sleepecg = pytest.importorskip("sleepecg")
-pydicom = pytest.importorskip("pydicom")
 
 BANDPASS = ss.butter(4, [0.5, 40], "bandpass", fs=500, output="sos")
 FILTERS = {
