@@ -47,9 +47,16 @@ def _import_serial() -> ModuleType:
 class BridgeLink:
     """One open link. Iterate :meth:`stream` for per-channel :class:`SampleBlock` s (what a
     streaming pipeline consumes) or :meth:`messages` for every decoded message. Frames the
-    device sends with ACK_REQUEST (alerts) are acknowledged automatically."""
+    device sends with ACK_REQUEST (alerts) are acknowledged automatically.
+    """
 
-    def __init__(self, url: str, *, baudrate: int = 921600, read_timeout: float = 0.05) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 921600,
+        read_timeout: float = 0.05,
+    ) -> None:
         serial = _import_serial()
         try:
             self._port: Any = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout)
@@ -60,6 +67,7 @@ class BridgeLink:
         self.receiver = Receiver()
         self._seq = 0
         self._queue: deque[tuple[Frame, Message]] = deque()
+        self._best_rtt: int | None = None
 
     @property
     def stats(self) -> BridgeStats:
@@ -74,8 +82,9 @@ class BridgeLink:
         frame = encode_frame(msg_type, msg.payload(), seq=seq, flags=flags)
         self._seq = (seq + 1) & 0xFFFF
         try:
+            # write() returns once the bytes are handed to the OS; no tcdrain (flush()): the
+            # frame needs no wait for the UART, and a pty whose peer closed fails tcdrain.
             self._port.write(frame)
-            self._port.flush()
         except (self._serial_error, OSError) as exc:
             raise BridgeError(f"{self.url}: write failed: {exc}") from exc
         return seq
@@ -95,33 +104,41 @@ class BridgeLink:
         return answer
 
     def time_sync(self, *, rounds: int = 5, timeout: float = 1.0) -> float:
-        """NTP-style exchanges; keeps the offset (device - host, microseconds) of the one with
-        the smallest round trip, applies it to sample timestamps and returns it."""
-        best: tuple[float, float] | None = None
+        """NTP-style TIME_REQ/TIME_RESP exchanges; returns the offset (device - host,
+        microseconds) of the one with the smallest round trip so far,
+        which converts every later sample timestamp to host time."""
         for _ in range(rounds):
-            t1 = time.time_ns() // 1000
-            self.send(TimeReq(t1=t1))
-            resp = self._wait_for(lambda m, t1=t1: isinstance(m, TimeResp) and m.t1 == t1, timeout)
-            t4 = time.time_ns() // 1000
-            if not isinstance(resp, TimeResp):
-                continue
-            rtt = (t4 - t1) - (resp.t3 - resp.t2)
-            offset = ((resp.t2 - t1) + (resp.t3 - t4)) / 2
-            if best is None or rtt < best[0]:
-                best = (rtt, offset)
-        if best is None:
+            t1 = self._send_time_req()
+            self._wait_for(lambda m, t1=t1: isinstance(m, TimeResp) and m.t1 == t1, timeout)
+        if self.receiver.clock_offset_us is None:
             raise BridgeError(f"{self.url}: no TIME_RESP to {rounds} requests")
-        self.receiver.clock_offset_us = best[1]
-        return best[1]
+        return self.receiver.clock_offset_us
+
+    def _send_time_req(self) -> int:
+        t1 = time.time_ns() // 1000
+        self.send(TimeReq(t1=t1))
+        return t1
+
+    def _on_time_resp(self, resp: TimeResp) -> None:
+        t4 = time.time_ns() // 1000
+        rtt = (t4 - resp.t1) - (resp.t3 - resp.t2)
+        if rtt >= 0 and (self._best_rtt is None or rtt < self._best_rtt):
+            self._best_rtt = rtt
+            self.receiver.clock_offset_us = ((resp.t2 - resp.t1) + (resp.t3 - t4)) / 2
 
     def _wait_for(self, match: Any, timeout: float) -> Message | None:
+        # Everything else read meanwhile is queued, including what arrived after the match in
+        # the same read: returning from inside the batch lost those frames (found by the pty
+        # end-to-end test: the frames after START's ACK went missing).
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        found: Message | None = None
+        while found is None and time.monotonic() < deadline:
             for item in self._read():
-                if match(item[1]):
-                    return item[1]
-                self._queue.append(item)
-        return None
+                if found is None and match(item[1]):
+                    found = item[1]
+                else:
+                    self._queue.append(item)
+        return found
 
     def _read(self) -> list[tuple[Frame, Message]]:
         try:
@@ -130,6 +147,8 @@ class BridgeLink:
             raise BridgeError(f"{self.url}: read failed: {exc}") from exc
         items = list(self.receiver.feed(data)) if data else []
         for frame, msg in items:
+            if isinstance(msg, TimeResp):
+                self._on_time_resp(msg)
             if frame.flags & FLAG_ACK_REQUEST and not isinstance(msg, Ack):
                 self._answer(frame, msg)
         return items

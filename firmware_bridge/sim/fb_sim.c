@@ -220,8 +220,9 @@ static int open_pty(void)
     if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0) {
         die("posix_openpt");
     }
-    /* Raw mode on the slave: no echo, no CR/LF translation of binary frames. Keep it open so
-     * the master never sees a hangup before the host attaches. */
+    /* Raw mode on the slave: no echo, no CR/LF translation of binary frames. The fd stays
+     * open for the simulator's life, so the master never reads EIO (no slave open) before
+     * the host attaches. */
     int s = open(ptsname(m), O_RDWR | O_NOCTTY);
     struct termios tio;
     if (s < 0 || tcgetattr(s, &tio) != 0) {
@@ -229,6 +230,7 @@ static int open_pty(void)
     }
     cfmakeraw(&tio);
     tcsetattr(s, TCSANOW, &tio);
+    (void)s;
     printf("PTY %s\n", ptsname(m));
     fflush(stdout);
     return m;
@@ -246,6 +248,9 @@ static void pace(const device *d)
     }
 }
 
+/* Device loop: serve commands, stream while started. After STOP it keeps serving for half a
+ * second: exiting at once would hang up the pty, and Linux discards whatever the host had
+ * not read yet, the ACK of STOP included. */
 static void run_pty(device *d)
 {
     uint64_t idle_since = now_us();
@@ -258,6 +263,10 @@ static void run_pty(device *d)
             }
             idle_since = now_us();
         }
+    }
+    uint64_t stop = now_us();
+    while (now_us() - stop < 500000u) {
+        poll_host(d, 50);
     }
 }
 
