@@ -68,6 +68,7 @@ class BridgeLink:
         self._seq = 0
         self._queue: deque[tuple[Frame, Message]] = deque()
         self._best_rtt: int | None = None
+        self._hello_requested = -1e9
 
     @property
     def stats(self) -> BridgeStats:
@@ -149,9 +150,19 @@ class BridgeLink:
         for frame, msg in items:
             if isinstance(msg, TimeResp):
                 self._on_time_resp(msg)
+            elif isinstance(msg, Waveform) and not self.receiver.knows_channels(msg):
+                self._request_hello()
             if frame.flags & FLAG_ACK_REQUEST and not isinstance(msg, Ack):
                 self._answer(frame, msg)
         return items
+
+    def _request_hello(self) -> None:
+        # Samples of undeclared channels cannot be scaled (the HELLO was lost or the host
+        # joined mid-stream): ask for the channel table again, at most once a second.
+        now = time.monotonic()
+        if now - self._hello_requested > 1.0:
+            self._hello_requested = now
+            self.send(Command(command=CommandCode.SEND_HELLO))
 
     def _answer(self, frame: Frame, msg: Message) -> None:
         # Only device-to-host messages are acknowledged: a host takes no commands, so a

@@ -139,6 +139,10 @@ class Receiver:
         self._channels = {c.id: c for c in hello.channels}
         self._next_sample.clear()
 
+    def knows_channels(self, wf: Waveform) -> bool:
+        """Whether a HELLO has declared every channel of ``wf`` (else its units are unknown)."""
+        return all(cid in self._channels for cid in wf.channel_ids)
+
     def blocks(self, wf: Waveform) -> list[SampleBlock]:
         """Split a WAVEFORM into per-channel blocks, updating the sample-gap accounting.
         Channels not declared by a HELLO yet are counted as lost (units are unknown)."""

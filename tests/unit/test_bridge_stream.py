@@ -13,6 +13,7 @@ from edgemed.bridge import (
     Alert,
     BridgeLink,
     ChannelInfo,
+    Command,
     CommandCode,
     Hello,
     Receiver,
@@ -119,6 +120,15 @@ def test_link_over_pyserial_loop_streams_and_acknowledges_alerts() -> None:
     assert kinds == ["Hello", "Waveform", "Alert", "Ack"]
     assert msgs[-1] == Ack(seq=alert_seq, type=Alert.TYPE, status=0)
     assert link.stats.frames_ok == 4 and link.stats.frames_dropped == 0
+
+
+def test_link_asks_for_hello_when_channels_are_unknown() -> None:
+    with BridgeLink("loop://") as link:
+        link.send(_wave(0))  # a waveform before any HELLO (the HELLO was lost)
+        msgs = list(link.messages(idle_timeout=0.3))
+    # loop:// returns the SEND_HELLO request itself: proof it went out on the line.
+    assert [type(m).__name__ for m in msgs] == ["Waveform", "Command"]
+    assert msgs[1] == Command(command=CommandCode.SEND_HELLO)
 
 
 def test_link_stream_yields_blocks() -> None:
