@@ -5,6 +5,7 @@ heart-rate stage produces results. Every sample sent must arrive, bit for bit.""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -102,3 +103,24 @@ def test_example_runs(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "received 10000 of 10000 samples per channel" in run.stdout
     assert "SENT frames=" in run.stdout and " bpm " in run.stdout
+
+
+def test_cli_listen_prints_traffic_and_statistics(
+    example: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgemed.cli import main
+
+    proc, pty, counts, _meta = example.start_simulator("dicom12", tmp_path)
+    try:
+        args = ["bridge", "listen", pty, "--start", "--seconds", "3", "--no-waveforms", "--json"]
+        assert main(args) == 0
+        proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("HELLO     device=EM-SIM-0001 firmware=1.0.0 channels=[0:I 1000 Hz")
+    assert "ALERT     t_us=" in lines[1] and "battery-low raised" in lines[1]
+    assert not any(line.startswith("WAVEFORM") for line in lines)
+    stats = json.loads(lines[-1])
+    assert stats["samples_received"] == {str(ch): counts.shape[0] for ch in range(12)}
+    assert stats["frames_dropped"] == stats["frames_lost"] == 0
