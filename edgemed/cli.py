@@ -173,6 +173,21 @@ def _cmd_sync_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bridge_listen(args: argparse.Namespace) -> int:
+    from .bridge.listen import listen
+
+    listen(
+        args.port,
+        out=sys.stdout,
+        baudrate=args.baud,
+        seconds=args.seconds,
+        start=args.start,
+        waveforms=not args.no_waveforms,
+        as_json=args.json,
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -256,6 +271,19 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--outbox", type=Path, required=True, help="the device's outbox file")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_cmd_sync_status)
+
+    bridge = sub.add_parser("bridge", help="serial link to bedside sensor microcontrollers")
+    bridge_sub = bridge.add_subparsers(dest="bridge_command", required=True)
+    listen = bridge_sub.add_parser("listen", help="print decoded traffic and link statistics")
+    listen.add_argument("port", help="serial port, pty or pyserial URL (loop://, socket://h:p)")
+    listen.add_argument("--baud", type=int, default=921600)
+    listen.add_argument(
+        "--seconds", type=float, default=None, help="stop after this long (default: Ctrl-C)"
+    )
+    listen.add_argument("--start", action="store_true", help="send START first, STOP at the end")
+    listen.add_argument("--no-waveforms", action="store_true", help="hide WAVEFORM lines")
+    listen.add_argument("--json", action="store_true", help="statistics as one JSON line")
+    listen.set_defaults(func=_cmd_bridge_listen)
 
     demo = sub.add_parser("demo", help="device + fleet end to end on this machine")
     demo.add_argument(

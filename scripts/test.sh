@@ -4,8 +4,9 @@
 #   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
 # ports), g++-aarch64-linux-gnu + qemu-user (the aarch64/Jetson build of the C++ kernel tests)
-# and chromium (the dashboard's browser tests drive it with Playwright; Playwright never
-# downloads a browser). Each is installed with apt-get only if missing, and this script says so.
+# chromium (the dashboard's browser tests drive it with Playwright; Playwright never
+# downloads a browser) and gcc-arm-none-eabi + clang (the firmware bridge's Cortex-M4 build
+# and libFuzzer run). Each is installed with apt-get only if missing, and this script says so.
 # PostgreSQL: tests marked `postgres` use $EDGEMED_TEST_POSTGRES (default
 # postgresql://postgres@127.0.0.1:5432/test); a local cluster that is installed but stopped is
 # started. Run `pytest -m "not postgres"` where no PostgreSQL server is available.
@@ -18,8 +19,11 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || APT+=(mosquitto
 command -v aarch64-linux-gnu-g++ >/dev/null || APT+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || APT+=(qemu-user)
 [ -x "${EDGEMED_CHROMIUM:-/usr/bin/chromium}" ] || APT+=(chromium)
+# The firmware bridge: Cortex-M4 build of the C library, and clang's libFuzzer for its decoder.
+command -v arm-none-eabi-gcc >/dev/null || APT+=(gcc-arm-none-eabi)
+command -v clang >/dev/null || APT+=(clang)
 if [ ${#APT[@]} -gt 0 ]; then
-    say "installing Debian packages: ${APT[*]} (test-only: MQTT broker, browser for dashboard tests)"
+    say "installing Debian packages: ${APT[*]} (test-only: MQTT broker, browser for dashboard tests, MCU toolchain, fuzzer)"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT[@]}"
 fi
@@ -44,6 +48,8 @@ say "C++ kernel tests (ASan/UBSan)"
 make -s -C csrc/tests
 say "C++ kernel tests cross-compiled for aarch64 (Jetson), run under qemu-aarch64"
 make -s -C csrc/tests cross
+say "firmware bridge: C tests (ASan/UBSan), Cortex-M4 build (-Werror), 20 s of libFuzzer"
+make -s -C firmware_bridge test
 say "pytest"
 "$VENV/bin/python" -m pytest -m "not slow" "$@"
 say "wheel: build, install in a fresh venv, run the unit tests outside the source tree"

@@ -23,7 +23,9 @@ PY
 make_venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet "$WHEEL[test]"
 mkdir "$WORK/run"
-cp -r "$ROOT/tests/unit" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" "$WORK/run/"
+cp -r "$ROOT/tests/unit" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" \
+    "$ROOT/tests/bridge_vectors.py" "$WORK/run/"
+export EDGEMED_FIRMWARE_BRIDGE="$ROOT/firmware_bridge"  # shared test vectors, C sources
 cd "$WORK/run"
 "$WORK/venv/bin/python" -c 'import edgemed, sys; p = edgemed.__file__; print("testing", p); sys.exit("/site-packages/" not in p)'
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider unit
