@@ -37,7 +37,6 @@ def window(
 def news2(
     observations: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int32], npt.NDArray[np.int8]]: ...
-
 def cosine_topk_int8(
     queries: npt.NDArray[np.float32], matrix: npt.NDArray[np.int8], k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...

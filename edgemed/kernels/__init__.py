@@ -9,7 +9,6 @@ in parallel threads.
 
 from __future__ import annotations
 
-from . import image, ocr, post, search, signal, vitals
 from .image import ImageTransform, Placement, preprocess_image, preprocess_images, window_dicom
 from .ocr import ctc_greedy_decode, db_boxes, ppocr_charset
 from .post import Events, argmax, detect_events, nms, sigmoid, softmax, topk
@@ -36,7 +35,43 @@ from .signal import (
 )
 from .vitals import NEWS2_BANDS, News2, VitalSigns, news2, news2_many, news2_table
 
-# Every concept module's public names, re-exported flat (a test keeps this list complete).
-__all__ = sorted(
-    [*image.__all__, *ocr.__all__, *post.__all__, *search.__all__, *signal.__all__, *vitals.__all__]
-)
+__all__ = [
+    "HRV_TIME_DOMAIN_FEATURES",
+    "NEWS2_BANDS",
+    "Events",
+    "ImageTransform",
+    "News2",
+    "Placement",
+    "VitalSigns",
+    "argmax",
+    "butter_sos",
+    "cosine_topk",
+    "cosine_topk_fp16",
+    "cosine_topk_int8",
+    "ctc_greedy_decode",
+    "db_boxes",
+    "detect_events",
+    "detect_r_peaks",
+    "hrv_time_domain",
+    "l2_normalize",
+    "news2",
+    "news2_many",
+    "news2_table",
+    "nms",
+    "notch_sos",
+    "ppocr_charset",
+    "preprocess_image",
+    "preprocess_images",
+    "quantize_rows_int8",
+    "resample_poly",
+    "rr_intervals",
+    "sigmoid",
+    "sliding_windows",
+    "softmax",
+    "sosfilt",
+    "sosfilt_zi",
+    "sosfiltfilt",
+    "topk",
+    "window_dicom",
+    "zscore_windows",
+]

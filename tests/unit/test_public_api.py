@@ -63,3 +63,11 @@ def test_kernel_stub_matches_native_module() -> None:
 
 def test_py_typed_marker_installed() -> None:
     assert Path(edgemed.__file__).with_name("py.typed").is_file()
+
+
+def test_kernels_reexports_every_concept_module() -> None:
+    from edgemed import kernels
+    from edgemed.kernels import image, ocr, post, search, signal, vitals
+
+    modules = (image, ocr, post, search, signal, vitals)
+    assert set(kernels.__all__) == {name for m in modules for name in m.__all__}
