@@ -40,8 +40,8 @@ say "installing edgemed in editable mode with [dev] extras"
 
 cd "$ROOT"
 say "ruff"
-"$VENV/bin/ruff" check edgemed tests models/recipes benchmarks
-"$VENV/bin/ruff" format --check edgemed tests benchmarks
+"$VENV/bin/ruff" check edgemed tests models/recipes benchmarks examples
+"$VENV/bin/ruff" format --check edgemed tests benchmarks examples
 say "mypy (strict)"
 "$VENV/bin/mypy"
 say "C++ kernel tests (ASan/UBSan)"
