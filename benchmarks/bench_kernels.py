@@ -9,13 +9,12 @@ embeddings from the bundled MiniLM model. Usage: python benchmarks/bench_kernels
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from _machine import machine_info
+from _timing import interleaved
 
 from edgemed import kernels
 
@@ -216,16 +215,6 @@ def ocr_kernels() -> list[dict[str, Any]]:
             "rapidocr CTCLabelDecode",
         ),
     ]
-
-
-def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():  # interleave: machine noise hits both alike
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - t0) * 1e6)
-    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def main() -> None:

@@ -8,9 +8,7 @@ give the same answer. Usage: python benchmarks/bench_signal.py [--quick]
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,9 @@ import numpy as np
 import scipy.signal as ss
 import sleepecg
 from _machine import machine_info
+from _timing import interleaved
 
 from edgemed import kernels
-
-
-def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():  # interleave: machine noise hits both alike
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def row(
@@ -41,7 +30,9 @@ def row(
     theirs: Callable[[], object],
     repeats: int,
 ) -> dict[str, Any]:
-    med = interleaved({"edgemed": ours, "baseline": theirs}, repeats)
+    med = {
+        k: v / 1e3 for k, v in interleaved({"edgemed": ours, "baseline": theirs}, repeats).items()
+    }
     return {
         "kernel": kernel,
         "shape": shape,
