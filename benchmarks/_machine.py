@@ -11,7 +11,7 @@ from edgemed.hardware import probe
 
 
 def machine_info() -> dict[str, Any]:
-    hw = probe(runtimes=False)
+    hw = probe(runtimes=())
     return {
         "cpu": hw.cpu_model,
         "cores": os.cpu_count(),

@@ -34,15 +34,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         f"onnxruntime providers: {', '.join(hw.onnxruntime_providers) or 'onnxruntime not installed'}"
     )
     print(f"openvino devices:      {', '.join(hw.openvino_devices) or 'openvino not installed'}")
-    from .backends import select_device
+    from .backends import candidates
 
     for manifest in list_models():
-        backend = manifest.backends[0]
-        device = select_device(backend, "auto")
-        print(
-            f"model    {manifest.id}@{manifest.version}: {backend}/{device}/{manifest.precision} "
-            f"(first backend the manifest lists that is installed; device auto)"
-        )
+        usable, skipped = candidates(manifest, hw)
+        print(f"model    {manifest.id}@{manifest.version} ({manifest.task}, {manifest.precision})")
+        if usable:
+            first = usable[0]
+            print(f"  uses   {first.backend}/{first.device}: {first.reason}")
+            for other in usable[1:]:
+                print(f"  then   {other.backend}/{other.device}: {other.reason}")
+        else:
+            print("  uses   nothing: no usable backend")
+        for note in skipped:
+            print(f"  skips  {note}")
     return 0
 
 

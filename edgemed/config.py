@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["BrokerConfig", "OutboxConfig", "SyncConfig", "TlsConfig"]
+__all__ = ["BrokerConfig", "OutboxConfig", "SyncConfig", "TlsConfig", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """Where compiled engines live: ``$EDGEMED_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgemed``."""
+    if os.environ.get("EDGEMED_CACHE_DIR"):
+        return Path(os.environ["EDGEMED_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "edgemed"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from typing import Any
 from .config import BrokerConfig, OutboxConfig
 from .errors import SyncError
 from .pipeline import load
+from .results import EmbeddingResult
 
 __all__ = ["DEMO_NOTES", "run_demo"]
 
@@ -83,6 +84,7 @@ def run_demo(
         with Publisher(outbox, broker, models=[f"{MODEL_ID}@{pipeline.manifest.version}"]) as pub:
             for note in DEMO_NOTES:
                 result = pipeline(note)
+                assert isinstance(result, EmbeddingResult)
                 seq = pub.submit(result)
                 top = result.nearest[0]
                 echo(

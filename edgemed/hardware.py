@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class HardwareInfo:
     jetson_model: str | None  # e.g. "NVIDIA Jetson AGX Orin Developer Kit"
     l4t_release: str | None  # e.g. "R36 (release), REVISION: 3.0"
     intel_npu: bool  # /dev/accel/accel* present (intel_vpu driver)
+    intel_igpu: bool  # a DRM card with PCI vendor 0x8086
+    gpu_name: str | None  # Jetson model or discrete NVIDIA GPU (keys TensorRT engine caches)
     onnxruntime_providers: tuple[str, ...] = field(default=())
     openvino_devices: tuple[str, ...] = field(default=())
 
@@ -67,40 +70,68 @@ def _memory_gb(root: Path) -> float | None:
     return None
 
 
-def _runtime_devices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _nvidia_gpu(root: Path) -> str | None:
+    """Model of the first NVIDIA GPU the kernel driver reports (discrete GPUs only)."""
+    gpus = root / "proc/driver/nvidia/gpus"
+    if not gpus.is_dir():
+        return None
+    for info in sorted(gpus.glob("*/information")):
+        for line in (_read(info) or "").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model" and value.strip():
+                return value.strip()
+    return None
+
+
+def _intel_igpu(root: Path) -> bool:
+    vendors = (root / "sys/class/drm").glob("card*/device/vendor")
+    return any((_read(v) or "").lower() == "0x8086" for v in vendors)
+
+
+def _runtime_devices(runtimes: Collection[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     providers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
-    try:
-        import onnxruntime as ort
+    if "onnxruntime" in runtimes:
+        try:
+            import onnxruntime as ort
 
-        providers = tuple(ort.get_available_providers())
-    except ImportError:
-        pass
-    try:
-        import openvino as ov
+            providers = tuple(ort.get_available_providers())
+        except ImportError:
+            pass
+    if "openvino" in runtimes:  # importing OpenVINO costs ~0.3 s: only when a model needs it
+        try:
+            import openvino as ov
 
-        devices = tuple(ov.Core().available_devices)
-    except ImportError:
-        pass
+            devices = tuple(ov.Core().available_devices)
+        except ImportError:
+            pass
     return providers, devices
 
 
-def probe(root: Path | str = "/", *, runtimes: bool = True) -> HardwareInfo:
+def probe(
+    root: Path | str = "/", *, runtimes: Collection[str] = ("onnxruntime", "openvino")
+) -> HardwareInfo:
+    """Read the machine below ``root`` and ask the installed ``runtimes`` for their devices
+    (``runtimes=()`` for fixtures, which then state providers/devices themselves)."""
     root = Path(root)
     model, flags = _cpuinfo(root)
     jetson = _read(root / "proc/device-tree/model")
     release = _read(root / "etc/nv_tegra_release")
     accel = root / "dev/accel"
-    providers, devices = _runtime_devices() if runtimes else ((), ())
+    providers, devices = _runtime_devices(runtimes)
+    jetson_model = jetson if jetson and "jetson" in jetson.lower() else None
     return HardwareInfo(
-        machine=platform.machine(),
+        # /proc/sys/kernel/arch (Linux >= 6.1) lets fixtures present another architecture.
+        machine=_read(root / "proc/sys/kernel/arch") or platform.machine(),
         cpu_model=model,
         cpu_count=os.cpu_count() or 1,
         cpu_flags=flags,
         memory_gb=_memory_gb(root),
-        jetson_model=jetson if jetson and "jetson" in jetson.lower() else None,
+        jetson_model=jetson_model,
         l4t_release=release.splitlines()[0].lstrip("# ").strip() if release else None,
         intel_npu=accel.is_dir() and any(p.name.startswith("accel") for p in accel.iterdir()),
+        intel_igpu=_intel_igpu(root),
+        gpu_name=jetson_model or _nvidia_gpu(root),
         onnxruntime_providers=providers,
         openvino_devices=devices,
     )

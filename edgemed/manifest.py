@@ -20,29 +20,49 @@ from .errors import IntegrityError, ManifestError
 __all__ = [
     "SCHEMA",
     "Artifact",
-    "EmbeddingPostprocess",
     "GoldenTolerance",
     "Manifest",
     "Source",
+    "StreamWindow",
     "TensorSpec",
-    "TextPreprocess",
     "load_manifest",
     "parse_manifest",
+    "parse_section",
     "verify_artifacts",
 ]
 
 SCHEMA = "edgemed.manifest/1"
-Task = Literal["text-embedding"]
+Task = Literal[
+    "text-embedding",
+    "tabular-classification",
+    "tabular-regression",
+    "ecg-sleep-staging",
+    "eeg-seizure",
+    "monitor-reader",
+]
 BackendName = Literal["onnxruntime", "openvino"]
 # Literal values, kept as tuples too because annotations are strings at run time.
-TASKS = ("text-embedding",)
+TASKS = (
+    "text-embedding",
+    "tabular-classification",
+    "tabular-regression",
+    "ecg-sleep-staging",
+    "eeg-seizure",
+    "monitor-reader",
+)
 BACKENDS = ("onnxruntime", "openvino")
 DTYPES = ("float32", "float16", "int64", "int32", "uint8", "int8")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # Roles every model of a task must ship; other artifacts are optional.
+_COMMON_ARTIFACTS = ("model", "golden_inputs", "golden_outputs", "model_card")
 _REQUIRED_ARTIFACTS: dict[str, tuple[str, ...]] = {
-    "text-embedding": ("model", "tokenizer", "golden_inputs", "golden_outputs", "model_card"),
+    "text-embedding": (*_COMMON_ARTIFACTS, "tokenizer"),
+}
+# Artifacts each backend runs (OpenVINO IR is an .xml graph beside a .bin of weights).
+BACKEND_ARTIFACTS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("model",),
+    "openvino": ("openvino_model", "openvino_weights"),
 }
 
 
@@ -63,25 +83,41 @@ class Source:
 
 @dataclass(frozen=True, kw_only=True)
 class TensorSpec:
+    """One model input/output; ``shape`` names dynamic axes (``"batch"``), fixes the rest."""
+
     name: str
     dtype: Literal["float32", "float16", "int64", "int32", "uint8", "int8"]
     shape: tuple[int | str, ...]
+    layout: str | None = None  # e.g. "NCHW", "NCT" (channels x time)
+    units: str | None = None  # physical unit of the values, e.g. "mV"
+
+    def static_shape(self, batch: int = 1) -> tuple[int, ...] | None:
+        """The shape with ``batch`` for a leading named axis, or None if another axis is named."""
+        dims: list[int] = []
+        for i, d in enumerate(self.shape):
+            if isinstance(d, str) and i > 0:
+                return None
+            dims.append(batch if isinstance(d, str) else d)
+        return tuple(dims)
 
 
 @dataclass(frozen=True, kw_only=True)
-class TextPreprocess:
-    max_tokens: int
+class StreamWindow:
+    """How ``Pipeline.stream`` cuts a continuous signal into model inputs."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class EmbeddingPostprocess:
-    top_k: int
+    sampling_rate_hz: float
+    channels: int
+    samples: int  # window length
+    hop: int  # samples between window starts (samples - hop = overlap)
 
 
 @dataclass(frozen=True, kw_only=True)
 class GoldenTolerance:
+    """How far outputs on the golden inputs may drift on this machine and backend."""
+
     max_abs_diff: float
-    min_cosine: float
+    min_cosine: float | None = None
+    min_label_agreement: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,11 +134,14 @@ class Manifest:
     backends: tuple[BackendName, ...]
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    preprocess: TextPreprocess
-    postprocess: EmbeddingPostprocess
+    # Task-specific sections, validated by the task's pre/postprocessor (``parse_section``).
+    preprocess: Mapping[str, Any]
+    postprocess: Mapping[str, Any]
     golden: GoldenTolerance
     metrics: Mapping[str, float | int | str]
     root: Path  # folder the artifact paths are relative to (not part of the JSON)
+    stream: StreamWindow | None = None
+    tensorrt_precision: Literal["fp32", "fp16", "int8"] = "fp16"
 
     def path(self, role: str) -> Path:
         """Absolute path of the artifact with this role (``model``, ``tokenizer``, ...)."""
@@ -110,6 +149,9 @@ class Manifest:
             return self.root / self.artifacts[role].path
         except KeyError:
             raise ManifestError(f"{self.id}: manifest has no artifact {role!r}") from None
+
+    def has(self, role: str) -> bool:
+        return role in self.artifacts
 
     @property
     def model_sha256(self) -> str:
@@ -154,7 +196,14 @@ _SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
     "float": (float, int),
     "bool": (bool,),
     "str | None": (str, type(None)),
+    "float | None": (float, int, type(None)),
+    "int | None": (int, type(None)),
 }
+
+
+def parse_section(cls: type[T], data: Any, where: str) -> T:
+    """Strictly parse a task-specific manifest section (``preprocess``...) into ``cls``."""
+    return _strict(cls, data, where)
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -192,10 +241,27 @@ def _artifacts(data: Any, task: str, where: str) -> dict[str, Artifact]:
         if art.precision is not None:
             _check_literal(art.precision, ("fp32", "fp16", "int8"), f"{where}.{role}.precision")
         arts[role] = art
-    missing = [r for r in _REQUIRED_ARTIFACTS.get(task, ()) if r not in arts]
+    missing = [r for r in _REQUIRED_ARTIFACTS.get(task, _COMMON_ARTIFACTS) if r not in arts]
     if missing:
         raise ManifestError(f"{where}: task {task!r} needs artifact(s) {missing}")
     return arts
+
+
+def _section(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object")
+    return data
+
+
+def _stream(data: Any) -> StreamWindow | None:
+    if data is None:
+        return None
+    window = _strict(StreamWindow, data, "manifest.stream")
+    if not (window.sampling_rate_hz > 0 and window.channels >= 1 and window.hop >= 1):
+        raise ManifestError("manifest.stream: need sampling_rate_hz > 0, channels >= 1, hop >= 1")
+    if window.samples < 2:
+        raise ManifestError("manifest.stream.samples: must be >= 2")
+    return window
 
 
 def parse_manifest(data: Any, root: Path) -> Manifest:
@@ -229,16 +295,20 @@ def parse_manifest(data: Any, root: Path) -> Manifest:
         backends=tuple(backends),
         inputs=tuple(_tensor(t, f"manifest.inputs[{i}]") for i, t in enumerate(data["inputs"])),
         outputs=tuple(_tensor(t, f"manifest.outputs[{i}]") for i, t in enumerate(data["outputs"])),
-        preprocess=_strict(TextPreprocess, data.get("preprocess"), "manifest.preprocess"),
-        postprocess=_strict(EmbeddingPostprocess, data.get("postprocess"), "manifest.postprocess"),
+        preprocess=_section(data.get("preprocess"), "manifest.preprocess"),
+        postprocess=_section(data.get("postprocess"), "manifest.postprocess"),
         golden=_strict(GoldenTolerance, data.get("golden"), "manifest.golden"),
         metrics=metrics,
         root=root,
+        stream=_stream(data.get("stream")),
     )
-    if not 8 <= manifest.preprocess.max_tokens <= 512:
-        raise ManifestError("manifest.preprocess.max_tokens: must be in [8, 512]")
-    if manifest.postprocess.top_k < 1:
-        raise ManifestError("manifest.postprocess.top_k: must be >= 1")
+    _check_literal(
+        manifest.tensorrt_precision, ("fp32", "fp16", "int8"), "manifest.tensorrt_precision"
+    )
+    for backend in manifest.backends:
+        missing = [r for r in BACKEND_ARTIFACTS[backend] if r not in manifest.artifacts]
+        if missing:
+            raise ManifestError(f"manifest.backends: {backend} needs artifact(s) {missing}")
     if not _ID_RE.match(manifest.id):
         raise ManifestError(f"manifest.id: {manifest.id!r} must match {_ID_RE.pattern}")
     return manifest

@@ -3,67 +3,109 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
-from .backends import Backend, create_backend
-from .errors import ManifestError
+from .backends import Backend, Choice, choose, create_backend
+from .config import cache_dir
+from .errors import InputError, ManifestError
+from .hardware import HardwareInfo, probe
+from .io.windows import Windower
 from .manifest import Manifest, load_manifest
-from .postprocess import EmbeddingPostprocessor
-from .preprocess import TextPreprocessor
+from .preprocess import Prepared
 from .registry import find_model_dir
-from .results import EmbeddingResult, Provenance, Timings
+from .results import Provenance, Result, SignalWindow, Timings
+from .tasks import processors
 
 __all__ = ["Pipeline", "load"]
 
 
 class Pipeline:
-    """A loaded model ready to run; safe to call from several threads at once."""
+    """A loaded model ready to run; safe to call from several threads at once.
 
-    def __init__(self, manifest: Manifest, backend: Backend) -> None:
+    Nothing mutable is shared between calls: each call's tensors and context travel with it,
+    ONNX Runtime sessions are thread-safe, and the OpenVINO backend hands each call its own
+    infer request.
+    """
+
+    def __init__(self, manifest: Manifest, backend: Backend, *, choice: Choice) -> None:
         self.manifest = manifest
         self.backend = backend
-        self._pre = TextPreprocessor(manifest.path("tokenizer"), manifest.preprocess.max_tokens)
-        has_labels = {"labels", "label_embeddings"} <= set(manifest.artifacts)
-        self._post = EmbeddingPostprocessor(
-            manifest.path("labels") if has_labels else None,
-            manifest.path("label_embeddings") if has_labels else None,
-            manifest.postprocess.top_k,
-        )
+        self.choice = choice  # which backend/device serves this model, and why
+        self._pre, self._post = processors(manifest)
 
-    def __call__(self, text: str | bytes) -> EmbeddingResult:
+    def __call__(self, item: object) -> Result:
         """preprocess -> backend.run -> postprocess -> result."""
+        return self._run(item, None)
+
+    def _run(self, item: object, window: SignalWindow | None) -> Result:
         t0 = time.perf_counter()
-        batch = self._pre([text])
+        prepared = self._pre(item)
         t1 = time.perf_counter()
-        outputs = self.backend.run(batch.tensors())
+        outputs = self.backend.run(prepared.tensors)
         t2 = time.perf_counter()
-        embeddings, nearest = self._post(outputs[self.manifest.outputs[0].name])  # type: ignore[arg-type]
+        build = self._post(outputs, prepared.context)
         t3 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
         )
-        return EmbeddingResult(
-            embedding=embeddings[0],
-            nearest=nearest[0],
-            n_tokens=batch.n_tokens[0],
-            truncated=batch.truncated[0],
-            provenance=self._provenance(batch.input_sha256[0], timings, time.time()),
-        )
+        return build(provenance=self._provenance(prepared, timings, window))
 
-    def batch(self, texts: Sequence[str | bytes]) -> list[EmbeddingResult]:
+    def preprocess(self, item: object) -> Prepared:
+        """Stage 2 alone: the exact tensors ``__call__`` would hand the backend."""
+        return self._pre(item)
+
+    def batch(self, items: Sequence[object]) -> list[Result]:
         """Run several inputs, one backend call each.
 
         Not padded into one tensor on purpose: dynamic INT8 quantises activations per tensor,
-        so a batched input's embedding would depend on its neighbours (measured: cosine 0.990
-        against the same text run alone). A result must not change with what else was queued.
+        so a batched input's result would depend on its neighbours (measured on the text model:
+        cosine 0.990 against the same text run alone). A result must not change with what
+        else was queued.
         """
-        return [self(text) for text in texts]
+        return [self(item) for item in items]
 
-    def _provenance(self, input_sha256: str, timings: Timings, now: float) -> Provenance:
+    def stream(
+        self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None
+    ) -> Iterator[Result]:
+        """Results over a continuous signal, one per window (``manifest.stream``).
+
+        ``source`` yields blocks of any length: arrays shaped (channels, samples) (or
+        (samples,) for one channel), or objects with ``values``, ``first_index`` and
+        ``host_time`` such as :class:`edgemed.bridge.SampleBlock`. Each result's provenance
+        carries its window (first sample, length, rate, start time). ``hop`` overrides the
+        manifest's hop; ``start_time`` anchors plain arrays (default: the first block's arrival).
+        """
+        spec = self.manifest.stream
+        if spec is None:
+            raise InputError(
+                f"model {self.manifest.id} ({self.manifest.task}) takes single inputs, "
+                "not a continuous signal: call it directly"
+            )
+        windower = Windower(
+            channels=spec.channels,
+            samples=spec.samples,
+            hop=hop or spec.hop,
+            sampling_rate_hz=spec.sampling_rate_hz,
+            start_time=start_time,
+        )
+        for block in source:
+            for w in windower.push(block):
+                window = SignalWindow(
+                    start_sample=w.start_sample,
+                    samples=spec.samples,
+                    sampling_rate_hz=spec.sampling_rate_hz,
+                    start_time=w.start_time,
+                )
+                yield self._run(w.data, window)
+
+    def _provenance(
+        self, prepared: Prepared, timings: Timings, window: SignalWindow | None
+    ) -> Provenance:
         m = self.manifest
         return Provenance(
             model_id=m.id,
@@ -72,11 +114,12 @@ class Pipeline:
             backend=self.backend.name,
             device=self.backend.device,
             precision=m.precision,
-            input_sha256=input_sha256,
-            input_kind="text",
+            input_sha256=prepared.input_sha256,
+            input_kind=prepared.input_kind,
             timings=timings,
             edgemed_version=__version__,
-            created_at=now,
+            created_at=time.time(),
+            window=window,
         )
 
     def close(self) -> None:
@@ -102,12 +145,19 @@ def load(
     device: str = "auto",
     threads: int | None = None,
     verify: bool = True,
+    hardware: HardwareInfo | None = None,
 ) -> Pipeline:
-    """Load a bundled model by id (or a model folder by path), checking every artifact's sha256."""
+    """Load a bundled model by id (or a model folder by path), checking every artifact's sha256.
+
+    ``backend``/``device`` default to the choice :func:`edgemed.backends.choose` makes for this
+    machine (``edgemed doctor`` shows it and why); name them to override. Accelerator engines
+    (TensorRT, OpenVINO) are compiled or loaded from the cache here, never on a request.
+    """
     model_dir = Path(model) if isinstance(model, Path) else find_model_dir(model)
     manifest = load_manifest(model_dir, verify=verify)
     if isinstance(model, str) and manifest.id != model:
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
-    return Pipeline(
-        manifest, create_backend(manifest, backend=backend, device=device, threads=threads)
-    )
+    hw = hardware or probe(runtimes=manifest.backends)
+    choice = choose(manifest, hw, backend=backend, device=device)
+    runtime = create_backend(manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir())
+    return Pipeline(manifest, runtime, choice=choice)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EmbeddingResult", "LabelScore", "Provenance", "Timings"]
+__all__ = [
+    "EmbeddingResult",
+    "LabelScore",
+    "Provenance",
+    "Result",
+    "ResultBuilder",
+    "SignalWindow",
+    "Timings",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +31,28 @@ class Timings:
     @property
     def total_ms(self) -> float:
         return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalWindow:
+    """Where a streamed input window lies in its source signal."""
+
+    start_sample: int  # index of the window's first sample since the stream began
+    samples: int
+    sampling_rate_hz: float
+    start_time: float  # Unix time of the first sample (device clock, or the source's clock)
+
+    @property
+    def end_time(self) -> float:
+        return self.start_time + self.samples / self.sampling_rate_hz
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "start_sample": self.start_sample,
+            "samples": self.samples,
+            "sampling_rate_hz": self.sampling_rate_hz,
+            "start_time": self.start_time,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +70,43 @@ class Provenance:
     timings: Timings
     edgemed_version: str
     created_at: float  # Unix time on the device clock
+    window: SignalWindow | None = None  # set for results of Pipeline.stream
+
+
+class Result(Protocol):
+    """What every result type offers: its kind, provenance and a JSON body for the wire."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def provenance(self) -> Provenance: ...
+
+    def body(self) -> dict[str, Any]:
+        """The wire payload's ``result`` object (JSON-able, no patient identifiers)."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """A short JSON-able view for printing."""
+        ...
+
+
+class ResultBuilder(Protocol):
+    """A postprocessor's output: the result, still waiting for its provenance."""
+
+    def __call__(self, *, provenance: Provenance) -> Result: ...
+
+
+def timings_summary(p: Provenance) -> dict[str, Any]:
+    return {
+        "model": f"{p.model_id}@{p.model_version}",
+        "backend": f"{p.backend}/{p.device}/{p.precision}",
+        "timings_ms": {
+            "preprocess": round(p.timings.preprocess_ms, 3),
+            "inference": round(p.timings.inference_ms, 3),
+            "postprocess": round(p.timings.postprocess_ms, 3),
+        },
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,21 +127,31 @@ class EmbeddingResult:
     provenance: Provenance
     kind: str = "text-embedding"
 
+    def body(self) -> dict[str, Any]:
+        # float16 halves the payload; cosine to the float32 vector stays > 0.99999.
+        emb = np.ascontiguousarray(self.embedding, dtype="<f2")
+        return {
+            "kind": self.kind,
+            "embedding": {
+                "dtype": "float16",
+                "shape": list(emb.shape),
+                "b64": base64.b64encode(emb.tobytes()).decode(),
+            },
+            "nearest": [
+                {"code": n.code, "text": n.text, "score": round(n.score, 6)} for n in self.nearest
+            ],
+            "n_tokens": self.n_tokens,
+            "truncated": self.truncated,
+        }
+
     def summary(self) -> dict[str, Any]:
         """A short, JSON-able view for printing (no embedding values)."""
-        p = self.provenance
         return {
-            "model": f"{p.model_id}@{p.model_version}",
-            "backend": f"{p.backend}/{p.device}/{p.precision}",
+            **timings_summary(self.provenance),
             "dim": int(self.embedding.shape[0]),
             "n_tokens": self.n_tokens,
             "truncated": self.truncated,
             "nearest": [
                 {"code": n.code, "text": n.text, "score": round(n.score, 4)} for n in self.nearest
             ],
-            "timings_ms": {
-                "preprocess": round(p.timings.preprocess_ms, 3),
-                "inference": round(p.timings.inference_ms, 3),
-                "postprocess": round(p.timings.postprocess_ms, 3),
-            },
         }

@@ -6,7 +6,6 @@ Topics carry only the opaque fleet ``device_id``: never patient data.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -14,10 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-
 from .errors import InputError, PayloadError
-from .results import EmbeddingResult
+from .results import Result
 
 __all__ = [
     "ACK_SCHEMA",
@@ -71,26 +68,8 @@ def parse_topic(name: str) -> tuple[str, str]:
         raise PayloadError(str(exc)) from exc
 
 
-def _result_body(result: EmbeddingResult) -> dict[str, Any]:
-    # float16 halves the payload; cosine to the float32 vector stays > 0.99999.
-    emb = np.ascontiguousarray(result.embedding, dtype="<f2")
-    return {
-        "kind": result.kind,
-        "embedding": {
-            "dtype": "float16",
-            "shape": list(emb.shape),
-            "b64": base64.b64encode(emb.tobytes()).decode(),
-        },
-        "nearest": [
-            {"code": n.code, "text": n.text, "score": round(n.score, 6)} for n in result.nearest
-        ],
-        "n_tokens": result.n_tokens,
-        "truncated": result.truncated,
-    }
-
-
 def encode_result(
-    result: EmbeddingResult,
+    result: Result,
     *,
     device_id: str,
     seq: int,
@@ -118,7 +97,11 @@ def encode_result(
             "device": p.device,
             "precision": p.precision,
         },
-        "input": {"sha256": p.input_sha256, "kind": p.input_kind, "window": None},
+        "input": {
+            "sha256": p.input_sha256,
+            "kind": p.input_kind,
+            "window": p.window.body() if p.window else None,
+        },
         "timings_ms": {
             "preprocess": p.timings.preprocess_ms,
             "inference": p.timings.inference_ms,
@@ -126,7 +109,7 @@ def encode_result(
         },
         "edgemed_version": p.edgemed_version,
         "encounter": encounter,
-        "result": _result_body(result),
+        "result": result.body(),
     }
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
 

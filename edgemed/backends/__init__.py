@@ -2,39 +2,63 @@
 
 from __future__ import annotations
 
-from ..errors import BackendUnavailableError
+from pathlib import Path
+
+from ..hardware import HardwareInfo
 from ..manifest import Manifest
 from .base import Backend, Tensors
+from .select import Choice, candidates, choose
 
-__all__ = ["Backend", "Tensors", "create_backend", "select_device"]
-
-
-def select_device(backend: str, device: str) -> str:
-    """Resolve ``device="auto"``: the first accelerator the backend can use, else the CPU."""
-    if device != "auto":
-        return device
-    if backend == "onnxruntime":
-        from .onnxruntime import available_devices
-
-        devices = available_devices()
-        return "cuda" if "cuda" in devices else "cpu"
-    return "cpu"
+__all__ = ["Backend", "Choice", "Tensors", "candidates", "choose", "create_backend"]
 
 
 def create_backend(
-    manifest: Manifest, *, backend: str = "auto", device: str = "auto", threads: int | None = None
+    manifest: Manifest,
+    choice: Choice,
+    *,
+    hw: HardwareInfo,
+    threads: int | None = None,
+    cache_dir: Path,
 ) -> Backend:
-    if backend == "auto":
-        backend = manifest.backends[0]
-    if backend not in manifest.backends:
-        raise BackendUnavailableError(
-            f"model {manifest.id} ships no artifact for backend {backend!r}; it supports "
-            f"{list(manifest.backends)}"
-        )
-    if backend == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeBackend
+    """Open the runtime ``choice`` names on the model's artifact for that runtime."""
+    if choice.backend == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeBackend, tensorrt_cache_dir
 
+        trt: dict[str, object] | None = None
+        if choice.device == "tensorrt":
+            engines = tensorrt_cache_dir(cache_dir, manifest.model_sha256, hw.gpu_name or "gpu")
+            engines.mkdir(parents=True, exist_ok=True)
+            trt = {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(engines),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(engines),
+                "trt_fp16_enable": manifest.tensorrt_precision in ("fp16", "int8"),
+                # INT8 bundles are QDQ graphs: TensorRT takes their scales, no calibration table.
+                "trt_int8_enable": manifest.tensorrt_precision == "int8",
+            }
         return OnnxRuntimeBackend(
-            manifest.path("model"), device=select_device(backend, device), threads=threads
+            manifest.path("model"), device=choice.device, threads=threads, tensorrt_options=trt
         )
-    raise BackendUnavailableError(f"backend {backend!r} is not implemented yet")
+    from .openvino import OpenVinoBackend
+
+    static = None
+    if choice.device == "npu":
+        static = {}
+        for spec in manifest.inputs:
+            shape = spec.static_shape()
+            if shape is None:
+                from ..errors import BackendUnavailableError
+
+                raise BackendUnavailableError(
+                    f"model {manifest.id}: the NPU needs static shapes but input {spec.name} "
+                    f"is declared {list(spec.shape)}"
+                )
+            static[spec.name] = shape
+    return OpenVinoBackend(
+        manifest.path("openvino_model"),
+        device=choice.device,
+        threads=threads,
+        static_shapes=static,
+        cache_dir=cache_dir / "openvino",
+    )

@@ -1,8 +1,11 @@
-"""ONNX Runtime backend (CPU here; CUDA/TensorRT providers where the GPU build is installed)."""
+"""ONNX Runtime backend: CPU anywhere; CUDA and TensorRT where the GPU build is installed."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -10,56 +13,88 @@ import numpy.typing as npt
 from ..errors import BackendError, BackendUnavailableError
 from .base import Tensors
 
-__all__ = ["PROVIDERS", "OnnxRuntimeBackend"]
+__all__ = ["DEVICES", "PROVIDERS", "OnnxRuntimeBackend", "available_devices", "tensorrt_cache_dir"]
 
-# edgemed device name -> ONNX Runtime provider chain (falls back left to right).
+# edgemed device name -> ONNX Runtime provider chain (nodes a provider cannot run fall right).
 PROVIDERS: dict[str, list[str]] = {
-    "cpu": ["CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "cpu": ["CPUExecutionProvider"],
 }
-_INSTALL_HINT = {
+DEVICES = tuple(PROVIDERS)
+INSTALL_HINT = {
+    "tensorrt": "install onnxruntime-gpu built with TensorRT (on Jetson: the JetPack "
+    "onnxruntime-gpu wheel from NVIDIA's Jetson AI Lab index, which is not on PyPI) and TensorRT",
     "cuda": "install onnxruntime-gpu (on Jetson: NVIDIA's JetPack onnxruntime-gpu wheel, "
     "which is not on PyPI)",
+    "cpu": "pip install onnxruntime",
 }
 
 
-def available_devices() -> list[str]:
-    import onnxruntime as ort
+def available_devices(providers: tuple[str, ...] | None = None) -> list[str]:
+    """Devices whose first provider ONNX Runtime offers (``providers`` for probe fixtures)."""
+    if providers is None:
+        import onnxruntime as ort
 
-    have = set(ort.get_available_providers())
-    return [dev for dev, chain in PROVIDERS.items() if chain[0] in have]
+        providers = tuple(ort.get_available_providers())
+    return [dev for dev, chain in PROVIDERS.items() if chain[0] in providers]
+
+
+def _tensorrt_version() -> str:
+    for dist in ("tensorrt", "tensorrt-libs", "tensorrt_libs"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "system"  # JetPack installs TensorRT as Debian packages, not a Python dist
+
+
+def tensorrt_cache_dir(cache_root: Path, model_sha256: str, device_name: str) -> Path:
+    """One engine folder per model sha256 x GPU x TensorRT version: an engine built for one
+    combination is invalid on any other, and a stale engine must never be picked up."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-") or "gpu"
+    return cache_root / "tensorrt" / f"{model_sha256[:16]}-{slug}-trt{_tensorrt_version()}"
 
 
 class OnnxRuntimeBackend:
+    """``InferenceSession.run`` is thread-safe, so one session serves every thread."""
+
     name = "onnxruntime"
 
     def __init__(
-        self, model_path: Path, *, device: str = "cpu", threads: int | None = None
+        self,
+        model_path: Path,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        tensorrt_options: dict[str, Any] | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise BackendUnavailableError(
-                "onnxruntime is not installed: pip install onnxruntime"
-            ) from exc
+            raise BackendUnavailableError(INSTALL_HINT["cpu"]) from exc
         if device not in PROVIDERS:
             raise BackendUnavailableError(
                 f"onnxruntime: unknown device {device!r}; known: {list(PROVIDERS)}"
             )
         if device not in available_devices():
             raise BackendUnavailableError(
-                f"onnxruntime has no {device} provider: {_INSTALL_HINT[device]}"
+                f"onnxruntime has no {device} provider here: {INSTALL_HINT[device]}"
             )
         opts = ort.SessionOptions()
         if threads is not None:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # warnings from graph optimisers are not the user's concern
+        opts.log_severity_level = 3  # graph optimiser warnings are not the user's concern
+        providers: list[Any] = list(PROVIDERS[device])
+        if device == "tensorrt":
+            providers[0] = ("TensorrtExecutionProvider", tensorrt_options or {})
         try:
-            self._session = ort.InferenceSession(str(model_path), opts, providers=PROVIDERS[device])
+            self._session = ort.InferenceSession(str(model_path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own untyped exceptions
             raise BackendError(f"onnxruntime could not load {model_path.name}: {exc}") from exc
         self.device = device
+        self.input_names = tuple(i.name for i in self._session.get_inputs())
         self._output_names = [o.name for o in self._session.get_outputs()]
 
     def run(self, inputs: Tensors) -> dict[str, npt.NDArray[np.generic]]:
@@ -69,5 +104,9 @@ class OnnxRuntimeBackend:
             raise BackendError(f"onnxruntime inference failed: {exc}") from exc
         return dict(zip(self._output_names, outputs, strict=True))
 
+    def raw(self) -> Any:
+        """The underlying ``InferenceSession`` (benchmarks compare against it)."""
+        return self._session
+
     def close(self) -> None:
-        del self._session
+        self._session = None

@@ -10,7 +10,7 @@ import asyncio
 import functools
 
 from ..config import BrokerConfig, SyncConfig
-from ..results import EmbeddingResult
+from ..results import Result
 from .mqtt import Publisher
 from .outbox import Outbox
 
@@ -30,7 +30,7 @@ class AsyncPublisher:
     ) -> None:
         self.publisher = Publisher(outbox, broker, sync, models=models)
 
-    async def submit(self, result: EmbeddingResult, *, encounter: str | None = None) -> int:
+    async def submit(self, result: Result, *, encounter: str | None = None) -> int:
         loop = asyncio.get_running_loop()
         call = functools.partial(self.publisher.submit, result, encounter=encounter)
         return await loop.run_in_executor(None, call)

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError
-from ..results import EmbeddingResult
+from ..results import Result
 from ..transport import make_client, resolve_protocol, run_connection
 from ..wire import decode_ack, encode_result, encode_status, topic
 from .clock import clock_synced
@@ -98,7 +98,7 @@ class Publisher:
             self._threads.append(thread)
         return self
 
-    def submit(self, result: EmbeddingResult, *, encounter: str | None = None) -> int:
+    def submit(self, result: Result, *, encounter: str | None = None) -> int:
         """Commit ``result`` to the outbox (raises OutboxFullError when full); returns its seq."""
         synced = clock_synced()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edgemed
-from edgemed.preprocess import MAX_TEXT_CHARS
+from edgemed.preprocess.text import MAX_TEXT_CHARS
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,7 +91,7 @@ def test_long_text_truncated_by_policy(encoder: edgemed.Pipeline) -> None:
     text = "Observations stable overnight, no new concerns. " * 2100  # ~100 kB
     assert len(text.encode()) > 100_000
     result = encoder(text)
-    assert result.truncated and result.n_tokens == encoder.manifest.preprocess.max_tokens
+    assert result.truncated and result.n_tokens == encoder.manifest.preprocess["max_tokens"]
     short = encoder("Observations stable overnight.")
     assert not short.truncated and short.n_tokens < 16
 

@@ -1,0 +1,81 @@
+"""Stage 2 for text models: text -> word-piece ids.
+
+Text policy (stated once, tested): input must be non-empty UTF-8 text of at most
+``MAX_TEXT_CHARS`` characters; it is tokenized with the model's own tokenizer and truncated to the
+manifest's ``max_tokens`` word pieces (the result then says ``truncated=True``). Longer documents
+must be chunked by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from ..errors import InputError, ManifestError, ModelError
+from ..manifest import Manifest, parse_section
+from .base import Prepared
+
+__all__ = ["MAX_TEXT_CHARS", "TextContext", "TextPreprocess", "TextPreprocessor", "coerce_text"]
+
+MAX_TEXT_CHARS = 1_000_000
+
+
+def coerce_text(value: object) -> str:
+    """Validate caller text (``str`` or UTF-8 ``bytes``) or raise InputError."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"text is not valid UTF-8 (byte {exc.start}: {exc.reason})") from exc
+    if not isinstance(value, str):
+        raise InputError(f"expected text (str or UTF-8 bytes), got {type(value).__name__}")
+    if not value.strip():
+        raise InputError("text is empty or only whitespace")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InputError(f"text has {len(value):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextPreprocess:
+    """The manifest's ``preprocess`` section for text models."""
+
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextContext:
+    n_tokens: int  # real word pieces after truncation
+    truncated: bool
+
+
+class TextPreprocessor:
+    """Tokenize text with the model's tokenizer.json, truncating to ``max_tokens``."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        config = parse_section(TextPreprocess, manifest.preprocess, "manifest.preprocess")
+        if not 8 <= config.max_tokens <= 512:
+            raise ManifestError("manifest.preprocess.max_tokens: must be in [8, 512]")
+        path = manifest.path("tokenizer")
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad files
+            raise ModelError(f"cannot load tokenizer {path}: {exc}") from exc
+        self._tok.enable_truncation(max_length=config.max_tokens)
+        self._tok.no_padding()  # one text per call: padding would only add work
+        self.max_tokens = config.max_tokens
+
+    def __call__(self, item: object) -> Prepared:
+        text = coerce_text(item)
+        encoding = self._tok.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.array([encoding.attention_mask], dtype=np.int64)
+        return Prepared(
+            tensors={"input_ids": ids, "attention_mask": mask},
+            input_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            input_kind="text",
+            context=TextContext(n_tokens=ids.shape[1], truncated=bool(encoding.overflowing)),
+        )
