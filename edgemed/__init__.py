@@ -18,6 +18,7 @@ from .errors import (
     BridgeError,
     EdgemedError,
     FrameError,
+    GoldenMismatchError,
     InputError,
     IntegrityError,
     ManifestError,
@@ -29,7 +30,7 @@ from .errors import (
 from .manifest import Manifest
 from .pipeline import Pipeline, load
 from .registry import list_models
-from .results import EmbeddingResult, LabelScore, Provenance, Timings
+from .results import EmbeddingResult, LabelScore, Provenance, Result, SignalWindow, Timings
 
 __all__ = [
     "BackendError",
@@ -38,6 +39,7 @@ __all__ = [
     "EdgemedError",
     "EmbeddingResult",
     "FrameError",
+    "GoldenMismatchError",
     "InputError",
     "IntegrityError",
     "LabelScore",
@@ -48,6 +50,8 @@ __all__ = [
     "PayloadError",
     "Pipeline",
     "Provenance",
+    "Result",
+    "SignalWindow",
     "SyncError",
     "Timings",
     "__version__",

@@ -7,7 +7,8 @@
     │   └── PayloadError                  a wire message that is not a valid edgemed payload
     ├── ModelError                        a model cannot be found or used
     │   ├── ManifestError                 manifest.json is malformed or inconsistent
-    │   └── IntegrityError                an artifact is missing or its sha256 does not match
+    │   ├── IntegrityError                an artifact is missing or its sha256 does not match
+    │   └── GoldenMismatchError           golden-vector outputs drift beyond tolerance here
     ├── BackendError                      the inference runtime failed
     │   └── BackendUnavailableError       the requested runtime/device is not installed/present
     ├── SyncError                         outbox / MQTT / fleet sync failure
@@ -24,6 +25,7 @@ __all__ = [
     "BridgeError",
     "EdgemedError",
     "FrameError",
+    "GoldenMismatchError",
     "InputError",
     "IntegrityError",
     "ManifestError",
@@ -80,3 +82,8 @@ class BridgeError(EdgemedError):
 
 class FrameError(BridgeError):
     """A serial frame could not be decoded (CRC, length, framing)."""
+
+
+class GoldenMismatchError(ModelError):
+    """On this machine and backend, the model's outputs on its golden inputs drift beyond the
+    manifest's tolerance: it must not serve."""

@@ -141,6 +141,9 @@ class Manifest:
     metrics: Mapping[str, float | int | str]
     root: Path  # folder the artifact paths are relative to (not part of the JSON)
     stream: StreamWindow | None = None
+    # True when a row's outputs never depend on other rows of a batch (FP32, static INT8):
+    # Pipeline.batch may then stack inputs into one backend call.
+    rows_independent: bool = False
     tensorrt_precision: Literal["fp32", "fp16", "int8"] = "fp16"
 
     def path(self, role: str) -> Path:

@@ -7,17 +7,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._version import __version__
 from .backends import Backend, Choice, choose, create_backend
 from .config import cache_dir
-from .errors import InputError, ManifestError
+from .errors import GoldenMismatchError, InputError, ManifestError
 from .hardware import HardwareInfo, probe
 from .io.windows import Windower
 from .manifest import Manifest, load_manifest
 from .preprocess import Prepared
 from .registry import find_model_dir
 from .results import Provenance, Result, SignalWindow, Timings
-from .tasks import processors
+from .tasks import task_spec
 
 __all__ = ["Pipeline", "load"]
 
@@ -34,7 +36,8 @@ class Pipeline:
         self.manifest = manifest
         self.backend = backend
         self.choice = choice  # which backend/device serves this model, and why
-        self._pre, self._post = processors(manifest)
+        self._task = task_spec(manifest)
+        self._pre, self._post = self._task.processors(manifest)
 
     def __call__(self, item: object) -> Result:
         """preprocess -> backend.run -> postprocess -> result."""
@@ -60,14 +63,41 @@ class Pipeline:
         return self._pre(item)
 
     def batch(self, items: Sequence[object]) -> list[Result]:
-        """Run several inputs, one backend call each.
+        """Run several inputs; results are exactly those of calling the pipeline on each.
 
-        Not padded into one tensor on purpose: dynamic INT8 quantises activations per tensor,
-        so a batched input's result would depend on its neighbours (measured on the text model:
-        cosine 0.990 against the same text run alone). A result must not change with what
-        else was queued.
+        Models whose manifest declares ``rows_independent`` (FP32 or static INT8: a row's
+        output never depends on its neighbours) run as one stacked backend call. Others run
+        one call per input on purpose: dynamic INT8 quantises activations per tensor, so a
+        padded batch would change each result (measured on the text model: cosine 0.990
+        against the same text run alone). A result must not change with what else was queued.
         """
-        return [self(item) for item in items]
+        if not self.manifest.rows_independent or len(items) < 2:
+            return [self(item) for item in items]
+        t0 = time.perf_counter()
+        prepared = [self._pre(item) for item in items]
+        t1 = time.perf_counter()
+        names = list(prepared[0].tensors)
+        shapes = {tuple((n, p.tensors[n].shape[1:]) for n in names) for p in prepared}
+        if len(shapes) != 1:  # ragged inputs cannot be stacked
+            return [self(item) for item in items]
+        stacked = {n: np.concatenate([p.tensors[n] for p in prepared]) for n in names}
+        outputs = self.backend.run(stacked)
+        t2 = time.perf_counter()
+        results = []
+        for row, p in enumerate(prepared):
+            build = self._post({k: v[row : row + 1] for k, v in outputs.items()}, p.context)
+            results.append(build)
+        t3 = time.perf_counter()
+        n = len(items)  # each result carries its share of the batch's stage times
+        timings = Timings(
+            preprocess_ms=(t1 - t0) * 1e3 / n,
+            inference_ms=(t2 - t1) * 1e3 / n,
+            postprocess_ms=(t3 - t2) * 1e3 / n,
+        )
+        return [
+            b(provenance=self._provenance(p, timings, None))
+            for b, p in zip(results, prepared, strict=True)
+        ]
 
     def stream(
         self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None
@@ -122,6 +152,12 @@ class Pipeline:
             window=window,
         )
 
+    def check_golden(self) -> list[str]:
+        """Run the bundle's golden inputs through the whole pipeline on this machine and
+        backend; one line per output that drifted beyond the manifest's tolerance."""
+        items = self._task.golden_inputs(self.manifest)
+        return self._task.golden_check(self.manifest, self.batch(items))
+
     def close(self) -> None:
         self.backend.close()
 
@@ -145,13 +181,18 @@ def load(
     device: str = "auto",
     threads: int | None = None,
     verify: bool = True,
+    golden: bool = True,
     hardware: HardwareInfo | None = None,
 ) -> Pipeline:
     """Load a bundled model by id (or a model folder by path), checking every artifact's sha256.
 
     ``backend``/``device`` default to the choice :func:`edgemed.backends.choose` makes for this
-    machine (``edgemed doctor`` shows it and why); name them to override. Accelerator engines
-    (TensorRT, OpenVINO) are compiled or loaded from the cache here, never on a request.
+    machine (``edgemed doctor`` shows it and why); name them to override.
+
+    With ``golden=True`` the bundle's golden inputs run through the pipeline before it is
+    returned: a model whose outputs drift beyond the manifest's tolerance on this machine is
+    refused (:class:`GoldenMismatchError`), and accelerator engines (TensorRT, OpenVINO) are
+    built or loaded from the cache here, never on a request.
     """
     model_dir = Path(model) if isinstance(model, Path) else find_model_dir(model)
     manifest = load_manifest(model_dir, verify=verify)
@@ -160,4 +201,13 @@ def load(
     hw = hardware or probe(runtimes=manifest.backends)
     choice = choose(manifest, hw, backend=backend, device=device)
     runtime = create_backend(manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir())
-    return Pipeline(manifest, runtime, choice=choice)
+    pipeline = Pipeline(manifest, runtime, choice=choice)
+    if golden:
+        problems = pipeline.check_golden()
+        if problems:
+            pipeline.close()
+            raise GoldenMismatchError(
+                f"{manifest.id} on {choice.backend}/{choice.device}: refusing to serve, "
+                + "; ".join(problems)
+            )
+    return pipeline

@@ -1,14 +1,17 @@
-"""Which preprocessor and postprocessor serve each manifest task (a composition root).
+"""What serves each manifest task: its processors and its golden-vector check (a composition root).
 
 A preprocessor is built from the manifest and maps one caller input to a
 :class:`~edgemed.preprocess.Prepared`; a postprocessor maps the backend's outputs and the
 prepared input's ``context`` to a :class:`~edgemed.results.ResultBuilder` (the result, waiting
-for its provenance).
+for its provenance). ``golden_inputs`` reads the bundle's golden inputs as caller inputs and
+``golden_check`` compares the results on them with the bundle's expected outputs, returning
+one line per problem (none: the model may serve).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy.typing as npt
@@ -17,9 +20,9 @@ from ._version import __version__
 from .errors import ManifestError
 from .manifest import Manifest
 from .preprocess import Prepared
-from .results import ResultBuilder
+from .results import Result, ResultBuilder
 
-__all__ = ["Postprocessor", "Preprocessor", "processors"]
+__all__ = ["Postprocessor", "Preprocessor", "TaskSpec", "task_spec"]
 
 
 class Preprocessor(Protocol):
@@ -30,19 +33,31 @@ class Postprocessor(Protocol):
     def __call__(self, outputs: Mapping[str, npt.NDArray[Any]], context: Any) -> ResultBuilder: ...
 
 
-def _text(manifest: Manifest) -> tuple[Preprocessor, Postprocessor]:
-    from .postprocess.text import EmbeddingPostprocessor
-    from .preprocess.text import TextPreprocessor
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    processors: Callable[[Manifest], tuple[Preprocessor, Postprocessor]]
+    golden_inputs: Callable[[Manifest], list[object]]
+    golden_check: Callable[[Manifest, Sequence[Result]], list[str]]
 
-    return TextPreprocessor(manifest), EmbeddingPostprocessor(manifest)
+
+def _text() -> TaskSpec:
+    from .postprocess import text as post
+    from .preprocess import text as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.TextPreprocessor(m), post.EmbeddingPostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check,
+    )
 
 
-_TASKS: dict[str, Callable[[Manifest], tuple[Preprocessor, Postprocessor]]] = {
+# Task -> a function importing its modules only when a model of that task is loaded.
+_TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
 }
 
 
-def processors(manifest: Manifest) -> tuple[Preprocessor, Postprocessor]:
+def task_spec(manifest: Manifest) -> TaskSpec:
     try:
         factory = _TASKS[manifest.task]
     except KeyError:
@@ -50,4 +65,4 @@ def processors(manifest: Manifest) -> tuple[Preprocessor, Postprocessor]:
             f"{manifest.id}: task {manifest.task!r} is not supported by edgemed "
             f"{__version__}; supported: {sorted(_TASKS)}"
         ) from None
-    return factory(manifest)
+    return factory()

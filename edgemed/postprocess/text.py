@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,9 +15,9 @@ from .. import kernels
 from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.text import TextContext
-from ..results import EmbeddingResult, LabelScore, ResultBuilder
+from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder
 
-__all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor"]
+__all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,3 +82,21 @@ class EmbeddingPostprocessor:
             for row_i, row_s in zip(index, score, strict=True)
         ]
         return unit, nearest
+
+
+def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+    """Embeddings on the golden texts against the bundle's expected ones (max |diff|, cosine)."""
+    expected = np.load(manifest.path("golden_outputs"), allow_pickle=False)
+    got = np.stack([r.embedding for r in results if isinstance(r, EmbeddingResult)])
+    if got.shape != expected.shape:
+        return [f"golden: got embeddings {got.shape}, expected {expected.shape}"]
+    tol, problems = manifest.golden, []
+    worst = float(np.abs(got - expected).max())
+    if worst > tol.max_abs_diff:
+        problems.append(f"golden: max |diff| {worst:.4g} > {tol.max_abs_diff}")
+    cosine = np.sum(got * expected, axis=1) / (
+        np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    if tol.min_cosine is not None and float(cosine.min()) < tol.min_cosine:
+        problems.append(f"golden: min cosine {float(cosine.min()):.4f} < {tol.min_cosine}")
+    return problems

@@ -79,3 +79,13 @@ class TextPreprocessor:
             input_kind="text",
             context=TextContext(n_tokens=ids.shape[1], truncated=bool(encoding.overflowing)),
         )
+
+
+def golden_inputs(manifest: Manifest) -> list[object]:
+    """The bundle's golden texts (a JSON list of strings)."""
+    import json
+
+    texts = json.loads(manifest.path("golden_inputs").read_text(encoding="utf-8"))
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ManifestError(f"{manifest.id}: golden inputs must be a JSON list of strings")
+    return list(texts)
