@@ -17,7 +17,7 @@ from ..manifest import Manifest, parse_section
 from ..preprocess.text import TextContext
 from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder
 
-__all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check"]
+__all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check", "golden_role"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +28,14 @@ class EmbeddingPostprocess:
 
 
 class EmbeddingPostprocessor:
-    """Re-normalise embeddings and find the nearest labels by cosine top-k (C++ kernel)."""
+    """Re-normalise embeddings and find the nearest labels by cosine top-k (C++ kernel).
+
+    The label set is ``labels`` (a JSON list of ``{"code", "text"}``) with either
+    ``label_embeddings`` (float32 rows, searched exactly) or ``label_index_int8`` +
+    ``label_index_scales`` (symmetric per-row int8 rows and their float32 scales from
+    :func:`edgemed.kernels.quantize_rows_int8`, 4x smaller; searched with
+    :func:`edgemed.kernels.cosine_topk_int8`). Without labels, results carry no ``nearest``.
+    """
 
     def __init__(self, manifest: Manifest) -> None:
         config = parse_section(EmbeddingPostprocess, manifest.postprocess, "manifest.postprocess")
@@ -36,20 +43,19 @@ class EmbeddingPostprocessor:
             raise ManifestError("manifest.postprocess.top_k: must be >= 1")
         self._output = manifest.outputs[0].name
         self._labels: list[dict[str, str]] = []
-        self._matrix: npt.NDArray[np.float32] | None = None
-        if manifest.has("labels") and manifest.has("label_embeddings"):
-            labels_path, embeddings_path = (
-                manifest.path("labels"),
-                manifest.path("label_embeddings"),
-            )
-            self._labels = json.loads(labels_path.read_text(encoding="utf-8"))
-            matrix = np.load(embeddings_path, allow_pickle=False)
-            if matrix.dtype != np.float32 or matrix.ndim != 2 or len(matrix) != len(self._labels):
-                raise ModelError(
-                    f"{embeddings_path}: expected float32 ({len(self._labels)}, dim), "
-                    f"got {matrix.dtype} {matrix.shape}"
+        self._matrix: npt.NDArray[np.float32] | npt.NDArray[np.int8] | None = None
+        if manifest.has("labels"):
+            self._labels = json.loads(manifest.path("labels").read_text(encoding="utf-8"))
+            if manifest.has("label_index_int8"):
+                self._matrix = _load_int8_index(manifest, len(self._labels))
+            elif manifest.has("label_embeddings"):
+                self._matrix = kernels.l2_normalize(
+                    _load_rows(manifest, "label_embeddings", np.float32, len(self._labels))
                 )
-            self._matrix = kernels.l2_normalize(matrix)
+            else:
+                raise ManifestError(
+                    f"{manifest.id}: 'labels' needs 'label_embeddings' or 'label_index_int8'"
+                )
         self.top_k = min(config.top_k, len(self._labels))
 
     def __call__(
@@ -71,7 +77,10 @@ class EmbeddingPostprocessor:
         unit = kernels.l2_normalize(np.ascontiguousarray(embeddings, dtype=np.float32))
         if self._matrix is None or self.top_k == 0:
             return unit, [() for _ in range(len(unit))]
-        index, score = kernels.cosine_topk(unit, self._matrix, self.top_k)
+        if self._matrix.dtype == np.int8:
+            index, score = kernels.cosine_topk_int8(unit, self._matrix, self.top_k)
+        else:
+            index, score = kernels.cosine_topk(unit, self._matrix, self.top_k)
         nearest = [
             tuple(
                 LabelScore(
@@ -84,19 +93,53 @@ class EmbeddingPostprocessor:
         return unit, nearest
 
 
+def _load_rows(manifest: Manifest, role: str, dtype: type[np.generic], rows: int) -> Any:
+    path = manifest.path(role)
+    matrix = np.load(path, allow_pickle=False)
+    if matrix.dtype != dtype or matrix.ndim != 2 or len(matrix) != rows:
+        raise ModelError(
+            f"{path}: expected {np.dtype(dtype).name} ({rows}, dim), got {matrix.dtype} {matrix.shape}"
+        )
+    return np.ascontiguousarray(matrix)
+
+
+def _load_int8_index(manifest: Manifest, rows: int) -> npt.NDArray[np.int8]:
+    """int8 rows plus their per-row scales; the scales are checked, not needed for cosine."""
+    matrix: npt.NDArray[np.int8] = _load_rows(manifest, "label_index_int8", np.int8, rows)
+    path = manifest.path("label_index_scales")
+    scales = np.load(path, allow_pickle=False)
+    if scales.dtype != np.float32 or scales.shape != (rows,):
+        raise ModelError(f"{path}: expected float32 ({rows},), got {scales.dtype} {scales.shape}")
+    if not (np.isfinite(scales).all() and (scales > 0).all()):
+        raise ModelError(f"{path}: every row scale must be finite and > 0")
+    return matrix
+
+
+def golden_role(manifest: Manifest, backend: str) -> str:
+    """The expected golden outputs for ``backend``: ``golden_outputs_<backend>`` when the bundle
+    ships one (each INT8 engine quantises differently), else ``golden_outputs``."""
+    role = f"golden_outputs_{backend}"
+    return role if manifest.has(role) else "golden_outputs"
+
+
 def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
-    """Embeddings on the golden texts against the bundle's expected ones (max |diff|, cosine)."""
-    expected = np.load(manifest.path("golden_outputs"), allow_pickle=False)
-    got = np.stack([r.embedding for r in results if isinstance(r, EmbeddingResult)])
+    """Embeddings on the golden texts against the bundle's expected ones for the backend that
+    produced them (max |diff|, cosine)."""
+    got_rows = [r for r in results if isinstance(r, EmbeddingResult)]
+    if not got_rows:
+        return ["golden: no embedding results"]
+    role = golden_role(manifest, got_rows[0].provenance.backend)
+    expected = np.load(manifest.path(role), allow_pickle=False)
+    got = np.stack([r.embedding for r in got_rows])
     if got.shape != expected.shape:
-        return [f"golden: got embeddings {got.shape}, expected {expected.shape}"]
+        return [f"golden ({role}): got embeddings {got.shape}, expected {expected.shape}"]
     tol, problems = manifest.golden, []
     worst = float(np.abs(got - expected).max())
     if worst > tol.max_abs_diff:
-        problems.append(f"golden: max |diff| {worst:.4g} > {tol.max_abs_diff}")
+        problems.append(f"golden ({role}): max |diff| {worst:.4g} > {tol.max_abs_diff}")
     cosine = np.sum(got * expected, axis=1) / (
         np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
     )
     if tol.min_cosine is not None and float(cosine.min()) < tol.min_cosine:
-        problems.append(f"golden: min cosine {float(cosine.min()):.4f} < {tol.min_cosine}")
+        problems.append(f"golden ({role}): min cosine {float(cosine.min()):.4f} < {tol.min_cosine}")
     return problems

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import start_fleet_server
 
+from edgemed.manifest import load_manifest
+from edgemed.registry import find_model_dir
+
 
 def _edgemed(
     *args: str, stdin: bytes | None = None, timeout: float = 120
@@ -30,7 +33,9 @@ def test_run_prints_a_result() -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["model"] == "clinical-text-minilm@1.0.0" and out["dim"] == 384
-    assert out["backend"] == "onnxruntime/cpu/int8" and len(out["nearest"]) == 3
+    first = load_manifest(find_model_dir("clinical-text-minilm"), verify=False).backends[0]
+    assert out["backend"] == f"{first}/cpu/int8" and len(out["nearest"]) == 10
+    assert out["nearest"][0]["code"].startswith("R07")  # chest pain codes
 
 
 def test_run_bad_input_is_a_clear_error() -> None:
