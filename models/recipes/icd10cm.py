@@ -6,8 +6,8 @@ held-out evaluation queries.
   7th character before they are billable; the index suggests the code up to its 6th character
   and says so (``needs_7th``), rather than multiplying the index by up to 16 near-identical
   "initial/subsequent/sequela" rows.
-* Index text: the code's own ``<desc>`` followed by the ``<desc>`` of its ancestors (parent
-  subcategory, 3-character category, section title), never any ``<note>``: inclusion terms,
+* Index texts: the code's own ``<desc>``, and that ``<desc>`` followed by the ``<desc>`` of its
+  ancestors (parent subcategory, 3-character category, section title); never any ``<note>``: inclusion terms,
   includes/excludes notes and "code also" notes are not read at all, so the evaluation queries
   (the leaves' ``<inclusionTerm>`` notes) cannot leak into the index.
 * Queries: the ``<inclusionTerm>`` notes of the leaves, each paired with its code. Notes that

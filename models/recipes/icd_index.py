@@ -92,16 +92,17 @@ class EmbeddingCache:
             return np.load(path)
         t0 = time.perf_counter()
         emb = encoder.embed(texts)
-        print(f"  embedded {len(texts)} {label} texts with {encoder.name} "
-              f"in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"  embedded {len(texts)} {label} texts with {encoder.name} "
+            f"in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
         if path is not None:
             np.save(path, emb)
         return emb
 
 
-def recall(
-    top: np.ndarray, codes: Sequence[str], truth: Sequence[str]
-) -> dict[str, float]:
+def recall(top: np.ndarray, codes: Sequence[str], truth: Sequence[str]) -> dict[str, float]:
     """Exact-code recall@1/5/10 and same-category recall@10 of top-10 index rows per query."""
     exact = np.array(codes)[top] == np.array(truth)[:, None]
     cat = np.array([c[:3] for c in codes])[top] == np.array([t[:3] for t in truth])[:, None]
@@ -128,7 +129,7 @@ def query_latency(
     the whole index (end to end), and the top-10 search alone."""
     samples: dict[str, list[float]] = {name: [] for name in encoders}
     search: list[float] = []
-    for name, enc in encoders.items():  # warm-up
+    for enc in encoders.values():  # warm-up
         for text in texts[:5]:
             enc.run(enc.tensors([text]))
     for _ in range(rounds):

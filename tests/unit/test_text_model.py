@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ import pytest
 import edgemed
 from edgemed.postprocess.text import golden_role
 from edgemed.preprocess.text import MAX_TEXT_CHARS
+from edgemed.registry import find_model_dir
 
 MODEL_ID = "clinical-text-minilm"
 
@@ -203,3 +208,45 @@ def test_concurrent_calls_never_mix_results(encoder: edgemed.Pipeline) -> None:
     for th in threads:
         th.join()
     assert not errors
+
+
+def _copy_bundle(tmp_path: Path, change: Callable[[Path, dict[str, Any]], None]) -> Path:
+    """A copy of the bundle with ``change(folder, manifest)`` applied and sha256s refreshed."""
+    dst = tmp_path / MODEL_ID
+    shutil.copytree(find_model_dir(MODEL_ID), dst)
+    data = json.loads((dst / "manifest.json").read_text())
+    change(dst, data)
+    for art in data["artifacts"].values():
+        art["sha256"] = hashlib.sha256((dst / art["path"]).read_bytes()).hexdigest()
+    (dst / "manifest.json").write_text(json.dumps(data))
+    return dst
+
+
+def test_float32_label_set_is_still_served(tmp_path: Path, encoder: edgemed.Pipeline) -> None:
+    """A small float32 label set (``label_embeddings``) instead of the int8 code index."""
+    chapters = [
+        {"code": "I00-I99", "text": "Diseases of the circulatory system"},
+        {"code": "J00-J99", "text": "Diseases of the respiratory system"},
+        {"code": "S00-T88", "text": "Injury, poisoning and certain other consequences"},
+    ]
+
+    def change(folder: Path, data: dict[str, Any]) -> None:
+        (folder / "labels.json").write_text(json.dumps(chapters))
+        emb = np.stack([encoder(c["text"]).embedding for c in chapters])
+        np.save(folder / "label_embeddings.npy", emb)
+        for role in ("label_index_int8", "label_index_scales"):
+            del data["artifacts"][role]
+        data["artifacts"]["label_embeddings"] = {"path": "label_embeddings.npy", "sha256": ""}
+
+    with edgemed.load(_copy_bundle(tmp_path, change), backend="onnxruntime", threads=1) as pipe:
+        nearest = pipe("productive cough with fever and crackles at the lung base").nearest
+    assert nearest[0].code == "J00-J99" and len(nearest) == 3
+
+
+def test_bad_index_scales_refused(tmp_path: Path) -> None:
+    def change(folder: Path, data: dict[str, Any]) -> None:
+        scales = np.load(folder / "label_index_scales.npy")
+        np.save(folder / "label_index_scales.npy", scales[:-1])
+
+    with pytest.raises(edgemed.ModelError, match="label_index_scales"):
+        edgemed.load(_copy_bundle(tmp_path, change), backend="onnxruntime", golden=False)
