@@ -3,8 +3,8 @@
 >>> import edgemed
 >>> encoder = edgemed.load("clinical-text-minilm")
 >>> result = encoder("chest pain radiating to the left arm")
->>> result.nearest[0].code
-'R00-R99'
+>>> result.nearest[0].code, result.nearest[0].text  # ICD-10-CM code suggestions, best first
+('R07.89', 'Other chest pain')
 
 Not a medical device: see each model's MODEL_CARD.md for its intended use.
 """

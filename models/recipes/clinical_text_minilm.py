@@ -55,7 +55,7 @@ import icd_index  # noqa: E402
 from edgemed import kernels  # noqa: E402
 
 MODEL_ID = "clinical-text-minilm"
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # 1.1: ICD-10-CM leaf-code suggestions replace the chapter hints
 GATE_MIN_COSINE = 0.98  # INT8 vs FP32 on the held-out sentences; below this nothing ships
 GATE_RECALL_DROP = 0.01  # INT8 code recall@10 may be at most 1 point below FP32
 # Index vector per code: unit(e(description) + CONTEXT_WEIGHT * e(description; ancestors)).
@@ -401,7 +401,7 @@ def artifact_hashes(out: Path) -> dict[str, str]:
 def write_card(out: Path, metrics: dict[str, float | int | str], backends: list[str]) -> None:
     template = (HERE / "clinical_text_minilm_card.md").read_text()
     (out / "MODEL_CARD.md").write_text(
-        template.format(**metrics, backend_order=" > ".join(backends))
+        template.format(**metrics, version=VERSION, backend_order=" > ".join(backends))
     )
 
 

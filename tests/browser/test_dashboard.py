@@ -90,7 +90,7 @@ def test_login_device_online_live_result_and_alert_acknowledge(
 
     broker = BrokerConfig(port=fleet.workers[0].broker.port)
     outbox = Outbox(OutboxConfig(path=tmp_path / "bed.db", device_id="ward5-bed12"))
-    with Publisher(outbox, broker, models=["clinical-text-minilm@1.0.0"]) as device:
+    with Publisher(outbox, broker, models=["clinical-text-minilm@1.1.0"]) as device:
         row = page.locator("tr[data-device='ward5-bed12']")
         expect(row.get_by_test_id("state")).to_have_text("online", timeout=15_000)  # no reload
         expect(page.get_by_test_id("models")).to_contain_text("clinical-text-minilm")

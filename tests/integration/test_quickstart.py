@@ -47,4 +47,4 @@ def test_readme_first_python_example_runs_as_written() -> None:
     namespace: dict[str, object] = {}
     exec(compile(block.group(1), "README.md", "exec"), namespace)
     result = namespace["result"]
-    assert result.nearest[0].code in {"R00-R99", "I00-I99"}  # type: ignore[attr-defined]
+    assert result.nearest[0].code.startswith("R07")  # type: ignore[attr-defined]  # chest pain
