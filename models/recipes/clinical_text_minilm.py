@@ -5,8 +5,9 @@ Steps (deterministic for the pinned versions in requirements.txt):
    normalisation are inside the graph; export FP32 ONNX (opset 17, TorchScript exporter);
 2. quant_pre_process + dynamic INT8 quantisation with per-channel weights (per-tensor loses
    accuracy: FINDINGS.md measured cosine min 0.915 vs 0.981);
-3. OpenVINO IR, static INT8 (nncf.quantize, model_type=TRANSFORMER) calibrated on 300
-   ICD-10-CM code descriptions and the clinical sentences (never on the evaluation queries);
+3. OpenVINO IR, static INT8 (nncf.quantize, model_type=TRANSFORMER) calibrated on 240
+   ICD-10-CM code descriptions and 60 longer passages of consecutive descriptions (never on
+   the evaluation queries or sentences);
 4. evaluate both INT8 engines against the FP32 PyTorch reference on held-out clinical sentences;
 5. embed the 36,343 ICD-10-CM leaf codes with the FP32 encoder, twice: the description alone
    and the description followed by its ancestors' descriptions (icd10cm.py); the code's vector
@@ -163,6 +164,20 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def calibration_texts(leaves: list[icd10cm.Leaf]) -> list[str]:
+    """300 texts for the static INT8 ranges: 240 code descriptions spread over the tabular list
+    and 60 passages of 4..63 consecutive descriptions (up to and past 256 tokens). Calibrating
+    on short descriptions alone left a 256-token note at cosine 0.962 to FP32 (0.991 with the
+    passages). No inclusion term (evaluation query) and no evaluation sentence is used."""
+    step = len(leaves) // CALIBRATION_SIZE
+    short = [leaves[i * step].desc for i in range(CALIBRATION_SIZE - 60)]
+    passages = []
+    for j in range(60):
+        start = (j * 601) % (len(leaves) - 70)
+        passages.append("; ".join(leaf.desc for leaf in leaves[start : start + 4 + j]))
+    return short + passages
+
+
 def quantize_openvino(fp32: Path, xml: Path, tok: Tokenizer, texts: list[str]) -> None:
     """Static INT8 IR: nncf.quantize (TRANSFORMER preset) calibrated one text at a time."""
     model = ov.convert_model(str(fp32))
@@ -234,9 +249,7 @@ def main() -> None:
         fp32_path = work / "model.fp32.onnx"
         export_fp32(model, tok, fp32_path)
         quantize(fp32_path, out / "model.int8.onnx", work)
-        step = len(leaves) // CALIBRATION_SIZE
-        calibration = [leaves[i * step].desc for i in range(CALIBRATION_SIZE)]
-        quantize_openvino(fp32_path, xml, tok, calibration)
+        quantize_openvino(fp32_path, xml, tok, calibration_texts(leaves))
         fp32_sess = ort_session(fp32_path, 1)
         int8_sess = ort_session(out / "model.int8.onnx", 1)
         ov_int8 = ov_compile(xml, 1)
@@ -253,6 +266,10 @@ def main() -> None:
         golden_fp32 = torch_embed(model, tok, GOLDEN_TEXTS)
         golden_int8 = ort_embed(int8_sess, tok, GOLDEN_TEXTS)
         golden_ov = ov_embed(ov_int8, tok, GOLDEN_TEXTS)
+        golden_cos = {
+            "onnxruntime": cosine_rows(golden_int8, golden_fp32),
+            "openvino": cosine_rows(golden_ov, golden_fp32),
+        }
         fp32_mb = fp32_path.stat().st_size / 1e6
         retrieval = build_index_and_evaluate(out, leaves, fp32_path, xml, tok, cache)
 
@@ -267,6 +284,10 @@ def main() -> None:
         "int8_vs_fp32_cosine_mean": round(float(cos.mean()), 4),
         "openvino_int8_vs_fp32_cosine_min": round(float(ov_cos.min()), 4),
         "openvino_int8_vs_fp32_cosine_mean": round(float(ov_cos.mean()), 4),
+        **{
+            f"golden_{b}_int8_vs_fp32_cosine_min": round(float(c.min()), 4)
+            for b, c in golden_cos.items()
+        },
         "fp32_onnx_vs_pytorch_max_abs": float(f"{export_err:.2e}"),
         "fp32_size_mb": round(fp32_mb, 1),
         "int8_size_mb": round((out / "model.int8.onnx").stat().st_size / 1e6, 1),
@@ -275,11 +296,9 @@ def main() -> None:
         ),
         **retrieval,
     }
-    if min(cos.min(), ov_cos.min()) < GATE_MIN_COSINE:
-        raise SystemExit(
-            f"accuracy gate failed: INT8 cosine min ORT {cos.min():.4f} / OpenVINO "
-            f"{ov_cos.min():.4f} < {GATE_MIN_COSINE}"
-        )
+    worst = min(float(c.min()) for c in (cos, ov_cos, *golden_cos.values()))
+    if worst < GATE_MIN_COSINE:  # held-out sentences and golden texts (incl. a 256-token note)
+        raise SystemExit(f"accuracy gate failed: INT8 cosine min {worst:.4f} < {GATE_MIN_COSINE}")
     backends = sorted(
         ("onnxruntime", "openvino"), key=lambda b: float(metrics[f"query_ms_{b}_int8"])
     )
