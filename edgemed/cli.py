@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import EdgemedError
@@ -62,6 +63,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             )
         return 0
     ids = args.ids or ([] if args.action == "info" else [m.id for m in list_models()])
+    failed = 0
     if args.action == "info" and len(ids) != 1:
         raise SystemExit("usage: edgemed models info MODEL_ID")
     for model_id in ids:
@@ -81,10 +83,36 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "folder": str(manifest.root),
             }
             print(json.dumps(info, indent=2))
+        elif not _verify_model(manifest, verify_artifacts):
+            failed += 1
+    if failed:
+        print(f"{failed} model(s) failed verification", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
+    """sha256 of every artifact, then the golden vectors on every backend this machine runs."""
+    from .backends import candidates
+    from .hardware import probe
+    from .pipeline import Pipeline, load
+
+    verify_artifacts(manifest)
+    print(f"{manifest.id}: {len(manifest.artifacts)} artifacts, sha256 ok")
+    usable, _ = candidates(manifest, probe(runtimes=manifest.backends))
+    ok = True
+    for choice in usable:
+        pipeline: Pipeline = load(
+            manifest.root, backend=choice.backend, device=choice.device, verify=False, golden=False
+        )
+        with pipeline:
+            problems = pipeline.check_golden()
+        where = f"{choice.backend}/{choice.device}"
+        if problems:
+            ok = False
+            print(f"{manifest.id}: golden vectors FAIL on {where}: " + "; ".join(problems))
         else:
-            verify_artifacts(manifest)
-            print(f"{model_id}: {len(manifest.artifacts)} artifacts, sha256 ok")
-    return 0
+            print(f"{manifest.id}: golden vectors ok on {where}")
+    return ok
 
 
 def _read_input(value: str) -> str | bytes:
