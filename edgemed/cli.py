@@ -115,6 +115,23 @@ def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
     return ok
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_model, write
+
+    item = _read_input(args.input) if args.input else None
+    report = bench_model(
+        args.model,
+        n=args.n,
+        batch=args.batch,
+        item=item.decode() if isinstance(item, bytes) else item,
+        backend=args.backend,
+        device=args.device,
+        cold=not args.no_cold_start,
+    )
+    write(report, Path(args.output) if args.output else None)
+    return 0
+
+
 def _read_input(value: str) -> str | bytes:
     if value == "-":
         return sys.stdin.buffer.read()
@@ -253,6 +270,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=None)
     run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser(
+        "bench",
+        help="latency p50/p90/p99, stages, throughput, cold start, RSS and SDK overhead (JSON)",
+    )
+    bench.add_argument("model")
+    bench.add_argument(
+        "--input", help="text, @FILE or - (default: the bundle's first golden input)"
+    )
+    bench.add_argument("-n", type=int, default=1000, help="single-item calls (default 1000)")
+    bench.add_argument("--batch", type=int, default=64)
+    bench.add_argument("--backend", default="auto")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--no-cold-start", action="store_true")
+    bench.add_argument("-o", "--output", help="write the JSON here instead of stdout")
+    bench.set_defaults(func=_cmd_bench)
 
     fleet = sub.add_parser("fleet", help="fleet manager")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
