@@ -14,7 +14,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent.resolve()
-MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".md", ".txt", ".xml", ".bin"}
+# Everything a bundle may hold (golden inputs can be images or recordings too).
+MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".npz", ".md", ".txt", ".xml", ".bin", ".png", ".jpg"}
 
 
 class build_py_with_models(build_py):

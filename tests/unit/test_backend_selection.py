@@ -85,7 +85,10 @@ def test_documented_choice(
 
 
 def test_documented_table_matches_the_tests() -> None:
-    table = (Path(__file__).parents[2] / "docs" / "runtime.md").read_text()
+    docs = Path(__file__).parents[2] / "docs" / "runtime.md"
+    if not docs.is_file():
+        pytest.skip("docs/ is not shipped in the wheel; checked in the source tree")
+    table = docs.read_text()
     for fixture, backends, (backend, device) in EXPECTED:
         row = f"| `{fixture}` | {', '.join(backends)} | {backend}/{device} |"
         assert row in table, f"docs/runtime.md lacks the row {row}"
