@@ -66,7 +66,9 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     with np.load(manifest.path("golden_outputs"), allow_pickle=False) as data:
         expected = data["probabilities"]
     got = [r.probabilities for r in results if isinstance(r, SleepStages)]
-    if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
+    if len(got) != len(expected) or any(
+        g.shape != e.shape for g, e in zip(got, expected, strict=True)
+    ):
         return [f"golden: got {[g.shape for g in got]}, expected {expected.shape}"]
     tol, problems = manifest.golden, []
     diff = np.stack(got).astype(np.float64) - expected

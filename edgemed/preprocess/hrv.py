@@ -24,7 +24,6 @@ Exactly sleepecg's arithmetic (``_hrv_timedomain_features``, ``_hrv_frequencydom
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +51,10 @@ SLEEP_FEATURES = (*kernels.HRV_TIME_DOMAIN_FEATURES, *FREQUENCY_FEATURES, *METAD
 # Columns of the time-domain block that depend on successive differences (sleepecg's ``SD``).
 _SD_COLUMNS = tuple(
     kernels.HRV_TIME_DOMAIN_FEATURES.index(name)
-    for name in ("RMSSD", "SDSD", "NN50", "NN20", "pNN50", "pNN20", "cvSD")
-    + ("SD1", "SD2", "S", "SD1_SD2_ratio", "CSI", "CVI")
+    for name in (
+        *("RMSSD", "SDSD", "NN50", "NN20", "pNN50", "pNN20", "cvSD"),
+        *("SD1", "SD2", "S", "SD1_SD2_ratio", "CSI", "CVI"),
+    )
 )
 _PNN = (
     kernels.HRV_TIME_DOMAIN_FEATURES.index("pNN50"),
@@ -78,9 +79,7 @@ class HrvSettings:
     max_nan_fraction: float = 0.5
 
 
-def _windows(
-    times: FloatArray, starts: FloatArray, s: HrvSettings
-) -> list[npt.NDArray[np.intp]]:
+def _windows(times: FloatArray, starts: FloatArray, s: HrvSettings) -> list[npt.NDArray[np.intp]]:
     """Indices of ``times`` in each epoch's analysis window ``[t - lookback, t + lookforward)``."""
     lo = np.searchsorted(times, starts - s.lookback_seconds, side="left")
     hi = np.searchsorted(times, starts + s.lookforward_seconds, side="left")
@@ -142,10 +141,8 @@ def _interp_nan(x_new: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
 def _periodogram(rows: FloatArray, fs: float, nfft: int, hann: bool) -> FloatArray:
     """One-sided PSD density of each row (``scipy.signal.periodogram``, detrend 'constant')."""
     n = rows.shape[-1]
-    if hann:  # scipy's get_window('hann', n): periodic
-        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
-    else:
-        window = np.ones(n)
+    # scipy's get_window('hann', n) is the periodic Hann window
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n) if hann else np.ones(n)
     detrended = rows - rows.mean(axis=-1, keepdims=True)
     spectrum = np.fft.rfft(detrended * window, n=nfft, axis=-1)
     psd = (np.conjugate(spectrum) * spectrum).real / (fs * float((window * window).sum()))
@@ -184,19 +181,20 @@ def frequency_domain(
     for i in partial:
         part = rows[i][~np.isnan(rows[i])]
         psd[i] = _periodogram(part[np.newaxis, :], fs, nfft, hann=True)[0]
-    freq = np.fft.rfftfreq(nfft, 1.0 / fs)
+    freq: FloatArray = np.fft.rfftfreq(nfft, 1.0 / fs).astype(np.float64)
     bands = (
         freq <= 0.4,
-        (0.0033 < freq) & (freq <= 0.04),
-        (0.04 < freq) & (freq <= 0.15),
-        (0.15 < freq) & (freq <= 0.4),
+        (freq > 0.0033) & (freq <= 0.04),
+        (freq > 0.04) & (freq <= 0.15),
+        (freq > 0.15) & (freq <= 0.4),
     )
     total, vlf, lf, hf = (_trapezoid(psd[:, m], freq[m]) for m in bands)
     with np.errstate(divide="ignore", invalid="ignore"):
         lf_norm = lf / (lf + hf) * 100
         hf_norm = hf / (lf + hf) * 100
         ratio = lf / hf
-    return np.vstack((total, vlf, lf, lf_norm, hf, hf_norm, ratio)).T
+    out: FloatArray = np.vstack((total, vlf, lf, lf_norm, hf, hf_norm, ratio)).T
+    return out
 
 
 def sleep_features(
@@ -213,9 +211,7 @@ def sleep_features(
     a feature is undefined (the caller replaces non-finite values by the mask value)."""
     beat_times = peaks.astype(np.float64) / fs
     rri = kernels.rr_intervals(peaks, fs)
-    rri = np.where(
-        (rri < settings.min_rri_seconds) | (rri > settings.max_rri_seconds), np.nan, rri
-    )
+    rri = np.where((rri < settings.min_rri_seconds) | (rri > settings.max_rri_seconds), np.nan, rri)
     rri_times = beat_times[1:]
     starts = np.arange(n_epochs, dtype=np.float64) * settings.epoch_seconds
     meta = np.full((n_epochs, 3), np.nan)

@@ -52,8 +52,7 @@ from ecg_sleep_staging_keras import build_onnx, keras_reference, read_classifier
 
 from edgemed import kernels  # noqa: E402
 from edgemed.manifest import parse_manifest  # noqa: E402
-from edgemed.preprocess.ecg import SleepFeaturePreprocessor  # noqa: E402
-from edgemed.preprocess.ecg import golden_inputs  # noqa: E402
+from edgemed.preprocess.ecg import SleepFeaturePreprocessor, golden_inputs  # noqa: E402
 from edgemed.preprocess.hrv import SLEEP_FEATURES, sleep_features  # noqa: E402
 
 MODEL_ID = "ecg-sleep-staging"
@@ -97,8 +96,12 @@ def check_info(info: dict[str, Any]) -> None:
     params = info["feature_extraction_params"]
     assert info["stages_mode"] == "wake-rem-nrem" and info["model_type"] == "keras", info
     assert params["feature_selection"] == [
-        "hrv-time", "hrv-frequency", "recording_start_time", "age", "gender",
-    ], params  # fmt: skip
+        "hrv-time",
+        "hrv-frequency",
+        "recording_start_time",
+        "age",
+        "gender",
+    ], params
     assert params["lookback"] == PREPROCESS["lookback_seconds"]
     assert params["lookforward"] == PREPROCESS["lookforward_seconds"]
     assert params["min_rri"] == PREPROCESS["min_rri_seconds"]
@@ -120,8 +123,9 @@ def _periodogram(x: np.ndarray, fs: float, **kw: Any) -> tuple[np.ndarray, np.nd
     return periodogram(x, fs=fs, **kw)  # type: ignore[no-any-return]
 
 
-def sleepecg_features_for(ecg: np.ndarray, fs: float, case: tuple[float, ...], n_epochs: int
-                          ) -> np.ndarray:  # fmt: skip
+def sleepecg_features_for(
+    ecg: np.ndarray, fs: float, case: tuple[float, ...], n_epochs: int
+) -> np.ndarray:
     """sleepecg's own features (its detector, its extraction) for one golden case, masked."""
     start, age, gender = case
     record = sleepecg.SleepRecord(
@@ -143,7 +147,13 @@ def sleepecg_features_for(ecg: np.ndarray, fs: float, case: tuple[float, ...], n
             [record],
             lookback=120,
             lookforward=150,
-            feature_selection=["hrv-time", "hrv-frequency", "recording_start_time", "age", "gender"],
+            feature_selection=[
+                "hrv-time",
+                "hrv-frequency",
+                "recording_start_time",
+                "age",
+                "gender",
+            ],
             min_rri=0.3,
             max_rri=2,
             max_nans=0.5,
@@ -161,8 +171,11 @@ def session(path: Path, threads: int = 2) -> ort.InferenceSession:
 
 def ov_compiled(xml: Path, threads: int = 2) -> Any:
     core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-              "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+    config = {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+    }
     return core.compile_model(core.read_model(str(xml)), "CPU", config)
 
 
@@ -182,8 +195,11 @@ def interleaved(fns: dict[str, Any], repeats: int = 30) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=HERE.parent / MODEL_ID)
-    parser.add_argument("--measure-latency", action="store_true",
-                        help=f"re-measure latency (rewrites {TIMINGS_JSON.name})")  # fmt: skip
+    parser.add_argument(
+        "--measure-latency",
+        action="store_true",
+        help=f"re-measure latency (rewrites {TIMINGS_JSON.name})",
+    )
     args = parser.parse_args()
     out: Path = args.out
     if out.exists():
@@ -213,8 +229,14 @@ def main() -> None:
     pre = SleepFeaturePreprocessor(manifest_stub)
     cases = np.array(CASES)
     golden_in = out / "golden" / "inputs.npz"
-    np.savez(golden_in, ecg_uv=ecg_uv, fs=np.float64(fs), start_seconds=cases[:, 0],
-             age=cases[:, 1], gender=cases[:, 2])  # fmt: skip
+    np.savez(
+        golden_in,
+        ecg_uv=ecg_uv,
+        fs=np.float64(fs),
+        start_seconds=cases[:, 0],
+        age=cases[:, 1],
+        gender=cases[:, 2],
+    )
     items = golden_inputs(manifest_stub)
     ours = np.concatenate([pre(item).tensors["features"] for item in items])  # (cases, ep, 36)
     n_epochs = ours.shape[1]
@@ -233,9 +255,16 @@ def main() -> None:
     assert np.array_equal(peaks, sleepecg.detect_heartbeats(ecg, fs)), "R peaks differ"
     metrics["r_peaks"] = int(peaks.size)
     for c, case in enumerate(CASES):
-        f64 = sleep_features(peaks, fs, n_epochs, settings=pre.settings,
-                             **{k: None if np.isnan(v) else float(v) for k, v in
-                                zip(("start_seconds", "age", "gender"), case, strict=True)})  # fmt: skip
+        f64 = sleep_features(
+            peaks,
+            fs,
+            n_epochs,
+            settings=pre.settings,
+            **{
+                k: None if np.isnan(v) else float(v)
+                for k, v in zip(("start_seconds", "age", "gender"), case, strict=True)
+            },
+        )
         f64 = np.where(np.isfinite(f64), f64, -1.0)
         for j, name in enumerate(SLEEP_FEATURES):
             rel = np.abs(f64[:, j] - masked_theirs[c, :, j]) / np.maximum(
@@ -251,8 +280,11 @@ def main() -> None:
     synthetic = rng.normal(size=(4, 120, 36)).astype(np.float32)
     synthetic[rng.random(synthetic.shape) < 0.2] = -1.0  # undefined features, as in training
     diff_real = float(np.abs(probs_fp32 - ref_ours).max())
-    diff_syn = float(np.abs(sess.run(None, {"features": synthetic})[0]
-                            - keras_reference(synthetic, weights)).max())  # fmt: skip
+    diff_syn = float(
+        np.abs(
+            sess.run(None, {"features": synthetic})[0] - keras_reference(synthetic, weights)
+        ).max()
+    )
     metrics["onnx_vs_numpy_max_abs"] = float(f"{max(diff_real, diff_syn):.3g}")
     assert max(diff_real, diff_syn) <= GATE_REFERENCE, (diff_real, diff_syn)
     metrics["stage_agreement_vs_sleepecg_features"] = float(
@@ -277,8 +309,13 @@ def main() -> None:
     # 5. INT8 candidate (not shipped unless it passes and is faster)
     with tempfile.TemporaryDirectory() as tmp:
         int8 = Path(tmp) / "model.int8.onnx"
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])  # fmt: skip
+        quantize_dynamic(
+            str(fp32),
+            str(int8),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
         sess8 = session(int8)
         probs_int8 = sess8.run(None, {"features": ours})[0]
         metrics["int8_stage_agreement"] = float(
@@ -291,30 +328,36 @@ def main() -> None:
         # in TIMINGS_JSON: a plain re-run then reproduces every file's hash.
         if args.measure_latency or not TIMINGS_JSON.exists():
             night = np.tile(ours[1:2], (1, 96, 1))
-            timing = interleaved({
-                "ort_fp32": lambda: sess.run(None, {"features": night}),
-                "ort_int8": lambda: sess8.run(None, {"features": night}),
-                "openvino_fp32": lambda: compiled({"features": night}),
-            })  # fmt: skip
+            timing = interleaved(
+                {
+                    "ort_fp32": lambda: sess.run(None, {"features": night}),
+                    "ort_int8": lambda: sess8.run(None, {"features": night}),
+                    "openvino_fp32": lambda: compiled({"features": night}),
+                }
+            )
             TIMINGS_JSON.write_text(json.dumps(timing, indent=2) + "\n")
         timing = json.loads(TIMINGS_JSON.read_text())
     for k, v in timing.items():
         metrics[f"latency_ms_960_epochs_{k}"] = v
     int8_ok = (
-        metrics["int8_stage_agreement"] >= GATE_AGREEMENT
-        and metrics["int8_prob_mae"] <= GATE_MAE
+        metrics["int8_stage_agreement"] >= GATE_AGREEMENT and metrics["int8_prob_mae"] <= GATE_MAE
     )
     int8_faster = timing["ort_int8"] < 0.9 * timing["ort_fp32"]
     metrics["int8_shipped"] = "yes" if (int8_ok and int8_faster) else "no"
     assert metrics["int8_shipped"] == "no", "INT8 passed: ship it (update the recipe)"
     metrics["int8_gate_passed"] = "yes" if int8_ok else "no"
     metrics["fp32_size_kb"] = round(fp32.stat().st_size / 1024, 1)
-    backends = sorted(["onnxruntime", "openvino"],
-                      key=lambda b: timing["ort_fp32" if b == "onnxruntime" else "openvino_fp32"])  # fmt: skip
+    backends = sorted(
+        ["onnxruntime", "openvino"],
+        key=lambda b: timing["ort_fp32" if b == "onnxruntime" else "openvino_fp32"],
+    )
 
     # golden outputs: FP32 ONNX Runtime on the golden cases
-    np.savez(out / "golden" / "outputs.npz", probabilities=probs_fp32,
-             sleepecg_feature_reference=ref_theirs.astype(np.float32))  # fmt: skip
+    np.savez(
+        out / "golden" / "outputs.npz",
+        probabilities=probs_fp32,
+        sleepecg_feature_reference=ref_theirs.astype(np.float32),
+    )
     hypnograms = ["".join(CLASSES[i][0].upper() for i in row) for row in probs_fp32.argmax(-1)]
     write_card(out, metrics, worst_rel, hypnograms)
     manifest = draft_manifest(out, metrics, backends=backends)
@@ -322,8 +365,9 @@ def main() -> None:
     print(json.dumps(metrics, indent=2))
 
 
-def write_card(out: Path, metrics: dict[str, Any], worst_rel: dict[str, float],
-               hypnograms: list[str]) -> None:  # fmt: skip
+def write_card(
+    out: Path, metrics: dict[str, Any], worst_rel: dict[str, float], hypnograms: list[str]
+) -> None:
     rows = "\n".join(f"| {k} | {v:.2g} |" for k, v in worst_rel.items())
     cases = "\n".join(
         f"| {'—' if np.isnan(s) else f'{int(s) // 3600:02d}:{int(s) % 3600 // 60:02d}'} "
@@ -336,8 +380,9 @@ def write_card(out: Path, metrics: dict[str, Any], worst_rel: dict[str, float],
     (out / "MODEL_CARD.md").write_text(text, encoding="utf-8")
 
 
-def draft_manifest(out: Path, metrics: dict[str, Any], *, stub: bool = False,
-                   backends: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+def draft_manifest(
+    out: Path, metrics: dict[str, Any], *, stub: bool = False, backends: list[str] | None = None
+) -> dict[str, Any]:
     def art(rel: str, **extra: str) -> dict[str, str]:
         digest = "0" * 64 if stub else sha256(out / rel)
         return {"path": rel, "sha256": digest, **extra}
@@ -349,8 +394,9 @@ def draft_manifest(out: Path, metrics: dict[str, Any], *, stub: bool = False,
         "model_card": art("MODEL_CARD.md"),
     }
     if not stub:
-        artifacts["openvino_model"] = art("openvino/model.xml", format="openvino-ir",
-                                          precision="fp32")  # fmt: skip
+        artifacts["openvino_model"] = art(
+            "openvino/model.xml", format="openvino-ir", precision="fp32"
+        )
         artifacts["openvino_weights"] = art("openvino/model.bin")
     return {
         "schema": "edgemed.manifest/1",
@@ -369,9 +415,7 @@ def draft_manifest(out: Path, metrics: dict[str, Any], *, stub: bool = False,
         "artifacts": artifacts,
         "backends": backends or ["onnxruntime"],
         "inputs": [{"name": "features", "dtype": "float32", "shape": ["batch", "epochs", 36]}],
-        "outputs": [
-            {"name": "probabilities", "dtype": "float32", "shape": ["batch", "epochs", 4]}
-        ],
+        "outputs": [{"name": "probabilities", "dtype": "float32", "shape": ["batch", "epochs", 4]}],
         "preprocess": PREPROCESS,
         "postprocess": {"classes": CLASSES},
         # FP32 everywhere: drift across CPUs/backends is ~1e-6; 1e-3 leaves room for other

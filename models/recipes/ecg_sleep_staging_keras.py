@@ -29,9 +29,15 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 EXPECTED_LAYERS = [
-    "InputLayer", "Masking", "BatchNormalization", "Dense", "ReLU",
-    "Bidirectional", "Bidirectional", "Dense",
-]  # fmt: skip
+    "InputLayer",
+    "Masking",
+    "BatchNormalization",
+    "Dense",
+    "ReLU",
+    "Bidirectional",
+    "Bidirectional",
+    "Dense",
+]
 GRU_LAYERS = ("bidirectional", "bidirectional_1")
 
 
@@ -104,8 +110,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _gru(x: np.ndarray, mask: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray,
-         bias: np.ndarray, reverse: bool) -> np.ndarray:  # fmt: skip
+def _gru(
+    x: np.ndarray,
+    mask: np.ndarray,
+    kernel: np.ndarray,
+    recurrent: np.ndarray,
+    bias: np.ndarray,
+    reverse: bool,
+) -> np.ndarray:
     """Keras GRU (reset_after=True) over one sequence x (T, in); masked steps keep the state
     and output zeros (``zero_output_for_mask``)."""
     units = recurrent.shape[0]
@@ -125,8 +137,9 @@ def _gru(x: np.ndarray, mask: np.ndarray, kernel: np.ndarray, recurrent: np.ndar
     return out
 
 
-def keras_reference(features: np.ndarray, w: dict[str, np.ndarray], mask_value: float = -1.0
-                    ) -> np.ndarray:  # fmt: skip
+def keras_reference(
+    features: np.ndarray, w: dict[str, np.ndarray], mask_value: float = -1.0
+) -> np.ndarray:
     """Probabilities (batch, epochs, 4) of the Keras model on features (batch, epochs, 36)."""
     w64 = {k: v.astype(np.float64) for k, v in w.items()}
     probs = []
@@ -137,8 +150,12 @@ def keras_reference(features: np.ndarray, w: dict[str, np.ndarray], mask_value: 
         x = np.maximum(x @ w64["dense_kernel"] + w64["dense_bias"], 0.0)
         for k in range(len(GRU_LAYERS)):
             parts = [
-                _gru(x, mask, *(w64[f"gru{k}_{d}_{p}"] for p in ("kernel", "recurrent", "bias")),
-                     reverse=(d == "backward"))  # fmt: skip
+                _gru(
+                    x,
+                    mask,
+                    *(w64[f"gru{k}_{d}_{p}"] for p in ("kernel", "recurrent", "bias")),
+                    reverse=(d == "backward"),
+                )
                 for d in ("forward", "backward")
             ]
             x = np.concatenate(parts, axis=-1)
@@ -151,8 +168,13 @@ def keras_reference(features: np.ndarray, w: dict[str, np.ndarray], mask_value: 
 # --- ONNX graph -------------------------------------------------------------------------------
 
 
-def _gru_node(k: int, x: str, w: dict[str, np.ndarray], inits: list[onnx.TensorProto],
-              nodes: list[onnx.NodeProto]) -> str:  # fmt: skip
+def _gru_node(
+    k: int,
+    x: str,
+    w: dict[str, np.ndarray],
+    inits: list[onnx.TensorProto],
+    nodes: list[onnx.NodeProto],
+) -> str:
     """Bidirectional ONNX GRU k on x (epochs, batch, in) -> (epochs, batch, 16)."""
     # ONNX packs gates z, r, h like Keras; W/R are transposed; B = [Wb, Rb] per direction.
     dirs = ("forward", "backward")
@@ -163,9 +185,14 @@ def _gru_node(k: int, x: str, w: dict[str, np.ndarray], inits: list[onnx.TensorP
         inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, np.float32), name))
     nodes.append(
         helper.make_node(
-            "GRU", [x, f"gru{k}_W", f"gru{k}_R", f"gru{k}_B"], [f"gru{k}_Y"],
-            name=f"gru{k}", hidden_size=8, direction="bidirectional", linear_before_reset=1,
-        )  # fmt: skip
+            "GRU",
+            [x, f"gru{k}_W", f"gru{k}_R", f"gru{k}_B"],
+            [f"gru{k}_Y"],
+            name=f"gru{k}",
+            hidden_size=8,
+            direction="bidirectional",
+            linear_before_reset=1,
+        )
     )
     # Y (epochs, 2, batch, 8) -> (epochs, batch, 2, 8) -> (epochs, batch, 16): [forward, backward]
     nodes.append(helper.make_node("Transpose", [f"gru{k}_Y"], [f"gru{k}_T"], perm=[0, 2, 1, 3]))
@@ -204,10 +231,14 @@ def build_onnx(w: dict[str, np.ndarray], n_features: int = 36) -> onnx.ModelProt
     graph = helper.make_graph(
         nodes,
         "sleepecg_wrn_gru_mesa",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", "epochs", n_features])],
+        [
+            helper.make_tensor_value_info(
+                "features", TensorProto.FLOAT, ["batch", "epochs", n_features]
+            )
+        ],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", "epochs", 4])],
         inits,
-    )  # fmt: skip
+    )
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", 17)],
