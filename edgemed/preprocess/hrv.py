@@ -170,7 +170,9 @@ def frequency_domain(
     series = _interp_nan(grid, rri_times, rri)
     size = int((s.lookback_seconds + s.lookforward_seconds) * fs)
     step = int(fs * s.epoch_seconds)
-    rows = np.lib.stride_tricks.sliding_window_view(series, size)[::step]
+    rows = np.lib.stride_tricks.sliding_window_view(series, size)[::step][: starts.size]
+    if rows.shape[0] != starts.size:  # only if lookback/lookforward/epoch are not on the grid
+        raise ValueError(f"{rows.shape[0]} spectral windows for {starts.size} epochs")
     nfft = rows.shape[1]
     psd = np.full((rows.shape[0], nfft // 2 + 1), np.nan)
     nan_fraction = np.mean(np.isnan(rows), axis=1)

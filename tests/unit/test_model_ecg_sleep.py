@@ -76,9 +76,18 @@ def _keras_model(features: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(result)
 
 
-def test_onnx_matches_numpy_keras_reference_on_stored_weights(stager: edgemed.Pipeline) -> None:
+@pytest.fixture(scope="module")
+def weights() -> dict[str, np.ndarray]:
+    """sleepecg's Keras weights in Keras layout, as the recipe read them from the h5 file."""
+    if not WEIGHTS.is_file():
+        pytest.skip("needs the source tree's models/recipes/data (written by the recipe)")
     with np.load(WEIGHTS) as data:
-        weights = dict(data)
+        return dict(data)
+
+
+def test_onnx_matches_numpy_keras_reference_on_stored_weights(
+    stager: edgemed.Pipeline, weights: dict[str, np.ndarray]
+) -> None:
     assert weights["dense_kernel"].shape == (36, 64) and weights["gru1_forward_kernel"].shape == (
         16,
         24,
@@ -180,7 +189,7 @@ def _sleepecg_features(ecg: np.ndarray, fs: float, n_epochs: int) -> np.ndarray:
 
 
 def test_features_and_stages_agree_with_sleepecg(
-    stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
+    stager: edgemed.Pipeline, toy: tuple[np.ndarray, float], weights: dict[str, np.ndarray]
 ) -> None:
     ecg, fs = toy
     theirs = _sleepecg_features(ecg, fs, 10)
@@ -195,8 +204,7 @@ def test_features_and_stages_agree_with_sleepecg(
     rr = np.diff(peaks) / fs
     assert np.sum((rr < 0.3) | (rr > 2.0)) > 0
     # stages: the pipeline vs the reference model on sleepecg's features
-    with np.load(WEIGHTS) as data:
-        expected = _keras_model(np.where(np.isfinite(theirs), theirs, -1.0)[None], dict(data))[0]
+    expected = _keras_model(np.where(np.isfinite(theirs), theirs, -1.0)[None], weights)[0]
     result = stager({"ecg": ecg, "fs": fs, "start_time": "23:00", "age": 23, "gender": "female"})
     assert np.abs(result.probabilities - expected).max() <= 1e-5
     assert result.stages == tuple(
@@ -324,6 +332,16 @@ def test_bad_input_is_an_input_error(
             item[key] = value
     with pytest.raises(edgemed.InputError):
         stager(item)
+
+
+def test_one_epoch_is_enough_and_partial_epochs_are_dropped(
+    stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
+) -> None:
+    ecg, fs = toy
+    for seconds, epochs in ((30.0, 1), (59.9, 1), (61.0, 2), (299.9, 9)):
+        result = stager({"ecg": ecg[: int(seconds * fs)], "fs": fs})
+        assert result.n_epochs == epochs == sum(result.counts.values())
+        assert result.probabilities.shape == (epochs, 4)
 
 
 def test_not_a_recording_is_an_input_error(stager: edgemed.Pipeline) -> None:
