@@ -271,6 +271,33 @@ def test_result_body_is_compact_json_without_identifiers(
     assert json.dumps(result.summary())
 
 
+def test_result_goes_over_the_wire_and_a_night_stays_small(
+    stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
+) -> None:
+    from edgemed.postprocess.sleep import SleepStagePostprocessor
+    from edgemed.preprocess.ecg import SleepContext
+    from edgemed.wire import decode_result, encode_result
+
+    ecg, fs = toy
+    result = stager({"ecg": ecg, "fs": fs})
+    raw = encode_result(
+        result, device_id="bed-07", seq=1, boot_id="b", lowest_unacked_seq=1, clock_synced=True
+    )
+    message = decode_result(raw, topic_device_id="bed-07")
+    assert message.kind == "sleep-stages"
+    assert message.body["result"] == json.loads(json.dumps(result.body()))
+    # an 8 h night (960 epochs): the body stays under 12 kB
+    probs = np.random.default_rng(1).dirichlet(np.ones(4), size=(1, 960)).astype(np.float32)
+    context = SleepContext(
+        n_epochs=960, epoch_seconds=30.0, n_beats=30000, invalid_rri=0, metadata_given=()
+    )
+    night = SleepStagePostprocessor(stager.manifest)({"probabilities": probs}, context)(
+        provenance=result.provenance
+    )
+    assert night.hypnogram() == "".join("UWRN"[i] for i in probs[0].argmax(1))
+    assert len(json.dumps(night.body())) < 12_000
+
+
 def test_input_forms_are_equivalent(
     stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
 ) -> None:
