@@ -30,7 +30,15 @@ from .errors import (
 from .manifest import Manifest
 from .pipeline import Pipeline, load
 from .registry import list_models
-from .results import EmbeddingResult, LabelScore, Provenance, Result, SignalWindow, Timings
+from .results import (
+    EmbeddingResult,
+    LabelScore,
+    Provenance,
+    Result,
+    SignalWindow,
+    SleepStages,
+    Timings,
+)
 
 __all__ = [
     "BackendError",
@@ -52,6 +60,7 @@ __all__ = [
     "Provenance",
     "Result",
     "SignalWindow",
+    "SleepStages",
     "SyncError",
     "Timings",
     "__version__",

@@ -51,9 +51,21 @@ def _text() -> TaskSpec:
     )
 
 
+def _ecg_sleep() -> TaskSpec:
+    from .postprocess import sleep as post
+    from .preprocess import ecg as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.SleepFeaturePreprocessor(m), post.SleepStagePostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check,
+    )
+
+
 # Task -> a function importing its modules only when a model of that task is loaded.
 _TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
+    "ecg-sleep-staging": _ecg_sleep,
 }
 
 

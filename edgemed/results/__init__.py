@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .sleep import SleepStages
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Result",
     "ResultBuilder",
     "SignalWindow",
+    "SleepStages",
     "Timings",
     "timings_summary",
 ]

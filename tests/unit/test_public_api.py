@@ -28,6 +28,7 @@ PUBLIC = {
     "Provenance",
     "Result",
     "SignalWindow",
+    "SleepStages",
     "SyncError",
     "Timings",
     "__version__",
