@@ -141,12 +141,20 @@ def _read_input(value: str) -> str | bytes:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cli_inputs import cli_input
+    from .io import Signal
     from .pipeline import load
 
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads
     ) as pipeline:
-        result = pipeline(_read_input(args.input))
+        item = cli_input(args.input, pipeline.manifest, channel=args.channel, fs=args.fs)
+        if isinstance(item, Signal):  # one JSON line per window
+            picked = item.data if args.channel is None else item.channel(args.channel)[None, :]
+            for result in pipeline.stream(Signal.blocks_of(picked, 4096), start_time=0.0):
+                print(json.dumps(result.summary()))
+            return 0
+        result = pipeline(item)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
@@ -265,7 +273,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a model on one input and print the result")
     run.add_argument("model")
-    run.add_argument("input", help="the text itself, @FILE, or - for stdin")
+    run.add_argument(
+        "input",
+        help="the text itself, - for stdin, inline JSON (tabular), or @FILE: .json, an image, "
+        ".dcm, or a signal (.csv .npy .npz .edf .hea); signals stream window by window",
+    )
+    run.add_argument("--channel", help="signal channel to use (default: all / the first)")
+    run.add_argument("--fs", type=float, help="sampling rate of a .npy/.csv signal, Hz")
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=None)

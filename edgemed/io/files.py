@@ -55,8 +55,12 @@ class Signal:
 
     def blocks(self, samples: int) -> Iterator[npt.NDArray[np.float32]]:
         """Consecutive blocks, as a live source would deliver them (for Pipeline.stream)."""
-        for start in range(0, self.data.shape[1], samples):
-            yield self.data[:, start : start + samples]
+        return self.blocks_of(self.data, samples)
+
+    @staticmethod
+    def blocks_of(data: npt.NDArray[np.float32], samples: int) -> Iterator[npt.NDArray[np.float32]]:
+        for start in range(0, data.shape[1], samples):
+            yield data[:, start : start + samples]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
