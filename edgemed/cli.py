@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .errors import EdgemedError
+from .errors import EdgemedError, InputError
 
 __all__ = ["main"]
 
@@ -101,7 +101,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads
     ) as pipeline:
-        result = pipeline(_read_input(args.input))
+        raw = _read_input(args.input)
+        item: object = raw
+        if pipeline.manifest.task.startswith("tabular-"):  # one row: {"name": value, ...} or [...]
+            try:
+                item = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"tabular input must be a JSON object or array: {exc}") from exc
+        result = pipeline(item)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
@@ -220,7 +227,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a model on one input and print the result")
     run.add_argument("model")
-    run.add_argument("input", help="the text itself, @FILE, or - for stdin")
+    run.add_argument(
+        "input", help="the text itself (tabular models: a JSON row), @FILE, or - for stdin"
+    )
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=None)

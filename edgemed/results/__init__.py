@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "Result",
     "ResultBuilder",
     "SignalWindow",
+    "TabularClassification",
+    "TabularRegression",
     "Timings",
     "timings_summary",
 ]
