@@ -5,7 +5,8 @@ Input policy (stated once, tested):
 * a ``Mapping[str, float]`` holding every feature of the manifest by name (missing or unknown
   names raise :class:`InputError` naming them), or a 1-D sequence/ndarray of exactly
   ``n_features`` numbers in the manifest's feature order;
-* values must be real, finite numbers (NaN, inf, bools, strings, None raise ``InputError``);
+* values must be real, finite numbers within float32's range (NaN, inf, 1e39, bools, strings,
+  None raise ``InputError``);
 * values outside a feature's valid range (manifest ``min``/``max``: the training data's range
   widened by a margin) are **not** rejected but flagged: the result's ``out_of_range`` names
   them, so a caller sees the input lies outside what the model saw.
@@ -93,11 +94,21 @@ def parse_features(manifest: Manifest) -> tuple[TabularPreprocess, tuple[Feature
     return config, features
 
 
+# Exact types taken without the (slow, ABC-based) numbers.Real check; bool is not among them.
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
 def _number(value: object, name: str) -> float:
     # bool is an int subclass: True as a lab value is a caller bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputError(f"feature {name!r}: expected a number, got {type(value).__name__}")
     return float(value)
+
+
+def _numbers(values: list[Any], names: Sequence[str]) -> npt.NDArray[np.float64]:
+    if all(type(v) in _PLAIN_NUMBERS for v in values):
+        return np.array(values, dtype=np.float64)
+    return np.array([_number(v, name) for v, name in zip(values, names, strict=True)])
 
 
 class TabularPreprocessor:
@@ -115,16 +126,20 @@ class TabularPreprocessor:
         """The caller's row as float64 in manifest order, or InputError."""
         n = len(self.names)
         if isinstance(item, Mapping):
-            unknown = sorted(str(k) for k in item if k not in self._index)
-            missing = [name for name in self.names if name not in item]
-            if unknown or missing:
+            try:
+                raw = [item[name] for name in self.names]
+            except KeyError:
+                raw = None
+            if raw is None or len(item) != n:  # some name is missing or unknown
+                unknown = sorted(str(k) for k in item if k not in self._index)
+                missing = [name for name in self.names if name not in item]
                 parts = []
                 if missing:
                     parts.append(f"missing feature(s) {missing}")
                 if unknown:
                     parts.append(f"unknown feature(s) {unknown}")
                 raise InputError("; ".join(parts) + f"; expected exactly {list(self.names)}")
-            values = np.array([_number(item[name], name) for name in self.names])
+            values = _numbers(raw, self.names)
         elif isinstance(item, np.ndarray):
             if item.ndim != 1 or item.shape[0] != n:
                 raise InputError(
@@ -141,30 +156,32 @@ class TabularPreprocessor:
                 raise InputError(
                     f"expected {n} features in order {list(self.names)}, got {len(item)}"
                 )
-            values = np.array([_number(v, name) for v, name in zip(item, self.names, strict=True)])
+            values = _numbers(list(item), self.names)
         else:
             raise InputError(
                 f"expected a mapping of feature name -> number or a 1-D sequence of {n} numbers, "
                 f"got {type(item).__name__}"
             )
-        bad = ~np.isfinite(values)
-        if bad.any():
-            raise InputError(
-                f"feature(s) {[self.names[i] for i in np.flatnonzero(bad)]} are NaN or infinite"
-            )
+        # The model runs in float32: a value finite in float64 but beyond float32's range would
+        # reach it as inf. One scalar test (a float64 sum of float32 values cannot overflow);
+        # the culprits are named only when it fails.
+        with np.errstate(over="ignore"):  # overflow to inf is what the test below catches
+            as_f32 = values.astype(np.float32)
+        if not math.isfinite(float(as_f32.sum(dtype=np.float64))):
+            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(as_f32))]
+            raise InputError(f"feature(s) {bad} are NaN, infinite or beyond the float32 range")
         return values
 
     def __call__(self, item: object) -> Prepared:
         values = self.row(item)
         outside = (values < self._lo) | (values > self._hi)
+        flags = tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
         tensor = values.astype(np.float32)[None, :]
         return Prepared(
             tensors={self._input: tensor},
             input_sha256=Prepared.array_sha256(tensor),
             input_kind="tabular",
-            context=TabularContext(
-                out_of_range=tuple(self.names[i] for i in np.flatnonzero(outside))
-            ),
+            context=TabularContext(out_of_range=flags),
         )
 
 
