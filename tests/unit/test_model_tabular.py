@@ -324,3 +324,16 @@ def test_body_is_json_and_survives_the_wire(cls: edgemed.Pipeline, reg: edgemed.
     assert (
         isinstance(r, TabularRegression) and r.name == "progression_1y" and "progression" in r.unit
     )
+
+
+def test_cli_run_takes_a_json_row(
+    reg: edgemed.Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgemed.cli import main
+
+    row = _golden(reg)[0][0]
+    assert main(["run", REG, "--backend", "onnxruntime", "--threads", "1", json.dumps(row)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert abs(printed["progression_1y"] - reg(row).value) < 1e-3
+    assert main(["run", REG, "{not json"]) == 2
+    assert "JSON object or array" in capsys.readouterr().err
