@@ -49,10 +49,13 @@ def _signal(signal: Signal, manifest: Manifest, channel: str | None) -> Any:
 def cli_input(
     value: str, manifest: Manifest, *, channel: str | None = None, fs: float | None = None
 ) -> Any:
-    if value == "-":
-        return sys.stdin.buffer.read()
     if value.startswith("@"):
         return _file(Path(value[1:]), manifest, channel, fs)
+    if value == "-":
+        data = sys.stdin.buffer.read()
+        if manifest.task == "text-embedding":
+            return data
+        value = data.decode("utf-8", errors="replace")
     if manifest.task != "text-embedding":
         try:
             return json.loads(value)

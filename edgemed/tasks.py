@@ -62,10 +62,34 @@ def _ecg_sleep() -> TaskSpec:
     )
 
 
+def _tabular_classification() -> TaskSpec:
+    from .postprocess import tabular as post
+    from .preprocess import tabular as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.TabularPreprocessor(m), post.ClassificationPostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check_classification,
+    )
+
+
+def _tabular_regression() -> TaskSpec:
+    from .postprocess import tabular as post
+    from .preprocess import tabular as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.TabularPreprocessor(m), post.RegressionPostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check_regression,
+    )
+
+
 # Task -> a function importing its modules only when a model of that task is loaded.
 _TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
     "ecg-sleep-staging": _ecg_sleep,
+    "tabular-classification": _tabular_classification,
+    "tabular-regression": _tabular_regression,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
 from .sleep import SleepStages
+from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "ResultBuilder",
     "SignalWindow",
     "SleepStages",
+    "TabularClassification",
+    "TabularRegression",
     "Timings",
     "timings_summary",
 ]
