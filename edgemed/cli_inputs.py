@@ -60,5 +60,7 @@ def cli_input(
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise InputError(f"expected JSON or @FILE for a {manifest.task} model: {exc}") from exc
+            raise InputError(
+                f"{manifest.task} input must be a JSON object or array, or @FILE: {exc}"
+            ) from exc
     return value
