@@ -51,9 +51,21 @@ def _text() -> TaskSpec:
     )
 
 
+def _eeg_seizure() -> TaskSpec:
+    from .postprocess import eeg as post
+    from .preprocess import eeg as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.EEGSeizurePreprocessor(m), post.SeizurePostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check,
+    )
+
+
 # Task -> a function importing its modules only when a model of that task is loaded.
 _TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
+    "eeg-seizure": _eeg_seizure,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .eeg import SeizureProbability
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Provenance",
     "Result",
     "ResultBuilder",
+    "SeizureProbability",
     "SignalWindow",
     "Timings",
     "timings_summary",
