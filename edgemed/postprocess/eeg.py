@@ -46,7 +46,7 @@ class SeizurePostprocessor:
         window_s = int(manifest.preprocess["window_samples"]) / int(
             manifest.preprocess["sampling_rate_hz"]
         )
-        n_cols = int(round(2 * window_s)) - 1
+        n_cols = round(2 * window_s) - 1
         e2, r2 = round(2 * c.discard_edges_s), round(2 * c.report_s)
         if e2 != 2 * c.discard_edges_s or r2 != 2 * c.report_s or e2 < 0 or r2 < 1:
             raise ManifestError("manifest.postprocess: edges and report must be multiples of 0.5 s")
@@ -101,7 +101,9 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     if not np.array_equal(np.isnan(traces), np.isnan(expected)) or worst > tol.max_abs_diff:
         problems.append(f"golden: max |diff| {worst:.4g} > {tol.max_abs_diff}")
     threshold = float(manifest.postprocess["threshold"])
-    agree = float(np.mean((np.nan_to_num(traces) >= threshold) == (np.nan_to_num(expected) >= threshold)))
+    agree = float(
+        np.mean((np.nan_to_num(traces) >= threshold) == (np.nan_to_num(expected) >= threshold))
+    )
     if tol.min_label_agreement is not None and agree < tol.min_label_agreement:
         problems.append(f"golden: decision agreement {agree:.3f} < {tol.min_label_agreement}")
     return problems

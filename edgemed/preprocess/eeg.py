@@ -62,11 +62,13 @@ def tukey_periodic(n: int, alpha: float) -> npt.NDArray[np.float64]:
     """``scipy.signal.get_window(('tukey', alpha), n)``: the periodic (DFT-even) Tukey window."""
     m = n + 1  # periodic = symmetric window of n + 1 points without its last point
     k = np.arange(m, dtype=np.float64)
-    width = int(math.floor(alpha * (m - 1) / 2.0))
+    width = math.floor(alpha * (m - 1) / 2.0)
     w = np.ones(m)
     w[: width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * k[: width + 1] / alpha / (m - 1))))
     tail = k[m - width - 1 :]
-    w[m - width - 1 :] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * tail / alpha / (m - 1))))
+    w[m - width - 1 :] = 0.5 * (
+        1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * tail / alpha / (m - 1)))
+    )
     return w[:n]
 
 
@@ -166,7 +168,8 @@ class EEGSeizurePreprocessor:
         x = spectrogram_features(sig, c.sampling_rate_hz, c.freq_bins, c.tukey_alpha)
         return Prepared(
             tensors={self._input: x[np.newaxis]},
-            input_sha256=Prepared.array_sha256(np.asarray(item)),
+            # (samples,) and (1, samples) are the same window: hash the (1, samples) form.
+            input_sha256=Prepared.array_sha256(np.asarray(item).reshape(1, -1)),
             input_kind="eeg",
             context=EEGContext(valid_columns=valid),
         )

@@ -379,7 +379,12 @@ def write_manifest(out: Path, metrics: dict[str, Any], backends: list[str]) -> N
         },
         "backends": backends,
         "inputs": [
-            {"name": "x", "dtype": "float32", "shape": ["batch", FREQ_BINS, N_COLS], "layout": "NFT"}
+            {
+                "name": "x",
+                "dtype": "float32",
+                "shape": ["batch", FREQ_BINS, N_COLS],
+                "layout": "NFT",
+            }
         ],
         "outputs": [
             {"name": "logits", "dtype": "float32", "shape": [N_COLS, "batch", 4], "layout": "TNC"},
