@@ -11,7 +11,8 @@ reported, so a stream whose hop equals ``report_s`` reports every 0.5 s column e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -19,12 +20,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ManifestError, ModelError
+from .. import kernels
+from ..errors import InputError, ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.eeg import EEGContext
 from ..results import Result, ResultBuilder, SeizureProbability
 
-__all__ = ["SeizurePostprocess", "SeizurePostprocessor", "golden_check"]
+__all__ = [
+    "SeizureEpisode",
+    "SeizurePostprocess",
+    "SeizurePostprocessor",
+    "golden_check",
+    "seizure_episodes",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,3 +115,76 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     if tol.min_label_agreement is not None and agree < tol.min_label_agreement:
         problems.append(f"golden: decision agreement {agree:.3f} < {tol.min_label_agreement}")
     return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeizureEpisode:
+    """A run of 0.5 s columns whose seizure probability crossed ``high`` (hysteresis)."""
+
+    start_time: float  # Unix time, centre of the first column at or above ``high``
+    end_time: float  # centre of the first column after the episode (exclusive)
+    peak_probability: float
+    peak_time: float
+
+
+def seizure_episodes(
+    results: Iterable[SeizureProbability],
+    *,
+    high: float | None = None,
+    low: float | None = None,
+    min_duration_s: float = 0.0,
+    min_gap_s: float = 0.0,
+) -> list[SeizureEpisode]:
+    """Episodes over the reported traces of ``Pipeline.stream`` results (C++ hysteresis kernel).
+
+    Columns are placed on the stream's 0.5 s grid from each result's window; where windows
+    overlap (a hop shorter than ``report_s``) the larger value wins, as in the package's offline
+    trace. Columns that were not evaluated (flat signal) or not covered split the trace: an
+    episode never spans them. ``high`` defaults to the results' threshold, ``low`` to ``high``.
+    """
+    columns: dict[int, float] = {}
+    origin: float | None = None  # Unix time of stream sample 0
+    threshold = 0.5
+    for r in results:
+        w = r.provenance.window
+        if w is None:
+            raise InputError("seizure_episodes needs results of Pipeline.stream (with a window)")
+        if origin is None:
+            origin = w.start_time - w.start_sample / w.sampling_rate_hz
+        threshold = r.threshold
+        k0 = round(2 * (w.start_sample / w.sampling_rate_hz + r.segment_start_s))
+        for i, v in enumerate(r.trace):
+            value = math.nan if v is None else v
+            columns[k0 + i] = max(columns.get(k0 + i, value), value)
+    if origin is None:
+        return []
+    hi = threshold if high is None else high
+    lo = hi if low is None else low
+    first = min(columns)
+    trace = np.full(max(columns) - first + 1, np.nan, dtype=np.float32)
+    for k, v in columns.items():
+        trace[k - first] = v
+    episodes: list[SeizureEpisode] = []
+    finite = np.isfinite(trace)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):  # finite runs [a, b)
+        found = kernels.detect_events(
+            trace[a:b],
+            hi,
+            lo,
+            min_duration=math.ceil(2 * min_duration_s),
+            min_gap=math.ceil(2 * min_gap_s),
+        )
+        for s, e, p, v in zip(
+            found.start, found.end, found.peak_index, found.peak_value, strict=True
+        ):
+            k = first + int(a)
+            episodes.append(
+                SeizureEpisode(
+                    start_time=origin + (k + int(s)) / 2,
+                    end_time=origin + (k + int(e)) / 2,
+                    peak_probability=float(v),
+                    peak_time=origin + (k + int(p)) / 2,
+                )
+            )
+    return episodes

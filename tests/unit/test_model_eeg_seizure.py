@@ -20,6 +20,7 @@ from scipy.signal import get_window
 
 import edgemed
 from edgemed.errors import InputError
+from edgemed.postprocess.eeg import seizure_episodes
 from edgemed.preprocess.eeg import tukey_periodic
 from edgemed.results import SeizureProbability
 from edgemed.wire import decode_result, encode_result
@@ -132,6 +133,15 @@ def test_stream_in_odd_blocks_equals_direct_windows(pipe: edgemed.Pipeline) -> N
         grid = 2 * k * 20 + 1 + np.arange(REPORT.start, REPORT.stop)
         assert np.all(package_trace[grid] >= _trace(r) - 1e-5)
     assert results[-1].seizure and not results[0].seizure  # burst only in the last window
+    # The reported traces tile the stream: [270, 350) s, and the burst (325-360 s) gives one
+    # episode (the BiLSTM reads the window both ways: it may start a column or two early).
+    episodes = seizure_episodes(results)
+    assert len(episodes) == 1
+    ep = episodes[0]
+    assert 1_000.0 + 320 <= ep.start_time < ep.peak_time < ep.end_time <= 1_000.0 + 350
+    assert isinstance(ep.start_time, float) and ep.end_time == 1_000.0 + 350
+    assert ep.peak_probability == pytest.approx(results[-1].probability, abs=1e-6)
+    assert seizure_episodes(results, high=1.01) == []
 
 
 def test_flat_stretch_is_not_evaluated(pipe: edgemed.Pipeline) -> None:
