@@ -127,6 +127,34 @@ class SeizureEpisode:
     peak_time: float
 
 
+def _stream_grid(
+    results: Iterable[SeizureProbability],
+) -> tuple[npt.NDArray[np.float32], float, int, float] | None:
+    """Reported traces on the stream's 0.5 s grid: (trace with NaN where not evaluated or not
+    covered, Unix time of stream sample 0, grid index of trace[0], threshold)."""
+    columns: dict[int, float] = {}
+    origin: float | None = None
+    threshold = 0.5
+    for r in results:
+        w = r.provenance.window
+        if w is None:
+            raise InputError("seizure_episodes needs results of Pipeline.stream (with a window)")
+        if origin is None:
+            origin = w.start_time - w.start_sample / w.sampling_rate_hz
+        threshold = r.threshold
+        k0 = round(2 * (w.start_sample / w.sampling_rate_hz + r.segment_start_s))
+        for i, v in enumerate(r.trace):
+            value = math.nan if v is None else v
+            columns[k0 + i] = max(columns.get(k0 + i, value), value)
+    if origin is None:
+        return None
+    first = min(columns)
+    trace = np.full(max(columns) - first + 1, np.nan, dtype=np.float32)
+    for k, v in columns.items():
+        trace[k - first] = v
+    return trace, origin, first, threshold
+
+
 def seizure_episodes(
     results: Iterable[SeizureProbability],
     *,
@@ -142,32 +170,16 @@ def seizure_episodes(
     trace. Columns that were not evaluated (flat signal) or not covered split the trace: an
     episode never spans them. ``high`` defaults to the results' threshold, ``low`` to ``high``.
     """
-    columns: dict[int, float] = {}
-    origin: float | None = None  # Unix time of stream sample 0
-    threshold = 0.5
-    for r in results:
-        w = r.provenance.window
-        if w is None:
-            raise InputError("seizure_episodes needs results of Pipeline.stream (with a window)")
-        if origin is None:
-            origin = w.start_time - w.start_sample / w.sampling_rate_hz
-        threshold = r.threshold
-        k0 = round(2 * (w.start_sample / w.sampling_rate_hz + r.segment_start_s))
-        for i, v in enumerate(r.trace):
-            value = math.nan if v is None else v
-            columns[k0 + i] = max(columns.get(k0 + i, value), value)
-    if origin is None:
+    grid = _stream_grid(results)
+    if grid is None:
         return []
+    trace, origin, first, threshold = grid
     hi = threshold if high is None else high
     lo = hi if low is None else low
-    first = min(columns)
-    trace = np.full(max(columns) - first + 1, np.nan, dtype=np.float32)
-    for k, v in columns.items():
-        trace[k - first] = v
     episodes: list[SeizureEpisode] = []
-    finite = np.isfinite(trace)
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
-    for a, b in zip(edges[::2], edges[1::2], strict=True):  # finite runs [a, b)
+    finite = np.concatenate([[False], np.isfinite(trace), [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(finite))
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):  # finite [a, b)
         found = kernels.detect_events(
             trace[a:b],
             hi,
@@ -175,16 +187,20 @@ def seizure_episodes(
             min_duration=math.ceil(2 * min_duration_s),
             min_gap=math.ceil(2 * min_gap_s),
         )
+        k = first + a
         for s, e, p, v in zip(
-            found.start, found.end, found.peak_index, found.peak_value, strict=True
+            found.start.tolist(),
+            found.end.tolist(),
+            found.peak_index.tolist(),
+            found.peak_value.tolist(),
+            strict=True,
         ):
-            k = first + int(a)
             episodes.append(
                 SeizureEpisode(
-                    start_time=origin + (k + int(s)) / 2,
-                    end_time=origin + (k + int(e)) / 2,
+                    start_time=origin + (k + s) / 2,
+                    end_time=origin + (k + e) / 2,
                     peak_probability=float(v),
-                    peak_time=origin + (k + int(p)) / 2,
+                    peak_time=origin + (k + p) / 2,
                 )
             )
     return episodes
