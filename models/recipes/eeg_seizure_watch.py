@@ -177,6 +177,13 @@ def ov_probs(compiled: Any, x: np.ndarray) -> np.ndarray:
     return np.stack([req.infer({"x": xi[np.newaxis]})["probs"][:, 0, 3] for xi in x])
 
 
+def flips(ref: np.ndarray, got: np.ndarray) -> str:
+    """The windows whose decision changes, as 'fp32 -> other' reported probabilities."""
+    ref_w, got_w = ref[:, REPORT].max(axis=1), got[:, REPORT].max(axis=1)
+    changed = np.flatnonzero((ref_w >= THRESHOLD) != (got_w >= THRESHOLD))
+    return ", ".join(f"{ref_w[i]:.3f} -> {got_w[i]:.3f}" for i in changed) or "none"
+
+
 def compare(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
     """Window-level (reported max) and column-level (kept interior) agreement."""
     ref_w, got_w = ref[:, REPORT].max(axis=1), got[:, REPORT].max(axis=1)
@@ -243,6 +250,10 @@ def main() -> None:
     (out / "openvino").mkdir()
     model_path = out / "model.onnx"
     shutil.copyfile(src, model_path)
+    licence = Path(str(md.distribution(PACKAGE).locate_file(""))) / (
+        f"brainmaze_eeg_models-{md.version(PACKAGE)}.dist-info/licenses/LICENSE"
+    )
+    shutil.copyfile(licence, out / "LICENSE.brainmaze-eeg-models")
 
     metrics: dict[str, Any] = {}
     windows = synthetic_set(EVAL_SEED, KINDS)
@@ -265,7 +276,9 @@ def main() -> None:
         variants = quantize_variants(model_path, work, calib)
         passed, reasons = [], []
         for name, path in variants.items():
-            c = compare(p32, ort_probs(session(path), x))
+            q = ort_probs(session(path), x)
+            c = compare(p32, q)
+            metrics[f"int8_{name}_flipped_windows"] = flips(p32, q)
             for key in ("window_mae", "window_max_abs", "window_agreement", "column_agreement"):
                 metrics[f"int8_{name}_{key}"] = round(c[key], 4)
             metrics[f"int8_{name}_size_mb"] = round(path.stat().st_size / 1e6, 2)
@@ -344,7 +357,8 @@ def write_card(out: Path, metrics: dict[str, Any]) -> None:
         f"{md.metadata(PACKAGE)['License']} (package metadata of {PACKAGE} "
         f"{md.version(PACKAGE)}; Copyright (c) 2024, Bioelectronics Engineering and "
         "Electrophysiology Lab - Mayo Clinic). The package's MIT notice covers only its spindle "
-        "models, not this one. This bundle keeps the BSD-3-Clause licence and its notice."
+        "models, not this one. The licence text ships beside the model "
+        "(`LICENSE.brainmaze-eeg-models`)."
     )
     template = (HERE / "eeg_seizure_watch_card.md").read_text()
     (out / "MODEL_CARD.md").write_text(template.format(**metrics, license_note=licence))
@@ -376,6 +390,7 @@ def write_manifest(out: Path, metrics: dict[str, Any], backends: list[str]) -> N
             "golden_inputs": art("golden/inputs.npy"),
             "golden_outputs": art("golden/fp32_trace.npy"),
             "model_card": art("MODEL_CARD.md"),
+            "license": art("LICENSE.brainmaze-eeg-models"),
         },
         "backends": backends,
         "inputs": [

@@ -200,5 +200,7 @@ def test_card_and_metrics_are_honest(pipe: edgemed.Pipeline) -> None:
     assert "Nothing here measures seizure-detection accuracy" in card
     assert str(m.metrics["int8_gate"]) in card and str(m.metrics["int8_gate"]).startswith("failed")
     assert m.precision == "fp32"
+    assert "Redistribution and use" in m.path("license").read_text()  # BSD-3 text ships
+    assert str(m.metrics["int8_dynamic_flipped_windows"]) in card
     assert float(m.metrics["preprocess_vs_package_max_abs"]) < 1e-5
     assert float(m.metrics["openvino_fp32_vs_ort_max_abs"]) < 1e-4
