@@ -62,6 +62,17 @@ def _ecg_sleep() -> TaskSpec:
     )
 
 
+def _eeg_seizure() -> TaskSpec:
+    from .postprocess import eeg as post
+    from .preprocess import eeg as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.EEGSeizurePreprocessor(m), post.SeizurePostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check,
+    )
+
+
 def _tabular_classification() -> TaskSpec:
     from .postprocess import tabular as post
     from .preprocess import tabular as pre
@@ -88,6 +99,7 @@ def _tabular_regression() -> TaskSpec:
 _TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
     "ecg-sleep-staging": _ecg_sleep,
+    "eeg-seizure": _eeg_seizure,
     "tabular-classification": _tabular_classification,
     "tabular-regression": _tabular_regression,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .eeg import SeizureProbability
 from .sleep import SleepStages
 from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
@@ -13,6 +14,7 @@ __all__ = [
     "Provenance",
     "Result",
     "ResultBuilder",
+    "SeizureProbability",
     "SignalWindow",
     "SleepStages",
     "TabularClassification",
