@@ -36,7 +36,10 @@ from .results import (
     Provenance,
     Result,
     SignalWindow,
+    SeizureProbability,
     SleepStages,
+    TabularClassification,
+    TabularRegression,
     Timings,
 )
 
@@ -60,7 +63,10 @@ __all__ = [
     "Provenance",
     "Result",
     "SignalWindow",
+    "SeizureProbability",
     "SleepStages",
+    "TabularClassification",
+    "TabularRegression",
     "SyncError",
     "Timings",
     "__version__",

@@ -2,7 +2,6 @@
 #include "edgemed/signal.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -62,12 +61,17 @@ struct vec4 {
 // One DF2T step of a section on 4 lanes; same operation order as SciPy's _sosfilt.
 struct Section4 {
     vec4 b0, b1, b2, a1, a2;
-    explicit Section4(const double* c) noexcept
-        : b0(splat(c[0])), b1(splat(c[1])), b2(splat(c[2])), a1(splat(c[4])), a2(splat(c[5])) {}
-    static vec4 splat(double x) noexcept {
-        vec4 v;
-        std::memcpy(&v, std::array<double, 4>{x, x, x, x}.data(), sizeof v);
-        return v;
+    explicit Section4(const double* c) noexcept {
+        splat(b0, c[0]);
+        splat(b1, c[1]);
+        splat(b2, c[2]);
+        splat(a1, c[4]);
+        splat(a2, c[5]);
+    }
+    // By reference: returning a vec4 by value changes the x86 ABI without AVX (-Wpsabi).
+    static void splat(vec4& v, double x) noexcept {
+        const double four[4] = {x, x, x, x};
+        std::memcpy(&v, four, sizeof v);
     }
     // In place on x (references only: passing vec4 by value changes the x86 ABI without AVX).
     void step(vec4& x, vec4& z0, vec4& z1) const noexcept {
