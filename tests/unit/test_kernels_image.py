@@ -134,6 +134,20 @@ def test_packed_bilinear_fast_path_is_bit_identical_to_the_scalar_path(
     np.testing.assert_array_equal(fast, scalar)
 
 
+@pytest.mark.parametrize("size", [(224, 224), (37, 190), (1, 1), (100, 7)])
+def test_area_three_channel_path_is_bit_identical_to_the_generic_path(
+    size: tuple[int, int],
+) -> None:
+    """3-channel rows run the area taps of all channels side by side; 4-channel rows (alpha
+    dropped) run the generic per-channel loop. Same adds in the same order: same floats."""
+    rng = np.random.default_rng(12)
+    bgra = rng.integers(0, 256, (480, 641, 4), dtype=np.uint8)
+    t = ImageTransform(size=size, interpolation="area", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
+    three, _ = preprocess_image(np.ascontiguousarray(bgra[..., :3]), t)
+    four, _ = preprocess_image(bgra, t)
+    np.testing.assert_array_equal(three, four)
+
+
 def test_output_is_filled_in_place() -> None:
     img = np.full((10, 10, 3), 255, np.uint8)
     out = np.zeros((3, 4, 4), np.float32)
