@@ -5,16 +5,27 @@ embedded amqtt, except the ``broker`` variant against a real mosquitto."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
+DEVICE_KINDS = {
+    "ed-triage-01": "text-embedding",
+    "onc-lab-02": "tabular-classification",
+    "endo-clinic-03": "tabular-regression",
+    "icu-eeg-04": "seizure-probability",
+    "sleep-lab-05": "sleep-stages",
+}
 needs_cc = pytest.mark.skipif(
     shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and a C compiler"
 )
@@ -80,18 +91,51 @@ def test_dicom_windowing(tmp_path: Path) -> None:
     assert "native and NumPy paths agree" in out
 
 
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        return r.status, r.read()
+
+
 def test_fleet_dashboard(tmp_path: Path) -> None:
-    out = run_example("fleet_dashboard.py", "--seconds", "4", "--interval", "0.5", cwd=tmp_path)
-    url = re.search(r"dashboard  (http://127\.0\.0\.1:\d+/)", out)
-    assert url and re.search(r"token      \S{16,}", out), out
-    kinds = {
-        "ed-triage-01": "text-embedding",
-        "onc-lab-02": "tabular-classification",
-        "endo-clinic-03": "tabular-regression",
-        "icu-eeg-04": "seizure-probability",
-        "sleep-lab-05": "sleep-stages",
-    }
-    for device, kind in kinds.items():
+    """While the example runs, this test reads its API and dashboard as an operator would."""
+    cmd = [sys.executable, "-u", str(ROOT / "examples" / "fleet_dashboard.py")]
+    proc = subprocess.Popen(
+        [*cmd, "--seconds", "8", "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("running until"):
+                break
+        head = "".join(lines)
+        url = re.search(r"dashboard  (http://127\.0\.0\.1:\d+)/", head)
+        token = re.search(r"token      (\S{16,})", head)
+        assert url and token, head
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 5 and time.monotonic() < deadline:
+            _status, body = _get(f"{url[1]}/api/results?limit=1000", token[1])
+            seen = {row["device_id"] for row in json.loads(body)["items"]}
+            time.sleep(0.3)
+        assert seen == set(DEVICE_KINDS)
+        status, page = _get(f"{url[1]}/")
+        assert status == 200 and b"<html" in page.lower()
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            _get(f"{url[1]}/api/devices", "not-the-token-0123456789")
+        assert denied.value.code == 401
+        out = head + proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, out
+    finally:
+        proc.kill()
+        proc.wait()
+    for device, kind in DEVICE_KINDS.items():
         row = re.search(rf"{device} +submitted +(\d+), fleet stored +(\d+) {kind}, state", out)
         assert row and row[1] == row[2] and int(row[1]) >= 1, out
     assert "from 5 device(s)" in out
