@@ -72,7 +72,8 @@ def numpy_tensor(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
     bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
     resized = top * (1 - fy[:, None]) + bottom * fy[:, None]
-    return ((resized / 255.0 - 0.5) / 0.5)[np.newaxis].astype(np.float32)
+    tensor: npt.NDArray[np.float32] = ((resized / 255.0 - 0.5) / 0.5)[np.newaxis].astype(np.float32)
+    return tensor
 
 
 Paths = tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]
@@ -106,7 +107,9 @@ def main() -> int:
     args = parser.parse_args()
     ok = True
     for name in ("CT_small.dcm", "MR_small.dcm"):
-        img = read_dicom_image(get_testdata_file(name))
+        path = get_testdata_file(name)  # bundled with pydicom: no download
+        assert isinstance(path, str), f"pydicom has no test file {name}"
+        img = read_dicom_image(path)
         stored = np.ascontiguousarray(img.stored)
         hu = img.pixels
         print(f"{name}: {img.modality} {stored.shape[1]}x{stored.shape[0]} {stored.dtype}, "
