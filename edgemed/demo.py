@@ -3,6 +3,8 @@
 Starts an embedded loopback broker (unless ``--broker`` is given), a fleet ingest + REST API
 over SQLite, runs the bundled text model on sample notes as device ``demo-bed-01``, syncs the
 results through the durable outbox and prints what the fleet stored. Cleans up everything.
+:class:`LocalFleet` (broker + fleet server + token on this machine) is what the demo and the
+scenarios in ``examples/`` start.
 """
 
 from __future__ import annotations
