@@ -31,6 +31,7 @@ pty allows (a few seconds).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -59,6 +60,8 @@ def main() -> int:
                         help="seconds of new ECG between sleep-staging runs (default 60)")  # fmt: skip
     parser.add_argument("--broker", default=None, help="mqtt://host:port (default: embedded)")
     args = parser.parse_args()
+    # The SDK's own warnings (fleet alerts, link trouble) on stderr, marked as such.
+    logging.basicConfig(level=logging.WARNING, format="log      %(name)s: %(message)s")
 
     with tempfile.TemporaryDirectory(prefix="edgemed-ecg-stream-") as tmp, LocalFleet(
         args.broker, Path(tmp) / "fleet"

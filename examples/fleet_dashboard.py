@@ -34,6 +34,7 @@ Run from the repository root (needs ``edgemed[fleet]``)::
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import signal
 import sys
@@ -96,6 +97,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="stop after N s (default: Ctrl-C)")  # fmt: skip
     parser.add_argument("--broker", default=None, help="mqtt://host:port (default: embedded)")
     args = parser.parse_args()
+    # The SDK's own warnings (fleet alerts, link trouble) on stderr, marked as such.
+    logging.basicConfig(level=logging.WARNING, format="log      %(name)s: %(message)s")
 
     stop = threading.Event()
 
