@@ -51,9 +51,21 @@ def _text() -> TaskSpec:
     )
 
 
+def _monitor() -> TaskSpec:
+    from .postprocess import monitor as post
+    from .preprocess import image as pre
+
+    return TaskSpec(
+        processors=lambda m: (pre.DetectorPreprocessor(m), post.MonitorPostprocessor(m)),
+        golden_inputs=pre.golden_inputs,
+        golden_check=post.golden_check,
+    )
+
+
 # Task -> a function importing its modules only when a model of that task is loaded.
 _TASKS: dict[str, Callable[[], TaskSpec]] = {
     "text-embedding": _text,
+    "monitor-reader": _monitor,
 }
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .monitor import MONITOR_FIELDS, MonitorReading, News2Partial, OcrText, VitalReading
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
+    "MONITOR_FIELDS",
     "EmbeddingResult",
     "LabelScore",
+    "MonitorReading",
+    "News2Partial",
+    "OcrText",
     "Provenance",
     "Result",
     "ResultBuilder",
     "SignalWindow",
     "Timings",
+    "VitalReading",
     "timings_summary",
 ]
