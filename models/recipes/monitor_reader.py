@@ -5,7 +5,7 @@ Steps (deterministic for the pinned versions in requirements.txt):
    and write the recogniser's character dictionary (the ONNX metadata key ``character``, the
    6,623-line ppocr_keys_v1 list) as ``ppocr_keys_v1.txt``;
 2. render the evaluation screens (``monitor_screens.render_screen``, seeds 1000-1199; the
-   shipped test subset is seeds 1000-1019 rendered without sensor noise and JPEG);
+   shipped test subset is seeds 1000-1015 rendered without sensor noise and JPEG);
 3. measure per-field exact-value accuracy FP32 vs INT8 (ONNX Runtime dynamic INT8 of the
    recogniser, per-channel; static QDQ INT8 of the detector calibrated on seeds 0-31); an INT8
    variant ships only if every field stays within 1 point of FP32;
@@ -43,7 +43,7 @@ from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 MODEL_ID = "monitor-reader"
 VERSION = "1.0.0"
 EVAL_SEEDS = 1000  # first evaluation seed
-SUBSET = 20  # shipped test subset: the first SUBSET evaluation seeds, lossy=False
+SUBSET = 16  # shipped test subset: the first SUBSET evaluation seeds, lossy=False
 CALIB_SEEDS = range(0, 32)
 FIELDS = ("hr", "spo2", "nibp", "rr", "temperature")
 PREPROCESS = {"limit_side_len": 960, "limit_type": "max", "mean": 0.5, "std": 0.5}
@@ -274,10 +274,10 @@ def try_openvino(out: Path, pipe: Any, image: np.ndarray) -> str:
 
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             ref = np.asarray(sess.run(None, {sess.get_inputs()[0].name: feed})[0])
-            diff = np.abs(got - ref)
-            notes.append(
-                f"{name}: converts, |OV-ORT| max {float(diff.max()):.2e} mean {float(diff.mean()):.2e}"
-            )
+            worst = float(np.abs(got - ref).max())
+            # Coarse bands: the note goes into the manifest, which must hash the same each run.
+            band = next((f"< {b:.0e}" for b in (1e-4, 1e-3, 1e-2, 1e-1) if worst < b), "up to 1")
+            notes.append(f"{name}: converts, max |OV - ORT| {band}")
         except Exception as exc:  # report, never hide: the outcome goes into the model card
             notes.append(f"{name}: conversion failed ({type(exc).__name__}: {str(exc)[:120]})")
     return "; ".join(notes)
@@ -331,7 +331,8 @@ def make_golden(out: Path, pipe: Any, seeds: tuple[int, ...]) -> None:
 
 
 def write_subset(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     labels = {"recipe": "models/recipes/monitor_screens.py", "lossy": False, "fonts": font_hashes()}
     screens = []
     for seed in range(EVAL_SEEDS, EVAL_SEEDS + SUBSET):
@@ -459,11 +460,6 @@ def main() -> None:
         "subset_mean_field_accuracy": sub_acc["mean"],
         "subset_wrong_values": sub_acc["wrong_values"],
         **{f"subset_{f}_accuracy": sub_acc[f] for f in FIELDS},
-        **{
-            f"{v}_{k}": results[v]["timing"][k]
-            for v in variants
-            for k in ("preprocess_ms", "inference_ms", "postprocess_ms")
-        },
         "detector_mb": round((out / det).stat().st_size / 1e6, 2),
         "recognizer_mb": round((out / rec).stat().st_size / 1e6, 2),
         "charset_classes": n_chars + 2,
@@ -471,12 +467,15 @@ def main() -> None:
     }
     card = (HERE / "monitor_reader_card.md").read_text(encoding="utf-8")
     card = card.replace("{{METRICS}}", json.dumps(metrics, indent=1)).replace(
-        "{{RESULTS}}", json.dumps(results, indent=1)
+        "{{RESULTS}}", json.dumps({v: r["accuracy"] for v, r in results.items()}, indent=1)
     )
     (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     write_manifest(out, det=det, rec=rec, det_precision=dp, rec_precision=rp, metrics=metrics)
     check = edgemed.load(out, threads=2)  # golden check at load must pass
     check.close()
+    # Latency depends on the machine and its load: printed, never written into an artifact
+    # (the recipe's outputs must hash the same run to run).
+    print("timings", json.dumps({v: r["timing"] for v, r in results.items()}))
     for p in sorted(out.rglob("*")):
         if p.is_file():
             print(f"{sha256(p)[:16]}  {p.stat().st_size:>10}  {p.relative_to(out)}")

@@ -13,6 +13,7 @@ import pytest
 import edgemed
 from edgemed import kernels
 from edgemed.errors import InputError
+from edgemed.postprocess.monitor import news2_of
 from edgemed.postprocess.vitals_text import Box, pair_fields, parse_value, split_labels
 from edgemed.preprocess.image import MonitorFrame
 from edgemed.results import MONITOR_FIELDS, MonitorReading
@@ -45,7 +46,7 @@ def _truth(screen: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_golden_screens_read_exactly_and_detector_map_matches(pipe: Any) -> None:
-    assert pipe.check_golden() == []
+    # edgemed.load already ran check_golden (fields exact, box scores) and would have refused.
     m = pipe.manifest
     spec = json.loads(m.path("golden_outputs").read_text(encoding="utf-8"))
     screens = edgemed.preprocess.image.golden_inputs(m)
@@ -71,8 +72,8 @@ def test_field_accuracy_on_shipped_subset(pipe: Any, subset: list[Any]) -> None:
         keys = ("nibp_systolic", "nibp_diastolic") if f == "nibp" else (f,)
         ok = [all(r.value(k) == s[k] for k in keys) for s, r in subset]
         acc = 100.0 * float(np.mean(ok))
-        # One screen of 20 is 5 points: allow one flip per field on another CPU.
-        assert acc >= float(metrics[f"subset_{f}_accuracy"]) - 5.0, f
+        # One screen of 16 is 6.25 points: allow one flip per field on another CPU.
+        assert acc >= float(metrics[f"subset_{f}_accuracy"]) - 6.5, f
     wrong = sum(
         1
         for s, r in subset
@@ -128,8 +129,13 @@ def test_news2_is_partial_without_caller_inputs_and_names_assumptions(
     assumed = pipe(MonitorFrame(image=image, assume_alert_on_room_air=True))
     assert assumed.news2 == full.news2
     assert assumed.news2_assumed == ("consciousness", "air_or_oxygen")
-    on_o2 = pipe(MonitorFrame(image=image, consciousness="A", on_oxygen=True))
-    assert on_o2.news2["parameter_scores"]["air_or_oxygen"] == 2
+    on_o2, _, _ = news2_of(
+        full.fields, MonitorFrame(image=image, consciousness="V", on_oxygen=True)
+    )
+    assert on_o2 is not None
+    assert on_o2["parameter_scores"]["air_or_oxygen"] == 2
+    assert on_o2["parameter_scores"]["consciousness"] == 3
+    assert on_o2["score"] == full.news2["score"] + 5
 
 
 @pytest.mark.parametrize(
