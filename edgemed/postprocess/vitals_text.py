@@ -57,7 +57,9 @@ _LABELS: list[tuple[str, re.Pattern[str]]] = [
     # Parameters the reader does not report: they still claim their numbers.
     ("other", re.compile(r"(PR|PULSE|ETCO2|ETC02|CO2|ST|BED|PVC|FICO2|IBP|ART|CVP)" + _END)),
 ]
-_ANY_LABEL = re.compile(r"(?<![A-Z0-9])(?:" + "|".join(p.pattern for _, p in _LABELS) + ")")
+# Labels start a new segment unless glued to letters before them ("199/80RESP" splits).
+_ANY_LABEL = re.compile(r"(?<![A-Z])(?:" + "|".join(p.pattern for _, p in _LABELS) + ")")
+_LEADING_UNIT = re.compile(r"^(?:BPM|BRPM|RPM|MMHG|/MIN|%|°C)(?:\s+|$)")
 MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
 _UNITS = {"%", "BPM", "MMHG", "RPM", "/MIN", "°C", "C", "BRPM", "°F", "F"}
 _WORD = re.compile(r"[A-Z]{4,}")
@@ -105,7 +107,8 @@ def classify_label(text: str) -> tuple[str, str] | None:
     for name, pattern in _LABELS:
         m = pattern.match(t)
         if m:
-            return name, t[m.end() :].strip(" :")
+            # A unit may sit between the label and the value: "HR bpm 72".
+            return name, _LEADING_UNIT.sub("", t[m.end() :].strip(" :")).strip()
     return None
 
 

@@ -14,7 +14,13 @@ import edgemed
 from edgemed import kernels
 from edgemed.errors import InputError
 from edgemed.postprocess.monitor import news2_of
-from edgemed.postprocess.vitals_text import Box, pair_fields, parse_value, split_labels
+from edgemed.postprocess.vitals_text import (
+    Box,
+    classify_label,
+    pair_fields,
+    parse_value,
+    split_labels,
+)
 from edgemed.preprocess.image import MonitorFrame
 from edgemed.results import MONITOR_FIELDS, MonitorReading
 from edgemed.wire import decode_result, encode_result
@@ -203,6 +209,11 @@ def test_parse_value_and_split_labels() -> None:
     assert parse_value("HR") is None
     assert split_labels("HR 109 RR 20") == ["HR 109", "RR 20"]
     assert split_labels("SpO2 97 T 36.4") == ["SPO2 97", "T 36.4"]
+    assert split_labels("NIBP 199/80RESP") == ["NIBP 199/80", "RESP"]  # merged panels
+    assert split_labels("ETCO2 35") == ["ETCO2 35"]  # no "CO2" label inside a word
+    assert classify_label("HRbpm 145") == ("hr", "145")  # unit between label and value
+    assert classify_label("SpO2 % 97") == ("spo2", "97")
+    assert classify_label("72") is None
 
 
 def test_pairing_by_position_colour_and_shape() -> None:
