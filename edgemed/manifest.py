@@ -51,6 +51,8 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMON_ARTIFACTS = ("model", "golden_inputs", "golden_outputs", "model_card")
 _REQUIRED_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "text-embedding": (*_COMMON_ARTIFACTS, "tokenizer"),
+    # The detector is ``model`` (run by the backend); the postprocessor runs the recogniser.
+    "monitor-reader": (*_COMMON_ARTIFACTS, "recognizer", "charset"),
 }
 # Artifacts each backend runs (OpenVINO IR is an .xml graph beside a .bin of weights).
 BACKEND_ARTIFACTS: dict[str, tuple[str, ...]] = {

@@ -65,6 +65,12 @@ _TASKS: dict[str, _Wiring] = {
         "ecg:golden_inputs",
         "sleep:golden_check",
     ),
+    "monitor-reader": _Wiring(
+        "image:DetectorPreprocessor",
+        "monitor:MonitorPostprocessor",
+        "image:golden_inputs",
+        "monitor:golden_check",
+    ),
     "eeg-seizure": _Wiring(
         "eeg:EEGSeizurePreprocessor",
         "eeg:SeizurePostprocessor",
