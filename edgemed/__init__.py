@@ -29,10 +29,13 @@ from .errors import (
 )
 from .manifest import Manifest
 from .pipeline import Pipeline, load
+from .preprocess.ecg import EcgRecording
+from .preprocess.image import MonitorFrame
 from .registry import list_models
 from .results import (
     EmbeddingResult,
     LabelScore,
+    MonitorReading,
     Provenance,
     Result,
     SeizureProbability,
@@ -47,6 +50,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "BridgeError",
+    "EcgRecording",
     "EdgemedError",
     "EmbeddingResult",
     "FrameError",
@@ -57,6 +61,8 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ModelError",
+    "MonitorFrame",
+    "MonitorReading",
     "OutboxFullError",
     "PayloadError",
     "Pipeline",
