@@ -14,7 +14,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent.resolve()
-MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".md", ".txt", ".xml", ".bin"}
+# Everything a bundle may hold (golden inputs can be images or recordings too).
+MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".npz", ".md", ".txt", ".xml", ".bin", ".png", ".jpg"}
 
 
 class build_py_with_models(build_py):
@@ -37,7 +38,11 @@ class build_py_with_models(build_py):
 ext_modules = [
     Pybind11Extension(
         "edgemed._kernels",
-        sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*/*.cpp") if p.parent.name in {"src", "bindings"}),
+        sorted(
+            str(p.relative_to(ROOT))
+            for p in (ROOT / "csrc").glob("*/*.cpp")
+            if p.parent.name in {"src", "bindings"}
+        ),
         include_dirs=["csrc/include"],
         cxx_std=17,
         # Same floating-point results on x86_64 and aarch64 (GCC fuses a*b+c into FMA on ARM).

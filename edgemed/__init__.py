@@ -29,13 +29,28 @@ from .errors import (
 )
 from .manifest import Manifest
 from .pipeline import Pipeline, load
+from .preprocess.ecg import EcgRecording
+from .preprocess.image import MonitorFrame
 from .registry import list_models
-from .results import EmbeddingResult, LabelScore, Provenance, Result, SignalWindow, Timings
+from .results import (
+    EmbeddingResult,
+    LabelScore,
+    MonitorReading,
+    Provenance,
+    Result,
+    SeizureProbability,
+    SignalWindow,
+    SleepStages,
+    TabularClassification,
+    TabularRegression,
+    Timings,
+)
 
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "BridgeError",
+    "EcgRecording",
     "EdgemedError",
     "EmbeddingResult",
     "FrameError",
@@ -46,13 +61,19 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ModelError",
+    "MonitorFrame",
+    "MonitorReading",
     "OutboxFullError",
     "PayloadError",
     "Pipeline",
     "Provenance",
     "Result",
+    "SeizureProbability",
     "SignalWindow",
+    "SleepStages",
     "SyncError",
+    "TabularClassification",
+    "TabularRegression",
     "Timings",
     "__version__",
     "list_models",

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import EdgemedError
@@ -62,6 +63,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             )
         return 0
     ids = args.ids or ([] if args.action == "info" else [m.id for m in list_models()])
+    failed = 0
     if args.action == "info" and len(ids) != 1:
         raise SystemExit("usage: edgemed models info MODEL_ID")
     for model_id in ids:
@@ -81,9 +83,52 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "folder": str(manifest.root),
             }
             print(json.dumps(info, indent=2))
+        elif not _verify_model(manifest, verify_artifacts):
+            failed += 1
+    if failed:
+        print(f"{failed} model(s) failed verification", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
+    """sha256 of every artifact, then the golden vectors on every backend this machine runs."""
+    from .backends import candidates
+    from .hardware import probe
+    from .pipeline import Pipeline, load
+
+    verify_artifacts(manifest)
+    print(f"{manifest.id}: {len(manifest.artifacts)} artifacts, sha256 ok")
+    usable, _ = candidates(manifest, probe(runtimes=manifest.backends))
+    ok = True
+    for choice in usable:
+        pipeline: Pipeline = load(
+            manifest.root, backend=choice.backend, device=choice.device, verify=False, golden=False
+        )
+        with pipeline:
+            problems = pipeline.check_golden()
+        where = f"{choice.backend}/{choice.device}"
+        if problems:
+            ok = False
+            print(f"{manifest.id}: golden vectors FAIL on {where}: " + "; ".join(problems))
         else:
-            verify_artifacts(manifest)
-            print(f"{model_id}: {len(manifest.artifacts)} artifacts, sha256 ok")
+            print(f"{manifest.id}: golden vectors ok on {where}")
+    return ok
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_model, write
+
+    item = _read_input(args.input) if args.input else None
+    report = bench_model(
+        args.model,
+        n=args.n,
+        batch=args.batch,
+        item=item.decode() if isinstance(item, bytes) else item,
+        backend=args.backend,
+        device=args.device,
+        cold=not args.no_cold_start,
+    )
+    write(report, Path(args.output) if args.output else None)
     return 0
 
 
@@ -96,12 +141,20 @@ def _read_input(value: str) -> str | bytes:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cli_inputs import cli_input
+    from .io import Signal
     from .pipeline import load
 
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads
     ) as pipeline:
-        result = pipeline(_read_input(args.input))
+        item = cli_input(args.input, pipeline.manifest, channel=args.channel, fs=args.fs)
+        if isinstance(item, Signal):  # one JSON line per window
+            picked = item.data if args.channel is None else item.channel(args.channel)[None, :]
+            for result in pipeline.stream(Signal.blocks_of(picked, 4096), start_time=0.0):
+                print(json.dumps(result.summary()))
+            return 0
+        result = pipeline(item)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
@@ -220,11 +273,33 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a model on one input and print the result")
     run.add_argument("model")
-    run.add_argument("input", help="the text itself, @FILE, or - for stdin")
+    run.add_argument(
+        "input",
+        help="the text itself, - for stdin, inline JSON (tabular), or @FILE: .json, an image, "
+        ".dcm, or a signal (.csv .npy .npz .edf .hea); signals stream window by window",
+    )
+    run.add_argument("--channel", help="signal channel to use (default: all / the first)")
+    run.add_argument("--fs", type=float, help="sampling rate of a .npy/.csv signal, Hz")
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=None)
     run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser(
+        "bench",
+        help="latency p50/p90/p99, stages, throughput, cold start, RSS and SDK overhead (JSON)",
+    )
+    bench.add_argument("model")
+    bench.add_argument(
+        "--input", help="text, @FILE or - (default: the bundle's first golden input)"
+    )
+    bench.add_argument("-n", type=int, default=1000, help="single-item calls (default 1000)")
+    bench.add_argument("--batch", type=int, default=64)
+    bench.add_argument("--backend", default="auto")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--no-cold-start", action="store_true")
+    bench.add_argument("-o", "--output", help="write the JSON here instead of stdout")
+    bench.set_defaults(func=_cmd_bench)
 
     fleet = sub.add_parser("fleet", help="fleet manager")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)

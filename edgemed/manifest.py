@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from .errors import IntegrityError, ManifestError
 
@@ -42,15 +42,8 @@ Task = Literal[
 ]
 BackendName = Literal["onnxruntime", "openvino"]
 # Literal values, kept as tuples too because annotations are strings at run time.
-TASKS = (
-    "text-embedding",
-    "tabular-classification",
-    "tabular-regression",
-    "ecg-sleep-staging",
-    "eeg-seizure",
-    "monitor-reader",
-)
-BACKENDS = ("onnxruntime", "openvino")
+TASKS: tuple[str, ...] = get_args(Task)
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 DTYPES = ("float32", "float16", "int64", "int32", "uint8", "int8")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +51,8 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMON_ARTIFACTS = ("model", "golden_inputs", "golden_outputs", "model_card")
 _REQUIRED_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "text-embedding": (*_COMMON_ARTIFACTS, "tokenizer"),
+    # The detector is ``model`` (run by the backend); the postprocessor runs the recogniser.
+    "monitor-reader": (*_COMMON_ARTIFACTS, "recognizer", "charset"),
 }
 # Artifacts each backend runs (OpenVINO IR is an .xml graph beside a .bin of weights).
 BACKEND_ARTIFACTS: dict[str, tuple[str, ...]] = {

@@ -10,6 +10,7 @@ one line per problem (none: the model may serve).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,29 +41,73 @@ class TaskSpec:
     golden_check: Callable[[Manifest, Sequence[Result]], list[str]]
 
 
-def _text() -> TaskSpec:
-    from .postprocess import text as post
-    from .preprocess import text as pre
+@dataclass(frozen=True)
+class _Wiring:
+    """Where a task's parts live: ``module:attribute`` below edgemed.preprocess/postprocess."""
 
-    return TaskSpec(
-        processors=lambda m: (pre.TextPreprocessor(m), post.EmbeddingPostprocessor(m)),
-        golden_inputs=pre.golden_inputs,
-        golden_check=post.golden_check,
-    )
+    preprocessor: str
+    postprocessor: str
+    golden_inputs: str
+    golden_check: str
 
 
-# Task -> a function importing its modules only when a model of that task is loaded.
-_TASKS: dict[str, Callable[[], TaskSpec]] = {
-    "text-embedding": _text,
+# Task -> its parts, imported only when a model of that task is loaded.
+_TASKS: dict[str, _Wiring] = {
+    "text-embedding": _Wiring(
+        "text:TextPreprocessor",
+        "text:EmbeddingPostprocessor",
+        "text:golden_inputs",
+        "text:golden_check",
+    ),
+    "ecg-sleep-staging": _Wiring(
+        "ecg:SleepFeaturePreprocessor",
+        "sleep:SleepStagePostprocessor",
+        "ecg:golden_inputs",
+        "sleep:golden_check",
+    ),
+    "monitor-reader": _Wiring(
+        "image:DetectorPreprocessor",
+        "monitor:MonitorPostprocessor",
+        "image:golden_inputs",
+        "monitor:golden_check",
+    ),
+    "eeg-seizure": _Wiring(
+        "eeg:EEGSeizurePreprocessor",
+        "eeg:SeizurePostprocessor",
+        "eeg:golden_inputs",
+        "eeg:golden_check",
+    ),
+    "tabular-classification": _Wiring(
+        "tabular:TabularPreprocessor",
+        "tabular:ClassificationPostprocessor",
+        "tabular:golden_inputs",
+        "tabular:golden_check_classification",
+    ),
+    "tabular-regression": _Wiring(
+        "tabular:TabularPreprocessor",
+        "tabular:RegressionPostprocessor",
+        "tabular:golden_inputs",
+        "tabular:golden_check_regression",
+    ),
 }
+
+
+def _part(stage: str, where: str) -> Any:
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(f"edgemed.{stage}.{module}"), name)
 
 
 def task_spec(manifest: Manifest) -> TaskSpec:
     try:
-        factory = _TASKS[manifest.task]
+        wiring = _TASKS[manifest.task]
     except KeyError:
         raise ManifestError(
             f"{manifest.id}: task {manifest.task!r} is not supported by edgemed "
             f"{__version__}; supported: {sorted(_TASKS)}"
         ) from None
-    return factory()
+    pre, post = _part("preprocess", wiring.preprocessor), _part("postprocess", wiring.postprocessor)
+    return TaskSpec(
+        processors=lambda m: (pre(m), post(m)),
+        golden_inputs=_part("preprocess", wiring.golden_inputs),
+        golden_check=_part("postprocess", wiring.golden_check),
+    )

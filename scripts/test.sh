@@ -48,6 +48,8 @@ say "C++ kernel tests (ASan/UBSan)"
 make -s -C csrc/tests
 say "C++ kernel tests cross-compiled for aarch64 (Jetson), run under qemu-aarch64"
 make -s -C csrc/tests cross
+say "C++ kernel tests without GCC vector extensions (the code path MSVC builds for Windows wheels)"
+make -s -C csrc/tests portable
 say "firmware bridge: C tests (ASan/UBSan), Cortex-M4 build (-Werror), 20 s of libFuzzer"
 make -s -C firmware_bridge test
 say "pytest"

@@ -23,7 +23,7 @@ PY
 make_venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet "$WHEEL[test]"
 mkdir "$WORK/run"
-cp -r "$ROOT/tests/unit" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" \
+cp -r "$ROOT/tests/unit" "$ROOT/tests/fixtures" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" \
     "$ROOT/tests/bridge_vectors.py" "$WORK/run/"
 export EDGEMED_FIRMWARE_BRIDGE="$ROOT/firmware_bridge"  # shared test vectors, C sources
 cd "$WORK/run"

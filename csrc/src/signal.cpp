@@ -29,7 +29,31 @@ constexpr std::size_t kMaxLanes = 12;
 // Four lanes as one value: GCC/Clang vector extensions lower it to 2 SSE2 or NEON registers or
 // 1 AVX2 register. The auto-vectoriser does not find this on its own (it keeps the delays in
 // memory), which made the filter as slow as SciPy's scalar loop.
+#if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)
 typedef double vec4 __attribute__((vector_size(32)));
+#define EDGEMED_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+// MSVC has no vector extensions: the same arithmetic on plain arrays, element by element in the
+// same order (so results stay bit-identical); the optimiser vectorises what it can. Built and
+// tested on Linux too with -DEDGEMED_PORTABLE_VECTORS (make -C csrc/tests portable).
+struct vec4 {
+    double v[4];
+    friend vec4 operator+(const vec4& a, const vec4& b) noexcept {
+        return {{a.v[0] + b.v[0], a.v[1] + b.v[1], a.v[2] + b.v[2], a.v[3] + b.v[3]}};
+    }
+    friend vec4 operator-(const vec4& a, const vec4& b) noexcept {
+        return {{a.v[0] - b.v[0], a.v[1] - b.v[1], a.v[2] - b.v[2], a.v[3] - b.v[3]}};
+    }
+    friend vec4 operator*(const vec4& a, const vec4& b) noexcept {
+        return {{a.v[0] * b.v[0], a.v[1] * b.v[1], a.v[2] * b.v[2], a.v[3] * b.v[3]}};
+    }
+};
+#if defined(_MSC_VER)
+#define EDGEMED_ALWAYS_INLINE __forceinline
+#else
+#define EDGEMED_ALWAYS_INLINE inline
+#endif
+#endif
 
 #define EDGEMED_LOAD4(dst, src) std::memcpy(&(dst), (src), sizeof(vec4))
 #define EDGEMED_STORE4(dst, src) std::memcpy((dst), &(src), sizeof(vec4))
@@ -37,9 +61,18 @@ typedef double vec4 __attribute__((vector_size(32)));
 // One DF2T step of a section on 4 lanes; same operation order as SciPy's _sosfilt.
 struct Section4 {
     vec4 b0, b1, b2, a1, a2;
-    explicit Section4(const double* c) noexcept
-        : b0{c[0], c[0], c[0], c[0]}, b1{c[1], c[1], c[1], c[1]}, b2{c[2], c[2], c[2], c[2]},
-          a1{c[4], c[4], c[4], c[4]}, a2{c[5], c[5], c[5], c[5]} {}
+    explicit Section4(const double* c) noexcept {
+        splat(b0, c[0]);
+        splat(b1, c[1]);
+        splat(b2, c[2]);
+        splat(a1, c[4]);
+        splat(a2, c[5]);
+    }
+    // By reference: returning a vec4 by value changes the x86 ABI without AVX (-Wpsabi).
+    static void splat(vec4& v, double x) noexcept {
+        const double four[4] = {x, x, x, x};
+        std::memcpy(&v, four, sizeof v);
+    }
     // In place on x (references only: passing vec4 by value changes the x86 ABI without AVX).
     void step(vec4& x, vec4& z0, vec4& z1) const noexcept {
         const vec4 y = b0 * x + z0;
@@ -55,7 +88,7 @@ struct Section4 {
 // NV vectors of lanes times two sections (section s + 1 works on sample i while section s is
 // already on sample i + 1).
 template <std::size_t NV>
-inline __attribute__((always_inline)) void sections_tile(const double* sos, std::size_t s,
+EDGEMED_ALWAYS_INLINE void sections_tile(const double* sos, std::size_t s,
                                                          bool pair, double* tile,
                                                          std::size_t count,
                                                          double* state) noexcept {
@@ -80,7 +113,7 @@ inline __attribute__((always_inline)) void sections_tile(const double* sos, std:
 }
 
 template <std::size_t NV>
-inline __attribute__((always_inline)) void cascade_tile(const double* sos, std::size_t n_sections,
+EDGEMED_ALWAYS_INLINE void cascade_tile(const double* sos, std::size_t n_sections,
                                                         double* tile, std::size_t count,
                                                         double* state) noexcept {
     for (std::size_t s = 0; s < n_sections; s += 2) {
@@ -174,6 +207,7 @@ std::vector<Group> make_groups(std::size_t begin, std::size_t end) {
 
 // Two doubles: unpack-low/high shuffles of this type are single SSE2/NEON instructions (4-wide
 // shuffles lower to scalar code without AVX, which was slower than plain copying).
+#if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)
 typedef double vec2 __attribute__((vector_size(16)));
 #if defined(__clang__)
 #define EDGEMED_LO(a, b) __builtin_shufflevector(a, b, 0, 2)
@@ -182,6 +216,13 @@ typedef double vec2 __attribute__((vector_size(16)));
 typedef long long mask2 __attribute__((vector_size(16)));
 #define EDGEMED_LO(a, b) __builtin_shuffle(a, b, mask2{0, 2})
 #define EDGEMED_HI(a, b) __builtin_shuffle(a, b, mask2{1, 3})
+#endif
+#else
+struct vec2 {
+    double v[2];
+};
+#define EDGEMED_LO(a, b) (vec2{{(a).v[0], (b).v[0]}})
+#define EDGEMED_HI(a, b) (vec2{{(a).v[1], (b).v[1]}})
 #endif
 
 inline vec2 load2(const double* p) noexcept {

@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
-from .windows import SignalBlock, Windower
+from .camera import Frame, frames
+from .files import (
+    DicomImage,
+    Signal,
+    read_dicom_image,
+    read_dicom_waveform,
+    read_image,
+    read_signal,
+    read_text,
+)
+from .windows import SignalBlock, Window, Windower
 
-__all__ = ["SignalBlock", "Windower"]
+__all__ = [
+    "DicomImage",
+    "Frame",
+    "Signal",
+    "SignalBlock",
+    "Window",
+    "Windower",
+    "frames",
+    "read_dicom_image",
+    "read_dicom_waveform",
+    "read_image",
+    "read_signal",
+    "read_text",
+]

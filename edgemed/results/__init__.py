@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .eeg import SeizureProbability
+from .monitor import MONITOR_FIELDS, MonitorReading, News2Partial, OcrText, VitalReading
+from .sleep import SleepStages
+from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
+    "MONITOR_FIELDS",
     "EmbeddingResult",
     "LabelScore",
+    "MonitorReading",
+    "News2Partial",
+    "OcrText",
     "Provenance",
     "Result",
     "ResultBuilder",
+    "SeizureProbability",
     "SignalWindow",
+    "SleepStages",
+    "TabularClassification",
+    "TabularRegression",
     "Timings",
+    "VitalReading",
     "timings_summary",
 ]

@@ -32,7 +32,15 @@ STAGE = {
     "sync": 6,
     "fleet": 8,
 }
-ROOTS = {"__init__", "pipeline", "tasks", "cli", "demo"}  # composition roots: may import anything
+ROOTS = {
+    "__init__",
+    "pipeline",
+    "tasks",
+    "bench",
+    "cli",
+    "cli_inputs",
+    "demo",
+}  # composition roots: may import anything
 
 
 def _top(module_file: Path) -> str:

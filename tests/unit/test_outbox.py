@@ -167,3 +167,28 @@ def test_acks_do_not_leave_the_connection_in_relaxed_sync_mode(tmp_path: Path) -
         ob.ack_through(5)  # the failing path restores it too
     assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, for the next put
     assert ob.depth == 0 and ob.stats().depth == 0
+
+
+def test_pending_from_the_memory_cache_equals_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender reads fresh rows from memory; every answer must equal what SQLite holds."""
+    import edgemed.sync.outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "FRESH_ROWS", 16)  # force evictions
+    path = tmp_path / "o.db"
+    ob = Outbox(OutboxConfig(path=path, device_id="dev-1"))
+    for i in range(40):
+        ob.put(lambda seq, boot, low, i=i: f"payload {i} seq {seq}".encode())
+    ob.ack_through(10)
+    cached = {
+        (after, limit): ob.pending(limit, after=after)
+        for after in range(0, 42, 3)
+        for limit in (1, 5, 64)
+    }
+    assert cached[(30, 64)][0].seq == 31 and len(cached[(30, 64)]) == 10
+    ob.close()
+    reopened = Outbox(OutboxConfig(path=path, device_id="dev-1"))  # empty cache: SQLite only
+    for (after, limit), rows in cached.items():
+        assert rows == reopened.pending(limit, after=after), (after, limit)
+    reopened.close()

@@ -1,0 +1,211 @@
+"""``edgemed bench MODEL``: latency, throughput, stage breakdown, cold start, peak RSS and the
+SDK's own overhead, for every backend/device this machine can run the model on.
+
+SDK overhead is what edgemed adds beyond doing the same work by hand: the median of a full
+``pipeline(x)`` minus the medians of its three parts done directly — the preprocessor on ``x``,
+the **raw runtime call** (``InferenceSession.run`` / ``CompiledModel``) on the very same
+preprocessed tensors, and the postprocessor on its outputs — as a fraction of the pipeline
+median. All four are timed interleaved in one loop so machine noise hits them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .backends import candidates
+from .hardware import probe
+from .manifest import Manifest, load_manifest
+from .pipeline import Pipeline, load
+from .registry import find_model_dir
+from .tasks import task_spec
+
+__all__ = ["bench_model", "cold_start"]
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _raw_runner(pipeline: Pipeline) -> Callable[[dict[str, Any]], Any]:
+    """The runtime's own call, with no edgemed wrapper in between."""
+    raw = pipeline.backend.raw()  # type: ignore[attr-defined]
+    if pipeline.backend.name == "onnxruntime":
+        names = [o.name for o in raw.get_outputs()]
+        return lambda tensors: raw.run(names, tensors)
+    request = raw.create_infer_request()
+    return lambda tensors: request.infer(tensors)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _single(pipeline: Pipeline, item: object, n: int) -> dict[str, Any]:
+    raw = _raw_runner(pipeline)
+    pre, post = pipeline._pre, pipeline._post
+    prepared = pre(item)
+    outputs = pipeline.backend.run(prepared.tensors)
+    for _ in range(10):  # warm-up: caches, lazy allocations, CPU frequency
+        pipeline(item), raw(prepared.tensors), pre(item), post(outputs, prepared.context)
+    total, t_pre, t_raw, t_post, stages = [], [], [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = pipeline(item)
+        total.append(_ms(t0))
+        stages.append(result.provenance.timings)
+        t0 = time.perf_counter()
+        raw(prepared.tensors)
+        t_raw.append(_ms(t0))
+        t0 = time.perf_counter()
+        pre(item)
+        t_pre.append(_ms(t0))
+        t0 = time.perf_counter()
+        post(outputs, prepared.context)
+        t_post.append(_ms(t0))
+    p50 = statistics.median(total)
+    parts = statistics.median(t_pre) + statistics.median(t_raw) + statistics.median(t_post)
+    return {
+        "calls": n,
+        "p50_ms": round(p50, 4),
+        "p90_ms": round(_pct(total, 90), 4),
+        "p99_ms": round(_pct(total, 99), 4),
+        "p99_over_p50": round(_pct(total, 99) / p50, 3),
+        "stages_p50_ms": {
+            "preprocess": round(statistics.median(s.preprocess_ms for s in stages), 4),
+            "inference": round(statistics.median(s.inference_ms for s in stages), 4),
+            "postprocess": round(statistics.median(s.postprocess_ms for s in stages), 4),
+        },
+        "raw_runtime_p50_ms": round(statistics.median(t_raw), 4),
+        "by_hand_p50_ms": round(parts, 4),
+        "sdk_overhead_ms": round(p50 - parts, 4),
+        "sdk_overhead_fraction": round((p50 - parts) / p50, 4),
+    }
+
+
+def _batch(pipeline: Pipeline, items: list[object], repeats: int) -> dict[str, Any]:
+    """Throughput of ``pipeline.batch`` and, for stacked models, overhead vs one raw call."""
+    raw = _raw_runner(pipeline)
+    pre, post = pipeline._pre, pipeline._post
+    stacked = pipeline.manifest.rows_independent
+
+    def by_hand() -> None:
+        prepared = [pre(x) for x in items]
+        if stacked:
+            names = list(prepared[0].tensors)
+            out = raw({k: np.concatenate([p.tensors[k] for p in prepared]) for k in names})
+            outputs = dict(zip(pipeline.backend._output_names, out, strict=True))  # type: ignore[attr-defined]
+            for row, p in enumerate(prepared):
+                post({k: v[row : row + 1] for k, v in outputs.items()}, p.context)
+        else:
+            for p in prepared:
+                post(pipeline.backend.run(p.tensors), p.context)
+
+    sdk, hand = [], []
+    pipeline.batch(items)
+    by_hand()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pipeline.batch(items)
+        sdk.append(_ms(t0))
+        t0 = time.perf_counter()
+        by_hand()
+        hand.append(_ms(t0))
+    p50, hand50 = statistics.median(sdk), statistics.median(hand)
+    return {
+        "batch": len(items),
+        "stacked_into_one_call": stacked,
+        "p50_ms": round(p50, 4),
+        "items_per_s": round(len(items) / p50 * 1e3, 1),
+        "by_hand_p50_ms": round(hand50, 4),
+        "sdk_overhead_fraction": round((p50 - hand50) / p50, 4),
+    }
+
+
+def cold_start(model: str, backend: str, device: str, item: object) -> dict[str, Any]:
+    """Process start -> first result in a fresh interpreter, and that process's peak RSS."""
+    code = (
+        "import json, resource, sys, time\n"
+        "import edgemed\n"
+        f"p = edgemed.load({model!r}, backend={backend!r}, device={device!r})\n"
+        "item = json.loads(sys.stdin.read())\n"
+        "p(item)\n"
+        "print(json.dumps({'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    payload = json.dumps(item)
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=payload, capture_output=True, text=True, check=True
+    )
+    elapsed = _ms(t0)
+    return {"cold_start_ms": round(elapsed, 1), **json.loads(out.stdout.splitlines()[-1])}
+
+
+def bench_model(
+    model: str,
+    *,
+    n: int = 1000,
+    batch: int = 64,
+    item: object | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    cold: bool = True,
+) -> dict[str, Any]:
+    """Benchmark ``model`` on each usable backend/device (or the one named)."""
+    manifest: Manifest = load_manifest(find_model_dir(model))
+    golden = task_spec(manifest).golden_inputs(manifest)
+    item = golden[0] if item is None else item
+    items = [golden[i % len(golden)] for i in range(batch)]
+    hw = probe(runtimes=manifest.backends)
+    usable, skipped = candidates(manifest, hw)
+    report: dict[str, Any] = {
+        "model": f"{manifest.id}@{manifest.version}",
+        "edgemed": __version__,
+        "machine": {"cpu": hw.cpu_model, "cores": hw.cpu_count, "flags": list(hw.cpu_flags)},
+        "skipped": skipped,
+        "runs": [],
+    }
+    for choice in usable:
+        if backend not in ("auto", choice.backend) or device not in ("auto", choice.device):
+            continue
+        t0 = time.perf_counter()
+        with load(model, backend=choice.backend, device=choice.device) as pipeline:
+            load_ms = _ms(t0)
+            run: dict[str, Any] = {
+                "backend": choice.backend,
+                "device": choice.device,
+                "precision": manifest.precision,
+                "load_ms_incl_golden_check": round(load_ms, 1),
+                "single": _single(pipeline, item, n),
+                "batch": _batch(pipeline, items, max(5, n // 50)),
+            }
+        if cold and _json_able(item):
+            run.update(cold_start(model, choice.backend, choice.device, item))
+        report["runs"].append(run)
+    return report
+
+
+def _json_able(item: object) -> bool:
+    try:
+        json.dumps(item)
+    except TypeError:
+        return False
+    return True
+
+
+def write(report: dict[str, Any], path: Path | None) -> None:
+    text = json.dumps(report, indent=2)
+    if path is None:
+        print(text)
+    else:
+        path.write_text(text + "\n")

@@ -1,0 +1,66 @@
+"""What `edgemed run MODEL INPUT` hands the pipeline, read from the command line's INPUT.
+
+INPUT is the text itself, ``-`` (stdin), inline JSON (tabular rows), or ``@FILE``: ``.json``
+(decoded), an image (``.png``/``.jpg``/``.bmp``/``.tif``), a DICOM image or waveform
+(``.dcm``), or a signal file (``.csv``/``.npy``/``.npz``/``.edf``/``.hea``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .io import Signal, read_dicom_image, read_dicom_waveform, read_image, read_signal
+from .manifest import Manifest
+
+__all__ = ["cli_input"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+SIGNAL_SUFFIXES = {".csv", ".npy", ".npz", ".edf", ".hea", ".dat"}
+
+
+def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None) -> Any:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    if suffix in IMAGE_SUFFIXES:
+        return read_image(path)
+    if suffix == ".dcm":
+        if manifest.task == "monitor-reader":
+            return read_dicom_image(path).windowed()
+        return _signal(read_dicom_waveform(path), manifest, channel)
+    if suffix in SIGNAL_SUFFIXES:
+        return _signal(read_signal(path, sampling_rate_hz=fs), manifest, channel)
+    if manifest.task == "text-embedding":
+        return path.read_bytes()
+    raise InputError(f"{path}: cannot tell how to read a {suffix or 'suffix-less'} file")
+
+
+def _signal(signal: Signal, manifest: Manifest, channel: str | None) -> Any:
+    if manifest.stream is not None:  # streamed over by the caller (cmd_run)
+        return signal
+    lead = signal.channel(channel) if channel else signal.data[0]
+    return {"ecg": lead, "fs": signal.sampling_rate_hz}
+
+
+def cli_input(
+    value: str, manifest: Manifest, *, channel: str | None = None, fs: float | None = None
+) -> Any:
+    if value.startswith("@"):
+        return _file(Path(value[1:]), manifest, channel, fs)
+    if value == "-":
+        data = sys.stdin.buffer.read()
+        if manifest.task == "text-embedding":
+            return data
+        value = data.decode("utf-8", errors="replace")
+    if manifest.task != "text-embedding":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{manifest.task} input must be a JSON object or array, or @FILE: {exc}"
+            ) from exc
+    return value

@@ -1,0 +1,331 @@
+"""Read caller files into what pipelines take: text, images, DICOM, signals.
+
+Every reader raises :class:`~edgemed.errors.InputError` naming the file and the problem
+(missing, unreadable, wrong format, missing sampling rate) and never returns partial data.
+Optional formats import their library lazily and say which extra installs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import kernels
+from ..errors import InputError
+
+__all__ = [
+    "DicomImage",
+    "Signal",
+    "read_dicom_image",
+    "read_dicom_waveform",
+    "read_image",
+    "read_signal",
+    "read_text",
+]
+
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Signal:
+    """A multichannel recording in physical units, channels x samples."""
+
+    data: npt.NDArray[np.float32] = field(repr=False)
+    sampling_rate_hz: float
+    channel_names: tuple[str, ...]
+    units: tuple[str, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.data.shape[1]) / self.sampling_rate_hz
+
+    def channel(self, name: str) -> npt.NDArray[np.float32]:
+        try:
+            row: npt.NDArray[np.float32] = self.data[self.channel_names.index(name)]
+            return row
+        except ValueError:
+            raise InputError(f"no channel {name!r}; channels: {list(self.channel_names)}") from None
+
+    def blocks(self, samples: int) -> Iterator[npt.NDArray[np.float32]]:
+        """Consecutive blocks, as a live source would deliver them (for Pipeline.stream)."""
+        return self.blocks_of(self.data, samples)
+
+    @staticmethod
+    def blocks_of(data: npt.NDArray[np.float32], samples: int) -> Iterator[npt.NDArray[np.float32]]:
+        for start in range(0, data.shape[1], samples):
+            yield data[:, start : start + samples]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class DicomImage:
+    """Pixel data after the modality LUT (e.g. Hounsfield units), plus its display window."""
+
+    pixels: npt.NDArray[np.float32] = field(repr=False)  # (rows, cols) or (frames, rows, cols)
+    stored: npt.NDArray[Any] = field(repr=False)  # stored values (int16/uint16)
+    modality: str
+    slope: float
+    intercept: float
+    window_center: float | None
+    window_width: float | None
+
+    def windowed(
+        self, *, center: float | None = None, width: float | None = None
+    ) -> npt.NDArray[np.uint8]:
+        """The image as 8-bit display values through the VOI LUT (header window by default)."""
+        c = center if center is not None else self.window_center
+        w = width if width is not None else self.window_width
+        if c is None or w is None:
+            raise InputError("no window in the DICOM header: pass center= and width=")
+        stored = self.stored
+        if stored.dtype not in (np.int16, np.uint16):
+            stored = stored.astype(np.int16 if stored.min() < 0 else np.uint16)
+        out = kernels.window_dicom(
+            np.ascontiguousarray(stored),
+            center=c,
+            width=w,
+            slope=self.slope,
+            intercept=self.intercept,
+            dtype=np.uint8,
+        )
+        return out  # type: ignore[return-value]
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    return p
+
+
+def read_text(path: str | Path) -> str:
+    p = _existing(path)
+    raw = p.read_bytes()
+    if len(raw) > MAX_TEXT_BYTES:
+        raise InputError(f"{p}: {len(raw):,} bytes; text inputs are limited to {MAX_TEXT_BYTES:,}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+
+
+def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
+    """An image file (PNG, JPEG, BMP, TIFF...) as uint8 BGR (rows, cols, 3)."""
+    import cv2
+
+    p = _existing(path)
+    data = np.fromfile(p, dtype=np.uint8)  # imdecode: works for non-ASCII paths too
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"{p}: not an image OpenCV can decode")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _pydicom() -> Any:
+    try:
+        import pydicom
+    except ImportError as exc:
+        raise InputError("DICOM input needs pydicom: pip install 'edgemed[formats]'") from exc
+    return pydicom
+
+
+def _dataset(path: str | Path) -> Any:
+    pydicom = _pydicom()
+    p = _existing(path)
+    try:
+        return pydicom.dcmread(p)
+    except Exception as exc:  # pydicom raises InvalidDicomError and assorted others
+        raise InputError(f"{p}: not a readable DICOM file: {exc}") from exc
+
+
+def _first(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return (
+            float(value[0])
+            if hasattr(value, "__len__") and not isinstance(value, str)
+            else float(value)
+        )
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def read_dicom_image(path: str | Path) -> DicomImage:
+    ds = _dataset(path)
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: DICOM file has no pixel data (modality {ds.get('Modality')})")
+    try:
+        stored = ds.pixel_array
+    except Exception as exc:
+        raise InputError(f"{path}: cannot decode DICOM pixel data: {exc}") from exc
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    pixels = (stored.astype(np.float64) * slope + intercept).astype(np.float32)
+    return DicomImage(
+        pixels=pixels,
+        stored=stored,
+        modality=str(ds.get("Modality", "")),
+        slope=slope,
+        intercept=intercept,
+        window_center=_first(ds.get("WindowCenter")),
+        window_width=_first(ds.get("WindowWidth")),
+    )
+
+
+def read_dicom_waveform(path: str | Path, *, group: int = 0) -> Signal:
+    """A DICOM waveform (e.g. a 12-lead ECG) in physical units, with channel names."""
+    ds = _dataset(path)
+    if "WaveformSequence" not in ds or group >= len(ds.WaveformSequence):
+        raise InputError(f"{path}: DICOM file has no waveform group {group}")
+    item = ds.WaveformSequence[group]
+    try:
+        data = ds.waveform_array(group)  # (samples, channels), sensitivity applied
+    except Exception as exc:
+        raise InputError(f"{path}: cannot decode DICOM waveform: {exc}") from exc
+    names, units = [], []
+    for i, channel in enumerate(item.ChannelDefinitionSequence):
+        source = channel.get("ChannelSourceSequence")
+        names.append(str(source[0].CodeMeaning) if source else f"channel {i}")
+        unit = channel.get("ChannelSensitivityUnitsSequence")
+        units.append(str(unit[0].CodeValue) if unit else "")
+    return Signal(
+        data=np.ascontiguousarray(np.asarray(data, dtype=np.float32).T),
+        sampling_rate_hz=float(item.SamplingFrequency),
+        channel_names=tuple(names),
+        units=tuple(units),
+    )
+
+
+def _signal(
+    data: npt.NDArray[Any], fs: float | None, names: list[str] | None, where: str
+) -> Signal:
+    if fs is None or not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"{where}: sampling rate unknown: pass sampling_rate_hz=")
+    array = np.asarray(data)
+    if array.ndim == 1:
+        array = array[np.newaxis, :]
+    if array.ndim != 2 or 0 in array.shape:
+        raise InputError(f"{where}: expected channels x samples, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(f"{where}: expected numbers, got {array.dtype}")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(f"{where}: contains NaN or infinite samples")
+    n = out.shape[0]
+    return Signal(
+        data=out,
+        sampling_rate_hz=float(fs),
+        channel_names=tuple(names or [f"ch{i}" for i in range(n)]),
+        units=("",) * n,
+    )
+
+
+def _read_csv(p: Path, fs: float | None) -> Signal:
+    """Columns are channels; an optional header row names them; ``# fs=360`` lines give the rate."""
+    lines = p.read_text(encoding="utf-8", errors="strict").splitlines()
+    for line in lines:
+        if line.startswith("#") and "fs=" in line.replace(" ", ""):
+            fs = fs or float(line.replace(" ", "").split("fs=")[1].split(",")[0])
+    rows = [
+        r
+        for r in csv.reader(io.StringIO("\n".join(lines), newline=""))
+        if r and not r[0].startswith("#")
+    ]
+    names = None
+    try:
+        float(rows[0][0])
+    except (ValueError, IndexError):
+        names, rows = [c.strip() for c in rows[0]], rows[1:]
+    try:
+        data = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{p}: non-numeric value in CSV: {exc}") from exc
+    if data.ndim != 2:
+        raise InputError(f"{p}: rows have different numbers of columns")
+    return _signal(data.T, fs, names, str(p))
+
+
+def read_signal(
+    path: str | Path,
+    *,
+    sampling_rate_hz: float | None = None,
+    format: Literal["auto", "csv", "npy", "npz", "edf", "wfdb"] = "auto",
+) -> Signal:
+    """A recording from CSV, NumPy (.npy/.npz), EDF/EDF+ or WFDB (.hea + .dat)."""
+    p = Path(path)
+    kind = format if format != "auto" else p.suffix.lower().lstrip(".")
+    if kind == "hea" or kind == "dat":
+        kind = "wfdb"
+    if kind == "wfdb":
+        return _read_wfdb(p)
+    p = _existing(p)
+    try:
+        if kind == "csv":
+            return _read_csv(p, sampling_rate_hz)
+        if kind == "npy":
+            return _signal(np.load(p, allow_pickle=False), sampling_rate_hz, None, str(p))
+        if kind == "npz":
+            with np.load(p, allow_pickle=False) as npz:
+                key = next((k for k in ("signal", "data", "ecg", "eeg") if k in npz), None)
+                if key is None:
+                    raise InputError(f"{p}: npz needs an array named signal, data, ecg or eeg")
+                fs = sampling_rate_hz or next(
+                    (float(npz[k]) for k in ("fs", "sampling_rate_hz") if k in npz), None
+                )
+                return _signal(npz[key], fs, None, str(p))
+        if kind == "edf":
+            return _read_edf(p)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read as {kind}: {exc}") from exc
+    raise InputError(f"{p}: unknown signal format {kind!r}; use csv, npy, npz, edf or wfdb")
+
+
+def _read_edf(p: Path) -> Signal:
+    try:
+        import pyedflib
+    except ImportError as exc:
+        raise InputError("EDF input needs pyedflib: pip install 'edgemed[formats]'") from exc
+    try:
+        with pyedflib.EdfReader(str(p)) as edf:
+            rates = {edf.getSampleFrequency(i) for i in range(edf.signals_in_file)}
+            if len(rates) != 1:
+                raise InputError(f"{p}: channels have different sampling rates {sorted(rates)}")
+            data = np.stack([edf.readSignal(i) for i in range(edf.signals_in_file)])
+            signal = _signal(data, rates.pop(), edf.getSignalLabels(), str(p))
+            units = tuple(edf.getPhysicalDimension(i) for i in range(edf.signals_in_file))
+    except OSError as exc:
+        raise InputError(f"{p}: not a readable EDF file: {exc}") from exc
+    return Signal(
+        data=signal.data,
+        sampling_rate_hz=signal.sampling_rate_hz,
+        channel_names=signal.channel_names,
+        units=units,
+    )
+
+
+def _read_wfdb(p: Path) -> Signal:
+    try:
+        import wfdb
+    except ImportError as exc:
+        raise InputError("WFDB input needs wfdb: pip install 'edgemed[formats]'") from exc
+    record_name = str(p.with_suffix(""))
+    if not Path(record_name + ".hea").is_file():
+        raise InputError(f"{record_name}.hea: no such WFDB header")
+    try:
+        record = wfdb.rdrecord(record_name)
+    except Exception as exc:  # wfdb raises assorted errors on bad records
+        raise InputError(f"{record_name}: not a readable WFDB record: {exc}") from exc
+    signal = _signal(record.p_signal.T, float(record.fs), list(record.sig_name), record_name)
+    return Signal(
+        data=signal.data,
+        sampling_rate_hz=signal.sampling_rate_hz,
+        channel_names=signal.channel_names,
+        units=tuple(record.units),
+    )

@@ -1,0 +1,319 @@
+"""Stage 4 for the monitor reader: detector map -> text boxes -> recognised text -> vital signs.
+
+The pipeline's backend runs the PP-OCR text *detector* (manifest role ``model``). Reading the
+boxes needs a second network, the text *recogniser* (role ``recognizer``), on crops whose number
+and sizes are only known once the detector's map is decoded, so it cannot be one more output of
+the backend call. This postprocessor owns its own ONNX Runtime session for it (thread-safe, one
+per pipeline, CPU): the pipeline contract stays "one backend call per input", and the recogniser's
+time is reported inside ``postprocess_ms``.
+
+Steps: ``db_boxes`` (C++ DB post-processing, rapidocr's thresholds) -> boxes ordered clockwise,
+clipped, tiny ones dropped -> each box cut out by a perspective warp (cubic, rotated upright when
+taller than wide) -> resized to height 48 and normalised by ``preprocess_image`` (C++), right
+padded with zeros to a width bucket -> recogniser -> ``ctc_greedy_decode`` (C++) ->
+texts below ``min_text_confidence`` dropped -> :func:`~edgemed.postprocess.vitals_text.pair_fields`
+-> NEWS2 (C++ kernel) when every input is known.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .. import kernels
+from ..backends.onnxruntime import OnnxRuntimeBackend
+from ..errors import ManifestError
+from ..manifest import Manifest, parse_section
+from ..preprocess.image import MonitorContext, MonitorFrame
+from ..results import (
+    MONITOR_FIELDS,
+    MonitorReading,
+    News2Partial,
+    OcrText,
+    Result,
+    ResultBuilder,
+    VitalReading,
+)
+from ..wire import NEWS2_PARAMETERS
+from .vitals_text import Box, Pairing, pair_fields
+
+__all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorPostprocess:
+    """The manifest's ``postprocess`` section for the monitor reader."""
+
+    thresh: float  # DB binarisation threshold
+    box_thresh: float  # minimum mean probability of a box
+    unclip_ratio: float
+    max_candidates: int
+    rec_height: int  # recogniser input height
+    rec_min_width: int  # crops are right-padded to at least this width...
+    rec_width_step: int  # ...and to a multiple of this step (a crop's result never
+    # depends on the other crops of the screen: each is padded by its own width only)
+    rec_max_width: int
+    rec_mean: float
+    rec_std: float
+    min_text_confidence: float
+
+
+def _order_clockwise(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """rapidocr's ``order_points_clockwise``: top-left, top-right, bottom-right, bottom-left."""
+    xs = pts[np.argsort(pts[:, 0], kind="stable")]
+    left = xs[:2][np.argsort(xs[:2, 1], kind="stable")]
+    right = xs[2:][np.argsort(xs[2:, 1], kind="stable")]
+    return np.array([left[0], right[0], right[1], left[1]], dtype=np.float32)
+
+
+def _crop(image: npt.NDArray[np.uint8], pts: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """rapidocr's ``get_rotate_crop_image``: the box warped to an upright rectangle."""
+    w = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
+    h = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(pts, dst)
+    out = cv2.warpPerspective(
+        image, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
+    )
+    if out.shape[0] >= 1.5 * out.shape[1]:
+        out = np.ascontiguousarray(np.rot90(out))
+    return np.asarray(out, dtype=np.uint8)
+
+
+def _colour(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    """Unit BGR vector of a crop's text pixels (the brightest fifth)."""
+    pixels = crop.reshape(-1, 3).astype(np.float64)
+    bright = pixels.sum(axis=1)
+    chosen = pixels[bright >= np.percentile(bright, 80)]
+    mean = chosen.mean(axis=0) - pixels.min(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else np.full(3, 1 / math.sqrt(3))
+
+
+class MonitorPostprocessor:
+    """Detector map + photo -> :class:`~edgemed.results.MonitorReading`."""
+
+    def __init__(self, manifest: Manifest, *, threads: int | None = None) -> None:
+        c = parse_section(MonitorPostprocess, manifest.postprocess, "manifest.postprocess")
+        if not (0 < c.thresh < 1 and 0 < c.box_thresh < 1 and c.unclip_ratio > 0):
+            raise ManifestError("manifest.postprocess: thresh, box_thresh in (0, 1), unclip > 0")
+        if not (8 <= c.rec_height <= 128 and 1 <= c.rec_width_step <= c.rec_min_width):
+            raise ManifestError("manifest.postprocess: bad recogniser geometry")
+        if c.rec_max_width < c.rec_min_width or c.rec_std <= 0:
+            raise ManifestError("manifest.postprocess: rec_max_width >= rec_min_width, std > 0")
+        self.config = c
+        self._output = manifest.outputs[0].name
+        chars = manifest.path("charset").read_text(encoding="utf-8").splitlines()
+        self.charset = kernels.ppocr_charset(chars)
+        self.recognizer = OnnxRuntimeBackend(manifest.path("recognizer"), threads=threads)
+        self._rec_input = self.recognizer.input_names[0]
+
+    def read_boxes(
+        self, prob: npt.NDArray[np.float32], image: npt.NDArray[np.uint8]
+    ) -> list[tuple[npt.NDArray[np.float32], float]]:
+        """Detector probability map (H, W) -> boxes in source pixels, top to bottom."""
+        c = self.config
+        h, w = image.shape[:2]
+        boxes, scores = kernels.db_boxes(
+            np.ascontiguousarray(prob, dtype=np.float32),
+            dest_size=(h, w),
+            thresh=c.thresh,
+            box_thresh=c.box_thresh,
+            unclip_ratio=c.unclip_ratio,
+            max_candidates=c.max_candidates,
+        )
+        kept = []
+        for box, score in zip(boxes, scores, strict=True):
+            pts = _order_clockwise(box.astype(np.float32))
+            pts[:, 0] = np.clip(pts[:, 0], 0, w - 1).astype(np.int32)
+            pts[:, 1] = np.clip(pts[:, 1], 0, h - 1).astype(np.int32)
+            if (
+                int(np.linalg.norm(pts[0] - pts[1])) <= 3
+                or int(np.linalg.norm(pts[0] - pts[3])) <= 3
+            ):
+                continue
+            kept.append((pts, float(score)))
+        kept.sort(key=lambda b: (float(b[0][0, 1]), float(b[0][0, 0])))
+        return kept
+
+    def recognise(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
+        """Crops -> (text, confidence); crops of the same padded width share one run."""
+        c = self.config
+        tensors: list[npt.NDArray[np.float32]] = []
+        for crop in crops:
+            ratio = crop.shape[1] / crop.shape[0]
+            width = min(c.rec_max_width, max(1, math.ceil(c.rec_height * ratio)))
+            padded = max(c.rec_min_width, math.ceil(width / c.rec_width_step) * c.rec_width_step)
+            transform = kernels.ImageTransform(
+                size=(c.rec_height, width),
+                input_order="bgr",
+                output_order="bgr",
+                mean=(c.rec_mean,) * 3,
+                std=(c.rec_std,) * 3,
+            )
+            out = np.zeros((3, c.rec_height, min(padded, c.rec_max_width)), np.float32)
+            out[:, :, :width] = kernels.preprocess_image(crop, transform)[0]
+            tensors.append(out)
+        results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        for width in sorted({t.shape[2] for t in tensors}):
+            idx = [i for i, t in enumerate(tensors) if t.shape[2] == width]
+            batch = np.stack([tensors[i] for i in idx])
+            probs = self.recognizer.run({self._rec_input: batch})
+            decoded = kernels.ctc_greedy_decode(
+                np.ascontiguousarray(next(iter(probs.values())), dtype=np.float32), self.charset
+            )
+            for i, res in zip(idx, decoded, strict=True):
+                results[i] = res
+        return results
+
+    def __call__(
+        self, outputs: Mapping[str, npt.NDArray[Any]], context: MonitorContext
+    ) -> ResultBuilder:
+        prob = np.asarray(outputs[self._output])[0, 0]
+        image = context.image
+        boxes = self.read_boxes(prob, image)
+        crops = [_crop(image, pts) for pts, _ in boxes]
+        recognised = self.recognise(crops)
+        texts: list[OcrText] = []
+        pairing_boxes: list[Box] = []
+        for (pts, score), (text, conf), crop in zip(boxes, recognised, crops, strict=True):
+            if conf < self.config.min_text_confidence or not text.strip():
+                continue
+            corners = tuple((int(x), int(y)) for x, y in pts)
+            pairing_boxes.append(Box(len(texts), text, pts.astype(np.float64), _colour(crop)))
+            texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
+        fields = _fields(pair_fields(pairing_boxes), texts)
+        full, part, assumed = news2_of(fields, context.frame)
+        return partial(
+            MonitorReading,
+            fields=fields,
+            texts=tuple(texts),
+            news2=full,
+            news2_partial=part,
+            news2_assumed=assumed,
+        )
+
+
+def _fields(pairings: list[Pairing], texts: list[OcrText]) -> dict[str, VitalReading | None]:
+    """One reading per reported field; a parameter read twice with different values is None."""
+    found: dict[str, list[VitalReading | None]] = {k: [] for k in MONITOR_FIELDS}
+    for p in pairings:
+        label = texts[p.label_box] if p.value_box != p.label_box else None
+        names = ("nibp_systolic", "nibp_diastolic") if p.name == "nibp" else (p.name,)
+        for i, name in enumerate(names):
+            if p.value is None or p.value_box is None:
+                found[name].append(None)
+                continue
+            v = p.value[i]
+            value: float | int = round(v, 1) if name == "temperature" else int(v)
+            found[name].append(
+                VitalReading(
+                    value=value, unit=MONITOR_FIELDS[name], source=texts[p.value_box], label=label
+                )
+            )
+    fields: dict[str, VitalReading | None] = {}
+    for name, readings in found.items():
+        values = {r.value for r in readings if r is not None}
+        # Never guess: no reading, a "no value" marker, or two disagreeing readings -> None.
+        if len(values) == 1 and all(r is not None for r in readings):
+            fields[name] = next(r for r in readings if r is not None)
+        else:
+            fields[name] = None
+    return fields
+
+
+_READ = {
+    "respiration_rate": "rr",
+    "spo2": "spo2",
+    "systolic_bp": "nibp_systolic",
+    "pulse": "hr",
+    "temperature": "temperature",
+}
+_NEUTRAL = {  # stand-ins for unknown inputs; their scores are dropped, never reported
+    "respiration_rate": 16.0,
+    "spo2": 97.0,
+    "systolic_bp": 120.0,
+    "pulse": 70.0,
+    "temperature": 37.0,
+}
+
+
+def news2_of(
+    fields: Mapping[str, VitalReading | None], frame: MonitorFrame
+) -> tuple[dict[str, Any] | None, News2Partial | None, tuple[str, ...]]:
+    """(full NEWS2 body or None, partial scores or None, assumptions made).
+
+    Each NEWS2 parameter scores independently on the chart, so the scores of the known
+    parameters are exact even when others are unknown; the sum of those is only a lower bound
+    and is reported as partial, never as NEWS2.
+    """
+    consciousness, on_oxygen = frame.consciousness, frame.on_oxygen
+    assumed: list[str] = []
+    if frame.assume_alert_on_room_air:
+        if consciousness is None:
+            consciousness = "A"
+            assumed.append("consciousness")
+        if on_oxygen is None:
+            on_oxygen = False
+            assumed.append("air_or_oxygen")
+    known = {k: fields[v].value for k, v in _READ.items() if fields[v] is not None}  # type: ignore[union-attr]
+    missing = [k for k in _READ if k not in known]
+    if consciousness is None:
+        missing.append("consciousness")
+    if on_oxygen is None:
+        missing.append("air_or_oxygen")
+    vitals = kernels.VitalSigns(
+        respiration_rate=float(known.get("respiration_rate", _NEUTRAL["respiration_rate"])),
+        spo2=float(known.get("spo2", _NEUTRAL["spo2"])),
+        on_oxygen=bool(on_oxygen) if on_oxygen is not None else False,
+        systolic_bp=float(known.get("systolic_bp", _NEUTRAL["systolic_bp"])),
+        pulse=float(known.get("pulse", _NEUTRAL["pulse"])),
+        consciousness=consciousness or "A",
+        temperature=float(known.get("temperature", _NEUTRAL["temperature"])),
+        spo2_scale=frame.spo2_scale,
+    )
+    score = kernels.news2(vitals)
+    if not missing:
+        return score.body(), None, tuple(assumed)
+    # SpO2's score depends on air/oxygen (scale 2), so it is unknown when oxygen is.
+    unknown = set(missing) | ({"spo2"} if on_oxygen is None and frame.spo2_scale == 2 else set())
+    scores = {k: v for k, v in score.parameter_scores.items() if k not in unknown}
+    ordered = {k: scores[k] for k in NEWS2_PARAMETERS if k in scores}
+    return (
+        None,
+        News2Partial(parameter_scores=ordered, missing=tuple(missing), assumed=tuple(assumed)),
+        tuple(assumed),
+    )
+
+
+def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+    """Field values on the golden screens must be exact; box scores within ``max_abs_diff``."""
+    spec = json.loads(manifest.path("golden_outputs").read_text(encoding="utf-8"))
+    cases = spec["cases"]
+    readings = [r for r in results if isinstance(r, MonitorReading)]
+    if len(readings) != len(cases):
+        return [f"golden: got {len(readings)} readings for {len(cases)} screens"]
+    problems = []
+    tol = manifest.golden.max_abs_diff
+    for case, reading in zip(cases, readings, strict=True):
+        got = {k: reading.value(k) for k in MONITOR_FIELDS}
+        if got != case["fields"]:
+            problems.append(f"golden {case['image']}: read {got}, expected {case['fields']}")
+        for text, expected in case["box_scores"].items():
+            match = [t.box_score for t in reading.texts if t.text == text]
+            if not match:
+                problems.append(f"golden {case['image']}: text {text!r} not read")
+            elif abs(match[0] - expected) > tol:
+                problems.append(
+                    f"golden {case['image']}: box {text!r} score {match[0]:.4f}, "
+                    f"expected {expected:.4f} +- {tol}"
+                )
+    return problems

@@ -1,0 +1,193 @@
+"""Stage 2 for tabular models: one row of named clinical features -> a float32 [1, n] tensor.
+
+Input policy (stated once, tested):
+
+* a ``Mapping[str, float]`` holding every feature of the manifest by name (missing or unknown
+  names raise :class:`InputError` naming them), or a 1-D sequence/ndarray of exactly
+  ``n_features`` numbers in the manifest's feature order;
+* values must be real, finite numbers within float32's range (NaN, inf, 1e39, bools, strings,
+  None raise ``InputError``);
+* values outside a feature's valid range (manifest ``min``/``max``: the training data's range
+  widened by a margin) are **not** rejected but flagged: the result's ``out_of_range`` names
+  them, so a caller sees the input lies outside what the model saw.
+
+Standardisation happens inside the model graph (manifest ``standardization: "in_graph"``), so
+the tensor holds the raw units the manifest lists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InputError, ManifestError
+from ..manifest import Manifest, parse_section
+from .base import Prepared
+
+__all__ = [
+    "Feature",
+    "TabularContext",
+    "TabularPreprocess",
+    "TabularPreprocessor",
+    "golden_inputs",
+]
+
+STANDARDIZATION = ("in_graph",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feature:
+    """One model input column: name, physical unit, and the range the model was trained on."""
+
+    name: str
+    unit: str
+    min: float
+    max: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TabularPreprocess:
+    """The manifest's ``preprocess`` section for tabular models."""
+
+    features: list[Any]  # objects parsed into Feature
+    range_source: str  # how min/max were chosen (e.g. observed range widened by 10 %)
+    standardization: str  # where features are standardised; only "in_graph" is supported
+
+
+@dataclass(frozen=True, kw_only=True)
+class TabularContext:
+    out_of_range: tuple[str, ...]
+
+
+def parse_features(manifest: Manifest) -> tuple[TabularPreprocess, tuple[Feature, ...]]:
+    where = "manifest.preprocess"
+    config = parse_section(TabularPreprocess, manifest.preprocess, where)
+    if config.standardization not in STANDARDIZATION:
+        raise ManifestError(
+            f"{where}.standardization: {config.standardization!r} is not one of "
+            f"{list(STANDARDIZATION)}"
+        )
+    if not isinstance(config.features, list) or not config.features:
+        raise ManifestError(f"{where}.features: expected a non-empty list")
+    features = tuple(
+        parse_section(Feature, f, f"{where}.features[{i}]") for i, f in enumerate(config.features)
+    )
+    names = [f.name for f in features]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"{where}.features: duplicate feature names")
+    for f in features:
+        if not (math.isfinite(f.min) and math.isfinite(f.max) and f.min <= f.max):
+            raise ManifestError(f"{where}.features.{f.name}: need finite min <= max")
+    spec = manifest.inputs[0]
+    if len(manifest.inputs) != 1 or spec.dtype != "float32" or spec.shape[1:] != (len(names),):
+        raise ManifestError(
+            f"{manifest.id}: a tabular model takes one float32 input [batch, {len(names)}]; "
+            f"manifest declares {[(s.name, s.dtype, list(s.shape)) for s in manifest.inputs]}"
+        )
+    return config, features
+
+
+# Exact types taken without the (slow, ABC-based) numbers.Real check; bool is not among them.
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
+def _number(value: object, name: str) -> float:
+    # bool is an int subclass: True as a lab value is a caller bug, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"feature {name!r}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _numbers(values: list[Any], names: Sequence[str]) -> npt.NDArray[np.float64]:
+    if all(type(v) in _PLAIN_NUMBERS for v in values):
+        return np.array(values, dtype=np.float64)
+    return np.array([_number(v, name) for v, name in zip(values, names, strict=True)])
+
+
+class TabularPreprocessor:
+    """Validate, order and range-check one row of features (a mapping or a 1-D sequence)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        _, self.features = parse_features(manifest)
+        self.names = tuple(f.name for f in self.features)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self._input = manifest.inputs[0].name
+        self._lo = np.array([f.min for f in self.features], dtype=np.float64)
+        self._hi = np.array([f.max for f in self.features], dtype=np.float64)
+
+    def row(self, item: object) -> npt.NDArray[np.float64]:
+        """The caller's row as float64 in manifest order, or InputError."""
+        n = len(self.names)
+        if isinstance(item, Mapping):
+            try:
+                raw = [item[name] for name in self.names]
+            except KeyError:
+                raw = None
+            if raw is None or len(item) != n:  # some name is missing or unknown
+                unknown = sorted(str(k) for k in item if k not in self._index)
+                missing = [name for name in self.names if name not in item]
+                parts = []
+                if missing:
+                    parts.append(f"missing feature(s) {missing}")
+                if unknown:
+                    parts.append(f"unknown feature(s) {unknown}")
+                raise InputError("; ".join(parts) + f"; expected exactly {list(self.names)}")
+            values = _numbers(raw, self.names)
+        elif isinstance(item, np.ndarray):
+            if item.ndim != 1 or item.shape[0] != n:
+                raise InputError(
+                    f"expected a 1-D array of {n} features, got shape {item.shape} "
+                    "(several rows: use Pipeline.batch)"
+                )
+            if not (
+                np.issubdtype(item.dtype, np.floating) or np.issubdtype(item.dtype, np.integer)
+            ):
+                raise InputError(f"expected a numeric array, got dtype {item.dtype}")
+            values = item.astype(np.float64)
+        elif isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
+            if len(item) != n:
+                raise InputError(
+                    f"expected {n} features in order {list(self.names)}, got {len(item)}"
+                )
+            values = _numbers(list(item), self.names)
+        else:
+            raise InputError(
+                f"expected a mapping of feature name -> number or a 1-D sequence of {n} numbers, "
+                f"got {type(item).__name__}"
+            )
+        # The model runs in float32: a value finite in float64 but beyond float32's range would
+        # reach it as inf. One scalar test (a float64 sum of float32 values cannot overflow);
+        # the culprits are named only when it fails.
+        with np.errstate(over="ignore"):  # overflow to inf is what the test below catches
+            as_f32 = values.astype(np.float32)
+        if not math.isfinite(float(as_f32.sum(dtype=np.float64))):
+            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(as_f32))]
+            raise InputError(f"feature(s) {bad} are NaN, infinite or beyond the float32 range")
+        return values
+
+    def __call__(self, item: object) -> Prepared:
+        values = self.row(item)
+        outside = (values < self._lo) | (values > self._hi)
+        flags = tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
+        tensor = values.astype(np.float32)[None, :]
+        return Prepared(
+            tensors={self._input: tensor},
+            input_sha256=Prepared.array_sha256(tensor),
+            input_kind="tabular",
+            context=TabularContext(out_of_range=flags),
+        )
+
+
+def golden_inputs(manifest: Manifest) -> list[object]:
+    """The bundle's golden rows: a JSON list of {feature name: value} objects."""
+    rows = json.loads(manifest.path("golden_inputs").read_text(encoding="utf-8"))
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ManifestError(f"{manifest.id}: golden inputs must be a JSON list of objects")
+    return list(rows)
