@@ -9,7 +9,7 @@ seconds (jittered):
 =================  ========================  ===============================
 device             model                     result kind
 =================  ========================  ===============================
-ed-triage-01       clinical-text-minilm      text embedding + ICD-10 chapter
+ed-triage-01       clinical-text-minilm      text embedding + ICD-10-CM codes
 onc-lab-02         wdbc-malignancy-mlp       tabular classification
 endo-clinic-03     diabetes-progression      tabular regression
 icu-eeg-04         eeg-seizure-watch         seizure probability (alerts)

@@ -124,9 +124,9 @@ def test_explicit_overrides_and_their_errors(text_manifest: Manifest) -> None:
     assert choose(text_manifest, hw, device="cpu").device == "cpu"
     assert choose(text_manifest, hw, device="cuda").device == "cuda"
     with pytest.raises(edgemed.BackendUnavailableError, match="ships no artifact for backend"):
-        choose(text_manifest, hw, backend="openvino")
+        choose(ships(text_manifest, "onnxruntime"), hw, backend="openvino")
     with pytest.raises(edgemed.BackendUnavailableError, match="runs on device 'npu'"):
-        choose(text_manifest, hw, device="npu")
+        choose(ships(text_manifest, "onnxruntime"), hw, device="npu")
     with pytest.raises(edgemed.BackendUnavailableError, match="not available"):
         choose(ships(text_manifest, "onnxruntime", "openvino"), hw, device="npu")
 

@@ -45,6 +45,9 @@ def ov_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = folder / "openvino" / name
         manifest["artifacts"][role] = {"path": f"openvino/{name}", "sha256": file_sha256(path)}
     manifest["backends"] = ["openvino", "onnxruntime"]
+    # This IR is the ONNX Runtime graph converted, not the shipped static INT8 IR: the shipped
+    # IR's own expected outputs do not apply, the ONNX Runtime ones do (within tolerance).
+    manifest["artifacts"].pop("golden_outputs_openvino", None)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

@@ -251,3 +251,19 @@ def test_bad_index_scales_refused(tmp_path: Path) -> None:
 
     with pytest.raises(edgemed.ModelError, match="label_index_scales"):
         edgemed.load(_copy_bundle(tmp_path, change), backend="onnxruntime", golden=False)
+
+
+def test_openvino_golden_drift_refuses_only_openvino(tmp_path: Path) -> None:
+    """Per-backend golden files: drift in the OpenVINO expectation stops OpenVINO, not ORT."""
+
+    def change(folder: Path, data: dict[str, Any]) -> None:
+        path = folder / "golden" / "openvino_int8_embeddings.npy"
+        expected = np.load(path)
+        expected[0] = -expected[0]
+        np.save(path, expected)
+
+    bundle = _copy_bundle(tmp_path, change)
+    with pytest.raises(edgemed.GoldenMismatchError, match="golden_outputs_openvino"):
+        edgemed.load(bundle, backend="openvino", threads=1)
+    with edgemed.load(bundle, backend="onnxruntime", threads=1) as pipe:
+        assert pipe.check_golden() == []
