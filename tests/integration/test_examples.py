@@ -140,3 +140,15 @@ def test_fleet_dashboard(tmp_path: Path) -> None:
         assert row and row[1] == row[2] and int(row[1]) >= 1, out
     assert "from 5 device(s)" in out
     assert "fleet check OK: every device's results arrived" in out
+
+
+def test_note_coder(tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("Type 2 diabetes with peripheral neuropathy. Productive cough and fever.")
+    out = run_example("note_coder.py", "--file", str(note), "--top", "3", cwd=tmp_path)
+    assert "clinical-text-minilm@" in out and "«Type 2 diabetes with peripheral neuropathy.»" in out
+    lines = [line.split() for line in out.splitlines() if re.match(r"\s{4}[A-Z]\d", line)]
+    assert len(lines) == 6  # 3 suggestions for each of the 2 sentences
+    assert lines[0][0].startswith("E11.4")  # type 2 diabetes with neuropathy, first
+    scores = [float(parts[1]) for parts in lines[:3]]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
