@@ -91,6 +91,87 @@ def test_dicom_windowing(tmp_path: Path) -> None:
     assert "native and NumPy paths agree" in out
 
 
+SCREENS = ROOT / "tests" / "fixtures" / "monitor-screens"
+BEDSIDE = "bedside_monitor/bedside_monitor.py"
+FRAME_LINE = re.compile(
+    r"^  (\S.*?) +(HR .*?|no vitals read .*?)  (NEWS2 +\d+ [a-z-]+|partial NEWS2 >=\d+ .*?) +"
+    r"\d+ ms  -> seq (\d+)$",
+    re.M,
+)
+
+
+def test_bedside_monitor_on_rendered_screens(tmp_path: Path) -> None:
+    out = run_example(BEDSIDE, cwd=tmp_path)
+    assert re.search(r"^backend  onnxruntime/cpu: ", out, re.M), out
+    assert "RENDERED screens (models/recipes/monitor_screens.py)" in out
+    assert "news2    PARTIAL only" in out
+    frames = FRAME_LINE.findall(out)
+    files = sorted(p.name for p in SCREENS.glob("*.png"))
+    assert [f[0] for f in frames] == files and len(files) == 16, out
+    assert [int(f[3]) for f in frames] == list(range(1, 17))
+    assert all(f[2].startswith("partial NEWS2 >=") for f in frames)  # no ACVPU, no air/O2 given
+    # Against the renderer's ground truth: no value read wrong, nearly every field read.
+    truth = re.search(r"(\d+) of 96 fields exact, (\d+) not read, 0 wrong value\(s\)", out)
+    assert truth and int(truth[1]) >= 86, out
+    assert "fleet    16 result(s) from icu-monitor-bed-07" in out and "outbox holds 0" in out
+    assert "fleet check OK: 16 submitted, 16 stored, each exactly once" in out
+
+
+def test_bedside_monitor_on_video(tmp_path: Path) -> None:
+    """A short MJPG video (2 fps, each screen held 1 s, then 1 s of a dark screen) through
+    ``edgemed.io.frames``: one reading per second of video, full NEWS2 from given ACVPU/air."""
+    import cv2
+    import numpy as np
+
+    from edgemed import kernels
+
+    labels = json.loads((SCREENS / "labels.json").read_text(encoding="utf-8"))["screens"]
+    shown = [s for s in labels if s["seed"] in (1002, 1003, 1004)]
+    video = tmp_path / "monitor.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (800, 600))
+    assert writer.isOpened()
+    for image in [cv2.imread(str(SCREENS / s["file"])) for s in shown] + [None]:
+        canvas = np.zeros((600, 800, 3), np.uint8)  # screens are 640x480 to 800x600
+        if image is not None:
+            canvas[: image.shape[0], : image.shape[1]] = image
+        writer.write(canvas)
+        writer.write(canvas)
+    writer.release()
+
+    args = ["--video", str(video), "--every", "1", "--consciousness", "A", "--room-air"]
+    out = run_example(BEDSIDE, *args, cwd=tmp_path)
+    assert f"input    video {video}; a reading every 1 s" in out
+    frames = FRAME_LINE.findall(out)
+    # 8 frames at 2 fps, one reading per second: every other frame is dropped.
+    assert [f[0].split(" @")[0] for f in frames] == [f"frame {i:4d}" for i in (0, 2, 4, 6)], out
+    assert frames[3][1].startswith("no vitals read") and frames[3][2].startswith("partial")
+    full = 0
+    for screen, (_name, vitals, news2, _seq) in zip(shown, frames, strict=False):
+        want = (
+            f"HR {screen['hr']:3d}  SpO2 {screen['spo2']:3d}  NIBP {screen['nibp_systolic']:3d}/"
+            f"{screen['nibp_diastolic']:<3d}  RR {screen['rr']:2d}  T {screen['temperature']:4.1f}"
+        )
+        if vitals.strip() != want:
+            assert news2.startswith("partial") or "--" not in vitals, out  # never full when unread
+            continue  # a field not read (or misread) through MJPG
+        expected = kernels.news2(
+            kernels.VitalSigns(
+                respiration_rate=screen["rr"],
+                spo2=screen["spo2"],
+                on_oxygen=False,
+                systolic_bp=screen["nibp_systolic"],
+                pulse=screen["hr"],
+                consciousness="A",
+                temperature=screen["temperature"],
+            )
+        )
+        assert news2.split() == ["NEWS2", str(expected.score), expected.band], (news2, out)
+        full += 1
+    assert full >= 2, out
+    assert "readings 4: " in out and ", 1 with none;" in out
+    assert "fleet check OK: 4 submitted, 4 stored, each exactly once" in out
+
+
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
