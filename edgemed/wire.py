@@ -207,7 +207,21 @@ NEWS2_PARAMETERS = (
 
 def _check_body(kind: str, body: dict[str, Any]) -> None:
     """Kinds the fleet acts on (alerts) must carry well-formed fields; others pass through."""
-    if kind == "news2":
+    if kind == "monitor-reading":  # the fleet alerts on the NEWS2 it carries
+        if body.get("news2") is not None:
+            _check_body("news2", _field(body, "news2", dict, "result.result"))
+        if body.get("news2_partial") is not None:
+            partial = _field(body, "news2_partial", dict, "result.result")
+            scores = _field(partial, "parameter_scores", dict, "result.result.news2_partial")
+            total = _field(partial, "partial_score", int, "result.result.news2_partial")
+            if not set(scores) <= set(NEWS2_PARAMETERS) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
+                for v in scores.values()
+            ):
+                raise PayloadError("news2_partial: parameter_scores must be NEWS2 parameters, 0-3")
+            if total != sum(scores.values()):
+                raise PayloadError("news2_partial: partial_score is not the sum of its scores")
+    elif kind == "news2":
         score = _field(body, "score", int, "result.result")
         params = _field(body, "parameter_scores", dict, "result.result")
         if set(params) != set(NEWS2_PARAMETERS) or not all(

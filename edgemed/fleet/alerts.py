@@ -6,6 +6,8 @@ transaction as the result that raised them, so an alert is never lost or raised 
 Clinical rules (on result bodies, validated by ``wire.decode_result``):
 - ``news2-emergency``: NEWS2 aggregate >= 7 (RCP 2017: emergency response).
 - ``news2-urgent``: aggregate 5-6, or any single parameter scoring 3 (urgent review).
+  Also from ``monitor-reading`` results: their full NEWS2, or their partial score (a lower
+  bound of the real one, so it can only under-alert, never over-alert).
 - ``seizure``: seizure probability at or above the model's own threshold.
 
 Operational rules:
@@ -54,6 +56,20 @@ class AlertRules:
         alerts = []
         if msg.kind == "news2":
             alerts += _news2(msg, body)
+        elif msg.kind == "monitor-reading" and body.get("news2") is not None:
+            alerts += _news2(msg, body["news2"])
+        elif msg.kind == "monitor-reading" and body.get("news2_partial") is not None:
+            # A partial score is a lower bound of the real NEWS2: >= 5 or a parameter scoring
+            # 3 already means at least an urgent review, whatever the missing parameters are.
+            partial = body["news2_partial"]
+            alerts += _news2(
+                msg,
+                {
+                    "score": partial["partial_score"],
+                    "parameter_scores": partial["parameter_scores"],
+                },
+                partial=True,
+            )
         elif msg.kind == "seizure-probability" and body["probability"] >= body["threshold"]:
             alerts.append(
                 Alert(
@@ -101,7 +117,7 @@ class AlertRules:
         )
 
 
-def _news2(msg: ResultMessage, body: dict[str, Any]) -> list[Alert]:
+def _news2(msg: ResultMessage, body: dict[str, Any], *, partial: bool = False) -> list[Alert]:
     score = int(body["score"])
     threes = sorted(name for name, value in body["parameter_scores"].items() if value == 3)
     severity: Severity
@@ -111,7 +127,9 @@ def _news2(msg: ResultMessage, body: dict[str, Any]) -> list[Alert]:
         rule, severity = "news2-urgent", "urgent"
     else:
         return []
-    detail = f"NEWS2 {score}" + (f"; scoring 3: {', '.join(threes)}" if threes else "")
+    detail = (f"NEWS2 at least {score} (partial)" if partial else f"NEWS2 {score}") + (
+        f"; scoring 3: {', '.join(threes)}" if threes else ""
+    )
     return [
         Alert(
             device_id=msg.device_id,

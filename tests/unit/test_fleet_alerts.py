@@ -102,3 +102,64 @@ def test_seizure_probability_outside_0_1_is_a_payload_error(probability: float) 
 def test_rules_reject_nonsense_thresholds() -> None:
     with pytest.raises(ValueError):
         AlertRules(backlog_threshold=0)
+
+
+def test_monitor_readings_raise_news2_alerts_full_and_partial() -> None:
+    """A real monitor-reader result: its NEWS2 (full, or partial = a lower bound) alerts."""
+    from pathlib import Path
+
+    import edgemed
+    from edgemed.wire import encode_result
+
+    screens = Path(__file__).parents[1] / "fixtures" / "monitor-screens"
+    reader = edgemed.load("monitor-reader")
+    rules = AlertRules()
+    seen_full = 0
+    for i, png in enumerate(sorted(screens.glob("screen-*.png"))[:6], start=1):
+        for frame in (
+            edgemed.MonitorFrame(image=png, consciousness="A", on_oxygen=False),
+            edgemed.MonitorFrame(image=png),
+        ):
+            reading = reader(frame)
+            assert isinstance(reading, edgemed.MonitorReading)
+            raw = encode_result(
+                reading, device_id="bed-1", seq=i, boot_id="b", lowest_unacked_seq=i,
+                clock_synced=True,
+            )  # fmt: skip
+            msg = decode_result(raw, topic_device_id="bed-1")
+            rules_fired = [a.rule for a in rules.on_result(msg, now=0.0)]
+            if reading.news2 is not None:
+                seen_full += 1
+                score = reading.news2["score"]
+                threes = 3 in reading.news2["parameter_scores"].values()
+            else:
+                assert reading.news2_partial is not None
+                score = reading.news2_partial.score
+                threes = 3 in reading.news2_partial.parameter_scores.values()
+            expected = (
+                ["news2-emergency"]
+                if score >= 7
+                else ["news2-urgent"]
+                if score >= 5 or threes
+                else []
+            )
+            assert rules_fired == expected, (png.name, score, rules_fired)
+    assert seen_full >= 2  # screens with every vital read give a complete NEWS2
+
+
+def test_monitor_reading_news2_fields_are_checked_on_the_wire() -> None:
+    full = news2_body(spo2=3)
+    bad_partial = {"complete": False, "parameter_scores": {"spo2": 3}, "partial_score": 2}
+    ok = {"kind": "monitor-reading", "news2": full, "news2_partial": None}
+    assert decode_result(result_payload("bed-1", 1, ok), topic_device_id="bed-1").kind
+    with pytest.raises(PayloadError, match="partial_score"):
+        decode_result(
+            result_payload("bed-1", 1, {"kind": "monitor-reading", "news2_partial": bad_partial}),
+            topic_device_id="bed-1",
+        )
+    tampered = {**full, "score": full["score"] + 1}  # type: ignore[operator]
+    with pytest.raises(PayloadError, match="sum"):
+        decode_result(
+            result_payload("bed-1", 1, {"kind": "monitor-reading", "news2": tampered}),
+            topic_device_id="bed-1",
+        )
