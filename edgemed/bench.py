@@ -43,8 +43,13 @@ def _raw_runner(pipeline: Pipeline) -> Callable[[dict[str, Any]], Any]:
     if pipeline.backend.name == "onnxruntime":
         names = [o.name for o in raw.get_outputs()]
         return lambda tensors: raw.run(names, tensors)
-    request = raw.create_infer_request()
-    return lambda tensors: request.infer(tensors)
+    request, outputs = raw.create_infer_request(), list(raw.outputs)
+
+    def run(tensors: dict[str, Any]) -> list[Any]:
+        result = request.infer(tensors)
+        return [result[o] for o in outputs]
+
+    return run
 
 
 def _ms(t0: float) -> float:
@@ -187,7 +192,7 @@ def bench_model(
                 "precision": manifest.precision,
                 "load_ms_incl_golden_check": round(load_ms, 1),
                 "single": _single(pipeline, item, n),
-                "batch": _batch(pipeline, items, max(5, n // 50)),
+                "batch": _batch(pipeline, items, max(20, n // 5)),
             }
         if cold and _json_able(item):
             run.update(cold_start(model, choice.backend, choice.device, item))

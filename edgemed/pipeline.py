@@ -94,8 +94,9 @@ class Pipeline:
             inference_ms=(t2 - t1) * 1e3 / n,
             postprocess_ms=(t3 - t2) * 1e3 / n,
         )
+        shared = self._provenance(prepared[0], timings, None)
         return [
-            b(provenance=self._provenance(p, timings, None))
+            b(provenance=shared.for_input(p.input_sha256, p.input_kind))
             for b, p in zip(results, prepared, strict=True)
         ]
 
