@@ -6,6 +6,7 @@ aarch64 (Jetson), so the kernels rely on the compiler's portable auto-vectorisat
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,8 +15,6 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent.resolve()
-# Everything a bundle may hold (golden inputs can be images or recordings too).
-MODEL_SUFFIXES = {".json", ".onnx", ".npy", ".npz", ".md", ".txt", ".xml", ".bin", ".png", ".jpg"}
 
 
 class build_py_with_models(build_py):
@@ -28,11 +27,14 @@ class build_py_with_models(build_py):
         for model_dir in sorted((ROOT / "models").iterdir()):
             if not (model_dir / "manifest.json").is_file():
                 continue  # recipes/ and anything that is not a model
-            for src in model_dir.rglob("*"):
-                if src.is_file() and src.suffix in MODEL_SUFFIXES:
-                    dst = target / src.relative_to(ROOT / "models")
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(src, dst)
+            # Exactly the manifest and the artifacts it lists (whatever their names): the
+            # installed model then passes the same sha256 check as the source tree.
+            manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+            files = ["manifest.json", *(a["path"] for a in manifest["artifacts"].values())]
+            for name in files:
+                dst = target / model_dir.name / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(model_dir / name, dst)
 
 
 ext_modules = [
