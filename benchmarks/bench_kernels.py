@@ -58,8 +58,18 @@ def search_75k(rng: np.random.Generator) -> list[dict[str, Any]]:
         "numpy_int8": lambda: numpy_topk_scaled(q, m8, inv8, 10),
     }
     med = interleaved(cases, 40)
+    # The <= 5 ms target is for the kernel on its own: interleaved right after NumPy calls,
+    # OpenBLAS's worker threads are still busy-waiting on the two cores the kernel also uses.
+    alone = interleaved({"int8": cases["int8"]}, 200)["int8"]
     shape = "1x384 vs 75000x384, k=10"
     return [
+        {
+            "kernel": "cosine_topk_int8 (alone, target <= 5 ms)",
+            "shape": shape,
+            "edgemed_us": round(alone, 2),
+            "target_us": 5000,
+            "ok": alone <= 5000,
+        },
         row("cosine_topk_int8", shape, med, "int8", "numpy_f32", "numpy float32 matrix"),
         row("cosine_topk_int8", shape, med, "int8", "numpy_int8", "numpy int8 matrix (astype)"),
         row("cosine_topk_fp16", shape, med, "fp16", "numpy_f32", "numpy float32 matrix"),
