@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import EdgemedError
+from .errors import EdgemedError, InputError
 
 __all__ = ["main"]
 
@@ -117,27 +117,28 @@ def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_model, write
+    from .cli_inputs import cli_input
+    from .io import Signal
+    from .manifest import load_manifest
+    from .registry import find_model_dir
 
-    item = _read_input(args.input) if args.input else None
+    item = None
+    if args.input:
+        manifest = load_manifest(find_model_dir(args.model), verify=False)
+        item = cli_input(args.input, manifest)
+        if isinstance(item, Signal):
+            raise InputError("bench times one model input: pass one window, not a recording")
     report = bench_model(
         args.model,
         n=args.n,
         batch=args.batch,
-        item=item.decode() if isinstance(item, bytes) else item,
+        item=item.decode("utf-8", errors="strict") if isinstance(item, bytes) else item,
         backend=args.backend,
         device=args.device,
         cold=not args.no_cold_start,
     )
     write(report, Path(args.output) if args.output else None)
     return 0
-
-
-def _read_input(value: str) -> str | bytes:
-    if value == "-":
-        return sys.stdin.buffer.read()
-    if value.startswith("@"):
-        return Path(value[1:]).read_bytes()
-    return value
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

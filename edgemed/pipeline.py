@@ -46,13 +46,19 @@ class Pipeline:
     def _run(self, item: object, window: SignalWindow | None) -> Result:
         t0 = time.perf_counter()
         prepared = self._pre(item)
+        return self._infer(prepared, (time.perf_counter() - t0) * 1e3, window)
+
+    def _infer(
+        self, prepared: Prepared, preprocess_ms: float, window: SignalWindow | None
+    ) -> Result:
+        """backend.run -> postprocess -> result, for an input already preprocessed."""
         t1 = time.perf_counter()
         outputs = self.backend.run(prepared.tensors)
         t2 = time.perf_counter()
         build = self._post(outputs, prepared.context)
         t3 = time.perf_counter()
         timings = Timings(
-            preprocess_ms=(t1 - t0) * 1e3,
+            preprocess_ms=preprocess_ms,
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
         )
@@ -78,8 +84,9 @@ class Pipeline:
         t1 = time.perf_counter()
         names = list(prepared[0].tensors)
         shapes = {tuple((n, p.tensors[n].shape[1:]) for n in names) for p in prepared}
-        if len(shapes) != 1:  # ragged inputs cannot be stacked
-            return [self(item) for item in items]
+        if len(shapes) != 1:  # ragged inputs cannot be stacked: one call each, no re-preprocessing
+            per_item_ms = (t1 - t0) * 1e3 / len(items)
+            return [self._infer(p, per_item_ms, None) for p in prepared]
         stacked = {n: np.concatenate([p.tensors[n] for p in prepared]) for n in names}
         outputs = self.backend.run(stacked)
         t2 = time.perf_counter()

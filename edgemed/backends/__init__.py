@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import BackendUnavailableError
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
 from .base import Backend, Tensors
@@ -48,8 +49,6 @@ def create_backend(
         for spec in manifest.inputs:
             shape = spec.static_shape()
             if shape is None:
-                from ..errors import BackendUnavailableError
-
                 raise BackendUnavailableError(
                     f"model {manifest.id}: the NPU needs static shapes but input {spec.name} "
                     f"is declared {list(spec.shape)}"

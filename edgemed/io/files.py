@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from .. import kernels
 from ..errors import InputError
+from ._arrays import signal_array
 
 __all__ = [
     "DicomImage",
@@ -208,16 +209,7 @@ def _signal(
 ) -> Signal:
     if fs is None or not np.isfinite(fs) or fs <= 0:
         raise InputError(f"{where}: sampling rate unknown: pass sampling_rate_hz=")
-    array = np.asarray(data)
-    if array.ndim == 1:
-        array = array[np.newaxis, :]
-    if array.ndim != 2 or 0 in array.shape:
-        raise InputError(f"{where}: expected channels x samples, got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise InputError(f"{where}: expected numbers, got {array.dtype}")
-    out = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(out).all():
-        raise InputError(f"{where}: contains NaN or infinite samples")
+    out = signal_array(data, where)
     n = out.shape[0]
     return Signal(
         data=out,

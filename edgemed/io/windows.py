@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
+from ._arrays import signal_array
 
 __all__ = ["SignalBlock", "Window", "Windower"]
 
@@ -64,32 +65,13 @@ class Windower:
         self.gaps = 0
         self.samples_lost = 0
 
-    def _as_2d(self, values: Any) -> npt.NDArray[np.float32]:
-        array = np.asarray(values)
-        if array.ndim == 1:
-            array = array[np.newaxis, :]
-        if array.ndim != 2 or array.shape[0] != self.channels:
-            raise InputError(
-                f"signal block: expected shape ({self.channels}, samples)"
-                + (" or (samples,)" if self.channels == 1 else "")
-                + f", got {array.shape}"
-            )
-        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(
-            array.dtype, np.complexfloating
-        ):
-            raise InputError(f"signal block: expected real numbers, got dtype {array.dtype}")
-        out = array.astype(np.float32, copy=False)
-        if not np.isfinite(out).all():
-            raise InputError("signal block contains NaN or infinity")
-        return out
-
     def push(self, block: Any) -> Iterator[Window]:
         """Add a block (array or :class:`SignalBlock`); yield every window it completes."""
         if isinstance(block, np.ndarray):
             values, first, host_time = block, self._next_index, None
         else:
             values, first, host_time = block.values, int(block.first_index), block.host_time
-        data = self._as_2d(values)
+        data = signal_array(values, "signal block", channels=self.channels, allow_empty=True)
         if first < self._next_index:
             raise InputError(
                 f"signal block starts at sample {first}, before the end of the previous one "
