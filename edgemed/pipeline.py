@@ -82,12 +82,13 @@ class Pipeline:
         t0 = time.perf_counter()
         prepared = [self._pre(item) for item in items]
         t1 = time.perf_counter()
-        names = list(prepared[0].tensors)
-        shapes = {tuple((n, p.tensors[n].shape[1:]) for n in names) for p in prepared}
-        if len(shapes) != 1:  # ragged inputs cannot be stacked: one call each, no re-preprocessing
+        try:
+            stacked = {
+                n: np.concatenate([p.tensors[n] for p in prepared]) for n in prepared[0].tensors
+            }
+        except ValueError:  # ragged inputs cannot be stacked: one call each, no re-preprocessing
             per_item_ms = (t1 - t0) * 1e3 / len(items)
             return [self._infer(p, per_item_ms, None) for p in prepared]
-        stacked = {n: np.concatenate([p.tensors[n] for p in prepared]) for n in names}
         outputs = self.backend.run(stacked)
         t2 = time.perf_counter()
         results = []

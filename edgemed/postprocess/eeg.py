@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from .. import kernels
 from ..errors import InputError, ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.eeg import EEGContext
-from ..results import Result, ResultBuilder, SeizureProbability
+from ..results import Result, ResultBuilder, SeizureProbability, deferred
 
 __all__ = [
     "SeizureEpisode",
@@ -83,7 +82,7 @@ class SeizurePostprocessor:
         valid = context.valid_columns[self.lo : self.hi]
         # Flat columns are "not evaluated": they never lower or raise the reported maximum.
         probability = float(np.clip(p[valid].max(), 0.0, 1.0)) if valid.any() else 0.0
-        return partial(
+        return deferred(
             SeizureProbability,
             probability=probability,
             threshold=c.threshold,

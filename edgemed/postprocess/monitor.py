@@ -21,7 +21,6 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import cv2
@@ -41,6 +40,7 @@ from ..results import (
     Result,
     ResultBuilder,
     VitalReading,
+    deferred,
 )
 from ..wire import NEWS2_PARAMETERS
 from .vitals_text import Box, Pairing, pair_fields
@@ -192,7 +192,7 @@ class MonitorPostprocessor:
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
         fields = _fields(pair_fields(pairing_boxes), texts)
         full, part, assumed = news2_of(fields, context.frame)
-        return partial(
+        return deferred(
             MonitorReading,
             fields=fields,
             texts=tuple(texts),

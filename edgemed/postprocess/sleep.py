@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from .. import kernels
 from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.ecg import SleepContext
-from ..results import Result, ResultBuilder, SleepStages
+from ..results import Result, ResultBuilder, SleepStages, deferred
 
 __all__ = ["SleepStagePostprocess", "SleepStagePostprocessor", "golden_check"]
 
@@ -48,7 +47,7 @@ class SleepStagePostprocessor:
         index = kernels.argmax(probs[0])
         stages = tuple(self.classes[int(i)] for i in index)
         counts = {name: int(np.sum(index == k)) for k, name in enumerate(self.classes)}
-        return partial(
+        return deferred(
             SleepStages,
             stages=stages,
             probabilities=probs[0],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import numpy.typing as npt
 from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.tabular import TabularContext
-from ..results import Result, ResultBuilder, TabularClassification, TabularRegression
+from ..results import Result, ResultBuilder, TabularClassification, TabularRegression, deferred
 
 __all__ = [
     "ClassificationPostprocess",
@@ -83,7 +82,7 @@ class ClassificationPostprocessor:
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TabularContext
     ) -> ResultBuilder:
         p = _scalar(outputs, self._output)
-        return partial(
+        return deferred(
             TabularClassification,
             label=self.positive if p >= self.threshold else self.negative,
             probability=p,
@@ -105,7 +104,7 @@ class RegressionPostprocessor:
     def __call__(
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TabularContext
     ) -> ResultBuilder:
-        return partial(
+        return deferred(
             TabularRegression,
             value=_scalar(outputs, self._output),
             name=self.name,

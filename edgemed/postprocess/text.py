@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ from .. import kernels
 from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.text import TextContext
-from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder
+from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder, deferred
 
 __all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check", "golden_role"]
 
@@ -62,7 +61,7 @@ class EmbeddingPostprocessor:
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TextContext
     ) -> ResultBuilder:
         unit, nearest = self.nearest(outputs[self._output])
-        return partial(
+        return deferred(
             EmbeddingResult,
             embedding=unit[0],
             nearest=nearest[0],

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .base import Provenance, Result, ResultBuilder, SignalWindow, Timings, timings_summary
+from .base import (
+    Provenance,
+    Result,
+    ResultBuilder,
+    SignalWindow,
+    Timings,
+    deferred,
+    timings_summary,
+)
 from .eeg import SeizureProbability
 from .monitor import MONITOR_FIELDS, MonitorReading, News2Partial, OcrText, VitalReading
 from .sleep import SleepStages
@@ -26,5 +34,6 @@ __all__ = [
     "TabularRegression",
     "Timings",
     "VitalReading",
+    "deferred",
     "timings_summary",
 ]

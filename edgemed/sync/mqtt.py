@@ -14,6 +14,7 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ from .outbox import Outbox
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
+# The fleet's ack rate is measured over this many seconds of ack progress. Acks arrive in bursts
+# (a filled gap acknowledges hundreds at once): a moving average of per-ack rates read ~1,000/s
+# while the fleet committed ~30/s, and the resend timers then duplicated two thirds of traffic.
+ACK_RATE_WINDOW_S = 10.0
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Publisher:
         self.peak_inflight = 0  # most results published and unacknowledged at once (<= window)
         self._on_ack = on_ack
         self._inflight: dict[int, _InFlight] = {}
+        self._next_deadline = float("inf")  # no resend is due before this (monotonic time)
         self._high_sent = 0  # highest seq published on this connection
         self._wake = False  # set with notify: the sender has work (new rows, acks, reconnect)
         # Link watchdog: publishes still waiting for their PUBACK, and since when we wait.
@@ -74,7 +80,7 @@ class Publisher:
         self._waiting_since: float | None = None
         # Fleet ack throughput (results/s, moving average) and the last ack seen.
         self._ack_rate: float | None = None
-        self._last_ack: tuple[float, int] | None = None
+        self._acks: deque[tuple[float, int]] = deque()  # (monotonic time, ack seq), ascending
         self._connected = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -114,9 +120,12 @@ class Publisher:
             )
 
         seq = self.outbox.put(build)
-        with self._cond:
-            self._wake = True
-            self._cond.notify_all()
+        # Read without the lock: if the sender has not yet taken the last wake-up, it reads the
+        # outbox after taking it, so it sees this row; only a consumed wake-up needs a new one.
+        if not self._wake:
+            with self._cond:
+                self._wake = True
+                self._cond.notify_all()
         return seq
 
     @property
@@ -222,7 +231,13 @@ class Publisher:
         """Resend rows whose timer expired, then fill the window with rows never sent yet."""
         now = time.monotonic()
         with self._cond:
-            due = [seq for seq, entry in self._inflight.items() if now >= entry.deadline]
+            due: list[int] = []
+            if now >= self._next_deadline:  # scan the window only when a timer can have expired
+                due = [seq for seq, entry in self._inflight.items() if now >= entry.deadline]
+                self._next_deadline = min(
+                    (e.deadline for e in self._inflight.values() if now < e.deadline),
+                    default=float("inf"),
+                )
             room = self.sync.inflight_window - len(self._inflight)
             after = self._high_sent
         rows = self.outbox.rows(due)
@@ -242,8 +257,13 @@ class Publisher:
                         if entry is None
                         else sum(1 for seq in self._inflight if seq < row.seq)
                     )
-                    wait = max(wait, 2.0 * ahead / self._ack_rate)
-                self._inflight[row.seq] = _InFlight(now + wait * random.uniform(0.8, 1.2), attempts)
+                    # Capped: while a lost result holds the fleet's contiguous ack back, the
+                    # measured rate collapses, and an uncapped wait would never resend it
+                    # (seen in the broker-kill soak: 435 results stuck for 180 s).
+                    wait = min(self.sync.resend_max_s, max(wait, 2.0 * ahead / self._ack_rate))
+                deadline = now + wait * random.uniform(0.8, 1.2)
+                self._inflight[row.seq] = _InFlight(deadline, attempts)
+                self._next_deadline = min(self._next_deadline, deadline)
                 self._high_sent = max(self._high_sent, row.seq)
                 self.peak_inflight = max(self.peak_inflight, len(self._inflight))
             info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
@@ -285,6 +305,7 @@ class Publisher:
         self._track(client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True))
         with self._cond:
             self._inflight.clear()  # replay everything unacknowledged
+            self._next_deadline = float("inf")
             self._high_sent = 0
             self._connected = True
             self._wake = True
@@ -302,11 +323,14 @@ class Publisher:
 
     def _update_ack_rate(self, ack_seq: int) -> None:
         now = time.monotonic()
-        if self._last_ack is not None and ack_seq > self._last_ack[1] and now > self._last_ack[0]:
-            rate = (ack_seq - self._last_ack[1]) / (now - self._last_ack[0])
-            self._ack_rate = rate if self._ack_rate is None else 0.7 * self._ack_rate + 0.3 * rate
-        if self._last_ack is None or ack_seq > self._last_ack[1]:
-            self._last_ack = (now, ack_seq)
+        if self._acks and ack_seq <= self._acks[-1][1]:
+            return  # a repeated ack: no progress
+        self._acks.append((now, ack_seq))
+        while now - self._acks[0][0] > ACK_RATE_WINDOW_S and len(self._acks) > 2:
+            self._acks.popleft()
+        since, first = self._acks[0]
+        if now - since >= 1.0:  # enough history for a rate that bursts do not dominate
+            self._ack_rate = (ack_seq - first) / (now - since)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._cond:

@@ -70,7 +70,7 @@ class Outbox:
         self.boot_id = str(uuid.uuid4())
         self.refused = 0  # refused by this process; meta "refused_total" counts across restarts
         self._lock = threading.Lock()  # guards the connection
-        self._queue_cond = threading.Condition()  # guards the group-commit queue
+        self._queue_lock = threading.Lock()  # guards the group-commit queue and its leader flag
         self._queue: list[_PutRequest] = []
         self._committing = False
         self._fresh: OrderedDict[int, bytes] = OrderedDict()  # seq -> payload, ascending
@@ -121,23 +121,34 @@ class Outbox:
         arrived while the previous commit was running; each still gets its own seq or error.
         """
         request = _PutRequest(build_payload)
-        with self._queue_cond:
+        with self._queue_lock:
             self._queue.append(request)
-            while not request.done and self._committing:
-                self._queue_cond.wait()
+            leads = not self._committing
+            self._committing = True
+        if not leads:
+            # Released by the leader of the commit that took this request (done), or handed
+            # the lead for the requests that queued meanwhile (not done). Waking exactly those
+            # threads, not every waiter, matters with many producers: each wake costs the GIL.
+            request.wake.acquire()
             if request.done:
                 return request.outcome()
-            self._committing = True  # this caller leads the next group commit
+        with self._queue_lock:
             batch, self._queue = self._queue, []
         try:
             with self._lock:
                 self._commit_group(batch)
         finally:
-            with self._queue_cond:
-                for req in batch:
-                    req.done = True
-                self._committing = False
-                self._queue_cond.notify_all()
+            for req in batch:
+                if req.seq is None and req.error is None:  # the commit itself raised
+                    req.error = SyncError("outbox write failed; result not stored")
+                req.done = True
+                if req is not request:
+                    req.wake.release()
+            with self._queue_lock:
+                if self._queue:
+                    self._queue[0].wake.release()  # next leader: still not done
+                else:
+                    self._committing = False
         return request.outcome()
 
     def _commit_group(self, batch: list[_PutRequest]) -> None:
@@ -145,17 +156,26 @@ class Outbox:
             with self._tx():
                 self._store_group(batch)
         except sqlite3.DatabaseError as exc:  # rolled back: nobody in the group was stored
-            self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
+            self._forget_group(batch)
             for req in batch:
-                req.seq, req.error = None, SyncError(f"outbox write failed: {exc}")
+                req.error = SyncError(f"outbox write failed: {exc}")
                 req.error.__cause__ = exc
             return
+        except BaseException:  # e.g. KeyboardInterrupt in a builder: rolled back as well
+            self._forget_group(batch)
+            raise
         with self._fresh_lock:  # committed: seqs ascend, so the cache stays contiguous
             for req in batch:
                 if req.seq is not None and req.payload is not None:
                     self._fresh[req.seq] = req.payload
             while len(self._fresh) > FRESH_ROWS:
                 self._fresh.popitem(last=False)
+
+    def _forget_group(self, batch: list[_PutRequest]) -> None:
+        """After a rollback: no request keeps a seq that was never stored (it would be reused)."""
+        self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
+        for req in batch:
+            req.seq, req.payload = None, None
 
     def _store_group(self, batch: list[_PutRequest]) -> None:
         next_seq = int(self._meta("next_seq") or 1)
@@ -286,6 +306,13 @@ class Outbox:
             self._db.close()
 
 
+def _held_lock() -> threading.Lock:
+    """A lock its waiter blocks on until another thread releases it."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False)
 class _PutRequest:
     build: PayloadBuilder
@@ -293,6 +320,7 @@ class _PutRequest:
     payload: bytes | None = None
     error: BaseException | None = field(default=None)
     done: bool = False
+    wake: threading.Lock = field(default_factory=_held_lock)
 
     def outcome(self) -> int:
         if self.error is not None:

@@ -60,10 +60,12 @@ def test_openvino_matches_onnxruntime_on_the_same_tensors(ov_bundle: Path) -> No
             a = ort_pipe.backend.run(tensors)["embedding"]
             b = backend.run(tensors)["embedding"]
             assert a.shape == b.shape == (1, 384)
-            # Same INT8 graph, two runtimes: their dynamic quantisation rounds differently
-            # (measured here: max |diff| 0.008, cosine > 0.998).
-            assert np.abs(a - b).max() < 0.02
-            assert float(a[0] @ b[0]) > 0.995
+            # Same INT8 graph, two runtimes: their dynamic quantisation rounds differently, and
+            # by how much depends on the CPU's int8 kernels (measured on these notes: Intel
+            # Xeon with AVX-512 VNNI max |diff| 0.008, cosine > 0.998; AMD EPYC with AVX2
+            # only max |diff| 0.028, cosine >= 0.9888).
+            assert np.abs(a - b).max() < 0.04
+            assert float(a[0] @ b[0]) > 0.985
         backend.close()
 
 

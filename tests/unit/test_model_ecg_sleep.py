@@ -318,6 +318,20 @@ def test_input_forms_are_equivalent(
     assert np.abs(batch[0].probabilities - missing.probabilities).max() < 1e-6
 
 
+def test_ragged_batch_runs_each_recording_alone(
+    stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
+) -> None:
+    """Recordings of different lengths cannot be stacked: batch falls back to one call each
+    and still returns exactly the single-call results, in order."""
+    ecg, fs = toy
+    long, short = {"ecg": ecg, "fs": fs}, {"ecg": ecg[: len(ecg) // 2], "fs": fs}
+    batch = stager.batch([long, short, long])
+    assert [len(r.stages) for r in batch] == [len(stager(x).stages) for x in (long, short, long)]
+    assert len(batch[0].stages) > len(batch[1].stages)
+    assert np.abs(batch[1].probabilities - stager(short).probabilities).max() < 1e-6
+    assert batch[0].provenance.input_sha256 == batch[2].provenance.input_sha256
+
+
 @pytest.mark.parametrize(
     "change",
     [

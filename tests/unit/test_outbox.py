@@ -9,6 +9,7 @@ import pytest
 
 import edgemed
 from edgemed.config import OutboxConfig
+from edgemed.errors import SyncError
 from edgemed.sync import Outbox
 
 
@@ -192,3 +193,58 @@ def test_pending_from_the_memory_cache_equals_sqlite(
     for (after, limit), rows in cached.items():
         assert rows == reopened.pending(limit, after=after), (after, limit)
     reopened.close()
+
+
+def test_a_commit_that_raises_releases_every_waiter(tmp_path: Path) -> None:
+    """A BaseException during a group commit (KeyboardInterrupt lands in whichever thread is
+    committing; ordinary exceptions go back to their own caller only) aborts the whole group:
+    it propagates in the committing thread, every other member gets a SyncError instead of
+    waiting forever, no seq of the group is used, and the outbox keeps working."""
+    import threading
+    import time
+
+    class Abort(BaseException):
+        pass
+
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(seq: int, boot: str, low: int) -> bytes:
+        entered.set()
+        release.wait(5)
+        return b"first"
+
+    def abort(seq: int, boot: str, low: int) -> bytes:
+        raise Abort
+
+    outcomes: dict[str, object] = {}
+
+    def put(name: str, build: object) -> None:
+        try:
+            outcomes[name] = ob.put(build)  # type: ignore[arg-type]
+        except (Abort, SyncError) as exc:
+            outcomes[name] = exc
+
+    def start(name: str, build: object, queued: int) -> threading.Thread:
+        thread = threading.Thread(target=put, args=(name, build))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while len(ob._queue) < queued and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return thread
+
+    threads = [threading.Thread(target=put, args=("leader", blocking))]
+    threads[0].start()
+    assert entered.wait(5)  # the leader's group is committing: the rest queue behind it
+    # queued: f0 (leads the next group), f1, abort, f2: f0 and f1 get seqs before the abort
+    threads += [start(f"f{i}", lambda s, b, lo: b"x", i + 1) for i in range(2)]
+    threads.append(start("abort", abort, 3))
+    threads.append(start("f2", lambda s, b, lo: b"x", 4))
+    release.set()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+    assert outcomes["leader"] == 1 and isinstance(outcomes["f0"], Abort)  # f0 was committing
+    assert all(isinstance(outcomes[k], SyncError) for k in ("f1", "abort", "f2"))
+    assert ob.depth == 1 and ob.put(lambda s, b, lo: b"y") == 2  # no seq of the group is used
+    assert [r.seq for r in ob.pending(10)] == [1, 2]
