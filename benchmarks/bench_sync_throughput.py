@@ -36,9 +36,9 @@ EXTRA_CONF = os.environ.get("EDGEMED_BENCH_MOSQUITTO_CONF", "set_tcp_nodelay tru
 
 
 def raw_qos1_rate(port: int, payload: bytes, n: int, protocol: str) -> float:
-    """Plain paho QoS1 publishes, no outbox, no fleet: the broker's PUBACK rate, speaking the
-    MQTT version the publisher negotiated (paho parses MQTT 5 acks with properties and reason
-    codes: measured ~25 % slower than 3.1.1 here, so the baseline must match)."""
+    """Plain paho QoS1 publishes, one result per message, no outbox, no fleet: the broker's
+    PUBACK rate, speaking the MQTT version the publisher negotiated (paho parses MQTT 5 acks
+    with properties and reason codes; both versions are reported)."""
     version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=version)
     client.max_inflight_messages_set(256)

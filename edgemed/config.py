@@ -65,6 +65,9 @@ class OutboxConfig:
 @dataclass(frozen=True, kw_only=True)
 class SyncConfig:
     inflight_window: int = 64  # results published and not yet acknowledged
+    # Results already waiting when the sender wakes share one publish (JSON Lines, wire.py);
+    # it never waits to fill a batch, so a quiet device still sends each result at once.
+    max_batch_results: int = 32
     resend_initial_s: float = 5.0  # first resend of an unacknowledged result
     resend_max_s: float = 120.0  # resend back-off cap
     reconnect_min_s: float = 0.5  # full-jitter reconnect back-off: uniform(0, min(max, min*2^n))

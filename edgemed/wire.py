@@ -30,7 +30,11 @@ __all__ = [
     "encode_ack",
     "encode_result",
     "encode_status",
+    "join_results",
     "parse_topic",
+    "prepare_result",
+    "split_results",
+    "stamp_result",
     "topic",
 ]
 
@@ -41,7 +45,12 @@ PREFIX = "edgemed/v1"
 Channel = Literal["results", "status", "ack", "cmd"]
 _CHANNELS = ("results", "status", "ack", "cmd")
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_PAYLOAD_BYTES = 256 * 1024  # one result
+# One message on a results topic carries one or more results, one JSON object per line (JSON
+# Lines: compact JSON never contains a raw newline). Batching amortises the per-message cost of
+# MQTT (publish, PUBACK, broker routing); each line is validated, stored and acked on its own.
+MAX_MESSAGE_BYTES = 1024 * 1024
+BATCH_TARGET_BYTES = 128 * 1024  # the device starts a new message beyond this
 
 
 def check_device_id(device_id: str) -> str:
@@ -79,14 +88,25 @@ def encode_result(
     encounter: str | None = None,
 ) -> bytes:
     """The JSON payload of one result; ``encounter`` is an opaque reference, never a name."""
+    unstamped = prepare_result(
+        result, device_id=device_id, clock_synced=clock_synced, encounter=encounter
+    )
+    return stamp_result(unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=lowest_unacked_seq)
+
+
+def prepare_result(
+    result: Result, *, device_id: str, clock_synced: bool, encounter: str | None = None
+) -> bytes:
+    """The payload without its sequence fields (seq, boot_id, lowest_unacked_seq).
+
+    The device encodes this before it enters the outbox's group commit, where only
+    :func:`stamp_result` runs: the commit's critical section stays short.
+    """
     p = result.provenance
     message = {
         "schema": RESULT_SCHEMA,
         "result_id": str(uuid.uuid4()),
         "device_id": check_device_id(device_id),
-        "seq": seq,
-        "boot_id": boot_id,
-        "lowest_unacked_seq": lowest_unacked_seq,
         "created_at": p.created_at,
         "clock_synced": clock_synced,
         "model": {
@@ -112,6 +132,14 @@ def encode_result(
         "result": result.body(),
     }
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def stamp_result(unstamped: bytes, *, seq: int, boot_id: str, lowest_unacked_seq: int) -> bytes:
+    """A prepared payload with its sequence fields added (a JSON object's keys are unordered)."""
+    if not unstamped.startswith(b"{") or unstamped == b"{}":
+        raise InputError("stamp_result takes the non-empty JSON object prepare_result makes")
+    head = f'{{"seq":{int(seq)},"boot_id":{json.dumps(boot_id)},'
+    return f'{head}"lowest_unacked_seq":{int(lowest_unacked_seq)},'.encode() + unstamped[1:]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +265,19 @@ def _check_body(kind: str, body: dict[str, Any]) -> None:
             value = _field(body, key, (int, float), "result.result")
             if not 0.0 <= value <= 1.0:
                 raise PayloadError(f"seizure-probability: {key} {value} is outside [0, 1]")
+
+
+def join_results(payloads: list[bytes]) -> bytes:
+    """Several result payloads as one results-topic message (see MAX_MESSAGE_BYTES)."""
+    return b"\n".join(payloads)
+
+
+def split_results(message: bytes) -> list[bytes]:
+    """A results-topic message -> its result payloads, one per line (PayloadError if the whole
+    message is too large; each line is then decoded, and dead-lettered, on its own)."""
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise PayloadError(f"results message: {len(message)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    return message.split(b"\n")
 
 
 def encode_ack(ack_seq: int) -> bytes:

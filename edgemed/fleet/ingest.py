@@ -26,6 +26,7 @@ from ..wire import (
     decode_status,
     encode_ack,
     parse_topic,
+    split_results,
     topic,
 )
 from .alerts import AlertRules
@@ -34,7 +35,7 @@ from .store import SqlStore
 
 __all__ = ["Ingest"]
 
-MAX_BATCH = 500  # messages per store transaction
+MAX_BATCH = 500  # results per store transaction (a message may carry several)
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,13 @@ class Ingest:
                 batch = [self._inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            while len(batch) < MAX_BATCH:
+            results = batch[0][1].count(b"\n") + 1
+            while results < MAX_BATCH:
                 try:
                     batch.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
+                results += batch[-1][1].count(b"\n") + 1
             try:
                 self._store_batch(batch)
             except Exception:
@@ -162,14 +165,16 @@ class Ingest:
                 if channel == "status":
                     self._store_status(device_id, decode_status(payload))
                 elif channel == "results":
-                    results.append(decode_result(payload, topic_device_id=device_id))
-                    received.append(at)
+                    for line in split_results(payload):  # each result stands on its own
+                        try:
+                            results.append(decode_result(line, topic_device_id=device_id))
+                            received.append(at)
+                        except PayloadError as exc:
+                            self._dead_letter(name, exc, line)
                 else:
                     raise PayloadError(f"unexpected channel {channel!r}")
             except PayloadError as exc:
-                self.counts["dead_letter"] += 1
-                log.warning("dead letter on %s: %s", name, exc)
-                self.store.dead_letter(name, str(exc), payload)
+                self._dead_letter(name, exc, payload)
         if not results:
             return
         now = time.time()
@@ -188,6 +193,11 @@ class Ingest:
         for device_id, ack_seq in done.acked.items():
             self._client.publish(topic(device_id, "ack"), encode_ack(ack_seq), qos=1)
         announce(done.alerts, self.events)
+
+    def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:
+        self.counts["dead_letter"] += 1
+        log.warning("dead letter on %s: %s", name, exc)
+        self.store.dead_letter(name, str(exc), payload)
 
     def _store_status(self, device_id: str, status: dict[str, Any]) -> None:
         self.counts["status"] += 1

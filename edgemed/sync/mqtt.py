@@ -1,6 +1,7 @@
 """Stage 7: publish outbox rows over MQTT (paho-mqtt 2.x) until the fleet acknowledges them.
 
-Protocol (DESIGN.md §4): QoS1 publishes within an in-flight window; the fleet replies on
+Protocol (DESIGN.md §4): QoS1 publishes within an in-flight window (rows already waiting share
+one message, one result per line: docs/architecture.md); the fleet replies on
 ``…/ack`` with the highest contiguous seq it has committed; only then are rows deleted. After every
 (re)connect all unacknowledged rows are replayed (the fleet absorbs duplicates). Resends back off
 exponentially; reconnects use full jitter (paho's own back-off has none).
@@ -15,7 +16,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,17 @@ from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError
 from ..results import Result
 from ..transport import make_client, resolve_protocol, run_connection
-from ..wire import decode_ack, encode_result, encode_status, topic
+from ..wire import (
+    BATCH_TARGET_BYTES,
+    decode_ack,
+    encode_status,
+    join_results,
+    prepare_result,
+    stamp_result,
+    topic,
+)
 from .clock import clock_synced
-from .outbox import Outbox
+from .outbox import Outbox, OutboxRow
 
 __all__ = ["Publisher"]
 
@@ -43,6 +52,21 @@ ACK_RATE_WINDOW_S = 10.0
 class _InFlight:
     deadline: float
     attempts: int
+
+
+def _batches(rows: list[OutboxRow], max_results: int) -> Iterator[bytes]:
+    """Consecutive rows joined into results-topic messages (wire.join_results), each at most
+    ``max_results`` results and, unless one row alone is larger, BATCH_TARGET_BYTES."""
+    batch: list[bytes] = []
+    size = 0
+    for row in rows:
+        if batch and (len(batch) >= max_results or size + len(row.payload) > BATCH_TARGET_BYTES):
+            yield join_results(batch)
+            batch, size = [], 0
+        batch.append(row.payload)
+        size += len(row.payload) + 1
+    if batch:
+        yield join_results(batch)
 
 
 class Publisher:
@@ -106,18 +130,13 @@ class Publisher:
 
     def submit(self, result: Result, *, encounter: str | None = None) -> int:
         """Commit ``result`` to the outbox (raises OutboxFullError when full); returns its seq."""
-        synced = clock_synced()
+        # Encoded here, in the caller's thread; the group commit only adds the seq fields.
+        unstamped = prepare_result(
+            result, device_id=self.device_id, clock_synced=clock_synced(), encounter=encounter
+        )
 
         def build(seq: int, boot_id: str, low: int) -> bytes:
-            return encode_result(
-                result,
-                device_id=self.device_id,
-                seq=seq,
-                boot_id=boot_id,
-                lowest_unacked_seq=low,
-                clock_synced=synced,
-                encounter=encounter,
-            )
+            return stamp_result(unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=low)
 
         seq = self.outbox.put(build)
         # Read without the lock: if the sender has not yet taken the last wake-up, it reads the
@@ -243,33 +262,35 @@ class Publisher:
         rows = self.outbox.rows(due)
         if room > 0:
             rows += self.outbox.pending(room, after=after)
-        for row in rows:
-            with self._cond:
-                entry = self._inflight.get(row.seq)
-                attempts = 1 if entry is None else entry.attempts + 1
-                wait = min(
-                    self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1)
-                )
-                if self._ack_rate:  # a slow fleet is not a lost message: wait for the queue ahead
-                    # New rows are past everything in flight; only resends need counting.
-                    ahead = (
-                        len(self._inflight)
-                        if entry is None
-                        else sum(1 for seq in self._inflight if seq < row.seq)
-                    )
-                    # Capped: while a lost result holds the fleet's contiguous ack back, the
-                    # measured rate collapses, and an uncapped wait would never resend it
-                    # (seen in the broker-kill soak: 435 results stuck for 180 s).
-                    wait = min(self.sync.resend_max_s, max(wait, 2.0 * ahead / self._ack_rate))
-                deadline = now + wait * random.uniform(0.8, 1.2)
-                self._inflight[row.seq] = _InFlight(deadline, attempts)
-                self._next_deadline = min(self._next_deadline, deadline)
-                self._high_sent = max(self._high_sent, row.seq)
-                self.peak_inflight = max(self.peak_inflight, len(self._inflight))
-            info = self._client.publish(topic(self.device_id, "results"), row.payload, qos=1)
+        with self._cond:
+            for row in rows:
+                self._schedule_resend(row.seq, now)
+        for message in _batches(rows, self.sync.max_batch_results):
+            info = self._client.publish(topic(self.device_id, "results"), message, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
             self._track(info)
+
+    def _schedule_resend(self, seq: int, now: float) -> None:
+        """Record ``seq`` as in flight with its resend deadline (caller holds ``_cond``)."""
+        entry = self._inflight.get(seq)
+        attempts = 1 if entry is None else entry.attempts + 1
+        wait = min(self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1))
+        if self._ack_rate:  # a slow fleet is not a lost message: wait for the queue ahead
+            # New rows are past everything in flight; only resends need counting.
+            ahead = (
+                len(self._inflight)
+                if entry is None
+                else sum(1 for other in self._inflight if other < seq)
+            )
+            # Capped: while a lost result holds the fleet's contiguous ack back, the measured
+            # rate collapses, and an uncapped wait would never resend it.
+            wait = min(self.sync.resend_max_s, max(wait, 2.0 * ahead / self._ack_rate))
+        deadline = now + wait * random.uniform(0.8, 1.2)
+        self._inflight[seq] = _InFlight(deadline, attempts)
+        self._next_deadline = min(self._next_deadline, deadline)
+        self._high_sent = max(self._high_sent, seq)
+        self.peak_inflight = max(self.peak_inflight, len(self._inflight))
 
     # -- paho callbacks (network thread) ----------------------------------------------------
     def _offline_status(self, connection: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -83,6 +84,93 @@ def test_garbage_payloads_dead_lettered_without_stopping_ingest(
             assert pub.wait_drained(10)
     assert store.count_results() == 1
     assert ingest.counts["dead_letter"] == 5 and ingest.counts["stored"] == 1
+
+
+def test_bad_line_in_a_batched_message_is_dead_lettered_alone(
+    mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    """A results message carries several results, one per line: each is validated, stored and
+    acknowledged on its own, so one bad line costs only itself."""
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    acks: list[int] = []
+    with Ingest(store, broker, sync=FAST) as ingest:
+        assert ingest.ready.wait(10)
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bed-7")
+        raw.on_message = lambda _c, _u, m: acks.append(edgemed.wire.decode_ack(m.payload))
+        raw.connect("127.0.0.1", broker.port)
+        raw.subscribe("edgemed/v1/bed-7/ack", qos=1)
+        raw.loop_start()
+
+        def payload(seq: int) -> bytes:
+            return edgemed.wire.encode_result(
+                encoder(f"note {seq}"),
+                device_id="bed-7",
+                seq=seq,
+                boot_id="b",
+                lowest_unacked_seq=1,
+                clock_synced=False,
+            )
+
+        lines = [payload(1), b'{"schema": "edgemed.result/1", "seq": "two"}', payload(2)]
+        message = edgemed.wire.join_results(lines)
+        raw.publish("edgemed/v1/bed-7/results", message, qos=1).wait_for_publish(5)
+        assert until(lambda: 2 in acks, 10), acks
+        raw.loop_stop()
+        raw.disconnect()
+    assert sorted(r["seq"] for r in store.results()) == [1, 2]
+    assert ingest.counts["stored"] == 2 and ingest.counts["dead_letter"] == 1
+    (letter,) = store.dead_letters()
+    assert letter["topic"] == "edgemed/v1/bed-7/results"
+    db = sqlite3.connect(store.path)
+    (kept,) = db.execute("SELECT payload FROM dead_letters").fetchone()
+    db.close()
+    assert bytes(kept) == lines[1]  # only the bad line is kept, not the whole message
+
+
+def test_backlog_is_sent_in_batches_and_a_quiet_device_sends_one_by_one(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    messages: list[int] = []  # results per message seen on the device's results topic
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="watcher")
+    watcher.on_message = lambda _c, _u, m: messages.append(
+        len(edgemed.wire.split_results(m.payload))
+    )
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("edgemed/v1/bed-5/results", qos=1)
+    watcher.loop_start()
+    outbox = _outbox(tmp_path, "bed-5")
+    result = encoder("observation")
+    for _ in range(100):  # accepted while the device had no broker: a backlog
+        outbox.put(
+            lambda seq, boot, low: edgemed.wire.encode_result(
+                result,
+                device_id="bed-5",
+                seq=seq,
+                boot_id=boot,
+                lowest_unacked_seq=low,
+                clock_synced=False,
+            )
+        )
+    sync = SyncConfig(
+        inflight_window=64, max_batch_results=16, resend_initial_s=5.0, reconnect_max_s=0.5
+    )
+    try:
+        with Ingest(store, broker, sync=FAST) as ingest, Publisher(outbox, broker, sync) as pub:
+            assert ingest.ready.wait(10)
+            assert pub.wait_drained(20)
+            assert until(lambda: sum(messages) >= 100, 5)
+            backlog = list(messages)
+            for i in range(3):  # one result at a time, each acknowledged before the next
+                pub.submit(encoder(f"quiet {i}"))
+                assert pub.wait_drained(10)
+            assert until(lambda: sum(messages) >= 103, 5)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    assert max(backlog) == 16 and len(backlog) < 100 / 4  # batched, within the configured cap
+    assert messages[len(backlog) :] == [1, 1, 1]  # no waiting to fill a batch
+    assert store.count_results() == 103 and ingest.counts["duplicate"] == 0
 
 
 def test_broker_restart_loses_nothing_and_stores_no_duplicates(

@@ -93,3 +93,33 @@ def test_ack_and_status() -> None:
     assert status["state"] == "online" and status["connection"] == 2
     with pytest.raises(edgemed.PayloadError):
         wire.decode_status(b'{"schema": "edgemed.status/1", "state": "maybe"}')
+
+
+def test_results_message_lines_round_trip(encoder: edgemed.Pipeline) -> None:
+    result = encoder("line one\nline two")  # a newline in the input never reaches the wire raw
+    payloads = [
+        wire.encode_result(
+            result, device_id="bed-1", seq=i, boot_id="b", lowest_unacked_seq=1, clock_synced=False
+        )
+        for i in (1, 2, 3)
+    ]
+    message = wire.join_results(payloads)
+    assert wire.split_results(message) == payloads
+    assert wire.split_results(payloads[0]) == [payloads[0]]  # a lone result is a batch of one
+    assert all(b"\n" not in p for p in payloads)  # compact JSON escapes newlines in text
+
+
+def test_oversized_results_message_is_refused() -> None:
+    with pytest.raises(edgemed.PayloadError, match="exceeds"):
+        wire.split_results(b"x" * (wire.MAX_MESSAGE_BYTES + 1))
+
+
+def test_stamped_payload_equals_the_one_shot_encoding(encoder: edgemed.Pipeline) -> None:
+    result = encoder("fever")
+    unstamped = wire.prepare_result(result, device_id="bed-1", clock_synced=True)
+    stamped = json.loads(wire.stamp_result(unstamped, seq=7, boot_id="b", lowest_unacked_seq=3))
+    assert stamped["seq"] == 7 and stamped["boot_id"] == "b" and stamped["lowest_unacked_seq"] == 3
+    message = wire.decode_result(json.dumps(stamped).encode(), topic_device_id="bed-1")
+    assert message.seq == 7
+    with pytest.raises(edgemed.InputError):
+        wire.stamp_result(b"{}", seq=1, boot_id="b", lowest_unacked_seq=1)
