@@ -103,10 +103,8 @@ class Pipeline:
             postprocess_ms=(t3 - t2) * 1e3 / n,
         )
         shared = self._provenance(prepared[0], timings, None)
-        return [
-            b(provenance=shared.for_input(p.input_sha256, p.input_kind))
-            for b, p in zip(results, prepared, strict=True)
-        ]
+        provenances = shared.for_inputs([(p.input_sha256, p.input_kind) for p in prepared])
+        return [b(provenance=pv) for b, pv in zip(results, provenances, strict=True)]
 
     def stream(
         self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None

@@ -67,13 +67,19 @@ class Provenance:
     created_at: float  # Unix time on the device clock
     window: SignalWindow | None = None  # set for results of Pipeline.stream
 
-    def for_input(self, input_sha256: str, input_kind: str) -> Provenance:
-        """The same provenance for another input of one batch (rows share model, backend,
-        timings and time). Copies the fields instead of re-running the frozen ``__init__``,
-        which costs more per row than a tabular model's whole inference."""
-        clone = object.__new__(Provenance)
-        clone.__dict__.update(self.__dict__, input_sha256=input_sha256, input_kind=input_kind)
-        return clone
+    def for_inputs(self, inputs: list[tuple[str, str]]) -> list[Provenance]:
+        """The same provenance for each (input_sha256, input_kind) of one batch (rows share
+        model, backend, timings and time). Copies the fields instead of re-running the frozen
+        ``__init__``, which costs more per row than a tabular model's share of inference."""
+        new, assign, fields = object.__new__, object.__setattr__, self.__dict__
+        out = []
+        for sha256, kind in inputs:
+            values = fields.copy()
+            values["input_sha256"], values["input_kind"] = sha256, kind
+            clone = new(Provenance)
+            assign(clone, "__dict__", values)
+            out.append(clone)
+        return out
 
 
 class Result(Protocol):
@@ -113,8 +119,10 @@ class _Deferred(Generic[R]):
         self.cls, self.values = cls, values
 
     def __call__(self, *, provenance: Provenance) -> R:
+        values = self.values.copy()
+        values["provenance"] = provenance
         result = object.__new__(self.cls)
-        result.__dict__.update(self.values, provenance=provenance)
+        object.__setattr__(result, "__dict__", values)
         return result
 
 
