@@ -172,10 +172,11 @@ class Outbox:
                 self._fresh.popitem(last=False)
 
     def _forget_group(self, batch: list[_PutRequest]) -> None:
-        """After a rollback: no request keeps a seq that was never stored (it would be reused)."""
-        self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
+        """After a rollback: no request keeps a seq that was never stored (it would be reused).
+        Seqs first: recounting reads the database, which may be what just failed."""
         for req in batch:
             req.seq, req.payload = None, None
+        self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
 
     def _store_group(self, batch: list[_PutRequest]) -> None:
         next_seq = int(self._meta("next_seq") or 1)
