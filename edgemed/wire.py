@@ -24,6 +24,7 @@ __all__ = [
     "STATUS_SCHEMA",
     "ResultMessage",
     "check_device_id",
+    "count_results",
     "decode_ack",
     "decode_result",
     "decode_status",
@@ -273,6 +274,11 @@ def _check_body(kind: str, body: dict[str, Any]) -> None:
 def join_results(payloads: list[bytes]) -> bytes:
     """Several result payloads as one results-topic message (see MAX_MESSAGE_BYTES)."""
     return b"\n".join(payloads)
+
+
+def count_results(message: bytes) -> int:
+    """How many results a results-topic message carries (without splitting it)."""
+    return message.count(b"\n") + 1
 
 
 def split_results(message: bytes) -> list[bytes]:

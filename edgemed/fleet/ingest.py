@@ -22,6 +22,7 @@ from ..transport import make_client, resolve_protocol, run_connection
 from ..wire import (
     PREFIX,
     ResultMessage,
+    count_results,
     decode_result,
     decode_status,
     encode_ack,
@@ -137,17 +138,17 @@ class Ingest:
 
     def _work(self) -> None:
         while not (self._stop.is_set() and self._inbox.empty()):
-            try:
-                batch = [self._inbox.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            results = batch[0][1].count(b"\n") + 1
-            while results < MAX_BATCH:
+            batch: list[tuple[str, bytes, float]] = []
+            results = 0
+            while results < MAX_BATCH:  # wait for the first message, then take what is queued
                 try:
-                    batch.append(self._inbox.get_nowait())
+                    item = self._inbox.get_nowait() if batch else self._inbox.get(timeout=0.2)
                 except queue.Empty:
                     break
-                results += batch[-1][1].count(b"\n") + 1
+                batch.append(item)
+                results += count_results(item[1])
+            if not batch:
+                continue
             try:
                 self._store_batch(batch)
             except Exception:

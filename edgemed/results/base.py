@@ -71,14 +71,11 @@ class Provenance:
         """The same provenance for each (input_sha256, input_kind) of one batch (rows share
         model, backend, timings and time). Copies the fields instead of re-running the frozen
         ``__init__``, which costs more per row than a tabular model's share of inference."""
-        new, assign, fields = object.__new__, object.__setattr__, self.__dict__
         out = []
         for sha256, kind in inputs:
-            values = fields.copy()
+            values = self.__dict__.copy()
             values["input_sha256"], values["input_kind"] = sha256, kind
-            clone = new(Provenance)
-            assign(clone, "__dict__", values)
-            out.append(clone)
+            out.append(_assemble(Provenance, values))
         return out
 
 
@@ -106,7 +103,19 @@ class ResultBuilder(Protocol):
     def __call__(self, *, provenance: Provenance) -> Result: ...
 
 
+T = TypeVar("T")
 R = TypeVar("R", bound=Result)
+
+
+def _assemble(cls: type[T], values: dict[str, Any]) -> T:
+    """An instance of the frozen dataclass ``cls`` from its complete field dict, without
+    running ``__init__`` (one ``object.__setattr__`` per field: the cost :func:`deferred`
+    and :meth:`Provenance.for_inputs` avoid on the per-row batch path)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    return obj
+
+
 _FIELDS: dict[type, tuple[frozenset[str], dict[str, Any]]] = {}
 
 
@@ -121,9 +130,7 @@ class _Deferred(Generic[R]):
     def __call__(self, *, provenance: Provenance) -> R:
         values = self.values.copy()
         values["provenance"] = provenance
-        result = object.__new__(self.cls)
-        object.__setattr__(result, "__dict__", values)
-        return result
+        return _assemble(self.cls, values)
 
 
 def deferred(cls: type[R], **values: Any) -> ResultBuilder:

@@ -104,7 +104,7 @@ def test_results_message_lines_round_trip(encoder: edgemed.Pipeline) -> None:
         for i in (1, 2, 3)
     ]
     message = wire.join_results(payloads)
-    assert wire.split_results(message) == payloads
+    assert wire.split_results(message) == payloads and wire.count_results(message) == 3
     assert wire.split_results(payloads[0]) == [payloads[0]]  # a lone result is a batch of one
     assert all(b"\n" not in p for p in payloads)  # compact JSON escapes newlines in text
 
