@@ -165,8 +165,10 @@ def bench_model(
     backend: str = "auto",
     device: str = "auto",
     cold: bool = True,
+    batch_repeats: int | None = None,
 ) -> dict[str, Any]:
-    """Benchmark ``model`` on each usable backend/device (or the one named)."""
+    """Benchmark ``model`` on each usable backend/device (or the one named): ``n`` single
+    calls, then ``batch_repeats`` (default ``n // 5``, at least 20) batches of ``batch``."""
     manifest: Manifest = load_manifest(find_model_dir(model))
     golden = task_spec(manifest).golden_inputs(manifest)
     item = golden[0] if item is None else item
@@ -192,7 +194,7 @@ def bench_model(
                 "precision": manifest.precision,
                 "load_ms_incl_golden_check": round(load_ms, 1),
                 "single": _single(pipeline, item, n),
-                "batch": _batch(pipeline, items, max(20, n // 5)),
+                "batch": _batch(pipeline, items, batch_repeats or max(20, n // 5)),
             }
         if cold and _json_able(item):
             run.update(cold_start(model, choice.backend, choice.device, item))

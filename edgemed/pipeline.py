@@ -18,7 +18,7 @@ from .io.windows import Windower
 from .manifest import Manifest, load_manifest
 from .preprocess import Prepared
 from .registry import find_model_dir
-from .results import Provenance, Result, SignalWindow, Timings
+from .results import Provenance, Result, SignalWindow, Timings, finish_batch
 from .tasks import task_spec
 
 __all__ = ["Pipeline", "load"]
@@ -102,9 +102,7 @@ class Pipeline:
             inference_ms=(t2 - t1) * 1e3 / n,
             postprocess_ms=(t3 - t2) * 1e3 / n,
         )
-        shared = self._provenance(prepared[0], timings, None)
-        provenances = shared.for_inputs([(p.input_sha256, p.input_kind) for p in prepared])
-        return [b(provenance=pv) for b, pv in zip(results, provenances, strict=True)]
+        return finish_batch(results, self._provenance(prepared[0], timings, None), prepared)
 
     def stream(
         self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None

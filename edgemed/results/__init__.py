@@ -9,6 +9,7 @@ from .base import (
     SignalWindow,
     Timings,
     deferred,
+    finish_batch,
     timings_summary,
 )
 from .eeg import SeizureProbability
@@ -35,5 +36,6 @@ __all__ = [
     "Timings",
     "VitalReading",
     "deferred",
+    "finish_batch",
     "timings_summary",
 ]

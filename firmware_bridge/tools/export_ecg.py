@@ -51,7 +51,7 @@ def dicom12() -> tuple[np.ndarray, dict[str, Any]]:
         d.ChannelSourceSequence[0].CodeMeaning.replace("Lead ", "").split(" (")[0] for d in defs
     ]
     meta = {
-        "rate_mhz": int(round(float(seq.SamplingFrequency) * 1000)),
+        "rate_mhz": round(float(seq.SamplingFrequency) * 1000),
         "scale": scales.pop(),
         "unit": units.pop(),
         "labels": labels,

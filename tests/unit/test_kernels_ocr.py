@@ -112,7 +112,9 @@ def test_ctc_decode_matches_rapidocr_on_real_recognition_output(seed: int) -> No
     got = kernels.ctc_greedy_decode(probs, kernels.ppocr_charset(chars))
     assert [t for t, _ in got] == [t for t, _ in ref]
     np.testing.assert_allclose([c for _, c in got], [c for _, c in ref], rtol=0, atol=1e-6)
-    assert {"HR 72", "SpO2 97", "NIBP 120/80"} & {t for t, _ in got}  # really read the screen
+    # Really read the screen. Spaces are left out: whether PP-OCRv4 emits one between "HR" and
+    # "72" differs by CPU (read "HR72" on an AMX Xeon, "HR 72" on an AVX2 EPYC).
+    assert {"HR72", "SpO297", "NIBP120/80"} & {t.replace(" ", "") for t, _ in got}
 
 
 @settings(max_examples=200, deadline=None)

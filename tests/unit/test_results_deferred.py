@@ -1,5 +1,6 @@
-"""``deferred``: results built without the frozen dataclass ``__init__`` behave exactly like
-results built with it (equality, immutability, defaults) and refuse what ``__init__`` refuses."""
+"""``deferred`` and ``finish_batch``: results built without the frozen dataclass ``__init__``
+behave exactly like results built with it (equality, immutability, defaults) and refuse what
+``__init__`` refuses; each batch row gets its own provenance."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import dataclasses
 
 import pytest
 
-from edgemed.results import Provenance, TabularClassification, TabularRegression, Timings, deferred
+from edgemed.results import (
+    Provenance,
+    Result,
+    TabularClassification,
+    TabularRegression,
+    Timings,
+    deferred,
+    finish_batch,
+)
 
 PROVENANCE = Provenance(
     model_id="m",
@@ -67,3 +76,59 @@ def test_post_init_types_are_refused() -> None:
 
     with pytest.raises(TypeError, match="__post_init__"):
         deferred(Checked, value=1.0)  # type: ignore[type-var]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    input_sha256: str
+    input_kind: str
+
+
+def regression(value: float) -> TabularRegression:
+    return TabularRegression(
+        value=value, name="y", unit="u", out_of_range=(), provenance=PROVENANCE
+    )
+
+
+def test_finish_batch_gives_each_row_its_own_input_and_the_shared_rest() -> None:
+    rows = [Row(f"{i:064x}", "tabular") for i in range(3)]
+    builders = [
+        deferred(TabularRegression, value=float(i), name="y", unit="u", out_of_range=())
+        for i in range(3)
+    ]
+    results = finish_batch(builders, PROVENANCE, rows)
+    for i, (result, row) in enumerate(zip(results, rows, strict=True)):
+        want = dataclasses.replace(PROVENANCE, input_sha256=row.input_sha256)
+        assert result == dataclasses.replace(regression(float(i)), provenance=want)
+        assert result.provenance.timings is PROVENANCE.timings
+    assert len({id(r.provenance) for r in results}) == 3  # no row shares another's
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        results[0].provenance.input_sha256 = "x"  # type: ignore[misc]
+    assert PROVENANCE.input_sha256 == "1" * 64  # the shared provenance is left as it was
+
+
+def test_finish_batch_uses_builders_up() -> None:
+    builder = deferred(TabularRegression, value=1.0, name="y", unit="u", out_of_range=())
+    finish_batch([builder], PROVENANCE, [Row("a" * 64, "tabular")])
+    with pytest.raises(RuntimeError, match="used up"):
+        builder(provenance=PROVENANCE)
+    with pytest.raises(RuntimeError, match="used up"):
+        finish_batch([builder], PROVENANCE, [Row("a" * 64, "tabular")])
+
+
+def test_finish_batch_calls_other_builders_their_own_way() -> None:
+    seen: list[Provenance] = []
+
+    def builder(*, provenance: Provenance) -> Result:
+        seen.append(provenance)
+        return regression(2.0)
+
+    (result,) = finish_batch([builder], PROVENANCE, [Row("b" * 64, "text")])
+    assert result == regression(2.0)
+    assert seen == [dataclasses.replace(PROVENANCE, input_sha256="b" * 64, input_kind="text")]
+
+
+def test_finish_batch_refuses_a_length_mismatch() -> None:
+    builder = deferred(TabularRegression, value=1.0, name="y", unit="u", out_of_range=())
+    with pytest.raises(ValueError, match="1 results for 2 inputs"):
+        finish_batch([builder], PROVENANCE, [Row("a" * 64, "t"), Row("b" * 64, "t")])
