@@ -91,10 +91,11 @@ class Pipeline:
             return [self._infer(p, per_item_ms, None) for p in prepared]
         outputs = self.backend.run(stacked)
         t2 = time.perf_counter()
-        results = []
-        for row, p in enumerate(prepared):
-            build = self._post({k: v[row : row + 1] for k, v in outputs.items()}, p.context)
-            results.append(build)
+        post = self._post
+        builders = [
+            post({k: v[row : row + 1] for k, v in outputs.items()}, p.context)
+            for row, p in enumerate(prepared)
+        ]
         t3 = time.perf_counter()
         n = len(items)  # each result carries its share of the batch's stage times
         timings = Timings(
@@ -102,7 +103,7 @@ class Pipeline:
             inference_ms=(t2 - t1) * 1e3 / n,
             postprocess_ms=(t3 - t2) * 1e3 / n,
         )
-        return finish_batch(results, self._provenance(prepared[0], timings, None), prepared)
+        return finish_batch(builders, self._provenance(prepared[0], timings, None), prepared)
 
     def stream(
         self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None

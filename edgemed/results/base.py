@@ -176,7 +176,7 @@ def finish_batch(
     common = shared.__dict__
     new, put = object.__new__, object.__setattr__
     results: list[Result] = []
-    for build, row in zip(builders, inputs, strict=True):
+    for build, row in zip(builders, inputs, strict=False):  # lengths checked above
         fields_ = common.copy()
         fields_["input_sha256"] = row.input_sha256
         fields_["input_kind"] = row.input_kind
