@@ -117,20 +117,20 @@ def _batch(pipeline: Pipeline, items: list[object], repeats: int) -> dict[str, A
             for row, p in enumerate(prepared)
         ]
 
+    def ours() -> list[Any]:
+        return pipeline.batch(items)
+
     # Latency is call -> results in hand: both sides keep their results until the clock has
     # stopped (freeing 64 results is the caller's later cost, not the call's).
-    sdk, hand = [], []
-    pipeline.batch(items)
-    by_hand()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        ours = pipeline.batch(items)
-        sdk.append(_ms(t0))
-        del ours
-        t0 = time.perf_counter()
-        theirs = by_hand()
-        hand.append(_ms(t0))
-        del theirs
+    sdk: list[float] = []
+    hand: list[float] = []
+    ours(), by_hand()  # warm-up
+    for i in range(repeats):  # alternate which goes first: neither always meets warm caches
+        for run, times in ((ours, sdk), (by_hand, hand))[:: 1 if i % 2 else -1]:
+            t0 = time.perf_counter()
+            results = run()
+            times.append(_ms(t0))
+            del results
     p50, hand50 = statistics.median(sdk), statistics.median(hand)
     return {
         "batch": len(items),

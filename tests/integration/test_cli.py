@@ -65,6 +65,35 @@ def test_doctor_reads_a_jetson_fixture(tmp_path: Path) -> None:
     assert "asimd" in proc.stdout and "clinical-text-minilm" in proc.stdout
 
 
+def test_bench_reports_each_backend(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _edgemed("bench", "wdbc-malignancy-mlp", "-n", "40", "--batch", "8", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    manifest = load_manifest(find_model_dir("wdbc-malignancy-mlp"), verify=False)
+    assert report["model"] == f"wdbc-malignancy-mlp@{manifest.version}"
+    assert sorted(r["backend"] for r in report["runs"]) == sorted(manifest.backends)
+    for run in report["runs"]:
+        single, batch = run["single"], run["batch"]
+        assert single["calls"] == 40
+        assert 0 < single["p50_ms"] <= single["p90_ms"] <= single["p99_ms"]
+        assert set(single["stages_p50_ms"]) == {"preprocess", "inference", "postprocess"}
+        assert single["raw_runtime_p50_ms"] > 0 and single["by_hand_p50_ms"] > 0
+        overhead = (single["p50_ms"] - single["by_hand_p50_ms"]) / single["p50_ms"]
+        assert single["sdk_overhead_fraction"] == pytest.approx(overhead, abs=1e-3)
+        assert batch["batch"] == 8 and batch["stacked_into_one_call"] is True
+        assert batch["items_per_s"] == pytest.approx(8 / batch["p50_ms"] * 1e3, rel=1e-3)
+        assert 0 < run["cold_start_ms"] < 60_000 and run["rss_mb"] > 20  # a real child process
+
+    one = _edgemed(
+        "bench", "wdbc-malignancy-mlp", "-n", "20", "--backend", "openvino", "--no-cold-start"
+    )
+    runs = json.loads(one.stdout)["runs"]
+    assert [r["backend"] for r in runs] == ["openvino"] and "cold_start_ms" not in runs[0]
+    bad = _edgemed("bench", "no-such-model")
+    assert bad.returncode == 2 and "unknown model" in bad.stderr
+
+
 def test_demo_with_embedded_broker() -> None:
     proc = _edgemed("demo", timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
