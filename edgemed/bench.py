@@ -23,6 +23,7 @@ import numpy as np
 
 from ._version import __version__
 from .backends import candidates
+from .errors import BackendUnavailableError
 from .hardware import probe
 from .manifest import Manifest, load_manifest
 from .pipeline import Pipeline, load
@@ -191,7 +192,12 @@ def bench_model(
         if backend not in ("auto", choice.backend) or device not in ("auto", choice.device):
             continue
         t0 = time.perf_counter()
-        with load(model, backend=choice.backend, device=choice.device) as pipeline:
+        try:
+            pipeline = load(model, backend=choice.backend, device=choice.device)
+        except BackendUnavailableError as exc:  # listed by the runtime, but it did not start
+            report["skipped"].append(f"{choice.backend}/{choice.device}: {exc}")
+            continue
+        with pipeline:
             load_ms = _ms(t0)
             run: dict[str, Any] = {
                 "backend": choice.backend,

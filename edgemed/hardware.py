@@ -7,13 +7,15 @@ asked of the installed runtimes.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import platform
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["HardwareInfo", "probe"]
+__all__ = ["HardwareInfo", "probe", "usable_providers"]
 
 _INTERESTING_FLAGS = (
     "avx2",
@@ -88,6 +90,26 @@ def _intel_igpu(root: Path) -> bool:
     return any((_read(v) or "").lower() == "0x8086" for v in vendors)
 
 
+def usable_providers(listed: Collection[str], tensorrt_loads: bool) -> tuple[str, ...]:
+    """ONNX Runtime's providers less TensorRT when TensorRT itself cannot load: the PyPI
+    onnxruntime-gpu lists it without shipping the TensorRT libraries (seen on an H200 with
+    onnxruntime-gpu 1.31.1), and its sessions then quietly run on CUDA instead."""
+    return tuple(p for p in listed if tensorrt_loads or p != "TensorrtExecutionProvider")
+
+
+@functools.cache
+def _tensorrt_loads() -> bool:
+    """Whether TensorRT's runtime library loads the way ONNX Runtime's TensorRT provider loads
+    it (the dynamic loader's search path). Asked only where a GPU build of ONNX Runtime is."""
+    for name in ("libnvinfer.so.10", "libnvinfer.so.8", "nvinfer_10.dll", "nvinfer.dll"):
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def _runtime_devices(runtimes: Collection[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     providers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
@@ -95,7 +117,9 @@ def _runtime_devices(runtimes: Collection[str]) -> tuple[tuple[str, ...], tuple[
         try:
             import onnxruntime as ort
 
-            providers = tuple(ort.get_available_providers())
+            listed = ort.get_available_providers()
+            trt = "TensorrtExecutionProvider" in listed and _tensorrt_loads()
+            providers = usable_providers(listed, trt)
         except ImportError:
             pass
     if "openvino" in runtimes:  # importing OpenVINO costs ~0.3 s: only when a model needs it

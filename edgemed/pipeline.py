@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._version import __version__
-from .backends import Backend, Choice, choose, create_backend
+from .backends import Backend, Choice, candidates, choose, create_backend
 from .config import cache_dir
-from .errors import GoldenMismatchError, InputError, ManifestError
+from .errors import BackendUnavailableError, GoldenMismatchError, InputError, ManifestError
 from .hardware import HardwareInfo, probe
 from .io.windows import Windower
 from .manifest import Manifest, load_manifest
@@ -205,8 +206,7 @@ def load(
     if isinstance(model, str) and manifest.id != model:
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
     hw = hardware or probe(runtimes=manifest.backends)
-    choice = choose(manifest, hw, backend=backend, device=device)
-    runtime = create_backend(manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir())
+    choice, runtime = _open_backend(manifest, hw, backend, device, threads)
     pipeline = Pipeline(manifest, runtime, choice=choice)
     if golden:
         problems = pipeline.check_golden()
@@ -217,3 +217,31 @@ def load(
                 + "; ".join(problems)
             )
     return pipeline
+
+
+def _open_backend(
+    manifest: Manifest, hw: HardwareInfo, backend: str, device: str, threads: int | None
+) -> tuple[Choice, Backend]:
+    """The first candidate that really starts. The probe sees what runtimes were built with;
+    whether an accelerator's libraries load shows only when a session opens (onnxruntime-gpu
+    from PyPI lists TensorRT without the TensorRT libraries). With ``device="auto"`` the next
+    candidate serves and the choice's reason says why; a device asked for by name must start."""
+    first = choose(manifest, hw, backend=backend, device=device)
+    if device != "auto":
+        return first, create_backend(manifest, first, hw=hw, threads=threads, cache_dir=cache_dir())
+    usable, _ = candidates(manifest, hw)
+    tried: list[str] = []
+    for choice in usable[usable.index(first) :]:
+        if backend not in ("auto", choice.backend):
+            continue
+        try:
+            runtime = create_backend(
+                manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir()
+            )
+        except BackendUnavailableError as exc:
+            tried.append(f"{choice.backend}/{choice.device}: {exc}")
+            continue
+        if tried:
+            choice = replace(choice, reason=f"{choice.reason} (did not start: {'; '.join(tried)})")
+        return choice, runtime
+    raise BackendUnavailableError(f"no backend of model {manifest.id} started: {'; '.join(tried)}")

@@ -13,7 +13,14 @@ import numpy.typing as npt
 from ..errors import BackendError, BackendUnavailableError
 from .base import Tensors
 
-__all__ = ["DEVICES", "PROVIDERS", "OnnxRuntimeBackend", "available_devices", "tensorrt_cache_dir"]
+__all__ = [
+    "DEVICES",
+    "PROVIDERS",
+    "OnnxRuntimeBackend",
+    "available_devices",
+    "provider_fallback",
+    "tensorrt_cache_dir",
+]
 
 # edgemed device name -> ONNX Runtime provider chain (nodes a provider cannot run fall right).
 PROVIDERS: dict[str, list[str]] = {
@@ -38,6 +45,21 @@ def available_devices(providers: tuple[str, ...] | None = None) -> list[str]:
 
         providers = tuple(ort.get_available_providers())
     return [dev for dev, chain in PROVIDERS.items() if chain[0] in providers]
+
+
+def provider_fallback(requested: list[str], started: list[str]) -> str | None:
+    """Why a session did not start on the provider asked for, or None if it did.
+
+    ``get_available_providers`` lists what the build was compiled with, not what can load: the
+    PyPI onnxruntime-gpu lists TensorRT without the TensorRT libraries, and a CUDA provider
+    whose cuDNN is missing fails to load. ONNX Runtime then carries on with the next provider
+    (logging it, or retrying in Python), and a result would claim a device it never ran on."""
+    if started and started[0] == requested[0]:
+        return None
+    return (
+        f"{requested[0]} did not start (its libraries could not be loaded); the session fell "
+        f"back to {started or 'nothing'}"
+    )
 
 
 def _tensorrt_version() -> str:
@@ -93,6 +115,11 @@ class OnnxRuntimeBackend:
             self._session = ort.InferenceSession(str(model_path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own untyped exceptions
             raise BackendError(f"onnxruntime could not load {model_path.name}: {exc}") from exc
+        started = self._session.get_providers()
+        problem = provider_fallback(PROVIDERS[device], started)
+        if problem is not None:
+            self._session = None
+            raise BackendUnavailableError(f"onnxruntime: {problem}; {INSTALL_HINT[device]}")
         self.device = device
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self._output_names = [o.name for o in self._session.get_outputs()]
