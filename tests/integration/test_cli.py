@@ -79,10 +79,13 @@ def test_bench_reports_each_backend(tmp_path: Path) -> None:
         assert 0 < single["p50_ms"] <= single["p90_ms"] <= single["p99_ms"]
         assert set(single["stages_p50_ms"]) == {"preprocess", "inference", "postprocess"}
         assert single["raw_runtime_p50_ms"] > 0 and single["by_hand_p50_ms"] > 0
-        overhead = (single["p50_ms"] - single["by_hand_p50_ms"]) / single["p50_ms"]
-        assert single["sdk_overhead_fraction"] == pytest.approx(overhead, abs=1e-3)
+        # Figures are rounded to 0.1 us, a tabular call takes ~40 us: compare within that.
+        overhead_ms = single["p50_ms"] - single["by_hand_p50_ms"]
+        assert single["sdk_overhead_ms"] == pytest.approx(overhead_ms, abs=2e-4)
+        fraction = single["sdk_overhead_ms"] / single["p50_ms"]
+        assert single["sdk_overhead_fraction"] == pytest.approx(fraction, abs=0.02)
         assert batch["batch"] == 8 and batch["stacked_into_one_call"] is True
-        assert batch["items_per_s"] == pytest.approx(8 / batch["p50_ms"] * 1e3, rel=1e-3)
+        assert batch["items_per_s"] == pytest.approx(8 / batch["p50_ms"] * 1e3, rel=5e-3)
         assert 0 < run["cold_start_ms"] < 60_000 and run["rss_mb"] > 20  # a real child process
 
     one = _edgemed(
