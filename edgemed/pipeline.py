@@ -226,12 +226,12 @@ def _open_backend(
     whether an accelerator's libraries load shows only when a session opens (onnxruntime-gpu
     from PyPI lists TensorRT without the TensorRT libraries). With ``device="auto"`` the next
     candidate serves and the choice's reason says why; a device asked for by name must start."""
-    first = choose(manifest, hw, backend=backend, device=device)
+    first = choose(manifest, hw, backend=backend, device=device)  # raises if none is usable
     if device != "auto":
         return first, create_backend(manifest, first, hw=hw, threads=threads, cache_dir=cache_dir())
     usable, _ = candidates(manifest, hw)
     tried: list[str] = []
-    for choice in usable[usable.index(first) :]:
+    for choice in usable:  # the first that matches ``backend`` is ``first``
         if backend not in ("auto", choice.backend):
             continue
         try:

@@ -174,6 +174,8 @@ def finish_batch(
     if len(builders) != len(inputs):
         raise ValueError(f"{len(builders)} results for {len(inputs)} inputs")
     common = shared.__dict__
+    # _assemble's two steps, written out: calling it twice per row cost 7 us more per 64 rows
+    # (measured in Pipeline.batch), about 1 % of a tabular batch.
     new, put = object.__new__, object.__setattr__
     results: list[Result] = []
     for build, row in zip(builders, inputs, strict=False):  # lengths checked above
