@@ -8,29 +8,39 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .contracts import NEWS2_PARAMETERS, ContractError, check_result_body
 from .errors import InputError, PayloadError
 from .results import Result
 
 __all__ = [
     "ACK_SCHEMA",
+    "FLEET_PREFIX",
+    "FLEET_STATUS_TOPICS",
     "NEWS2_PARAMETERS",
     "PREFIX",
     "RESULT_SCHEMA",
     "STATUS_SCHEMA",
+    "FleetStatus",
     "ResultMessage",
     "check_device_id",
     "count_results",
     "decode_ack",
+    "decode_ack_epoch",
+    "decode_fleet_status",
     "decode_result",
     "decode_status",
     "encode_ack",
+    "encode_fleet_status",
     "encode_result",
     "encode_status",
+    "fleet_topic",
     "join_results",
     "parse_topic",
     "prepare_result",
@@ -46,6 +56,9 @@ PREFIX = "edgemed/v1"
 Channel = Literal["results", "status", "ack", "cmd"]
 _CHANNELS = ("results", "status", "ack", "cmd")
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# An outbox epoch (sync/outbox.py): the fleet keys results on (device_id, epoch, seq); payloads
+# from devices older than epochs carry none and are filed under "".
+_EPOCH_RE = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 MAX_PAYLOAD_BYTES = 256 * 1024  # one result
 # One message on a results topic carries one or more results, one JSON object per line (JSON
 # Lines: compact JSON never contains a raw newline). Batching amortises the per-message cost of
@@ -90,12 +103,15 @@ def encode_result(
     lowest_unacked_seq: int,
     clock_synced: bool,
     encounter: str | None = None,
+    epoch: str | None = None,
 ) -> bytes:
     """The JSON payload of one result; ``encounter`` is an opaque reference, never a name."""
     unstamped = prepare_result(
         result, device_id=device_id, clock_synced=clock_synced, encounter=encounter
     )
-    return stamp_result(unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=lowest_unacked_seq)
+    return stamp_result(
+        unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=lowest_unacked_seq, epoch=epoch
+    )
 
 
 def prepare_result(
@@ -138,11 +154,22 @@ def prepare_result(
     return _COMPACT_JSON.encode(message).encode("utf-8")
 
 
-def stamp_result(unstamped: bytes, *, seq: int, boot_id: str, lowest_unacked_seq: int) -> bytes:
-    """A prepared payload with its sequence fields added (a JSON object's keys are unordered)."""
+def stamp_result(
+    unstamped: bytes,
+    *,
+    seq: int,
+    boot_id: str,
+    lowest_unacked_seq: int,
+    epoch: str | None = None,
+) -> bytes:
+    """A prepared payload with its sequence fields added (a JSON object's keys are unordered).
+
+    ``epoch``: the outbox epoch the seq belongs to (None: omitted, as older devices do)."""
     if not unstamped.startswith(b"{") or unstamped == b"{}":
         raise InputError("stamp_result takes the non-empty JSON object prepare_result makes")
     head = f'{{"seq":{int(seq)},"boot_id":{json.dumps(boot_id)},'
+    if epoch is not None:
+        head += f'"epoch":{json.dumps(_check_epoch(epoch, InputError))},'
     return f'{head}"lowest_unacked_seq":{int(lowest_unacked_seq)},'.encode() + unstamped[1:]
 
 
@@ -162,15 +189,38 @@ class ResultMessage:
     payload_sha256: str
     body: dict[str, Any]
     raw: str  # the payload exactly as received (stored verbatim: no re-serialisation)
+    # created_at is implausible against the receiver's clock (set by the fleet's validator):
+    # stored, but never shown or used as a time.
+    clock_suspect: bool = False
+    epoch: str = ""  # the device outbox's epoch; "" for devices older than epochs
+
+
+def _non_finite(token: str) -> float:
+    raise ValueError(f"{token} is not JSON: numbers must be finite")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"{token[:40]} is beyond a double: numbers must be finite")
+    return value
 
 
 def _load_json(raw: bytes, what: str) -> dict[str, Any]:
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"{what}: {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        # Python's json accepts NaN and Infinity, which JSON has not: refused here, so that no
+        # stored payload breaks a strict JSON reader (the dashboard, the API's encoder).
+        data = json.loads(
+            raw.decode("utf-8"), parse_constant=_non_finite, parse_float=_finite_float
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"{what}: not UTF-8 JSON ({exc})") from exc
+    except ValueError as exc:  # a non-finite number; an integer of more than 4300 digits
+        raise PayloadError(f"{what}: {str(exc)[:120]}") from exc
+    except RecursionError:
+        raise PayloadError(f"{what}: not UTF-8 JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise PayloadError(f"{what}: expected a JSON object")
     return data
@@ -195,10 +245,21 @@ def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: 
     return value
 
 
-def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
-    """Validate a result payload; its device_id must match the topic it arrived on."""
+Validate = Callable[[dict[str, Any]], None]  # raises PayloadError (the fleet's JSON Schemas)
+
+
+def decode_result(
+    raw: bytes, *, topic_device_id: str, validate: Validate | None = None
+) -> ResultMessage:
+    """Validate a result payload; its device_id must match the topic it arrived on.
+
+    ``validate`` runs on the parsed payload once its schema version is known: the fleet passes
+    its JSON Schema check (fleet/validation.py). The checks below and the kind's ranges
+    (contracts.py) run on every decode."""
     data = _load_json(raw, "result")
     _schema_major(data, RESULT_SCHEMA, "result")
+    if validate is not None:
+        validate(data)
     device_id = _field(data, "device_id", str, "result")
     if device_id != topic_device_id:
         raise PayloadError(f"result: device_id {device_id!r} does not match its topic")
@@ -209,7 +270,10 @@ def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
     model = _field(data, "model", dict, "result")
     body = _field(data, "result", dict, "result")
     kind = _field(body, "kind", str, "result.result")
-    _check_body(kind, body)
+    try:
+        check_result_body(kind, body)
+    except ContractError as exc:
+        raise PayloadError(f"result.result: {exc}") from exc
     return ResultMessage(
         device_id=device_id,
         seq=seq,
@@ -223,52 +287,14 @@ def decode_result(raw: bytes, *, topic_device_id: str) -> ResultMessage:
         payload_sha256=hashlib.sha256(raw).hexdigest(),
         body=data,
         raw=raw.decode("utf-8"),
+        epoch=_check_epoch(data.get("epoch", ""), PayloadError),
     )
 
 
-NEWS2_PARAMETERS = (
-    "respiration_rate",
-    "spo2",
-    "air_or_oxygen",
-    "systolic_bp",
-    "pulse",
-    "consciousness",
-    "temperature",
-)
-
-
-def _check_body(kind: str, body: dict[str, Any]) -> None:
-    """Kinds the fleet acts on (alerts) must carry well-formed fields; others pass through."""
-    if kind == "monitor-reading":  # the fleet alerts on the NEWS2 it carries
-        if body.get("news2") is not None:
-            _check_body("news2", _field(body, "news2", dict, "result.result"))
-        if body.get("news2_partial") is not None:
-            partial = _field(body, "news2_partial", dict, "result.result")
-            scores = _field(partial, "parameter_scores", dict, "result.result.news2_partial")
-            total = _field(partial, "partial_score", int, "result.result.news2_partial")
-            if not set(scores) <= set(NEWS2_PARAMETERS) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
-                for v in scores.values()
-            ):
-                raise PayloadError("news2_partial: parameter_scores must be NEWS2 parameters, 0-3")
-            if total != sum(scores.values()):
-                raise PayloadError("news2_partial: partial_score is not the sum of its scores")
-    elif kind == "news2":
-        score = _field(body, "score", int, "result.result")
-        params = _field(body, "parameter_scores", dict, "result.result")
-        if set(params) != set(NEWS2_PARAMETERS) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in params.values()
-        ):
-            raise PayloadError(
-                f"news2: parameter_scores must give 0-3 for each of {', '.join(NEWS2_PARAMETERS)}"
-            )
-        if score != sum(params.values()):
-            raise PayloadError(f"news2: score {score} is not the sum of its parameter scores")
-    elif kind == "seizure-probability":
-        for key in ("probability", "threshold"):
-            value = _field(body, key, (int, float), "result.result")
-            if not 0.0 <= value <= 1.0:
-                raise PayloadError(f"seizure-probability: {key} {value} is outside [0, 1]")
+def _check_epoch(epoch: object, error: type[InputError]) -> str:
+    if not isinstance(epoch, str) or not _EPOCH_RE.match(epoch):
+        raise error(f"epoch {epoch!r} must be 0-64 letters, digits, '_' or '-'")
+    return epoch
 
 
 def join_results(payloads: list[bytes]) -> bytes:
@@ -289,18 +315,27 @@ def split_results(message: bytes) -> list[bytes]:
     return message.split(b"\n")
 
 
-def encode_ack(ack_seq: int) -> bytes:
-    """Fleet -> device: every seq <= ack_seq is committed at the fleet."""
-    return json.dumps({"schema": ACK_SCHEMA, "ack_seq": ack_seq}).encode()
+def encode_ack(ack_seq: int, *, epoch: str | None = None) -> bytes:
+    """Fleet -> device: every seq <= ack_seq (of ``epoch``, when given) is committed."""
+    body: dict[str, Any] = {"schema": ACK_SCHEMA, "ack_seq": ack_seq}
+    if epoch is not None:
+        body["epoch"] = epoch
+    return json.dumps(body).encode()
 
 
 def decode_ack(raw: bytes) -> int:
+    return decode_ack_epoch(raw)[0]
+
+
+def decode_ack_epoch(raw: bytes) -> tuple[int, str | None]:
+    """(ack_seq, epoch); epoch None: an ack from a fleet older than epochs (whole device)."""
     data = _load_json(raw, "ack")
     _schema_major(data, ACK_SCHEMA, "ack")
     ack_seq = _field(data, "ack_seq", int, "ack")
     if ack_seq < 0:
         raise PayloadError("ack: ack_seq must be >= 0")
-    return int(ack_seq)
+    epoch = data.get("epoch")
+    return int(ack_seq), None if epoch is None else _check_epoch(epoch, PayloadError)
 
 
 def encode_status(state: Literal["online", "offline"], **fields: Any) -> bytes:
@@ -308,9 +343,71 @@ def encode_status(state: Literal["online", "offline"], **fields: Any) -> bytes:
     return json.dumps({"schema": STATUS_SCHEMA, "state": state, **fields}).encode()
 
 
-def decode_status(raw: bytes) -> dict[str, Any]:
+def decode_status(raw: bytes, *, validate: Validate | None = None) -> dict[str, Any]:
     data = _load_json(raw, "status")
     _schema_major(data, STATUS_SCHEMA, "status")
+    if validate is not None:
+        validate(data)
     if data.get("state") not in ("online", "offline"):
         raise PayloadError("status: state must be 'online' or 'offline'")
     return data
+
+
+# -- fleet presence (fleet -> devices and other fleets) -------------------------------------
+# Each fleet process keeps a retained status on its own topic (its LWT turns it "offline").
+# Devices replay their unacknowledged results at once when a fleet process comes online; a
+# fleet refuses to start beside an online fleet process that writes to another store (two
+# stores on one broker would each keep part of every device's results). Outside PREFIX so that
+# no device-topic wildcard matches it.
+FLEET_SCHEMA = "edgemed.fleet/1"
+FLEET_PREFIX = "edgemed/fleet/v1"
+FLEET_STATUS_TOPICS = f"{FLEET_PREFIX}/+/+/status"  # {store_id}/{process_id}/status
+_FLEET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetStatus:
+    """One fleet process as it announces itself on the broker."""
+
+    state: Literal["online", "offline"]
+    store_id: str  # the store it writes to (shared by every process of one fleet)
+    process_id: str  # this process (a new one at every start)
+    group: str | None  # its ingest $share group, None for a plain subscription
+    since: float  # Unix time it came online
+    at: float  # Unix time of this announcement (re-announced every heartbeat_s)
+    heartbeat_s: float
+
+
+def fleet_topic(store_id: str, process_id: str) -> str:
+    for name in (store_id, process_id):
+        if not _FLEET_ID_RE.match(name):
+            raise InputError(f"fleet id {name!r} must be 1-64 letters, digits, '.', '_', '-'")
+    return f"{FLEET_PREFIX}/{store_id}/{process_id}/status"
+
+
+def encode_fleet_status(status: FleetStatus) -> bytes:
+    body = {"schema": FLEET_SCHEMA, **status.__dict__}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_fleet_status(raw: bytes) -> FleetStatus:
+    data = _load_json(raw, "fleet status")
+    _schema_major(data, FLEET_SCHEMA, "fleet status")
+    state = data.get("state")
+    if state not in ("online", "offline"):
+        raise PayloadError("fleet status: state must be 'online' or 'offline'")
+    group = data.get("group")
+    if group is not None and not isinstance(group, str):
+        raise PayloadError("fleet status: group must be a string or null")
+    numbers = [
+        _field(data, k, (int, float), "fleet status") for k in ("since", "at", "heartbeat_s")
+    ]
+    return FleetStatus(
+        state=state,
+        store_id=_field(data, "store_id", str, "fleet status"),
+        process_id=_field(data, "process_id", str, "fleet status"),
+        group=group,
+        since=float(numbers[0]),
+        at=float(numbers[1]),
+        heartbeat_s=float(numbers[2]),
+    )

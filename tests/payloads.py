@@ -8,16 +8,34 @@ import time
 import uuid
 from typing import Any
 
+from edgemed.contracts import news2_band
 from edgemed.wire import NEWS2_PARAMETERS, RESULT_SCHEMA
 
 
 def news2_body(**scores: int) -> dict[str, Any]:
     params = {name: scores.get(name, 0) for name in NEWS2_PARAMETERS}
-    return {"kind": "news2", "score": sum(params.values()), "parameter_scores": params}
+    score = sum(params.values())
+    return {
+        "kind": "news2",
+        "score": score,
+        "parameter_scores": params,
+        "band": news2_band(score, params),
+    }
 
 
 def seizure_body(probability: float, threshold: float = 0.5) -> dict[str, Any]:
-    return {"kind": "seizure-probability", "probability": probability, "threshold": threshold}
+    """Every field SeizureProbability.body() sends (a 4 s segment, fully evaluated)."""
+    return {
+        "kind": "seizure-probability",
+        "probability": probability,
+        "threshold": threshold,
+        "seizure": probability >= threshold,
+        "segment_start_s": 0.5,
+        "segment_end_s": 4.5,
+        "trace_step_s": 0.5,
+        "trace": [probability] * 8,
+        "evaluated_fraction": 1.0,
+    }
 
 
 def result_payload(

@@ -71,6 +71,7 @@ def result_event(msg: ResultMessage, received_at: float) -> dict[str, Any]:
         "value": headline(msg.kind, body),
         "created_at": msg.created_at,
         "received_at": received_at,
+        "clock_suspect": msg.clock_suspect,
     }
 
 

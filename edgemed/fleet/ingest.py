@@ -12,19 +12,26 @@ import logging
 import queue
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
-from ..transport import make_client, resolve_protocol, run_connection
+from ..transport import (
+    full_jitter,
+    log_disconnect,
+    make_client,
+    probe_shared_subscriptions,
+    resolve_protocol,
+    run_connection,
+)
 from ..wire import (
     PREFIX,
     ResultMessage,
     count_results,
-    decode_result,
-    decode_status,
     encode_ack,
     parse_topic,
     split_results,
@@ -33,6 +40,7 @@ from ..wire import (
 from .alerts import AlertRules
 from .events import EventBus, announce, result_event
 from .store import SqlStore
+from .validation import PayloadValidator
 
 __all__ = ["Ingest"]
 
@@ -42,21 +50,30 @@ log = logging.getLogger(__name__)
 
 
 class Ingest:
-    """One ingest worker: a paho client on its own thread writing into ``store``."""
+    """One ingest worker: a paho client on its own thread writing into ``store``.
+
+    Clean sessions, always: a persistent session under a fixed client id is what let two
+    fleets take over each other's session and split a device's results, and what a new store
+    inherited from an old one. Results published while no ingest is subscribed are dropped by
+    the broker, never acknowledged, and replayed by the devices when the fleet announces
+    itself again (fleet/presence.py).
+    """
 
     def __init__(
         self,
         store: SqlStore,
         broker: BrokerConfig,
         *,
-        client_id: str = "edgemed-fleet-ingest",
+        client_id: str | None = None,
         sync: SyncConfig | None = None,
         shared_group: str | None = None,
         rules: AlertRules | None = None,
         events: EventBus | None = None,
     ) -> None:
-        """``shared_group``: subscribe as ``$share/<group>/…`` so that several workers split
-        the devices' results between them (MQTT 5 or mosquitto's 3.1.1 extension).
+        """``client_id`` must be unique on the broker (FleetServer makes one per process and
+        worker; default: a random one). ``shared_group``: subscribe as ``$share/<group>/…`` so that the fleet's
+        workers and processes split the results between them; where the broker cannot do
+        shared subscriptions (amqtt) the worker subscribes plainly and says so.
         ``rules`` raise alerts with each commit; ``events`` feeds the live dashboard."""
         self.store = store
         self.rules = rules or AlertRules()
@@ -66,40 +83,47 @@ class Ingest:
         self.sync = sync or SyncConfig()
         self.counts = {"stored": 0, "duplicate": 0, "conflict": 0, "dead_letter": 0, "status": 0}
         self.ready = threading.Event()
+        self.connected = False
+        self.failure: str | None = None  # why a thread of this worker died, if one did
+        self.subscription: str | None = None  # "shared" or "plain", once subscribed
+        self._share_supported: bool | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
+        self._dead_letter_times: collections.deque[float] = collections.deque(maxlen=100_000)
         # receive -> commit latency of the last results stored, milliseconds
         self.commit_latency_ms: collections.deque[float] = collections.deque(maxlen=10_000)
-        self.client_id = client_id
+        self.client_id = client_id or f"edgemed-fleet-ingest-{uuid.uuid4().hex[:12]}"
         self._client = self._make_client(broker)
 
-    @property
-    def persistent_session(self) -> bool:
-        # A lone worker keeps a persistent session: the broker queues results while it restarts
-        # (bounded by max_queued_messages; what it drops, devices resend: never acked).
-        # Shared-group workers must not: a dead member with a persistent session stays in the
-        # group and the broker keeps routing its share (and every resend) into its queue
-        # (measured: 234 results stuck for 90 s). With clean sessions it leaves the group.
-        return self.shared_group is None
-
     def _make_client(self, broker: BrokerConfig) -> mqtt.Client:
-        client = make_client(self.client_id, broker, persistent_session=self.persistent_session)
+        client = make_client(self.client_id, broker)
         client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
     def start(self) -> Ingest:
-        self._worker = threading.Thread(target=self._work, name="edgemed-fleet-store", daemon=True)
+        self._worker = threading.Thread(
+            target=self._guarded, args=(self._work,), name="edgemed-fleet-store", daemon=True
+        )
         self._worker.start()
         self._thread = threading.Thread(
-            target=self._network,
-            name="edgemed-fleet-ingest",
-            daemon=True,
+            target=self._guarded, args=(self._network,), name="edgemed-fleet-ingest", daemon=True
         )
         self._thread.start()
         return self
+
+    def _guarded(self, body: Callable[[], None]) -> None:
+        """Run a thread's body; if it dies, say so where health and the log show it."""
+        try:
+            body()
+        except BaseException as exc:
+            self.failure = f"{threading.current_thread().name} died: {exc!r}"
+            self.connected = False
+            log.exception("fleet ingest %s", self.failure)
+            raise
 
     def _network(self) -> None:
         broker = resolve_protocol(self.broker, self.client_id, self.sync, self._stop)
@@ -107,9 +131,21 @@ class Ingest:
             return
         if broker.protocol != self.broker.protocol:
             self._client = self._make_client(broker)
-        run_connection(
-            self._client, broker, self.sync, self._stop, persistent_session=self.persistent_session
-        )
+        if self.shared_group is not None:
+            while self._share_supported is None and not self._stop.is_set():
+                self._share_supported = probe_shared_subscriptions(
+                    broker, self.client_id, self.shared_group
+                )
+                if self._share_supported is None:
+                    self._stop.wait(full_jitter(0, self.sync.reconnect_min_s, 5.0))
+            if self._share_supported is False:
+                log.warning(
+                    "broker %s:%d does not deliver $share subscriptions: ingest worker %s "
+                    "subscribes plainly (several workers then each store every result once, "
+                    "absorbed as duplicates)",
+                    broker.host, broker.port, self.client_id,
+                )  # fmt: skip
+        run_connection(self._client, broker, self.sync, self._stop)
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,13 +160,32 @@ class Ingest:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def lag(self) -> tuple[int, float]:
+        """(messages received and not yet stored, age in seconds of the oldest of them)."""
+        with self._inbox.mutex:
+            items = self._inbox.queue
+            oldest = items[0][2] if items else None
+            return len(items), 0.0 if oldest is None else time.monotonic() - oldest
+
+    def dead_letters_since(self, seconds: float) -> int:
+        cutoff = time.monotonic() - seconds
+        return sum(1 for at in self._dead_letter_times if at >= cutoff)
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            log.warning("broker refused the fleet ingest: %s", reason)
+            log.error("broker refused fleet ingest %s: %s", self.client_id, reason)
             return
-        share = f"$share/{self.shared_group}/" if self.shared_group else ""
+        shared = self.shared_group is not None and self._share_supported is True
+        share = f"$share/{self.shared_group}/" if shared else ""
         client.subscribe([(f"{share}{PREFIX}/+/results", 1), (f"{share}{PREFIX}/+/status", 1)])
+        self.subscription = "shared" if shared else "plain"
+        self.connected = True
+        log.info("fleet ingest %s connected (%s subscription)", self.client_id, self.subscription)
         self.ready.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected = False
+        log_disconnect(log, f"fleet ingest {self.client_id}", reason, stopping=self._stop.is_set())
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         # The network thread only queues: storing happens in batches on the worker thread.
@@ -157,6 +212,10 @@ class Ingest:
                     "ingest failed on a batch of %d message(s); not acknowledged", len(batch)
                 )
 
+    # Schema + semantic checks of every payload (fleet/validation.py); replace it on an
+    # instance for another clock skew.
+    validator = PayloadValidator()
+
     def _store_batch(self, batch: list[tuple[str, bytes, float]]) -> None:
         results: list[ResultMessage] = []
         received: list[float] = []
@@ -164,11 +223,12 @@ class Ingest:
             try:
                 device_id, channel = parse_topic(name)
                 if channel == "status":
-                    self._store_status(device_id, decode_status(payload))
+                    status = self.validator.status(payload, topic_device_id=device_id)
+                    self._store_status(device_id, status)
                 elif channel == "results":
                     for line in split_results(payload):  # each result stands on its own
                         try:
-                            results.append(decode_result(line, topic_device_id=device_id))
+                            results.append(self.validator.result(line, topic_device_id=device_id))
                             received.append(at)
                         except PayloadError as exc:
                             self._dead_letter(name, exc, line)
@@ -197,6 +257,7 @@ class Ingest:
 
     def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:
         self.counts["dead_letter"] += 1
+        self._dead_letter_times.append(time.monotonic())
         log.warning("dead letter on %s: %s", name, exc)
         self.store.dead_letter(name, str(exc), payload)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import SyncError
 from ..wire import ResultMessage
-from .store import _RESULT_COLUMNS, SqlStore, _row
+from .store import _RESULT_COLUMNS, _RESULT_VALUES, SqlStore, _row
 
 __all__ = ["PostgresStore"]
 
@@ -50,6 +50,12 @@ class PostgresStore(SqlStore):
         self._db.execute("SELECT pg_advisory_xact_lock(hashtext('edgemed-fleet-schema'))")
         self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
 
+    def _rekey_results(self) -> None:
+        # PostgreSQL changes a primary key in place (no copy of the table).
+        self._db.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS epoch TEXT NOT NULL DEFAULT ''")
+        self._db.execute("ALTER TABLE results DROP CONSTRAINT results_pkey")
+        self._db.execute("ALTER TABLE results ADD PRIMARY KEY (device_id, epoch, seq)")
+
     def _has_table(self, name: str) -> bool:
         sql = (
             "SELECT 1 FROM information_schema.tables "
@@ -62,7 +68,7 @@ class PostgresStore(SqlStore):
         stored: set[tuple[str, int]] = set()
         for i in range(0, len(msgs), 500):
             chunk = msgs[i : i + 500]
-            values = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(chunk))
+            values = ",".join([_RESULT_VALUES.replace("?", "%s")] * len(chunk))
             params = [v for msg in chunk for v in _row(msg, now)]
             cur = self._db.execute(
                 f"INSERT INTO results({_RESULT_COLUMNS}) VALUES {values} "

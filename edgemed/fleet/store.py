@@ -4,11 +4,17 @@ Both run the same SQL (``ON CONFLICT`` works in SQLite >= 3.24 and PostgreSQL); 
 supplies the connection, its placeholder style and a few column types. The server creates and
 migrates its own schema (``schema_version``; upgrades in ``_MIGRATIONS``).
 
-Idempotence: results are keyed on (device_id, seq). A repeat with the same payload hash is a
-duplicate (absorbed); with a different hash it is a conflict (an integrity alert plus a dead
-letter, never an overwrite). Each device's ``acked_seq`` is the highest seq such that every seq up to it is
-committed; the device's ``lowest_unacked_seq`` lets the fleet skip seqs that an earlier store
-already acknowledged.
+Idempotence: results are keyed on (device_id, epoch, seq). A repeat with the same payload hash
+is a duplicate (absorbed); with a different hash it is a conflict (an integrity alert plus a dead
+letter, never an overwrite). Acks are per (device, epoch) (``device_epochs.acked_seq``): the
+highest seq such that every seq up to it is committed; the device's ``lowest_unacked_seq`` lets
+the fleet skip seqs that an earlier store already acknowledged. ``devices.acked_seq`` mirrors
+the device's current epoch.
+
+Epochs (sync/outbox.py): a device starts one each time it opens its outbox; payloads without one
+(older devices) are filed under "". A new epoch whose seqs overlap those another epoch of the
+device holds means the device's counter went back (outbox deleted, corrupted or restored from an
+old copy): both are kept, and a ``seq-restart`` event in ``device_events`` records the gap.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,7 +64,8 @@ CREATE TABLE IF NOT EXISTS devices (
     models TEXT,
     outbox_depth BIGINT,
     state_since DOUBLE PRECISION,
-    last_seen DOUBLE PRECISION NOT NULL
+    last_seen DOUBLE PRECISION NOT NULL,
+    epoch TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     device_id TEXT NOT NULL,
@@ -71,7 +79,9 @@ CREATE TABLE IF NOT EXISTS results (
     received_at DOUBLE PRECISION NOT NULL,
     payload_sha256 TEXT NOT NULL,
     payload TEXT NOT NULL,
-    PRIMARY KEY (device_id, seq)
+    clock_suspect INTEGER NOT NULL DEFAULT 0,
+    epoch TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (device_id, epoch, seq)
 );
 {alerts};
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -81,11 +91,44 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload {blob} NOT NULL,
     received_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fleet_identity (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    store_id TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
 CREATE INDEX IF NOT EXISTS alerts_open ON alerts(acked_at, id);
 CREATE INDEX IF NOT EXISTS results_received ON results(received_at);
 """
 
-SCHEMA_VERSION = 2
+# Per (device, epoch): the ack, and where the epoch's seqs began (the lowest_unacked_seq it was
+# first seen with). Events: what happened to a device's outbox (seq-restart, outbox-moved-aside).
+_EPOCH_TABLES = """
+CREATE TABLE IF NOT EXISTS device_epochs (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    acked_seq BIGINT NOT NULL DEFAULT 0,
+    first_seq BIGINT NOT NULL,
+    first_seen DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS device_events (
+    id {serial},
+    device_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    epoch TEXT,
+    previous_epoch TEXT,
+    previous_acked_seq BIGINT,
+    start_seq BIGINT,
+    detail TEXT NOT NULL,
+    dedupe_key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device_id, id)
+"""
+# A migration step the dialect runs itself (_rekey_results): SQLite cannot alter a primary key.
+_REKEY_RESULTS = "-- rekey results on (device_id, epoch, seq)"
+
+SCHEMA_VERSION = 4
 # Upgrades from version n-1 to n, run by the server itself (one transaction, under a lock).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
@@ -94,6 +137,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "INSERT INTO alerts(device_id, seq, rule, severity, detail, raised_at) "
         "SELECT device_id, seq, kind, 'integrity', detail, raised_at FROM alarms",
         "DROP TABLE alarms",
+    ),
+    # clock_suspect: created_at implausible against the server clock (fleet/validation.py).
+    # Rows stored before are marked by the default rule (before 2000, or a day ahead of receipt).
+    3: (
+        "ALTER TABLE results ADD COLUMN clock_suspect INTEGER NOT NULL DEFAULT 0",
+        "UPDATE results SET clock_suspect=1 "
+        "WHERE created_at < 946684800 OR created_at > received_at + 86400",
+    ),
+    # Results keyed on (device_id, epoch, seq); acks per epoch; device events.
+    4: (
+        _REKEY_RESULTS,
+        "ALTER TABLE devices ADD COLUMN epoch TEXT",
+        *_EPOCH_TABLES.split(";"),
+        # Results stored so far are epoch "": their acks carry over.
+        "INSERT INTO device_epochs(device_id, epoch, acked_seq, first_seq, first_seen) "
+        "SELECT device_id, '', acked_seq, 1, last_seen FROM devices",
+        "UPDATE devices SET epoch=''",
     ),
 }
 
@@ -107,8 +167,9 @@ _INSERT_ALERT = (
 )
 _RESULT_COLUMNS = (
     "device_id, seq, result_id, boot_id, model_id, model_version, kind, created_at, "
-    "received_at, payload_sha256, payload"
+    "received_at, payload_sha256, payload, clock_suspect, epoch"
 )
+_RESULT_VALUES = "(" + ",".join("?" * (_RESULT_COLUMNS.count(",") + 1)) + ")"
 MAX_PAGE = 1000
 
 
@@ -117,7 +178,8 @@ class Committed:
     """What one ``insert_results`` transaction committed."""
 
     outcomes: list[InsertOutcome]  # one per message, in the order given
-    acked: dict[str, int]  # per device: the highest contiguous seq now held (the ack to send)
+    # per (device, epoch): the highest contiguous seq now held (the ack to send)
+    acked: dict[tuple[str, str], int]
     alerts: list[Alert]  # raised in the same transaction
 
 
@@ -134,6 +196,7 @@ class SqlStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.store_id = ""  # set by _create_or_migrate: a short random id, kept for life
 
     # -- dialect hooks --------------------------------------------------------------------
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -176,27 +239,46 @@ class SqlStore:
                 step for v in range(version + 1, SCHEMA_VERSION + 1) for step in _MIGRATIONS[v]
             ]  # fmt: skip
             # The full DDL is idempotent: after the upgrade steps it only adds what is missing.
-            steps += _TABLES.split(";")
+            steps += _TABLES.split(";") + _EPOCH_TABLES.split(";")
             for step in steps:
-                if step.strip():
+                if step == _REKEY_RESULTS:
+                    self._rekey_results()
+                elif step.strip():
                     self._run(self._format(step))
             self._run(
                 "INSERT INTO schema_version(version) VALUES (?) ON CONFLICT DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+            # The store's identity, made once: every fleet process writing here announces it,
+            # so a fleet on another store sharing the broker is detected (fleet/presence.py).
+            self._run(
+                "INSERT INTO fleet_identity(singleton, store_id, created_at) VALUES (1, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (uuid.uuid4().hex[:16], time.time()),
+            )
+            (store_id,) = self._run("SELECT store_id FROM fleet_identity").fetchone()
+            self.store_id = str(store_id)
 
     def _format(self, ddl: str) -> str:
         alerts = _ALERTS.format(serial=self._serial)
         return ddl.format(serial=self._serial, blob=self._blob, alerts=alerts)
+
+    def _rekey_results(self) -> None:
+        """Migration 4: key results on (device_id, epoch, seq) (dialect: how to change a key)."""
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """A round trip to the database (health checks); raises what the driver raises."""
+        self._rows("SELECT 1 AS one")
 
     def schema_version(self) -> int:
         return int(self._rows("SELECT MAX(version) AS v FROM schema_version")[0]["v"])
 
     # -- writes ---------------------------------------------------------------------------
     def insert_result(self, msg: ResultMessage) -> tuple[InsertOutcome, int]:
-        """Commit one result idempotently; returns the outcome and the device's new ack seq."""
+        """Commit one result idempotently; returns the outcome and its epoch's new ack seq."""
         done = self.insert_results([msg])
-        return done.outcomes[0], done.acked[msg.device_id]
+        return done.outcomes[0], done.acked[(msg.device_id, msg.epoch)]
 
     def insert_results(
         self, msgs: list[ResultMessage], evaluate: Evaluate | None = None
@@ -207,20 +289,21 @@ class SqlStore:
         commit atomically with it, so a crash can neither lose nor repeat an alert.
         """
         now = time.time()
-        floors: dict[str, int] = {}
+        floors: dict[tuple[str, str], int] = {}
         for msg in msgs:
-            floors[msg.device_id] = max(floors.get(msg.device_id, 0), msg.lowest_unacked_seq)
-        # Rows are locked in (device_id, seq) order, devices in id order: concurrent workers
-        # on PostgreSQL then always take locks in the same order and cannot deadlock.
-        order = sorted(range(len(msgs)), key=lambda i: (msgs[i].device_id, msgs[i].seq))
+            key = (msg.device_id, msg.epoch)
+            floors[key] = max(floors.get(key, 0), msg.lowest_unacked_seq)
+        # Rows are locked in key order, devices in id order: concurrent workers on PostgreSQL
+        # then always take locks in the same order and cannot deadlock.
+        order = sorted(range(len(msgs)), key=lambda i: _key(msgs[i]))
         outcomes: list[InsertOutcome] = ["stored"] * len(msgs)
         raised: list[Alert] = []
         with self._lock, self._transaction():
             stored = self._insert_rows([msgs[i] for i in order], now)
             for i in order:
                 msg = msgs[i]
-                if (msg.device_id, msg.seq) in stored:
-                    stored.discard((msg.device_id, msg.seq))  # a repeat in this batch: duplicate
+                if _key(msg) in stored:
+                    stored.discard(_key(msg))  # a repeat in this batch: duplicate
                     for alert in evaluate(msg) if evaluate else ():
                         if self._raise(alert, now):
                             raised.append(alert)
@@ -229,31 +312,31 @@ class SqlStore:
             acked = self._advance_all(floors, now)
         return Committed(outcomes, acked, raised)
 
-    def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, int]]:
+    def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, str, int]]:
         """Insert, skipping existing keys; returns the keys this call stored."""
-        stored: set[tuple[str, int]] = set()
+        stored: set[tuple[str, str, int]] = set()
         for msg in msgs:
             cur = self._run(
-                f"INSERT INTO results({_RESULT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO results({_RESULT_COLUMNS}) VALUES {_RESULT_VALUES} "
                 "ON CONFLICT DO NOTHING",
                 _row(msg, now),
             )
             if cur.rowcount == 1:
-                stored.add((msg.device_id, msg.seq))
+                stored.add(_key(msg))
         return stored
 
     def _repeat(self, msg: ResultMessage, now: float) -> InsertOutcome:
         (stored_hash,) = self._run(
-            "SELECT payload_sha256 FROM results WHERE device_id=? AND seq=?",
-            (msg.device_id, msg.seq),
+            "SELECT payload_sha256 FROM results WHERE device_id=? AND epoch=? AND seq=?",
+            _key(msg),
         ).fetchone()
         if stored_hash == msg.payload_sha256:
             return "duplicate"
         self._raise(
             Alert(
                 device_id=msg.device_id, seq=msg.seq, rule="seq-conflict", severity="integrity",
-                detail=f"seq {msg.seq} repeated with a different payload (result_id "
-                f"{msg.result_id}); the first payload is kept",
+                detail=f"seq {msg.seq} (epoch {msg.epoch or '-'}) repeated with a different "
+                f"payload (result_id {msg.result_id}); the first payload is kept",
             ),
             now,
         )  # fmt: skip
@@ -265,22 +348,34 @@ class SqlStore:
         )  # fmt: skip
         return "conflict"
 
-    def _advance_all(self, floors: dict[str, int], now: float) -> dict[str, int]:
-        """Per device: touch it, and move its ack to the top of the contiguous run of seqs."""
-        return {dev: self._advance(dev, low, now) for dev, low in sorted(floors.items())}
+    def _advance_all(
+        self, floors: dict[tuple[str, str], int], now: float
+    ) -> dict[tuple[str, str], int]:
+        """Per (device, epoch): touch the device, and move the epoch's ack to the top of its
+        contiguous run of seqs. A device's epochs go in seq order (_new_epoch relies on it)."""
+        return {
+            key: self._advance(key[0], key[1], floors[key], now)
+            for key in sorted(floors, key=lambda k: (k[0], floors[k]))
+        }
 
-    def _advance(self, device_id: str, lowest_unacked: int, now: float) -> int:
+    def _advance(self, device_id: str, epoch: str, lowest_unacked: int, now: float) -> int:
         self._run(_UPSERT_DEVICE, (device_id, now))
         # FOR UPDATE where supported: concurrent ingest workers serialise per device here.
-        (acked,) = self._run(
-            "SELECT acked_seq FROM devices WHERE device_id=?" + self._lock_row, (device_id,)
+        (current,) = self._run(
+            "SELECT epoch FROM devices WHERE device_id=?" + self._lock_row, (device_id,)
         ).fetchone()
-        stored_acked = int(acked)
+        row = self._run(
+            "SELECT acked_seq FROM device_epochs WHERE device_id=? AND epoch=?", (device_id, epoch)
+        ).fetchone()
+        if row is None:
+            current = self._new_epoch(device_id, epoch, lowest_unacked, current, now)
+        stored_acked = 0 if row is None else int(row[0])
         acked = max(stored_acked, lowest_unacked - 1)  # the device holds nothing below
         while True:  # walk the contiguous run above acked, a page of seqs per query
             seqs = self._run(
-                "SELECT seq FROM results WHERE device_id=? AND seq>? ORDER BY seq LIMIT 512",
-                (device_id, acked),
+                "SELECT seq FROM results WHERE device_id=? AND epoch=? AND seq>? "
+                "ORDER BY seq LIMIT 512",
+                (device_id, epoch, acked),
             ).fetchall()
             for (seq,) in seqs:
                 if seq != acked + 1:
@@ -291,8 +386,76 @@ class SqlStore:
                     continue
             break
         if acked != stored_acked:
+            self._run(
+                "UPDATE device_epochs SET acked_seq=? WHERE device_id=? AND epoch=?",
+                (acked, device_id, epoch),
+            )
+        if epoch == current:
             self._run("UPDATE devices SET acked_seq=? WHERE device_id=?", (acked, device_id))
         return acked
+
+    def _new_epoch(
+        self, device_id: str, epoch: str, first_seq: int, current: str | None, now: float
+    ) -> str | None:
+        """Record an epoch seen for the first time; returns the device's current epoch.
+
+        ``first_seq`` is the batch's lowest_unacked_seq: until the fleet acknowledges anything
+        of a new epoch, the device stamps every result of it with the epoch's first seq. If
+        another epoch of this device holds a seq in [first_seq, highest seq of this epoch],
+        the device's counter went back: its outbox was deleted, corrupted or restored from an
+        old copy. Both epochs are kept and a ``seq-restart`` event records it. An epoch that
+        lies wholly below the others is an older one arriving late: neither an event nor the
+        device's current epoch. Otherwise (a reboot) it simply becomes the current epoch.
+        """
+        self._run(
+            "INSERT INTO device_epochs(device_id, epoch, acked_seq, first_seq, first_seen) "
+            "VALUES (?,?,0,?,?) ON CONFLICT DO NOTHING",
+            (device_id, epoch, first_seq, now),
+        )
+        (top,) = self._run(
+            "SELECT MAX(seq) FROM results WHERE device_id=? AND epoch=?", (device_id, epoch)
+        ).fetchone()
+        overlapping = self._run(
+            "SELECT e.epoch, e.acked_seq FROM device_epochs e WHERE e.device_id=? "
+            "AND e.epoch<>? AND e.first_seq<=? AND EXISTS (SELECT 1 FROM results r WHERE "
+            "r.device_id=e.device_id AND r.epoch=e.epoch AND r.seq>=?) "
+            "ORDER BY e.first_seen DESC, e.epoch LIMIT 1",
+            (device_id, epoch, max(first_seq, top or 0), first_seq),
+        ).fetchone()
+        if overlapping is not None:
+            previous, previous_acked = overlapping[0], int(overlapping[1])
+            self._record_event(
+                device_id, "seq-restart", now, epoch=epoch, previous_epoch=previous,
+                previous_acked_seq=previous_acked, start_seq=first_seq,
+                detail=f"outbox replaced or rewound (deleted, corrupted or restored): new epoch "
+                f"{_short(epoch)} starts at seq {first_seq}; previous epoch {_short(previous)} "
+                f"ended at acked seq {previous_acked}. Both are kept.",
+                dedupe_key=f"seq-restart:{device_id}:{epoch}",
+            )  # fmt: skip
+        elif current is not None:
+            (current_first,) = self._run(
+                "SELECT first_seq FROM device_epochs WHERE device_id=? AND epoch=?",
+                (device_id, current),
+            ).fetchone() or (None,)
+            if current_first is not None and first_seq < int(current_first):
+                return current  # an older epoch, late
+        self._run("UPDATE devices SET epoch=? WHERE device_id=?", (epoch, device_id))
+        return epoch
+
+    def _record_event(
+        self, device_id: str, kind: str, now: float, *, detail: str, dedupe_key: str,
+        epoch: str | None = None, previous_epoch: str | None = None,
+        previous_acked_seq: int | None = None, start_seq: int | None = None,
+    ) -> bool:  # fmt: skip
+        """Insert a device event unless one with the same dedupe key exists."""
+        cur = self._run(
+            "INSERT INTO device_events(device_id, at, kind, epoch, previous_epoch, "
+            "previous_acked_seq, start_seq, detail, dedupe_key) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT DO NOTHING",
+            (device_id, now, kind, epoch, previous_epoch, previous_acked_seq, start_seq,
+             detail[:500], dedupe_key),
+        )  # fmt: skip
+        return bool(cur.rowcount == 1)
 
     def _raise(self, alert: Alert, now: float) -> bool:
         """Insert an alert unless one with the same dedupe key was ever raised."""
@@ -367,6 +530,16 @@ class SqlStore:
                     status.get("outbox_depth"), since, device_id,
                 ),
             )  # fmt: skip
+            moved = status.get("outbox_moved_aside")
+            if isinstance(moved, str) and moved:
+                # The device found its outbox corrupted and moved it aside (sync/outbox.py).
+                name = moved[:200]
+                self._record_event(
+                    device_id, "outbox-moved-aside", now, epoch=_text(status.get("epoch")),
+                    detail=f"the device found its outbox corrupted and moved it aside as "
+                    f"{name!r} (kept on the device for recovery); it started a new outbox",
+                    dedupe_key=f"outbox-moved-aside:{device_id}:{name}",
+                )  # fmt: skip
             return True
 
     def dead_letter(self, topic: str, reason: str, payload: bytes) -> None:
@@ -416,6 +589,7 @@ class SqlStore:
         )
         for row in rows:
             row["payload"] = json.loads(row["payload"])
+            row["clock_suspect"] = bool(row["clock_suspect"])
         return rows
 
     def devices(self) -> list[dict[str, Any]]:
@@ -463,6 +637,15 @@ class SqlStore:
             for (m, v), ids in sorted(counts.items())
         ]
 
+    def device_events(self, device_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """What happened to a device's outbox (``seq-restart``, ``outbox-moved-aside``), newest
+        first."""
+        return self._rows(
+            "SELECT id, device_id, at, kind, epoch, previous_epoch, previous_acked_seq, "
+            "start_seq, detail FROM device_events WHERE device_id=? ORDER BY id DESC LIMIT ?",
+            (device_id, limit),
+        )
+
     def dead_letters(self) -> list[dict[str, Any]]:
         return self._rows("SELECT id, topic, reason, received_at FROM dead_letters ORDER BY id")
 
@@ -473,8 +656,22 @@ class SqlStore:
 def _row(msg: ResultMessage, now: float) -> tuple[Any, ...]:
     return (
         msg.device_id, msg.seq, msg.result_id, msg.boot_id, msg.model_id, msg.model_version,
-        msg.kind, msg.created_at, now, msg.payload_sha256, msg.raw,
+        msg.kind, msg.created_at, now, msg.payload_sha256, msg.raw, int(msg.clock_suspect),
+        msg.epoch,
     )  # fmt: skip
+
+
+def _key(msg: ResultMessage) -> tuple[str, str, int]:
+    return msg.device_id, msg.epoch, msg.seq
+
+
+def _text(value: Any) -> str | None:
+    return value[:64] if isinstance(value, str) else None
+
+
+def _short(epoch: str) -> str:
+    """An epoch as events show it: long enough to tell apart, short enough to read."""
+    return repr(epoch[:12]) if epoch else "'' (before epochs)"
 
 
 def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
@@ -508,6 +705,19 @@ class SQLiteStore(SqlStore):
     def _has_table(self, name: str) -> bool:
         sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
         return self._db.execute(sql, (name,)).fetchone() is not None
+
+    def _rekey_results(self) -> None:
+        # SQLite cannot change a primary key: rebuild the table (rename, create, copy, drop),
+        # inside the migration's transaction. Every column the old table has is copied; the
+        # new one gets its definition from _TABLES, epoch "" by default.
+        columns = ", ".join(row[1] for row in self._db.execute("PRAGMA table_info(results)"))
+        self._db.execute("ALTER TABLE results RENAME TO results_before_epochs")
+        (create,) = [s for s in _TABLES.split(";") if "TABLE IF NOT EXISTS results (" in s]
+        self._db.execute(self._format(create))
+        self._db.execute(
+            f"INSERT INTO results({columns}) SELECT {columns} FROM results_before_epochs"
+        )
+        self._db.execute("DROP TABLE results_before_epochs")  # with its index; _TABLES remakes it
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -11,6 +11,7 @@ PKG = Path(edgemed.__file__).parent
 # Shared leaves any stage may import (they import only each other).
 LEAVES = {
     "errors",
+    "contracts",
     "config",
     "manifest",
     "results",

@@ -26,7 +26,21 @@ function ago(unix) {
 }
 
 function clock(unix) {
-  return new Date(unix * 1000).toLocaleTimeString();
+  const date = new Date(unix * 1000);
+  return Number.isFinite(date.getTime()) ? date.toLocaleTimeString() : "?";
+}
+
+// A result whose device clock the fleet found implausible (clock_suspect): its created_at is
+// never shown or used; the receive time stands in, marked, and it has no latency.
+function createdCell(r) {
+  if (!r.clock_suspect) return el("td", {}, clock(r.created_at));
+  return el("td", { title: "device clock implausible: receive time shown" },
+    `${clock(r.received_at)} `, el("span", { class: "clock-suspect", "data-testid": "clock-suspect" }, "clock?"));
+}
+
+function latencyMs(r) {
+  const ms = (r.received_at - r.created_at) * 1000;
+  return r.clock_suspect || !Number.isFinite(ms) ? null : ms;
 }
 
 async function api(path, options = {}) {
@@ -136,11 +150,11 @@ async function showDevice(id) {
   $("#device-facts").replaceChildren(...Object.entries(facts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
   const results = d.recent_results.slice().reverse();  // oldest first for the chart
   drawChart(results.map((r) => resultValue(r.kind, r.payload.result).number),
-            results.map((r) => (r.received_at - r.created_at) * 1000));
+            results.map(latencyMs));
   $("[data-testid=device-results] tbody").replaceChildren(...d.recent_results.map((r) =>
     el("tr", {}, el("td", {}, r.seq), el("td", {}, `${r.model_id}@${r.model_version}`),
-      el("td", {}, resultValue(r.kind, r.payload.result).text), el("td", {}, clock(r.created_at)),
-      el("td", {}, `${((r.received_at - r.created_at) * 1000).toFixed(0)} ms`))));
+      el("td", {}, resultValue(r.kind, r.payload.result).text), createdCell(r),
+      el("td", {}, latencyMs(r) === null ? "—" : `${latencyMs(r).toFixed(0)} ms`))));
 }
 
 function drawChart(values, latencies) {

@@ -1,0 +1,118 @@
+"""The fleet's contract check of every payload it ingests (DESIGN.md §5).
+
+Each result, status and ack is checked against the JSON Schema published in
+``edgemed/schemas/`` (with the ``jsonschema`` library, validators compiled once per process),
+then against the semantic ranges of ``edgemed/contracts.py`` (through ``wire.decode_result``).
+What fails raises :class:`PayloadError` with a reason, for the dead-letter table; nothing else
+escapes. The validator lives here, not in ``wire``, because only the fleet needs it: the device
+package does not depend on ``jsonschema`` (its tests validate its payloads with it).
+
+A result whose ``created_at`` is implausible against the server clock is still stored (the
+result itself may be sound), marked ``clock_suspect``: the dashboard shows its receive time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from ..errors import PayloadError
+from ..wire import ResultMessage, Validate, decode_ack, decode_result, decode_status
+
+__all__ = ["EARLIEST_CREATED_AT", "SCHEMAS", "PayloadValidator", "load_schema", "schema_validator"]
+
+Schema = Literal["result-1", "status-1", "ack-1"]
+SCHEMAS: tuple[Schema, ...] = ("result-1", "status-1", "ack-1")
+# 2000-01-01T00:00:00Z. A device clock earlier than this never synchronised (an RTC that lost
+# its battery restarts at 1970 or at its firmware's build date), and edgemed did not exist.
+EARLIEST_CREATED_AT = 946_684_800.0
+
+
+def load_schema(name: Schema) -> dict[str, Any]:
+    """A published schema, read from the installed package (package data)."""
+    text = resources.files("edgemed").joinpath(f"schemas/{name}.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def schema_validator(name: Schema) -> Draft202012Validator:
+    """The compiled validator of a schema, built once per process (the schema checked first)."""
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@dataclass(frozen=True)
+class PayloadValidator:
+    """Schema + semantic checks for the ingest; ``max_clock_skew_s``: how far ahead of the
+    server clock a created_at may be before it is marked suspect (a day by default: device and
+    server clocks synchronised by NTP agree to well under a second, so only a broken clock is
+    that far off, while an outbox replay after a long outage is in the past, not the future).
+    ``earliest_created_at``: before this, a created_at is suspect too."""
+
+    max_clock_skew_s: float = 86_400.0
+    earliest_created_at: float = EARLIEST_CREATED_AT
+
+    def __post_init__(self) -> None:
+        if not self.max_clock_skew_s >= 0:
+            raise ValueError("max_clock_skew_s must be >= 0")
+
+    def result(
+        self, raw: bytes, *, topic_device_id: str, now: float | None = None
+    ) -> ResultMessage:
+        """One result line -> its message; PayloadError (with the reason) if it fails."""
+        msg = decode_result(raw, topic_device_id=topic_device_id, validate=_check("result-1"))
+        if self.clock_suspect(msg.created_at, time.time() if now is None else now):
+            return replace(msg, clock_suspect=True)
+        return msg
+
+    def clock_suspect(self, created_at: float, now: float) -> bool:
+        return not self.earliest_created_at <= created_at <= now + self.max_clock_skew_s
+
+    def status(self, raw: bytes, *, topic_device_id: str) -> dict[str, Any]:
+        status = decode_status(raw, validate=_check("status-1"))
+        if status["device_id"] != topic_device_id:
+            raise PayloadError(
+                f"status: device_id {status['device_id']!r} does not match its topic"
+            )
+        return status
+
+    def ack(self, raw: bytes) -> int:
+        ack_seq = decode_ack(raw)  # JSON, version and ack_seq first: a readable reason
+        _check("ack-1")(json.loads(raw))
+        return ack_seq
+
+
+@functools.cache
+def _check(name: Schema) -> Validate:
+    validator = schema_validator(name)
+    what = name.rsplit("-", 1)[0]
+
+    def check(data: dict[str, Any]) -> None:
+        try:
+            error = best_match(validator.iter_errors(data))
+        except RecursionError:  # deep nesting inside an open object: refused, not a crash
+            raise PayloadError(f"{what}: nested too deeply") from None
+        if error is not None:
+            raise PayloadError(_reason(what, error))
+
+    return check
+
+
+def _reason(what: str, error: ValidationError) -> str:
+    """Where and which rule, never the offending value: it may be anything a device sent
+    (OCR text off a screen), and reasons are logged and shown."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    where = what + (path if len(path) <= 120 else path[:117] + "...")
+    if error.validator == "required":
+        return f"{where}: {error.message}"  # names the missing field (from the schema)
+    rule = json.dumps(error.validator_value)
+    return f"{where}: fails {error.validator} {rule if len(rule) <= 80 else rule[:77] + '...'}"
