@@ -34,7 +34,11 @@ class BrokerConfig:
     tls: TlsConfig | None = None
     # "auto": MQTT 5 where the broker supports it, else 3.1.1 (asked once per process start).
     protocol: Literal["auto", "3.1.1", "5"] = "auto"
-    keepalive_s: int = 30  # short enough to notice a half-open link within ~45 s
+    # paho pings after keepalive_s without traffic and drops the link keepalive_s later
+    # without an answer: a half-open link (broker frozen, cable pulled) is noticed within
+    # ~2 x 4 s + 1 s. The broker likewise fires a dead device's will after 1.5 x 4 s. A ping
+    # every 4 s is ~2 bytes/s per device.
+    keepalive_s: int = 4
 
     @classmethod
     def from_url(cls, url: str) -> BrokerConfig:
@@ -72,3 +76,9 @@ class SyncConfig:
     resend_max_s: float = 120.0  # resend back-off cap
     reconnect_min_s: float = 0.5  # full-jitter reconnect back-off: uniform(0, min(max, min*2^n))
     reconnect_max_s: float = 60.0
+    # The device re-announces its status this often; the fleet shows a device "unknown" once
+    # it has been silent for 1.5 x this (its last will may have been lost with the broker).
+    heartbeat_s: float = 30.0
+    # A fleet process coming online makes devices replay their backlog after uniform(0, this)
+    # seconds: at once, but a ward of devices does not arrive in one burst.
+    fleet_replay_jitter_s: float = 2.0

@@ -12,7 +12,8 @@
     ├── BackendError                      the inference runtime failed
     │   └── BackendUnavailableError       the requested runtime/device is not installed/present
     ├── SyncError                         outbox / MQTT / fleet sync failure
-    │   └── OutboxFullError               the outbox refuses new results (never a silent drop)
+    │   ├── OutboxFullError               the outbox refuses new results (never a silent drop)
+    │   └── FleetConflictError            another store's fleet already serves this broker
     └── BridgeError                       serial link to a sensor microcontroller
         └── FrameError                    a frame failed to decode
 """
@@ -24,6 +25,7 @@ __all__ = [
     "BackendUnavailableError",
     "BridgeError",
     "EdgemedError",
+    "FleetConflictError",
     "FrameError",
     "GoldenMismatchError",
     "InputError",
@@ -74,6 +76,10 @@ class SyncError(EdgemedError):
 
 class OutboxFullError(SyncError):
     """The outbox is at its byte or age bound and refuses new results."""
+
+
+class FleetConflictError(SyncError):
+    """A fleet that writes to another store already serves this broker (no silent split)."""
 
 
 class BridgeError(EdgemedError):

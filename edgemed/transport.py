@@ -22,7 +22,15 @@ from paho.mqtt.properties import Properties
 
 from .config import BrokerConfig, SyncConfig
 
-__all__ = ["full_jitter", "make_client", "probe_protocol", "resolve_protocol", "run_connection"]
+__all__ = [
+    "full_jitter",
+    "log_disconnect",
+    "make_client",
+    "probe_protocol",
+    "probe_shared_subscriptions",
+    "resolve_protocol",
+    "run_connection",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,16 @@ def make_client(
     return client
 
 
+def log_disconnect(logger: logging.Logger, link: str, reason: Any, *, stopping: bool) -> None:
+    """Every unplanned link loss at WARNING with the broker's reason code (a session taken over
+    by another client with the same id shows as 0x8E in MQTT 5, a bare close in 3.1.1)."""
+    if stopping:
+        logger.info("%s link closed", link)
+        return
+    code = getattr(reason, "value", reason)
+    logger.warning("%s link lost: %s (reason code %s)", link, reason, code)
+
+
 def _no_delay(_client: mqtt.Client, _userdata: object, sock: object) -> None:
     # paho leaves Nagle on: each small publish/ack then waits for the peer's delayed ACK
     # (measured: 45 ms median submit->fleet-ack on loopback). Results are small: send now.
@@ -75,9 +93,10 @@ def probe_protocol(
     """Ask the broker with one MQTT 5 CONNECT which protocol it speaks.
 
     An MQTT 5 answer (even a refusal, e.g. bad credentials) means "5"; "unsupported protocol
-    version" or a close without CONNACK means "3.1.1"; None if unreachable (ask again later).
-    The probe uses its own client id and a clean session, so it never touches the real
-    client's persistent session.
+    version", or the broker closing the connection before any CONNACK, means "3.1.1"; None if
+    it is unreachable or has not answered within ``timeout`` (a slow broker is not an old one:
+    ask again later). The probe uses its own client id and a clean session, so it never
+    touches the real client's session.
     """
     probe = make_client(f"{client_id}-probe", replace(broker, protocol="5"))
     answer: list[Literal["5", "3.1.1"]] = []
@@ -85,24 +104,74 @@ def probe_protocol(
     def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         answer.append("3.1.1" if getattr(reason, "value", reason) in _REFUSED_VERSION else "5")
 
-    def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, _r: Any, _p: Any) -> None:
-        if not answer:
-            answer.append("3.1.1")  # an MQTT 3 broker may just close on an unknown version
+    def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        # Only the broker closing on us says "old protocol"; paho giving up waiting does not.
+        if not answer and getattr(reason, "value", None) != mqtt.MQTT_ERR_KEEPALIVE:
+            answer.append("3.1.1")
 
     probe.on_connect = on_connect
     probe.on_disconnect = on_disconnect
     try:
-        probe.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+        # A keepalive longer than the wait: paho's own CONNACK timeout must not end the probe.
+        probe.connect(broker.host, broker.port, keepalive=max(broker.keepalive_s, int(timeout) + 5))
     except (OSError, ssl.SSLError) as exc:
         log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
         return None
     deadline = time.monotonic() + timeout
     while not answer and time.monotonic() < deadline:
         probe.loop(0.1)
+    found = answer[0] if answer else None  # before our own disconnect calls on_disconnect
     with contextlib.suppress(Exception):
         probe.disconnect()
         probe.loop(0.1)
-    return answer[0] if answer else None
+    if found is None:
+        log.warning(
+            "broker %s:%d accepted the connection but sent no CONNACK within %.0f s",
+            broker.host, broker.port, timeout,
+        )  # fmt: skip
+    return found
+
+
+def probe_shared_subscriptions(
+    broker: BrokerConfig, client_id: str, group: str, timeout: float = 2.0
+) -> bool | None:
+    """Does the broker deliver ``$share/<group>/…`` subscriptions? None if it did not answer.
+
+    MQTT 5 brokers may say so in CONNACK, 3.1.1 brokers cannot, and one that does not know
+    the syntax (amqtt) grants the subscription and then delivers nothing: so subscribe, publish
+    one message to ourselves and see whether it arrives.
+    """
+    topic = f"edgemed/fleet/v1/selftest/{client_id}"
+    probe = make_client(f"{client_id}-share-probe", broker)
+    state = {"connected": False, "subscribed": False, "received": False}
+
+    def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            state["connected"] = True
+            client.subscribe(f"$share/{group}/{topic}", qos=1)
+
+    def on_subscribe(client: mqtt.Client, *_args: Any) -> None:
+        state["subscribed"] = True
+        client.publish(topic, b"selftest", qos=1)
+
+    def on_message(*_args: Any) -> None:
+        state["received"] = True
+
+    probe.on_connect, probe.on_subscribe, probe.on_message = on_connect, on_subscribe, on_message
+    try:
+        probe.connect(broker.host, broker.port, keepalive=max(broker.keepalive_s, 10))
+    except (OSError, ssl.SSLError) as exc:
+        log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        return None
+    deadline = time.monotonic() + timeout
+    while not state["received"] and time.monotonic() < deadline:
+        probe.loop(0.05)
+    with contextlib.suppress(Exception):
+        probe.disconnect()
+        probe.loop(0.1)
+    if state["received"]:
+        return True
+    return False if state["subscribed"] else None
 
 
 def resolve_protocol(

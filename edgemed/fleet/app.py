@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import logging
@@ -70,8 +71,10 @@ def create_app(
     token: str,
     events: EventBus | None = None,
     stats: Callable[[], dict[str, Any]] | None = None,
+    health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
 ) -> FastAPI:
-    """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health."""
+    """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health and
+    ``health`` (FleetServer.health) says whether the broker link and the database work."""
     if len(token) < 16:
         raise SyncError("the fleet API token must be at least 16 characters")
     app = FastAPI(
@@ -102,13 +105,32 @@ def create_app(
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @app.get("/api/health", tags=["fleet"])
-    def health() -> dict[str, Any]:
-        """Liveness, no token needed: says nothing about devices or results."""
-        body: dict[str, Any] = {"status": "ok", "version": __version__}
-        body["schema_version"] = store.schema_version()
+    @app.get(
+        "/api/health",
+        tags=["fleet"],
+        responses={503: {"description": "broker link, database or ingest down (see problems)"}},
+    )
+    def health_check(response: Response) -> dict[str, Any]:
+        """No token needed; says nothing about devices or results. 200 when the fleet can
+        ingest (a broker link, a database that answers, no dead ingest thread), else 503 with
+        the problems named."""
+        if health is not None:
+            healthy, body = health()
+        else:  # an API without ingest (tests, read-only replicas): the database alone
+            try:
+                store.ping()
+                healthy, body = True, {"status": "ok", "problems": []}
+            except Exception as exc:
+                healthy = False
+                body = {"status": "unavailable", "problems": [f"database: {str(exc)[:300]}"]}
+        body = {**body, "version": __version__}
+        if healthy:
+            with contextlib.suppress(Exception):
+                body["schema_version"] = store.schema_version()
         if stats:
-            body["ingest"] = stats()
+            body["ingest"] = {**body.get("ingest", {}), **stats()}
+        if not healthy:
+            response.status_code = 503
         return body
 
     @app.post("/api/login", status_code=204, tags=["auth"])
@@ -236,8 +258,9 @@ class FleetApi:
         port: int = 8080,
         events: EventBus | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
+        health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     ) -> None:
-        app = create_app(store, token=token, events=events, stats=stats)
+        app = create_app(store, token=token, events=events, stats=stats, health=health)
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
         )

@@ -251,8 +251,9 @@ class Ingest:
                 log.error(
                     "device %s reused seq %d with a different payload", msg.device_id, msg.seq
                 )
-        for device_id, ack_seq in done.acked.items():
-            self._client.publish(topic(device_id, "ack"), encode_ack(ack_seq), qos=1)
+        for (device_id, epoch), ack_seq in done.acked.items():  # acks are per outbox epoch
+            ack = encode_ack(ack_seq, epoch=epoch)
+            self._client.publish(topic(device_id, "ack"), ack, qos=1)
         announce(done.alerts, self.events)
 
     def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:

@@ -7,22 +7,27 @@
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ..config import BrokerConfig
+from ..errors import SyncError
 from .alerts import AlertRules
 from .app import FleetApi
 from .events import EventBus, announce
 from .ingest import Ingest
+from .presence import HEARTBEAT_S, FleetPresence
 from .store import SqlStore
 
 __all__ = ["FleetServer"]
 
 log = logging.getLogger(__name__)
+
+DB_TIMEOUT_S = 3.0  # /api/health answers 503 when the database is slower than this
 
 
 class FleetServer:
@@ -36,58 +41,142 @@ class FleetServer:
         port: int = 8080,
         workers: int = 1,
         shared_group: str | None = None,
-        client_id_prefix: str | None = None,
         rules: AlertRules | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
-        """``workers`` > 1 implies a ``$share`` group (default ``edgemed-fleet``). Group members
-        get client ids unique to this process, so several processes can join one group."""
+        """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
+        workers of this process and every other process on the same store split the results.
+        Client ids are unique per process and worker, so no two clients ever take over each
+        other's session. ``start`` refuses (FleetConflictError) if a fleet writing to another
+        store already serves the broker."""
         if workers < 1:
             raise ValueError("need at least one ingest worker")
         self.store = store
+        self.broker = broker
         self.rules = rules or AlertRules()
         self.events = EventBus()
-        group = shared_group or ("edgemed-fleet" if workers > 1 else None)
-        prefix = client_id_prefix or (
-            f"edgemed-fleet-ingest-{os.getpid()}" if group else "edgemed-fleet-ingest"
+        self.group = shared_group or f"edgemed-fleet-{store.store_id}"
+        self.presence = FleetPresence(
+            broker, store_id=store.store_id, group=self.group, heartbeat_s=heartbeat_s
         )
+        prefix = f"edgemed-fleet-{store.store_id[:8]}-{self.presence.process_id}"
         self.workers = [
             Ingest(
                 store,
                 broker,
-                client_id=f"{prefix}-{i}" if group else prefix,
-                shared_group=group,
+                client_id=f"{prefix}-{i}",
+                shared_group=self.group,
                 rules=self.rules,
                 events=self.events,
             )
             for i in range(workers)
         ]
         self.api = FleetApi(
-            store, token=token, host=host, port=port, events=self.events, stats=self.stats
+            store,
+            token=token,
+            host=host,
+            port=port,
+            events=self.events,
+            stats=self.stats,
+            health=self.health,
         )
         self._stop = threading.Event()
         self._sweeper = threading.Thread(
             target=self._sweep, name="edgemed-fleet-sweep", daemon=True
         )
+        self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
 
-    def start(self) -> FleetServer:
-        for worker in self.workers:
-            worker.start()
-        self.api.start()
+    def start(self, *, ready_timeout: float = 20.0) -> FleetServer:
+        """Check the broker for another store's fleet, subscribe every worker, then announce
+        this process (devices replay their backlog at once). Raises FleetConflictError or
+        SyncError (broker silent for ``ready_timeout``), leaving nothing running."""
+        try:
+            self.presence.check(timeout=ready_timeout)
+            for worker in self.workers:
+                worker.start()
+            if not all(w.ready.wait(ready_timeout) for w in self.workers):
+                raise SyncError(
+                    f"fleet ingest could not subscribe at the broker within {ready_timeout:.0f} s"
+                )
+            self.presence.announce()
+            self.api.start()
+        except BaseException:
+            self._stop_links()
+            raise
         self._sweeper.start()
         return self
+
+    def _stop_links(self) -> None:
+        self.presence.stop()
+        for worker in self.workers:
+            worker.stop()
 
     def stop(self) -> None:
         self._stop.set()
         self.api.stop()
-        for worker in self.workers:
-            worker.stop()
-        self._sweeper.join(timeout=5.0)
+        self._stop_links()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=5.0)
+        self._db_probe.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> FleetServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, body) for /api/health: unhealthy when no ingest worker holds a broker
+        link, the database does not answer within DB_TIMEOUT_S, a worker thread died, or
+        another store's fleet serves the broker. Answers within DB_TIMEOUT_S in every case."""
+        problems: list[str] = []
+        linked = sum(1 for w in self.workers if w.connected)
+        if linked == 0:
+            problems.append("no ingest worker is connected to the broker")
+        problems += [w.failure for w in self.workers if w.failure]
+        if self.presence.conflict:
+            problems.append(self.presence.conflict)
+        started = time.monotonic()
+        try:
+            self._db_probe.submit(self.store.ping).result(timeout=DB_TIMEOUT_S)
+            database: dict[str, Any] = {"ok": True}
+        except FutureTimeout:
+            database = {"ok": False, "error": f"no answer within {DB_TIMEOUT_S:.0f} s"}
+        except Exception as exc:  # any driver error: the message, never a traceback
+            database = {"ok": False, "error": str(exc)[:300]}
+        database["ms"] = round((time.monotonic() - started) * 1000.0, 1)
+        if not database["ok"]:
+            problems.append(f"database: {database['error']}")
+        lags = [w.lag() for w in self.workers]
+        body: dict[str, Any] = {
+            "status": "ok" if not problems else "unavailable",
+            "problems": problems,
+            "broker": {
+                "host": self.broker.host,
+                "port": self.broker.port,
+                "workers_connected": linked,
+                "workers": len(self.workers),
+                "subscription": [w.subscription for w in self.workers],
+                "group": self.group,
+            },
+            "database": database,
+            "ingest": {
+                "queued": sum(n for n, _ in lags),
+                "lag_s": round(max((age for _, age in lags), default=0.0), 3),
+            },
+            "dead_letters": {
+                "last_60_s": sum(w.dead_letters_since(60.0) for w in self.workers),
+                "last_15_min": sum(w.dead_letters_since(900.0) for w in self.workers),
+            },
+            "fleet": {
+                "store_id": self.store.store_id,
+                "process_id": self.presence.process_id,
+                "other_processes_online": sorted(
+                    p for p, s in self.presence.others.items() if s.state == "online"
+                ),
+            },
+        }
+        return not problems, body
 
     def stats(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -103,9 +192,17 @@ class FleetServer:
         return body
 
     def _sweep(self) -> None:
-        """Raise ``device-offline`` for devices whose death notice is older than the limit."""
+        """Every second: step down if another store's fleet won the broker. Every period:
+        raise ``device-offline`` for devices whose death notice is older than the limit."""
         period = min(30.0, self.rules.offline_after_s / 4)
-        while not self._stop.wait(period):
+        next_sweep = time.monotonic() + period
+        while not self._stop.wait(1.0):
+            if self.presence.conflict and any(w.connected for w in self.workers):
+                for worker in self.workers:
+                    worker.stop()  # health now says why (503)
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + period
             now = time.time()
             try:
                 overdue = self.store.offline_since(now - self.rules.offline_after_s)

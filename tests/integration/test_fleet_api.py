@@ -26,6 +26,7 @@ from edgemed.fleet import SQLiteStore
 from edgemed.fleet.alerts import AlertRules
 from edgemed.fleet.app import create_app
 from edgemed.fleet.server import FleetServer
+from edgemed.fleet.store import SCHEMA_VERSION
 from edgemed.wire import encode_status
 
 pytestmark = pytest.mark.broker
@@ -205,7 +206,8 @@ def test_auth_openapi_dashboard_and_no_query_strings_in_logs(
         assert api.call(route, token="wrong-token-wrong-token")[0] == 401, route
     assert api.call("/api/alerts/1/ack", token=None, body={})[0] == 401
     status, health = api.call("/api/health", token=None)
-    assert status == 200 and health["schema_version"] == 2 and health["ingest"]["workers"] == 1
+    assert status == 200 and health["status"] == "ok" and health["problems"] == []
+    assert health["schema_version"] == SCHEMA_VERSION and health["ingest"]["workers"] == 1
     status, spec = api.call("/api/openapi.json", token=None)
     paths = set(spec["paths"])
     assert {"/api/devices", "/api/devices/{device_id}", "/api/results", "/api/alerts",

@@ -1,0 +1,225 @@
+"""The fleet process's presence on the broker: who else serves it, and telling devices we are here.
+
+Every fleet process keeps a retained :class:`~edgemed.wire.FleetStatus` on its own topic,
+re-announced every ``heartbeat_s``, with a last will that turns it "offline". It serves two ends:
+
+* **No silent split.** Before ingest starts, the process reads the retained statuses: if a fleet
+  process writing to *another* store is online (announced within 3 heartbeats), it refuses to
+  start (:class:`~edgemed.errors.FleetConflictError`). Two stores on one broker would each keep
+  part of every device's results while devices delete what either acknowledged. If two start at
+  once and both pass the check, the one that came online later steps down when it sees the
+  other (``conflict`` is set; the server stops ingest and health turns 503).
+* **Recovery in seconds.** Devices subscribe to these topics; a fleet process coming online
+  (a live, not retained, message) makes them replay their unacknowledged results at once, with
+  jitter, instead of waiting for their resend timers (the broker dropped what they sent while
+  no ingest was subscribed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ..config import BrokerConfig, SyncConfig
+from ..errors import FleetConflictError, PayloadError, SyncError
+from ..transport import log_disconnect, make_client, resolve_protocol, run_connection
+from ..wire import (
+    FLEET_STATUS_TOPICS,
+    FleetStatus,
+    decode_fleet_status,
+    encode_fleet_status,
+    fleet_topic,
+)
+
+__all__ = ["FleetPresence"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 30.0
+# How long to wait for the broker's retained statuses after the subscription is granted.
+RETAINED_GRACE_S = 0.5
+
+
+class FleetPresence:
+    """Announce this fleet process (``store_id``, ingest ``group``) and watch for others."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        *,
+        store_id: str,
+        group: str | None,
+        sync: SyncConfig | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.broker = broker
+        self.sync = sync or SyncConfig()
+        self.store_id = store_id
+        self.group = group
+        self.process_id = uuid.uuid4().hex[:12]
+        self.heartbeat_s = heartbeat_s
+        self.since = time.time()
+        self.connected = False
+        self.conflict: str | None = None  # why this process must not ingest, once known
+        self.others: dict[str, FleetStatus] = {}  # process_id -> latest status seen
+        self._online = False  # announce() was called: (re)connects re-announce
+        self._subscribed = threading.Event()
+        self._checked_at: float | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
+        self.client_id = f"edgemed-fleet-{store_id[:8]}-{self.process_id}-presence"
+        self._client = self._make_client(broker)
+
+    @property
+    def topic(self) -> str:
+        return fleet_topic(self.store_id, self.process_id)
+
+    def _status(self, state: str) -> bytes:
+        return encode_fleet_status(
+            FleetStatus(
+                state="online" if state == "online" else "offline",
+                store_id=self.store_id,
+                process_id=self.process_id,
+                group=self.group,
+                since=self.since,
+                at=time.time(),
+                heartbeat_s=self.heartbeat_s,
+            )
+        )
+
+    def _make_client(self, broker: BrokerConfig) -> mqtt.Client:
+        client = make_client(self.client_id, broker)
+        client.will_set(self.topic, self._status("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def check(self, timeout: float = 20.0) -> None:
+        """Connect and read who else serves the broker; raise if another store's fleet does.
+
+        Raises SyncError if the broker does not answer within ``timeout``.
+        """
+        self._thread = threading.Thread(target=self._network, name="edgemed-fleet-presence")
+        self._thread.daemon = True
+        self._thread.start()
+        if not self._subscribed.wait(timeout):
+            raise SyncError(
+                f"broker {self.broker.host}:{self.broker.port} did not answer the fleet within "
+                f"{timeout:.0f} s"
+            )
+        time.sleep(RETAINED_GRACE_S)  # retained messages follow the SUBACK
+        with self._lock:
+            self._checked_at = time.time()
+            rival = self._rival()
+        if rival is not None:
+            self.conflict = self._conflict_text(rival)
+            raise FleetConflictError(self.conflict)
+
+    def announce(self) -> None:
+        """Ingest is subscribed: tell devices (and other fleets) this process is online."""
+        self._online = True
+        self._publish_online()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="edgemed-fleet-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self.connected:
+            info = self._client.publish(self.topic, self._status("offline"), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError) as exc:
+                log.info("fleet offline notice not sent (%s); the will covers it", exc)
+        self._client.disconnect()
+        for thread in (self._thread, self._heartbeat):
+            if thread is not None:
+                thread.join(timeout=5.0)
+
+    # -- threads ----------------------------------------------------------------------------
+    def _network(self) -> None:
+        broker = resolve_protocol(self.broker, self.client_id, self.sync, self._stop)
+        if broker is None:
+            return
+        if broker.protocol != self.broker.protocol:
+            self._client = self._make_client(broker)
+        run_connection(self._client, broker, self.sync, self._stop)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self._publish_online()
+
+    def _publish_online(self) -> None:
+        if self.connected and self.conflict is None:
+            self._client.publish(self.topic, self._status("online"), qos=1, retain=True)
+
+    # -- paho callbacks ---------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the fleet presence link: %s", reason)
+            return
+        self.connected = True
+        log.info("fleet %s process %s connected to the broker", self.store_id, self.process_id)
+        client.subscribe(FLEET_STATUS_TOPICS, qos=1)
+        if self._online:  # a reconnect: devices that reconnected meanwhile replay anyway
+            self._publish_online()
+
+    def _on_subscribe(self, *_args: Any) -> None:
+        self._subscribed.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected = False
+        log_disconnect(log, "fleet presence", reason, stopping=self._stop.is_set())
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            status = decode_fleet_status(bytes(message.payload))
+        except PayloadError as exc:
+            log.warning("ignoring a bad fleet status on %s: %s", message.topic, exc)
+            return
+        if status.process_id == self.process_id:
+            return
+        with self._lock:
+            self.others[status.process_id] = status
+            if self._checked_at is None or self.conflict is not None:
+                return  # check() decides; or we already stepped down
+            rival = self._rival()
+            # Both passed check() at once: the process that came online later steps down.
+            if rival is not None and (rival.since, rival.process_id) < (
+                self.since,
+                self.process_id,
+            ):
+                self.conflict = self._conflict_text(rival)
+        if self.conflict is not None:
+            log.critical("%s; this fleet process stops ingesting", self.conflict)
+
+    def _rival(self) -> FleetStatus | None:
+        """An online fleet process of another store, heard from within 3 heartbeats."""
+        now = time.time()
+        for other in self.others.values():
+            fresh = now - other.at < 3 * max(other.heartbeat_s, 1.0)
+            if other.state == "online" and other.store_id != self.store_id and fresh:
+                return other
+        return None
+
+    def _conflict_text(self, rival: FleetStatus) -> str:
+        return (
+            f"another fleet (store {rival.store_id}, process {rival.process_id}, online since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(rival.since))} UTC) serves broker "
+            f"{self.broker.host}:{self.broker.port}; this fleet's store is {self.store_id}. Two "
+            "stores on one broker would each keep part of every device's results: stop one, "
+            "or point this fleet at the same store"
+        )
