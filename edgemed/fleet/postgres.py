@@ -2,8 +2,8 @@
 
 The server creates and migrates its own schema (``store._create_or_migrate``, under an advisory
 lock so that several servers starting together do not race).
-Concurrent ingest workers are safe: inserts rely on the (device_id, seq) primary key, and the
-per-device ack high-water mark is advanced under ``SELECT … FOR UPDATE``.
+Concurrent ingest workers are safe: inserts rely on the (device_id, epoch, seq) primary key, and
+the per-epoch ack high-water marks are advanced while the device's row is locked.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class PostgresStore(SqlStore):
 
     def _rekey_results(self) -> None:
         # PostgreSQL changes a primary key in place (no copy of the table).
-        self._db.execute("ALTER TABLE results ADD COLUMN IF NOT EXISTS epoch TEXT NOT NULL DEFAULT ''")
+        self._db.execute(
+            "ALTER TABLE results ADD COLUMN IF NOT EXISTS epoch TEXT NOT NULL DEFAULT ''"
+        )
         self._db.execute("ALTER TABLE results DROP CONSTRAINT results_pkey")
         self._db.execute("ALTER TABLE results ADD PRIMARY KEY (device_id, epoch, seq)")
 
@@ -63,56 +65,81 @@ class PostgresStore(SqlStore):
         )
         return self._db.execute(sql, (name,)).fetchone() is not None
 
-    def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, int]]:
+    def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, str, int]]:
         # One multi-row INSERT … RETURNING per chunk: one round trip instead of one per row.
-        stored: set[tuple[str, int]] = set()
+        stored: set[tuple[str, str, int]] = set()
         for i in range(0, len(msgs), 500):
             chunk = msgs[i : i + 500]
             values = ",".join([_RESULT_VALUES.replace("?", "%s")] * len(chunk))
             params = [v for msg in chunk for v in _row(msg, now)]
             cur = self._db.execute(
                 f"INSERT INTO results({_RESULT_COLUMNS}) VALUES {values} "
-                "ON CONFLICT DO NOTHING RETURNING device_id, seq",
+                "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
                 params,
             )
-            stored.update((d, int(s)) for d, s in cur.fetchall())
+            stored.update((d, e, int(s)) for d, e, s in cur.fetchall())
         return stored
 
-    def _advance_all(self, floors: dict[str, int], now: float) -> dict[str, int]:
-        # Three statements per batch, whatever the number of devices (one per device each would
-        # cost ~4 round trips per device): lock and read the devices' acks, fetch the seqs above
-        # them, write the new acks.
-        ids = sorted(floors)
+    def _advance_all(
+        self, floors: dict[tuple[str, str], int], now: float
+    ) -> dict[tuple[str, str], int]:
+        # A few statements per batch, whatever the number of devices (one per device each would
+        # cost ~4 round trips per device): lock the devices, read their epochs' acks, fetch the
+        # seqs above them, write the new acks.
+        ids = sorted({dev for dev, _ in floors})
         rows = self._db.execute(
             "INSERT INTO devices(device_id, last_seen) SELECT unnest(%s::text[]), %s "
             "ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen "
-            "RETURNING device_id, acked_seq",
+            "RETURNING device_id, epoch",
             (ids, now),
         ).fetchall()  # rows are locked in id order: concurrent workers cannot deadlock
-        stored = {dev: int(acked) for dev, acked in rows}
-        acked = {dev: max(stored[dev], floors[dev] - 1) for dev in ids}
-        pending = list(ids)
+        current: dict[str, str | None] = dict(rows)
+        keys = sorted(floors, key=lambda k: (k[0], floors[k]))  # a device's epochs in seq order
+        stored = {
+            (dev, epoch): int(acked)
+            for dev, epoch, acked in self._db.execute(
+                "SELECT e.device_id, e.epoch, e.acked_seq FROM device_epochs e "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(device_id, epoch) "
+                "ON e.device_id=k.device_id AND e.epoch=k.epoch",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            ).fetchall()
+        }
+        for dev, epoch in keys:  # new epochs: once per device restart, one at a time
+            if (dev, epoch) not in stored:
+                current[dev] = self._new_epoch(dev, epoch, floors[(dev, epoch)], current[dev], now)
+                stored[(dev, epoch)] = 0
+        acked = {k: max(stored[k], floors[k] - 1) for k in keys}
+        pending = list(keys)
         while pending:
             window = 4096
             seqs = self._db.execute(
-                "SELECT r.device_id, r.seq FROM results r "
-                "JOIN unnest(%s::text[], %s::bigint[]) AS f(device_id, floor) "
-                "ON r.device_id=f.device_id AND r.seq>f.floor AND r.seq<=f.floor+%s "
-                "ORDER BY r.device_id, r.seq",
-                (pending, [acked[d] for d in pending], window),
-            ).fetchall()
-            start = {d: acked[d] for d in pending}
-            for dev, seq in seqs:
-                if seq == acked[dev] + 1:
-                    acked[dev] = int(seq)
-            # A device whose run filled the whole window may continue past it.
-            pending = [d for d in pending if acked[d] - start[d] == window]
-        changed = [d for d in ids if acked[d] != stored[d]]
+                "SELECT r.device_id, r.epoch, r.seq FROM results r "
+                "JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS f(device_id, epoch, floor) "
+                "ON r.device_id=f.device_id AND r.epoch=f.epoch "
+                "AND r.seq>f.floor AND r.seq<=f.floor+%s ORDER BY r.device_id, r.epoch, r.seq",
+                ([k[0] for k in pending], [k[1] for k in pending],
+                 [acked[k] for k in pending], window),
+            ).fetchall()  # fmt: skip
+            start = {k: acked[k] for k in pending}
+            for dev, epoch, seq in seqs:
+                if seq == acked[(dev, epoch)] + 1:
+                    acked[(dev, epoch)] = int(seq)
+            # A key whose run filled the whole window may continue past it.
+            pending = [k for k in pending if acked[k] - start[k] == window]
+        changed = [k for k in keys if acked[k] != stored[k]]
         if changed:
+            self._db.execute(
+                "UPDATE device_epochs SET acked_seq=v.acked "
+                "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS v(device_id, epoch, acked) "
+                "WHERE device_epochs.device_id=v.device_id AND device_epochs.epoch=v.epoch",
+                ([k[0] for k in changed], [k[1] for k in changed], [acked[k] for k in changed]),
+            )
+        mirrored = [k for k in keys if k[1] == current[k[0]]]  # devices.acked_seq: current epoch
+        if mirrored:
             self._db.execute(
                 "UPDATE devices SET acked_seq=v.acked FROM unnest(%s::text[], %s::bigint[]) "
                 "AS v(device_id, acked) WHERE devices.device_id=v.device_id",
-                (changed, [acked[d] for d in changed]),
+                ([k[0] for k in mirrored], [acked[k] for k in mirrored]),
             )
         return acked
 

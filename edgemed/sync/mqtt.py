@@ -24,12 +24,15 @@ import paho.mqtt.client as mqtt
 
 from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
-from ..errors import EdgemedError
+from ..errors import EdgemedError, PayloadError, SyncError
 from ..results import Result
-from ..transport import make_client, resolve_protocol, run_connection
+from ..transport import log_disconnect, make_client, resolve_protocol, run_connection
 from ..wire import (
     BATCH_TARGET_BYTES,
-    decode_ack,
+    FLEET_PREFIX,
+    FLEET_STATUS_TOPICS,
+    decode_ack_epoch,
+    decode_fleet_status,
     encode_status,
     join_results,
     prepare_result,
@@ -106,6 +109,10 @@ class Publisher:
         self._ack_rate: float | None = None
         self._acks: deque[tuple[float, int]] = deque()  # (monotonic time, ack seq), ascending
         self._connected = False
+        self.failure: str | None = None  # why a sync thread died; submit then raises
+        self._fleet_processes: set[str] = set()  # fleet processes seen online
+        self._replay_at: float | None = None  # a fleet came back: replay at this monotonic time
+        self._next_heartbeat = float("inf")
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -123,20 +130,32 @@ class Publisher:
     # -- public API -------------------------------------------------------------------------
     def start(self) -> Publisher:
         for target, name in ((self._network, "net"), (self._sender, "send")):
-            thread = threading.Thread(target=target, name=f"edgemed-sync-{name}", daemon=True)
+            thread = threading.Thread(
+                target=self._guarded, args=(target,), name=f"edgemed-sync-{name}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
 
     def submit(self, result: Result, *, encounter: str | None = None) -> int:
-        """Commit ``result`` to the outbox (raises OutboxFullError when full); returns its seq."""
+        """Commit ``result`` to the outbox (raises OutboxFullError when full); returns its seq.
+
+        Raises SyncError, storing nothing, once a sync thread has died: results accepted then
+        would never leave the device, and the application must know (``failure`` says why).
+        """
+        if self.failure is not None:
+            raise SyncError(f"result sync has stopped: {self.failure}")
         # Encoded here, in the caller's thread; the group commit only adds the seq fields.
         unstamped = prepare_result(
             result, device_id=self.device_id, clock_synced=clock_synced(), encounter=encounter
         )
 
+        epoch = self.outbox.epoch  # fixed while the outbox is open
+
         def build(seq: int, boot_id: str, low: int) -> bytes:
-            return stamp_result(unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=low)
+            return stamp_result(
+                unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=low, epoch=epoch
+            )
 
         seq = self.outbox.put(build)
         # Read without the lock: if the sender has not yet taken the last wake-up, it reads the
@@ -149,7 +168,8 @@ class Publisher:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Linked to the broker with both sync threads alive."""
+        return self._connected and self.failure is None
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until every submitted result is acknowledged by the fleet, or timeout."""
@@ -194,6 +214,21 @@ class Publisher:
         self.stop()
 
     # -- threads ----------------------------------------------------------------------------
+    def _guarded(self, body: Callable[[], None]) -> None:
+        """Run a sync thread; if it dies, record why, drop the link and wake waiters, so that
+        ``connected``, ``submit`` and the log all tell the application (never a silent stop)."""
+        try:
+            body()
+        except BaseException as exc:
+            self.failure = f"{threading.current_thread().name} died: {exc!r}"
+            log.exception("result sync stopped: %s", self.failure)
+            with self._cond:
+                self._connected = False
+                self._cond.notify_all()
+            with contextlib.suppress(Exception):
+                self._client.disconnect()
+            raise
+
     def _network(self) -> None:
         broker = resolve_protocol(self.broker, self.device_id, self.sync, self._stop)
         if broker is None:
@@ -211,10 +246,35 @@ class Publisher:
                 self._wake = False
             if self._connected:
                 self._check_link()
+                self._heartbeat_due()
+                self._replay_due()
                 try:
                     self._publish_due()
                 except EdgemedError as exc:
                     log.error("sync sender: %s", exc)
+
+    def _heartbeat_due(self) -> None:
+        """Re-announce the birth status every heartbeat_s: the fleet marks a device whose
+        status is older than that "unknown" (its will may have been lost with a broker that
+        restarted without persistence), and sees a current outbox depth."""
+        if time.monotonic() < self._next_heartbeat:
+            return
+        self._next_heartbeat = time.monotonic() + self.sync.heartbeat_s
+        self._track(
+            self._client.publish(topic(self.device_id, "status"), self._birth(), qos=1, retain=True)
+        )
+
+    def _replay_due(self) -> None:
+        """A fleet process came online: what it missed was dropped by the broker, unacked.
+        Replay everything now (at a jittered time) instead of waiting for resend timers."""
+        with self._cond:
+            if self._replay_at is None or time.monotonic() < self._replay_at:
+                return
+            self._replay_at = None
+            self._inflight.clear()
+            self._next_deadline = float("inf")
+            self._high_sent = 0
+        log.info("a fleet process came online: replaying %d unacked result(s)", self.outbox.depth)
 
     def _check_link(self) -> None:
         """Drop a link that stopped answering: 1.5 x keepalive without a PUBACK while one is due.
@@ -303,13 +363,9 @@ class Publisher:
         will = self._offline_status(self.connections + 1)
         client.will_set(topic(self.device_id, "status"), will, qos=1, retain=True)
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.warning("broker refused connection: %s", reason)
-            return
-        self.connections += 1
-        client.subscribe(topic(self.device_id, "ack"), qos=1)
-        birth = encode_status(
+    def _birth(self) -> bytes:
+        """The retained online status: sent on connect and every heartbeat_s."""
+        return encode_status(
             "online",
             device_id=self.device_id,
             boot_id=self.outbox.boot_id,
@@ -317,7 +373,21 @@ class Publisher:
             edgemed_version=__version__,
             models=self.models,
             outbox_depth=self.outbox.depth,
+            epoch=self.outbox.epoch,
+            epoch_start=self.outbox.epoch_start,
+            outbox_moved_aside=self.outbox.moved_aside,
+            heartbeat_s=self.sync.heartbeat_s,
         )
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        self.connections += 1
+        # Fleet presence: a fleet process coming online makes us replay (see _replay_due).
+        client.subscribe([(topic(self.device_id, "ack"), 1), (FLEET_STATUS_TOPICS, 1)])
+        birth = self._birth()
+        self._next_heartbeat = time.monotonic() + self.sync.heartbeat_s
         self.outbox.set_link_state("online")
         with self._cond:
             self._unpubacked.clear()
@@ -339,8 +409,7 @@ class Publisher:
             self.outbox.set_link_state("offline")
         except EdgemedError as exc:
             log.error("cannot record link state: %s", exc)
-        if not self._stop.is_set():
-            log.info("disconnected from broker: %s", reason)
+        log_disconnect(log, f"device {self.device_id} sync", reason, stopping=self._stop.is_set())
 
     def _update_ack_rate(self, ack_seq: int) -> None:
         now = time.monotonic()
@@ -361,16 +430,38 @@ class Publisher:
             else:
                 self._early_pubacks.add(mid)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_fleet_status(self, message: mqtt.MQTTMessage) -> None:
         try:
-            ack_seq = decode_ack(bytes(message.payload))
-            self.outbox.ack_through(ack_seq)
+            status = decode_fleet_status(bytes(message.payload))
+        except PayloadError as exc:
+            log.warning("ignoring a bad fleet status: %s", exc)
+            return
+        if status.state != "online" or status.process_id in self._fleet_processes:
+            return
+        self._fleet_processes.add(status.process_id)
+        if message.retain:
+            return  # known at subscription time: this connection's replay already covers it
+        delay = random.uniform(0.0, self.sync.fleet_replay_jitter_s)  # a ward must not stampede
+        with self._cond:
+            self._replay_at = time.monotonic() + delay
+            self._wake = True
+            self._cond.notify_all()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic.startswith(FLEET_PREFIX):
+            self._on_fleet_status(message)
+            return
+        try:
+            ack_seq, epoch = decode_ack_epoch(bytes(message.payload))
+            self.outbox.ack_through(ack_seq, epoch)
         except EdgemedError as exc:
             log.error("ignoring ack on %s: %s", message.topic, exc)
             return
         with self._cond:
-            self._update_ack_rate(ack_seq)
-            for seq in [s for s in self._inflight if s <= ack_seq]:
+            covered = self.outbox.ack_range(ack_seq, epoch)  # an epoch's acks cover only it
+            if epoch is None or epoch == self.outbox.epoch:
+                self._update_ack_rate(ack_seq)
+            for seq in [s for s in self._inflight if s in covered]:
                 del self._inflight[seq]
             self._wake = True
             self._cond.notify_all()

@@ -1,9 +1,27 @@
 """Stage 6: the durable on-device outbox (SQLite, WAL, synchronous=FULL).
 
 A result is accepted only when it is committed together with its per-device ``seq`` (never
-reused, also across restarts and after deletion) and the current ``boot_id``. Rows are deleted only
-when the fleet acknowledges them. When the byte or age bound is reached, new results are refused
-with :class:`OutboxFullError`: never dropped silently.
+reused within an outbox file, also across restarts and after deletion of acknowledged rows), the
+current ``boot_id`` and the current ``epoch``. Rows are deleted only when the fleet acknowledges
+them. When the byte or age bound is reached, new results are refused with
+:class:`OutboxFullError`: never dropped silently.
+
+Epochs: the fleet keys results on (device_id, epoch, seq). Every *open* of the outbox starts a new
+epoch (a random id), whose seqs continue the file's counter. A seq therefore never collides at
+the fleet, whatever happened to the file: deleted (a new file restarts at seq 1 in a new epoch),
+corrupted and moved aside (likewise), or restored from an old copy (its counter is rewound, but
+the epoch is new). A per-file epoch would need the fleet to notice a rewound copy and tell the
+device, and results stored before that message arrived would still collide; a per-open epoch
+needs neither. Rows keep the epoch they were stamped with, so rows of earlier epochs are resent
+and acknowledged under their own epoch, and an acknowledgement for one epoch never deletes rows
+of another. Epochs occupy consecutive seq ranges of the file (table ``epochs``). An outbox
+written before epochs existed keeps its rows under the epoch ``""``, which is what the fleet
+assumes for payloads without one.
+
+Integrity: opening runs ``PRAGMA quick_check`` and checks the meta table. A corrupted file is
+never truncated or repaired in place: it is renamed (with its -wal/-shm) to
+``<name>.corrupt-<UTC time>`` for a human to recover rows from, logged at ERROR, and a fresh
+outbox (a new epoch) takes its place; ``Outbox.recovered_from`` and the stats name the file.
 """
 
 from __future__ import annotations
@@ -16,6 +34,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import OutboxConfig
@@ -25,7 +44,9 @@ from ..wire import check_device_id
 __all__ = ["Outbox", "OutboxRow", "OutboxStats", "PayloadBuilder", "read_status"]
 
 log = logging.getLogger(__name__)
-PayloadBuilder = Callable[[int, str, int], bytes]  # (seq, boot_id, lowest_unacked_seq) -> payload
+# (seq, boot_id, lowest_unacked_seq) -> payload. The epoch is fixed for an open outbox: a
+# builder that stamps it reads ``Outbox.epoch``.
+PayloadBuilder = Callable[[int, str, int], bytes]
 # Payloads of the newest committed rows kept in memory, so the sender publishes them without
 # reading SQLite back (and without waiting on the connection behind the next fsync).
 FRESH_ROWS = 4096
@@ -37,9 +58,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     boot_id TEXT NOT NULL,
     created_at REAL NOT NULL,
     bytes INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    epoch TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch TEXT PRIMARY KEY,
+    start_seq INTEGER NOT NULL,
+    opened_at REAL NOT NULL
 );
 """
+
+
+class _Corrupt(Exception):
+    """The file opens but its content is not a sane outbox."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,8 @@ class OutboxStats:
     refused_total: int  # across restarts
     last_ack_at: float | None  # Unix time of the last fleet acknowledgement
     link_state: str  # "online" / "offline" as last recorded by the publisher, or "unknown"
+    epoch: str  # the epoch of the last open ("" for an outbox from before epochs)
+    recovered_from: str | None  # where a corrupted outbox was moved aside, if one was
 
 
 class Outbox:
@@ -68,6 +101,8 @@ class Outbox:
         self.config = config
         self.device_id = check_device_id(config.device_id)
         self.boot_id = str(uuid.uuid4())
+        self.epoch = uuid.uuid4().hex  # this open's seq key space at the fleet (module doc)
+        self.recovered_from: Path | None = None  # a corrupted file moved aside by this open
         self.refused = 0  # refused by this process; meta "refused_total" counts across restarts
         self._lock = threading.Lock()  # guards the connection
         self._queue_lock = threading.Lock()  # guards the group-commit queue and its leader flag
@@ -77,17 +112,57 @@ class Outbox:
         self._fresh_lock = threading.Lock()
         config.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(config.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "PRAGMA synchronous=FULL"
-            )  # durable across power loss, not only crashes
-            self._db.executescript(_SCHEMA)
+            self._db = self._open_checked()
+        except (sqlite3.DatabaseError, _Corrupt) as exc:
+            self.recovered_from = _move_aside(config.path)
+            log.error(
+                "outbox %s is corrupted (%s): moved aside to %s for recovery; "
+                "starting a new outbox (new epoch)",
+                config.path,
+                exc,
+                self.recovered_from,
+            )
+            try:
+                self._db = self._open_checked()
+            except (sqlite3.DatabaseError, _Corrupt) as again:
+                raise SyncError(f"cannot create outbox {config.path}: {again}") from again
+        try:
             self._init_meta()
             self._bytes = self._stored_bytes()
             self._depth = self._stored_depth()
-        except sqlite3.DatabaseError as exc:
-            raise SyncError(f"cannot open outbox {config.path}: {exc}") from exc
+            # epoch -> first seq; epochs occupy consecutive seq ranges, the newest last
+            self._epochs = dict(
+                self._db.execute("SELECT epoch, start_seq FROM epochs ORDER BY start_seq")
+            )
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise SyncError(f"cannot open outbox {config.path}: {exc}") from exc
+            raise
+        self.epoch_start = self._epochs[self.epoch]
+        # A corrupted predecessor of this file, moved aside (by this open or an earlier one):
+        # the birth message reports it so that the fleet records it.
+        self.moved_aside = self._meta("recovered_from")
+
+    def _open_checked(self) -> sqlite3.Connection:
+        """Connect, check integrity and bring the schema up to date; raises on a bad file."""
+        db = sqlite3.connect(self.config.path, check_same_thread=False, isolation_level=None)
+        try:
+            # quick_check reads every page (O(size), ~1 s per GB): once per open, worth it.
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise _Corrupt("; ".join(str(p) for p in problems[:3]))
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # durable across power loss, not only crashes
+            db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            if "epoch" not in columns:  # written by an edgemed from before epochs
+                db.execute("ALTER TABLE outbox ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
+            _check_meta(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _init_meta(self) -> None:
         with self._tx():
@@ -96,11 +171,29 @@ class Outbox:
                 self._set_meta("device_id", self.device_id)
                 self._set_meta("next_seq", "1")
                 self._set_meta("last_ack_seq", "0")
+                if self.recovered_from is not None:
+                    self._set_meta("recovered_from", self.recovered_from.name)
             elif stored != self.device_id:
                 raise SyncError(
                     f"outbox {self.config.path} belongs to device {stored!r}, not {self.device_id!r}"
                 )
             self._set_meta("boot_id", self.boot_id)
+            next_seq = int(self._meta("next_seq") or 1)
+            # Rows from before epochs existed: the fleet files them under "".
+            legacy = self._db.execute("SELECT 1 FROM outbox WHERE epoch='' LIMIT 1").fetchone()
+            if legacy:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO epochs(epoch, start_seq, opened_at) VALUES ('', 1, 0)"
+                )
+            # Epochs whose rows are all acknowledged are of no further use.
+            self._db.execute(
+                "DELETE FROM epochs WHERE epoch NOT IN (SELECT DISTINCT epoch FROM outbox)"
+            )
+            self._db.execute(
+                "INSERT INTO epochs(epoch, start_seq, opened_at) VALUES (?, ?, ?)",
+                (self.epoch, next_seq, time.time()),
+            )
+            self._set_meta("epoch", self.epoch)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -184,6 +277,11 @@ class Outbox:
             "SELECT seq, created_at FROM outbox ORDER BY seq LIMIT 1"
         ).fetchone()
         low, oldest = (first[0], first[1]) if first else (next_seq, None)
+        if low < self.epoch_start:  # a row of an earlier epoch: the fleet wants this epoch's
+            (mine,) = self._db.execute(
+                "SELECT MIN(seq) FROM outbox WHERE seq >= ?", (self.epoch_start,)
+            ).fetchone()
+            low = next_seq if mine is None else mine
         now = time.time()
         refused = 0
         for req in batch:
@@ -207,8 +305,9 @@ class Outbox:
                 refused += 1
                 continue
             self._db.execute(
-                "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload) VALUES (?,?,?,?,?)",
-                (next_seq, self.boot_id, now, len(payload), payload),
+                "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload, epoch) "
+                "VALUES (?,?,?,?,?,?)",
+                (next_seq, self.boot_id, now, len(payload), payload, self.epoch),
             )
             req.seq, req.payload = next_seq, payload
             next_seq += 1
@@ -264,32 +363,56 @@ class Outbox:
             ).fetchall()
         return [OutboxRow(int(seq), bytes(payload)) for seq, payload in rows]
 
-    def ack_through(self, ack_seq: int) -> int:
-        """The fleet committed every seq <= ack_seq: delete them. Returns rows deleted."""
+    def ack_range(self, ack_seq: int, epoch: str | None = None) -> range:
+        """The seqs of this file that an ack of ``ack_seq`` in ``epoch`` covers.
+
+        ``epoch`` None is an ack from a fleet older than epochs: every seq up to ``ack_seq``.
+        An epoch this outbox does not hold (a stale ack, e.g. for a deleted file) covers none.
+        """
+        if epoch is None:
+            return range(1, ack_seq + 1)
+        start = self._epochs.get(epoch)
+        if start is None:
+            return range(0)
+        # Epochs take consecutive seq ranges: this one ends where the next one starts.
+        end = min((s for s in self._epochs.values() if s > start), default=ack_seq + 1)
+        return range(start, min(ack_seq + 1, end))
+
+    def ack_through(self, ack_seq: int, epoch: str | None = None) -> int:
+        """The fleet committed every seq <= ack_seq of ``epoch``: delete those rows.
+
+        Returns rows deleted. Only rows stamped with that epoch are touched, so a stale ack for
+        an earlier epoch (or another file) can never delete newer rows. ``epoch`` None: an ack
+        from a fleet older than epochs, which counts seqs across the whole device.
+        """
+        current = epoch is None or epoch == self.epoch
+        covered = self.ack_range(ack_seq, epoch)
         with self._lock:
             # No fsync for deletions: one lost on power failure only means a resend, which the
             # fleet absorbs; WAL is sequential, so the next FULL commit makes it durable anyway.
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self._tx():
-                    if ack_seq >= int(self._meta("next_seq") or 1):
+                    if current and ack_seq >= int(self._meta("next_seq") or 1):
                         raise SyncError(f"ack for seq {ack_seq} that this outbox never assigned")
+                    where = "seq >= ? AND seq < ?" + ("" if epoch is None else " AND epoch = ?")
+                    params = (covered.start, covered.stop) + (() if epoch is None else (epoch,))
                     (freed,) = self._db.execute(
-                        "SELECT COALESCE(SUM(bytes), 0) FROM outbox WHERE seq <= ?", (ack_seq,)
+                        f"SELECT COALESCE(SUM(bytes), 0) FROM outbox WHERE {where}", params
                     ).fetchone()
-                    deleted = self._db.execute(
-                        "DELETE FROM outbox WHERE seq <= ?", (ack_seq,)
-                    ).rowcount
-                    self._set_meta("last_ack_at", repr(time.time()))
-                    last = int(self._meta("last_ack_seq") or 0)
-                    self._set_meta("last_ack_seq", str(max(last, ack_seq)))
+                    deleted = self._db.execute(f"DELETE FROM outbox WHERE {where}", params).rowcount
+                    if current:
+                        self._set_meta("last_ack_at", repr(time.time()))
+                        last = int(self._meta("last_ack_seq") or 0)
+                        self._set_meta("last_ack_seq", str(max(last, ack_seq)))
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._bytes -= int(freed)  # only once committed
             self._depth -= deleted
-            with self._fresh_lock:
-                while self._fresh and next(iter(self._fresh)) <= ack_seq:
-                    self._fresh.popitem(last=False)
+            if current:  # the cache holds only rows of this epoch
+                with self._fresh_lock:
+                    while self._fresh and next(iter(self._fresh)) <= ack_seq:
+                        self._fresh.popitem(last=False)
             return int(deleted)
 
     def stats(self) -> OutboxStats:
@@ -348,7 +471,44 @@ def _read_stats(db: sqlite3.Connection, *, refused: int) -> OutboxStats:
         refused_total=int(meta("refused_total") or 0),
         last_ack_at=float(meta("last_ack_at") or 0) or None,
         link_state=meta("link_state") or "unknown",
+        epoch=meta("epoch") or "",
+        recovered_from=meta("recovered_from"),
     )
+
+
+def _check_meta(db: sqlite3.Connection) -> None:
+    """A file that passed quick_check can still be no outbox of ours, or rewound against its rows.
+    Raises _Corrupt; a fresh (empty) file passes."""
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    (rows, top) = db.execute("SELECT COUNT(*), MAX(seq) FROM outbox").fetchone()
+    if "device_id" not in meta:
+        if rows:
+            raise _Corrupt("rows without a device_id in meta")
+        return
+    try:
+        next_seq = int(meta.get("next_seq", ""))
+    except ValueError:
+        raise _Corrupt(f"meta next_seq is {meta.get('next_seq')!r}") from None
+    if next_seq < 1 or (top is not None and top >= next_seq):
+        raise _Corrupt(f"meta next_seq {next_seq} is not above the highest stored seq {top}")
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupted outbox and its -wal/-shm to ``<name>.corrupt-<UTC time>`` (the WAL keeps
+    its suffix, so SQLite still finds it when a human opens the moved copy). Never deletes."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("-wal", "-shm"):  # the side files first: the main file marks the move done
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(target.with_name(target.name + suffix))
+    if path.exists():
+        path.rename(target)
+    return target
 
 
 def read_status(path: Path) -> tuple[str, OutboxStats]:

@@ -102,7 +102,7 @@ def test_batch_insert_is_one_transaction(store: SqlStore) -> None:
     done = store.insert_results([_msg(1), _msg(2), _msg(2), _msg(1, device="bed-2")])
     outcomes, acked = done.outcomes, done.acked
     assert outcomes == ["stored", "stored", "duplicate", "stored"]
-    assert acked == {"bed-1": 2, "bed-2": 1}
+    assert acked == {("bed-1", ""): 2, ("bed-2", ""): 1}  # per (device, epoch)
 
 
 def _alert(rule: str = "news2-urgent", *, seq: int | None = 1, key: str | None = None) -> Alert:
@@ -204,7 +204,7 @@ def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
         db.executescript(V1_SQLITE)
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 4
         assert store.count_results() == 1 and store.device("bed-1")["acked_seq"] == 1  # type: ignore[index]
         (alert,) = store.alerts()
         assert (alert["rule"], alert["severity"], alert["detail"]) == (
@@ -216,7 +216,7 @@ def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         store.close()
     reopened = SQLiteStore(path)  # idempotent: opening again changes nothing
-    assert reopened.schema_version() == 2 and len(reopened.alerts()) == 1
+    assert reopened.schema_version() == 4 and len(reopened.alerts()) == 1
     reopened.close()
 
 
@@ -231,7 +231,7 @@ def test_a_store_from_a_newer_edgemed_is_refused(tmp_path: Path) -> None:
 
 def test_a_long_run_of_seqs_acks_in_one_go(store: SqlStore) -> None:
     # More than one read window (PostgreSQL reads 4096 seqs per query) behind a gap at seq 1.
-    assert store.insert_results([_msg(s) for s in range(2, 5002)]).acked == {"bed-1": 0}
+    assert store.insert_results([_msg(s) for s in range(2, 5002)]).acked == {("bed-1", ""): 0}
     assert store.insert_result(_msg(1))[1] == 5001
 
 
