@@ -322,7 +322,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--shared-group",
         default=None,
-        help="join this $share group (run several fleet processes with the same group)",
+        help="ingest $share group (default edgemed-fleet-<store id>: every process on the "
+        "same store joins it; a fleet on another store is refused)",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)

@@ -119,11 +119,10 @@ class Ingest:
         """Run a thread's body; if it dies, say so where health and the log show it."""
         try:
             body()
-        except BaseException as exc:
+        except Exception as exc:  # recorded and reported; KeyboardInterrupt etc. pass through
             self.failure = f"{threading.current_thread().name} died: {exc!r}"
             self.connected = False
             log.exception("fleet ingest %s", self.failure)
-            raise
 
     def _network(self) -> None:
         broker = resolve_protocol(self.broker, self.client_id, self.sync, self._stop)

@@ -219,7 +219,7 @@ class Publisher:
         ``connected``, ``submit`` and the log all tell the application (never a silent stop)."""
         try:
             body()
-        except BaseException as exc:
+        except Exception as exc:  # recorded and reported; KeyboardInterrupt etc. pass through
             self.failure = f"{threading.current_thread().name} died: {exc!r}"
             log.exception("result sync stopped: %s", self.failure)
             with self._cond:
@@ -227,7 +227,6 @@ class Publisher:
                 self._cond.notify_all()
             with contextlib.suppress(Exception):
                 self._client.disconnect()
-            raise
 
     def _network(self) -> None:
         broker = resolve_protocol(self.broker, self.device_id, self.sync, self._stop)
