@@ -192,7 +192,8 @@ class FleetServer:
         return body
 
     def _sweep(self) -> None:
-        """Every second: step down if another store's fleet won the broker. Every period:
+        """Every second: step down if another store's fleet won the broker; mark devices
+        silent past their heartbeat "unknown". Every period:
         raise ``device-offline`` for devices whose death notice is older than the limit."""
         period = min(30.0, self.rules.offline_after_s / 4)
         next_sweep = time.monotonic() + period
@@ -200,6 +201,14 @@ class FleetServer:
             if self.presence.conflict and any(w.connected for w in self.workers):
                 for worker in self.workers:
                     worker.stop()  # health now says why (503)
+            try:
+                for device_id in self.store.expire_silent(time.time()):
+                    log.warning("device %s silent past its heartbeat: state unknown", device_id)
+                    self.events.publish(
+                        {"type": "device", "device_id": device_id, "state": "unknown"}
+                    )
+            except Exception:
+                log.exception("presence expiry failed")
             if time.monotonic() < next_sweep:
                 continue
             next_sweep = time.monotonic() + period

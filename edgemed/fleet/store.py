@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS devices (
     models TEXT,
     outbox_depth BIGINT,
     state_since DOUBLE PRECISION,
+    heartbeat_s DOUBLE PRECISION,
     last_seen DOUBLE PRECISION NOT NULL,
     epoch TEXT
 );
@@ -128,7 +129,7 @@ CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device_id, id)
 # A migration step the dialect runs itself (_rekey_results): SQLite cannot alter a primary key.
 _REKEY_RESULTS = "-- rekey results on (device_id, epoch, seq)"
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Upgrades from version n-1 to n, run by the server itself (one transaction, under a lock).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
@@ -155,6 +156,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "SELECT device_id, '', acked_seq, 1, last_seen FROM devices",
         "UPDATE devices SET epoch=''",
     ),
+    # heartbeat_s: how often the device promised a status; silent for 1.5x that -> "unknown".
+    5: ("ALTER TABLE devices ADD COLUMN heartbeat_s DOUBLE PRECISION",),
 }
 
 _UPSERT_DEVICE = (
@@ -523,11 +526,11 @@ class SqlStore:
                 "UPDATE devices SET state=?, boot_id=COALESCE(?, boot_id), "
                 "connection=COALESCE(?, connection), edgemed_version=COALESCE(?, edgemed_version), "
                 "models=COALESCE(?, models), outbox_depth=COALESCE(?, outbox_depth), "
-                "state_since=? WHERE device_id=?",
+                "heartbeat_s=COALESCE(?, heartbeat_s), state_since=? WHERE device_id=?",
                 (
                     state, status.get("boot_id"), incoming, status.get("edgemed_version"),
                     json.dumps(models) if isinstance(models, list) else None,
-                    status.get("outbox_depth"), since, device_id,
+                    status.get("outbox_depth"), _heartbeat(status), since, device_id,
                 ),
             )  # fmt: skip
             moved = status.get("outbox_moved_aside")
@@ -600,11 +603,26 @@ class SqlStore:
         return _device_row(rows[0]) if rows else None
 
     def offline_since(self, before: float) -> list[dict[str, Any]]:
-        """Devices whose last status is offline and that went offline before ``before``."""
+        """Devices offline (or silent: "unknown") since before ``before``."""
         return self._rows(
-            "SELECT device_id, state_since FROM devices WHERE state='offline' AND state_since<?",
+            "SELECT device_id, state_since FROM devices "
+            "WHERE state IN ('offline', 'unknown') AND state_since<?",
             (before,),
         )
+
+    def expire_silent(self, now: float) -> list[str]:
+        """Online devices silent for 1.5x their announced heartbeat become "unknown" since
+        their last message: a device's last will can be lost (a broker restarted without
+        persistence while the device was dead), so "online" must not rest on it alone."""
+        where = "state='online' AND heartbeat_s IS NOT NULL AND last_seen < ? - 1.5 * heartbeat_s"
+        with self._lock, self._transaction():
+            rows = self._run(f"SELECT device_id FROM devices WHERE {where}", (now,)).fetchall()
+            if rows:
+                self._run(
+                    f"UPDATE devices SET state='unknown', state_since=last_seen WHERE {where}",
+                    (now,),
+                )
+        return [str(r[0]) for r in rows]
 
     def alerts(
         self,
@@ -672,6 +690,13 @@ def _text(value: Any) -> str | None:
 def _short(epoch: str) -> str:
     """An epoch as events show it: long enough to tell apart, short enough to read."""
     return repr(epoch[:12]) if epoch else "'' (before epochs)"
+
+
+def _heartbeat(status: dict[str, Any]) -> float | None:
+    """The device's announced heartbeat, if it gave a usable one (older devices do not)."""
+    value = status.get("heartbeat_s")
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 86400
+    return float(value) if ok else None
 
 
 def _equal(**columns: Any) -> tuple[list[str], list[Any]]:

@@ -226,3 +226,46 @@ def test_fleet_outage_backlog_replayed_at_once(tmp_path: Path, mosquitto: Mosqui
 @pytest.mark.slow
 def test_fleet_outage_backlog_replayed_at_once_long(tmp_path: Path, mosquitto: Mosquitto) -> None:
     _run_outage(tmp_path, mosquitto.port, float(os.environ.get("EDGEMED_OUTAGE_S", "120")), 20)
+
+
+_DEVICE = """
+import sys, time
+from pathlib import Path
+from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
+from edgemed.sync import Outbox, Publisher
+outbox = Outbox(OutboxConfig(path=Path(sys.argv[2]), device_id="bed-silent"))
+pub = Publisher(outbox, BrokerConfig(port=int(sys.argv[1])), SyncConfig(heartbeat_s=4.0)).start()
+while not pub.connected:
+    time.sleep(0.05)
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+def test_device_whose_will_is_lost_is_not_online_within_2x_heartbeat(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Broker killed (no persistence), then the device killed: no will ever reaches the fleet.
+    The device's status must still stop saying "online" within 2 x its announced heartbeat."""
+    store = SQLiteStore(tmp_path / "fleet.db")
+    with FleetServer(store, BrokerConfig(port=mosquitto.port), token=TOKEN, port=0):
+        device = subprocess.Popen(
+            [sys.executable, "-c", _DEVICE, str(mosquitto.port), str(tmp_path / "dev.outbox")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert device.stdout is not None and device.stdout.readline().strip() == "READY"
+            assert until(lambda: (store.device("bed-silent") or {}).get("state") == "online", 10)
+            mosquitto.kill()
+            device.kill()
+            silent_from = time.monotonic()
+            mosquitto.start()  # no persistence: the retained birth and the will are gone
+        finally:
+            device.kill()
+            device.wait()
+        assert until(lambda: store.device("bed-silent")["state"] != "online", 8.0)  # 2 x 4 s
+        row = store.device("bed-silent")
+        print(f"state {row['state']} after {time.monotonic() - silent_from:.1f} s of silence")
+        assert row["state"] == "unknown" and row["heartbeat_s"] == 4.0
+        assert row["state_since"] == pytest.approx(row["last_seen"])

@@ -303,3 +303,24 @@ def test_auto_protocol_is_mqtt5_on_mosquitto_and_311_on_the_demo_broker(
             assert store.count_results() == 1
             store.close()
     assert probe_protocol(BrokerConfig(port=free_port()), "probe-test") is None  # unreachable
+
+
+def test_probe_of_a_broker_that_never_answers_says_ask_again() -> None:
+    """A broker that accepts TCP but sends no CONNACK is slow, not old: None, never "3.1.1"."""
+    import socket
+    import threading
+
+    from edgemed.transport import probe_protocol
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    try:
+        port = server.getsockname()[1]
+        assert probe_protocol(BrokerConfig(port=port, keepalive_s=1), "probe-test", 2.5) is None
+    finally:
+        for sock in held:
+            sock.close()
+        server.close()

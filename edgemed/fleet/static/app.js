@@ -82,12 +82,18 @@ function setLive(on) {
   $("#live").textContent = on ? "live" : "offline";
 }
 
+// "unknown since 14:02": the device went silent past its announced heartbeat (its will may be lost).
+function stateText(d) {
+  if (d.state === "unknown" && d.state_since) return `unknown since ${clock(d.state_since)}`;
+  return d.state || "unknown";
+}
+
 async function loadDevices() {
   const [devices, models] = await Promise.all([api("/api/devices"), api("/api/models")]);
   const rows = devices.map((d) =>
     el("tr", { "data-device": d.device_id },
       el("td", {}, el("a", { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id)),
-      el("td", {}, el("span", { class: `state ${d.state || "unknown"}`, "data-testid": "state" }, d.state || "unknown")),
+      el("td", {}, el("span", { class: `state ${d.state || "unknown"}`, "data-testid": "state" }, stateText(d))),
       el("td", {}, (d.models || []).join(", ")),
       el("td", {}, d.edgemed_version || ""),
       el("td", {}, d.outbox_depth ?? ""),
@@ -95,8 +101,10 @@ async function loadDevices() {
   $("[data-testid=devices] tbody").replaceChildren(...rows);
   const online = devices.filter((d) => d.state === "online").length;
   const offline = devices.filter((d) => d.state === "offline").length;
-  const silent = devices.length - online - offline;  // results but no status message yet
-  $("#summary").textContent = `${online} online · ${offline} offline` + (silent ? ` · ${silent} no status` : "");
+  const unknown = devices.filter((d) => d.state === "unknown").length;  // silent past heartbeat
+  const silent = devices.length - online - offline - unknown;  // results but no status yet
+  $("#summary").textContent = `${online} online · ${offline} offline` +
+    (unknown ? ` · ${unknown} unknown` : "") + (silent ? ` · ${silent} no status` : "");
   $("[data-testid=models] tbody").replaceChildren(...models.map((m) =>
     el("tr", {}, el("td", {}, m.model_id), el("td", {}, m.version), el("td", {}, m.devices))));
 }
@@ -145,12 +153,17 @@ async function showDevice(id) {
   const d = await api(`/api/devices/${encodeURIComponent(id)}?recent=100`);
   $("#device-title").textContent = d.device_id;
   const facts = { State: d.state, Since: d.state_since && clock(d.state_since), Models: d.models.join(", "),
-    edgemed: d.edgemed_version, "Outbox depth": d.outbox_depth, "Acked up to seq": d.acked_seq,
+    edgemed: d.edgemed_version, "Outbox depth": d.outbox_depth, Epoch: d.epoch ? d.epoch.slice(0, 12) : d.epoch,
+    "Acked up to seq": d.acked_seq,
     "Last seen": ago(d.last_seen) };
   $("#device-facts").replaceChildren(...Object.entries(facts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
   const results = d.recent_results.slice().reverse();  // oldest first for the chart
   drawChart(results.map((r) => resultValue(r.kind, r.payload.result).number),
             results.map(latencyMs));
+  $("[data-testid=device-events]").replaceChildren(...(d.events.length ? d.events.map((e) =>
+    el("li", { "data-testid": "device-event", "data-kind": e.kind },
+      el("strong", {}, e.kind), " ", el("span", { class: "muted" }, clock(e.at)),
+      el("div", {}, e.detail))) : [el("li", { class: "muted" }, "No outbox events")]));
   $("[data-testid=device-results] tbody").replaceChildren(...d.recent_results.map((r) =>
     el("tr", {}, el("td", {}, r.seq), el("td", {}, `${r.model_id}@${r.model_version}`),
       el("td", {}, resultValue(r.kind, r.payload.result).text), createdCell(r),
