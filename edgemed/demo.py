@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import BrokerConfig, OutboxConfig
-from .errors import SyncError
+from .errors import FleetConflictError
 from .pipeline import load
 from .results import EmbeddingResult
 
@@ -87,11 +87,16 @@ class LocalFleet:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self.store = SQLiteStore(self.workdir / "fleet.sqlite3")
             stack.callback(self.store.close)
-            self.server = stack.enter_context(
-                FleetServer(self.store, self.broker, token=self.token, port=self._port)
-            )
-            if not all(w.ready.wait(20) for w in self.server.workers):
-                raise SyncError("fleet ingest could not subscribe at the broker within 20 s")
+            try:
+                self.server = stack.enter_context(
+                    FleetServer(self.store, self.broker, token=self.token, port=self._port)
+                )
+            except FleetConflictError as exc:
+                raise FleetConflictError(
+                    f"{exc}. This local fleet would be a second store on that broker, so it "
+                    "did not start and nothing was sent: run without --broker (an embedded "
+                    "broker), or point --broker at a broker no fleet serves"
+                ) from exc
             self.url = f"http://127.0.0.1:{self.server.api.port}"
             self._echo(
                 f"fleet    ingest subscribed; REST API on {self.url}/api/ (store {self.workdir})"
@@ -120,15 +125,14 @@ class LocalFleet:
             params["cursor"] = page["next_cursor"]
 
 
-def run_demo(
-    broker_url: str | None = None, workdir: Path | None = None, echo: Callable[[str], None] = print
-) -> int:
+def _demo_device(
+    broker: BrokerConfig, work: Path, echo: Callable[[str], None]
+) -> tuple[bool, int, float]:
+    """The demo's bedside device: notes -> text model -> outbox -> broker, until acked.
+    Returns (drained, results left in the outbox, seconds)."""
     from .sync import Outbox, Publisher
 
     with ExitStack() as stack:
-        fleet = stack.enter_context(LocalFleet(broker_url, workdir, echo=echo))
-        work, broker = fleet.workdir, fleet.broker
-
         pipeline = stack.enter_context(load(MODEL_ID))
         echo(f"device   {DEVICE_ID} runs {pipeline!r}")
         outbox = Outbox(OutboxConfig(path=work / "device-outbox.sqlite3", device_id=DEVICE_ID))
@@ -145,7 +149,41 @@ def run_demo(
                     f"-> {top.code} ({top.score:.2f}) {top.text[:48]}"
                 )
             drained = pub.wait_drained(30)
-        elapsed = time.monotonic() - started
+        return drained, outbox.stats().depth, time.monotonic() - started
+
+
+def _demo_with_existing_fleet(
+    broker_url: str, workdir: Path | None, conflict: str, echo: Callable[[str], None]
+) -> int:
+    """--broker names a broker another fleet already serves: send the demo's results to THAT
+    fleet (a second store would split them) and say where they went. Acked = committed there."""
+    echo(f"fleet    not started here: {conflict}")
+    echo("fleet    the demo's results go to that fleet instead (its store, its API token)")
+    with tempfile.TemporaryDirectory(prefix="edgemed-demo-") as tmp:
+        work = workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        drained, left, elapsed = _demo_device(BrokerConfig.from_url(broker_url), work, echo)
+    sent = len(DEMO_NOTES)
+    if drained and left == 0:
+        echo(f"the existing fleet acknowledged all {sent} result(s) in {elapsed:.2f} s: each is")
+        echo("committed once in its store (see its /api/results for device demo-bed-01)")
+        echo("demo OK")
+        return 0
+    echo(f"demo FAILED: {left} of {sent} result(s) not acknowledged by the existing fleet")
+    return 1
+
+
+def run_demo(
+    broker_url: str | None = None, workdir: Path | None = None, echo: Callable[[str], None] = print
+) -> int:
+    with ExitStack() as stack:
+        try:
+            fleet = stack.enter_context(LocalFleet(broker_url, workdir, echo=echo))
+        except FleetConflictError as exc:
+            if broker_url is None:
+                raise
+            return _demo_with_existing_fleet(broker_url, workdir, str(exc.__cause__), echo)
+        drained, left, elapsed = _demo_device(fleet.broker, fleet.workdir, echo)
 
         results = fleet.get("/api/results?limit=100")["items"]
         devices = fleet.get("/api/devices")
@@ -161,7 +199,6 @@ def run_demo(
             echo(
                 f"  device {dev['device_id']}: acked through seq {dev['acked_seq']}, state {dev['state']}"
             )
-        left = outbox.stats().depth
         echo(f"device outbox now holds {left} unacknowledged result(s)")
         ok = drained and left == 0 and len(results) == len(DEMO_NOTES)
         echo("demo OK" if ok else "demo FAILED: not every result reached the fleet")

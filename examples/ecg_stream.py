@@ -45,6 +45,7 @@ import edgemed
 from edgemed.bridge import BridgeLink, CommandCode, SampleBlock
 from edgemed.config import OutboxConfig
 from edgemed.demo import LocalFleet
+from edgemed.errors import FleetConflictError
 from edgemed.results import SleepStages
 from edgemed.sync import Outbox, Publisher
 
@@ -165,4 +166,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FleetConflictError as exc:  # --broker names a broker that another fleet serves
+        sys.exit(f"{sys.argv[0]}: {exc}")

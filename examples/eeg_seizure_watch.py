@@ -43,6 +43,7 @@ import numpy.typing as npt
 import edgemed
 from edgemed.config import OutboxConfig
 from edgemed.demo import LocalFleet
+from edgemed.errors import FleetConflictError
 from edgemed.postprocess.eeg import seizure_episodes
 from edgemed.results import SeizureProbability
 from edgemed.sync import Outbox, Publisher
@@ -139,4 +140,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FleetConflictError as exc:  # --broker names a broker that another fleet serves
+        sys.exit(f"{sys.argv[0]}: {exc}")

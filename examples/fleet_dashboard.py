@@ -48,7 +48,7 @@ from types import FrameType
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig
 from edgemed.demo import LocalFleet
-from edgemed.errors import EdgemedError
+from edgemed.errors import EdgemedError, FleetConflictError
 from edgemed.sync import Outbox, Publisher
 from edgemed.tasks import task_spec
 
@@ -168,4 +168,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FleetConflictError as exc:  # --broker names a broker that another fleet serves
+        sys.exit(f"{sys.argv[0]}: {exc}")

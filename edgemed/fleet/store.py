@@ -695,8 +695,9 @@ def _short(epoch: str) -> str:
 def _heartbeat(status: dict[str, Any]) -> float | None:
     """The device's announced heartbeat, if it gave a usable one (older devices do not)."""
     value = status.get("heartbeat_s")
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 86400
-    return float(value) if ok else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= 86400 else None
 
 
 def _equal(**columns: Any) -> tuple[list[str], list[Any]]:

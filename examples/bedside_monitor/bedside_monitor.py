@@ -68,7 +68,7 @@ import numpy.typing as npt
 import edgemed
 from edgemed.config import OutboxConfig
 from edgemed.demo import LocalFleet
-from edgemed.errors import InputError
+from edgemed.errors import FleetConflictError, InputError
 from edgemed.io import frames, read_image
 from edgemed.preprocess.image import MonitorFrame
 from edgemed.results import MONITOR_FIELDS, MonitorReading
@@ -321,4 +321,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FleetConflictError as exc:  # --broker names a broker that another fleet serves
+        sys.exit(f"{sys.argv[0]}: {exc}")

@@ -269,3 +269,19 @@ def test_device_whose_will_is_lost_is_not_online_within_2x_heartbeat(
         print(f"state {row['state']} after {time.monotonic() - silent_from:.1f} s of silence")
         assert row["state"] == "unknown" and row["heartbeat_s"] == 4.0
         assert row["state_since"] == pytest.approx(row["last_seen"])
+
+
+def test_demo_with_broker_of_an_existing_fleet_stores_there_once(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    from edgemed.demo import DEMO_NOTES, run_demo
+
+    store = SQLiteStore(tmp_path / "existing.db")
+    lines: list[str] = []
+    with FleetServer(store, BrokerConfig(port=mosquitto.port), token=TOKEN, port=0):
+        code = run_demo(f"mqtt://127.0.0.1:{mosquitto.port}", tmp_path / "demo", lines.append)
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert store.store_id in text and "demo OK" in text
+    assert _stored_seqs(store, "demo-bed-01") == list(range(1, len(DEMO_NOTES) + 1))
+    assert store.dead_letters() == []
