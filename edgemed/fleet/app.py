@@ -152,13 +152,26 @@ def create_app(
     def device(
         device_id: str, recent: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
     ) -> dict[str, Any]:
-        """One device, its most recent results (newest first) and its alerts."""
+        """One device, its most recent results (newest first), its alerts and the events of
+        its outbox (seq restarts, a corrupted outbox moved aside)."""
         found = store.device(device_id)
         if found is None:
             raise HTTPException(404, "no such device")
         found["recent_results"] = store.results(device_id=device_id, limit=recent)
         found["alerts"] = store.alerts(device_id=device_id, limit=50)
+        found["events"] = store.device_events(device_id, limit=50)
         return found
+
+    @app.get("/api/devices/{device_id}/events", dependencies=auth, tags=["devices"])
+    def device_events(
+        device_id: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+    ) -> list[dict[str, Any]]:
+        """Newest first: ``seq-restart`` (the device's outbox was deleted, corrupted or
+        restored, and its seqs began again in a new epoch; both epochs are kept) and
+        ``outbox-moved-aside`` (the device moved a corrupted outbox aside)."""
+        if store.device(device_id) is None:
+            raise HTTPException(404, "no such device")
+        return store.device_events(device_id, limit=limit)
 
     @app.get("/api/results", dependencies=auth, tags=["results"])
     def results(

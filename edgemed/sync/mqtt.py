@@ -157,7 +157,7 @@ class Publisher:
                 unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=low, epoch=epoch
             )
 
-        seq = self.outbox.put(build)
+        seq = self.outbox.put(build, stamps_epoch=True)
         # Read without the lock: if the sender has not yet taken the last wake-up, it reads the
         # outbox after taking it, so it sees this row; only a consumed wake-up needs a new one.
         if not self._wake:

@@ -179,13 +179,8 @@ class Outbox:
                 )
             self._set_meta("boot_id", self.boot_id)
             next_seq = int(self._meta("next_seq") or 1)
-            # Rows from before epochs existed: the fleet files them under "".
-            legacy = self._db.execute("SELECT 1 FROM outbox WHERE epoch='' LIMIT 1").fetchone()
-            if legacy:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO epochs(epoch, start_seq, opened_at) VALUES ('', 1, 0)"
-                )
-            # Epochs whose rows are all acknowledged are of no further use.
+            # Epochs whose rows are all acknowledged are of no further use. Rows of epoch ""
+            # (written before epochs, or by a builder that does not stamp one) need no entry.
             self._db.execute(
                 "DELETE FROM epochs WHERE epoch NOT IN (SELECT DISTINCT epoch FROM outbox)"
             )
@@ -205,15 +200,20 @@ class Outbox:
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
 
-    def put(self, build_payload: PayloadBuilder) -> int:
+    def put(self, build_payload: PayloadBuilder, *, stamps_epoch: bool = False) -> int:
         """Store one result durably and return its seq.
 
         ``build_payload(seq, boot_id, lowest_unacked_seq)`` makes the bytes to publish; it runs
         inside the storing transaction, so the seq in the payload and in the row always agree.
         Concurrent callers are group-committed: one transaction (one fsync) for everyone who
         arrived while the previous commit was running; each still gets its own seq or error.
+
+        ``stamps_epoch``: the payload carries ``Outbox.epoch`` (wire.stamp_result(epoch=…), as
+        the Publisher does); the row then belongs to that epoch. Otherwise the fleet files it
+        under epoch "", as for devices older than epochs (no protection against a lost outbox).
+        ``lowest_unacked_seq`` counts the rows of the same epoch only, as the fleet does.
         """
-        request = _PutRequest(build_payload)
+        request = _PutRequest(build_payload, self.epoch if stamps_epoch else "")
         with self._queue_lock:
             self._queue.append(request)
             leads = not self._committing
@@ -276,12 +276,8 @@ class Outbox:
         first = self._db.execute(
             "SELECT seq, created_at FROM outbox ORDER BY seq LIMIT 1"
         ).fetchone()
-        low, oldest = (first[0], first[1]) if first else (next_seq, None)
-        if low < self.epoch_start:  # a row of an earlier epoch: the fleet wants this epoch's
-            (mine,) = self._db.execute(
-                "SELECT MIN(seq) FROM outbox WHERE seq >= ?", (self.epoch_start,)
-            ).fetchone()
-            low = next_seq if mine is None else mine
+        oldest = first[1] if first else None
+        lows: dict[str, int] = {}  # per epoch: the lowest unacked seq the fleet counts there
         now = time.time()
         refused = 0
         for req in batch:
@@ -292,8 +288,14 @@ class Outbox:
                 )
                 refused += 1
                 continue
+            if req.epoch not in lows:  # this epoch's rows are all >= epoch_start; "" anywhere
+                mine = self._db.execute(
+                    "SELECT seq FROM outbox WHERE seq >= ? AND epoch = ? ORDER BY seq LIMIT 1",
+                    (self.epoch_start if req.epoch else 1, req.epoch),
+                ).fetchone()
+                lows[req.epoch] = next_seq if mine is None else int(mine[0])
             try:
-                payload = req.build(next_seq, self.boot_id, low)
+                payload = req.build(next_seq, self.boot_id, lows[req.epoch])
             except Exception as exc:  # the caller's own error, handed back to that caller only
                 req.error = exc
                 continue
@@ -307,7 +309,7 @@ class Outbox:
             self._db.execute(
                 "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload, epoch) "
                 "VALUES (?,?,?,?,?,?)",
-                (next_seq, self.boot_id, now, len(payload), payload, self.epoch),
+                (next_seq, self.boot_id, now, len(payload), payload, req.epoch),
             )
             req.seq, req.payload = next_seq, payload
             next_seq += 1
@@ -366,10 +368,11 @@ class Outbox:
     def ack_range(self, ack_seq: int, epoch: str | None = None) -> range:
         """The seqs of this file that an ack of ``ack_seq`` in ``epoch`` covers.
 
-        ``epoch`` None is an ack from a fleet older than epochs: every seq up to ``ack_seq``.
-        An epoch this outbox does not hold (a stale ack, e.g. for a deleted file) covers none.
+        ``epoch`` None is an ack from a fleet older than epochs: every seq up to ``ack_seq``;
+        so is epoch "" (its rows may lie anywhere). An epoch this outbox does not hold (a stale
+        ack, e.g. for a deleted file) covers none.
         """
-        if epoch is None:
+        if not epoch:
             return range(1, ack_seq + 1)
         start = self._epochs.get(epoch)
         if start is None:
@@ -385,7 +388,7 @@ class Outbox:
         an earlier epoch (or another file) can never delete newer rows. ``epoch`` None: an ack
         from a fleet older than epochs, which counts seqs across the whole device.
         """
-        current = epoch is None or epoch == self.epoch
+        current = not epoch or epoch == self.epoch  # "": counted like seqs before epochs
         covered = self.ack_range(ack_seq, epoch)
         with self._lock:
             # No fsync for deletions: one lost on power failure only means a resend, which the
@@ -409,7 +412,7 @@ class Outbox:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._bytes -= int(freed)  # only once committed
             self._depth -= deleted
-            if current:  # the cache holds only rows of this epoch
+            if current:  # the cache holds only rows this process stored: none of older epochs
                 with self._fresh_lock:
                     while self._fresh and next(iter(self._fresh)) <= ack_seq:
                         self._fresh.popitem(last=False)
@@ -440,6 +443,7 @@ def _held_lock() -> threading.Lock:
 @dataclass(eq=False)
 class _PutRequest:
     build: PayloadBuilder
+    epoch: str  # the row's epoch: Outbox.epoch if the payload carries it, else ""
     seq: int | None = None
     payload: bytes | None = None
     error: BaseException | None = field(default=None)

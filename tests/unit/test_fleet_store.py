@@ -40,9 +40,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         db.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def _msg(seq: int, *, low: int = 1, sha: str = "a", device: str = "bed-1") -> ResultMessage:
+def _msg(
+    seq: int, *, low: int = 1, sha: str = "a", device: str = "bed-1", epoch: str = ""
+) -> ResultMessage:
     return ResultMessage(
         device_id=device,
+        epoch=epoch,
         seq=seq,
         boot_id="b",
         result_id=f"r{seq}{sha}",
@@ -204,7 +207,7 @@ def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
         db.executescript(V1_SQLITE)
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.schema_version() == SCHEMA_VERSION
         assert store.count_results() == 1 and store.device("bed-1")["acked_seq"] == 1  # type: ignore[index]
         (alert,) = store.alerts()
         assert (alert["rule"], alert["severity"], alert["detail"]) == (
@@ -216,7 +219,7 @@ def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         store.close()
     reopened = SQLiteStore(path)  # idempotent: opening again changes nothing
-    assert reopened.schema_version() == 4 and len(reopened.alerts()) == 1
+    assert reopened.schema_version() == SCHEMA_VERSION and len(reopened.alerts()) == 1
     reopened.close()
 
 
@@ -245,3 +248,156 @@ def test_a_repeated_status_keeps_the_time_its_state_began(store: SqlStore) -> No
     assert store.device("bed-1")["state_since"] == since  # type: ignore[index]
     store.update_status("bed-1", {"state": "online", "boot_id": "b1", "connection": 2})
     assert store.device("bed-1")["state_since"] > since  # type: ignore[index]
+
+
+# -- epochs: a device whose outbox was lost, corrupted or restored ---------------------------
+def test_same_seq_in_a_new_epoch_is_stored_not_dead_lettered(store: SqlStore) -> None:
+    done = store.insert_results([_msg(s, epoch="e1") for s in range(1, 6)])
+    assert done.acked == {("bed-1", "e1"): 5}
+    # The outbox was deleted: the device starts again at seq 1, in a new epoch.
+    done = store.insert_results([_msg(s, epoch="e2", sha="b") for s in (1, 2)])
+    assert done.outcomes == ["stored", "stored"] and done.acked == {("bed-1", "e2"): 2}
+    assert store.dead_letters() == [] and store.alerts(rule="seq-conflict") == []
+    assert store.count_results() == 7
+    assert {(r["epoch"], r["seq"]) for r in store.results()} == {
+        *(("e1", s) for s in range(1, 6)),
+        ("e2", 1),
+        ("e2", 2),
+    }
+    device = store.device("bed-1")
+    assert device is not None and (device["epoch"], device["acked_seq"]) == ("e2", 2)
+    (event,) = store.device_events("bed-1")
+    assert (event["kind"], event["epoch"], event["previous_epoch"]) == ("seq-restart", "e2", "e1")
+    assert (event["previous_acked_seq"], event["start_seq"]) == (5, 1)
+    # A late resend of the old epoch is a duplicate of its own epoch, acked under it.
+    assert store.insert_result(_msg(5, epoch="e1")) == ("duplicate", 5)
+    assert store.insert_result(_msg(3, epoch="e2", sha="b")) == ("stored", 3)
+    assert len(store.device_events("bed-1")) == 1  # one event per restart
+    assert store.insert_result(_msg(3, epoch="e2", sha="c"))[0] == "conflict"  # still guarded
+
+
+def test_a_restored_copy_is_a_restart_too(store: SqlStore) -> None:
+    store.insert_results([_msg(s, epoch="e1") for s in range(1, 101)])
+    # An old copy of the outbox: its counter says 51; the device opened it in a new epoch.
+    assert store.insert_result(_msg(51, low=51, epoch="e2", sha="b")) == ("stored", 51)
+    (event,) = store.device_events("bed-1")
+    assert (event["kind"], event["start_seq"], event["previous_acked_seq"]) == (
+        "seq-restart",
+        51,
+        100,
+    )
+    assert store.dead_letters() == []
+
+
+def test_a_reboot_continues_without_an_event_and_a_late_old_epoch_is_not_current(
+    store: SqlStore,
+) -> None:
+    store.insert_results([_msg(s, epoch="e1") for s in range(1, 11)])
+    # Rebooted: epoch e3 continues the file's counter at 21; e2 (11-20) was never delivered.
+    assert store.insert_result(_msg(21, low=21, epoch="e3")) == ("stored", 21)
+    assert store.insert_results([_msg(s, low=11, epoch="e2") for s in range(11, 21)]).acked == {
+        ("bed-1", "e2"): 20
+    }
+    assert store.device_events("bed-1") == []
+    device = store.device("bed-1")
+    assert device is not None and (device["epoch"], device["acked_seq"]) == ("e3", 21)
+
+
+def test_a_device_reporting_a_moved_aside_outbox_is_recorded_once(store: SqlStore) -> None:
+    status = {"state": "online", "boot_id": "b1", "connection": 1, "epoch": "e9"}
+    store.update_status("bed-1", {**status, "outbox_moved_aside": "o.db.corrupt-20250101T000000Z"})
+    store.update_status(
+        "bed-1", {**status, "connection": 2, "outbox_moved_aside": "o.db.corrupt-20250101T000000Z"}
+    )
+    (event,) = store.device_events("bed-1")
+    assert (
+        event["kind"] == "outbox-moved-aside" and "o.db.corrupt-20250101T000000Z" in event["detail"]
+    )
+    assert event["epoch"] == "e9"
+
+
+V2_SQLITE = """
+CREATE TABLE schema_version (version INTEGER PRIMARY KEY);
+INSERT INTO schema_version VALUES (2);
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, acked_seq BIGINT NOT NULL DEFAULT 0,
+    boot_id TEXT, state TEXT, connection BIGINT, edgemed_version TEXT, models TEXT,
+    outbox_depth BIGINT, state_since DOUBLE PRECISION, last_seen DOUBLE PRECISION NOT NULL);
+CREATE TABLE results (device_id TEXT NOT NULL, seq BIGINT NOT NULL, result_id TEXT NOT NULL,
+    boot_id TEXT NOT NULL, model_id TEXT NOT NULL, model_version TEXT NOT NULL,
+    kind TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL, payload_sha256 TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq));
+CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, seq BIGINT,
+    rule TEXT NOT NULL, severity TEXT NOT NULL, detail TEXT NOT NULL,
+    raised_at DOUBLE PRECISION NOT NULL, acked_at DOUBLE PRECISION, acked_by TEXT,
+    resolved_at DOUBLE PRECISION, dedupe_key TEXT UNIQUE);
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+    reason TEXT NOT NULL, payload BLOB NOT NULL, received_at DOUBLE PRECISION NOT NULL);
+CREATE INDEX alerts_open ON alerts(acked_at, id);
+CREATE INDEX results_received ON results(received_at);
+INSERT INTO devices(device_id, acked_seq, last_seen) VALUES ('bed-1', 3, 1.0), ('bed-2', 1, 1.0);
+"""
+
+
+def test_a_version_2_store_with_data_is_rekeyed_keeping_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(V2_SQLITE)
+        rows = [
+            ("bed-1", s, f"r{s}", "b", "m", "1", "k", 1.0, 2.0, f"h{s}", "{}") for s in (1, 2, 3, 5)
+        ]
+        rows.append(("bed-2", 1, "x", "b", "m", "1", "k", 1.0, 2.0, "a" * 64, "{}"))
+        db.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION >= 4
+        kept = {
+            (r["device_id"], r["epoch"], r["seq"], r["payload_sha256"]) for r in store.results()
+        }
+        assert kept == {(d, "", s, h) for d, s, _, _, _, _, _, _, _, h, _ in rows}
+        # The old acks carry over to epoch "": an old device's next result continues them.
+        assert store.insert_result(_msg(4)) == ("stored", 5)
+        assert store.insert_result(_msg(1, device="bed-2")) == ("duplicate", 1)
+        # ... and a device now sending epochs starts afresh beside them, without a conflict.
+        assert store.insert_result(_msg(1, epoch="e1")) == ("stored", 1)
+        assert store.dead_letters() == [] and store.count_results() == 7
+        assert [e["kind"] for e in store.device_events("bed-1")] == ["seq-restart"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        (pk,) = db.execute(
+            "SELECT group_concat(name) FROM pragma_table_info('results') WHERE pk > 0 ORDER BY pk"
+        ).fetchone()
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert set(pk.split(",")) == {"device_id", "epoch", "seq"}
+    assert "results_received" in indexes and "results_before_epochs" not in str(indexes)
+
+
+@pytest.mark.postgres
+def test_a_version_2_postgres_store_is_rekeyed_in_place() -> None:
+    import psycopg
+
+    from edgemed.fleet.postgres import PostgresStore
+
+    schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
+    # The version-2 tables a migration touches (the rest the full DDL creates).
+    ddl = [s for s in V2_SQLITE.split(";") if "results" in s or "devices" in s or "schema_v" in s]
+    with psycopg.connect(PG_DSN, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"SET search_path TO {schema}")
+        for statement in ddl:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO results VALUES ('bed-1', 1, 'r', 'b', 'm', '1', 'k', 1, 2, %s, '{}')",
+            ("a" * 64,),
+        )
+    try:
+        store = PostgresStore(PG_DSN, schema=schema)
+        assert store.schema_version() == SCHEMA_VERSION and store.count_results() == 1
+        assert store.insert_result(_msg(1)) == ("duplicate", 3)  # the v2 ack carried over
+        assert store.insert_result(_msg(1, epoch="e1", sha="b")) == ("stored", 1)
+        assert store.dead_letters() == []
+        store.close()
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -248,3 +252,156 @@ def test_a_commit_that_raises_releases_every_waiter(tmp_path: Path) -> None:
     assert all(isinstance(outcomes[k], SyncError) for k in ("f1", "abort", "f2"))
     assert ob.depth == 1 and ob.put(lambda s, b, lo: b"y") == 2  # no seq of the group is used
     assert [r.seq for r in ob.pending(10)] == [1, 2]
+
+
+# -- epochs and integrity -------------------------------------------------------------------
+def _stamped(outbox: Outbox) -> int:
+    """A put whose payload carries the epoch, as the Publisher's does."""
+    return outbox.put(lambda seq, boot, low: _payload(seq, boot, low), stamps_epoch=True)
+
+
+def _epochs(path: Path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        return [r[0] for r in db.execute("SELECT epoch FROM outbox ORDER BY seq")]
+    finally:
+        db.close()
+
+
+def test_every_open_starts_an_epoch_and_rows_keep_theirs(tmp_path: Path) -> None:
+    cfg = OutboxConfig(path=tmp_path / "o.db", device_id="bed-1")
+    ob = Outbox(cfg)
+    first = ob.epoch
+    assert len(first) == 32 and ob.epoch_start == 1
+    assert [_stamped(ob) for _ in range(3)] == [1, 2, 3]
+    ob.close()
+    ob = Outbox(cfg)
+    assert ob.epoch != first and ob.epoch_start == 4 and ob.stats().epoch == ob.epoch
+    assert _stamped(ob) == 4  # seqs continue in the file; the epoch is new
+    assert _epochs(cfg.path) == [first] * 3 + [ob.epoch]
+    # This epoch's lowest unacked seq is its own first seq, not the older epoch's rows.
+    assert ob.pending(10)[-1].payload.startswith(b"4:4:")
+
+
+def test_a_deleted_outbox_comes_back_in_a_new_epoch_at_seq_1(tmp_path: Path) -> None:
+    cfg = OutboxConfig(path=tmp_path / "o.db", device_id="bed-1")
+    ob = Outbox(cfg)
+    for _ in range(5):
+        _stamped(ob)
+    old = ob.epoch
+    ob.close()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"o.db{suffix}").unlink(missing_ok=True)
+    ob = Outbox(cfg)
+    assert ob.epoch != old and _stamped(ob) == 1 and ob.recovered_from is None
+
+
+def test_acks_apply_to_their_epoch_only(tmp_path: Path) -> None:
+    cfg = OutboxConfig(path=tmp_path / "o.db", device_id="bed-1")
+    ob = Outbox(cfg)
+    old = ob.epoch
+    for _ in range(3):
+        _stamped(ob)  # 1-3 in the old epoch
+    ob.close()
+    ob = Outbox(cfg)
+    for _ in range(3):
+        _stamped(ob)  # 4-6 in the new one
+    # A stale ack (an epoch this file does not hold, e.g. of a deleted outbox) deletes nothing,
+    # even for seqs far above what this outbox assigned.
+    assert ob.ack_through(100, "0" * 32) == 0 and ob.ack_range(100, "0" * 32) == range(0)
+    # An ack of the old epoch deletes only its rows, whatever seq it names.
+    assert ob.ack_range(50, old) == range(1, 4)
+    assert ob.ack_through(50, old) == 3
+    assert [r.seq for r in ob.pending(10)] == [4, 5, 6]
+    assert ob.stats().last_ack_seq == 0  # the current epoch has no ack yet
+    assert ob.ack_through(5, ob.epoch) == 2 and ob.depth == 1
+    with pytest.raises(edgemed.SyncError, match="never assigned"):
+        ob.ack_through(7, ob.epoch)
+    assert ob.ack_range(9, ob.epoch) == range(4, 10)
+
+
+def test_an_outbox_from_before_epochs_keeps_its_rows_under_the_empty_epoch(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, boot_id TEXT NOT NULL,"
+        " created_at REAL NOT NULL, bytes INTEGER NOT NULL, payload BLOB NOT NULL);"
+        "INSERT INTO meta VALUES ('device_id', 'bed-1'), ('next_seq', '3'),"
+        " ('last_ack_seq', '0');"
+        f"INSERT INTO outbox VALUES (1, 'b', {time.time()}, 1, x'31'),"
+        f" (2, 'b', {time.time()}, 1, x'32');"
+    )
+    db.close()
+    ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
+    assert _stamped(ob) == 3 and _put(ob) == 4  # a builder that stamps no epoch: ""
+    assert _epochs(path) == ["", "", ob.epoch, ""]
+    # Its lowest unacked seq counts the "" rows only, as the fleet does.
+    assert ob.pending(10)[-1].payload.startswith(b"4:1:")
+    assert ob.ack_through(2, "") == 2  # the fleet files epoch-less payloads under ""
+    assert [r.seq for r in ob.pending(10)] == [3, 4]
+    assert ob.ack_through(3, ob.epoch) == 1 and ob.ack_through(3, "") == 0
+    ob.ack_through(4)  # an ack from a fleet older than epochs: seqs across the device
+    assert ob.depth == 0
+
+
+def _real_outbox(path: Path, rows: int = 200) -> None:
+    ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
+    for _ in range(rows):
+        _put(ob, size=1000)
+    ob._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    ob.close()
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def _truncated(path: Path) -> None:
+    _real_outbox(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _page_corrupted(path: Path) -> None:
+    _real_outbox(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for n in range(2, len(data) // page):  # scribble over the b-tree pages, header intact
+        data[n * page + 8 : n * page + 64] = os.urandom(56)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_random_bytes, _truncated, _page_corrupted])
+def test_a_corrupted_outbox_is_moved_aside_and_a_new_one_started(
+    tmp_path: Path, damage: Callable[[Path], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "o.db"
+    damage(path)
+    damaged = path.read_bytes()
+    with caplog.at_level(logging.ERROR, logger="edgemed.sync.outbox"):
+        ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
+    moved = ob.recovered_from
+    assert moved is not None and moved.parent == tmp_path
+    assert moved.name.startswith("o.db.corrupt-") and moved.read_bytes() == damaged  # kept
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert str(moved) in record.getMessage() and "corrupted" in record.getMessage()
+    assert _put(ob) == 1 and ob.depth == 1  # a working outbox, in a new epoch
+    assert ob.stats().recovered_from == moved.name == ob.moved_aside
+    ob.close()
+    again = Outbox(OutboxConfig(path=path, device_id="bed-1"))  # the new file is sound
+    assert again.recovered_from is None and again.moved_aside == moved.name
+    assert [r.seq for r in again.pending(10)] == [1]
+
+
+def test_a_rewound_next_seq_is_corruption_not_reuse(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
+    for _ in range(3):
+        _put(ob)
+    ob._db.execute("UPDATE meta SET value='2' WHERE key='next_seq'")
+    ob.close()
+    ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
+    assert ob.recovered_from is not None and _put(ob) == 1
