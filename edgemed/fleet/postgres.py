@@ -37,13 +37,23 @@ class PostgresStore(SqlStore):
             raise SyncError(f"schema name {schema!r} is not a plain identifier")
         self.schema = schema
         self._errors = psycopg.Error
+        self._dsn = dsn  # kept to reconnect; never logged (it may hold a password)
         try:
-            self._db = psycopg.connect(dsn, autocommit=True)
-            self._db.execute(f"SET search_path TO {schema}")
+            self._db = self._connect()
             self._create_or_migrate()
         except (psycopg.Error, SyncError) as exc:
             # Never echo the DSN: it may hold a password.
             raise SyncError(f"cannot open the PostgreSQL fleet store: {exc}") from exc
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        # connect_timeout: a database that is down must fail a health check, not hang it.
+        db = psycopg.connect(
+            self._dsn, autocommit=True, connect_timeout=3, application_name="edgemed-fleet"
+        )
+        db.execute(f"SET search_path TO {self.schema}")
+        return db
 
     def _lock_schema(self) -> None:
         # Several servers may start at once against one database: one creates, the rest wait.
@@ -149,6 +159,8 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
+            if self._db.closed or self._db.broken:  # the server restarted or dropped us
+                self._db = self._connect()
             with self._db.transaction():
                 yield
         except self._errors as exc:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +18,7 @@ from conftest import until
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import Ingest
+from edgemed.fleet.broker import free_port
 from edgemed.fleet.postgres import PostgresStore
 from edgemed.sync import Outbox, Publisher
 
@@ -57,5 +63,133 @@ def test_two_ingest_workers_one_postgres_store(
     finally:
         for store in stores:
             store.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of our own on a free loopback port, that a test may stop and start
+    (the shared one on 5432 must stay up). As root, the server runs as user postgres."""
+
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            pytest.skip("PostgreSQL server binaries not installed")
+        self.bin = bins[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="edgemed-pg-"))
+        self.port = free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres")
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bin / tool), *args], check=True, capture_output=True
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", f"{self.dir}/data", "-o", options, "-l",
+                  f"{self.dir}/log", "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", f"{self.dir}/data", "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_health_503_while_the_database_is_down_and_store_reconnects(
+    tmp_path: Path, mosquitto: object, encoder: edgemed.Pipeline
+) -> None:
+    """PostgreSQL stops: /api/health turns 503 within 5 s; it starts again: the store
+    reconnects by itself (one connection, no pool) and results flow again."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from edgemed.fleet.server import FleetServer
+
+    pg = PrivatePostgres()
+    pg.start()
+    cfg = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+
+    def health(server: FleetServer) -> int:
+        url = f"http://127.0.0.1:{server.api.port}/api/health"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                json.loads(response.read())
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    try:
+        store = PostgresStore(pg.dsn)
+        sync = SyncConfig(resend_initial_s=0.5, resend_max_s=2.0, reconnect_max_s=0.5)
+        outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-pgdown"))
+        result = encoder("database outage test")
+        with FleetServer(store, cfg, token="pg-health-token-0123456789", port=0) as server:
+            assert health(server) == 200
+            pg.stop()
+            down = time.monotonic()
+            assert until(lambda: health(server) == 503, 5.0)
+            print(f"health 503 {time.monotonic() - down:.2f} s after PostgreSQL stopped")
+            with Publisher(outbox, cfg, sync) as pub:
+                seqs = [pub.submit(result) for _ in range(20)]  # not storable now: kept
+                time.sleep(1.0)
+                assert outbox.stats().depth == 20
+                pg.start()
+                assert until(lambda: health(server) == 200, 15.0)
+                assert pub.wait_drained(30), outbox.stats()
+            assert sorted(r["seq"] for r in store.results(limit=100)) == seqs
+        store.close()
+    finally:
+        pg.remove()
+
+
+def test_store_reconnects_after_its_backend_is_terminated(
+    tmp_path: Path, mosquitto: object
+) -> None:
+    """A PostgreSQL restart (here: our backend terminated) must not leave the fleet broken for
+    good: the broken connection fails one call, and the next reconnects."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from edgemed.errors import SyncError
+    from edgemed.fleet.server import FleetServer
+
+    schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(PG_DSN, schema=schema)
+    cfg = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+
+    def health(server: FleetServer) -> int:
+        url = f"http://127.0.0.1:{server.api.port}/api/health"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                json.loads(response.read())
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    try:
+        with FleetServer(store, cfg, token="pg-health-token-0123456789", port=0) as server:
+            assert health(server) == 200
+            with psycopg.connect(PG_DSN, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name='edgemed-fleet' AND datname=current_database()"
+                )
+            with pytest.raises(SyncError):  # the broken connection shows once ...
+                store.ping()
+            store.ping()  # ... and the next use reconnects
+            assert health(server) == 200
+            assert store.count_results() == 0
+    finally:
+        store.close()
         with psycopg.connect(PG_DSN, autocommit=True) as db:
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
