@@ -114,7 +114,13 @@ class Outbox:
         try:
             self._db = self._open_checked()
         except (sqlite3.DatabaseError, _Corrupt) as exc:
-            self.recovered_from = _move_aside(config.path)
+            try:
+                self.recovered_from = _move_aside(config.path)
+            except OSError as move_error:  # never delete or overwrite it instead
+                raise SyncError(
+                    f"outbox {config.path} is corrupted ({exc}) and cannot be moved aside: "
+                    f"{move_error}"
+                ) from exc
             log.error(
                 "outbox %s is corrupted (%s): moved aside to %s for recovery; "
                 "starting a new outbox (new epoch)",
