@@ -369,7 +369,9 @@ _FLEET_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class FleetStatus:
     """One fleet process as it announces itself on the broker."""
 
-    state: Literal["online", "offline"]
+    # "starting": claims the broker before ingest subscribes (two fleets starting at once see
+    # each other's claim and the later one refuses); "online": ingesting, devices replay now.
+    state: Literal["starting", "online", "offline"]
     store_id: str  # the store it writes to (shared by every process of one fleet)
     process_id: str  # this process (a new one at every start)
     group: str | None  # its ingest $share group, None for a plain subscription
@@ -394,8 +396,8 @@ def decode_fleet_status(raw: bytes) -> FleetStatus:
     data = _load_json(raw, "fleet status")
     _schema_major(data, FLEET_SCHEMA, "fleet status")
     state = data.get("state")
-    if state not in ("online", "offline"):
-        raise PayloadError("fleet status: state must be 'online' or 'offline'")
+    if state not in ("starting", "online", "offline"):
+        raise PayloadError("fleet status: state must be 'starting', 'online' or 'offline'")
     group = data.get("group")
     if group is not None and not isinstance(group, str):
         raise PayloadError("fleet status: group must be a string or null")

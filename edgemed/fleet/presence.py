@@ -6,9 +6,11 @@ re-announced every ``heartbeat_s``, with a last will that turns it "offline". It
 * **No silent split.** Before ingest starts, the process reads the retained statuses: if a fleet
   process writing to *another* store is online (announced within 3 heartbeats), it refuses to
   start (:class:`~edgemed.errors.FleetConflictError`). Two stores on one broker would each keep
-  part of every device's results while devices delete what either acknowledged. If two start at
-  once and both pass the check, the one that came online later steps down when it sees the
-  other (``conflict`` is set; the server stops ingest and health turns 503).
+  part of every device's results while devices delete what either acknowledged. Then it claims
+  the broker ("starting") and waits CLAIM_GRACE_S: of two fleets starting at once, each sees
+  the other's claim and the later one (by start time, then process id) refuses before any
+  ingest. Should one still appear later (a broker partition healing), the later of the two
+  steps down at once (``conflict`` is set, ``on_conflict`` stops ingest, health turns 503).
 * **Recovery in seconds.** Devices subscribe to these topics; a fleet process coming online
   (a live, not retained, message) makes them replay their unacknowledged results at once, with
   jitter, instead of waiting for their resend timers (the broker dropped what they sent while
@@ -21,7 +23,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0
 # How long to wait for the broker's retained statuses after the subscription is granted.
 RETAINED_GRACE_S = 0.5
+# How long a claim ("starting") must stand unchallenged before ingest subscribes.
+CLAIM_GRACE_S = 1.0
 
 
 class FleetPresence:
@@ -66,6 +71,7 @@ class FleetPresence:
         self.since = time.time()
         self.connected = False
         self.conflict: str | None = None  # why this process must not ingest, once known
+        self.on_conflict: Callable[[], None] | None = None  # called once when we step down
         self.others: dict[str, FleetStatus] = {}  # process_id -> latest status seen
         self._online = False  # announce() was called: (re)connects re-announce
         self._subscribed = threading.Event()
@@ -81,10 +87,10 @@ class FleetPresence:
     def topic(self) -> str:
         return fleet_topic(self.store_id, self.process_id)
 
-    def _status(self, state: str) -> bytes:
+    def _status(self, state: Literal["starting", "online", "offline"]) -> bytes:
         return encode_fleet_status(
             FleetStatus(
-                state="online" if state == "online" else "offline",
+                state=state,
                 store_id=self.store_id,
                 process_id=self.process_id,
                 group=self.group,
@@ -118,11 +124,20 @@ class FleetPresence:
                 f"{timeout:.0f} s"
             )
         time.sleep(RETAINED_GRACE_S)  # retained messages follow the SUBACK
+        self._refuse_if_rival()
+        self._client.publish(self.topic, self._status("starting"), qos=1, retain=True)
+        time.sleep(CLAIM_GRACE_S)  # a fleet starting at the same time sees our claim, we see its
+        self._refuse_if_rival()
         with self._lock:
             self._checked_at = time.time()
+
+    def _refuse_if_rival(self) -> None:
+        with self._lock:
             rival = self._rival()
         if rival is not None:
             self.conflict = self._conflict_text(rival)
+            if self.connected:  # withdraw our claim, if we made one
+                self._client.publish(self.topic, self._status("offline"), qos=1, retain=True)
             raise FleetConflictError(self.conflict)
 
     def announce(self) -> None:
@@ -197,21 +212,25 @@ class FleetPresence:
             if self._checked_at is None or self.conflict is not None:
                 return  # check() decides; or we already stepped down
             rival = self._rival()
-            # Both passed check() at once: the process that came online later steps down.
-            if rival is not None and (rival.since, rival.process_id) < (
-                self.since,
-                self.process_id,
-            ):
-                self.conflict = self._conflict_text(rival)
-        if self.conflict is not None:
-            log.critical("%s; this fleet process stops ingesting", self.conflict)
+            if rival is None:
+                return
+            self.conflict = self._conflict_text(rival)
+        log.critical("%s; this fleet process stops ingesting", self.conflict)
+        self._client.publish(self.topic, self._status("offline"), qos=1, retain=True)
+        if self.on_conflict is not None:
+            self.on_conflict()
 
     def _rival(self) -> FleetStatus | None:
-        """An online fleet process of another store, heard from within 3 heartbeats."""
+        """A fleet process of another store with a live claim on the broker that beats ours:
+        "online" always (it serves devices already), "starting" if it started first. Heard from
+        within 3 heartbeats: a process killed with its will lost does not block for ever."""
         now = time.time()
         for other in self.others.values():
             fresh = now - other.at < 3 * max(other.heartbeat_s, 1.0)
-            if other.state == "online" and other.store_id != self.store_id and fresh:
+            if other.store_id == self.store_id or not fresh or other.state == "offline":
+                continue
+            earlier = (other.since, other.process_id) < (self.since, self.process_id)
+            if earlier or (other.state == "online" and self._checked_at is None):
                 return other
         return None
 

@@ -59,6 +59,7 @@ class FleetServer:
         self.presence = FleetPresence(
             broker, store_id=store.store_id, group=self.group, heartbeat_s=heartbeat_s
         )
+        self.presence.on_conflict = self._step_down
         prefix = f"edgemed-fleet-{store.store_id[:8]}-{self.presence.process_id}"
         self.workers = [
             Ingest(
@@ -105,6 +106,15 @@ class FleetServer:
             raise
         self._sweeper.start()
         return self
+
+    def _step_down(self) -> None:
+        """Another store's fleet won the broker: stop ingesting now (from a thread of our own:
+        this is called on the presence link's network thread). Health says why (503)."""
+        threading.Thread(target=self._stop_workers, name="edgemed-fleet-step-down").start()
+
+    def _stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
 
     def _stop_links(self) -> None:
         self.presence.stop()
@@ -192,15 +202,11 @@ class FleetServer:
         return body
 
     def _sweep(self) -> None:
-        """Every second: step down if another store's fleet won the broker; mark devices
-        silent past their heartbeat "unknown". Every period:
+        """Every second: mark devices silent past their heartbeat "unknown". Every period:
         raise ``device-offline`` for devices whose death notice is older than the limit."""
         period = min(30.0, self.rules.offline_after_s / 4)
         next_sweep = time.monotonic() + period
         while not self._stop.wait(1.0):
-            if self.presence.conflict and any(w.connected for w in self.workers):
-                for worker in self.workers:
-                    worker.stop()  # health now says why (503)
             try:
                 for device_id in self.store.expire_silent(time.time()):
                     log.warning("device %s silent past its heartbeat: state unknown", device_id)

@@ -285,3 +285,41 @@ def test_demo_with_broker_of_an_existing_fleet_stores_there_once(
     assert store.store_id in text and "demo OK" in text
     assert _stored_seqs(store, "demo-bed-01") == list(range(1, len(DEMO_NOTES) + 1))
     assert store.dead_letters() == []
+
+
+def test_two_fleets_on_different_stores_starting_at_once_one_refuses(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Neither sees the other online when it looks: the claims ("starting") decide, before
+    either subscribes. Exactly one ingests; the other raises FleetConflictError."""
+    import threading
+
+    broker = BrokerConfig(port=mosquitto.port)
+    servers = [
+        FleetServer(SQLiteStore(tmp_path / f"store-{i}.db"), broker, token=TOKEN, port=0)
+        for i in range(2)
+    ]
+    outcomes: dict[int, BaseException | None] = {}
+
+    def start(i: int) -> None:
+        try:
+            servers[i].start()
+            outcomes[i] = None
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        refused = [i for i, exc in outcomes.items() if isinstance(exc, FleetConflictError)]
+        started = [i for i, exc in outcomes.items() if exc is None]
+        assert len(refused) == 1 and len(started) == 1, outcomes
+        assert not any(w.connected for w in servers[refused[0]].workers)
+        winner = servers[started[0]]
+        assert winner.health()[0], winner.health()[1]
+    finally:
+        for i in started:
+            servers[i].stop()
