@@ -311,8 +311,10 @@ def test_offline_fleet_relies_on_devices_not_broker_queues(
     broker = Mosquitto(tmp_path)  # default queue limits
     broker.start()
     cfg = BrokerConfig(port=broker.port)
+    # Resends far away: whatever reaches the returning fleet in its first seconds came from a
+    # broker queue. (A bare Ingest does not announce itself, so devices do not replay for it.)
     sync = SyncConfig(
-        inflight_window=2500, resend_initial_s=3.0, reconnect_min_s=0.1, reconnect_max_s=0.5
+        inflight_window=2500, resend_initial_s=60.0, reconnect_min_s=0.1, reconnect_max_s=0.5
     )
     outbox = Outbox(OutboxConfig(path=tmp_path / "dev.db", device_id="bed-q"))
     result = encoder("queue overflow test")
@@ -324,11 +326,13 @@ def test_offline_fleet_relies_on_devices_not_broker_queues(
             accepted = [pub.submit(result) for _ in range(2200)]
             assert until(lambda: pub.peak_inflight >= 2200, 20)  # all published while away
             time.sleep(1.0)
-            with Ingest(store, cfg, sync=SYNC) as fleet:
-                time.sleep(1.5)  # a queue would arrive now; resends are not due for ~2 s
-                from_queue = fleet.counts["stored"]
+        with Ingest(store, cfg, sync=SYNC) as fleet:
+            assert fleet.ready.wait(10)
+            time.sleep(2.0)  # a queue would arrive now
+            from_queue = fleet.counts["stored"]
+            with Publisher(outbox, cfg, sync) as pub:  # reconnect: the device replays
                 assert pub.wait_drained(90), outbox.stats()
-                absorbed = fleet.counts["duplicate"]
+            absorbed = fleet.counts["duplicate"]
     finally:
         broker.kill()
     tally = Tally.of(store, "bed-q", accepted, absorbed)
