@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 
 from ..errors import PayloadError
 from ..wire import ResultMessage, Validate, decode_ack, decode_result, decode_status
@@ -44,10 +44,32 @@ def load_schema(name: Schema) -> dict[str, Any]:
 
 @functools.cache
 def schema_validator(name: Schema) -> Draft202012Validator:
-    """The compiled validator of a schema, built once per process (the schema checked first)."""
+    """The compiled validator of a schema, built once per process (the schema checked first).
+
+    It checks an equivalent of the published schema with every local ``$ref`` inlined:
+    jsonschema resolves a ``$ref`` at each use (~20 us), which made a result cost ~2 ms to
+    check; inlined, ~1.2 ms (measured on this 2-core machine, news2 and seizure results)."""
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(_inline(schema, schema.get("$defs", {})))
+
+
+def _inline(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
+    """``node`` with each ``{"$ref": "#/$defs/x", ...}`` replaced by the definition (siblings
+    kept beside it under ``allOf``, as a ``$ref`` with siblings means). The published schemas
+    are not recursive; the depth guard says so if one ever becomes so."""
+    if depth > 32:
+        raise ValueError("schema $refs nest too deeply to inline (a recursive definition?)")
+    if isinstance(node, list):
+        return [_inline(item, defs, depth) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = _inline(defs[ref.removeprefix("#/$defs/")], defs, depth + 1)
+        rest = {k: _inline(v, defs, depth) for k, v in node.items() if k != "$ref"}
+        return {"allOf": [target], **rest} if rest else target
+    return {k: _inline(v, defs, depth) for k, v in node.items() if k != "$defs"}
 
 
 @dataclass(frozen=True)
@@ -93,18 +115,58 @@ class PayloadValidator:
 
 @functools.cache
 def _check(name: Schema) -> Validate:
-    validator = schema_validator(name)
     what = name.rsplit("-", 1)[0]
+    if name == "result-1":
+        return _check_result(what)
+    validator = schema_validator(name)
 
     def check(data: dict[str, Any]) -> None:
-        try:
-            error = best_match(validator.iter_errors(data))
-        except RecursionError:  # deep nesting inside an open object: refused, not a crash
-            raise PayloadError(f"{what}: nested too deeply") from None
-        if error is not None:
-            raise PayloadError(_reason(what, error))
+        _first_error(validator, data, what)
 
     return check
+
+
+def _check_result(what: str) -> Validate:
+    """result-1, checked in two steps that together mean exactly the published schema: the
+    envelope (the schema without its per-kind ``if``/``then``), then the body against the one
+    definition its ``kind`` selects. jsonschema would evaluate every kind's ``if``: measured
+    ~1.3 ms a result that way, ~0.75 ms this way (news2, seizure; 2-core machine)."""
+    schema = load_schema("result-1")
+    Draft202012Validator.check_schema(schema)
+    defs = schema["$defs"]
+    branches = defs["result"]["allOf"]
+    envelope_schema = json.loads(json.dumps(schema))
+    del envelope_schema["$defs"]["result"]["allOf"]
+    envelope = Draft202012Validator(_inline(envelope_schema, defs))
+    # allOf[0]: known kinds -> (nothing here), any other kind -> its "else"; then one
+    # {"if": kind_<k>, "then": <k>} per known kind.
+    known = branches[0]["if"]["properties"]["kind"]["enum"]
+    bodies = {k: Draft202012Validator(_inline(defs[k], defs)) for k in known}
+    other = Draft202012Validator(_inline(branches[0]["else"], defs))
+    if len(branches) != len(known) + 1 or any(
+        b["then"] != {"$ref": f"#/$defs/{k}"}
+        or defs[b["if"]["$ref"].removeprefix("#/$defs/")]["properties"]["kind"]["const"] != k
+        for b, k in zip(branches[1:], known, strict=False)
+    ):
+        raise ValueError("result-1: the per-kind branches are not in the order of the kinds")
+
+    def check(data: dict[str, Any]) -> None:
+        _first_error(envelope, data, what)
+        body = data["result"]  # the envelope holds: an object with a string kind
+        _first_error(bodies.get(body["kind"], other), body, f"{what}.result")
+
+    return check
+
+
+def _first_error(validator: Draft202012Validator, data: Any, what: str) -> None:
+    try:
+        # The first error, not the best of all: errors come lazily, and an array far over
+        # its maxItems is refused before its items are walked (~20 us each).
+        error = next(validator.iter_errors(data), None)
+    except RecursionError:  # deep nesting inside an open object: refused, not a crash
+        raise PayloadError(f"{what}: nested too deeply") from None
+    if error is not None:
+        raise PayloadError(_reason(what, error))
 
 
 def _reason(what: str, error: ValidationError) -> str:
