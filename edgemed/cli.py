@@ -150,10 +150,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.model, backend=args.backend, device=args.device, threads=args.threads
     ) as pipeline:
         item = cli_input(args.input, pipeline.manifest, channel=args.channel, fs=args.fs)
-        if isinstance(item, Signal):  # one JSON line per window
-            picked = item.data if args.channel is None else item.channel(args.channel)[None, :]
-            for result in pipeline.stream(Signal.blocks_of(picked, 4096), start_time=0.0):
+        if isinstance(item, Signal):  # one JSON line per window, at the file's own rate
+            picked = item if args.channel is None else item.pick(args.channel)
+            windows = 0
+            for result in pipeline.stream(picked, start_time=0.0):
                 print(json.dumps(result.summary()))
+                windows += 1
+            if windows == 0:
+                spec = pipeline.manifest.stream
+                assert spec is not None
+                raise InputError(
+                    f"{args.input[1:]}: {picked.duration_s:g} s of signal is shorter than one "
+                    f"model window ({spec.samples / spec.sampling_rate_hz:g} s): no result"
+                )
             return 0
         result = pipeline(item)
     print(json.dumps(result.summary(), indent=2))

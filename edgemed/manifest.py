@@ -104,6 +104,10 @@ class StreamWindow:
     channels: int
     samples: int  # window length
     hop: int  # samples between window starts (samples - hop = overlap)
+    # Source rates Pipeline.stream accepts and resamples to sampling_rate_hz (io/rates.py);
+    # absent: only sampling_rate_hz itself.
+    min_sampling_rate_hz: float | None = None
+    max_sampling_rate_hz: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,6 +263,13 @@ def _stream(data: Any) -> StreamWindow | None:
         raise ManifestError("manifest.stream: need sampling_rate_hz > 0, channels >= 1, hop >= 1")
     if window.samples < 2:
         raise ManifestError("manifest.stream.samples: must be >= 2")
+    low = window.min_sampling_rate_hz or window.sampling_rate_hz
+    high = window.max_sampling_rate_hz or window.sampling_rate_hz
+    if not 0 < low <= window.sampling_rate_hz <= high:
+        raise ManifestError(
+            "manifest.stream: need 0 < min_sampling_rate_hz <= sampling_rate_hz <= "
+            "max_sampling_rate_hz"
+        )
     return window
 
 

@@ -15,6 +15,8 @@ from .backends import Backend, Choice, candidates, choose, create_backend
 from .config import cache_dir
 from .errors import BackendUnavailableError, GoldenMismatchError, InputError, ManifestError
 from .hardware import HardwareInfo, probe
+from .io.files import Signal
+from .io.rates import RatePlan, block_rate, plan_rate
 from .io.windows import Windower
 from .manifest import Manifest, load_manifest
 from .preprocess import Prepared
@@ -107,15 +109,24 @@ class Pipeline:
         return finish_batch(builders, self._provenance(prepared[0], timings, None), prepared)
 
     def stream(
-        self, source: Iterable[Any], *, hop: int | None = None, start_time: float | None = None
+        self,
+        source: Iterable[Any],
+        *,
+        sampling_rate_hz: float | None = None,
+        hop: int | None = None,
+        start_time: float | None = None,
     ) -> Iterator[Result]:
         """Results over a continuous signal, one per window (``manifest.stream``).
 
-        ``source`` yields blocks of any length: arrays shaped (channels, samples) (or
-        (samples,) for one channel), or objects with ``values``, ``first_index`` and
-        ``host_time`` such as :class:`edgemed.bridge.SampleBlock`. Each result's provenance
-        carries its window (first sample, length, rate, start time). ``hop`` overrides the
-        manifest's hop; ``start_time`` anchors plain arrays (default: the first block's arrival).
+        ``source`` is a :class:`edgemed.io.Signal`, or yields blocks of any length: objects
+        with ``values``, ``first_index``, ``host_time`` and a rate (``Signal.blocks()``,
+        :class:`edgemed.bridge.SampleBlock`), or plain arrays shaped (channels, samples) (or
+        (samples,) for one channel) with ``sampling_rate_hz`` declared. The rate is never
+        assumed: without one, InputError. A signal at another rate than the model's is windowed
+        for the model's duration and resampled (io/rates.py), within the manifest's supported
+        range. Each result's provenance carries its window in the SOURCE signal (first sample,
+        length and rate as given, start time). ``hop`` (model-rate samples) overrides the
+        manifest's; ``start_time`` anchors sources without a clock (default: arrival time).
         """
         spec = self.manifest.stream
         if spec is None:
@@ -123,22 +134,47 @@ class Pipeline:
                 f"model {self.manifest.id} ({self.manifest.task}) takes single inputs, "
                 "not a continuous signal: call it directly"
             )
-        windower = Windower(
-            channels=spec.channels,
-            samples=spec.samples,
-            hop=hop or spec.hop,
-            sampling_rate_hz=spec.sampling_rate_hz,
-            start_time=start_time,
-        )
+        if isinstance(source, Signal):
+            source = source.blocks(4096)
+        plan: RatePlan | None = None
+        windower: Windower | None = None
         for block in source:
+            fs = block_rate(block, sampling_rate_hz)
+            if fs is None:
+                raise InputError(
+                    f"the signal's sampling rate is unknown: pass sampling_rate_hz= (model "
+                    f"{self.manifest.id} runs at {spec.sampling_rate_hz:g} Hz), or stream an "
+                    "edgemed.io.Signal"
+                )
+            if plan is None:
+                plan = plan_rate(
+                    fs,
+                    model_hz=spec.sampling_rate_hz,
+                    model_samples=spec.samples,
+                    model_hop=hop or spec.hop,
+                    min_hz=spec.min_sampling_rate_hz or spec.sampling_rate_hz,
+                    max_hz=spec.max_sampling_rate_hz or spec.sampling_rate_hz,
+                )
+                windower = Windower(
+                    channels=spec.channels,
+                    samples=plan.samples,
+                    hop=plan.hop,
+                    sampling_rate_hz=fs,
+                    start_time=start_time,
+                )
+            elif fs != plan.source_hz:
+                raise InputError(
+                    f"sampling rate changed mid-stream ({plan.source_hz:g} -> {fs:g} Hz)"
+                )
+            assert windower is not None
             for w in windower.push(block):
                 window = SignalWindow(
                     start_sample=w.start_sample,
-                    samples=spec.samples,
-                    sampling_rate_hz=spec.sampling_rate_hz,
+                    samples=plan.samples,
+                    sampling_rate_hz=fs,
                     start_time=w.start_time,
                 )
-                yield self._run(w.data, window)
+                yield self._run(plan.apply(w.data), window)
 
     def _provenance(
         self, prepared: Prepared, timings: Timings, window: SignalWindow | None

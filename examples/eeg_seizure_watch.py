@@ -95,7 +95,7 @@ def main() -> int:
             outbox, fleet.broker, models=[f"{MODEL_ID}@{watch.manifest.version}"]
         ) as pub:
             for result in watch.stream(
-                blocks(trace, fs, args.minutes, args.realtime), start_time=t0
+                blocks(trace, fs, args.minutes, args.realtime), sampling_rate_hz=fs, start_time=t0
             ):
                 assert isinstance(result, SeizureProbability)
                 seq = pub.submit(result)

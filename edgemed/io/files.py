@@ -35,6 +35,17 @@ MAX_TEXT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
+class SignalChunk:
+    """A block of a :class:`Signal` as ``Signal.blocks`` yields it (an ``io.SignalBlock``)."""
+
+    values: npt.NDArray[np.float32] = field(repr=False)  # (channels, samples)
+    first_index: int  # sample index of values[:, 0] in the recording
+    sampling_rate_hz: float
+    units: tuple[str, ...]
+    host_time: float | None = None  # a file has no live clock: Pipeline.stream's start_time
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Signal:
     """A multichannel recording in physical units, channels x samples."""
 
@@ -54,9 +65,27 @@ class Signal:
         except ValueError:
             raise InputError(f"no channel {name!r}; channels: {list(self.channel_names)}") from None
 
-    def blocks(self, samples: int) -> Iterator[npt.NDArray[np.float32]]:
-        """Consecutive blocks, as a live source would deliver them (for Pipeline.stream)."""
-        return self.blocks_of(self.data, samples)
+    def blocks(self, samples: int) -> Iterator[SignalChunk]:
+        """Consecutive blocks, as a live source would deliver them, each carrying its position,
+        rate and units (``Pipeline.stream`` resamples to the model's rate from them)."""
+        for start in range(0, self.data.shape[1], samples):
+            yield SignalChunk(
+                values=self.data[:, start : start + samples],
+                first_index=start,
+                sampling_rate_hz=self.sampling_rate_hz,
+                units=self.units,
+            )
+
+    def pick(self, name: str) -> Signal:
+        """This recording with only channel ``name``."""
+        row = self.channel(name)
+        i = self.channel_names.index(name)
+        return Signal(
+            data=row[None, :],
+            sampling_rate_hz=self.sampling_rate_hz,
+            channel_names=(name,),
+            units=(self.units[i],),
+        )
 
     @staticmethod
     def blocks_of(data: npt.NDArray[np.float32], samples: int) -> Iterator[npt.NDArray[np.float32]]:

@@ -42,6 +42,23 @@ class SeizureProbability:
             "trace_step_s": 0.5,
             "trace": [None if v is None else round(v, 5) for v in self.trace],
             "evaluated_fraction": round(self.evaluated_fraction, 4),
+            **self._in_recording(),
+        }
+
+    def _in_recording(self) -> dict[str, Any]:
+        """Where the segment lies in the whole streamed signal (seconds from its first
+        sample), when the result came from Pipeline.stream; the segment itself is counted
+        from the window's first sample."""
+        w = self.provenance.window
+        if w is None:
+            return {}
+        start = w.start_sample / w.sampling_rate_hz
+        return {
+            "window_start_s": round(start, 6),
+            "recording_segment_s": [
+                round(start + self.segment_start_s, 6),
+                round(start + self.segment_end_s, 6),
+            ],
         }
 
     def summary(self) -> dict[str, Any]:
@@ -51,4 +68,5 @@ class SeizureProbability:
             "threshold": self.threshold,
             "seizure": self.seizure,
             "segment_s": [self.segment_start_s, self.segment_end_s],
+            **self._in_recording(),
         }

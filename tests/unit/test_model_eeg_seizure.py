@@ -116,7 +116,7 @@ def test_stream_in_odd_blocks_equals_direct_windows(pipe: edgemed.Pipeline) -> N
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     bounds = [*bounds[bounds < signal.size].tolist(), signal.size]
     blocks = (signal[a:b] for a, b in itertools.pairwise(bounds))
-    results = list(pipe.stream(blocks, start_time=1_000.0))
+    results = list(pipe.stream(blocks, sampling_rate_hz=FS, start_time=1_000.0))
     assert len(results) == 4
     _, package_trace = predict_channel_seizure_probability(signal, FS, "modelA")
     for k, r in enumerate(results):
@@ -172,9 +172,9 @@ def test_bad_input(pipe: edgemed.Pipeline, item: object, message: str) -> None:
 
 def test_stream_refuses_nan_and_wrong_channels(pipe: edgemed.Pipeline) -> None:
     with pytest.raises(InputError, match="NaN"):
-        list(pipe.stream([np.array([1.0, np.nan], np.float32)]))
+        list(pipe.stream([np.array([1.0, np.nan], np.float32)], sampling_rate_hz=FS))
     with pytest.raises(InputError, match="expected shape"):
-        list(pipe.stream([np.zeros((3, 100), np.float32)]))
+        list(pipe.stream([np.zeros((3, 100), np.float32)], sampling_rate_hz=FS))
 
 
 def test_body_round_trips_through_the_wire(pipe: edgemed.Pipeline, golden: np.ndarray) -> None:
