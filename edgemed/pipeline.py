@@ -110,7 +110,7 @@ class Pipeline:
 
     def stream(
         self,
-        source: Iterable[Any],
+        source: Signal | Iterable[Any],
         *,
         sampling_rate_hz: float | None = None,
         hop: int | None = None,
