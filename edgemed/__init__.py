@@ -11,6 +11,9 @@ Not a medical device: see each model's MODEL_CARD.md for its intended use.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .errors import (
     BackendError,
@@ -27,24 +30,77 @@ from .errors import (
     PayloadError,
     SyncError,
 )
-from .manifest import Manifest
-from .pipeline import Pipeline, load
-from .preprocess.ecg import EcgRecording
-from .preprocess.image import MonitorFrame
-from .registry import list_models
-from .results import (
-    EmbeddingResult,
-    LabelScore,
-    MonitorReading,
-    Provenance,
-    Result,
-    SeizureProbability,
-    SignalWindow,
-    SleepStages,
-    TabularClassification,
-    TabularRegression,
-    Timings,
-)
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+    from .pipeline import Pipeline, load
+    from .preprocess.ecg import EcgRecording
+    from .preprocess.image import MonitorFrame
+    from .registry import list_models
+    from .results import (
+        EmbeddingResult,
+        LabelScore,
+        MonitorReading,
+        Provenance,
+        Result,
+        SeizureProbability,
+        SignalWindow,
+        SleepStages,
+        TabularClassification,
+        TabularRegression,
+        Timings,
+    )
+
+# Imported on first use (PEP 562), so that ``import edgemed.fleet`` or the embedded broker
+# loads no runtime and no compiled kernels: the fleet side needs neither.
+_LAZY = {
+    "Manifest": "manifest",
+    "Pipeline": "pipeline",
+    "load": "pipeline",
+    "EcgRecording": "preprocess.ecg",
+    "MonitorFrame": "preprocess.image",
+    "list_models": "registry",
+    **{
+        name: "results"
+        for name in (
+            "EmbeddingResult",
+            "LabelScore",
+            "MonitorReading",
+            "Provenance",
+            "Result",
+            "SeizureProbability",
+            "SignalWindow",
+            "SleepStages",
+            "TabularClassification",
+            "TabularRegression",
+            "Timings",
+        )
+    },
+}
+# Subpackages reachable as attributes after a bare ``import edgemed`` (as when imports were eager).
+_SUBMODULES = frozenset(
+    {
+        "backends", "bench", "bridge", "config", "contracts", "demo", "errors", "fleet",
+        "hardware", "io", "kernels", "manifest", "pipeline", "postprocess", "preprocess",
+        "registry", "results", "sync", "tasks", "transport", "wire",
+    }
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
 
 __all__ = [
     "BackendError",

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import json
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from types import TracebackType
 
 from ..errors import SyncError
 
 __all__ = ["EmbeddedBroker", "free_port", "wait_for_port"]
+
+_TAIL_LINES = 20
 
 
 def free_port() -> int:
@@ -38,23 +44,77 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
     return False
 
 
-class EmbeddedBroker:
-    """Start ``python -m edgemed.fleet.broker`` on a free loopback port; stop it on exit."""
+# The child gets the parent's sys.path, so it imports the edgemed the parent runs: `python -m`
+# would put the working directory first, which in a checkout is the unbuilt source tree.
+_BOOTSTRAP = """
+import json, os, sys
+sys.path[:] = json.loads(sys.argv.pop(1))
+want = sys.argv.pop(1)
+import edgemed.fleet.broker as b
+if os.path.realpath(b.__file__) != want:
+    sys.exit(f"embedded broker: imported {b.__file__}, the parent runs {want}")
+b.main()
+"""
 
-    def __init__(self, port: int | None = None) -> None:
+
+class EmbeddedBroker:
+    """Run the amqtt broker in a child process (same interpreter, same edgemed) on a free
+    loopback port; stop it on exit. A child that dies before it listens raises
+    :class:`SyncError` at once, with the last lines it wrote."""
+
+    def __init__(self, port: int | None = None, *, start_timeout: float = 20.0) -> None:
         self.port = port or free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self._output: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
 
     def __enter__(self) -> EmbeddedBroker:
+        argv = [json.dumps(sys.path), os.path.realpath(__file__), "--port", str(self.port)]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "edgemed.fleet.broker", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            [sys.executable, "-c", _BOOTSTRAP, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, drained: a full pipe would stall the broker
+            text=True,
         )
-        if not wait_for_port(self.port, timeout=20.0):
+        self._reader = threading.Thread(target=self._drain, name="edgemed-broker-output")
+        self._reader.daemon = True
+        self._reader.start()
+        try:
+            self._wait_ready()
+        except BaseException:
             self.__exit__(None, None, None)
-            raise SyncError(f"embedded broker did not listen on 127.0.0.1:{self.port}")
+            raise
         return self
+
+    def _drain(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._output.append(line.rstrip())
+            if line.startswith(f"READY {self.port}"):
+                self._ready.set()
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None and self._reader is not None
+        deadline = time.monotonic() + self._start_timeout
+        while not self._ready.wait(0.05):
+            if self._proc.poll() is not None:
+                self._reader.join(timeout=2)  # the child is gone: read what it wrote last
+                raise SyncError(
+                    f"embedded broker exited with status {self._proc.returncode} before "
+                    f"listening on 127.0.0.1:{self.port}:\n{self.output_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise SyncError(
+                    f"embedded broker did not listen on 127.0.0.1:{self.port} within "
+                    f"{self._start_timeout:g} s:\n{self.output_tail()}"
+                )
+
+    def output_tail(self) -> str:
+        """The last lines the broker process wrote (stdout and stderr)."""
+        return "\n".join(self._output) or "(no output)"
 
     def __exit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
@@ -66,6 +126,8 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=2)
 
 
 def _config(port: int) -> dict[str, object]:

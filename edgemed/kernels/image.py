@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ._checks import native, require_dtype
+from ._native import _kernels
 
 __all__ = ["ImageTransform", "Placement", "preprocess_image", "preprocess_images", "window_dicom"]
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ._checks import native, require_dtype, require_ndim
+from ._native import _kernels
 
 __all__ = ["ctc_greedy_decode", "db_boxes", "ppocr_charset"]
 

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ._checks import native, require_dtype
+from ._native import _kernels
 
 __all__ = ["Events", "argmax", "detect_events", "nms", "sigmoid", "softmax", "topk"]
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ._checks import native
+from ._native import _kernels
 
 __all__ = [
     "cosine_topk",

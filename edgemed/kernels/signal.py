@@ -18,9 +18,9 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ._checks import native, require_finite
+from ._native import _kernels
 
 __all__ = [
     "HRV_TIME_DOMAIN_FEATURES",

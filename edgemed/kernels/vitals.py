@@ -15,10 +15,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .. import _kernels
 from ..errors import InputError
 from ..wire import NEWS2_PARAMETERS
 from ._checks import native
+from ._native import _kernels
 
 __all__ = ["NEWS2_BANDS", "News2", "VitalSigns", "news2", "news2_many", "news2_table"]
 
