@@ -96,7 +96,7 @@ def test_seizure_probability_outside_0_1_is_a_payload_error(probability: float) 
     data = json.loads(raw)
     data["result"]["probability"] = probability
     # NaN and Infinity are not JSON: refused when parsed, before any field is read
-    with pytest.raises(PayloadError, match="probability|numbers must be finite"):
+    with pytest.raises(PayloadError, match=r"probability|numbers must be finite"):
         decode_result(json.dumps(data).encode(), topic_device_id="bed-1")
 
 

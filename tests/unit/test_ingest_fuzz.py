@@ -104,7 +104,7 @@ BOUNDARY: list[Any] = [
     0, -1, 1, 2, 3, 4, 7, 20, 21, 100, 101, 350, 351, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64,
     0.0, -0.0, 0.5, 1.0, 1.0000001, -1e-9, 5e-324, 1e18, -1e18, 1.7976931348623157e308,
     EARLIEST_CREATED_AT - 1, True, False, None, "", "x", "x" * 64, "x" * 65, "x" * 1025,
-    "x" * 300_000, "é" * 100, "\u0000", [], [0] * 65, [None] * 2000, ["m@1"] * 1000, {},
+    "x" * 300_000, "é" * 100, "\u0000", [], [0] * 65, [None] * 2049, ["m@1"] * 65, {},
     {f"k{i}": i for i in range(300)}, {"kind": "news2"}, "NaN", "online", "offline",
 ]  # fmt: skip
 # Raw JSON text no encoder writes: non-finite numbers (Python's json reads them), overflow,
