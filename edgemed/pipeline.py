@@ -22,6 +22,7 @@ from .manifest import Manifest, load_manifest
 from .preprocess import Prepared
 from .registry import find_model_dir
 from .results import Provenance, Result, SignalWindow, Timings, finish_batch
+from .results.base import check_contract
 from .tasks import task_spec
 
 __all__ = ["Pipeline", "load"]
@@ -65,7 +66,9 @@ class Pipeline:
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
         )
-        return build(provenance=self._provenance(prepared, timings, window))
+        result = build(provenance=self._provenance(prepared, timings, window))
+        check_contract(result)
+        return result
 
     def preprocess(self, item: object) -> Prepared:
         """Stage 2 alone: the exact tensors ``__call__`` would hand the backend."""
@@ -106,7 +109,10 @@ class Pipeline:
             inference_ms=(t2 - t1) * 1e3 / n,
             postprocess_ms=(t3 - t2) * 1e3 / n,
         )
-        return finish_batch(builders, self._provenance(prepared[0], timings, None), prepared)
+        results = finish_batch(builders, self._provenance(prepared[0], timings, None), prepared)
+        for result in results:
+            check_contract(result)
+        return results
 
     def stream(
         self,

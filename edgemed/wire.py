@@ -18,6 +18,7 @@ from typing import Any, Literal
 from .contracts import NEWS2_PARAMETERS, ContractError, check_result_body
 from .errors import InputError, PayloadError
 from .results import Result
+from .results.base import check_contract
 
 __all__ = [
     "ACK_SCHEMA",
@@ -149,7 +150,7 @@ def prepare_result(
         },
         "edgemed_version": p.edgemed_version,
         "encounter": encounter,
-        "result": result.body(),
+        "result": check_contract(result),  # ModelError: never synced
     }
     return _COMPACT_JSON.encode(message).encode("utf-8")
 

@@ -6,8 +6,12 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
 
+from ..contracts import ContractError, check_result_body
+from ..errors import ModelError
+
 __all__ = [
     "Provenance",
+    "check_contract",
     "Result",
     "ResultBuilder",
     "SignalWindow",
@@ -157,6 +161,23 @@ class BatchInput(Protocol):
 
     @property
     def input_kind(self) -> str: ...
+
+
+def check_contract(result: Result, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Raise ModelError unless ``result`` lies within its kind's declared ranges
+    (``edgemed/contracts.py``: the same definitions the fleet checks on ingest). A model that
+    emits a probability of 1.7, a NEWS2 of 21 or a NaN embedding is broken: better no result
+    than a wrong one synced to the ward. Returns the body it checked (``body`` if given)."""
+    body = result.body() if body is None else body
+    try:
+        check_result_body(str(body.get("kind")), body)
+    except ContractError as exc:
+        p = result.provenance
+        raise ModelError(
+            f"{p.model_id}@{p.model_version} on {p.backend}/{p.device} produced a result "
+            f"outside its contract, withheld: {exc}"
+        ) from exc
+    return body
 
 
 def finish_batch(

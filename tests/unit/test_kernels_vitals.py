@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import edgemed
+from edgemed.contracts import check_result_body
 from edgemed.kernels import NEWS2_BANDS, VitalSigns, news2, news2_table
 from edgemed.wire import NEWS2_PARAMETERS
 
@@ -119,7 +120,7 @@ def test_body_is_a_valid_wire_result() -> None:
     r = news2(VitalSigns(**{**NORMAL, "pulse": 135}))  # type: ignore[arg-type]
     body = r.body()
     assert set(body["parameter_scores"]) == set(NEWS2_PARAMETERS)  # type: ignore[arg-type]
-    edgemed.wire._check_body("news2", body)  # the fleet's own payload check
+    check_result_body("news2", body)  # the same ranges the fleet checks on ingest
 
 
 @pytest.mark.parametrize(
