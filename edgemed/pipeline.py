@@ -13,7 +13,13 @@ import numpy as np
 from ._version import __version__
 from .backends import Backend, Choice, candidates, choose, create_backend
 from .config import cache_dir
-from .errors import BackendUnavailableError, GoldenMismatchError, InputError, ManifestError
+from .errors import (
+    BackendUnavailableError,
+    GoldenMismatchError,
+    InputError,
+    ManifestError,
+    ModelError,
+)
 from .hardware import HardwareInfo, probe
 from .io.files import Signal
 from .io.rates import RatePlan, block_rate, plan_rate
@@ -57,7 +63,7 @@ class Pipeline:
     ) -> Result:
         """backend.run -> postprocess -> result, for an input already preprocessed."""
         t1 = time.perf_counter()
-        outputs = self.backend.run(prepared.tensors)
+        outputs = self._finite(self.backend.run(prepared.tensors))
         t2 = time.perf_counter()
         build = self._post(outputs, prepared.context)
         t3 = time.perf_counter()
@@ -69,6 +75,19 @@ class Pipeline:
         result = build(provenance=self._provenance(prepared, timings, window))
         check_contract(result)
         return result
+
+    def _finite(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """A NaN or infinity out of the model is the model's fault (a broken engine, an
+        overflow in a quantised layer), never the caller's: ModelError, before any
+        postprocessing can turn it into a plausible-looking number."""
+        for name, arr in outputs.items():
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                m = self.manifest
+                raise ModelError(
+                    f"{m.id}@{m.version} on {self.backend.name}/{self.backend.device}: output "
+                    f"{name!r} contains NaN or infinity; result withheld"
+                )
+        return outputs
 
     def preprocess(self, item: object) -> Prepared:
         """Stage 2 alone: the exact tensors ``__call__`` would hand the backend."""
@@ -95,7 +114,7 @@ class Pipeline:
         except ValueError:  # ragged inputs cannot be stacked: one call each, no re-preprocessing
             per_item_ms = (t1 - t0) * 1e3 / len(items)
             return [self._infer(p, per_item_ms, None) for p in prepared]
-        outputs = self.backend.run(stacked)
+        outputs = self._finite(self.backend.run(stacked))
         t2 = time.perf_counter()
         post = self._post
         builders = [
