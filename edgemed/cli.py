@@ -13,81 +13,88 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import EdgemedError, InputError
+from .cli_exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
+from .errors import InputError, IntegrityError
 
 __all__ = ["main"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .cli_models import doctor_report
     from .hardware import probe
     from .registry import list_models
 
-    hw = probe(args.root)
-    print(f"edgemed {__version__} on Python {sys.version.split()[0]} ({hw.machine})")
-    print(f"cpu      {hw.cpu_model}, {hw.cpu_count} cores, {hw.memory_gb} GB")
-    print(f"         features: {', '.join(hw.cpu_flags) or 'none of interest'}")
+    report = doctor_report(probe(args.root), list_models())
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cpu, jetson = report["cpu"], report["jetson"]
+    print(f"edgemed {__version__} on Python {report['python']} ({report['machine']})")
+    print(f"cpu      {cpu['model']}, {cpu['cores']} cores, {cpu['memory_gb']} GB")
+    print(f"         features: {', '.join(cpu['features']) or 'none of interest'}")
     print(
-        f"jetson   {hw.jetson_model or 'not detected'}"
-        + (f" ({hw.l4t_release})" if hw.l4t_release else "")
+        f"jetson   {jetson['model'] or 'not detected'}"
+        + (f" ({jetson['l4t_release']})" if jetson["l4t_release"] else "")
     )
-    print(f"npu      {'Intel NPU (/dev/accel)' if hw.intel_npu else 'not detected'}")
-    print(
-        f"onnxruntime providers: {', '.join(hw.onnxruntime_providers) or 'onnxruntime not installed'}"
-    )
-    print(f"openvino devices:      {', '.join(hw.openvino_devices) or 'openvino not installed'}")
-    from .backends import candidates
-
-    for manifest in list_models():
-        usable, skipped = candidates(manifest, hw)
-        print(f"model    {manifest.id}@{manifest.version} ({manifest.task}, {manifest.precision})")
-        if usable:
-            first = usable[0]
-            print(f"  uses   {first.backend}/{first.device}: {first.reason}")
-            for other in usable[1:]:
-                print(f"  then   {other.backend}/{other.device}: {other.reason}")
+    print(f"npu      {'Intel NPU (/dev/accel)' if report['intel_npu'] else 'not detected'}")
+    providers = ", ".join(report["onnxruntime_providers"]) or "onnxruntime not installed"
+    print(f"onnxruntime providers: {providers}")
+    devices = ", ".join(report["openvino_devices"]) or "openvino not installed"
+    print(f"openvino devices:      {devices}")
+    for model in report["models"]:
+        print(f"model    {model['id']}@{model['version']} ({model['task']}, {model['precision']})")
+        uses = model["uses"]
+        if uses:
+            print(f"  uses   {uses['backend']}/{uses['device']}: {uses['reason']}")
         else:
             print("  uses   nothing: no usable backend")
-        for note in skipped:
+        for other in model["fallbacks"]:
+            print(f"  then   {other['backend']}/{other['device']}: {other['reason']}")
+        for note in model["skipped"]:
             print(f"  skips  {note}")
     return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from .cli_models import model_info, model_row, print_info
     from .manifest import load_manifest, verify_artifacts
     from .registry import find_model_dir, list_models
 
+    if args.json and args.action == "verify":
+        return _usage("edgemed models: --json applies to list and info")
     if args.action == "list":
-        for m in list_models():
+        rows = [model_row(m) for m in list_models()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for r in rows:
             print(
-                f"{m.id:24} {m.version:8} {m.task:16} {m.precision:5} {','.join(m.backends):12} {m.summary}"
+                f"{r['id']:24} {r['version']:8} {r['task']:16} {r['precision']:5} "
+                f"{','.join(r['backends']):12} {r['summary']}"
             )
         return 0
-    ids = args.ids or ([] if args.action == "info" else [m.id for m in list_models()])
-    failed = 0
-    if args.action == "info" and len(ids) != 1:
-        raise SystemExit("usage: edgemed models info MODEL_ID")
-    for model_id in ids:
-        manifest = load_manifest(find_model_dir(model_id), verify=False)
-        if args.action == "info":
-            info = {
-                "id": manifest.id,
-                "version": manifest.version,
-                "task": manifest.task,
-                "summary": manifest.summary,
-                "license": manifest.license,
-                "medical_device": manifest.medical_device,
-                "backends": list(manifest.backends),
-                "precision": manifest.precision,
-                "source": vars(manifest.source),
-                "metrics": dict(manifest.metrics),
-                "folder": str(manifest.root),
-            }
+    if args.action == "info":
+        if len(args.ids) != 1:
+            return _usage("usage: edgemed models info MODEL_ID [--json]")
+        info = model_info(load_manifest(find_model_dir(args.ids[0]), verify=False))
+        if args.json:
             print(json.dumps(info, indent=2))
-        elif not _verify_model(manifest, verify_artifacts):
+        else:
+            print_info(info)
+        return 0
+    failed = 0
+    for model_id in args.ids or [m.id for m in list_models()]:
+        manifest = load_manifest(find_model_dir(model_id), verify=False)
+        if not _verify_model(manifest, verify_artifacts):
             failed += 1
     if failed:
         print(f"{failed} model(s) failed verification", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_INTEGRITY if failed else 0
+
+
+def _usage(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
 
 
 def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
@@ -96,7 +103,11 @@ def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
     from .hardware import probe
     from .pipeline import Pipeline, load
 
-    verify_artifacts(manifest)
+    try:
+        verify_artifacts(manifest)
+    except IntegrityError as exc:  # report it and go on with the other models
+        print(f"{manifest.id}: sha256 FAIL: {exc}")
+        return False
     print(f"{manifest.id}: {len(manifest.artifacts)} artifacts, sha256 ok")
     usable, _ = candidates(manifest, probe(runtimes=manifest.backends))
     ok = True
@@ -179,8 +190,6 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     from .fleet.server import FleetServer
     from .fleet.store import open_store
 
-    if args.workers < 1:
-        raise SystemExit("--workers must be at least 1")
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
@@ -259,26 +268,40 @@ def _cmd_bridge_listen(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.broker, args.workdir)
+    return EXIT_SYNC if run_demo(args.broker, args.workdir) else 0  # not every result acked
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edgemed", description="Bedside AI SDK (not a medical device)"
+        prog="edgemed",
+        description="Bedside AI SDK (not a medical device)",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edgemed {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log sync/fleet activity")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log sync/fleet activity; tracebacks"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     doctor = sub.add_parser(
         "doctor", help="hardware, runtimes and the backend each model would use"
     )
     doctor.add_argument("--root", default="/", help="read /proc, /dev, /etc below this folder")
+    doctor.add_argument("--json", action="store_true", help="the report as one JSON object")
     doctor.set_defaults(func=_cmd_doctor)
 
     models = sub.add_parser("models", help="bundled models: list | info ID | verify [ID...]")
     models.add_argument("action", choices=["list", "info", "verify"])
     models.add_argument("ids", nargs="*")
+    models.add_argument("--json", action="store_true", help="list/info as JSON")
     models.set_defaults(func=_cmd_models)
 
     run = sub.add_parser("run", help="run a model on one input and print the result")
@@ -292,7 +315,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fs", type=float, help="sampling rate of a .npy/.csv signal, Hz")
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
-    run.add_argument("--threads", type=int, default=None)
+    run.add_argument("--threads", type=_positive_int, default=None)
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser(
@@ -303,8 +326,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--input", help="text, @FILE or - (default: the bundle's first golden input)"
     )
-    bench.add_argument("-n", type=int, default=1000, help="single-item calls (default 1000)")
-    bench.add_argument("--batch", type=int, default=64)
+    bench.add_argument(
+        "-n", type=_positive_int, default=1000, help="single-item calls (default 1000)"
+    )
+    bench.add_argument("--batch", type=_positive_int, default=64)
     bench.add_argument("--backend", default="auto")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--no-cold-start", action="store_true")
@@ -326,7 +351,10 @@ def _parser() -> argparse.ArgumentParser:
         "--pg-schema", default="edgemed", help="PostgreSQL schema for the fleet's tables"
     )
     serve.add_argument(
-        "--workers", type=int, default=1, help="ingest workers sharing a $share subscription"
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="ingest workers sharing a $share subscription",
     )
     serve.add_argument(
         "--shared-group",
@@ -393,12 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except EdgemedError as exc:
-        print(f"edgemed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"edgemed: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # every error ends here: its class gives the exit status
+        return report(exc, verbose=args.verbose)
 
 
 if __name__ == "__main__":

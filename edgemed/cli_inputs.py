@@ -23,9 +23,14 @@ SIGNAL_SUFFIXES = {".csv", ".npy", ".npz", ".edf", ".hea", ".dat"}
 
 
 def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None) -> Any:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not a readable UTF-8 JSON file: {exc}") from exc
     if suffix in IMAGE_SUFFIXES:
         return read_image(path)
     if suffix == ".dcm":
@@ -35,7 +40,10 @@ def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None)
     if suffix in SIGNAL_SUFFIXES:
         return _signal(read_signal(path, sampling_rate_hz=fs), manifest, channel)
     if manifest.task == "text-embedding":
-        return path.read_bytes()
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc}") from exc
     raise InputError(f"{path}: cannot tell how to read a {suffix or 'suffix-less'} file")
 
 

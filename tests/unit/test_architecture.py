@@ -40,6 +40,8 @@ ROOTS = {
     "bench",
     "cli",
     "cli_inputs",
+    "cli_exit",
+    "cli_models",
     "demo",
 }  # composition roots: may import anything
 

@@ -1,0 +1,207 @@
+"""What `edgemed doctor` and `edgemed models list|info` report, as plain data (their ``--json``)
+and as text. The input contract says what a caller must pass each model: read from the
+manifest, plus the task's fixed policy where the manifest has nothing to say (an image's BGR
+order, a z-scored signal's units)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._version import __version__
+from .backends import Choice, candidates
+from .hardware import HardwareInfo
+from .manifest import Manifest
+
+__all__ = ["doctor_report", "input_contract", "model_info", "model_row", "print_info"]
+
+
+def _text(m: Manifest) -> dict[str, Any]:
+    from .preprocess.text import MAX_TEXT_CHARS
+
+    return {
+        "kind": "text",
+        "encoding": "utf-8",
+        "max_chars": MAX_TEXT_CHARS,
+        "max_tokens": m.preprocess["max_tokens"],  # longer text is truncated, result says so
+        "language": m.preprocess.get("language"),  # None: the manifest does not state one
+    }
+
+
+def _tabular(m: Manifest) -> dict[str, Any]:
+    features = [
+        {key: f.get(key) for key in ("name", "unit", "min", "max")}
+        for f in m.preprocess["features"]
+    ]
+    return {
+        "kind": "tabular",
+        "features": features,
+        "range_source": m.preprocess.get("range_source"),
+    }
+
+
+def _ecg(m: Manifest) -> dict[str, Any]:
+    pre = m.preprocess
+    return {
+        "kind": "signal",
+        "signal": "ECG, one lead",
+        "channels": 1,
+        "sampling_rate_hz": None,  # any rate in the range: only beat times are used
+        "sampling_rate_range_hz": [pre["min_fs_hz"], pre["max_fs_hz"]],
+        "units": "any (only beat timing is used)",
+        "min_duration_s": pre["epoch_seconds"],
+        "max_duration_s": pre["max_hours"] * 3600.0,
+        "epoch_s": pre["epoch_seconds"],
+        "optional": ["start_time", "age", "gender"],
+    }
+
+
+def _eeg(m: Manifest) -> dict[str, Any]:
+    stream = m.stream
+    if stream is None:
+        return {"kind": "signal", "preprocess": dict(m.preprocess)}
+    rate = stream.sampling_rate_hz
+    low, high = stream.min_sampling_rate_hz or rate, stream.max_sampling_rate_hz or rate
+    return {
+        "kind": "signal",
+        "signal": "iEEG/EEG, one channel",
+        "channels": stream.channels,
+        "sampling_rate_hz": rate,  # other rates in the range are resampled to this one
+        "sampling_rate_range_hz": [low, high],
+        "units": "any (each window is z-scored)",
+        "window_s": stream.samples / rate,
+        "window_samples": stream.samples,
+        "hop_s": stream.hop / rate,
+    }
+
+
+def _image(m: Manifest) -> dict[str, Any]:
+    side = "max_side_px" if m.preprocess.get("limit_type") == "max" else "min_side_px"
+    return {
+        "kind": "image",
+        "dtype": "uint8",
+        "layout": "HWC",
+        "colour_order": "BGR",  # as cv2.imread; image files are read that way
+        "channels": 3,
+        side: m.preprocess.get("limit_side_len"),  # resized to this, sides a multiple of 32
+    }
+
+
+_CONTRACTS: dict[str, Callable[[Manifest], dict[str, Any]]] = {
+    "text-embedding": _text,
+    "tabular-classification": _tabular,
+    "tabular-regression": _tabular,
+    "ecg-sleep-staging": _ecg,
+    "eeg-seizure": _eeg,
+    "monitor-reader": _image,
+}
+
+
+def input_contract(m: Manifest) -> dict[str, Any]:
+    """What a caller passes this model; a task without a known contract shows its preprocess."""
+    build = _CONTRACTS.get(m.task)
+    return build(m) if build else {"kind": "unknown", "preprocess": dict(m.preprocess)}
+
+
+def model_row(m: Manifest) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "version": m.version,
+        "task": m.task,
+        "precision": m.precision,
+        "backends": list(m.backends),
+        "summary": m.summary,
+    }
+
+
+def model_info(m: Manifest) -> dict[str, Any]:
+    return {
+        **model_row(m),
+        "license": m.license,
+        "medical_device": m.medical_device,
+        "source": vars(m.source),
+        "input": input_contract(m),
+        "model_inputs": [
+            {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout}
+            for t in m.inputs
+        ],
+        "metrics": dict(m.metrics),
+        "folder": str(m.root),
+    }
+
+
+def _choice(c: Choice) -> dict[str, str]:
+    return {"backend": c.backend, "device": c.device, "reason": c.reason}
+
+
+def doctor_report(hw: HardwareInfo, manifests: list[Manifest]) -> dict[str, Any]:
+    models = []
+    for m in manifests:
+        usable, skipped = candidates(m, hw)
+        models.append(
+            {
+                "id": m.id,
+                "version": m.version,
+                "task": m.task,
+                "precision": m.precision,
+                "uses": _choice(usable[0]) if usable else None,
+                "fallbacks": [_choice(c) for c in usable[1:]],
+                "skipped": list(skipped),
+            }
+        )
+    return {
+        "edgemed": __version__,
+        "python": sys.version.split()[0],
+        "machine": hw.machine,
+        "cpu": {
+            "model": hw.cpu_model,
+            "cores": hw.cpu_count,
+            "memory_gb": hw.memory_gb,
+            "features": list(hw.cpu_flags),
+        },
+        "jetson": {"model": hw.jetson_model, "l4t_release": hw.l4t_release},
+        "intel_npu": hw.intel_npu,
+        "intel_igpu": hw.intel_igpu,
+        "gpu": hw.gpu_name,
+        "onnxruntime_providers": list(hw.onnxruntime_providers),
+        "openvino_devices": list(hw.openvino_devices),
+        "models": models,
+    }
+
+
+def _contract_lines(c: Mapping[str, Any]) -> list[str]:
+    if c["kind"] == "tabular":
+        lines = [f"  one row of {len(c['features'])} features, by name or in this order:"]
+        lines += [
+            f"    {f['name']:26} {f['unit'] or '':22} [{f['min']:g}, {f['max']:g}]"
+            for f in c["features"]
+        ]
+        return [*lines, "  values outside a range are flagged in the result, not rejected"]
+    skip = {"kind", "features"}
+    return [f"  {key:22} {_plain(key, value)}" for key, value in c.items() if key not in skip]
+
+
+def _plain(key: str, value: Any) -> str:
+    if value is None:  # the rate: any in the range; other keys: the manifest has none
+        return "any in the range" if key == "sampling_rate_hz" else "not stated"
+    if isinstance(value, list):
+        return (" to " if key.endswith("_range_hz") else ", ").join(
+            f"{v:g}" if isinstance(v, float) else str(v) for v in value
+        )
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def print_info(info: Mapping[str, Any]) -> None:
+    contract = info["input"]
+    print(f"{info['id']} {info['version']}  ({info['task']}, {info['precision']})")
+    print(f"  {info['summary']}")
+    device = "a medical device" if info["medical_device"] else "not a medical device"
+    print(f"  licence {info['license']}; {device}; backends {', '.join(info['backends'])}")
+    print(f"  folder  {info['folder']}")
+    print(f"input ({contract['kind']})")
+    for line in _contract_lines(contract):
+        print(line)
+    print("metrics")
+    for key, value in info["metrics"].items():
+        print(f"  {key:22} {value}")
