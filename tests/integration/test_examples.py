@@ -1,7 +1,8 @@
-"""Every runnable example in examples/ runs as a user would start it (a subprocess of this
-Python) with short settings, exits 0 and prints its key lines, including its own end-to-end
-check of the fleet through the REST API where it has one. The brokers are the examples' own
-embedded amqtt, except the ``broker`` variant against a real mosquitto."""
+"""Every runnable example in examples/ runs exactly as its docstring says (``python
+examples/...`` from the repository root, a subprocess of this Python) with short settings,
+exits 0 and prints its key lines, including its own end-to-end check of the fleet through the
+REST API where it has one; a failure shows the example's stderr. The brokers are the examples'
+own embedded amqtt, except the ``broker`` variant against a real mosquitto."""
 
 from __future__ import annotations
 
@@ -31,22 +32,46 @@ needs_cc = pytest.mark.skipif(
 )
 
 
-def run_example(name: str, *args: str, cwd: Path, timeout: float = 90) -> str:
-    """Run examples/``name`` from an unrelated folder; return its stdout after asserting rc 0."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
+def run_example(command: str, *args: str, timeout: float = 90) -> str:
+    """Run ``python <command> <args>`` from the repository root (the working directory each
+    docstring names); return stdout after asserting exit 0, showing stderr when it is not."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, command, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{command} ran past {timeout} s\n{_streams(exc.stdout, exc.stderr)}")
+    assert proc.returncode == 0, f"{command} exited {proc.returncode}\n" + _streams(
+        proc.stdout, proc.stderr
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def _streams(out: str | bytes | None, err: str | bytes | None) -> str:
+    def text(s: str | bytes | None) -> str:
+        return (s.decode(errors="replace") if isinstance(s, bytes) else s or "")[-4000:]
+
+    return f"--- stderr\n{text(err)}\n--- stdout (end)\n{text(out)[-2000:]}"
+
+
+def test_every_example_is_documented_and_run_from_the_root() -> None:
+    """Each example's docstring gives its command from the repository root, and a test runs it
+    so (this module, or test_bridge_e2e.py for ecg_bridge.py)."""
+    here = Path(__file__).read_text() + (Path(__file__).with_name("test_bridge_e2e.py").read_text())
+    for path in sorted((ROOT / "examples").rglob("*.py")):
+        command = path.relative_to(ROOT).as_posix()
+        doc = path.read_text(encoding="utf-8")
+        assert "Run from the repository root" in doc and f"python {command}" in doc, command
+        assert f'"{command}"' in here, f"no test runs {command} from the repository root"
 
 
 @needs_cc
 def test_ecg_stream(tmp_path: Path) -> None:
-    out = run_example("ecg_stream.py", cwd=tmp_path)
+    out = run_example("examples/ecg_stream.py")
     # 30 heart rates (one per 10 s of the 5-minute record), physiological.
     rates = [float(m) for m in re.findall(r"HR .* s +([\d.]+) bpm", out)]
     assert len(rates) == 30 and all(40 <= bpm <= 200 for bpm in rates), out
@@ -62,13 +87,13 @@ def test_ecg_stream(tmp_path: Path) -> None:
 @pytest.mark.broker
 def test_ecg_stream_through_mosquitto(mosquitto: Mosquitto, tmp_path: Path) -> None:
     args = ["--stage-every", "150", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}"]
-    out = run_example("ecg_stream.py", *args, cwd=tmp_path)
+    out = run_example("examples/ecg_stream.py", *args)
     assert f"broker   127.0.0.1:{mosquitto.port}" in out
     assert "fleet check OK: 2 submitted, 2 stored, each exactly once" in out
 
 
 def test_eeg_seizure_watch(tmp_path: Path) -> None:
-    out = run_example("eeg_seizure_watch.py", "--minutes", "10", cwd=tmp_path)
+    out = run_example("examples/eeg_seizure_watch.py", "--minutes", "10")
     assert "SYNTHETIC iEEG" in out
     # 10 min = 600 s: 300 s windows every 20 s give 16 results.
     probs = re.findall(r"window .* p=([\d.]+)(  SEIZURE)?", out)
@@ -82,7 +107,7 @@ def test_eeg_seizure_watch(tmp_path: Path) -> None:
 
 
 def test_dicom_windowing(tmp_path: Path) -> None:
-    out = run_example("dicom_windowing.py", "-n", "10", cwd=tmp_path)
+    out = run_example("examples/dicom_windowing.py", "-n", "10")
     assert "CT_small.dcm: CT 128x128 int16, slope 1, intercept -1024" in out
     assert "MR_small.dcm: MR 64x64 int16" in out and "window header c=600 w=1600" in out
     timings = re.findall(r"native ([\d.]+) ms  numpy ([\d.]+) ms", out)
@@ -92,7 +117,7 @@ def test_dicom_windowing(tmp_path: Path) -> None:
 
 
 SCREENS = ROOT / "tests" / "fixtures" / "monitor-screens"
-BEDSIDE = "bedside_monitor/bedside_monitor.py"
+BEDSIDE = "examples/bedside_monitor/bedside_monitor.py"
 FRAME_LINE = re.compile(
     r"^  (\S.*?) +(HR .*?|no vitals read .*?)  (NEWS2 +\d+ [a-z-]+|partial NEWS2 >=\d+ .*?) +"
     r"\d+ ms  -> seq (\d+)$",
@@ -101,7 +126,7 @@ FRAME_LINE = re.compile(
 
 
 def test_bedside_monitor_on_rendered_screens(tmp_path: Path) -> None:
-    out = run_example(BEDSIDE, cwd=tmp_path)
+    out = run_example(BEDSIDE)
     assert re.search(r"^backend  onnxruntime/cpu: ", out, re.M), out
     assert "RENDERED screens (models/recipes/monitor_screens.py)" in out
     assert "news2    PARTIAL only" in out
@@ -139,7 +164,7 @@ def test_bedside_monitor_on_video(tmp_path: Path) -> None:
     writer.release()
 
     args = ["--video", str(video), "--every", "1", "--consciousness", "A", "--room-air"]
-    out = run_example(BEDSIDE, *args, cwd=tmp_path)
+    out = run_example(BEDSIDE, *args)
     assert f"input    video {video}; a reading every 1 s" in out
     frames = FRAME_LINE.findall(out)
     # 8 frames at 2 fps, one reading per second: every other frame is dropped.
@@ -180,13 +205,20 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 def test_fleet_dashboard(tmp_path: Path) -> None:
     """While the example runs, this test reads its API and dashboard as an operator would."""
-    cmd = [sys.executable, "-u", str(ROOT / "examples" / "fleet_dashboard.py")]
+    cmd = [sys.executable, "-u", "examples/fleet_dashboard.py"]
+    log = tmp_path / "stderr.txt"
+    stderr = log.open("w")  # a file: an undrained pipe could stall the example
+
+    def failed(out: str) -> str:
+        stderr.flush()
+        return _streams(out, log.read_text(errors="replace"))
+
     proc = subprocess.Popen(
         [*cmd, "--seconds", "8", "--interval", "0.5"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
-        cwd=tmp_path,
+        cwd=ROOT,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -198,24 +230,25 @@ def test_fleet_dashboard(tmp_path: Path) -> None:
         head = "".join(lines)
         url = re.search(r"dashboard  (http://127\.0\.0\.1:\d+)/", head)
         token = re.search(r"token      (\S{16,})", head)
-        assert url and token, head
+        assert url and token, failed(head)
         seen: set[str] = set()
         deadline = time.monotonic() + 30
         while len(seen) < 5 and time.monotonic() < deadline:
             _status, body = _get(f"{url[1]}/api/results?limit=1000", token[1])
             seen = {row["device_id"] for row in json.loads(body)["items"]}
             time.sleep(0.3)
-        assert seen == set(DEVICE_KINDS)
+        assert seen == set(DEVICE_KINDS), failed(head)
         status, page = _get(f"{url[1]}/")
         assert status == 200 and b"<html" in page.lower()
         with pytest.raises(urllib.error.HTTPError) as denied:
             _get(f"{url[1]}/api/devices", "not-the-token-0123456789")
         assert denied.value.code == 401
         out = head + proc.stdout.read()
-        assert proc.wait(timeout=60) == 0, out
+        assert proc.wait(timeout=60) == 0, failed(out)
     finally:
         proc.kill()
         proc.wait()
+        stderr.close()
     for device, kind in DEVICE_KINDS.items():
         row = re.search(rf"{device} +submitted +(\d+), fleet stored +(\d+) {kind}, state", out)
         assert row and row[1] == row[2] and int(row[1]) >= 1, out
@@ -223,10 +256,18 @@ def test_fleet_dashboard(tmp_path: Path) -> None:
     assert "fleet check OK: every device's results arrived" in out
 
 
+def test_note_coder_on_a_note_given_inline() -> None:
+    out = run_example(
+        "examples/note_coder.py", "chest pain radiating to the left arm", "--top", "2"
+    )
+    codes = [line.split()[0] for line in out.splitlines() if re.match(r"\s{4}[A-Z]\d", line)]
+    assert len(codes) == 2 and codes[0].startswith("R07"), out  # chest pain codes first
+
+
 def test_note_coder(tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("Type 2 diabetes with peripheral neuropathy. Productive cough and fever.")
-    out = run_example("note_coder.py", "--file", str(note), "--top", "3", cwd=tmp_path)
+    out = run_example("examples/note_coder.py", "--file", str(note), "--top", "3")
     assert "clinical-text-minilm@" in out and "«Type 2 diabetes with peripheral neuropathy.»" in out
     lines = [line.split() for line in out.splitlines() if re.match(r"\s{4}[A-Z]\d", line)]
     assert len(lines) == 6  # 3 suggestions for each of the 2 sentences
