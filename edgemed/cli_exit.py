@@ -21,7 +21,7 @@ from .errors import (
 
 __all__ = ["EXIT_CODES", "EXIT_INTERNAL", "epilog", "exit_code", "report"]
 
-EXIT_INPUT, EXIT_MODEL, EXIT_INTEGRITY, EXIT_BACKEND = 3, 4, 5, 6
+EXIT_INSTALL, EXIT_INPUT, EXIT_MODEL, EXIT_INTEGRITY, EXIT_BACKEND = 1, 3, 4, 5, 6
 EXIT_SYNC, EXIT_BRIDGE, EXIT_OS, EXIT_INTERNAL = 7, 8, 9, 70  # 70: EX_SOFTWARE (sysexits.h)
 # Most specific first: the first class an error is an instance of gives its status.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -34,10 +34,14 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (SyncError, EXIT_SYNC),
     (BridgeError, EXIT_BRIDGE),
     (OSError, EXIT_OS),
+    (ImportError, EXIT_INSTALL),  # as Python's own status when an import fails at start
 )
 _MEANINGS = (
     (0, "success"),
-    (1, "Python failed before edgemed ran (a broken install); edgemed never returns 1"),
+    (
+        1,
+        "installation: a module is missing or not built (ImportError; the message says what to do)",
+    ),
     (2, "usage: unknown command, option or argument"),
     (EXIT_INPUT, "bad input: text, file, JSON or signal (InputError, PayloadError)"),
     (EXIT_MODEL, "unknown model id, or a model that cannot be used (ModelError)"),
@@ -71,7 +75,7 @@ def report(exc: Exception, *, verbose: bool) -> int:
     code = exit_code(exc)
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, EdgemedError):
+    if isinstance(exc, EdgemedError | ImportError):
         print(f"edgemed: {type(exc).__name__}: {exc}", file=sys.stderr)
     elif code == EXIT_OS:
         print(f"edgemed: {exc}", file=sys.stderr)
