@@ -65,6 +65,27 @@ def _cpuinfo(root: Path) -> tuple[str, tuple[str, ...]]:
     return model, tuple(f for f in _INTERESTING_FLAGS if f in flags)
 
 
+def cpu_family_of(machine: str, flags: tuple[str, ...]) -> str:
+    """The CPU family whose numerics a golden tolerance is measured for: INT8 kernels take
+    different instruction paths (and round differently) on AMX, AVX-512 VNNI and AVX2."""
+    if machine in ("x86_64", "AMD64", "amd64"):
+        for flag, family in (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"),
+                             ("avx_vnni", "avxvnni"), ("avx2", "avx2")):  # fmt: skip
+            if flag in flags:
+                return f"x86_64-{family}"
+        return "x86_64"
+    if machine in ("aarch64", "arm64"):
+        return "aarch64-dotprod" if "asimddp" in flags else "aarch64"
+    return machine
+
+
+@functools.cache
+def cpu_family() -> str:
+    """This machine's CPU family (cpu_family_of), read once per process."""
+    _, flags = _cpuinfo(Path("/"))
+    return cpu_family_of(platform.machine(), flags)
+
+
 def _memory_gb(root: Path) -> float | None:
     for line in (_read(root / "proc/meminfo") or "").splitlines():
         if line.startswith("MemTotal:"):

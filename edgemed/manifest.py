@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -112,11 +112,38 @@ class StreamWindow:
 
 @dataclass(frozen=True, kw_only=True)
 class GoldenTolerance:
-    """How far outputs on the golden inputs may drift on this machine and backend."""
+    """How far outputs on the golden inputs may drift on this machine and backend.
+
+    The top-level limits are the conservative default for platforms nobody has measured.
+    ``platforms`` maps ``"<backend>/<cpu family>"`` (hardware.cpu_family) to limits set from
+    the drift measured there, with a margin (models/recipes/golden_drift.py): a model that
+    drifted to the edge of a loose gate is then refused where its numerics are known. The
+    release gate (INT8 against FP32, when the bundle is built) is a separate figure in
+    ``metrics``, never a load-time tolerance."""
 
     max_abs_diff: float
     min_cosine: float | None = None
     min_label_agreement: float | None = None
+    platforms: dict[str, GoldenTolerance] = field(default_factory=dict)
+
+    def for_platform(self, backend: str, family: str) -> tuple[GoldenTolerance, str | None]:
+        """The limits for ``backend`` on a CPU ``family``, and the platform key they were
+        measured for (None: the default)."""
+        key = f"{backend}/{family}"
+        return (self.platforms[key], key) if key in self.platforms else (self, None)
+
+
+def _golden(data: Any) -> GoldenTolerance:
+    where = "manifest.golden"
+    platforms = data.get("platforms", {}) if isinstance(data, dict) else {}
+    if not isinstance(platforms, dict):
+        raise ManifestError(f"{where}.platforms: expected an object")
+    parsed = {}
+    for key, limits in platforms.items():
+        if not isinstance(limits, dict) or "platforms" in limits or key.count("/") != 1:
+            raise ManifestError(f"{where}.platforms.{key}: need '<backend>/<cpu family>': limits")
+        parsed[key] = _strict(GoldenTolerance, limits, f"{where}.platforms.{key}")
+    return _strict(GoldenTolerance, data, where, platforms=parsed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +212,7 @@ def _strict(cls: type[T], data: Any, where: str, **converted: Any) -> T:
         if f.name in converted:
             continue
         if f.name not in data:
-            if f.default is not MISSING:  # has a default: optional key
+            if f.default is not MISSING or f.default_factory is not MISSING:  # optional key
                 continue
             raise ManifestError(f"{where}: missing key {f.name!r}")
         kwargs[f.name] = _check_type(data[f.name], f.type, f"{where}.{f.name}")
@@ -306,7 +333,7 @@ def parse_manifest(data: Any, root: Path) -> Manifest:
         outputs=tuple(_tensor(t, f"manifest.outputs[{i}]") for i, t in enumerate(data["outputs"])),
         preprocess=_section(data.get("preprocess"), "manifest.preprocess"),
         postprocess=_section(data.get("postprocess"), "manifest.postprocess"),
-        golden=_strict(GoldenTolerance, data.get("golden"), "manifest.golden"),
+        golden=_golden(data.get("golden")),
         metrics=metrics,
         root=root,
         stream=_stream(data.get("stream")),

@@ -43,6 +43,7 @@ from ..results import (
     deferred,
 )
 from ..wire import NEWS2_PARAMETERS
+from .golden import golden_limits
 from .vitals_text import Box, Pairing, pair_fields
 
 __all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
@@ -302,7 +303,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     if len(readings) != len(cases):
         return [f"golden: got {len(readings)} readings for {len(cases)} screens"]
     problems = []
-    tol = manifest.golden.max_abs_diff
+    tol = golden_limits(manifest, results).max_abs_diff
     for case, reading in zip(cases, readings, strict=True):
         got = {k: reading.value(k) for k in MONITOR_FIELDS}
         if got != case["fields"]:

@@ -14,6 +14,7 @@ from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.ecg import SleepContext
 from ..results import Result, ResultBuilder, SleepStages, deferred
+from .golden import golden_limits
 
 __all__ = ["SleepStagePostprocess", "SleepStagePostprocessor", "golden_check"]
 
@@ -69,7 +70,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
         g.shape != e.shape for g, e in zip(got, expected, strict=True)
     ):
         return [f"golden: got {[g.shape for g in got]}, expected {expected.shape}"]
-    tol, problems = manifest.golden, []
+    tol, problems = golden_limits(manifest, results), []
     diff = np.stack(got).astype(np.float64) - expected
     worst = float(np.abs(diff).max())
     if worst > tol.max_abs_diff:

@@ -14,6 +14,7 @@ from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.tabular import TabularContext
 from ..results import Result, ResultBuilder, TabularClassification, TabularRegression, deferred
+from .golden import golden_limits
 
 __all__ = [
     "ClassificationPostprocess",
@@ -129,7 +130,7 @@ def golden_check_classification(manifest: Manifest, results: Sequence[Result]) -
     if isinstance(expected, str):
         return [expected]
     got = np.array([r.probability for r in rows])
-    tol, problems = manifest.golden, []
+    tol, problems = golden_limits(manifest, results), []
     worst = float(np.abs(got - expected).max())
     if worst > tol.max_abs_diff:
         problems.append(f"golden: max |probability diff| {worst:.4g} > {tol.max_abs_diff}")
@@ -149,6 +150,7 @@ def golden_check_regression(manifest: Manifest, results: Sequence[Result]) -> li
     if isinstance(expected, str):
         return [expected]
     worst = float(np.abs(np.array([r.value for r in rows]) - expected).max())
-    if worst > manifest.golden.max_abs_diff:
-        return [f"golden: max |value diff| {worst:.4g} > {manifest.golden.max_abs_diff}"]
+    limit = golden_limits(manifest, results).max_abs_diff
+    if worst > limit:
+        return [f"golden: max |value diff| {worst:.4g} > {limit}"]
     return []
