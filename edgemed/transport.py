@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import socket
 import ssl
@@ -142,6 +143,7 @@ def probe_shared_subscriptions(
     one message to ourselves and see whether it arrives.
     """
     topic = f"edgemed/fleet/v1/selftest/{client_id}"
+    nonce = os.urandom(8).hex().encode()
     probe = make_client(f"{client_id}-share-probe", broker)
     state = {"connected": False, "subscribed": False, "received": False}
 
@@ -152,10 +154,13 @@ def probe_shared_subscriptions(
 
     def on_subscribe(client: mqtt.Client, *_args: Any) -> None:
         state["subscribed"] = True
-        client.publish(topic, b"selftest", qos=1)
+        client.publish(topic, nonce, qos=1)
 
-    def on_message(*_args: Any) -> None:
-        state["received"] = True
+    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        # Only our own message counts: amqtt, which does not know $share, was seen delivering
+        # unrelated retained messages to such a subscription.
+        if message.topic == topic and message.payload == nonce:
+            state["received"] = True
 
     probe.on_connect, probe.on_subscribe, probe.on_message = on_connect, on_subscribe, on_message
     try:

@@ -29,6 +29,7 @@ from ..transport import (
     run_connection,
 )
 from ..wire import (
+    FLEET_PREFIX,
     PREFIX,
     ResultMessage,
     count_results,
@@ -219,6 +220,8 @@ class Ingest:
         results: list[ResultMessage] = []
         received: list[float] = []
         for name, payload, at in batch:
+            if name.startswith(FLEET_PREFIX):
+                continue  # a fleet's presence, delivered by a broker that mis-matches $share
             try:
                 device_id, channel = parse_topic(name)
                 if channel == "status":
