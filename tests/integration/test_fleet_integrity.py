@@ -323,3 +323,21 @@ def test_two_fleets_on_different_stores_starting_at_once_one_refuses(
     finally:
         for i in started:
             servers[i].stop()
+
+
+def test_share_probe_on_a_broker_without_share_support_ignores_other_messages() -> None:
+    """amqtt does not know $share and was seen delivering unrelated retained messages to such a
+    subscription: the probe must count only its own message (else ingest subscribed to a
+    $share filter amqtt never serves, and the demo stored nothing)."""
+    from edgemed.fleet.broker import EmbeddedBroker
+    from edgemed.transport import probe_shared_subscriptions
+
+    with EmbeddedBroker() as embedded:
+        other = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="retainer")
+        other.connect("127.0.0.1", embedded.port)
+        other.loop_start()
+        other.publish("edgemed/fleet/v1/s/p/status", b"{}", qos=1, retain=True).wait_for_publish(5)
+        other.loop_stop()
+        other.disconnect()
+        config = BrokerConfig(port=embedded.port, protocol="3.1.1")
+        assert probe_shared_subscriptions(config, "probe-amqtt", "g") is False
