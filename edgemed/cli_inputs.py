@@ -50,8 +50,11 @@ def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None)
 def _signal(signal: Signal, manifest: Manifest, channel: str | None) -> Any:
     if manifest.stream is not None:  # streamed over by the caller (cmd_run)
         return signal
-    lead = signal.channel(channel) if channel else signal.data[0]
-    return {"ecg": lead, "fs": signal.sampling_rate_hz}
+    picked = signal.pick(channel) if channel else signal.pick(signal.channel_names[0])
+    item: dict[str, Any] = {"ecg": picked.data[0], "fs": picked.sampling_rate_hz}
+    if picked.units[0]:  # the file's own unit (EDF, WFDB, DICOM headers)
+        item["units"] = picked.units[0]
+    return item
 
 
 def cli_input(

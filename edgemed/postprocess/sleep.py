@@ -58,6 +58,7 @@ class SleepStagePostprocessor:
             n_beats=context.n_beats,
             invalid_rri=context.invalid_rri,
             metadata_given=context.metadata_given,
+            quality=context.quality.body(),
         )
 
 

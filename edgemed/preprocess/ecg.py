@@ -4,8 +4,11 @@ Caller input (one recording): an :class:`EcgRecording`, or a mapping with the sa
 
     {"ecg": samples, "fs": 256.0, "start_time": "23:10", "age": 64, "gender": "female"}
 
-- ``ecg``: 1-D array of samples (mV by convention; only the beat timing is used, so the unit
-  and gain do not matter), finite, at least one epoch (30 s) long.
+- ``ecg``: 1-D array of samples, finite, at least one epoch (30 s) long.
+- ``units`` (optional): "V", "mV", "uV"/"µV"; converted to mV. Only the beat timing is used, so
+  the gain does not change the stages (tested: mV and µV give identical results), but the
+  result's ``quality`` reports the amplitude, flat stretches and clipping, and flags an
+  amplitude implausible for the unit (undeclared: mV assumed).
 - ``fs``: sampling rate in Hz, within the manifest's ``[min_fs_hz, max_fs_hz]``.
 - ``start_time`` (optional): clock time of the first sample, as ``datetime.time``/``datetime``,
   ``"HH:MM[:SS]"`` or seconds since midnight. ``age`` (years) and ``gender`` (``"female"``/``"male"``
@@ -37,6 +40,11 @@ from ..errors import InputError, ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from .base import Prepared
 from .hrv import SLEEP_FEATURES, HrvSettings, sleep_features
+from .quality import SignalQuality, assess, to_unit
+
+# Robust peak-to-peak of a surface ECG lead, mV: R waves are ~0.5-3 mV; generous both ways
+# (low-gain leads, large QRS), so only a unit error (x1000) falls outside.
+ECG_PLAUSIBLE_MV = (0.05, 20.0)
 
 __all__ = [
     "EcgRecording",
@@ -59,6 +67,7 @@ class EcgRecording:
     start_time: dt.time | dt.datetime | str | float | None = None
     age: float | None = None
     gender: str | int | None = None
+    units: str | None = None  # of ``ecg``; None: mV assumed (and checked for plausibility)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +95,7 @@ class SleepContext:
     n_beats: int
     invalid_rri: int  # RR intervals outside [min_rri, max_rri] (ignored by the features)
     metadata_given: tuple[str, ...]  # which of start_time, age, gender the caller gave
+    quality: SignalQuality
 
 
 def coerce_recording(item: object) -> EcgRecording:
@@ -97,7 +107,7 @@ def coerce_recording(item: object) -> EcgRecording:
             "expected an EcgRecording or a mapping {'ecg': samples, 'fs': Hz, ...}, "
             f"got {type(item).__name__}"
         )
-    allowed = {"ecg", "fs", "start_time", "age", "gender"}
+    allowed = {"ecg", "fs", "start_time", "age", "gender", "units"}
     unknown = sorted(str(k) for k in item if k not in allowed)
     if unknown:
         raise InputError(f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
@@ -202,11 +212,16 @@ class SleepFeaturePreprocessor:
             )
         if seconds > c.max_hours * 3600:
             raise InputError(f"ecg: {seconds / 3600:.1f} h exceeds {c.max_hours:g} h")
+        if rec.units is not None:
+            ecg = to_unit(ecg, str(rec.units), "mV")
         return ecg, fs
 
     def __call__(self, item: object) -> Prepared:
         rec = coerce_recording(item)
         ecg, fs = self._signal(rec)
+        quality = assess(
+            ecg, fs, unit="mV", declared=rec.units is not None, plausible=ECG_PLAUSIBLE_MV
+        )
         meta = {
             "start_time": _start_seconds(rec.start_time),
             "age": _age(rec.age),
@@ -245,6 +260,7 @@ class SleepFeaturePreprocessor:
                 n_beats=int(peaks.size),
                 invalid_rri=invalid,
                 metadata_given=tuple(k for k, v in meta.items() if v is not None),
+                quality=quality,
             ),
         )
 

@@ -33,6 +33,8 @@ class SleepStages:
     n_beats: int
     invalid_rri: int
     metadata_given: tuple[str, ...]
+    # units, amplitude, flat and clipped fractions, warnings (preprocess/quality.py)
+    quality: Mapping[str, Any]
     provenance: Provenance
     kind: str = "sleep-stages"
 
@@ -63,6 +65,7 @@ class SleepStages:
             "n_beats": self.n_beats,
             "invalid_rri": self.invalid_rri,
             "metadata_given": list(self.metadata_given),
+            "quality": dict(self.quality),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -73,4 +76,5 @@ class SleepStages:
             "hypnogram": self.hypnogram(),
             "minutes": minutes,
             "n_beats": self.n_beats,
+            "quality": dict(self.quality),
         }

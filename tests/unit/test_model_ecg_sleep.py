@@ -18,6 +18,7 @@ import edgemed
 from edgemed.preprocess.ecg import EcgRecording, golden_inputs
 from edgemed.preprocess.hrv import SLEEP_FEATURES, HrvSettings, frequency_domain, sleep_features
 from edgemed.preprocess.hrv import time_domain as hrv_time_domain
+from edgemed.preprocess.quality import SignalQuality
 
 MODEL_ID = "ecg-sleep-staging"
 WEIGHTS = (
@@ -266,7 +267,9 @@ def test_result_body_is_compact_json_without_identifiers(
         "n_beats",
         "invalid_rri",
         "metadata_given",
+        "quality",
     }
+    assert body["quality"]["units"] == "mV (assumed)" and body["quality"]["warnings"] == []
     assert result.provenance.input_kind == "ecg" and body["n_beats"] == 478
     assert json.dumps(result.summary())
 
@@ -288,8 +291,16 @@ def test_result_goes_over_the_wire_and_a_night_stays_small(
     assert message.body["result"] == json.loads(json.dumps(result.body()))
     # an 8 h night (960 epochs): the body stays under 12 kB
     probs = np.random.default_rng(1).dirichlet(np.ones(4), size=(1, 960)).astype(np.float32)
+    quality = SignalQuality(
+        units="mV", amplitude=2.0, flat_fraction=0.0, clipped_fraction=0.0, warnings=()
+    )
     context = SleepContext(
-        n_epochs=960, epoch_seconds=30.0, n_beats=30000, invalid_rri=0, metadata_given=()
+        n_epochs=960,
+        epoch_seconds=30.0,
+        n_beats=30000,
+        invalid_rri=0,
+        metadata_given=(),
+        quality=quality,
     )
     night = SleepStagePostprocessor(stager.manifest)({"probabilities": probs}, context)(
         provenance=result.provenance
