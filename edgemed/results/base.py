@@ -11,11 +11,11 @@ from ..errors import ModelError
 
 __all__ = [
     "Provenance",
-    "check_contract",
     "Result",
     "ResultBuilder",
     "SignalWindow",
     "Timings",
+    "check_contract",
     "deferred",
     "finish_batch",
 ]
