@@ -16,19 +16,28 @@ Operational rules:
 - ``device-offline``: a device's last status is offline for longer than ``offline_after_s``.
 - ``seq-conflict`` (raised by the store): a seq reused with a different payload.
 
+Clinical alerts belong to an *episode* (``Alert.episode``: ``news2``, ``seizure``): the store
+folds consecutive alerts of one kind on one device into one row (count, first/last time, peak
+value) and notifies again only when the episode escalates (``fleet/episodes.py``). A result of
+that kind that raises nothing (NEWS2 below 5 with no red parameter, a seizure probability below
+threshold) ends the episode (``EpisodeClear``); so does a pause longer than ``episode_gap_s``.
+An urgent episode nobody acknowledges within ``ack_timeout_s`` escalates to emergency.
+
 Details carry scores and counts only: never patient data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..wire import ResultMessage
 
-__all__ = ["Alert", "AlertRules", "Severity"]
+__all__ = ["SEVERITY_RANK", "Alert", "AlertRules", "EpisodeClear", "Severity"]
 
 Severity = Literal["emergency", "urgent", "warning", "integrity"]
+# Higher is more severe: the order of open alerts, and what counts as an escalation.
+SEVERITY_RANK: dict[str, int] = {"integrity": 0, "warning": 1, "urgent": 2, "emergency": 3}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +48,23 @@ class Alert:
     severity: Severity
     detail: str
     dedupe_key: str | None = None  # at most one alert is ever raised per key
+    # Clinical alerts: the episode kind they fold into (None: an alert of its own), the value
+    # that raised it (NEWS2 score, seizure probability: the episode keeps its peak), when
+    # (the result's created_at; the receive time if its clock is suspect) and the longest pause
+    # between two alerts of one episode.
+    episode: str | None = None
+    value: float | None = None
+    at: float | None = None
+    gap_s: float = 900.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeClear:
+    """A result of an episode's kind that raised nothing: the open episode (if any) ends."""
+
+    device_id: str
+    episode: str
+    at: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,10 +72,33 @@ class AlertRules:
     backlog_threshold: int = 1000
     offline_after_s: float = 300.0
     backlog_repeat_s: float = 3600.0  # at most one backlog alert per device per this period
+    episode_gap_s: float = 900.0  # a longer pause between two alerts starts a new episode
+    ack_timeout_s: float = 600.0  # an urgent episode unacknowledged this long -> emergency
 
     def __post_init__(self) -> None:
-        if self.backlog_threshold < 1 or self.offline_after_s <= 0 or self.backlog_repeat_s <= 0:
+        if (
+            min(self.backlog_threshold, self.offline_after_s, self.backlog_repeat_s) <= 0
+            or min(self.episode_gap_s, self.ack_timeout_s) <= 0
+        ):
             raise ValueError("alert thresholds must be positive")
+
+    def evaluate(self, msg: ResultMessage, now: float) -> list[Alert | EpisodeClear]:
+        """What the store commits with a newly stored result: its alerts, and the end of an
+        episode its kind speaks to without alerting. A partial NEWS2 below the thresholds
+        ends nothing: it is a lower bound of the real score."""
+        at = now if msg.clock_suspect else msg.created_at
+        alerts = [replace(a, at=at, gap_s=self.episode_gap_s) for a in self.on_result(msg, now)]
+        out: list[Alert | EpisodeClear] = list(alerts)
+        raised = {a.episode for a in alerts}
+        body: dict[str, Any] = msg.body["result"]
+        spoke = None
+        if msg.kind == "news2" or (msg.kind == "monitor-reading" and body.get("news2")):
+            spoke = "news2"
+        elif msg.kind == "seizure-probability":
+            spoke = "seizure"
+        if spoke is not None and spoke not in raised:
+            out.append(EpisodeClear(device_id=msg.device_id, episode=spoke, at=at))
+        return out
 
     def on_result(self, msg: ResultMessage, now: float) -> list[Alert]:
         body: dict[str, Any] = msg.body["result"]
@@ -79,6 +128,8 @@ class AlertRules:
                     severity="urgent",
                     detail=f"seizure probability {body['probability']:.2f} >= model threshold "
                     f"{body['threshold']:.2f} ({msg.model_id}@{msg.model_version})",
+                    episode="seizure",
+                    value=float(body["probability"]),
                 )
             )
         backlog = msg.seq - msg.lowest_unacked_seq + 1
@@ -137,5 +188,7 @@ def _news2(msg: ResultMessage, body: dict[str, Any], *, partial: bool = False) -
             rule=rule,
             severity=severity,
             detail=detail,
+            episode="news2",
+            value=float(score),
         )
     ]

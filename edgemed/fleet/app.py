@@ -49,7 +49,10 @@ class Login(BaseModel):
 
 
 class Acknowledge(BaseModel):
+    # Who acknowledged: free text while the fleet has one shared token; a named user's id
+    # once it has user accounts. Recorded with the comment in the alert's history.
     by: str = Field(default="operator", min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=500)
 
 
 def _encode_cursor(row: dict[str, Any]) -> str:
@@ -203,13 +206,18 @@ def create_app(
         rule: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
     ) -> list[dict[str, Any]]:
-        """Newest first; ``open=true``: only those not yet acknowledged."""
+        """Newest first; ``open=true``: only those not yet acknowledged, most severe first,
+        then the longest waiting. Clinical alerts are episodes: ``episode_count`` alerts from
+        ``first_at`` to ``last_at``, ``peak`` value, ``closed_at`` once it ended."""
         return store.alerts(open_only=open, device_id=device_id, rule=rule, limit=limit)
 
     @app.post("/api/alerts/{alert_id}/ack", dependencies=auth, tags=["alerts"])
     def acknowledge(alert_id: int, body: Acknowledge | None = None) -> dict[str, Any]:
-        """Acknowledge an alert (idempotent: a second call keeps the first acknowledgement)."""
-        alert = store.acknowledge_alert(alert_id, by=(body or Acknowledge()).by)
+        """Acknowledge an alert or alert episode, with who and an optional comment
+        (idempotent: a second call keeps the first acknowledgement; an episode that escalates
+        afterwards needs a new one). The reply lists every acknowledgement (``acks``)."""
+        ack = body or Acknowledge()
+        alert = store.acknowledge_alert(alert_id, by=ack.by, comment=ack.comment)
         if alert is None:
             raise HTTPException(404, "no such alert")
         if events:

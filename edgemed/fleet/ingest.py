@@ -241,7 +241,7 @@ class Ingest:
         if not results:
             return
         now = time.time()
-        done = self.store.insert_results(results, lambda m: self.rules.on_result(m, now))
+        done = self.store.insert_results(results, lambda m: self.rules.evaluate(m, now))
         committed = time.monotonic()  # committed: only now may acks go out
         for msg, outcome, at in zip(results, done.outcomes, received, strict=True):
             self.counts[outcome] += 1

@@ -203,8 +203,9 @@ class FleetServer:
 
     def _sweep(self) -> None:
         """Every second: mark devices silent past their heartbeat "unknown". Every period:
-        raise ``device-offline`` for devices whose death notice is older than the limit."""
-        period = min(30.0, self.rules.offline_after_s / 4)
+        raise ``device-offline`` for devices whose death notice is older than the limit, and
+        escalate urgent alert episodes unacknowledged for ``ack_timeout_s``."""
+        period = min(30.0, self.rules.offline_after_s / 4, self.rules.ack_timeout_s / 4)
         next_sweep = time.monotonic() + period
         while not self._stop.wait(1.0):
             try:
@@ -225,5 +226,8 @@ class FleetServer:
                     self.rules.offline(d["device_id"], d["state_since"], now) for d in overdue
                 ]
                 announce(self.store.raise_alerts(alerts), self.events)
+                # Urgent alert episodes nobody acknowledged in time become emergencies.
+                escalated = self.store.escalate_unacknowledged(now, self.rules.ack_timeout_s)
+                announce(escalated, self.events)
             except Exception:  # a store outage must not end the sweeper: try again next period
                 log.exception("offline sweep failed")

@@ -32,13 +32,24 @@ from typing import Any, Literal
 
 from ..errors import SyncError
 from ..wire import ResultMessage
-from .alerts import Alert
+from .alerts import Alert, EpisodeClear
+from .episodes import (
+    ALERT_COLUMNS,
+    EPISODE_COLUMNS,
+    EPISODE_DDL,
+    EPISODE_MIGRATION,
+    OPEN_ORDER,
+    EpisodeStore,
+)
+from .exports.ledger import EXPORT_DDL, ExportStore
 
 __all__ = ["SCHEMA_VERSION", "Committed", "InsertOutcome", "SQLiteStore", "SqlStore", "open_store"]
 
 InsertOutcome = Literal["stored", "duplicate", "conflict"]
 
-_ALERTS = """
+# The alerts table as schema version 2 made it (migration 2); later columns are added by later
+# migrations, and a new store gets them all from _ALERTS.
+_ALERTS_V2 = """
 CREATE TABLE IF NOT EXISTS alerts (
     id {serial},
     device_id TEXT NOT NULL,
@@ -53,6 +64,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     dedupe_key TEXT UNIQUE
 )
 """
+_ALERTS = _ALERTS_V2.replace(
+    "dedupe_key TEXT UNIQUE",
+    "dedupe_key TEXT UNIQUE,\n    " + ",\n    ".join(f"{n} {t}" for n, t in EPISODE_COLUMNS),
+)
 _TABLES = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
@@ -129,12 +144,12 @@ CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device_id, id)
 # A migration step the dialect runs itself (_rekey_results): SQLite cannot alter a primary key.
 _REKEY_RESULTS = "-- rekey results on (device_id, epoch, seq)"
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 # Upgrades from version n-1 to n, run by the server itself (one transaction, under a lock).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE devices ADD COLUMN state_since DOUBLE PRECISION",
-        _ALERTS,
+        _ALERTS_V2,
         "INSERT INTO alerts(device_id, seq, rule, severity, detail, raised_at) "
         "SELECT device_id, seq, kind, 'integrity', detail, raised_at FROM alarms",
         "DROP TABLE alarms",
@@ -158,6 +173,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # heartbeat_s: how often the device promised a status; silent for 1.5x that -> "unknown".
     5: ("ALTER TABLE devices ADD COLUMN heartbeat_s DOUBLE PRECISION",),
+    # Alert episodes (fleet/episodes.py): episode columns, acknowledgement history.
+    6: EPISODE_MIGRATION,
+    # Exports (fleet/exports): encounter mapping, each result's encounter, what targets acked.
+    7: tuple(EXPORT_DDL.split(";")),
 }
 
 _UPSERT_DEVICE = (
@@ -186,10 +205,10 @@ class Committed:
     alerts: list[Alert]  # raised in the same transaction
 
 
-Evaluate = Callable[[ResultMessage], list[Alert]]
+Evaluate = Callable[[ResultMessage], "list[Alert] | list[Alert | EpisodeClear]"]
 
 
-class SqlStore:
+class SqlStore(EpisodeStore, ExportStore):
     """The store's logic over a DB-API connection; thread-safe through one lock."""
 
     placeholder = "?"  # dialect: parameter style
@@ -242,7 +261,8 @@ class SqlStore:
                 step for v in range(version + 1, SCHEMA_VERSION + 1) for step in _MIGRATIONS[v]
             ]  # fmt: skip
             # The full DDL is idempotent: after the upgrade steps it only adds what is missing.
-            steps += _TABLES.split(";") + _EPOCH_TABLES.split(";")
+            steps += [*_TABLES.split(";"), *_EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
+            steps += EXPORT_DDL.split(";")
             for step in steps:
                 if step == _REKEY_RESULTS:
                     self._rekey_results()
@@ -307,9 +327,12 @@ class SqlStore:
                 msg = msgs[i]
                 if _key(msg) in stored:
                     stored.discard(_key(msg))  # a repeat in this batch: duplicate
-                    for alert in evaluate(msg) if evaluate else ():
-                        if self._raise(alert, now):
-                            raised.append(alert)
+                    self._record_encounter(_key(msg), msg.body.get("encounter"), msg.created_at)
+                    for item in evaluate(msg) if evaluate else ():
+                        if isinstance(item, EpisodeClear):
+                            self._clear_episode(item, now)
+                        elif self._raise(item, now):
+                            raised.append(item)
                 else:
                     outcomes[i] = self._repeat(msg, now)
             acked = self._advance_all(floors, now)
@@ -461,7 +484,10 @@ class SqlStore:
         return bool(cur.rowcount == 1)
 
     def _raise(self, alert: Alert, now: float) -> bool:
-        """Insert an alert unless one with the same dedupe key was ever raised."""
+        """Insert an alert unless one with the same dedupe key was ever raised; a clinical
+        alert folds into its episode (True: new or escalated, to be announced)."""
+        if alert.episode is not None:
+            return self._raise_episodic(alert, now)
         cur = self._run(
             _INSERT_ALERT,
             (alert.device_id, alert.seq, alert.rule, alert.severity, alert.detail[:500], now,
@@ -477,16 +503,23 @@ class SqlStore:
         with self._lock, self._transaction():
             return [a for a in alerts if self._raise(a, now)]
 
-    def acknowledge_alert(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
-        """Mark an alert acknowledged (idempotent); None if there is no such alert."""
+    def acknowledge_alert(
+        self, alert_id: int, *, by: str, comment: str | None = None
+    ) -> dict[str, Any] | None:
+        """Mark an alert acknowledged, by whom and with an optional comment (idempotent: the
+        first acknowledgement stands until the episode escalates); None if there is no such
+        alert. Every acknowledgement is kept in ``alert_acks``."""
         now = time.time()
         with self._lock, self._transaction():
-            self._run(
-                "UPDATE alerts SET acked_at=?, acked_by=? WHERE id=? AND acked_at IS NULL",
-                (now, by[:100], alert_id),
-            )
-        rows = self._rows("SELECT * FROM alerts WHERE id=?", (alert_id,))
-        return rows[0] if rows else None
+            self._record_ack(alert_id, now, by, comment)
+        rows = self._rows(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id=?", (alert_id,))
+        if not rows:
+            return None
+        rows[0]["acks"] = self._rows(
+            "SELECT at, acked_by, comment, severity FROM alert_acks WHERE alert_id=? ORDER BY id",
+            (alert_id,),
+        )
+        return rows[0]
 
     def resolve_alerts(self, device_id: str, rule: str) -> int:
         """The condition behind an alert has cleared (device back online); it still needs an
@@ -632,14 +665,15 @@ class SqlStore:
         rule: str | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
-        """Newest first; ``open_only``: not yet acknowledged."""
+        """Newest first; ``open_only``: not yet acknowledged, most severe first, then the
+        longest waiting. A clinical alert is an episode (fleet/episodes.py)."""
         clauses, params = _equal(device_id=device_id, rule=rule)
         if open_only:
             clauses.append("acked_at IS NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = OPEN_ORDER if open_only else "id DESC"
         return self._rows(
-            f"SELECT id, device_id, seq, rule, severity, detail, raised_at, acked_at, acked_by, "
-            f"resolved_at FROM alerts {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {ALERT_COLUMNS} FROM alerts {where} ORDER BY {order} LIMIT ?",
             (*params, limit),
         )
 

@@ -91,14 +91,17 @@ def test_alerts_from_results_listed_acknowledged_and_filtered(
     assert _stored(server, 4)
     status, alerts = api.call("/api/alerts?open=true")
     assert status == 200
-    assert [(a["rule"], a["severity"], a["seq"]) for a in alerts] == [
-        ("seizure", "urgent", 4),
-        ("news2-emergency", "emergency", 3),
-        ("news2-urgent", "urgent", 2),
+    # NEWS2 urgent then emergency: one episode (escalated), listed first (most severe).
+    assert [(a["rule"], a["severity"], a["seq"], a["episode_count"]) for a in alerts] == [
+        ("news2-emergency", "emergency", 2, 2),
+        ("seizure", "urgent", 4, 1),
     ]
-    status, acked = api.call(f"/api/alerts/{alerts[1]['id']}/ack", body={"by": "charge nurse"})
+    status, acked = api.call(
+        f"/api/alerts/{alerts[0]['id']}/ack", body={"by": "charge nurse", "comment": "on it"}
+    )
     assert status == 200 and acked["acked_by"] == "charge nurse" and acked["acked_at"]
-    assert [a["rule"] for a in api.call("/api/alerts?open=true")[1]] == ["seizure", "news2-urgent"]
+    assert acked["ack_comment"] == "on it" and len(acked["acks"]) == 1
+    assert [a["rule"] for a in api.call("/api/alerts?open=true")[1]] == ["seizure"]
     assert api.call("/api/alerts/99999/ack", body={})[0] == 404
     assert api.call("/api/alerts?rule=seizure")[1][0]["seq"] == 4
 
@@ -112,8 +115,36 @@ def test_alerts_from_results_listed_acknowledged_and_filtered(
     assert api.call("/api/results?limit=0")[0] == 422
     status, detail = api.call("/api/devices/icu-4")
     assert status == 200 and detail["acked_seq"] == 4 and len(detail["recent_results"]) == 4
-    assert len(detail["alerts"]) == 3
+    assert len(detail["alerts"]) == 2
     assert api.call("/api/devices/nobody")[0] == 404
+
+
+def test_a_seizure_of_fifteen_windows_is_one_alert_episode(
+    fleet: tuple[FleetServer, Api, mqtt.Client],
+) -> None:
+    """Measured before episodes: one seizure streamed as 15 windows raised 15 urgent alerts."""
+    server, api, device = fleet
+    for seq in range(1, 16):
+        body = seizure_body(0.7 + 0.01 * seq, 0.5)
+        payload = result_payload("eeg-3", seq, body, model="seizure-ieeg@1.0.0")
+        _publish(device, "edgemed/v1/eeg-3/results", payload)
+    assert _stored(server, 15)
+    status, alerts = api.call("/api/alerts?device_id=eeg-3")
+    assert status == 200 and len(alerts) == 1
+    (episode,) = alerts
+    assert (episode["rule"], episode["severity"], episode["episode_count"]) == (
+        "seizure",
+        "urgent",
+        15,
+    )
+    assert episode["peak"] == pytest.approx(0.85) and episode["last_seq"] == 15
+    _publish(device, "edgemed/v1/eeg-3/results", result_payload("eeg-3", 16, seizure_body(0.1)))
+    assert until(lambda: api.call("/api/alerts?device_id=eeg-3")[1][0]["closed_at"], 10)
+    status, acked = api.call(
+        f"/api/alerts/{episode['id']}/ack", body={"by": "neuro on call", "comment": "reviewed EEG"}
+    )
+    assert status == 200 and acked["acks"][0]["comment"] == "reviewed EEG"
+    assert api.call("/api/alerts?open=true&device_id=eeg-3")[1] == []
 
 
 def test_device_registry_offline_alert_and_model_inventory(
