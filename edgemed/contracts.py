@@ -256,6 +256,13 @@ def _text_embedding(body: dict[str, Any]) -> None:
         at = f"{where}.nearest[{i}]"
         _object(near, at)
         _number(near, "score", at, -1.0 - _COSINE_SLACK, 1.0 + _COSINE_SLACK)
+    if body.get("confidence") is not None:  # calibrated probability of the first suggestion
+        _number(body, "confidence", where, 0.0, 1.0)
+    if body.get("suggestion") is not None:  # a confident suggestion is nearest[0]
+        at = f"{where}.suggestion"
+        _number(
+            _object(body["suggestion"], at), "score", at, -1.0 - _COSINE_SLACK, 1.0 + _COSINE_SLACK
+        )
 
 
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {

@@ -143,11 +143,13 @@ def _demo_device(
                 result = pipeline(note)
                 assert isinstance(result, EmbeddingResult)
                 seq = pub.submit(result)
-                top = result.nearest[0]
-                echo(
-                    f"  seq {seq}  {result.provenance.timings.total_ms:5.1f} ms  "
-                    f"-> {top.code} ({top.score:.2f}) {top.text[:48]}"
+                top = result.suggestion
+                said = (
+                    f"{top.code} (p {result.confidence:.2f}) {top.text[:44]}"
+                    if top is not None and result.confidence is not None
+                    else f"no confident code: {(result.abstain_reason or '')[:56]}"
                 )
+                echo(f"  seq {seq}  {result.provenance.timings.total_ms:5.1f} ms  -> {said}")
             drained = pub.wait_drained(30)
         return drained, outbox.stats().depth, time.monotonic() - started
 
@@ -190,10 +192,11 @@ def run_demo(
         echo(f"fleet received {len(results)} result(s) in {elapsed:.2f} s:")
         for row in sorted(results, key=lambda r: r["seq"]):
             body = row["payload"]
-            top = body["result"]["nearest"][0]
+            top = body["result"].get("suggestion")  # None: no confident code (the reason)
+            code = top["code"] if top else f"- ({body['result'].get('abstain_reason', '')[:40]})"
             echo(
                 f"  {row['device_id']} seq {row['seq']}  {row['model_id']}@{row['model_version']} "
-                f"[{body['model']['backend']}/{body['model']['precision']}]  {top['code']}"
+                f"[{body['model']['backend']}/{body['model']['precision']}]  {code}"
             )
         for dev in devices:
             echo(

@@ -7,9 +7,15 @@ top-k kernel. Each suggestion carries its code, the CDC description and the cosi
 result's provenance says which model, backend and input produced it (the note itself is never
 stored in the result, only its sha256).
 
-These are **suggestions for a human coder**, not codes: the model card's recall@10 on the
-tabular list's inclusion terms is about 68 %, and it handles negation poorly ("no chest pain"
-still ranks chest-pain codes first). Not a medical device.
+Each result also says whether its first suggestion is a *confident* one: ``result.suggestion``
+(else None, with ``result.abstain_reason``), the calibrated ``result.confidence`` that its
+3-character category is right, and how the sentence asserts its finding (``result.assertion``:
+present, negated, uncertain, pending, hypothetical or mixed). Negated, pending and rule-out
+findings ("no chest pain", "troponin pending", "rule out MI") are never coded, and a code that
+a measured value contradicts ("glucose 2.1 mmol/L" vs hyperglycaemia) is marked ``✗``.
+
+These are **suggestions for a human coder**, not codes: at the model card's operating point
+about one affirmed phrase in eight gets a confident code. Not a medical device.
 
 Run from the repository root::
 
@@ -35,6 +41,8 @@ EXAMPLE_NOTES = [
     "Productive cough with fever and crackles at the right lung base for three days.",
     "Type 2 diabetes with peripheral neuropathy; numbness in both feet.",
     "Fell at home, pain in the left hip, unable to bear weight. Known osteoporosis.",
+    "Scabies on both hands. No fever. Skin scrapings sent. ?Secondary impetigo.",
+    "New confusion overnight, blood glucose 2.1 mmol/L.",
 ]
 
 
@@ -51,6 +59,7 @@ def main() -> int:
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args()
     notes = [read_text(args.file)] if args.file else [args.note] if args.note else EXAMPLE_NOTES
+    problems: list[str] = []
     with edgemed.load("clinical-text-minilm", backend=args.backend) as coder:
         print(f"model    {coder!r}: {coder.choice.reason}")
         for note in notes:
@@ -58,11 +67,36 @@ def main() -> int:
             for sentence in sentences(note):
                 result = coder(sentence)
                 assert isinstance(result, edgemed.EmbeddingResult)
+                problems += check(result)
                 t = result.provenance.timings
                 print(f"  «{sentence[:70]}»  ({t.total_ms:.1f} ms, {result.n_tokens} tokens)")
+                p = "-" if result.confidence is None else f"{result.confidence:.2f}"
+                if result.suggestion is not None:
+                    s = result.suggestion
+                    print(f"    CODE {s.code} (p {p}, {result.assertion})  {s.text[:70]}")
+                else:
+                    print(
+                        f"    no confident code (p {p}, {result.assertion}): {result.abstain_reason}"
+                    )
                 for s in result.nearest[: args.top]:
-                    print(f"    {s.code:9} {s.score:.3f}  {s.text[:80]}")
-    return 0
+                    flag = "✗" if s.contradicted else " "
+                    print(f"    {flag} {s.code:9} {s.score:.3f}  {s.text[:76]}")
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def check(result: edgemed.EmbeddingResult) -> list[str]:
+    """The result's own promises: no code for a finding that is not affirmed, none that a
+    measured value contradicts, a probability in [0, 1]."""
+    problems = []
+    if result.suggestion is not None and result.assertion not in ("present", "mixed"):
+        problems.append(f"a {result.assertion} finding was coded {result.suggestion.code}")
+    if result.suggestion is not None and result.suggestion.contradicted:
+        problems.append(f"{result.suggestion.code} is contradicted yet confident")
+    if result.confidence is not None and not 0.0 <= result.confidence <= 1.0:
+        problems.append(f"confidence {result.confidence} is not a probability")
+    return problems
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from ..errors import ManifestError, ModelError
 from ..manifest import Manifest, parse_section
 from ..preprocess.text import TextContext
 from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder, deferred
+from .code_confidence import judge, load_confidence
+from .golden import golden_limits
 
 __all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check", "golden_role"]
 
@@ -34,6 +36,8 @@ class EmbeddingPostprocessor:
     ``label_index_scales`` (symmetric per-row int8 rows and their float32 scales from
     :func:`edgemed.kernels.quantize_rows_int8`, 4x smaller; searched with
     :func:`edgemed.kernels.cosine_topk_int8`). Without labels, results carry no ``nearest``.
+    With labels, the first suggestion is judged (assertion, plausibility, the bundle's
+    ``code_confidence`` calibration; :mod:`edgemed.postprocess.code_confidence`).
     """
 
     def __init__(self, manifest: Manifest) -> None:
@@ -56,17 +60,45 @@ class EmbeddingPostprocessor:
                     f"{manifest.id}: 'labels' needs 'label_embeddings' or 'label_index_int8'"
                 )
         self.top_k = min(config.top_k, len(self._labels))
+        self._confidence = load_confidence(manifest, self.top_k) if self._labels else None
 
     def __call__(
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TextContext
     ) -> ResultBuilder:
         unit, nearest = self.nearest(outputs[self._output])
+        ranked = nearest[0]
+        if not self._labels:
+            return deferred(
+                EmbeddingResult,
+                embedding=unit[0],
+                nearest=ranked,
+                n_tokens=context.n_tokens,
+                truncated=context.truncated,
+            )
+        verdict = judge(
+            context.text,
+            [n.code for n in ranked],
+            [n.text for n in ranked],
+            [n.score for n in ranked],
+            self._confidence,
+        )
+        ranked = tuple(
+            LabelScore(code=n.code, text=n.text, score=n.score, contradicted=why)
+            if why is not None
+            else n
+            for n, why in zip(ranked, verdict.contradicted, strict=True)
+        )
         return deferred(
             EmbeddingResult,
             embedding=unit[0],
-            nearest=nearest[0],
+            nearest=ranked,
             n_tokens=context.n_tokens,
             truncated=context.truncated,
+            suggestion=ranked[0] if verdict.confident else None,
+            confidence=verdict.confidence,
+            assertion=verdict.assertion,
+            abstained=not verdict.confident,
+            abstain_reason=verdict.reason,
         )
 
     def nearest(
@@ -132,7 +164,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     got = np.stack([r.embedding for r in got_rows])
     if got.shape != expected.shape:
         return [f"golden ({role}): got embeddings {got.shape}, expected {expected.shape}"]
-    tol, problems = manifest.golden, []
+    tol, problems = golden_limits(manifest, results), []
     worst = float(np.abs(got - expected).max())
     if worst > tol.max_abs_diff:
         problems.append(f"golden ({role}): max |diff| {worst:.4g} > {tol.max_abs_diff}")

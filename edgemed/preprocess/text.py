@@ -9,7 +9,7 @@ must be chunked by the caller.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -50,6 +50,9 @@ class TextPreprocess:
 class TextContext:
     n_tokens: int  # real word pieces after truncation
     truncated: bool
+    # The caller's text, for the rules that read what the encoder cannot (negation, units);
+    # it stays in memory, never in the result (which carries only its sha256).
+    text: str = field(default="", repr=False)
 
 
 class TextPreprocessor:
@@ -73,11 +76,14 @@ class TextPreprocessor:
         encoding = self._tok.encode(text)
         ids = np.array([encoding.ids], dtype=np.int64)
         mask = np.array([encoding.attention_mask], dtype=np.int64)
+        truncated = bool(encoding.overflowing)
+        # The rules read only what the encoder saw: the text up to the last word piece kept.
+        seen = text[: max(end for _, end in encoding.offsets)] if truncated else text
         return Prepared(
             tensors={"input_ids": ids, "attention_mask": mask},
             input_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             input_kind="text",
-            context=TextContext(n_tokens=ids.shape[1], truncated=bool(encoding.overflowing)),
+            context=TextContext(n_tokens=ids.shape[1], truncated=truncated, text=seen),
         )
 
 

@@ -17,7 +17,9 @@ Steps (deterministic for the pinned versions in requirements.txt):
    index text): FP32 vs INT8 ONNX Runtime vs INT8 OpenVINO; gate: INT8 recall@10 within 1 point
    of FP32; measure query latency and order the backends fastest first;
 7. write golden vectors (one expected set per INT8 engine), a 500-query evaluation subset, the
-   manifest (sha256 of every artifact) and the model card.
+   manifest (sha256 of every artifact) and the model card;
+8. calibrate the doubt on code suggestions (icd_confidence.py: confidence, operating point,
+   engine-drift margin, held-out figures; adds code_confidence.json and a card section).
 
 Needs the edgemed source tree with its compiled kernels (the index and the search use
 ``edgemed.kernels``). Embeddings are cached in ``--cache`` (default /work/cache-icd, off with
@@ -51,12 +53,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the edgemed source tree (kernels for the index)
 
 import icd10cm  # noqa: E402
+import icd_confidence  # noqa: E402
 import icd_index  # noqa: E402
 
 from edgemed import kernels  # noqa: E402
 
 MODEL_ID = "clinical-text-minilm"
-VERSION = "1.1.0"  # 1.1: ICD-10-CM leaf-code suggestions replace the chapter hints
+# 1.1: ICD-10-CM leaf-code suggestions replace the chapter hints; 1.2: calibrated confidence
+VERSION = icd_confidence.VERSION
 GATE_MIN_COSINE = 0.98  # INT8 vs FP32 on the held-out sentences; below this nothing ships
 GATE_RECALL_DROP = 0.01  # INT8 code recall@10 may be at most 1 point below FP32
 # Index vector per code: unit(e(description) + CONTEXT_WEIGHT * e(description; ancestors)).
@@ -305,6 +309,7 @@ def main() -> None:
     write_card(out, metrics, backends)
     write_manifest(out, metrics, backends)
     print(json.dumps(metrics, indent=1))
+    icd_confidence.calibrate(out, Path(args.cache).parent / "confidence" if args.cache else None)
     print(json.dumps({"backends": backends, "sha256": artifact_hashes(out)}, indent=1))
 
 

@@ -235,7 +235,8 @@ def test_float32_label_set_is_still_served(tmp_path: Path, encoder: edgemed.Pipe
         (folder / "labels.json").write_text(json.dumps(chapters))
         emb = np.stack([encoder(c["text"]).embedding for c in chapters])
         np.save(folder / "label_embeddings.npy", emb)
-        for role in ("label_index_int8", "label_index_scales"):
+        # The code confidence is fitted to the ICD-10-CM index: it goes with it.
+        for role in ("label_index_int8", "label_index_scales", "code_confidence"):
             del data["artifacts"][role]
         data["artifacts"]["label_embeddings"] = {"path": "label_embeddings.npy", "sha256": ""}
 
