@@ -46,6 +46,7 @@ def result_payload(
     low: int | None = None,
     model: str = "news2-rcp2017@1.0.0",
     created_at: float | None = None,
+    encounter: str | None = None,
 ) -> bytes:
     model_id, _, version = model.partition("@")
     message = {
@@ -62,7 +63,7 @@ def result_payload(
         "input": {"sha256": "0" * 64, "kind": "vitals", "window": None},
         "timings_ms": {"preprocess": 0.0, "inference": 0.1, "postprocess": 0.0},
         "edgemed_version": "test",
-        "encounter": None,
+        "encounter": encounter,
         "result": body,
     }  # fmt: skip
     return json.dumps(message).encode()

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from .._version import __version__
 from ..errors import SyncError
 from .events import EventBus
+from .exports.routes import export_routes
 from .store import MAX_PAGE, SqlStore
 
 __all__ = ["FleetApi", "create_app"]
@@ -243,6 +244,9 @@ def create_app(
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
+
+    # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
+    app.include_router(export_routes(store), dependencies=auth)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
