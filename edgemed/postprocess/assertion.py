@@ -10,7 +10,8 @@ suggested:
 * hypothetical: "if", "in case of", "watch for", "return if"
 
 Scope (as in NegEx): a cue *before* its finding ("no fever, chills or rigors") covers the words
-after it up to the end of the sentence (``.;:!?`` or a line break), a terminating word ("but",
+after it up to the end of the sentence (``.;!`` or a line break; a colon is transparent, so
+"Troponin: pending" and "Chest pain: no" read as written), a terminating word ("but",
 "however", "although", "except", "apart from", ...) or the next cue, so lists after one cue stay
 in its scope; a cue *after* its finding ("troponin pending", "PE?") covers the words back to
 the previous comma or sentence start, which is how such shorthand is written. Cues that may
@@ -48,11 +49,11 @@ class AssertionSpan:
 # (cue words, status, direction). Multi-word cues are matched on lower-cased word tokens.
 _CUES: tuple[tuple[str, Status, Direction], ...] = (
     # negation
-    ("no", "negated", "pre"),
+    ("no", "negated", "both"),  # "no fever"; "Fever: no"
     ("not", "negated", "pre"),
-    ("nil", "negated", "pre"),
+    ("nil", "negated", "both"),
     ("none", "negated", "both"),
-    ("denies", "negated", "pre"),
+    ("denies", "negated", "both"),
     ("denied", "negated", "both"),
     ("deny", "negated", "pre"),
     ("denying", "negated", "pre"),
@@ -60,7 +61,7 @@ _CUES: tuple[tuple[str, Status, Direction], ...] = (
     ("w/o", "negated", "pre"),
     ("negative for", "negated", "pre"),
     ("neg for", "negated", "pre"),
-    ("negative", "negated", "post"),
+    ("negative", "negated", "both"),  # "troponin negative", "negative D-dimer"
     ("free of", "negated", "pre"),
     ("absence of", "negated", "pre"),
     ("absent", "negated", "post"),  # "pulses absent"; "absent pulses" is a finding
@@ -90,12 +91,13 @@ _CUES: tuple[tuple[str, Status, Direction], ...] = (
     ("possibly", "uncertain", "pre"),
     ("probable", "uncertain", "pre"),
     ("probably", "uncertain", "pre"),
-    ("likely", "uncertain", "pre"),
+    ("likely", "uncertain", "both"),
     ("unlikely", "uncertain", "both"),
     ("suspected", "uncertain", "both"),
     ("suspect", "uncertain", "pre"),
     ("suspicion of", "uncertain", "pre"),
     ("suspicious for", "uncertain", "pre"),
+    ("suspicious of", "uncertain", "pre"),
     ("query", "uncertain", "both"),
     ("questionable", "uncertain", "pre"),
     ("?", "uncertain", "both"),
@@ -123,6 +125,8 @@ _CUES: tuple[tuple[str, Status, Direction], ...] = (
     ("awaited", "pending", "post"),
     ("to be done", "pending", "post"),
     ("to follow", "pending", "post"),
+    ("to be repeated", "pending", "post"),
+    ("not yet done", "pending", "post"),
     ("ordered", "pending", "both"),
     ("requested", "pending", "both"),
     ("request", "pending", "pre"),
@@ -266,8 +270,9 @@ _FILLER = frozenset(
     ]
 )
 
-_TOKEN = re.compile(r"[a-z][a-z0-9'+]*(?:[/-][a-z0-9]+)*|\d+(?:[.,]\d+)?|[?.;:!,\n]")
-_SENTENCE_END = frozenset(".;:!\n")
+# ":" is not a token: "Troponin: pending" and "Fever: no" read as "troponin pending", "fever no".
+_TOKEN = re.compile(r"[a-z][a-z0-9'+]*(?:[/-][a-z0-9]+)*|\d+(?:[.,]\d+)?|[?.;!,\n]")
+_SENTENCE_END = frozenset(".;!\n")
 
 
 @dataclass(frozen=True)
@@ -345,8 +350,16 @@ def _mark_phrases(toks: list[_Tok]) -> None:
             i += 1
 
 
+_COUNT = re.compile(r"x\d")  # "x2", "x3d": counts and durations, not findings
+
+
 def _is_content(tok: _Tok) -> bool:
-    return tok.kind == "word" and tok.text not in _FILLER and len(tok.text) > 1
+    return (
+        tok.kind == "word"
+        and tok.text not in _FILLER
+        and len(tok.text) > 1
+        and not _COUNT.match(tok.text)
+    )
 
 
 def _forward_has_content(toks: list[_Tok], i: int) -> bool:
