@@ -36,7 +36,7 @@ def test_run_prints_a_result() -> None:
     proc = _edgemed("run", "clinical-text-minilm", "chest pain radiating to the left arm")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["model"] == "clinical-text-minilm@1.2.0" and out["dim"] == 384
+    assert out["model"] == "clinical-text-minilm@1.2.1" and out["dim"] == 384
     first = load_manifest(find_model_dir("clinical-text-minilm"), verify=False).backends[0]
     assert out["backend"] == f"{first}/cpu/int8" and len(out["nearest"]) == 10
     assert out["nearest"][0]["code"].startswith("R07")  # chest pain codes

@@ -251,7 +251,7 @@ def test_engines_disagreeing_on_the_first_code_are_never_confident(
 def test_card_states_the_operating_point(encoder: edgemed.Pipeline) -> None:
     m = encoder.manifest
     card = m.path("model_card").read_text()
-    assert m.version == "1.2.0" and m.has("code_confidence")
+    assert m.version == "1.2.1" and m.has("code_confidence")
     assert "Confidence, assertion and abstention" in card and "Tuned on" in card
     for key in (
         "heldout_terms_coverage_onnxruntime",
