@@ -47,7 +47,8 @@ def ov_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest["backends"] = ["openvino", "onnxruntime"]
     # This IR is the ONNX Runtime graph converted, not the shipped static INT8 IR: the shipped
     # IR's own expected outputs do not apply, the ONNX Runtime ones do (within tolerance).
-    manifest["artifacts"].pop("golden_outputs_openvino", None)
+    for role in [r for r in manifest["artifacts"] if r.startswith("golden_outputs_openvino")]:
+        manifest["artifacts"].pop(role)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

@@ -335,5 +335,5 @@ def test_cli_run_takes_a_json_row(
     assert main(["run", REG, "--backend", "onnxruntime", "--threads", "1", json.dumps(row)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert abs(printed["progression_1y"] - reg(row).value) < 1e-3
-    assert main(["run", REG, "{not json"]) == 2
+    assert main(["run", REG, "{not json"]) == 3  # bad input (README exit codes)
     assert "JSON object or array" in capsys.readouterr().err
