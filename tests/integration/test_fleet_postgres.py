@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -67,6 +71,17 @@ def test_two_ingest_workers_one_postgres_store(
             db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def health(server: Any) -> int:
+    """The status code of the fleet's /api/health."""
+    url = f"http://127.0.0.1:{server.api.port}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            json.loads(response.read())
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 class PrivatePostgres:
     """A PostgreSQL server of our own on a free loopback port, that a test may stop and start
     (the shared one on 5432 must stay up). As root, the server runs as user postgres."""
@@ -108,24 +123,11 @@ def test_health_503_while_the_database_is_down_and_store_reconnects(
 ) -> None:
     """PostgreSQL stops: /api/health turns 503 within 5 s; it starts again: the store
     reconnects by itself (one connection, no pool) and results flow again."""
-    import json
-    import urllib.error
-    import urllib.request
-
     from edgemed.fleet.server import FleetServer
 
     pg = PrivatePostgres()
     pg.start()
     cfg = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
-
-    def health(server: FleetServer) -> int:
-        url = f"http://127.0.0.1:{server.api.port}/api/health"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                json.loads(response.read())
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
 
     try:
         store = PostgresStore(pg.dsn)
@@ -156,25 +158,12 @@ def test_store_reconnects_after_its_backend_is_terminated(
 ) -> None:
     """A PostgreSQL restart (here: our backend terminated) must not leave the fleet broken for
     good: the broken connection fails one call, and the next reconnects."""
-    import json
-    import urllib.error
-    import urllib.request
-
     from edgemed.errors import SyncError
     from edgemed.fleet.server import FleetServer
 
     schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
     store = PostgresStore(PG_DSN, schema=schema)
     cfg = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
-
-    def health(server: FleetServer) -> int:
-        url = f"http://127.0.0.1:{server.api.port}/api/health"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                json.loads(response.read())
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
 
     try:
         with FleetServer(store, cfg, token="pg-health-token-0123456789", port=0) as server:
