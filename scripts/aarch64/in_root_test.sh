@@ -1,0 +1,91 @@
+#!/bin/bash
+# Runs INSIDE the arm64 root (scripts/test_wheel_aarch64.sh), every Python process emulated by
+# qemu-aarch64. Writes its figures to /build/report. Arguments: WHEEL TEST_FILES...
+#  1. bare venv: `pip install WHEEL` alone must not pull onnxruntime/openvino (Linux aarch64:
+#     JetPack's onnxruntime-gpu provides the module); import, `edgemed doctor` there and on the
+#     Jetson probe fixtures (--root), i.e. a Jetson before onnxruntime-gpu is installed.
+#  2. test venv: WHEEL[test,cpu] (PyPI's CPU onnxruntime + openvino aarch64 wheels, as in the
+#     cibuildwheel config): doctor (real and on the fixtures), `models verify`, golden drift
+#     (models/recipes/golden_drift.py, report only), then pytest on TEST_FILES from a folder
+#     without the source tree.
+set -euo pipefail
+FAILED=()
+WHEEL="$1"
+shift
+R=/build/report
+mkdir -p "$R"
+PIP="--disable-pip-version-check --prefer-binary --quiet"
+t() { date +%s; }
+step() { printf '\n==> %s\n' "$*"; }
+
+step "bare venv: pip install $(basename "$WHEEL") (no extras)"
+rm -rf /opt/bare-venv
+python3 -m venv /opt/bare-venv
+T0=$(t)
+/opt/bare-venv/bin/python -m pip install $PIP "$WHEEL"
+echo "bare install: $(($(t) - T0)) s" >>"$R/test-times.txt"
+/opt/bare-venv/bin/python -m pip list --format=freeze >"$R/bare-venv-packages.txt"
+if grep -qiE '^(onnxruntime|openvino)' "$R/bare-venv-packages.txt"; then
+    echo "FAIL: a plain install on Linux aarch64 pulled an inference runtime:"
+    grep -iE '^(onnxruntime|openvino)' "$R/bare-venv-packages.txt"
+    exit 1
+fi
+cd /tmp
+/opt/bare-venv/bin/python -c 'import edgemed, edgemed._kernels as k; print("import", edgemed.__version__, "from", edgemed.__file__); print("kernels", k.__file__)' \
+    | tee "$R/import.txt"
+/opt/bare-venv/bin/edgemed doctor >"$R/doctor-bare.txt" 2>&1 || echo "exit $?" >>"$R/doctor-bare.txt"
+cat "$R/doctor-bare.txt"
+for fx in jetson-agx-orin jetson-orin-nano aarch64-cpu; do
+    /opt/bare-venv/bin/edgemed doctor --root "/build/src/tests/fixtures/hardware/$fx" \
+        >"$R/doctor-bare-$fx.txt" 2>&1 || echo "exit $?" >>"$R/doctor-bare-$fx.txt"
+done
+cat "$R/doctor-bare-jetson-agx-orin.txt"
+
+step "test venv: pip install $(basename "$WHEEL")[test,cpu]"
+[ -x /opt/test-venv/bin/python ] || python3 -m venv /opt/test-venv
+T0=$(t)
+/opt/test-venv/bin/python -m pip install $PIP --upgrade pip
+/opt/test-venv/bin/python -m pip install $PIP --force-reinstall --no-deps "$WHEEL"
+/opt/test-venv/bin/python -m pip install $PIP "$WHEEL[test,cpu]"
+echo "test venv install: $(($(t) - T0)) s" >>"$R/test-times.txt"
+/opt/test-venv/bin/python -m pip list --format=freeze >"$R/test-venv-packages.txt"
+
+step "edgemed doctor (emulated aarch64, PyPI onnxruntime + openvino)"
+/opt/test-venv/bin/edgemed doctor 2>&1 | tee "$R/doctor.txt" || FAILED+=("edgemed doctor")
+for fx in jetson-agx-orin jetson-orin-nano jetson-agx-orin-pypi-ort aarch64-cpu; do
+    /opt/test-venv/bin/edgemed doctor --root "/build/src/tests/fixtures/hardware/$fx" \
+        >"$R/doctor-$fx.txt" 2>&1 || echo "exit $?" >>"$R/doctor-$fx.txt"
+done
+head -12 "$R/doctor-jetson-agx-orin.txt"
+/opt/test-venv/bin/python -c 'from edgemed.hardware import cpu_family; import platform; print("cpu family", cpu_family(), platform.machine())' \
+    | tee "$R/cpu-family.txt"
+grep -m1 -iE '^(features|flags)' /proc/cpuinfo | cut -c1-200 >>"$R/cpu-family.txt" || true
+
+step "edgemed models verify"
+T0=$(t)
+/opt/test-venv/bin/edgemed models verify 2>&1 | tee "$R/models-verify.txt" || FAILED+=("models verify")
+echo "models verify: $(($(t) - T0)) s" >>"$R/test-times.txt"
+
+step "golden drift (report only; manifests are not written)"
+T0=$(t)
+/opt/test-venv/bin/python /build/src/models/recipes/golden_drift.py 2>&1 | tee "$R/golden-drift.txt" \
+    || FAILED+=("golden drift")
+echo "golden drift: $(($(t) - T0)) s" >>"$R/test-times.txt"
+
+step "unit tests from a folder without the source tree: $*"
+rm -rf /build/run && mkdir -p /build/run
+cp -r /build/src/tests/unit /build/src/tests/fixtures /build/src/tests/conftest.py \
+    /build/src/tests/payloads.py /build/src/tests/bridge_vectors.py /build/run/
+cd /build/run
+T0=$(t)
+rc=0
+EDGEMED_FIRMWARE_BRIDGE=/build/src/firmware_bridge /opt/test-venv/bin/python -m pytest -q \
+    -p no:cacheprovider --durations=15 -m "not slow" "$@" 2>&1 | tee "$R/pytest.txt" || rc=$?
+echo "pytest: $(($(t) - T0)) s (exit $rc)" >>"$R/test-times.txt"
+[ "$rc" = 0 ] || FAILED+=("pytest (exit $rc)")
+cat "$R/test-times.txt"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "FAILED: ${FAILED[*]}"
+    exit 1
+fi
+echo "aarch64 wheel checks passed"
