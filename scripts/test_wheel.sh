@@ -23,9 +23,11 @@ PY
 make_venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet "$WHEEL[test]"
 mkdir "$WORK/run"
-cp -r "$ROOT/tests/unit" "$ROOT/tests/fixtures" "$ROOT/tests/conftest.py" "$ROOT/tests/payloads.py" \
-    "$ROOT/tests/bridge_vectors.py" "$WORK/run/"
+cp -r "$ROOT/tests/unit" "$ROOT/tests/fixtures" "$ROOT"/tests/*.py "$WORK/run/"  # helpers too
 export EDGEMED_FIRMWARE_BRIDGE="$ROOT/firmware_bridge"  # shared test vectors, C sources
+# The ingest fuzz ran its full 10,000 payloads against the source tree a minute ago; here it
+# checks the installed package with fewer (the wheel adds no code of its own to fuzz).
+export EDGEMED_FUZZ_RESULTS="${EDGEMED_FUZZ_RESULTS:-1000}" EDGEMED_FUZZ_STATUSES="${EDGEMED_FUZZ_STATUSES:-250}"
 cd "$WORK/run"
 "$WORK/venv/bin/python" -c 'import edgemed, sys; p = edgemed.__file__; print("testing", p); sys.exit("/site-packages/" not in p)'
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider unit
