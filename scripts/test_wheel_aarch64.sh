@@ -17,13 +17,14 @@ REF="${2:-HEAD}"
 # limited to $EDGEMED_AARCH64_FILE_TIMEOUT s): the compiled kernels, manifests and golden limits,
 # backend selection on the probe fixtures, the tabular and ECG models end to end, the public API.
 # Every model's golden vectors are checked by `models verify` before. Also worth running when
-# there is time (EDGEMED_AARCH64_TESTS=...): unit/test_backends.py unit/test_text_model.py
+# there is time (EDGEMED_AARCH64_TESTS=...): unit/test_kernels_ocr.py (runs PP-OCR: did not
+# finish in 600 s emulated), unit/test_backends.py unit/test_text_model.py
 # unit/test_model_eeg_seizure.py unit/test_model_monitor_reader.py unit/test_contracts.py
 # unit/test_io.py unit/test_wire.py. Left out: fleet/sync/outbox/bridge (pure Python, no
 # aarch64-specific code) and test_architecture/test_unbuilt_tree (need the source tree).
 DEFAULT_TESTS=(
     unit/test_kernels.py unit/test_kernels_image.py unit/test_kernels_post.py
-    unit/test_kernels_vitals.py unit/test_kernels_ocr.py
+    unit/test_kernels_vitals.py
     unit/test_manifest.py unit/test_golden_tolerance.py unit/test_backend_selection.py
     unit/test_model_tabular.py unit/test_model_ecg_sleep.py unit/test_public_api.py
     unit/test_kernels_signal.py
