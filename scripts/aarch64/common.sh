@@ -3,7 +3,7 @@
 # host tools (zig as the cross compiler, auditwheel).
 #
 # Everything large lives in $EDGEMED_AARCH64_DIR (default /var/tmp/edgemed-aarch64), never in
-# the repository: the root filesystem (~0.9 GB once the test dependencies are in), zig's cache,
+# the repository: the root filesystem (~3.3 GB once the test dependencies are in), zig's cache,
 # the wheels and the reports. Needs root (debootstrap, chroot, mount, binfmt_misc).
 source "$(dirname "${BASH_SOURCE[0]}")/../_common.sh"
 
