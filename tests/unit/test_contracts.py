@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 from payloads import news2_body, result_payload, seizure_body
+from stores import V1_TABLES
 
 import edgemed
 from edgemed import contracts, wire
@@ -384,23 +385,14 @@ def test_reasons_never_echo_the_offending_value(ingest: Ingest) -> None:
 
 # A version-1 store (before alerts and clock_suspect) holding two results: one from a device
 # whose clock read 1e18 (the dashboard showed "Invalid Date" for it), one sound.
-V1_RESULTS = """
-CREATE TABLE devices (device_id TEXT PRIMARY KEY, acked_seq BIGINT NOT NULL DEFAULT 0,
-    boot_id TEXT, state TEXT, connection BIGINT, edgemed_version TEXT, models TEXT,
-    outbox_depth BIGINT, last_seen DOUBLE PRECISION NOT NULL);
-CREATE TABLE results (device_id TEXT NOT NULL, seq BIGINT NOT NULL, result_id TEXT NOT NULL,
-    boot_id TEXT NOT NULL, model_id TEXT NOT NULL, model_version TEXT NOT NULL,
-    kind TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-    received_at DOUBLE PRECISION NOT NULL, payload_sha256 TEXT NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (device_id, seq));
-CREATE TABLE alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, seq BIGINT,
-    kind TEXT NOT NULL, detail TEXT NOT NULL, raised_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-    reason TEXT NOT NULL, payload BLOB NOT NULL, received_at DOUBLE PRECISION NOT NULL);
+V1_RESULTS = (
+    V1_TABLES
+    + """
 INSERT INTO devices(device_id, acked_seq, last_seen) VALUES ('bed-1', 2, 1.0);
 INSERT INTO results VALUES ('bed-1', 1, 'r1', 'b', 'm', '1', 'news2', 1e18, 1.7e9, 'h', '{}');
 INSERT INTO results VALUES ('bed-1', 2, 'r2', 'b', 'm', '1', 'news2', 1699999990, 1.7e9, 'h', '{}');
 """
+)
 
 
 def test_an_old_store_gains_clock_suspect_and_its_implausible_rows_are_marked(

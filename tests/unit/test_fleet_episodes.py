@@ -3,41 +3,25 @@ row, notify again only on escalation, and unacknowledged urgent episodes escalat
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from payloads import news2_body, result_payload, seizure_body
+from stores import test_store
 
-from edgemed.fleet import SQLiteStore, SqlStore
+from edgemed.fleet import SqlStore
 from edgemed.fleet.alerts import AlertRules
 from edgemed.wire import decode_result
 
-PG_DSN = os.environ.get("EDGEMED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 RULES = AlertRules(episode_gap_s=60.0, ack_timeout_s=300.0)
 T0 = 1_700_000_000.0
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        s: SqlStore = SQLiteStore(tmp_path / "f.db")
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from edgemed.fleet.postgres import PostgresStore
-
-    schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(PG_DSN, schema=schema)
-    yield s
-    s.close()
-    with psycopg.connect(PG_DSN, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from test_store(request.param, tmp_path)
 
 
 class Device:

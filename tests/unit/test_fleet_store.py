@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stores import PG_DSN, V1_TABLES, test_store
 
 from edgemed.errors import SyncError
 from edgemed.fleet import SQLiteStore, SqlStore
@@ -17,27 +17,11 @@ from edgemed.fleet.alerts import Alert
 from edgemed.fleet.store import _ALERTS_V2, SCHEMA_VERSION
 from edgemed.wire import ResultMessage
 
-PG_DSN = os.environ.get("EDGEMED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     """The same semantics on both backends; PostgreSQL gets a throwaway schema per test."""
-    if request.param == "sqlite":
-        s: SqlStore = SQLiteStore(tmp_path / "f.db")
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from edgemed.fleet.postgres import PostgresStore
-
-    schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(PG_DSN, schema=schema)
-    yield s
-    s.close()
-    with psycopg.connect(PG_DSN, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from test_store(request.param, tmp_path)
 
 
 def _msg(
@@ -182,23 +166,14 @@ def test_model_inventory_from_birth_messages(store: SqlStore) -> None:
     ]
 
 
-V1_SQLITE = """
-CREATE TABLE devices (device_id TEXT PRIMARY KEY, acked_seq BIGINT NOT NULL DEFAULT 0,
-    boot_id TEXT, state TEXT, connection BIGINT, edgemed_version TEXT, models TEXT,
-    outbox_depth BIGINT, last_seen DOUBLE PRECISION NOT NULL);
-CREATE TABLE results (device_id TEXT NOT NULL, seq BIGINT NOT NULL, result_id TEXT NOT NULL,
-    boot_id TEXT NOT NULL, model_id TEXT NOT NULL, model_version TEXT NOT NULL,
-    kind TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-    received_at DOUBLE PRECISION NOT NULL, payload_sha256 TEXT NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (device_id, seq));
-CREATE TABLE alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, seq BIGINT,
-    kind TEXT NOT NULL, detail TEXT NOT NULL, raised_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-    reason TEXT NOT NULL, payload BLOB NOT NULL, received_at DOUBLE PRECISION NOT NULL);
+V1_SQLITE = (
+    V1_TABLES
+    + """
 INSERT INTO devices(device_id, acked_seq, last_seen) VALUES ('bed-1', 1, 1.0);
 INSERT INTO results VALUES ('bed-1', 1, 'r1', 'b', 'm', '1', 'text-embedding', 1.0, 2.0, 'h', '{}');
 INSERT INTO alarms(device_id, seq, kind, detail, raised_at) VALUES ('bed-1', 1, 'seq-conflict', 'old', 3.0);
 """
+)
 
 
 def test_a_version_1_sqlite_store_is_migrated_in_place(tmp_path: Path) -> None:
