@@ -16,6 +16,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from api_client import call
 from conftest import Mosquitto, until
 from paho.mqtt.enums import CallbackAPIVersion
 from payloads import news2_body, result_payload, seizure_body
@@ -38,18 +39,7 @@ class Api:
         self.base = f"http://127.0.0.1:{port}"
 
     def call(self, path: str, *, token: str | None = TOKEN, body: object = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.base + path, data=data, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as exc:
-            return exc.code, None
+        return call(self.base, path, token=token, body=body)
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from api_client import call
 from clinical_stream import stream
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
@@ -168,17 +167,7 @@ def test_fhir_push_survives_a_crashing_receiver_without_loss_or_duplicates(
 
 def _get(base: str, path: str, token: str | None = TOKEN, method: str = "GET",
          body: object = None) -> tuple[int, Any]:  # fmt: skip
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = None
-    if body is not None:
-        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
+    return call(base, path, token=token, method=method, body=body)
 
 
 def test_fhir_read_endpoint_and_encounter_mapping(store: SQLiteStore) -> None:

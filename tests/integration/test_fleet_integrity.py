@@ -4,7 +4,6 @@ replay their backlog as soon as a fleet comes back."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -12,13 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from api_client import call
 from conftest import Mosquitto, until
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -36,12 +34,7 @@ QUICK = SyncConfig(reconnect_min_s=0.1, reconnect_max_s=0.5)
 
 
 def _health(server: FleetServer) -> tuple[int, dict[str, Any]]:
-    url = f"http://127.0.0.1:{server.api.port}/api/health"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return call(f"http://127.0.0.1:{server.api.port}", "/api/health")
 
 
 def _outbox(tmp_path: Path, device: str) -> Outbox:

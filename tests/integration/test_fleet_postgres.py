@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from api_client import call
 from conftest import until
 
 import edgemed
@@ -73,13 +71,7 @@ def test_two_ingest_workers_one_postgres_store(
 
 def health(server: Any) -> int:
     """The status code of the fleet's /api/health."""
-    url = f"http://127.0.0.1:{server.api.port}/api/health"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            json.loads(response.read())
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    return call(f"http://127.0.0.1:{server.api.port}", "/api/health")[0]
 
 
 class PrivatePostgres:
