@@ -23,6 +23,30 @@ def news2_body(**scores: int) -> dict[str, Any]:
     }
 
 
+def monitor_partial_body(
+    missing: list[str],
+    *,
+    max_possible: int | None = None,
+    escalation_possible: bool | None = None,
+    **scores: int,
+) -> dict[str, Any]:
+    """A monitor reading whose NEWS2 is partial: ``scores`` for the parameters that were
+    scored; ``max_possible``/``escalation_possible`` sent only when given (older devices
+    sent neither)."""
+    partial: dict[str, Any] = {
+        "complete": False,
+        "parameter_scores": scores,
+        "partial_score": sum(scores.values()),
+        "missing": missing,
+        "assumed": [],
+    }
+    if max_possible is not None:
+        partial["max_possible_score"] = max_possible
+    if escalation_possible is not None:
+        partial["escalation_possible"] = escalation_possible
+    return {"kind": "monitor-reading", "news2": None, "news2_partial": partial}
+
+
 def seizure_body(probability: float, threshold: float = 0.5) -> dict[str, Any]:
     """Every field SeizureProbability.body() sends (a 4 s segment, fully evaluated)."""
     return {

@@ -8,6 +8,11 @@ Clinical rules (on result bodies, validated by ``wire.decode_result``):
 - ``news2-urgent``: aggregate 5-6, or any single parameter scoring 3 (urgent review).
   Also from ``monitor-reading`` results: their full NEWS2, or their partial score (a lower
   bound of the real one, so it can only under-alert, never over-alert).
+- ``news2-incomplete`` (warning: a notice, not a clinical escalation): a ``monitor-reading``
+  whose partial NEWS2 raises neither rule above while its unknown parameters could still reach
+  one (``escalation_possible``: at their chart maxima the aggregate could be >= 5, or one of
+  them could score 3). The detail names the parameters not read and the partial and highest
+  possible score, so a low partial score is never read as reassurance.
 - ``seizure``: seizure probability at or above the model's own threshold.
 
 Operational rules:
@@ -16,11 +21,13 @@ Operational rules:
 - ``device-offline``: a device's last status is offline for longer than ``offline_after_s``.
 - ``seq-conflict`` (raised by the store): a seq reused with a different payload.
 
-Clinical alerts belong to an *episode* (``Alert.episode``: ``news2``, ``seizure``): the store
-folds consecutive alerts of one kind on one device into one row (count, first/last time, peak
-value) and notifies again only when the episode escalates (``fleet/episodes.py``). A result of
-that kind that raises nothing (NEWS2 below 5 with no red parameter, a seizure probability below
-threshold) ends the episode (``EpisodeClear``); so does a pause longer than ``episode_gap_s``.
+Clinical alerts belong to an *episode* (``Alert.episode``: ``news2``, ``news2-incomplete``,
+``seizure``): the store folds consecutive alerts of one kind on one device into one row (count,
+first/last time, peak value) and notifies again only when the episode escalates
+(``fleet/episodes.py``). A result of that kind that raises nothing (NEWS2 below 5 with no red
+parameter, a seizure probability below threshold) ends the episode (``EpisodeClear``); so does a
+pause longer than ``episode_gap_s``. A ``news2-incomplete`` episode ends with a complete NEWS2
+(whatever it raises) or a partial one whose unknown parameters could reach no threshold.
 An urgent episode nobody acknowledges within ``ack_timeout_s`` escalates to emergency.
 
 Details carry scores and counts only: never patient data.
@@ -33,7 +40,14 @@ from typing import Any, Literal
 
 from ..wire import ResultMessage
 
-__all__ = ["SEVERITY_RANK", "Alert", "AlertRules", "EpisodeClear", "Severity"]
+__all__ = [
+    "SEVERITY_RANK",
+    "Alert",
+    "AlertRules",
+    "EpisodeClear",
+    "Severity",
+    "news2_partial_bounds",
+]
 
 Severity = Literal["emergency", "urgent", "warning", "integrity"]
 # Higher is more severe: the order of open alerts, and what counts as an escalation.
@@ -85,19 +99,25 @@ class AlertRules:
     def evaluate(self, msg: ResultMessage, now: float) -> list[Alert | EpisodeClear]:
         """What the store commits with a newly stored result: its alerts, and the end of an
         episode its kind speaks to without alerting. A partial NEWS2 below the thresholds
-        ends nothing: it is a lower bound of the real score."""
+        does not end a ``news2`` episode (it is a lower bound of the real score); it ends a
+        ``news2-incomplete`` one only when its unknown parameters could reach no threshold."""
         at = now if msg.clock_suspect else msg.created_at
         alerts = [replace(a, at=at, gap_s=self.episode_gap_s) for a in self.on_result(msg, now)]
         out: list[Alert | EpisodeClear] = list(alerts)
         raised = {a.episode for a in alerts}
         body: dict[str, Any] = msg.body["result"]
-        spoke = None
+        spoke: tuple[str, ...] = ()
         if msg.kind == "news2" or (msg.kind == "monitor-reading" and body.get("news2")):
-            spoke = "news2"
+            spoke = ("news2", "news2-incomplete")  # a complete NEWS2
+        elif msg.kind == "monitor-reading" and body.get("news2_partial"):
+            spoke = () if news2_partial_bounds(body["news2_partial"])[1] else ("news2-incomplete",)
         elif msg.kind == "seizure-probability":
-            spoke = "seizure"
-        if spoke is not None and spoke not in raised:
-            out.append(EpisodeClear(device_id=msg.device_id, episode=spoke, at=at))
+            spoke = ("seizure",)
+        out += [
+            EpisodeClear(device_id=msg.device_id, episode=kind, at=at)
+            for kind in spoke
+            if kind not in raised
+        ]
         return out
 
     def on_result(self, msg: ResultMessage, now: float) -> list[Alert]:
@@ -110,6 +130,7 @@ class AlertRules:
         elif msg.kind == "monitor-reading" and body.get("news2_partial") is not None:
             # A partial score is a lower bound of the real NEWS2: >= 5 or a parameter scoring
             # 3 already means at least an urgent review, whatever the missing parameters are.
+            # Below them, the unknown parameters may still hide one: a notice, not silence.
             partial = body["news2_partial"]
             alerts += _news2(
                 msg,
@@ -118,7 +139,7 @@ class AlertRules:
                     "parameter_scores": partial["parameter_scores"],
                 },
                 partial=True,
-            )
+            ) or _news2_incomplete(msg, partial)
         elif msg.kind == "seizure-probability" and body["probability"] >= body["threshold"]:
             alerts.append(
                 Alert(
@@ -189,6 +210,38 @@ def _news2(msg: ResultMessage, body: dict[str, Any], *, partial: bool = False) -
             severity=severity,
             detail=detail,
             episode="news2",
+            value=float(score),
+        )
+    ]
+
+
+def news2_partial_bounds(partial: dict[str, Any]) -> tuple[int, bool]:
+    """(``max_possible_score``, ``escalation_possible``) of a ``news2_partial`` body, as the
+    device sent them; older devices do not: then computed the same way, each unscored parameter
+    at its chart maximum (air/oxygen 2, the others 3; SpO2 is unscored when it has no score)."""
+    unscored = set(partial["missing"]) | ({"spo2"} - set(partial["parameter_scores"]))
+    maxima = [2 if name == "air_or_oxygen" else 3 for name in unscored]
+    top = int(partial["partial_score"]) + sum(maxima)
+    return (
+        int(partial.get("max_possible_score", top)),
+        bool(partial.get("escalation_possible", top >= 5 or 3 in maxima)),
+    )
+
+
+def _news2_incomplete(msg: ResultMessage, partial: dict[str, Any]) -> list[Alert]:
+    top, possible = news2_partial_bounds(partial)
+    if not possible:
+        return []
+    score = int(partial["partial_score"])
+    return [
+        Alert(
+            device_id=msg.device_id,
+            seq=msg.seq,
+            rule="news2-incomplete",
+            severity="warning",
+            detail=f"NEWS2 incomplete: {', '.join(partial['missing'])} not read; "
+            f"partial {score}, could be up to {top}",
+            episode="news2-incomplete",
             value=float(score),
         )
     ]

@@ -1,10 +1,11 @@
 """Alert episodes: one row per run of consecutive clinical alerts, not one per result.
 
 Measured before this module: one seizure lasting 5 windows raised 5 urgent alerts (3 seizures,
-15 alerts). Now consecutive alerts of one kind (``Alert.episode``: ``news2``, ``seizure``) on one
-device fold into the open episode of that kind: ``episode_count``, ``first_at``/``last_at``
-(result times), ``last_seq``, ``peak`` (highest NEWS2 score or seizure probability). Clinicians
-are notified once when the episode opens and again only when it escalates:
+15 alerts). Now consecutive alerts of one kind (``Alert.episode``: ``news2``, ``seizure``, and
+the ``news2-incomplete`` notice) on one device fold into the open episode of that kind:
+``episode_count``, ``first_at``/``last_at`` (result times), ``last_seq``, ``peak`` (highest
+NEWS2 score, partial for a notice, or seizure probability). Clinicians are notified once when
+the episode opens and again only when it escalates:
 
 - a later alert of the episode is more severe (NEWS2 urgent -> emergency): the row takes the
   higher rule, severity and detail, and an acknowledged episode is open again;

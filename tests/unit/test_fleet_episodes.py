@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from payloads import news2_body, result_payload, seizure_body
+from payloads import monitor_partial_body, news2_body, result_payload, seizure_body
 from stores import test_store
 
 from edgemed.fleet import SqlStore
@@ -164,5 +164,79 @@ def test_a_partial_news2_below_threshold_does_not_end_an_episode(store: SqlStore
         "news2_partial": {"complete": False, "parameter_scores": {"pulse": 0}, "partial_score": 0,
                           "missing": ["spo2"], "assumed": []},
     }  # fmt: skip
-    assert device.send(partial) == 0
-    assert store.alerts()[0]["closed_at"] is None  # a lower bound says nothing about the end
+    assert device.send(partial) == 1  # a news2-incomplete notice: SpO2 could still score 3
+    (news2,) = [a for a in store.alerts() if a["episode"] == "news2"]
+    assert news2["closed_at"] is None  # a lower bound says nothing about the end
+
+
+# A monitor reading with pulse and temperature unread: partial 2, up to 8 (escalation possible).
+INCOMPLETE = monitor_partial_body(
+    ["pulse", "temperature"], max_possible=8, escalation_possible=True,
+    respiration_rate=2, spo2=0, air_or_oxygen=0, systolic_bp=0, consciousness=0,
+)  # fmt: skip
+
+
+def _incomplete(store: SqlStore) -> list[dict[str, Any]]:
+    return [a for a in store.alerts() if a["episode"] == "news2-incomplete"]
+
+
+def test_incomplete_news2_readings_fold_into_one_notice_until_a_complete_one(
+    store: SqlStore,
+) -> None:
+    device = Device(store)
+    assert [device.send(INCOMPLETE) for _ in range(4)] == [1, 0, 0, 0]  # notified once
+    (notice,) = store.alerts()
+    assert (notice["rule"], notice["severity"], notice["episode_count"], notice["peak"]) == (
+        "news2-incomplete",
+        "warning",
+        4,
+        2,
+    )
+    assert notice["detail"] == (
+        "NEWS2 incomplete: pulse, temperature not read; partial 2, could be up to 8"
+    )
+    assert notice["closed_at"] is None
+    # A warning, not an urgent episode: the sweeper never escalates it.
+    assert store.escalate_unacknowledged(notice["raised_at"] + 3600, 300.0) == []
+    complete = {"kind": "monitor-reading", "news2": news2_body(pulse=1), "news2_partial": None}
+    assert device.send(complete) == 0  # low: no alert, and the notice ends
+    (notice,) = store.alerts()
+    assert notice["closed_at"] is not None
+    assert device.send(INCOMPLETE) == 1  # the next incomplete run is a new notice
+    assert len(_incomplete(store)) == 2
+
+
+def test_an_incomplete_notice_ends_when_the_unknown_parameters_cannot_escalate(
+    store: SqlStore,
+) -> None:
+    device = Device(store)
+    assert device.send(INCOMPLETE) == 1
+    reassuring = monitor_partial_body(
+        ["air_or_oxygen"], max_possible=4, escalation_possible=False,
+        respiration_rate=2, spo2=0, systolic_bp=0, pulse=0, consciousness=0, temperature=0,
+    )  # fmt: skip
+    assert device.send(reassuring) == 0
+    (notice,) = store.alerts()
+    assert notice["closed_at"] is not None
+
+
+def test_an_urgent_partial_news2_is_its_own_episode_beside_the_notice(store: SqlStore) -> None:
+    device = Device(store)
+    assert device.send(INCOMPLETE) == 1
+    red = monitor_partial_body(
+        ["pulse"], max_possible=9, escalation_possible=True,
+        respiration_rate=3, spo2=0, air_or_oxygen=0, systolic_bp=0, consciousness=0,
+        temperature=0,
+    )  # fmt: skip
+    assert device.send(red) == 1  # urgent, notified as ever; no second notice
+    (urgent,) = [a for a in store.alerts() if a["episode"] == "news2"]
+    assert (urgent["rule"], urgent["severity"]) == ("news2-urgent", "urgent")
+    (notice,) = _incomplete(store)
+    assert notice["episode_count"] == 1 and notice["closed_at"] is None
+    # A complete NEWS2 that is still urgent ends the notice, not the urgent episode.
+    complete = {"kind": "monitor-reading", "news2": news2_body(respiration_rate=3)}
+    assert device.send(complete) == 0
+    (notice,) = _incomplete(store)
+    (urgent,) = [a for a in store.alerts() if a["episode"] == "news2"]
+    assert notice["closed_at"] is not None and urgent["closed_at"] is None
+    assert urgent["episode_count"] == 2
