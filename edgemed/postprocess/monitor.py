@@ -40,11 +40,13 @@ from ..results import (
     Result,
     ResultBuilder,
     VitalReading,
+    Withheld,
     deferred,
 )
 from ..wire import NEWS2_PARAMETERS
 from .golden import golden_limits
-from .vitals_text import Box, Pairing, pair_fields
+from .field_confidence import FieldConfidence
+from .vitals_text import Box, Candidate, pair_fields
 
 __all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
 
@@ -65,6 +67,7 @@ class MonitorPostprocess:
     rec_mean: float
     rec_std: float
     min_text_confidence: float
+    field_confidence: dict[str, Any]  # weights, bias, threshold (field_confidence.py)
 
 
 def _order_clockwise(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -89,6 +92,14 @@ def _crop(image: npt.NDArray[np.uint8], pts: npt.NDArray[np.float32]) -> npt.NDA
     return np.asarray(out, dtype=np.uint8)
 
 
+def _least_sure(probs: npt.NDArray[np.float32]) -> float:
+    """The lowest max-probability over the CTC steps that emit a character (blank is class 0,
+    a repeat of the previous step's class is merged, as in the greedy decode)."""
+    best = probs.argmax(axis=1)
+    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    return float(probs.max(axis=1)[keep].min()) if keep.any() else 0.0
+
+
 def _colour(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     """Unit BGR vector of a crop's text pixels (the brightest fifth)."""
     pixels = crop.reshape(-1, 3).astype(np.float64)
@@ -111,6 +122,7 @@ class MonitorPostprocessor:
         if c.rec_max_width < c.rec_min_width or c.rec_std <= 0:
             raise ManifestError("manifest.postprocess: rec_max_width >= rec_min_width, std > 0")
         self.config = c
+        self.field_confidence = FieldConfidence.from_manifest(c.field_confidence)
         self._output = manifest.outputs[0].name
         chars = manifest.path("charset").read_text(encoding="utf-8").splitlines()
         self.charset = kernels.ppocr_charset(chars)
@@ -145,8 +157,11 @@ class MonitorPostprocessor:
         kept.sort(key=lambda b: (float(b[0][0, 1]), float(b[0][0, 0])))
         return kept
 
-    def recognise(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
-        """Crops -> (text, confidence); crops of the same padded width share one run."""
+    def recognise(
+        self, crops: Sequence[npt.NDArray[np.uint8]]
+    ) -> list[tuple[str, float, float]]:
+        """Crops -> (text, mean confidence, least-sure character's confidence); crops of the
+        same padded width share one run."""
         c = self.config
         tensors: list[npt.NDArray[np.float32]] = []
         for crop in crops:
@@ -163,16 +178,17 @@ class MonitorPostprocessor:
             out = np.zeros((3, c.rec_height, min(padded, c.rec_max_width)), np.float32)
             out[:, :, :width] = kernels.preprocess_image(crop, transform)[0]
             tensors.append(out)
-        results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
         for width in sorted({t.shape[2] for t in tensors}):
             idx = [i for i, t in enumerate(tensors) if t.shape[2] == width]
             batch = np.stack([tensors[i] for i in idx])
-            probs = self.recognizer.run({self._rec_input: batch})
-            decoded = kernels.ctc_greedy_decode(
-                np.ascontiguousarray(next(iter(probs.values())), dtype=np.float32), self.charset
+            probs = np.ascontiguousarray(
+                next(iter(self.recognizer.run({self._rec_input: batch}).values())),
+                dtype=np.float32,
             )
-            for i, res in zip(idx, decoded, strict=True):
-                results[i] = res
+            decoded = kernels.ctc_greedy_decode(probs, self.charset)
+            for row, i, (text, conf) in zip(probs, idx, decoded, strict=True):
+                results[i] = (text, conf, _least_sure(row))
         return results
 
     def __call__(
@@ -185,13 +201,17 @@ class MonitorPostprocessor:
         recognised = self.recognise(crops)
         texts: list[OcrText] = []
         pairing_boxes: list[Box] = []
-        for (pts, score), (text, conf), crop in zip(boxes, recognised, crops, strict=True):
+        for (pts, score), (text, conf, least), crop in zip(
+            boxes, recognised, crops, strict=True
+        ):
             if conf < self.config.min_text_confidence or not text.strip():
                 continue
             corners = tuple((int(x), int(y)) for x, y in pts)
-            pairing_boxes.append(Box(len(texts), text, pts.astype(np.float64), _colour(crop)))
+            pairing_boxes.append(
+                Box(len(texts), text, pts.astype(np.float64), _colour(crop), conf, least)
+            )
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
-        fields = _fields(pair_fields(pairing_boxes), texts)
+        fields, withheld = read_fields(pair_fields(pairing_boxes), texts, self.field_confidence)
         full, part, assumed = news2_of(fields, context.frame)
         return deferred(
             MonitorReading,
@@ -200,35 +220,74 @@ class MonitorPostprocessor:
             news2=full,
             news2_partial=part,
             news2_assumed=assumed,
+            withheld=withheld,
         )
 
 
-def _fields(pairings: list[Pairing], texts: list[OcrText]) -> dict[str, VitalReading | None]:
-    """One reading per reported field; a parameter read twice with different values is None."""
-    found: dict[str, list[VitalReading | None]] = {k: [] for k in MONITOR_FIELDS}
-    for p in pairings:
-        label = texts[p.label_box] if p.value_box != p.label_box else None
-        names = ("nibp_systolic", "nibp_diastolic") if p.name == "nibp" else (p.name,)
-        for i, name in enumerate(names):
-            if p.value is None or p.value_box is None:
-                found[name].append(None)
-                continue
-            v = p.value[i]
-            value: float | int = round(v, 1) if name == "temperature" else int(v)
-            found[name].append(
-                VitalReading(
-                    value=value, unit=MONITOR_FIELDS[name], source=texts[p.value_box], label=label
-                )
+_SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
+
+
+def read_fields(
+    candidates: list[Candidate], texts: list[OcrText], confidence: FieldConfidence
+) -> tuple[dict[str, VitalReading | None], dict[str, Withheld]]:
+    """Candidates -> one reading or one withholding per reported field.
+
+    Never guess: a parameter whose every candidate was withheld, whose candidates disagree, or
+    whose confidence is below the operating threshold is None, with the reason."""
+    per_name: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        per_name.setdefault(c.name, []).append(c)
+    fields: dict[str, VitalReading | None] = {k: None for k in MONITOR_FIELDS}
+    withheld: dict[str, Withheld] = {}
+    for name in ("hr", "spo2", "nibp", "rr", "temperature"):
+        keys = _SPLIT.get(name, (name,))
+        found = per_name.get(name, [])
+        valued = [c for c in found if c.value is not None]
+        limits = next((c.alarm_limits for c in found if c.alarm_limits), None)
+        reason: Withheld | None = None
+        if not found:
+            reason = Withheld(reason="not-shown", detail="no label of this parameter was read")
+        elif not valued:
+            c = found[0]
+            reason = Withheld(reason=c.reason or "no-value", detail=c.detail, alarm_limits=limits)
+        elif len({c.value for c in valued}) > 1 or len(valued) < len(found):
+            shown = ", ".join(repr(texts[c.value_box].text) for c in valued if c.value_box is not None)
+            reason = Withheld(
+                reason="conflicting-readings",
+                detail=f"read more than once: {shown}"
+                + ("" if len(valued) == len(found) else " and once without a value"),
+                alarm_limits=limits,
             )
-    fields: dict[str, VitalReading | None] = {}
-    for name, readings in found.items():
-        values = {r.value for r in readings if r is not None}
-        # Never guess: no reading, a "no value" marker, or two disagreeing readings -> None.
-        if len(values) == 1 and all(r is not None for r in readings):
-            fields[name] = next(r for r in readings if r is not None)
         else:
-            fields[name] = None
-    return fields
+            best = valued[0]
+            score = min(confidence(c.features) for c in valued)
+            if score < confidence.threshold:
+                reason = Withheld(
+                    reason="low-confidence",
+                    detail=f"{texts[best.value_box].text!r} read with confidence {score:.2f}"
+                    if best.value_box is not None
+                    else "low confidence",
+                    alarm_limits=limits,
+                    confidence=score,
+                )
+            else:
+                assert best.value is not None and best.value_box is not None
+                label = texts[best.label_box] if best.label_box not in (None, best.value_box) else None
+                for key, v in zip(keys, best.value, strict=True):
+                    value: float | int = round(v, 1) if key == "temperature" else int(v)
+                    fields[key] = VitalReading(
+                        value=value,
+                        unit=MONITOR_FIELDS[key],
+                        source=texts[best.value_box],
+                        label=label,
+                        confidence=score,
+                        alarm_limits=limits if name != "nibp" else None,
+                        unit_shown=best.unit_shown,
+                    )
+        if reason is not None:
+            for key in keys:
+                withheld[key] = reason
+    return fields, withheld
 
 
 _READ = {
@@ -290,7 +349,12 @@ def news2_of(
     ordered = {k: scores[k] for k in NEWS2_PARAMETERS if k in scores}
     return (
         None,
-        News2Partial(parameter_scores=ordered, missing=tuple(missing), assumed=tuple(assumed)),
+        News2Partial(
+            parameter_scores=ordered,
+            missing=tuple(missing),
+            assumed=tuple(assumed),
+            unscored=tuple(k for k in NEWS2_PARAMETERS if k in unknown),
+        ),
         tuple(assumed),
     )
 

@@ -1,20 +1,30 @@
-"""Recognised screen texts -> vital-sign fields (pure Python, no model).
+"""Recognised screen texts -> vital-sign fields by the screen's structure (pure Python, no model).
 
-A monitor shows each parameter as a label ("HR", "SpO2", "NIBP", "RR", "Temp"/"T") with its
-value beside or below it, in the same colour. The reader:
+A monitor shows each parameter as a small label ("HR", "SpO2", "NIBP", "RR", "Temp"/"T") and a
+large value beside or below it, usually in the label's colour, often with two small alarm limits
+(high above low, or ``high/low``) next to the value and a unit near the label or the value.
+The first property of this module is **never a wrong value**: where the structure does not say
+unambiguously which number is the parameter's value, the field is withheld with a reason.
 
-1. classifies every recognised box as a label (possibly with its value in the same box, e.g.
-   "HR 72"), a value (``72``, ``120/80``, ``36.8``, optionally followed by a unit), a "no value"
-   marker (``--``, ``---``, ``-?-``) or other text (units, clock, alarm banners);
-2. pairs labels with value boxes greedily, cheapest first: a value must lie right of the
-   label's left edge and not above its top, have the label's value shape (``sys/dia`` for NIBP,
-   a number otherwise) and a physiologically plausible magnitude; the cost is the distance
-   between box centres over the label height, tripled by a colour mismatch. Labels of
-   parameters not reported (PR, Pulse, etCO2, ST...) take part so their numbers are never
-   given to a reported parameter;
-   A box with an unknown word of four or more letters (a misread label) also claims a number.
-3. a label left without a value, or paired with a "no value" marker, gives None: the reader
-   never guesses. Out-of-range numbers are never paired (ranges below).
+1. Every recognised box is cut before each label it contains and its segments classified as a
+   label (possibly with its value inline, ``HR 72``), a number (``72``, ``120/80``, ``36.8``,
+   ``15.2/10.1``, optionally with a unit), a "no value" marker (``--``, ``-?-``, ``?``,
+   ``***``, ``OFF``, ``STBY``), a unit (``°F``, ``kPa``...), or other text. Labels of parameters
+   not reported (PR, Pulse, etCO2, ST...) and unknown words take part, so their numbers are
+   never given to a reported parameter.
+2. Each number and unit goes to the label it is nearest to (it must lie right of the label's
+   left edge and not above its top, in a similar colour); the runner-up label's distance is
+   kept as the pairing *margin*.
+3. Per label, the tallest number is the value candidate. Numbers clearly smaller than it are
+   alarm limits (two of them: ``alarm_limits`` = (low, high)), never the value. A value must be
+   drawn taller than its label: a label with only label-sized numbers (limits with the value
+   unread) is withheld, as is a label with two equally tall numbers.
+4. Units: °F is converted to °C and kPa to mmHg (the reader's units); a unit that disagrees
+   with the value's magnitude, or a temperature in the °F range with no unit, is withheld.
+5. A parameter found twice with different values, or only with a marker, is withheld.
+
+Each candidate carries the features the calibrated field confidence is computed from
+(:mod:`edgemed.postprocess.field_confidence`).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +40,7 @@ import numpy.typing as npt
 __all__ = [
     "PLAUSIBLE",
     "Box",
+    "Candidate",
     "Pairing",
     "classify_label",
     "pair_fields",
@@ -37,7 +48,7 @@ __all__ = [
     "split_labels",
 ]
 
-# Accepted display ranges (inclusive); a number outside is not paired with the parameter.
+# Accepted display ranges (inclusive) in the reader's units; outside, a number is not the value.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
     "hr": (20, 300),
     "spo2": (50, 100),
@@ -46,31 +57,56 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "rr": (0, 80),
     "temperature": (25.0, 45.0),
 }
+TEMP_F = (77.0, 113.0)  # PLAUSIBLE temperature in °F
+KPA = (2.0, 40.0)  # PLAUSIBLE NIBP in kPa
+MMHG_PER_KPA = 7.50062
+# A value is drawn taller than its label and than its alarm limits (measured ratios on the
+# generator's tuning families: value/label >= 1.5, value/limit >= 1.7; the margins below leave
+# room for other renderers while keeping a label-sized number from ever being the value).
+MIN_VALUE_OVER_LABEL = 1.2
+MAX_LIMIT_OVER_VALUE = 0.8  # a number at most this tall relative to the value is a limit
+MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
+
 # A label ends where letters end, or where a unit glued to it begins ("HRbpm", "SpO2%").
-_END = r"(?=$|[^A-Z]|BPM|MMHG|RPM|BRPM)"
+_END = r"(?=$|[^A-Z]|BPM|MMHG|RPM|BRPM|KPA)"
 _LABELS: list[tuple[str, re.Pattern[str]]] = [
     ("spo2", re.compile(r"(SPO2|SP02|SPO|SPOZ|SAT)" + _END)),
     ("nibp", re.compile(r"(NIBP|NBP|BP)" + _END)),
-    ("hr", re.compile(r"HR" + _END)),
-    ("rr", re.compile(r"(RR|RESP|AWRR)" + _END)),
+    ("hr", re.compile(r"(ECG ?HR|HR)" + _END)),
+    ("rr", re.compile(r"(AWRR|RR|RESP)" + _END)),
     ("temperature", re.compile(r"(TEMP|TMP|T[12]?)" + _END)),
     # Parameters the reader does not report: they still claim their numbers.
     ("other", re.compile(r"(PR|PULSE|ETCO2|ETC02|CO2|ST|BED|PVC|FICO2|IBP|ART|CVP)" + _END)),
 ]
 # Labels start a new segment unless glued to letters before them ("199/80RESP" splits).
 _ANY_LABEL = re.compile(r"(?<![A-Z])(?:" + "|".join(p.pattern for _, p in _LABELS) + ")")
-_LEADING_UNIT = re.compile(r"^(?:BPM|BRPM|RPM|MMHG|/MIN|%|°C)(?:\s+|$)")
-MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
-_UNITS = {"%", "BPM", "MMHG", "RPM", "/MIN", "°C", "C", "BRPM", "°F", "F"}
+_UNIT_WORDS = r"(?:%|BPM|BRPM|RPM|/MIN|MMHG|KPA|°C|°F|ºC|ºF|°|C|F)"
+_LEADING_UNIT = re.compile(r"^(?:" + _UNIT_WORDS + r")(?:\s+|$)")
+_UNIT_ONLY = re.compile(r"^\s*" + _UNIT_WORDS + r"\s*$")
 _WORD = re.compile(r"[A-Z]{4,}")
-_UNIT = r"\s*(?:%|BPM|MMHG|RPM|/MIN|°C|°|C|BRPM)?\s*$"
-_BP = re.compile(r"^(\d{2,3})\s*/\s*(\d{2,3})(?:\s*\(\s*\d{2,3}\s*\)?)?" + _UNIT)
-_NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)" + _UNIT)
-_NONE = re.compile(r"^[-?_.\s]*-[-?_.\s]*$")
+_UNIT = r"\s*(" + _UNIT_WORDS + r")?\s*$"
+_BP = re.compile(r"^(\d{1,3}(?:\.\d)?)\s*/\s*(\d{1,3}(?:\.\d)?)(?:\s*\(\s*[\d.]{2,5}\s*\)?)?" + _UNIT)
+_NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)\*?" + _UNIT)  # "52*": a bell glyph after it
+_MARKER = re.compile(r"^(?:[-?_.*\s]*[-?*][-?_.*\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$")
 
 
 def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip().upper()
+    return unicodedata.normalize("NFKC", text).strip().upper().replace("º", "°")
+
+
+def _unit_of(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    u = raw.replace("º", "°")
+    if u in ("°F", "F"):
+        return "°F"
+    if u in ("°C", "C", "°"):
+        return "°C"
+    if u == "KPA":
+        return "kPa"
+    if u == "MMHG":
+        return "mmHg"
+    return None  # %, bpm, rpm: say nothing about the scale
 
 
 @dataclass(frozen=True)
@@ -79,8 +115,10 @@ class Box:
 
     index: int
     text: str
-    corners: npt.NDArray[np.float64]  # (4, 2) x, y
+    corners: npt.NDArray[np.float64]  # (4, 2) x, y clockwise from top-left
     colour: npt.NDArray[np.float64]  # unit BGR vector of the box's text pixels
+    confidence: float = 1.0  # recognition: mean max-probability of the kept CTC steps
+    min_char_confidence: float = 1.0  # recognition: the least sure character
 
     @property
     def centre(self) -> npt.NDArray[np.float64]:
@@ -88,17 +126,25 @@ class Box:
 
     @property
     def height(self) -> float:
-        return float(max(np.ptp(self.corners[:, 1]), 1.0))
+        """Mean of the left and right edge lengths (a tilted box is not taller)."""
+        c = self.corners
+        left = float(np.hypot(*(c[3] - c[0])))
+        right = float(np.hypot(*(c[2] - c[1])))
+        return max((left + right) / 2, 1.0)
 
 
 def parse_value(text: str) -> tuple[float, ...] | None:
     """``"120/80"`` -> (120, 80); ``"36.8"`` -> (36.8,); ``"72 bpm"`` -> (72,); else None."""
-    t = _norm(text)
+    parsed = _parse(_norm(text))
+    return parsed[0] if parsed else None
+
+
+def _parse(t: str) -> tuple[tuple[float, ...], str | None] | None:
     m = _BP.match(t)
     if m:
-        return float(m.group(1)), float(m.group(2))
+        return (float(m.group(1)), float(m.group(2))), _unit_of(m.group(3))
     m = _NUM.match(t)
-    return (float(m.group(1)),) if m else None
+    return ((float(m.group(1)),), _unit_of(m.group(2))) if m else None
 
 
 def classify_label(text: str) -> tuple[str, str] | None:
@@ -107,8 +153,7 @@ def classify_label(text: str) -> tuple[str, str] | None:
     for name, pattern in _LABELS:
         m = pattern.match(t)
         if m:
-            # A unit may sit between the label and the value: "HR bpm 72".
-            return name, _LEADING_UNIT.sub("", t[m.end() :].strip(" :")).strip()
+            return name, t[m.end() :].strip(" :")
     return None
 
 
@@ -125,8 +170,52 @@ def split_labels(text: str) -> list[str]:
     return [t[a:b].strip() for a, b in itertools.pairwise(bounds) if t[a:b].strip()]
 
 
+def _segments(box: Box) -> list[tuple[Box, str]]:
+    """A box's label-cut segments, each with its own part of the box (by character position
+    along the text line): two labels read as one box ("HR bpm SpO2") keep their places."""
+    segments = split_labels(box.text)
+    if len(segments) <= 1:
+        return [(box, s) for s in segments]
+    t = _norm(box.text)
+    out, start = [], 0
+    c = box.corners
+    for segment in segments:
+        a = t.index(segment, start)
+        b = a + len(segment)
+        start = b
+        f0, f1 = a / max(len(t), 1), b / max(len(t), 1)
+        top0, top1 = c[0] + (c[1] - c[0]) * f0, c[0] + (c[1] - c[0]) * f1
+        bot0, bot1 = c[3] + (c[2] - c[3]) * f0, c[3] + (c[2] - c[3]) * f1
+        corners = np.array([top0, top1, bot1, bot0], dtype=np.float64)
+        out.append((Box(box.index, segment, corners, box.colour, box.confidence, box.min_char_confidence), segment))
+    return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the structure says about one reported parameter, before the confidence gate."""
+
+    name: str  # "hr", "spo2", "nibp", "rr", "temperature"
+    value: tuple[float, ...] | None  # in the reader's units; None: withheld (see reason)
+    reason: str | None  # why value is None: a code of edgemed.results.WITHHELD_REASONS
+    detail: str  # what was seen, for people
+    value_box: int | None = None
+    label_box: int | None = None
+    alarm_limits: tuple[float, float] | None = None  # (low, high) as drawn, reader's units
+    unit_shown: str | None = None  # "°F", "kPa": the value was converted from it
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Number:
+    box: Box
+    value: tuple[float, ...]
+    unit: str | None
+    decimals: bool
+
+
 def _fits(name: str, value: tuple[float, ...]) -> bool:
-    """Whether a parsed value has the shape and magnitude of parameter ``name``."""
+    """Whether a value in the reader's units has the shape and magnitude of ``name``."""
     if name == "other":
         return True
     if name == "nibp":
@@ -139,15 +228,59 @@ def _fits(name: str, value: tuple[float, ...]) -> bool:
     if len(value) != 1:
         return False
     lo, hi = PLAUSIBLE[name]
-    v = value[0]
-    if name != "temperature" and v != int(v):
-        return False  # only temperature is shown with decimals
-    return lo <= v <= hi
+    return lo <= value[0] <= hi
+
+
+def _convert(
+    name: str, num: _Number, unit: str | None
+) -> tuple[tuple[float, ...] | None, str | None, str | None]:
+    """(value in the reader's units or None, unit converted from, reason when None)."""
+    v = num.value
+    if name == "temperature" and len(v) == 1:
+        in_c = PLAUSIBLE["temperature"][0] <= v[0] <= PLAUSIBLE["temperature"][1]
+        in_f = TEMP_F[0] <= v[0] <= TEMP_F[1]
+        if unit == "°F":
+            if in_f:
+                return (round((v[0] - 32) * 5 / 9, 1),), "°F", None
+            return None, None, "unit-mismatch"
+        if in_f:  # °C shown, or no unit, with a °F magnitude
+            return None, None, "unit-mismatch" if unit == "°C" else "unit-unknown"
+        return (v if in_c else None), None, (None if in_c else "implausible")
+    if name == "nibp" and len(v) == 2:
+        if unit == "kPa" or (num.decimals and unit is None):
+            if unit == "kPa" and all(KPA[0] <= x <= KPA[1] for x in v):
+                mm = (float(round(v[0] * MMHG_PER_KPA)), float(round(v[1] * MMHG_PER_KPA)))
+                return (mm if _fits(name, mm) else None), "kPa", (None if _fits(name, mm) else "implausible")
+            return None, None, "unit-mismatch" if unit == "kPa" else "unit-unknown"
+        if num.decimals:
+            return None, None, "implausible"
+    elif name != "temperature" and num.decimals:
+        return None, None, "implausible"  # only temperature (and kPa) is shown with decimals
+    if unit in ("°F", "°C", "kPa") and name != "temperature":
+        return None, None, "unit-mismatch"
+    return (v if _fits(name, v) else None), None, (None if _fits(name, v) else "implausible")
+
+
+def _cost(label: Box, other: Box) -> float | None:
+    """Distance from a label to a box that may belong to it, in label heights; None: cannot."""
+    lx0 = float(label.corners[:, 0].min())
+    ly0 = float(label.corners[:, 1].min())
+    c = other.centre
+    if c[0] < lx0 - 0.3 * label.height or c[1] < ly0 - 0.35 * label.height:
+        return None
+    similarity = float(np.dot(label.colour, other.colour))
+    if similarity < MIN_COLOUR_SIMILARITY:
+        return None  # a monitor draws a parameter's label and value in one colour
+    dx, dy = c - label.centre
+    # Rows matter more than columns: a value sits on its label's row or below it in its tile,
+    # while the next tile's label is usually beside it.
+    distance = float(np.hypot(dx, 2.0 * dy)) / label.height
+    return distance * (1.0 + 3.0 * (1.0 - similarity))
 
 
 @dataclass(frozen=True)
 class Pairing:
-    """A reported parameter's reading: its value (None: shown as missing) and boxes."""
+    """Kept for callers of the first wave: a reported parameter's value and boxes."""
 
     name: str
     value: tuple[float, ...] | None
@@ -155,63 +288,225 @@ class Pairing:
     label_box: int
 
 
-def _cost(label: Box, value: Box) -> float | None:
-    lx0 = float(label.corners[:, 0].min())
-    ly0 = float(label.corners[:, 1].min())
-    c = value.centre
-    if c[0] < lx0 or c[1] < ly0 - 0.25 * label.height:
-        return None
-    similarity = float(np.dot(label.colour, value.colour))
-    if similarity < MIN_COLOUR_SIMILARITY:
-        return None  # a monitor draws a parameter's label and value in one colour
-    distance = float(np.hypot(*(c - label.centre))) / label.height
-    return distance * (1.0 + 3.0 * (1.0 - similarity))
-
-
-def pair_fields(boxes: list[Box]) -> list[Pairing]:
-    """Label/value pairing over one screen (see the module docstring)."""
-    pairings: list[Pairing] = []
+def pair_fields(boxes: list[Box]) -> list[Candidate]:
+    """Structure-based reading of one screen (see the module docstring): one candidate per
+    label of a reported parameter found on the screen (a parameter may appear twice)."""
     labels: list[tuple[Box, str]] = []
-    values: dict[int, tuple[float, ...] | None] = {}  # box index -> value (None: marker)
-    for box in boxes:
-        for segment in split_labels(box.text):
+    numbers: dict[int, _Number] = {}
+    markers: dict[int, Box] = {}
+    units: dict[int, tuple[Box, str]] = {}
+    inline: list[Candidate] = []
+    inline_of: dict[int, int] = {}  # label index -> its inline candidate
+    label_units: dict[int, str] = {}
+    for whole in boxes:
+        for box, segment in _segments(whole):
             label = classify_label(segment)
             if label is None:
-                value = parse_value(segment)
-                if value is not None:
-                    values[box.index] = value
-                elif _NONE.match(segment):
-                    values[box.index] = None
-                elif segment not in _UNITS and _WORD.search(segment):
+                parsed = _parse(segment)
+                if parsed is not None:
+                    numbers[box.index] = _Number(box, parsed[0], parsed[1], "." in segment)
+                elif _MARKER.match(segment):
+                    markers[box.index] = box
+                elif _UNIT_ONLY.match(segment):
+                    unit = _unit_of(segment.strip())
+                    if unit is not None:
+                        units[box.index] = (box, unit)
+                elif _WORD.search(segment):
                     labels.append((box, "other"))  # an unknown parameter's label, misread
                 continue
             name, rest = label
-            inline = parse_value(rest) if rest else None
-            if inline is not None and _fits(name, inline):
-                pairings.append(Pairing(name, inline, box.index, box.index))
-            elif rest and _NONE.match(rest):
-                pairings.append(Pairing(name, None, box.index, box.index))
-            else:
-                labels.append((box, name))
-    by_index = {b.index: b for b in boxes}
-    candidates: list[tuple[float, int, int]] = []
-    for li, (label_box, name) in enumerate(labels):
-        for vi, value in values.items():
-            if value is not None and not _fits(name, value):
+            unit_m = _LEADING_UNIT.match(rest)
+            if unit_m:  # "Temp °F", "NIBP kPa 15.2/10.1"
+                unit = _unit_of(unit_m.group(0).strip())
+                if unit is not None:
+                    label_units[len(labels)] = unit
+                rest = rest[unit_m.end() :].strip()
+            parsed = _parse(rest) if rest else None
+            if parsed is not None and name != "other":
+                # Value and label in one box: no structure to check beyond the text itself.
+                num = _Number(box, parsed[0], parsed[1], "." in rest)
+                unit = parsed[1] or label_units.get(len(labels))
+                value, converted, reason = _convert(name, num, unit)
+                inline_of[len(labels)] = len(inline)
+                labels.append((box, name))  # still claims numbers: see below
+                inline.append(
+                    Candidate(
+                        name,
+                        value,
+                        reason,
+                        f"{box.text!r} in one box",
+                        box.index,
+                        box.index,
+                        unit_shown=converted,
+                        features=_features(box, box, 10.0, 2.0, 0.0, value, name, inline=True),
+                    )
+                )
                 continue
-            cost = _cost(label_box, by_index[vi])
-            if cost is not None:
-                candidates.append((cost, li, vi))
-    used_labels: set[int] = set()
-    used_values: set[int] = set()
-    for _, li, vi in sorted(candidates):
-        if li in used_labels or vi in used_values:
-            continue
-        used_labels.add(li)
-        used_values.add(vi)
-        label_box, name = labels[li]
-        pairings.append(Pairing(name, values[vi], vi, label_box.index))
+            if rest and _MARKER.match(rest):
+                inline.append(
+                    Candidate(name, None, "no-value", f"{box.text!r}: no value shown", None, box.index)
+                )
+                continue
+            labels.append((box, name))
+    # 2. every number, marker and unit goes to its nearest label; keep the runner-up distance
+    owned: dict[int, list[tuple[float, float, int]]] = {i: [] for i in range(len(labels))}
+    for index, box in [
+        *((i, n.box) for i, n in numbers.items()),
+        *markers.items(),
+        *((i, b) for i, (b, _) in units.items()),
+    ]:
+        costs = sorted(
+            (c, li)
+            for li, (lb, _) in enumerate(labels)
+            if lb.index != index and (c := _cost(lb, box)) is not None
+        )
+        if costs:
+            runner_up = costs[1][0] if len(costs) > 1 else float("inf")
+            owned[costs[0][1]].append((costs[0][0], runner_up, index))
+    out = list(inline)
     for li, (label_box, name) in enumerate(labels):
-        if li not in used_labels:
-            pairings.append(Pairing(name, None, None, label_box.index))
-    return [p for p in pairings if p.name != "other"]
+        if li in inline_of:
+            # "HR45" may be a label glued to its low alarm limit by the detector, the real
+            # value standing taller beside it: then the box's number is not the value.
+            taller = [
+                numbers[i]
+                for _, _, i in owned[li]
+                if i in numbers and numbers[i].box.height >= MIN_VALUE_OVER_LABEL * label_box.height
+            ]
+            if taller:
+                c = out[inline_of[li]]
+                out[inline_of[li]] = Candidate(
+                    c.name,
+                    None,
+                    "ambiguous-pairing",
+                    f"{label_box.text!r} holds a number, and {taller[0].box.text!r} beside it "
+                    "is taller: the first may be an alarm limit",
+                    label_box=c.label_box,
+                )
+            continue
+        if name == "other":
+            continue
+        out.append(
+            _read_label(name, label_box, owned[li], numbers, markers, units, label_units.get(li))
+        )
+    return out
+
+
+def _read_label(
+    name: str,
+    label: Box,
+    owned: list[tuple[float, float, int]],
+    numbers: dict[int, _Number],
+    markers: dict[int, Box],
+    units: dict[int, tuple[Box, str]],
+    label_unit: str | None,
+) -> Candidate:
+    own_numbers = [(c, r, numbers[i]) for c, r, i in owned if i in numbers]
+    own_markers = [markers[i] for _, _, i in owned if i in markers]
+    own_units = {units[i][1] for _, _, i in owned if i in units}
+    if label_unit:
+        own_units.add(label_unit)
+    base = {"label_box": label.index}
+    if not own_numbers:
+        if own_markers:
+            return Candidate(name, None, "no-value", f"{own_markers[0].text!r} shown", **base)
+        return Candidate(name, None, "no-value", "label without a value", **base)
+    own_numbers.sort(key=lambda x: -x[2].box.height)
+    cost, runner_up, top = own_numbers[0]
+    tallest = top.box.height
+    rivals = [n for _, _, n in own_numbers[1:] if n.box.height > MAX_LIMIT_OVER_VALUE * tallest]
+    small = [n for _, _, n in own_numbers[1:] if n.box.height <= MAX_LIMIT_OVER_VALUE * tallest]
+    limits = _limits(name, small)
+    if top.box.height < MIN_VALUE_OVER_LABEL * label.height:
+        # Only label-sized numbers: alarm limits (or a distractor) with the value itself unread.
+        only = _limits(name, [n for _, _, n in own_numbers])
+        return Candidate(
+            name,
+            None,
+            "only-small-numbers",
+            "only numbers no taller than the label (alarm limits?) near it",
+            alarm_limits=only or limits,
+            **base,
+        )
+    if rivals:
+        return Candidate(
+            name,
+            None,
+            "ambiguous-pairing",
+            f"two numbers of the value's size near the label: {top.box.text!r}, "
+            f"{rivals[0].box.text!r}",
+            alarm_limits=limits,
+            **base,
+        )
+    if own_markers and any(m.height > MAX_LIMIT_OVER_VALUE * tallest for m in own_markers):
+        return Candidate(name, None, "ambiguous-pairing", "a number and a no-value marker", **base)
+    unit = top.unit or (next(iter(own_units)) if len(own_units) == 1 else None)
+    if len(own_units) > 1 and top.unit is None:
+        return Candidate(name, None, "unit-unknown", f"units {sorted(own_units)} shown", **base)
+    value, converted, reason = _convert(name, top, unit)
+    margin = runner_up / cost if cost > 0 else 10.0
+    return Candidate(
+        name,
+        value,
+        reason,
+        f"{top.box.text!r} paired with {label.text!r}",
+        top.box.index,
+        label.index,
+        alarm_limits=limits,
+        unit_shown=converted,
+        features=_features(
+            top.box, label, min(margin, 10.0), top.box.height / label.height, len(small), value, name
+        ),
+    )
+
+
+def _limits(name: str, small: list[_Number]) -> tuple[float, float] | None:
+    """Two small single numbers of the parameter's scale: (low, high); a ``hi/lo`` pair too."""
+    if len(small) == 1 and len(small[0].value) == 2 and name != "nibp":
+        hi, lo = small[0].value
+        return (lo, hi) if lo < hi else None
+    singles = [n.value[0] for n in small if len(n.value) == 1]
+    if len(singles) != 2:
+        return None
+    lo, hi = sorted(singles)
+    return (lo, hi) if lo < hi else None
+
+
+def _features(
+    value_box: Box,
+    label_box: Box,
+    margin: float,
+    size_ratio: float,
+    n_small: float,
+    value: tuple[float, ...] | None,
+    name: str,
+    *,
+    inline: bool = False,
+) -> dict[str, float]:
+    """Inputs of the calibrated field confidence (postprocess/field_confidence.py)."""
+    similarity = float(np.dot(label_box.colour, value_box.colour))
+    typical = 1.0
+    if value is not None and name in TYPICAL:
+        lo, hi = TYPICAL[name]
+        typical = float(all(lo <= v <= hi for v in value[:1]))
+    return {
+        "rec_mean": float(value_box.confidence),
+        "rec_min": float(value_box.min_char_confidence),
+        "margin": float(margin),
+        "size_ratio": float(min(size_ratio, 6.0)),
+        "colour": similarity,
+        "typical": typical,
+        "limits_seen": float(n_small > 0),
+        "inline": float(inline),
+    }
+
+
+# Values outside these are possible but rare: a misread digit lands there more often than a
+# patient does, so the confidence model weighs it.
+TYPICAL: dict[str, tuple[float, float]] = {
+    "hr": (40, 180),
+    "spo2": (80, 100),
+    "nibp": (70, 230),
+    "rr": (6, 40),
+    "temperature": (34.0, 41.5),
+}

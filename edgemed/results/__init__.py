@@ -13,7 +13,15 @@ from .base import (
     timings_summary,
 )
 from .eeg import SeizureProbability
-from .monitor import MONITOR_FIELDS, MonitorReading, News2Partial, OcrText, VitalReading
+from .monitor import (
+    MONITOR_FIELDS,
+    WITHHELD_REASONS,
+    MonitorReading,
+    News2Partial,
+    OcrText,
+    VitalReading,
+    Withheld,
+)
 from .sleep import SleepStages
 from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
@@ -35,6 +43,8 @@ __all__ = [
     "TabularRegression",
     "Timings",
     "VitalReading",
+    "WITHHELD_REASONS",
+    "Withheld",
     "deferred",
     "finish_batch",
     "timings_summary",

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Provenance, timings_summary
 
-__all__ = ["MONITOR_FIELDS", "MonitorReading", "News2Partial", "OcrText", "VitalReading"]
+__all__ = [
+    "WITHHELD_REASONS",
+    "Withheld",
+    "MONITOR_FIELDS",
+    "NEWS2_MAX_SCORE", "MonitorReading", "News2Partial", "OcrText", "VitalReading"]
+
+# NEWS2 parameter -> the highest score the RCP 2017 chart gives it.
+NEWS2_MAX_SCORE = {
+    "respiration_rate": 3,
+    "spo2": 3,
+    "air_or_oxygen": 2,
+    "systolic_bp": 3,
+    "pulse": 3,
+    "consciousness": 3,
+    "temperature": 3,
+}
 
 # Field name -> unit the value is reported in (the monitor's display convention).
 MONITOR_FIELDS = {
@@ -40,25 +55,71 @@ class OcrText:
 
 @dataclass(frozen=True, kw_only=True)
 class VitalReading:
-    """A value read off the screen, the text box it came from and the label it was paired with."""
+    """A value read off the screen, the text box it came from and the label it was paired with.
+
+    ``confidence`` is the calibrated field confidence (recognition, pairing and plausibility
+    combined, ``postprocess/field_confidence.py``); a field below the bundle's operating
+    threshold is never a VitalReading but withheld. ``alarm_limits`` are the (low, high) limits
+    drawn beside the value, never the value; ``unit_shown`` names the unit the screen used when
+    the value was converted to ``unit`` (°F -> °C, kPa -> mmHg).
+    """
 
     value: float | int
     unit: str
     source: OcrText  # the box holding the value
     label: OcrText | None  # the box holding the parameter label (None: label in the same box)
+    confidence: float = 1.0
+    alarm_limits: tuple[float, float] | None = None
+    unit_shown: str | None = None
 
     @property
-    def confidence(self) -> float:
+    def recognition_confidence(self) -> float:
         return self.source.confidence
 
     def body(self) -> dict[str, Any]:
         return {
             "value": self.value,
             "unit": self.unit,
-            "confidence": round(self.source.confidence, 4),
+            "confidence": round(self.confidence, 4),
+            "recognition_confidence": round(self.source.confidence, 4),
             "text": self.source.text,
             "box": [list(p) for p in self.source.box],
             "label": self.label.text if self.label is not None else None,
+            "alarm_limits": list(self.alarm_limits) if self.alarm_limits else None,
+            "unit_shown": self.unit_shown,
+        }
+
+
+# Why a field is None. A withheld field is never a guess: the reader saw something it could not
+# turn into one certain value, or saw nothing.
+WITHHELD_REASONS = {
+    "not-shown": "no label of this parameter was read on the screen",
+    "no-value": "the screen shows no value (--, ?, ***, OFF, STBY or blank)",
+    "only-small-numbers": "only label-sized numbers (alarm limits?) beside the label",
+    "ambiguous-pairing": "more than one number could be the value",
+    "conflicting-readings": "the parameter was read twice with different values",
+    "unit-unknown": "the value's unit could not be established",
+    "unit-mismatch": "the unit shown disagrees with the value's magnitude",
+    "implausible": "the number read is not a possible value of this parameter",
+    "low-confidence": "the field confidence is below the operating threshold",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Withheld:
+    """Why a field is None, what was seen, and alarm limits read beside it (if any)."""
+
+    reason: str  # a key of WITHHELD_REASONS
+    detail: str
+    alarm_limits: tuple[float, float] | None = None
+    confidence: float | None = None  # for "low-confidence": the score that fell short
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "detail": self.detail[:200],
+            "alarm_limits": list(self.alarm_limits) if self.alarm_limits else None,
+            "confidence": round(self.confidence, 4) if self.confidence is not None else None,
         }
 
 
@@ -73,10 +134,27 @@ class News2Partial:
     parameter_scores: dict[str, int]
     missing: tuple[str, ...]
     assumed: tuple[str, ...]
+    unscored: tuple[str, ...] = ()  # parameters without a score: missing ones, and SpO2 on
+    # scale 2 when air/oxygen is unknown (defaults to ``missing``)
 
     @property
     def score(self) -> int:
         return sum(self.parameter_scores.values())
+
+    @property
+    def max_possible_score(self) -> int:
+        """The highest NEWS2 the unscored parameters could still make it (each at its chart
+        maximum: 3, air/oxygen 2)."""
+        unscored = self.unscored or self.missing
+        return self.score + sum(NEWS2_MAX_SCORE[p] for p in unscored)
+
+    @property
+    def escalation_possible(self) -> bool:
+        """Whether the unknown parameters could put the patient at an escalation threshold
+        (aggregate >= 5 or any single parameter scoring 3) that the known ones do not reach:
+        the partial score must then not be read as reassurance."""
+        unscored = self.unscored or self.missing
+        return self.max_possible_score >= 5 or any(NEWS2_MAX_SCORE[p] == 3 for p in unscored)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -85,6 +163,8 @@ class News2Partial:
             "partial_score": self.score,
             "missing": list(self.missing),
             "assumed": list(self.assumed),
+            "max_possible_score": self.max_possible_score,
+            "escalation_possible": self.escalation_possible,
         }
 
 
@@ -105,6 +185,7 @@ class MonitorReading:
     news2_partial: News2Partial | None
     news2_assumed: tuple[str, ...]
     provenance: Provenance
+    withheld: dict[str, Withheld] = field(default_factory=dict)  # one per None field
     kind: str = "monitor-reading"
 
     def value(self, name: str) -> float | int | None:
@@ -119,12 +200,14 @@ class MonitorReading:
             "news2": self.news2,
             "news2_partial": self.news2_partial.body() if self.news2_partial else None,
             "news2_assumed": list(self.news2_assumed),
+            "withheld": {k: w.body() for k, w in self.withheld.items()},
         }
 
     def summary(self) -> dict[str, Any]:
         return {
             **timings_summary(self.provenance),
             "fields": {k: self.value(k) for k in self.fields},
+            "withheld": {k: w.reason for k, w in self.withheld.items()},
             "news2": self.news2["score"] if self.news2 else None,
             "news2_partial": self.news2_partial.body() if self.news2_partial else None,
             "texts": len(self.texts),

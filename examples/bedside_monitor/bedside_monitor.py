@@ -151,6 +151,32 @@ def vitals_text(r: MonitorReading) -> str:
     )
 
 
+def limits_and_withheld_text(r: MonitorReading) -> str:
+    """Alarm limits read beside the values (never taken as values) and why a field is None."""
+    limits = [
+        f"{name} {lo:g}-{hi:g}"
+        for name, f in r.fields.items()
+        if f is not None and f.alarm_limits is not None
+        for lo, hi in [f.alarm_limits]
+    ]
+    limits += [
+        f"{name} {w.alarm_limits[0]:g}-{w.alarm_limits[1]:g}"
+        for name, w in r.withheld.items()
+        if w.alarm_limits is not None and name != "nibp_diastolic"
+    ]
+    shown = [
+        f"{name} ({w.reason})"
+        for name, w in r.withheld.items()
+        if name != "nibp_diastolic" and w.reason != "not-shown"
+    ]
+    parts = []
+    if limits:
+        parts.append("alarm limits " + ", ".join(limits))
+    if shown:
+        parts.append("withheld " + ", ".join(shown))
+    return "; ".join(parts)
+
+
 def news2_text(r: MonitorReading) -> str:
     if r.news2 is not None:
         return f"NEWS2 {r.news2['score']:2d} {r.news2['band']}".ljust(38)
@@ -266,6 +292,8 @@ def main() -> int:
                     submitted[seq], names[seq] = reading, shot.name
                     print(f"  {shot.name:<22}  {vitals_text(reading)}  {news2_text(reading)}  "
                           f"{reading.provenance.timings.total_ms:5.0f} ms  -> seq {seq}")  # fmt: skip
+                    if extra := limits_and_withheld_text(reading):
+                        print(f"  {'':<22}  {extra}")
                     if args.count is not None and len(submitted) >= args.count:
                         break
             except InputError as exc:  # e.g. a camera that cannot be opened

@@ -1,0 +1,176 @@
+"""Monitor reader, the structure half (pure Python, no model): alarm limits are never values,
+"no value" markers and units, labels read in one box, the confidence gate, NEWS2 that says when
+missing fields could escalate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgemed.postprocess.field_confidence import FEATURES, FieldConfidence
+from edgemed.postprocess.monitor import read_fields
+from edgemed.postprocess.vitals_text import Box, Candidate, pair_fields
+from edgemed.results import MONITOR_FIELDS, WITHHELD_REASONS, News2Partial, OcrText
+
+GREEN = np.array([0.0, 1.0, 0.0])
+CYAN = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+ALWAYS = FieldConfidence(tuple(0.0 for _ in FEATURES), 10.0, 0.5)  # confidence ~1
+
+
+def box(i: int, text: str, x: float, y: float, h: float = 20, colour: np.ndarray = GREEN) -> Box:
+    w = 0.6 * h * len(text)
+    corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+    return Box(i, text, corners, colour, 0.99, 0.98)
+
+
+def read(boxes: list[Box], confidence: FieldConfidence = ALWAYS) -> tuple[dict, dict]:
+    texts = [
+        OcrText(text=b.text, confidence=b.confidence, box=tuple(map(tuple, b.corners.astype(int))), box_score=0.9)
+        for b in boxes
+    ]
+    fields, withheld = read_fields(pair_fields(boxes), texts, confidence)
+    return {k: (v.value if v else None) for k, v in fields.items()}, withheld
+
+
+def by_name(boxes: list[Box]) -> dict[str, Candidate]:
+    return {c.name: c for c in pair_fields(boxes)}
+
+
+def test_value_with_alarm_limits_beside_it_reads_the_value_and_returns_the_limits() -> None:
+    # HR 134 drawn large, limits 120 over 50 small to its right (the case read as 50 in 1.0.0)
+    boxes = [box(0, "HR", 0, 0), box(1, "134", 10, 30, 70), box(2, "120", 130, 32), box(3, "50", 130, 58)]
+    got, withheld = read(boxes)
+    assert got["hr"] == 134 and "hr" not in withheld
+    c = by_name(boxes)["hr"]
+    assert c.alarm_limits == (50.0, 120.0)
+
+
+def test_limits_left_of_the_value_and_side_by_side() -> None:
+    boxes = [box(0, "SpO2", 0, 0), box(1, "100", 5, 30), box(2, "90", 5, 55), box(3, "97", 70, 28, 70)]
+    got, _ = read(boxes)
+    assert got["spo2"] == 97
+    assert by_name(boxes)["spo2"].alarm_limits == (90.0, 100.0)
+
+
+@pytest.mark.parametrize("limits", [("120", "50"), ("38.0", "35.5")])
+def test_only_limits_legible_gives_none_never_a_limit(limits: tuple[str, str]) -> None:
+    label = "HR" if limits[0] == "120" else "Temp"
+    name = "hr" if label == "HR" else "temperature"
+    boxes = [box(0, label, 0, 0), box(1, limits[0], 130, 32), box(2, limits[1], 130, 58)]
+    got, withheld = read(boxes)
+    assert got[name] is None
+    assert withheld[name].reason == "only-small-numbers"
+    assert withheld[name].alarm_limits == tuple(sorted(float(x) for x in limits))
+
+
+def test_label_glued_to_its_low_limit_is_not_read_as_the_value() -> None:
+    # The detector merged "HR" and the low limit "45" into one box; the value stands beside.
+    boxes = [box(0, "130", 20, 0, 18), box(1, "HR45", 0, 22, 22), box(2, "129", 200, 0, 90)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None or got["hr"] == 129
+    assert got["hr"] != 45
+    assert "hr" in withheld and withheld["hr"].reason in ("ambiguous-pairing", "conflicting-readings")
+
+
+@pytest.mark.parametrize("marker", ["--", "---", "-?-", "?", "***", "OFF", "STBY"])
+def test_no_value_markers_give_none_with_a_reason(marker: str) -> None:
+    boxes = [box(0, "Temp", 0, 0), box(1, marker, 10, 30, 60), box(2, "39.0", 150, 32), box(3, "35.0", 150, 58)]
+    got, withheld = read(boxes)
+    assert got["temperature"] is None
+    assert withheld["temperature"].reason in ("no-value", "only-small-numbers")
+
+
+def test_blank_tile_with_label_only() -> None:
+    got, withheld = read([box(0, "RR", 0, 0)])
+    assert got["rr"] is None and withheld["rr"].reason == "no-value"
+    assert withheld["hr"].reason == "not-shown"
+    assert set(withheld) | {k for k, v in got.items() if v is not None} == set(MONITOR_FIELDS)
+    assert all(w.reason in WITHHELD_REASONS for w in withheld.values())
+
+
+def test_fahrenheit_is_converted_and_unit_disagreements_refused() -> None:
+    got, _ = read([box(0, "Temp °F", 0, 0), box(1, "98.6", 10, 30, 60)])
+    assert got["temperature"] == 37.0
+    c = by_name([box(0, "Temp °F", 0, 0), box(1, "98.6", 10, 30, 60)])["temperature"]
+    assert c.unit_shown == "°F"
+    got, withheld = read([box(0, "Temp", 0, 0), box(1, "98.6", 10, 30, 60)])
+    assert got["temperature"] is None and withheld["temperature"].reason == "unit-unknown"
+    got, withheld = read([box(0, "Temp °C", 0, 0), box(1, "98.6", 10, 30, 60)])
+    assert withheld["temperature"].reason == "unit-mismatch"
+    got, withheld = read([box(0, "Temp °F", 0, 0), box(1, "37.2", 10, 30, 60)])
+    assert withheld["temperature"].reason == "unit-mismatch"
+    got, _ = read([box(0, "Temp", 0, 0), box(1, "98.6°F", 10, 30, 60)])
+    assert got["temperature"] == 37.0
+
+
+def test_kpa_blood_pressure_is_converted_to_mmhg() -> None:
+    got, _ = read([box(0, "NIBP", 0, 0), box(1, "kPa", 0, 22), box(2, "16.0/10.7", 60, 30, 60)])
+    assert (got["nibp_systolic"], got["nibp_diastolic"]) == (120, 80)
+    got, withheld = read([box(0, "NIBP kPa", 0, 0), box(1, "120/80", 10, 30, 60)])
+    assert got["nibp_systolic"] is None and withheld["nibp_systolic"].reason == "unit-mismatch"
+
+
+def test_two_labels_read_as_one_box_keep_their_own_values() -> None:
+    # "HR bpm SpO2" read as one box: each label keeps its part of the box, so the SpO2 value
+    # beside "SpO2" is not given to HR.
+    boxes = [
+        box(0, "HR bpm SpO2", 0, 0, 30),
+        box(1, "139", 10, 40, 60),
+        box(2, "85", 150, 40, 90, GREEN),
+    ]
+    got, _ = read(boxes)
+    assert got["hr"] in (139, None) and got["spo2"] in (85, None)
+    assert got["hr"] != 85
+
+
+def test_a_parameter_read_twice_differently_is_withheld() -> None:
+    boxes = [box(0, "HR", 0, 0), box(1, "72", 10, 30, 60), box(2, "HR", 0, 300), box(3, "75", 10, 330, 60)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "conflicting-readings"
+
+
+def test_values_of_unreported_parameters_are_never_taken() -> None:
+    boxes = [box(0, "PR", 0, 0), box(1, "88", 10, 30, 60), box(2, "HR", 300, 0), box(3, "--", 310, 30, 60)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "no-value"
+
+
+def test_colour_mismatch_and_implausible_values_are_refused() -> None:
+    got, _ = read([box(0, "RR", 0, 0), box(1, "97", 10, 30, 60, CYAN)])
+    assert got["rr"] is None
+    got, withheld = read([box(0, "SpO2", 0, 0), box(1, "140", 10, 30, 60)])
+    assert got["spo2"] is None and withheld["spo2"].reason == "implausible"
+    got, withheld = read([box(0, "HR", 0, 0), box(1, "72.5", 10, 30, 60)])
+    assert got["hr"] is None
+
+
+def test_below_the_operating_threshold_a_field_is_withheld_with_its_score() -> None:
+    strict = FieldConfidence(tuple(0.0 for _ in FEATURES), 0.0, 0.6)  # confidence 0.5 < 0.6
+    got, withheld = read([box(0, "HR", 0, 0), box(1, "72", 10, 30, 60)], strict)
+    assert got["hr"] is None
+    assert withheld["hr"].reason == "low-confidence" and withheld["hr"].confidence == 0.5
+
+
+def test_confidence_rises_with_recognition_and_margin() -> None:
+    weights = dict.fromkeys(FEATURES, 0.0) | {"rec_min": 1.0, "margin": 1.0}
+    conf = FieldConfidence(tuple(weights[f] for f in FEATURES), 0.0, 0.5)
+    base = dict.fromkeys(FEATURES, 1.0) | {"rec_mean": 0.9, "rec_min": 0.9, "margin": 2.0}
+    assert conf(base | {"rec_min": 0.99}) > conf(base) > conf(base | {"rec_min": 0.6})
+    assert conf(base | {"margin": 5.0}) > conf(base)
+
+
+def test_news2_partial_says_when_missing_fields_could_escalate() -> None:
+    calm = News2Partial(
+        parameter_scores={"respiration_rate": 0, "spo2": 0, "systolic_bp": 0, "consciousness": 0},
+        missing=("pulse", "temperature", "air_or_oxygen"),
+        assumed=(),
+    )
+    assert calm.score == 0 and calm.max_possible_score == 8 and calm.escalation_possible
+    body = calm.body()
+    assert body["max_possible_score"] == 8 and body["escalation_possible"] is True
+    only_o2 = News2Partial(
+        parameter_scores={k: 0 for k in ("respiration_rate", "spo2", "systolic_bp", "pulse", "consciousness", "temperature")},
+        missing=("air_or_oxygen",),
+        assumed=(),
+    )
+    assert only_o2.max_possible_score == 2 and not only_o2.escalation_possible
