@@ -3,7 +3,10 @@
 A logistic model over the features :func:`~edgemed.postprocess.vitals_text.pair_fields` keeps
 for each candidate (recognition mean and least-sure character, pairing margin to the runner-up
 label, value/label size ratio, colour agreement, whether the value is in the typical range,
-whether alarm limits were seen, whether label and value shared one box). Its weights and the
+whether alarm limits were seen, whether label and value shared one box, and whether a second
+read of the value's crop, widened and softened, gives the same digits: seven-segment and thin
+LCD digits that PP-OCR misreads are misread differently on the second crop), and the box's
+width per character (a dropped digit leaves the box too wide for its text). Its weights and the
 operating threshold live in the manifest (``postprocess.field_confidence``), fitted by
 ``models/recipes/monitor_reader.py`` on the tuning families of rendered screens only; the
 threshold was chosen there to drive wrong values to zero first, then to read the most fields.
@@ -30,6 +33,9 @@ FEATURES = (
     "typical",
     "limits_seen",
     "inline",
+    "agree",
+    "char_aspect",
+    "single_digit",
 )
 
 
@@ -50,6 +56,9 @@ def _transform(features: Mapping[str, float]) -> list[float]:
         features["typical"],
         features["limits_seen"],
         features["inline"],
+        features["agree"],
+        math.log(max(features["char_aspect"], 1e-3)),
+        features["single_digit"],
     ]
 
 

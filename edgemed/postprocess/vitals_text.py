@@ -65,16 +65,18 @@ MMHG_PER_KPA = 7.50062
 # room for other renderers while keeping a label-sized number from ever being the value).
 MIN_VALUE_OVER_LABEL = 1.2
 MAX_LIMIT_OVER_VALUE = 0.8  # a number at most this tall relative to the value is a limit
+MAX_STRAY_OVER_VALUE = 0.55  # a number beside the value, not one of a pair of limits
+MIN_INLINE_RIVAL = 0.6  # a number this tall beside a "label value" box makes it ambiguous
 MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
 
 # A label ends where letters end, or where a unit glued to it begins ("HRbpm", "SpO2%").
-_END = r"(?=$|[^A-Z]|BPM|MMHG|RPM|BRPM|KPA)"
+_END = r"(?=$|[^A-Z]|BPM|MMHG|RPM|BRPM|KPA|[CF](?![A-Z]))"  # "TC": T with a degree sign lost
 _LABELS: list[tuple[str, re.Pattern[str]]] = [
     ("spo2", re.compile(r"(SPO2|SP02|SPO|SPOZ|SAT)" + _END)),
     ("nibp", re.compile(r"(NIBP|NBP|BP)" + _END)),
     ("hr", re.compile(r"(ECG ?HR|HR)" + _END)),
     ("rr", re.compile(r"(AWRR|RR|RESP)" + _END)),
-    ("temperature", re.compile(r"(TEMP|TMP|T[12]?)" + _END)),
+    ("temperature", re.compile(r"(TEMP|TMP|TEM|T[12]?)" + _END)),
     # Parameters the reader does not report: they still claim their numbers.
     ("other", re.compile(r"(PR|PULSE|ETCO2|ETC02|CO2|ST|BED|PVC|FICO2|IBP|ART|CVP)" + _END)),
 ]
@@ -85,7 +87,9 @@ _LEADING_UNIT = re.compile(r"^(?:" + _UNIT_WORDS + r")(?:\s+|$)")
 _UNIT_ONLY = re.compile(r"^\s*" + _UNIT_WORDS + r"\s*$")
 _WORD = re.compile(r"[A-Z]{4,}")
 _UNIT = r"\s*(" + _UNIT_WORDS + r")?\s*$"
-_BP = re.compile(r"^(\d{1,3}(?:\.\d)?)\s*/\s*(\d{1,3}(?:\.\d)?)(?:\s*\(\s*[\d.]{2,5}\s*\)?)?" + _UNIT)
+_BP = re.compile(
+    r"^(\d{1,3}(?:\.\d)?)\s*/\s*(\d{1,3}(?:\.\d)?)(?:\s*\(\s*[\d.]{2,5}\s*\)?)?" + _UNIT
+)
 _NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)\*?" + _UNIT)  # "52*": a bell glyph after it
 _MARKER = re.compile(r"^(?:[-?_.*\s]*[-?*][-?_.*\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$")
 
@@ -187,7 +191,14 @@ def _segments(box: Box) -> list[tuple[Box, str]]:
         top0, top1 = c[0] + (c[1] - c[0]) * f0, c[0] + (c[1] - c[0]) * f1
         bot0, bot1 = c[3] + (c[2] - c[3]) * f0, c[3] + (c[2] - c[3]) * f1
         corners = np.array([top0, top1, bot1, bot0], dtype=np.float64)
-        out.append((Box(box.index, segment, corners, box.colour, box.confidence, box.min_char_confidence), segment))
+        out.append(
+            (
+                Box(
+                    box.index, segment, corners, box.colour, box.confidence, box.min_char_confidence
+                ),
+                segment,
+            )
+        )
     return out
 
 
@@ -250,7 +261,11 @@ def _convert(
         if unit == "kPa" or (num.decimals and unit is None):
             if unit == "kPa" and all(KPA[0] <= x <= KPA[1] for x in v):
                 mm = (float(round(v[0] * MMHG_PER_KPA)), float(round(v[1] * MMHG_PER_KPA)))
-                return (mm if _fits(name, mm) else None), "kPa", (None if _fits(name, mm) else "implausible")
+                return (
+                    (mm if _fits(name, mm) else None),
+                    "kPa",
+                    (None if _fits(name, mm) else "implausible"),
+                )
             return None, None, "unit-mismatch" if unit == "kPa" else "unit-unknown"
         if num.decimals:
             return None, None, "implausible"
@@ -274,7 +289,9 @@ def _cost(label: Box, other: Box) -> float | None:
     dx, dy = c - label.centre
     # Rows matter more than columns: a value sits on its label's row or below it in its tile,
     # while the next tile's label is usually beside it.
-    distance = float(np.hypot(dx, 2.0 * dy)) / label.height
+    # In the box's own height: every label competing for one box is measured alike (a label
+    # read with a small box must not lose its value to a big label further away).
+    distance = float(np.hypot(dx, 2.0 * dy)) / other.height
     return distance * (1.0 + 3.0 * (1.0 - similarity))
 
 
@@ -298,6 +315,7 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
     inline: list[Candidate] = []
     inline_of: dict[int, int] = {}  # label index -> its inline candidate
     label_units: dict[int, str] = {}
+    unreadable: dict[int, Box] = {}
     for whole in boxes:
         for box, segment in _segments(whole):
             label = classify_label(segment)
@@ -311,6 +329,8 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
                     unit = _unit_of(segment.strip())
                     if unit is not None:
                         units[box.index] = (box, unit)
+                elif any(ch.isdigit() for ch in segment):
+                    unreadable[box.index] = box  # digits that parse as no value ("2476")
                 elif _WORD.search(segment):
                     labels.append((box, "other"))  # an unknown parameter's label, misread
                 continue
@@ -344,7 +364,9 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
                 continue
             if rest and _MARKER.match(rest):
                 inline.append(
-                    Candidate(name, None, "no-value", f"{box.text!r}: no value shown", None, box.index)
+                    Candidate(
+                        name, None, "no-value", f"{box.text!r}: no value shown", None, box.index
+                    )
                 )
                 continue
             labels.append((box, name))
@@ -354,6 +376,7 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
         *((i, n.box) for i, n in numbers.items()),
         *markers.items(),
         *((i, b) for i, (b, _) in units.items()),
+        *unreadable.items(),
     ]:
         costs = sorted(
             (c, li)
@@ -366,29 +389,50 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
     out = list(inline)
     for li, (label_box, name) in enumerate(labels):
         if li in inline_of:
-            # "HR45" may be a label glued to its low alarm limit by the detector, the real
-            # value standing taller beside it: then the box's number is not the value.
-            taller = [
-                numbers[i]
+            # "HR 40" may be a label glued to its low alarm limit by the detector, the value
+            # (or the other limit) standing beside it: with another number of comparable size
+            # near the label, the box's number is not known to be the value.
+            beside = [
+                (numbers[i].box if i in numbers else unreadable[i])
                 for _, _, i in owned[li]
-                if i in numbers and numbers[i].box.height >= MIN_VALUE_OVER_LABEL * label_box.height
+                if i in numbers or i in unreadable
             ]
-            if taller:
-                c = out[inline_of[li]]
+            rival = [b for b in beside if b.height >= MIN_INLINE_RIVAL * label_box.height]
+            if rival:
+                glued = out[inline_of[li]]
                 out[inline_of[li]] = Candidate(
-                    c.name,
+                    glued.name,
                     None,
                     "ambiguous-pairing",
-                    f"{label_box.text!r} holds a number, and {taller[0].box.text!r} beside it "
-                    "is taller: the first may be an alarm limit",
-                    label_box=c.label_box,
+                    f"{label_box.text!r} holds a number and {rival[0].text!r} stands beside it: "
+                    "either may be an alarm limit",
+                    label_box=glued.label_box,
                 )
             continue
         if name == "other":
             continue
-        out.append(
-            _read_label(name, label_box, owned[li], numbers, markers, units, label_units.get(li))
+        candidate = _read_label(
+            name, label_box, owned[li], numbers, markers, units, label_units.get(li)
         )
+        if candidate.value is not None and candidate.value_box is not None:
+            value_height = next(
+                n.box.height for i, n in numbers.items() if i == candidate.value_box
+            )
+            big = [
+                unreadable[i]
+                for _, _, i in owned[li]
+                if i in unreadable and unreadable[i].height > MAX_LIMIT_OVER_VALUE * value_height
+            ]
+            if big:  # an unreadable number as tall as the value: it may be the real value
+                candidate = Candidate(
+                    name,
+                    None,
+                    "ambiguous-pairing",
+                    f"{big[0].text!r}, unreadable, is as tall as the value",
+                    label_box=label_box.index,
+                    alarm_limits=candidate.alarm_limits,
+                )
+        out.append(candidate)
     return out
 
 
@@ -406,17 +450,22 @@ def _read_label(
     own_units = {units[i][1] for _, _, i in owned if i in units}
     if label_unit:
         own_units.add(label_unit)
-    base = {"label_box": label.index}
     if not own_numbers:
         if own_markers:
-            return Candidate(name, None, "no-value", f"{own_markers[0].text!r} shown", **base)
-        return Candidate(name, None, "no-value", "label without a value", **base)
+            return Candidate(
+                name, None, "no-value", f"{own_markers[0].text!r} shown", label_box=label.index
+            )
+        return Candidate(name, None, "no-value", "label without a value", label_box=label.index)
     own_numbers.sort(key=lambda x: -x[2].box.height)
     cost, runner_up, top = own_numbers[0]
     tallest = top.box.height
     rivals = [n for _, _, n in own_numbers[1:] if n.box.height > MAX_LIMIT_OVER_VALUE * tallest]
     small = [n for _, _, n in own_numbers[1:] if n.box.height <= MAX_LIMIT_OVER_VALUE * tallest]
     limits = _limits(name, small)
+    if limits is None:
+        # Numbers beside the value that are not a pair of limits: unless clearly small (a
+        # distractor's digits), nothing says which number is the value.
+        rivals += [n for n in small if n.box.height > MAX_STRAY_OVER_VALUE * tallest]
     if top.box.height < MIN_VALUE_OVER_LABEL * label.height:
         # Only label-sized numbers: alarm limits (or a distractor) with the value itself unread.
         only = _limits(name, [n for _, _, n in own_numbers])
@@ -426,7 +475,7 @@ def _read_label(
             "only-small-numbers",
             "only numbers no taller than the label (alarm limits?) near it",
             alarm_limits=only or limits,
-            **base,
+            label_box=label.index,
         )
     if rivals:
         return Candidate(
@@ -436,13 +485,17 @@ def _read_label(
             f"two numbers of the value's size near the label: {top.box.text!r}, "
             f"{rivals[0].box.text!r}",
             alarm_limits=limits,
-            **base,
+            label_box=label.index,
         )
     if own_markers and any(m.height > MAX_LIMIT_OVER_VALUE * tallest for m in own_markers):
-        return Candidate(name, None, "ambiguous-pairing", "a number and a no-value marker", **base)
+        return Candidate(
+            name, None, "ambiguous-pairing", "a number and a no-value marker", label_box=label.index
+        )
     unit = top.unit or (next(iter(own_units)) if len(own_units) == 1 else None)
     if len(own_units) > 1 and top.unit is None:
-        return Candidate(name, None, "unit-unknown", f"units {sorted(own_units)} shown", **base)
+        return Candidate(
+            name, None, "unit-unknown", f"units {sorted(own_units)} shown", label_box=label.index
+        )
     value, converted, reason = _convert(name, top, unit)
     margin = runner_up / cost if cost > 0 else 10.0
     return Candidate(
@@ -455,7 +508,13 @@ def _read_label(
         alarm_limits=limits,
         unit_shown=converted,
         features=_features(
-            top.box, label, min(margin, 10.0), top.box.height / label.height, len(small), value, name
+            top.box,
+            label,
+            min(margin, 10.0),
+            top.box.height / label.height,
+            len(small),
+            value,
+            name,
         ),
     )
 
@@ -465,10 +524,13 @@ def _limits(name: str, small: list[_Number]) -> tuple[float, float] | None:
     if len(small) == 1 and len(small[0].value) == 2 and name != "nibp":
         hi, lo = small[0].value
         return (lo, hi) if lo < hi else None
-    singles = [n.value[0] for n in small if len(n.value) == 1]
-    if len(singles) != 2:
+    singles = [n for n in small if len(n.value) == 1]
+    if len(singles) != 2 or len(small) != 2:
         return None
-    lo, hi = sorted(singles)
+    a, b = singles
+    if not 0.75 <= a.box.height / b.box.height <= 1.33:
+        return None  # the two limits are drawn alike
+    lo, hi = sorted((a.value[0], b.value[0]))
     return (lo, hi) if lo < hi else None
 
 
@@ -489,7 +551,16 @@ def _features(
     if value is not None and name in TYPICAL:
         lo, hi = TYPICAL[name]
         typical = float(all(lo <= v <= hi for v in value[:1]))
+    c = value_box.corners
+    width = (float(np.hypot(*(c[1] - c[0]))) + float(np.hypot(*(c[2] - c[3])))) / 2
+    chars = max(len(value_box.text.replace(" ", "")), 1)
     return {
+        # Box width per character in box heights: a digit the recogniser dropped ("21" read
+        # as "2", "134" as "34") leaves the box too wide for its text.
+        "char_aspect": width / (value_box.height * chars),
+        # One digit: only RR shows one legitimately, and a one-digit reading is what a lost
+        # digit of a two-digit value looks like.
+        "single_digit": float(value is not None and len(value) == 1 and value[0] < 10),
         "rec_mean": float(value_box.confidence),
         "rec_min": float(value_box.min_char_confidence),
         "margin": float(margin),
@@ -498,6 +569,7 @@ def _features(
         "typical": typical,
         "limits_seen": float(n_small > 0),
         "inline": float(inline),
+        "agree": 1.0,  # set by the postprocessor: a second read of the value's crop agrees
     }
 
 

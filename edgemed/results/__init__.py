@@ -28,6 +28,7 @@ from .text import EmbeddingResult, LabelScore
 
 __all__ = [
     "MONITOR_FIELDS",
+    "WITHHELD_REASONS",
     "EmbeddingResult",
     "LabelScore",
     "MonitorReading",
@@ -43,7 +44,6 @@ __all__ = [
     "TabularRegression",
     "Timings",
     "VitalReading",
-    "WITHHELD_REASONS",
     "Withheld",
     "deferred",
     "finish_batch",

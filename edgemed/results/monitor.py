@@ -8,10 +8,15 @@ from typing import Any
 from .base import Provenance, timings_summary
 
 __all__ = [
-    "WITHHELD_REASONS",
-    "Withheld",
     "MONITOR_FIELDS",
-    "NEWS2_MAX_SCORE", "MonitorReading", "News2Partial", "OcrText", "VitalReading"]
+    "NEWS2_MAX_SCORE",
+    "WITHHELD_REASONS",
+    "MonitorReading",
+    "News2Partial",
+    "OcrText",
+    "VitalReading",
+    "Withheld",
+]
 
 # NEWS2 parameter -> the highest score the RCP 2017 chart gives it.
 NEWS2_MAX_SCORE = {

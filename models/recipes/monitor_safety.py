@@ -32,12 +32,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from monitor_screens import (  # noqa: E402
+    FONTS,
     HELDOUT_FONTS,
     HELDOUT_LAYOUTS,
     LAYOUTS,
     TUNE_FONTS,
     TUNE_LAYOUTS,
-    FONTS,
     render_screen,
 )
 
@@ -48,6 +48,7 @@ from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
+VERSION = "1.1.0"
 TUNE_SEED0, HELDOUT_SEED0 = 200_000, 300_000  # disjoint from the golden and fixture seeds
 
 
@@ -111,6 +112,7 @@ def collect(pipe: Any, plan: list[tuple[int, str, str]]) -> dict[str, list[dict[
                 truth = tuple(gt[k] for k in keys)
                 candidates.append(
                     {
+                        "field_keys": list(keys),
                         "seed": seed,
                         "layout": layout,
                         "font": font,
@@ -180,12 +182,37 @@ def report(fields: list[dict[str, Any]]) -> dict[str, Any]:
     return by
 
 
+def candidate_curve(
+    candidates: list[dict[str, Any]], shown: int, calib: dict[str, Any], thresholds: list[float]
+) -> list[dict[str, Any]]:
+    """Coverage/error over thresholds, candidate level: correct and wrong candidate values at or
+    above each threshold (NIBP counts as two fields), over the fields shown."""
+    conf = FieldConfidence(tuple(calib["weights"][f] for f in FEATURES), calib["bias"], 0.0)
+    scored = [
+        (conf(c["features"]), c["correct"], len(c.get("field_keys", [1]))) for c in candidates
+    ]
+    out = []
+    for t in thresholds:
+        read = sum(n for s, ok, n in scored if s >= t and ok)
+        wrong = sum(n for s, ok, n in scored if s >= t and not ok)
+        out.append(
+            {"threshold": t, "read_pct": round(100.0 * read / max(shown, 1), 2), "wrong": wrong}
+        )
+    return out
+
+
 def curve(fields: list[dict[str, Any]], thresholds: list[float]) -> list[dict[str, Any]]:
     """Coverage/error at other thresholds (fields withheld for other reasons stay withheld)."""
     out = []
     shown = [f for f in fields if f["truth"] is not None]
     for t in thresholds:
-        kept = [f for f in fields if f["score"] is not None and f["score"] >= t and (f["read"] is not None or f["reason"] == "low-confidence")]
+        kept = [
+            f
+            for f in fields
+            if f["score"] is not None
+            and f["score"] >= t
+            and (f["read"] is not None or f["reason"] == "low-confidence")
+        ]
         # a low-confidence field above t would have been read: its value is unknown here, so
         # the curve below the operating threshold counts it as read-and-wrong (pessimistic).
         wrong = sum(1 for f in kept if f["read"] != f["truth"])
@@ -218,7 +245,9 @@ def pick_golden(pipe: Any, n: int = 4) -> list[tuple[int, str, str]]:
     seed = 410_000
     while len(chosen) < n and seed < 410_400:
         layout = str(TUNE_LAYOUTS[seed % len(TUNE_LAYOUTS)])
-        font = ("dseg7-classic", "dejavu", "hershey", "dseg7-modern", "b612", "liberation")[seed % 6]
+        font = ("dseg7-classic", "dejavu", "hershey", "dseg7-modern", "b612", "liberation")[
+            seed % 6
+        ]
         img, gt = render_screen(seed, layout=layout, font=font, lossy=False)
         reading = pipe(img)
         got = {k: reading.value(k) for k in KEYS}
@@ -239,9 +268,8 @@ def pick_golden(pipe: Any, n: int = 4) -> list[tuple[int, str, str]]:
 
 def write_golden(bundle: Path, pipe: Any, specs: list[tuple[int, str, str]]) -> None:
     """Stacked golden screens and what the bundle must read on them (withheld fields: None)."""
-    from monitor_reader import prob_map_stats
-
     import cv2
+    from monitor_reader import prob_map_stats
 
     screens, cases, top = [], [], 0
     for seed, layout, font in specs:
@@ -309,6 +337,7 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=900)
     ap.add_argument("--out", default="/tmp/monitor_safety.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--release", action="store_true", help="write golden, fixtures, card")
     args = ap.parse_args()
     with edgemed.load(Path(args.bundle), golden=False, threads=args.threads) as pipe:
         tune = collect(pipe, families("tune", args.tune))
@@ -328,10 +357,151 @@ def main() -> None:
         "heldout": report(held["fields"]),
         "heldout_layout_families": list(HELDOUT_LAYOUTS),
         "heldout_font_families": list(HELDOUT_FONTS),
-        "curve_heldout": curve(held["fields"], [0.5, 0.8, 0.9, 0.95, calib["threshold"]]),
+        "curve_heldout": candidate_curve(
+            held["candidates"],
+            sum(1 for f in held["fields"] if f["truth"] is not None),
+            calib,
+            sorted({0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, calib["threshold"]}),
+        ),
+        "curve_tune": candidate_curve(
+            tune["candidates"],
+            sum(1 for f in tune["fields"] if f["truth"] is not None),
+            calib,
+            sorted({0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, calib["threshold"]}),
+        ),
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: out[k]["all"] for k in ("tune", "heldout")}, indent=1))
+    if args.release:
+        release(Path(args.bundle), out, args)
+
+
+def fixture_metrics(pipe: Any, folder: Path) -> dict[str, Any]:
+    """Wrong values and fields read on a shipped fixture folder (its labels.json)."""
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))["screens"]
+    rows = []
+    for screen in labels:
+        reading = pipe(folder / screen["file"])
+        for key in KEYS:
+            rows.append({"truth": screen[key], "read": reading.value(key), "reason": None})
+    s = summarise([{**r, "seed": 0, "layout": "", "font": "", "field": ""} for r in rows])
+    return {
+        "screens": len(labels),
+        "shown": s["shown"],
+        "wrong_values": s["wrong_values"],
+        "read_pct": s["read_pct"],
+    }
+
+
+def fp32_heldout(bundle: Path, args: Any) -> dict[str, Any]:
+    """The same held-out screens with the FP32 recogniser (rapidocr-onnxruntime's) in place of
+    the shipped INT8 one: the INT8 comparison on this evaluation."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from monitor_reader import rapidocr_models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "monitor-reader"
+        shutil.copytree(bundle, copy)
+        shutil.copy(rapidocr_models() / "ch_PP-OCRv4_rec_infer.onnx", copy / "rec.fp32.onnx")
+        manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+        rec = manifest["artifacts"]["recognizer"]
+        rec.update(path="rec.fp32.onnx", precision="fp32")
+        rec["sha256"] = hashlib.sha256((copy / "rec.fp32.onnx").read_bytes()).hexdigest()
+        (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        with edgemed.load(copy, golden=False, threads=args.threads) as pipe:
+            held = collect(pipe, families("heldout", args.heldout))
+    s = summarise(held["fields"])
+    return {"heldout_wrong_values": s["wrong_values"], "heldout_read_pct": s["read_pct"]}
+
+
+def release(bundle: Path, out: dict[str, Any], args: Any) -> None:
+    """Golden screens, shipped fixtures, metrics, card and sha256s of version VERSION."""
+    import hashlib
+
+    fixtures = ROOT / "tests" / "fixtures"
+    out["fp32_recognizer"] = fp32_heldout(bundle, args)
+    with edgemed.load(bundle, golden=False, threads=args.threads) as pipe:
+        specs = pick_golden(pipe)
+        write_golden(bundle, pipe, specs)
+        write_fixtures(fixtures / "monitor-screens-v2")
+        first = fixture_metrics(pipe, fixtures / "monitor-screens")
+        second = fixture_metrics(pipe, fixtures / "monitor-screens-v2")
+    held, tune = out["heldout"]["all"], out["tune"]["all"]
+    metrics: dict[str, Any] = {
+        "evaluation": "rendered screens, leave-family-out (models/recipes/monitor_safety.py)",
+        "heldout_screens": args.heldout,
+        "heldout_fields_shown": held["shown"],
+        "heldout_wrong_values": held["wrong_values"],
+        "heldout_read_pct": held["read_pct"],
+        "tune_screens": args.tune,
+        "tune_fields_shown": tune["shown"],
+        "tune_wrong_values": tune["wrong_values"],
+        "tune_read_pct": tune["read_pct"],
+        **{f"heldout_{k}_read_pct": v["read_pct"] for k, v in out["heldout"]["by_field"].items()},
+        **{
+            f"heldout_{k}_wrong_values": v["wrong_values"]
+            for k, v in out["heldout"]["by_field"].items()
+        },
+        "operating_threshold": out["calibration"]["threshold"],
+        "subset_v1_screens": first["screens"],
+        "subset_v1_wrong_values": first["wrong_values"],
+        "subset_v1_read_pct": first["read_pct"],
+        "subset_v2_screens": second["screens"],
+        "subset_v2_wrong_values": second["wrong_values"],
+        "subset_v2_read_pct": second["read_pct"],
+        "fp32_recognizer": out.get("fp32_recognizer", "not measured in this run"),
+    }
+    manifest_path = bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    old = manifest.get("metrics", {})
+    if "int8_gate" in old:
+        metrics["int8_gate"] = old["int8_gate"]
+    elif "shipped_variant" in old:  # 1.0.0's gate, measured on the first renderer's screens
+        metrics["int8_gate"] = {
+            k: v
+            for k, v in old.items()
+            if k.startswith(("fp32_", "rec_int8_", "det_int8_", "int8_"))
+        } | {
+            "shipped_variant": old["shipped_variant"],
+            "first_renderer_screens": old.get("eval_screens"),
+        }
+    manifest["version"] = VERSION
+    manifest["metrics"] = metrics
+    card = (HERE / "monitor_reader_card.md").read_text(encoding="utf-8")
+    tables = {
+        "by_layout": out["heldout"]["by_layout"],
+        "by_font": out["heldout"]["by_font"],
+        "by_field": out["heldout"]["by_field"],
+    }
+    lines = []
+    for group, rows in tables.items():
+        lines.append(f"| {group[3:]} | shown | read % | wrong | withheld (top reasons) |")
+        lines.append("|---|---:|---:|---:|---|")
+        for name, r in rows.items():
+            top = sorted(r["withheld_shown"].items(), key=lambda kv: -kv[1])[:3]
+            held_out = name in HELDOUT_LAYOUTS or name in HELDOUT_FONTS
+            lines.append(
+                f"| {name}{' (held out)' if held_out else ''} | {r['shown']} | {r['read_pct']} | "
+                f"{r['wrong_values']} | {', '.join(f'{k} {v}' for k, v in top)} |"
+            )
+        lines.append("")
+    card = (
+        card.replace("{{METRICS}}", json.dumps(metrics, indent=1))
+        .replace("{{TABLES}}", "\n".join(lines))
+        .replace("{{CURVE}}", json.dumps(out["curve_heldout"], indent=1))
+        .replace("{{CALIBRATION}}", json.dumps(out["calibration"], indent=1))
+        .replace("{{GOLDEN}}", ", ".join(f"{seed} {lay} {font}" for seed, lay, font in specs))
+    )
+    (bundle / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    for art in manifest["artifacts"].values():
+        art["sha256"] = hashlib.sha256((bundle / art["path"]).read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with edgemed.load(bundle, threads=args.threads):  # the golden check at load must pass
+        pass
+    print("released", VERSION, json.dumps(metrics, indent=1))
 
 
 if __name__ == "__main__":

@@ -64,8 +64,14 @@ FONTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("truetype/dejavu/DejaVuSans.ttf", "truetype/dejavu/DejaVuSans-Bold.ttf"),
     ),
     "liberation": (
-        ("truetype/liberation2/LiberationSans-Regular.ttf", "truetype/liberation2/LiberationSans-Bold.ttf"),
-        ("truetype/liberation2/LiberationSans-Regular.ttf", "truetype/liberation2/LiberationSans-Bold.ttf"),
+        (
+            "truetype/liberation2/LiberationSans-Regular.ttf",
+            "truetype/liberation2/LiberationSans-Bold.ttf",
+        ),
+        (
+            "truetype/liberation2/LiberationSans-Regular.ttf",
+            "truetype/liberation2/LiberationSans-Bold.ttf",
+        ),
     ),
     "opensans-condensed": (
         ("truetype/open-sans/OpenSans-CondBold.ttf", "truetype/open-sans/OpenSans-CondLight.ttf"),
@@ -206,7 +212,7 @@ class _Painter:
             scale = cv2.getFontScaleFromHeight(font, max(int(px), 4), self.thickness)
             (w, h), base = cv2.getTextSize(text, font, scale, self.thickness)
             return w, h + base // 2
-        x0, y0, x1, y1 = self._ttf(font, px).getbbox(text)
+        _, _, x1, y1 = self._ttf(font, px).getbbox(text)
         return x1, y1
 
     def fit(self, text: str, font: Any, px: float, max_w: int, max_h: int) -> float:
@@ -224,7 +230,9 @@ class _Painter:
         if isinstance(font, int):
             scale = cv2.getFontScaleFromHeight(font, max(int(px), 4), self.thickness)
             (_, h), _ = cv2.getTextSize(text, font, scale, self.thickness)
-            cv2.putText(self.img, text, (x, y + h), font, scale, colour, self.thickness, cv2.LINE_AA)
+            cv2.putText(
+                self.img, text, (x, y + h), font, scale, colour, self.thickness, cv2.LINE_AA
+            )
             return
         pil = Image.fromarray(self.img[..., ::-1])
         ImageDraw.Draw(pil).text((x, y), text, font=self._ttf(font, px), fill=colour[::-1])
@@ -253,7 +261,9 @@ def _waveforms(rng: np.random.Generator, img: np.ndarray, box: Sequence[int], in
         period = rng.uniform(0.05, 0.2)
         phase = (t / period) % 1.0
         if r == 0:  # ECG-like spikes
-            y = np.exp(-(((phase - 0.3) / 0.015) ** 2)) - 0.2 * np.exp(-(((phase - 0.5) / 0.06) ** 2))
+            y = np.exp(-(((phase - 0.3) / 0.015) ** 2)) - 0.2 * np.exp(
+                -(((phase - 0.5) / 0.06) ** 2)
+            )
         else:
             y = np.sin(2 * np.pi * phase) * 0.4 + 0.1 * np.sin(4 * np.pi * phase)
         ys = y0 + band * (r + 0.55) - y * band * 0.35
@@ -329,7 +339,9 @@ def _distractor(rng: np.random.Generator) -> tuple[str, str]:
 def _bell(img: np.ndarray, x: int, y: int, size: int, colour: tuple) -> None:
     """A small alarm-bell glyph (a filled trapezoid and clapper)."""
     s = max(size, 6)
-    pts = np.array([[x + s // 3, y], [x + 2 * s // 3, y], [x + s, y + 3 * s // 4], [x, y + 3 * s // 4]])
+    pts = np.array(
+        [[x + s // 3, y], [x + 2 * s // 3, y], [x + s, y + 3 * s // 4], [x, y + 3 * s // 4]]
+    )
     cv2.fillPoly(img, [pts.astype(np.int32)], colour, cv2.LINE_AA)
     cv2.circle(img, (x + s // 2, y + s - s // 8), max(1, s // 8), colour, -1, cv2.LINE_AA)
 
@@ -411,7 +423,9 @@ def render_screen(
         x0, y0, x1, y1 = cell
         cw, ch = x1 - x0, y1 - y0
         if borders:
-            cv2.rectangle(img, (x0 + 1, y0 + 1), (x1 - 2, y1 - 2), tuple(int(c * 0.4 + 40) for c in colour), 1)
+            cv2.rectangle(
+                img, (x0 + 1, y0 + 1), (x1 - 2, y1 - 2), tuple(int(c * 0.4 + 40) for c in colour), 1
+            )
         label = LABELS[name][int(rng.integers(0, len(LABELS[name])))]
         text, unit, value_truth = _shown(name, values[name], rng)
         if font == "hershey":  # no degree glyph in the Hershey fonts
@@ -429,7 +443,7 @@ def render_screen(
         pad = max(3, int(min(cw, ch) * 0.05))
         small = 0.16 if inline else 0.2
         lpx = paint.fit(label, lf, ch * rng.uniform(small, small + 0.08), cw // 2, ch // 3)
-        draw_limits = with_limits and name != "nibp" or (with_limits and rng.random() < 0.5)
+        draw_limits = (with_limits and name != "nibp") or (with_limits and rng.random() < 0.5)
         hi, lo = _limits(rng, name)
         limits_left = bool(rng.random() < 0.3)
         lim_scale = rng.uniform(0.75, 1.0)
@@ -474,7 +488,7 @@ def render_screen(
             paint.draw(text, value_font, vpx, vx, vy, colour)
         lim_px = min(lim_px, vpx / 1.7)  # limits are always much smaller than the value
         lim_h = paint.size(hi, lf, lim_px)[1]
-        if name == "temp" and not missing and unit == "°F" or name == "nibp" and unit == "kPa":
+        if (name == "temp" and not missing and unit == "°F") or (name == "nibp" and unit == "kPa"):
             # The unit must be legible when it is not the default one.
             upx = max(lpx * 0.8, 9)
             uw, uh = paint.size(unit, lf, upx)
@@ -556,7 +570,8 @@ def _photo(
         r = int(min(w, h) * rng.uniform(0.05, 0.1))
         cx, cy = min(max(corner[0], 0), w - 1), min(max(corner[1], 0), h - 1)
         if not any(
-            x0 - r <= cx <= x1 + r and y0 - r <= cy <= y1 + r for x0, y0, x1, y1 in cells[: len(order)]
+            x0 - r <= cx <= x1 + r and y0 - r <= cy <= y1 + r
+            for x0, y0, x1, y1 in cells[: len(order)]
         ):
             cv2.circle(img, corner, r, (20, 20, 25), -1)
     if rng.random() < 0.2:  # moire: a faint high-frequency interference pattern

@@ -25,7 +25,12 @@ def box(i: int, text: str, x: float, y: float, h: float = 20, colour: np.ndarray
 
 def read(boxes: list[Box], confidence: FieldConfidence = ALWAYS) -> tuple[dict, dict]:
     texts = [
-        OcrText(text=b.text, confidence=b.confidence, box=tuple(map(tuple, b.corners.astype(int))), box_score=0.9)
+        OcrText(
+            text=b.text,
+            confidence=b.confidence,
+            box=tuple(map(tuple, b.corners.astype(int))),
+            box_score=0.9,
+        )
         for b in boxes
     ]
     fields, withheld = read_fields(pair_fields(boxes), texts, confidence)
@@ -38,7 +43,12 @@ def by_name(boxes: list[Box]) -> dict[str, Candidate]:
 
 def test_value_with_alarm_limits_beside_it_reads_the_value_and_returns_the_limits() -> None:
     # HR 134 drawn large, limits 120 over 50 small to its right (the case read as 50 in 1.0.0)
-    boxes = [box(0, "HR", 0, 0), box(1, "134", 10, 30, 70), box(2, "120", 130, 32), box(3, "50", 130, 58)]
+    boxes = [
+        box(0, "HR", 0, 0),
+        box(1, "134", 10, 30, 70),
+        box(2, "120", 130, 32),
+        box(3, "50", 130, 58),
+    ]
     got, withheld = read(boxes)
     assert got["hr"] == 134 and "hr" not in withheld
     c = by_name(boxes)["hr"]
@@ -46,7 +56,12 @@ def test_value_with_alarm_limits_beside_it_reads_the_value_and_returns_the_limit
 
 
 def test_limits_left_of_the_value_and_side_by_side() -> None:
-    boxes = [box(0, "SpO2", 0, 0), box(1, "100", 5, 30), box(2, "90", 5, 55), box(3, "97", 70, 28, 70)]
+    boxes = [
+        box(0, "SpO2", 0, 0),
+        box(1, "100", 5, 30),
+        box(2, "90", 5, 55),
+        box(3, "97", 70, 28, 70),
+    ]
     got, _ = read(boxes)
     assert got["spo2"] == 97
     assert by_name(boxes)["spo2"].alarm_limits == (90.0, 100.0)
@@ -69,12 +84,20 @@ def test_label_glued_to_its_low_limit_is_not_read_as_the_value() -> None:
     got, withheld = read(boxes)
     assert got["hr"] is None or got["hr"] == 129
     assert got["hr"] != 45
-    assert "hr" in withheld and withheld["hr"].reason in ("ambiguous-pairing", "conflicting-readings")
+    assert "hr" in withheld and withheld["hr"].reason in (
+        "ambiguous-pairing",
+        "conflicting-readings",
+    )
 
 
 @pytest.mark.parametrize("marker", ["--", "---", "-?-", "?", "***", "OFF", "STBY"])
 def test_no_value_markers_give_none_with_a_reason(marker: str) -> None:
-    boxes = [box(0, "Temp", 0, 0), box(1, marker, 10, 30, 60), box(2, "39.0", 150, 32), box(3, "35.0", 150, 58)]
+    boxes = [
+        box(0, "Temp", 0, 0),
+        box(1, marker, 10, 30, 60),
+        box(2, "39.0", 150, 32),
+        box(3, "35.0", 150, 58),
+    ]
     got, withheld = read(boxes)
     assert got["temperature"] is None
     assert withheld["temperature"].reason in ("no-value", "only-small-numbers")
@@ -124,13 +147,23 @@ def test_two_labels_read_as_one_box_keep_their_own_values() -> None:
 
 
 def test_a_parameter_read_twice_differently_is_withheld() -> None:
-    boxes = [box(0, "HR", 0, 0), box(1, "72", 10, 30, 60), box(2, "HR", 0, 300), box(3, "75", 10, 330, 60)]
+    boxes = [
+        box(0, "HR", 0, 0),
+        box(1, "72", 10, 30, 60),
+        box(2, "HR", 0, 300),
+        box(3, "75", 10, 330, 60),
+    ]
     got, withheld = read(boxes)
     assert got["hr"] is None and withheld["hr"].reason == "conflicting-readings"
 
 
 def test_values_of_unreported_parameters_are_never_taken() -> None:
-    boxes = [box(0, "PR", 0, 0), box(1, "88", 10, 30, 60), box(2, "HR", 300, 0), box(3, "--", 310, 30, 60)]
+    boxes = [
+        box(0, "PR", 0, 0),
+        box(1, "88", 10, 30, 60),
+        box(2, "HR", 300, 0),
+        box(3, "--", 310, 30, 60),
+    ]
     got, withheld = read(boxes)
     assert got["hr"] is None and withheld["hr"].reason == "no-value"
 
@@ -169,8 +202,44 @@ def test_news2_partial_says_when_missing_fields_could_escalate() -> None:
     body = calm.body()
     assert body["max_possible_score"] == 8 and body["escalation_possible"] is True
     only_o2 = News2Partial(
-        parameter_scores={k: 0 for k in ("respiration_rate", "spo2", "systolic_bp", "pulse", "consciousness", "temperature")},
+        parameter_scores={
+            k: 0
+            for k in (
+                "respiration_rate",
+                "spo2",
+                "systolic_bp",
+                "pulse",
+                "consciousness",
+                "temperature",
+            )
+        },
         missing=("air_or_oxygen",),
         assumed=(),
     )
     assert only_o2.max_possible_score == 2 and not only_o2.escalation_possible
+
+
+def test_label_glued_to_a_limit_with_the_value_beside_is_withheld() -> None:
+    # "HR 40" (label + low limit in one box) with the value 61 and the high limit near it
+    boxes = [box(0, "HR 40", 0, 10, 36), box(1, "120", 40, 0, 27), box(2, "61", 90, 10, 42)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+
+
+def test_label_glued_to_a_limit_with_the_other_limit_above_is_withheld() -> None:
+    # "SpO2 88" with "100" stacked above it and the value itself ("---") unread
+    boxes = [box(0, "100", 55, 0, 25), box(1, "SpO2 88", 0, 3, 36)]
+    got, withheld = read(boxes)
+    assert got["spo2"] is None and withheld["spo2"].reason == "ambiguous-pairing"
+
+
+def test_label_and_value_in_one_box_alone_is_read() -> None:
+    got, _ = read([box(0, "HR 72", 0, 0, 40), box(1, "SpO2 97", 0, 200, 40, CYAN)])
+    assert got["hr"] == 72 and got["spo2"] == 97
+
+
+def test_an_unreadable_number_as_tall_as_the_value_withholds_it() -> None:
+    # "2476": the value and a neighbour merged into something no parameter shows
+    boxes = [box(0, "RR", 0, 0), box(1, "24", 10, 30, 60), box(2, "2476", 150, 30, 58)]
+    got, withheld = read(boxes)
+    assert got["rr"] is None and withheld["rr"].reason == "ambiguous-pairing"
