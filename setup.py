@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
@@ -51,5 +51,8 @@ ext_modules = [
         extra_compile_args=["-O3", "-ffp-contract=off"],
     )
 ]
+
+# Compile the kernel sources in parallel (all cores; EDGEMED_BUILD_JOBS=N to choose).
+ParallelCompile("EDGEMED_BUILD_JOBS").install()
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext, "build_py": build_py_with_models})

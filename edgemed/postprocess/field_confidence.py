@@ -41,7 +41,9 @@ FEATURES = (
 
 def _transform(features: Mapping[str, float]) -> list[float]:
     """Model inputs: log-odds of the recognition scores, log of the ratios."""
-    eps = 1e-4
+    # Recognition probabilities saturate near 1 for confident misreads as much as for right
+    # reads: clipping at 0.99 keeps them from outweighing every other sign.
+    eps = 1e-2
 
     def logit(p: float) -> float:
         p = min(max(p, eps), 1 - eps)

@@ -65,8 +65,9 @@ MMHG_PER_KPA = 7.50062
 # room for other renderers while keeping a label-sized number from ever being the value).
 MIN_VALUE_OVER_LABEL = 1.2
 MAX_LIMIT_OVER_VALUE = 0.8  # a number at most this tall relative to the value is a limit
-MAX_STRAY_OVER_VALUE = 0.55  # a number beside the value, not one of a pair of limits
-MIN_INLINE_RIVAL = 0.6  # a number this tall beside a "label value" box makes it ambiguous
+MAX_STRAY_OVER_VALUE = 0.4  # a number beside the value, not one of a pair of limits
+MIN_VALUE_OVER_SCREEN = 0.6  # of the median height of the screen's other one-number values
+MIN_INLINE_RIVAL = 0.45  # a number this tall beside a "label value" box makes it ambiguous
 MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
 
 # A label ends where letters end, or where a unit glued to it begins ("HRbpm", "SpO2%").
@@ -91,7 +92,7 @@ _BP = re.compile(
     r"^(\d{1,3}(?:\.\d)?)\s*/\s*(\d{1,3}(?:\.\d)?)(?:\s*\(\s*[\d.]{2,5}\s*\)?)?" + _UNIT
 )
 _NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)\*?" + _UNIT)  # "52*": a bell glyph after it
-_MARKER = re.compile(r"^(?:[-?_.*\s]*[-?*][-?_.*\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$")
+_MARKER = re.compile(r"^(?:[-?_.*★☆\s]*[-?*★☆][-?_.*★☆\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$")
 
 
 def _norm(text: str) -> str:
@@ -398,6 +399,7 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
                 if i in numbers or i in unreadable
             ]
             rival = [b for b in beside if b.height >= MIN_INLINE_RIVAL * label_box.height]
+            rival += [markers[i] for _, _, i in owned[li] if i in markers]  # "RESP 10" + "STBY"
             if rival:
                 glued = out[inline_of[li]]
                 out[inline_of[li]] = Candidate(
@@ -433,6 +435,38 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
                     alarm_limits=candidate.alarm_limits,
                 )
         out.append(candidate)
+    return _small_for_this_screen(out, numbers)
+
+
+def _small_for_this_screen(out: list[Candidate], numbers: dict[int, _Number]) -> list[Candidate]:
+    """A one-number value drawn far smaller than the other values of the same screen is more
+    likely an alarm limit whose own value went unread (or a misread label box) than a value:
+    monitors draw their numeric values at one size per layout."""
+    heights = {
+        i: numbers[c.value_box].box.height
+        for i, c in enumerate(out)
+        if c.value is not None
+        and c.value_box in numbers
+        and c.name != "nibp"
+        and c.value_box != c.label_box
+    }
+    if len(heights) < 3:
+        return out
+    for i, height in heights.items():
+        others = [h for j, h in heights.items() if j != i]
+        typical = float(np.median(others))
+        if height < MIN_VALUE_OVER_SCREEN * typical:
+            c = out[i]
+            text = out[i].detail.split(" paired", 1)[0]
+            out[i] = Candidate(
+                c.name,
+                None,
+                "only-small-numbers",
+                f"{text} is small for a value on this screen "
+                f"({height:.0f} px against {typical:.0f} px): an alarm limit?",
+                label_box=c.label_box,
+                alarm_limits=c.alarm_limits,
+            )
     return out
 
 

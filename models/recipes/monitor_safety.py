@@ -49,7 +49,10 @@ from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
 VERSION = "1.1.0"
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 300_000  # disjoint from the golden and fixture seeds
+# Disjoint from the golden and fixture seeds. Held-out seeds 300000+ and 600000+ were looked at
+# while the reader was developed (their failures shaped rules of vitals_text.py): the figures
+# reported come from 700000+, drawn once for the release and never used to change anything.
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 700_000
 
 
 def families(split: str, n: int) -> list[tuple[int, str, str]]:

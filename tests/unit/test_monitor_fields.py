@@ -243,3 +243,27 @@ def test_an_unreadable_number_as_tall_as_the_value_withholds_it() -> None:
     boxes = [box(0, "RR", 0, 0), box(1, "24", 10, 30, 60), box(2, "2476", 150, 30, 58)]
     got, withheld = read(boxes)
     assert got["rr"] is None and withheld["rr"].reason == "ambiguous-pairing"
+
+
+def test_a_value_far_smaller_than_the_screens_other_values_is_withheld() -> None:
+    # HR's own value unread; the "40" beside its label is limit-sized next to the other values
+    boxes = [
+        box(0, "HR", 0, 0, 10),
+        box(1, "40", 20, 15, 26),
+        box(2, "SpO2", 200, 0, 20, CYAN),
+        box(3, "97", 210, 25, 60, CYAN),
+        box(4, "RR", 400, 0),
+        box(5, "16", 410, 25, 62),
+        box(6, "Temp", 600, 0),
+        box(7, "36.8", 610, 25, 58),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "only-small-numbers"
+    assert (got["spo2"], got["rr"], got["temperature"]) == (97, 16, 36.8)
+
+
+def test_a_number_between_label_and_a_far_bigger_one_withholds_both() -> None:
+    # "137" beside HR and a far bigger "80" of a neighbour whose label was unread
+    boxes = [box(0, "HR", 0, 0, 27), box(1, "137", 30, 0, 45), box(2, "80", 200, -10, 87)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
