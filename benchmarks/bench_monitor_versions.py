@@ -51,7 +51,8 @@ def baseline_tree(rev: str, tmp: Path) -> Path:
     tree = tmp / "baseline"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
                    check=True, capture_output=True)  # fmt: skip
-    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", "csrc"])
+    kernels = ["csrc/src", "csrc/include", "csrc/bindings"]
+    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", *kernels])
     if diff.returncode != 0:
         raise SystemExit(f"csrc/ differs from {rev}: build the baseline's kernels instead")
     for so in (ROOT / "edgemed").glob("_kernels*"):

@@ -160,12 +160,12 @@ def limits_and_withheld_text(r: MonitorReading) -> str:
         for lo, hi in [f.alarm_limits]
     ]
     limits += [
-        f"{name} {w.alarm_limits[0]:g}-{w.alarm_limits[1]:g}"
+        f"{name.removesuffix('_systolic')} {w.alarm_limits[0]:g}-{w.alarm_limits[1]:g}"
         for name, w in r.withheld.items()
         if w.alarm_limits is not None and name != "nibp_diastolic"
     ]
     shown = [
-        f"{name} ({w.reason})"
+        f"{name.removesuffix('_systolic')} ({w.reason})"
         for name, w in r.withheld.items()
         if name != "nibp_diastolic" and w.reason != "not-shown"
     ]

@@ -388,15 +388,17 @@ def main() -> None:
         if f not in (det, rec):
             (out / f).unlink()
     gate = {
-        "first_renderer_screens": args.screens,
-        "shipped_variant": chosen,
-        **{f"{v}_{k}": r["accuracy"][k] for v, r in results.items() for k in ("mean", "wrong_values")},
+        "int8_gate_eval_screens": args.screens,
+        "int8_gate_shipped_variant": chosen,
+        **{
+            f"int8_gate_{v}_{k}": r["accuracy"][k]
+            for v, r in results.items()
+            for k in ("mean", "wrong_values")
+        },
         "openvino": ov_note[:400],
         "charset_classes": n_chars + 2,
     }
-    write_manifest(
-        out, det=det, rec=rec, det_precision=dp, rec_precision=rp, metrics={"int8_gate": gate}
-    )
+    write_manifest(out, det=det, rec=rec, det_precision=dp, rec_precision=rp, metrics=gate)
     # Step 5: fit the field confidence on the tuning families, evaluate on held-out families,
     # write golden screens, the test fixtures, the card and the final manifest.
     import subprocess

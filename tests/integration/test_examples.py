@@ -141,7 +141,9 @@ def test_bedside_monitor_on_rendered_screens(tmp_path: Path) -> None:
     assert all(f[2].startswith("partial NEWS2 >=") for f in frames)  # no ACVPU, no air/O2 given
     # Against the renderer's ground truth: no value read wrong, nearly every field read.
     truth = re.search(r"(\d+) of 96 fields exact, (\d+) not read, 0 wrong value\(s\)", out)
-    assert truth and int(truth[1]) >= 86, out
+    # 1.1 withholds more than 1.0 (84 of 96 when measured): never a wrong value first.
+    assert truth and int(truth[1]) >= 82, out
+    assert re.search(r"^ {20,}withheld \w+ \([a-z-]+\)", out, re.M), out  # reasons shown
     assert "fleet    16 result(s) from icu-monitor-bed-07" in out and "outbox holds 0" in out
     assert "fleet check OK: 16 submitted, 16 stored, each exactly once" in out
 

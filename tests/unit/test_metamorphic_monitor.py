@@ -3,7 +3,8 @@ quality must never read a DIFFERENT value. An abstention (None) on one side is a
 safety property is that a number, whenever one is reported, is the screen's number.
 
 Measured when written (16 rendered test screens x 3 variants): 44 of 48 variant readings equal
-the original's; in the other 4 one side abstained on one field and the other read it right.
+the original's with reader 1.0; 38 of 48 with 1.1, whose confidence gate withholds more fields
+near its threshold (in the other 10 one side withheld a field the other read right).
 """
 
 from __future__ import annotations
@@ -63,4 +64,4 @@ def test_rescaled_and_recompressed_screens_never_read_another_value(
                 for value in (a, b):
                     assert value is None or value == truth[field], f"{where}: read {value}"
     print(f"{same} of {total} variant readings identical to the original")
-    assert same >= 0.8 * total
+    assert same >= 0.7 * total

@@ -277,8 +277,11 @@ def test_parse_value_and_split_labels() -> None:
     assert split_labels("SpO2 97 T 36.4") == ["SPO2 97", "T 36.4"]
     assert split_labels("NIBP 199/80RESP") == ["NIBP 199/80", "RESP"]  # merged panels
     assert split_labels("ETCO2 35") == ["ETCO2 35"]  # no "CO2" label inside a word
-    assert classify_label("HRbpm 145") == ("hr", "145")  # unit between label and value
-    assert classify_label("SpO2 % 97") == ("spo2", "97")
+    # A unit between label and value stays in the rest: the pairing reads it (°F, kPa...)
+    assert classify_label("HRbpm 145") == ("hr", "BPM 145")
+    assert classify_label("SpO2 % 97") == ("spo2", "% 97")
+    values = {c.name: c.value for c in pair_fields([_box(0, "HRbpm 145", 0, 0, GREEN, 40)])}
+    assert values == {"hr": (145.0,)}
     assert classify_label("72") is None
 
 
