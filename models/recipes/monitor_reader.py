@@ -42,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 from monitor_screens import render_screen  # noqa: E402
 
 import edgemed  # noqa: E402
+from edgemed.postprocess.field_confidence import FEATURES  # noqa: E402
 from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 
 MODEL_ID = "monitor-reader"
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # monitor_safety.py --release writes the same
 EVAL_SEEDS = 1000  # first evaluation seed
 CALIB_SEEDS = range(0, 32)
 FIELDS = ("hr", "spo2", "nibp", "rr", "temperature")
@@ -64,22 +65,7 @@ POSTPROCESS = {
     "min_text_confidence": 0.5,
     # Placeholder until monitor_safety.py fits it on the tuning families (step 5).
     "field_confidence": {
-        "weights": dict.fromkeys(
-            (
-                "rec_mean",
-                "rec_min",
-                "margin",
-                "size_ratio",
-                "colour",
-                "typical",
-                "limits_seen",
-                "inline",
-                "agree",
-                "char_aspect",
-                "single_digit",
-            ),
-            0.0,
-        ),
+        "weights": dict.fromkeys(FEATURES, 0.0),
         "bias": 10.0,
         "threshold": 0.0,
     },
