@@ -199,6 +199,16 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    exporters: list[Any] = []
+    if args.fhir_push or args.hl7_mllp:
+        from .fleet.exports.worker import FhirPusher, Hl7Sender
+
+        if args.fhir_push:
+            bearer = os.environ.get("EDGEMED_FHIR_TOKEN") or None
+            exporters.append(FhirPusher(store, args.fhir_push, bearer=bearer))
+        if args.hl7_mllp:
+            host, _, port = args.hl7_mllp.rpartition(":")
+            exporters.append(Hl7Sender(store, host or "127.0.0.1", int(port)))
     server = FleetServer(
         store,
         broker,
@@ -208,6 +218,7 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         shared_group=args.shared_group,
         rules=rules,
+        exporters=tuple(exporters),
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
@@ -218,6 +229,8 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         )
         if not given_token:
             print(f"fleet: API token {token}", flush=True)
+        for exporter in exporters:
+            print(f"fleet: exporting every result to {exporter.target}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     store.close()
@@ -269,6 +282,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return EXIT_SYNC if run_demo(args.broker, args.workdir) else 0  # not every result acked
+
+
+def _host_port(value: str) -> str:
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -381,6 +401,20 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1000,
         help="alert when a device holds this many unacked results",
+    )
+    serve.add_argument(
+        "--fhir-push",
+        metavar="URL",
+        default=None,
+        help="push every result to this FHIR R4 server base as transaction Bundles "
+        "(conditional creates; bearer token from $EDGEMED_FHIR_TOKEN)",
+    )
+    serve.add_argument(
+        "--hl7-mllp",
+        metavar="HOST:PORT",
+        type=_host_port,
+        default=None,
+        help="send every result as HL7 v2 ORU^R01 over MLLP, the next after each ACK",
     )
     serve.set_defaults(func=_cmd_fleet_serve)
 

@@ -96,7 +96,9 @@ def sleep_body(rng: random.Random) -> dict[str, Any]:
         "kind": "sleep-stages", "epoch_seconds": 30.0, "n_epochs": n, "classes": classes,
         "hypnogram": "".join(s[0].upper() for s in stages), "counts": counts,
         "probabilities": _f16(probs), "n_beats": 40 * n, "invalid_rri": 0,
-        "metadata_given": [], "quality": {"units": "mV", "warnings": []},
+        "metadata_given": [],
+        "quality": {"units": "mV", "amplitude": 1.2, "flat_fraction": 0.0,
+                    "clipped_fraction": 0.0, "warnings": []},
     }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The whole fleet manager in one process: ingest workers, alert sweeper, REST API, dashboard.
+"""The whole fleet manager in one process: ingest workers, alert sweeper, REST API, dashboard,
+and the export workers a hospital configures (FHIR push, HL7 v2 over MLLP).
 
 ``edgemed fleet serve`` runs this. Several processes may share one PostgreSQL store and one
 ``$share`` group; each serves the API and shows live events from its own workers.
@@ -19,6 +20,7 @@ from ..errors import SyncError
 from .alerts import AlertRules
 from .app import FleetApi
 from .events import EventBus, announce
+from .exports.worker import Exporter
 from .ingest import Ingest
 from .presence import HEARTBEAT_S, FleetPresence
 from .store import SqlStore
@@ -43,6 +45,7 @@ class FleetServer:
         shared_group: str | None = None,
         rules: AlertRules | None = None,
         heartbeat_s: float = HEARTBEAT_S,
+        exporters: tuple[Exporter, ...] = (),
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
@@ -82,6 +85,15 @@ class FleetServer:
             health=self.health,
         )
         self._stop = threading.Event()
+        # Each export target drains on its own thread: a target that is down only delays
+        # itself (its results stay pending in export_log, retried with backoff).
+        self.exporters = exporters
+        self._export_threads = [
+            threading.Thread(
+                target=e.run, args=(self._stop,), name=f"edgemed-export-{i}", daemon=True
+            )
+            for i, e in enumerate(exporters)
+        ]
         self._sweeper = threading.Thread(
             target=self._sweep, name="edgemed-fleet-sweep", daemon=True
         )
@@ -105,6 +117,8 @@ class FleetServer:
             self._stop_links()
             raise
         self._sweeper.start()
+        for thread in self._export_threads:
+            thread.start()
         return self
 
     def _step_down(self) -> None:
@@ -127,6 +141,9 @@ class FleetServer:
         self._stop_links()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5.0)
+        for thread in self._export_threads:
+            if thread.is_alive():
+                thread.join(timeout=5.0)
         self._db_probe.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> FleetServer:
@@ -178,6 +195,17 @@ class FleetServer:
                 "last_60_s": sum(w.dead_letters_since(60.0) for w in self.workers),
                 "last_15_min": sum(w.dead_letters_since(900.0) for w in self.workers),
             },
+            "exports": [
+                {
+                    "target": e.target,
+                    "running": t.is_alive(),
+                    # Counted only when the database just answered: health never hangs.
+                    "settled": e.store.export_counts(e.target) if database["ok"] else None,
+                    "failures": e.failures,
+                    "last_error": e.last_error[:300],
+                }
+                for e, t in zip(self.exporters, self._export_threads, strict=True)
+            ],
             "fleet": {
                 "store_id": self.store.store_id,
                 "process_id": self.presence.process_id,

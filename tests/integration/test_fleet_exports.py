@@ -144,8 +144,12 @@ def test_fhir_push_survives_a_crashing_receiver_without_loss_or_duplicates(
                         max_retry_s=0.3)  # fmt: skip
     try:
         receiver.start("--die-after", "700")  # dies mid-transaction after 700 creates
-        pusher.drain(deadline_s=30)  # runs until the receiver is gone, then keeps retrying
-        assert receiver.proc is not None and receiver.proc.wait(5) == 3
+        assert receiver.proc is not None
+        end = time.monotonic() + 60
+        while receiver.proc.poll() is None and time.monotonic() < end:
+            pusher.drain(deadline_s=1)  # pushes until the receiver is gone
+        pusher.drain(deadline_s=0.5)  # ...then fails against the dead port, keeps everything
+        assert receiver.proc.wait(5) == 3
         assert pusher.failures > 0 and store.pending_exports(pusher.target, after=0, limit=1)
         receiver.start()
         pusher.drain(deadline_s=240)
@@ -202,3 +206,72 @@ def test_fhir_read_endpoint_and_encounter_mapping(store: SQLiteStore) -> None:
         assert _get(base, "/api/encounters/enc-bed-2")[0] == 404
     finally:
         api.stop()
+
+
+@pytest.mark.broker
+def test_fleet_serve_exports_every_ingested_result_to_fhir_and_mllp(tmp_path: Path) -> None:
+    """``edgemed fleet serve --fhir-push URL --hl7-mllp HOST:PORT`` as a user runs it: results
+    arriving over MQTT reach a FHIR receiver and a real MLLP listener, each exactly once, and
+    /api/health reports both targets."""
+    import paho.mqtt.client as mqtt
+    from conftest import Mosquitto, start_fleet_server, until
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    fhir_port, mllp_port = _free_port(), _free_port()
+    receiver = Process("fhir_receiver.py", str(fhir_port), str(tmp_path / "fhir.jsonl")).start()
+    mllp_log = tmp_path / "mllp.log"
+    listener = Process("mllp_listener.py", str(mllp_port), str(mllp_log)).start()
+    api_port = _free_port()
+    fleet, _ = start_fleet_server(
+        tmp_path / "fleet.db",
+        broker.port,
+        api_port=api_port,
+        token=TOKEN,
+        extra=["--fhir-push", f"http://127.0.0.1:{fhir_port}/",
+               "--hl7-mllp", f"127.0.0.1:{mllp_port}"],
+    )  # fmt: skip
+    try:
+        assert fleet.stdout is not None
+        banner = [fleet.stdout.readline() for _ in range(2)]
+        assert any(f"fhir:http://127.0.0.1:{fhir_port}" in line for line in banner), banner
+        assert any(f"hl7:127.0.0.1:{mllp_port}" in line for line in banner), banner
+        payloads = stream(21, devices=3)  # three of every kind
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="replayer")
+        raw.connect("127.0.0.1", broker.port)
+        raw.loop_start()
+        for device, payload in payloads:
+            raw.publish(f"edgemed/v1/{device}/results", payload, qos=1).wait_for_publish(5)
+        raw.loop_stop()
+        raw.disconnect()
+
+        def exports() -> list[dict[str, Any]]:
+            _, body = call(f"http://127.0.0.1:{api_port}", "/api/health", token=TOKEN)
+            return list(body.get("exports", [])) if isinstance(body, dict) else []
+
+        def settled() -> bool:
+            rows = exports()
+            return len(rows) == 2 and all(
+                sum((r["settled"] or {}).values()) == len(payloads) for r in rows
+            )
+
+        assert until(settled, 120), exports()
+    finally:
+        fleet.terminate()
+        fleet.wait(15)
+        receiver.kill()
+        listener.kill()
+        broker.kill()
+    store = SQLiteStore(tmp_path / "fleet.db")
+    try:
+        fhir = store.export_counts(f"fhir:http://127.0.0.1:{fhir_port}")
+        hl7 = store.export_counts(f"hl7:127.0.0.1:{mllp_port}")
+    finally:
+        store.close()
+    received = mllp_log.read_text().split()
+    assert len(received) == len(set(received)) == hl7["acked"] > 0  # each message once
+    assert fhir["acked"] > 0 and "rejected" not in fhir and "rejected" not in hl7
+    lines = (tmp_path / "fhir.jsonl").read_text().splitlines()
+    created = [k for k in (json.loads(line)["key"] for line in lines) if k]
+    assert len(created) == len(set(created))  # no resource created twice

@@ -166,3 +166,13 @@ def test_a_kind_without_a_mapping_is_skipped_with_a_reason(tmp_path: Path) -> No
     (row,) = store.results_for_export(limit=1)
     export = export_result(row)
     assert export.resources == [] and export.skipped == "kind 'gait-speed' has no FHIR mapping"
+
+
+def test_the_export_stream_is_what_the_fleet_accepts() -> None:
+    # The helper stream must pass the fleet's own JSON Schema check, or the export tests would
+    # test payloads no fleet ever stores.
+    from edgemed.fleet.validation import PayloadValidator
+
+    validator = PayloadValidator()
+    for device, raw in stream(len(KINDS) * 3):
+        validator.result(raw, topic_device_id=device)
