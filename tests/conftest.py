@@ -131,5 +131,7 @@ def start_fleet_server(
     )
     assert proc.stdout is not None
     banner = proc.stdout.readline()
-    assert banner.startswith("fleet:"), banner
+    if not banner.startswith("fleet:"):  # it exited: say why
+        assert proc.stderr is not None
+        raise AssertionError(f"fleet serve did not start: {banner}{proc.stderr.read()[-3000:]}")
     return proc, banner

@@ -745,6 +745,9 @@ def _device_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+BUSY_TIMEOUT_S = 30.0  # SQLite: how long a writer waits for another process's lock
+
+
 class SQLiteStore(SqlStore):
     """SQLite in WAL mode with synchronous=FULL: the default, zero-setup fleet store."""
 
@@ -752,7 +755,11 @@ class SQLiteStore(SqlStore):
         super().__init__()
         self.path = Path(path)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # Several processes may open one new store at once (fleet serve x 3): each waits
+            # for the others' schema migration (busy timeout), up to BUSY_TIMEOUT_S.
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._create_or_migrate()
