@@ -216,15 +216,17 @@ def _news2(msg: ResultMessage, body: dict[str, Any], *, partial: bool = False) -
 
 
 def news2_partial_bounds(partial: dict[str, Any]) -> tuple[int, bool]:
-    """(``max_possible_score``, ``escalation_possible``) of a ``news2_partial`` body, as the
-    device sent them; older devices do not: then computed the same way, each unscored parameter
-    at its chart maximum (air/oxygen 2, the others 3; SpO2 is unscored when it has no score)."""
+    """(``max_possible_score``, ``escalation_possible``) of a ``news2_partial`` body: computed
+    here from ``missing`` and ``parameter_scores``, each unscored parameter at its chart maximum
+    (air/oxygen 2, the others 3; SpO2 is unscored when it has no score), and never lower than
+    what the device sent (older devices send neither): a device understating the bound cannot
+    silence the notice."""
     unscored = set(partial["missing"]) | ({"spo2"} - set(partial["parameter_scores"]))
     maxima = [2 if name == "air_or_oxygen" else 3 for name in unscored]
     top = int(partial["partial_score"]) + sum(maxima)
     return (
-        int(partial.get("max_possible_score", top)),
-        bool(partial.get("escalation_possible", top >= 5 or 3 in maxima)),
+        max(top, int(partial.get("max_possible_score", top))),
+        top >= 5 or 3 in maxima or bool(partial.get("escalation_possible", False)),
     )
 
 

@@ -85,6 +85,17 @@ def test_no_incomplete_notice_when_the_unknown_parameters_cannot_escalate() -> N
     ]
 
 
+def test_a_device_understating_the_bound_cannot_silence_the_notice() -> None:
+    # Pulse and temperature unread, yet the body claims nothing could escalate: the fleet's
+    # own bound (up to 8, a parameter could score 3) wins.
+    body = monitor_partial_body(
+        ["pulse", "temperature"], max_possible=2, escalation_possible=False, **KNOWN
+    )
+    (alert,) = _evaluate(body)
+    assert isinstance(alert, Alert) and alert.rule == "news2-incomplete"
+    assert alert.detail.endswith("partial 2, could be up to 8")
+
+
 @pytest.mark.parametrize(
     ("missing", "scores", "expected"),
     [
