@@ -9,19 +9,27 @@ unambiguously which number is the parameter's value, the field is withheld with 
 1. Every recognised box is cut before each label it contains and its segments classified as a
    label (possibly with its value inline, ``HR 72``), a number (``72``, ``120/80``, ``36.8``,
    ``15.2/10.1``, optionally with a unit), a "no value" marker (``--``, ``-?-``, ``?``,
-   ``***``, ``OFF``, ``STBY``), a unit (``°F``, ``kPa``...), or other text. Labels of parameters
-   not reported (PR, Pulse, etCO2, ST...) and unknown words take part, so their numbers are
-   never given to a reported parameter.
-2. Each number and unit goes to the label it is nearest to (it must lie right of the label's
-   left edge and not above its top, in a similar colour); the runner-up label's distance is
-   kept as the pairing *margin*.
-3. Per label, the tallest number is the value candidate. Numbers clearly smaller than it are
-   alarm limits (two of them: ``alarm_limits`` = (low, high)), never the value. A value must be
-   drawn taller than its label: a label with only label-sized numbers (limits with the value
-   unread) is withheld, as is a label with two equally tall numbers.
-4. Units: °F is converted to °C and kPa to mmHg (the reader's units); a unit that disagrees
+   ``***``, ``OFF``, ``STBY``), a unit (``°F``, ``kPa``...), digits that parse as no value
+   ("2476"), or other text. Two labels read as one box keep their own parts of it. Labels of
+   parameters not reported (PR, Pulse, etCO2, ST...) and unknown words take part, so their
+   numbers are never given to a reported parameter.
+2. Each number, marker, unit and unreadable digit string goes to the label it is nearest to
+   (right of the label's left edge, not above its top, in a similar colour; rows weigh more
+   than columns; distances in the box's own height); the runner-up label's distance is kept
+   as the pairing *margin*.
+3. Per label, the tallest number is the value candidate, and it must be drawn taller than its
+   label (a label with only label-sized numbers, limits with the value unread, is withheld).
+   Two smaller numbers drawn alike are the alarm limits (``alarm_limits`` = (low, high)),
+   never the value. Another number of comparable size, a stray number beside the value, or an
+   unreadable digit string as tall as it withholds the field.
+4. A label and a number in one box ("HR 40") is read only when no other number of comparable
+   size and no marker stands near the label: the detector glues labels to their low limit.
+5. A one-number value far smaller than the screen's other values is withheld (a limit whose
+   own value went unread, next to a misread, tiny label box).
+6. Units: °F is converted to °C and kPa to mmHg (the reader's units); a unit that disagrees
    with the value's magnitude, or a temperature in the °F range with no unit, is withheld.
-5. A parameter found twice with different values, or only with a marker, is withheld.
+7. A parameter found twice with different values, or only with a marker, is withheld
+   (``postprocess/monitor.read_fields``).
 
 Each candidate carries the features the calibrated field confidence is computed from
 (:mod:`edgemed.postprocess.field_confidence`).
