@@ -15,7 +15,7 @@ import base64
 import binascii
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_news2",
     "check_result_body",
     "news2_band",
+    "news2_partial_bound",
 ]
 
 
@@ -59,6 +60,17 @@ NEWS2_SCORES: dict[str, frozenset[int]] = {
     "temperature": frozenset({0, 1, 2, 3}),
 }
 NEWS2_MAX = sum(max(s) for s in NEWS2_SCORES.values())  # 20
+
+
+def news2_partial_bound(partial_score: int, unscored: Iterable[str]) -> tuple[int, bool]:
+    """(highest NEWS2 still possible, whether an escalation threshold is still reachable) for a
+    partial score whose ``unscored`` parameters are unknown: each at its chart maximum; the
+    thresholds are an aggregate >= 5 or any single parameter scoring 3 (RCP 2017)."""
+    maxima = [max(NEWS2_SCORES[p]) for p in unscored]
+    top = partial_score + sum(maxima)
+    return top, top >= 5 or 3 in maxima
+
+
 NEWS2_ASSUMABLE = frozenset({"consciousness", "air_or_oxygen"})  # what a caller may default
 
 # Monitor-reading field -> (unit, lowest, highest) a reading may report. Generous on purpose:

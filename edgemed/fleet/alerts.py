@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from ..contracts import news2_partial_bound
 from ..wire import ResultMessage
 
 __all__ = [
@@ -222,11 +223,10 @@ def news2_partial_bounds(partial: dict[str, Any]) -> tuple[int, bool]:
     what the device sent (older devices send neither): a device understating the bound cannot
     silence the notice."""
     unscored = set(partial["missing"]) | ({"spo2"} - set(partial["parameter_scores"]))
-    maxima = [2 if name == "air_or_oxygen" else 3 for name in unscored]
-    top = int(partial["partial_score"]) + sum(maxima)
+    top, possible = news2_partial_bound(int(partial["partial_score"]), unscored)
     return (
         max(top, int(partial.get("max_possible_score", top))),
-        top >= 5 or 3 in maxima or bool(partial.get("escalation_possible", False)),
+        possible or bool(partial.get("escalation_possible", False)),
     )
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +49,6 @@ __all__ = [
     "PLAUSIBLE",
     "Box",
     "Candidate",
-    "Pairing",
     "classify_label",
     "pair_fields",
     "parse_value",
@@ -145,6 +144,12 @@ class Box:
         right = float(np.hypot(*(c[2] - c[1])))
         return max((left + right) / 2, 1.0)
 
+    @property
+    def width(self) -> float:
+        """Mean of the top and bottom edge lengths."""
+        c = self.corners
+        return (float(np.hypot(*(c[1] - c[0]))) + float(np.hypot(*(c[2] - c[3])))) / 2
+
 
 def parse_value(text: str) -> tuple[float, ...] | None:
     """``"120/80"`` -> (120, 80); ``"36.8"`` -> (36.8,); ``"72 bpm"`` -> (72,); else None."""
@@ -200,14 +205,7 @@ def _segments(box: Box) -> list[tuple[Box, str]]:
         top0, top1 = c[0] + (c[1] - c[0]) * f0, c[0] + (c[1] - c[0]) * f1
         bot0, bot1 = c[3] + (c[2] - c[3]) * f0, c[3] + (c[2] - c[3]) * f1
         corners = np.array([top0, top1, bot1, bot0], dtype=np.float64)
-        out.append(
-            (
-                Box(
-                    box.index, segment, corners, box.colour, box.confidence, box.min_char_confidence
-                ),
-                segment,
-            )
-        )
+        out.append((replace(box, text=segment, corners=corners), segment))
     return out
 
 
@@ -286,7 +284,8 @@ def _convert(
 
 
 def _cost(label: Box, other: Box) -> float | None:
-    """Distance from a label to a box that may belong to it, in label heights; None: cannot."""
+    """Distance from a label to a box that may belong to it, in the box's heights (rows
+    weighted double, colour mismatch tripled); None: it cannot belong to the label."""
     lx0 = float(label.corners[:, 0].min())
     ly0 = float(label.corners[:, 1].min())
     c = other.centre
@@ -302,16 +301,6 @@ def _cost(label: Box, other: Box) -> float | None:
     # read with a small box must not lose its value to a big label further away).
     distance = float(np.hypot(dx, 2.0 * dy)) / other.height
     return distance * (1.0 + 3.0 * (1.0 - similarity))
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """Kept for callers of the first wave: a reported parameter's value and boxes."""
-
-    name: str
-    value: tuple[float, ...] | None
-    value_box: int | None
-    label_box: int
 
 
 def pair_fields(boxes: list[Box]) -> list[Candidate]:
@@ -425,9 +414,7 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
             name, label_box, owned[li], numbers, markers, units, label_units.get(li)
         )
         if candidate.value is not None and candidate.value_box is not None:
-            value_height = next(
-                n.box.height for i, n in numbers.items() if i == candidate.value_box
-            )
+            value_height = numbers[candidate.value_box].box.height
             big = [
                 unreadable[i]
                 for _, _, i in owned[li]
@@ -450,28 +437,26 @@ def _small_for_this_screen(out: list[Candidate], numbers: dict[int, _Number]) ->
     """A one-number value drawn far smaller than the other values of the same screen is more
     likely an alarm limit whose own value went unread (or a misread label box) than a value:
     monitors draw their numeric values at one size per layout."""
-    heights = {
-        i: numbers[c.value_box].box.height
+    values = {
+        i: numbers[c.value_box].box
         for i, c in enumerate(out)
         if c.value is not None
         and c.value_box in numbers
         and c.name != "nibp"
         and c.value_box != c.label_box
     }
-    if len(heights) < 3:
+    if len(values) < 3:
         return out
-    for i, height in heights.items():
-        others = [h for j, h in heights.items() if j != i]
-        typical = float(np.median(others))
-        if height < MIN_VALUE_OVER_SCREEN * typical:
+    for i, box in values.items():
+        typical = float(np.median([b.height for j, b in values.items() if j != i]))
+        if box.height < MIN_VALUE_OVER_SCREEN * typical:
             c = out[i]
-            text = out[i].detail.split(" paired", 1)[0]
             out[i] = Candidate(
                 c.name,
                 None,
                 "only-small-numbers",
-                f"{text} is small for a value on this screen "
-                f"({height:.0f} px against {typical:.0f} px): an alarm limit?",
+                f"{box.text!r} is small for a value on this screen "
+                f"({box.height:.0f} px against {typical:.0f} px): an alarm limit?",
                 label_box=c.label_box,
                 alarm_limits=c.alarm_limits,
             )
@@ -593,13 +578,11 @@ def _features(
     if value is not None and name in TYPICAL:
         lo, hi = TYPICAL[name]
         typical = float(all(lo <= v <= hi for v in value[:1]))
-    c = value_box.corners
-    width = (float(np.hypot(*(c[1] - c[0]))) + float(np.hypot(*(c[2] - c[3])))) / 2
     chars = max(len(value_box.text.replace(" ", "")), 1)
     return {
         # Box width per character in box heights: a digit the recogniser dropped ("21" read
         # as "2", "134" as "34") leaves the box too wide for its text.
-        "char_aspect": width / (value_box.height * chars),
+        "char_aspect": value_box.width / (value_box.height * chars),
         # One digit: only RR shows one legitimately, and a one-digit reading is what a lost
         # digit of a two-digit value looks like.
         "single_digit": float(value is not None and len(value) == 1 and value[0] < 10),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contracts import news2_partial_bound
 from .base import Provenance, timings_summary
 
 __all__ = [
     "MONITOR_FIELDS",
-    "NEWS2_MAX_SCORE",
     "WITHHELD_REASONS",
     "MonitorReading",
     "News2Partial",
@@ -17,17 +17,6 @@ __all__ = [
     "VitalReading",
     "Withheld",
 ]
-
-# NEWS2 parameter -> the highest score the RCP 2017 chart gives it.
-NEWS2_MAX_SCORE = {
-    "respiration_rate": 3,
-    "spo2": 3,
-    "air_or_oxygen": 2,
-    "systolic_bp": 3,
-    "pulse": 3,
-    "consciousness": 3,
-    "temperature": 3,
-}
 
 # Field name -> unit the value is reported in (the monitor's display convention).
 MONITOR_FIELDS = {
@@ -150,16 +139,14 @@ class News2Partial:
     def max_possible_score(self) -> int:
         """The highest NEWS2 the unscored parameters could still make it (each at its chart
         maximum: 3, air/oxygen 2)."""
-        unscored = self.unscored or self.missing
-        return self.score + sum(NEWS2_MAX_SCORE[p] for p in unscored)
+        return news2_partial_bound(self.score, self.unscored or self.missing)[0]
 
     @property
     def escalation_possible(self) -> bool:
         """Whether the unknown parameters could put the patient at an escalation threshold
         (aggregate >= 5 or any single parameter scoring 3) that the known ones do not reach:
         the partial score must then not be read as reassurance."""
-        unscored = self.unscored or self.missing
-        return self.max_possible_score >= 5 or any(NEWS2_MAX_SCORE[p] == 3 for p in unscored)
+        return news2_partial_bound(self.score, self.unscored or self.missing)[1]
 
     def body(self) -> dict[str, Any]:
         return {
