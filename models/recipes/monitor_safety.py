@@ -185,59 +185,24 @@ def report(fields: list[dict[str, Any]]) -> dict[str, Any]:
     return by
 
 
-def candidate_curve(
-    candidates: list[dict[str, Any]], shown: int, calib: dict[str, Any], thresholds: list[float]
-) -> list[dict[str, Any]]:
-    """Coverage/error over thresholds, candidate level: correct and wrong candidate values at or
-    above each threshold (NIBP counts as two fields), over the fields shown."""
+def candidate_curve(collected: dict[str, Any], calib: dict[str, Any]) -> list[dict[str, Any]]:
+    """Coverage/error over thresholds (a fixed set and the operating one), candidate level:
+    correct and wrong candidate values at or above each threshold (NIBP counts as two fields),
+    over the fields shown."""
     conf = FieldConfidence(tuple(calib["weights"][f] for f in FEATURES), calib["bias"], 0.0)
     scored = [
-        (conf(c["features"]), c["correct"], len(c.get("field_keys", [1]))) for c in candidates
+        (conf(c["features"]), c["correct"], len(c.get("field_keys", [1])))
+        for c in collected["candidates"]
     ]
+    shown = sum(1 for f in collected["fields"] if f["truth"] is not None)
     out = []
-    for t in thresholds:
+    for t in sorted({0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, calib["threshold"]}):
         read = sum(n for s, ok, n in scored if s >= t and ok)
         wrong = sum(n for s, ok, n in scored if s >= t and not ok)
         out.append(
             {"threshold": t, "read_pct": round(100.0 * read / max(shown, 1), 2), "wrong": wrong}
         )
     return out
-
-
-def curve(fields: list[dict[str, Any]], thresholds: list[float]) -> list[dict[str, Any]]:
-    """Coverage/error at other thresholds (fields withheld for other reasons stay withheld)."""
-    out = []
-    shown = [f for f in fields if f["truth"] is not None]
-    for t in thresholds:
-        kept = [
-            f
-            for f in fields
-            if f["score"] is not None
-            and f["score"] >= t
-            and (f["read"] is not None or f["reason"] == "low-confidence")
-        ]
-        # a low-confidence field above t would have been read: its value is unknown here, so
-        # the curve below the operating threshold counts it as read-and-wrong (pessimistic).
-        wrong = sum(1 for f in kept if f["read"] != f["truth"])
-        read = sum(1 for f in kept if f["read"] == f["truth"] and f["truth"] is not None)
-        out.append(
-            {
-                "threshold": t,
-                "read_pct": round(100.0 * read / max(len(shown), 1), 2),
-                "wrong_values_at_most": wrong,
-            }
-        )
-    return out
-
-
-GOLDEN_SPECS = (  # (seed, layout, font): alarm limits, seven-segment digits, units, markers
-    (410_000, "side-column", "dseg7-classic"),
-    (410_001, "bottom-row", "dejavu"),
-    (410_002, "grid-6", "hershey"),
-    (410_003, "vertical-list", "dseg7-modern"),
-    (410_004, "two-column", "b612"),
-    (410_005, "transport", "liberation"),
-)
 
 
 def pick_golden(pipe: Any, n: int = 4) -> list[tuple[int, str, str]]:
@@ -360,18 +325,8 @@ def main() -> None:
         "heldout": report(held["fields"]),
         "heldout_layout_families": list(HELDOUT_LAYOUTS),
         "heldout_font_families": list(HELDOUT_FONTS),
-        "curve_heldout": candidate_curve(
-            held["candidates"],
-            sum(1 for f in held["fields"] if f["truth"] is not None),
-            calib,
-            sorted({0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, calib["threshold"]}),
-        ),
-        "curve_tune": candidate_curve(
-            tune["candidates"],
-            sum(1 for f in tune["fields"] if f["truth"] is not None),
-            calib,
-            sorted({0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, calib["threshold"]}),
-        ),
+        "curve_heldout": candidate_curve(held, calib),
+        "curve_tune": candidate_curve(tune, calib),
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: out[k]["all"] for k in ("tune", "heldout")}, indent=1))
