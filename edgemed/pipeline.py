@@ -27,7 +27,7 @@ from .io.windows import Windower
 from .manifest import Manifest, load_manifest
 from .preprocess import Prepared
 from .registry import find_model_dir
-from .results import Provenance, Result, SignalWindow, Timings, finish_batch
+from .results import Provenance, Result, ResultBuilder, SignalWindow, Timings, finish_batch
 from .results.base import check_contract
 from .tasks import task_spec
 
@@ -92,6 +92,11 @@ class Pipeline:
     def preprocess(self, item: object) -> Prepared:
         """Stage 2 alone: the exact tensors ``__call__`` would hand the backend."""
         return self._pre(item)
+
+    def postprocess(self, outputs: dict[str, Any], context: Any) -> ResultBuilder:
+        """Stage 4 alone: the builder ``__call__`` makes from the backend's ``outputs`` for an
+        input whose :meth:`preprocess` gave ``context``; call it with ``provenance=``."""
+        return self._post(outputs, context)
 
     def batch(self, items: Sequence[object]) -> list[Result]:
         """Run several inputs; results are exactly those of calling the pipeline on each.
