@@ -41,7 +41,7 @@ def test_store(kind: str, tmp_path: Path) -> Iterator[SqlStore]:
         return
     import psycopg
 
-    from edgemed.fleet.postgres import PostgresStore
+    from edgemed.fleet.store import PostgresStore
 
     schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
     s = PostgresStore(PG_DSN, schema=schema)

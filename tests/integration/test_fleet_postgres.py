@@ -21,7 +21,7 @@ import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig, SyncConfig
 from edgemed.fleet import Ingest
 from edgemed.fleet.broker import free_port
-from edgemed.fleet.postgres import PostgresStore
+from edgemed.fleet.store import PostgresStore
 from edgemed.sync import Outbox, Publisher
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]

@@ -14,7 +14,8 @@ from stores import PG_DSN, V1_TABLES, test_store
 from edgemed.errors import SyncError
 from edgemed.fleet import SQLiteStore, SqlStore
 from edgemed.fleet.alerts import Alert
-from edgemed.fleet.store import _ALERTS_V2, SCHEMA_VERSION
+from edgemed.fleet.store import SCHEMA_VERSION
+from edgemed.fleet.store.schema import ALERTS_V2
 from edgemed.wire import ResultMessage
 
 
@@ -352,12 +353,12 @@ def test_a_version_2_store_with_data_is_rekeyed_keeping_every_row(tmp_path: Path
 def test_a_version_2_postgres_store_is_rekeyed_in_place() -> None:
     import psycopg
 
-    from edgemed.fleet.postgres import PostgresStore
+    from edgemed.fleet.store import PostgresStore
 
     schema = f"edgemed_test_{uuid.uuid4().hex[:12]}"
     # The version-2 tables a migration touches (the rest the full DDL creates).
     ddl = [s for s in V2_SQLITE.split(";") if "results" in s or "devices" in s or "schema_v" in s]
-    ddl.append(_ALERTS_V2.format(serial="BIGSERIAL PRIMARY KEY"))  # migration 6 extends it
+    ddl.append(ALERTS_V2.format(serial="BIGSERIAL PRIMARY KEY"))  # migration 6 extends it
     with psycopg.connect(PG_DSN, autocommit=True) as db:
         db.execute(f"CREATE SCHEMA {schema}")
         db.execute(f"SET search_path TO {schema}")

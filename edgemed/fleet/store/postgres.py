@@ -1,7 +1,7 @@
 """PostgreSQL dialect of the fleet store, for real deployments (``fleet serve --db postgresql://…``).
 
-The server creates and migrates its own schema (``store._create_or_migrate``, under an advisory
-lock so that several servers starting together do not race).
+The server creates and migrates its own schema (``SqlStore._create_or_migrate``, under an
+advisory lock so that several servers starting together do not race).
 Concurrent ingest workers are safe: inserts rely on the (device_id, epoch, seq) primary key, and
 the per-epoch ack high-water marks are advanced while the device's row is locked.
 """
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import SyncError
-from ..wire import ResultMessage
-from .store import _RESULT_COLUMNS, _RESULT_VALUES, SqlStore, _row
+from ...errors import SyncError
+from ...wire import ResultMessage
+from .schema import RESULT_COLUMNS, RESULT_VALUES, result_row
+from .sql import SqlStore
 
 __all__ = ["PostgresStore"]
 
@@ -80,10 +81,10 @@ class PostgresStore(SqlStore):
         stored: set[tuple[str, str, int]] = set()
         for i in range(0, len(msgs), 500):
             chunk = msgs[i : i + 500]
-            values = ",".join([_RESULT_VALUES.replace("?", "%s")] * len(chunk))
-            params = [v for msg in chunk for v in _row(msg, now)]
+            values = ",".join([RESULT_VALUES.replace("?", "%s")] * len(chunk))
+            params = [v for msg in chunk for v in result_row(msg, now)]
             cur = self._db.execute(
-                f"INSERT INTO results({_RESULT_COLUMNS}) VALUES {values} "
+                f"INSERT INTO results({RESULT_COLUMNS}) VALUES {values} "
                 "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
                 params,
             )
@@ -118,8 +119,28 @@ class PostgresStore(SqlStore):
             if (dev, epoch) not in stored:
                 current[dev] = self._new_epoch(dev, epoch, floors[(dev, epoch)], current[dev], now)
                 stored[(dev, epoch)] = 0
-        acked = {k: max(stored[k], floors[k] - 1) for k in keys}
-        pending = list(keys)
+        acked = self._contiguous({k: max(stored[k], floors[k] - 1) for k in keys})
+        changed = [k for k in keys if acked[k] != stored[k]]
+        if changed:
+            self._db.execute(
+                "UPDATE device_epochs SET acked_seq=v.acked "
+                "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS v(device_id, epoch, acked) "
+                "WHERE device_epochs.device_id=v.device_id AND device_epochs.epoch=v.epoch",
+                ([k[0] for k in changed], [k[1] for k in changed], [acked[k] for k in changed]),
+            )
+        mirrored = [k for k in keys if k[1] == current[k[0]]]  # devices.acked_seq: current epoch
+        if mirrored:
+            self._db.execute(
+                "UPDATE devices SET acked_seq=v.acked FROM unnest(%s::text[], %s::bigint[]) "
+                "AS v(device_id, acked) WHERE devices.device_id=v.device_id",
+                ([k[0] for k in mirrored], [acked[k] for k in mirrored]),
+            )
+        return acked
+
+    def _contiguous(self, acked: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """Move each (device, epoch)'s ``acked`` to the top of its contiguous run of stored
+        seqs: a window of seqs per key per query, all keys in one query."""
+        pending = list(acked)
         while pending:
             window = 4096
             seqs = self._db.execute(
@@ -136,21 +157,6 @@ class PostgresStore(SqlStore):
                     acked[(dev, epoch)] = int(seq)
             # A key whose run filled the whole window may continue past it.
             pending = [k for k in pending if acked[k] - start[k] == window]
-        changed = [k for k in keys if acked[k] != stored[k]]
-        if changed:
-            self._db.execute(
-                "UPDATE device_epochs SET acked_seq=v.acked "
-                "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS v(device_id, epoch, acked) "
-                "WHERE device_epochs.device_id=v.device_id AND device_epochs.epoch=v.epoch",
-                ([k[0] for k in changed], [k[1] for k in changed], [acked[k] for k in changed]),
-            )
-        mirrored = [k for k in keys if k[1] == current[k[0]]]  # devices.acked_seq: current epoch
-        if mirrored:
-            self._db.execute(
-                "UPDATE devices SET acked_seq=v.acked FROM unnest(%s::text[], %s::bigint[]) "
-                "AS v(device_id, acked) WHERE devices.device_id=v.device_id",
-                ([k[0] for k in mirrored], [acked[k] for k in mirrored]),
-            )
         return acked
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
