@@ -11,7 +11,10 @@ __all__ = ["BrokerConfig", "OutboxConfig", "SyncConfig", "TlsConfig", "cache_dir
 
 
 def cache_dir() -> Path:
-    """Where compiled engines live: ``$EDGEMED_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgemed``."""
+    """Where compiled engines live: ``$EDGEMED_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgemed``.
+
+    The root only: each runtime module (edgemed/backends) keeps its own folder below it and
+    keys it as its engines need (``tensorrt/<model sha256>-<gpu>-trt<version>``, ``openvino``)."""
     if os.environ.get("EDGEMED_CACHE_DIR"):
         return Path(os.environ["EDGEMED_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

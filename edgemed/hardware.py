@@ -2,12 +2,12 @@
 
 Everything is read below ``root`` (default ``/``) so tests can present a Jetson Orin or an Intel
 Core Ultra from fixture folders. Runtime devices (ONNX Runtime providers, OpenVINO devices) are
-asked of the installed runtimes.
+asked of the installed runtimes through their backend modules (edgemed/backends), which own
+how each runtime is probed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import platform
@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["HardwareInfo", "probe", "usable_providers"]
+__all__ = ["HardwareInfo", "cpu_family", "cpu_family_of", "probe"]
 
 _INTERESTING_FLAGS = (
     "avx2",
@@ -111,45 +111,17 @@ def _intel_igpu(root: Path) -> bool:
     return any((_read(v) or "").lower() == "0x8086" for v in vendors)
 
 
-def usable_providers(listed: Collection[str], tensorrt_loads: bool) -> tuple[str, ...]:
-    """ONNX Runtime's providers less TensorRT when TensorRT itself cannot load: the PyPI
-    onnxruntime-gpu lists it without shipping the TensorRT libraries (seen on an H200 with
-    onnxruntime-gpu 1.31.1), and its sessions then quietly run on CUDA instead."""
-    return tuple(p for p in listed if tensorrt_loads or p != "TensorrtExecutionProvider")
-
-
-@functools.cache
-def _tensorrt_loads() -> bool:
-    """Whether TensorRT's runtime library loads the way ONNX Runtime's TensorRT provider loads
-    it (the dynamic loader's search path). Asked only where a GPU build of ONNX Runtime is."""
-    for name in ("libnvinfer.so.10", "libnvinfer.so.8", "nvinfer_10.dll", "nvinfer.dll"):
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            continue
-        return True
-    return False
-
-
 def _runtime_devices(runtimes: Collection[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    providers: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-    if "onnxruntime" in runtimes:
-        try:
-            import onnxruntime as ort
+    """What the installed ``runtimes`` report, each asked through its backend module (which
+    knows how: ONNX Runtime's providers that really load, OpenVINO's devices). Imported here,
+    not at the top: importing this module loads no runtime, and a runtime not asked for is
+    never imported (OpenVINO costs ~0.3 s)."""
+    if not runtimes:
+        return (), ()
+    from .backends.runtimes import RUNTIMES
 
-            listed = ort.get_available_providers()
-            trt = "TensorrtExecutionProvider" in listed and _tensorrt_loads()
-            providers = usable_providers(listed, trt)
-        except ImportError:
-            pass
-    if "openvino" in runtimes:  # importing OpenVINO costs ~0.3 s: only when a model needs it
-        try:
-            import openvino as ov
-
-            devices = tuple(ov.Core().available_devices)
-        except ImportError:
-            pass
+    providers = RUNTIMES["onnxruntime"].probe() if "onnxruntime" in runtimes else ()
+    devices = RUNTIMES["openvino"].probe() if "openvino" in runtimes else ()
     return providers, devices
 
 

@@ -1,16 +1,74 @@
-"""Stage 3: inference backends behind one tiny protocol, chosen per model and machine."""
+"""Stage 3: inference backends behind one tiny protocol, chosen per model and machine.
+
+Every model call goes through here: a task's main model and its further models (a monitor
+reader's recogniser) alike. Each runtime module (``onnxruntime``, ``openvino``) owns what it
+takes to open its runtime; this module only dispatches to the one a :class:`Choice` names.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BackendUnavailableError
+from .. import config
+from ..errors import BackendUnavailableError, ManifestError
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
-from .base import Backend, Tensors
+from .base import Backend, ModelUse, OpenedModel, Tensors
+from .runtimes import RUNTIMES
 from .select import Choice, candidates, choose
 
-__all__ = ["Backend", "Choice", "Tensors", "candidates", "choose", "create_backend"]
+__all__ = [
+    "Backend",
+    "Choice",
+    "ModelUse",
+    "OpenedModel",
+    "Tensors",
+    "candidates",
+    "choose",
+    "create_backend",
+    "open_model",
+]
+
+
+def open_model(
+    manifest: Manifest,
+    choice: Choice,
+    *,
+    hw: HardwareInfo,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    role: str = "model",
+) -> OpenedModel:
+    """Open the artifact ``role`` of ``manifest`` on the runtime and device ``choice`` names.
+
+    ``role="model"`` is the main model (the choice must start, or BackendUnavailableError).
+    Any other role is a further model of the bundle (``"recognizer"``), opened with the main
+    model's choice; where that runtime cannot serve it (no OpenVINO IR for the role, an NPU
+    that needs shapes the manifest does not declare, a provider that does not start) it
+    runs on onnxruntime/cpu instead, and ``fallback`` says why. ``cache_dir``: compiled
+    engines (default :func:`edgemed.config.cache_dir`)."""
+    cache = config.cache_dir() if cache_dir is None else cache_dir
+    if not manifest.has(role):
+        raise ManifestError(f"{manifest.id}: manifest has no artifact {role!r}")
+    try:
+        runtime = RUNTIMES[choice.backend].open_model(
+            manifest, choice.device, hw=hw, threads=threads, cache_dir=cache, role=role
+        )
+        fallback = None
+    except BackendUnavailableError as exc:
+        if role == "model" or (choice.backend, choice.device) == ("onnxruntime", "cpu"):
+            raise
+        fallback = f"{role} runs on onnxruntime/cpu, not {choice.backend}/{choice.device}: {exc}"
+        runtime = RUNTIMES["onnxruntime"].open_model(
+            manifest, "cpu", hw=hw, threads=threads, cache_dir=cache, role=role
+        )
+    use = ModelUse(
+        role=role,
+        sha256=manifest.artifacts[role].sha256,
+        backend=runtime.name,
+        device=runtime.device,
+    )
+    return OpenedModel(backend=runtime, use=use, fallback=fallback)
 
 
 def create_backend(
@@ -19,45 +77,10 @@ def create_backend(
     *,
     hw: HardwareInfo,
     threads: int | None = None,
-    cache_dir: Path,
+    cache_dir: Path | None = None,
+    role: str = "model",
 ) -> Backend:
-    """Open the runtime ``choice`` names on the model's artifact for that runtime."""
-    if choice.backend == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeBackend, tensorrt_cache_dir
-
-        trt: dict[str, object] | None = None
-        if choice.device == "tensorrt":
-            engines = tensorrt_cache_dir(cache_dir, manifest.model_sha256, hw.gpu_name or "gpu")
-            engines.mkdir(parents=True, exist_ok=True)
-            trt = {
-                "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": str(engines),
-                "trt_timing_cache_enable": True,
-                "trt_timing_cache_path": str(engines),
-                "trt_fp16_enable": manifest.tensorrt_precision in ("fp16", "int8"),
-                # INT8 bundles are QDQ graphs: TensorRT takes their scales, no calibration table.
-                "trt_int8_enable": manifest.tensorrt_precision == "int8",
-            }
-        return OnnxRuntimeBackend(
-            manifest.path("model"), device=choice.device, threads=threads, tensorrt_options=trt
-        )
-    from .openvino import OpenVinoBackend
-
-    static = None
-    if choice.device == "npu":
-        static = {}
-        for spec in manifest.inputs:
-            shape = spec.static_shape()
-            if shape is None:
-                raise BackendUnavailableError(
-                    f"model {manifest.id}: the NPU needs static shapes but input {spec.name} "
-                    f"is declared {list(spec.shape)}"
-                )
-            static[spec.name] = shape
-    return OpenVinoBackend(
-        manifest.path("openvino_model"),
-        device=choice.device,
-        threads=threads,
-        static_shapes=static,
-        cache_dir=cache_dir / "openvino",
-    )
+    """The backend of :func:`open_model` alone (the main model's caller has its provenance)."""
+    return open_model(
+        manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir, role=role
+    ).backend

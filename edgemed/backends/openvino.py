@@ -1,4 +1,10 @@
-"""OpenVINO backend: Intel NPU, integrated GPU or CPU, with a compiled-model cache."""
+"""OpenVINO backend: Intel NPU, integrated GPU or CPU, with a compiled-model cache.
+
+Everything edgemed knows about OpenVINO lives here: which devices it reports (:func:`probe`,
+:func:`usable_devices`), how a manifest's IR opens on one (:func:`open_model`: the IR's
+artifact role, static shapes for the NPU, the compiled-model cache, threads, precision) and
+what to install when a device is missing (``INSTALL_HINT``).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,23 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import BackendError, BackendUnavailableError
+from ..hardware import HardwareInfo
+from ..manifest import Manifest
 from .base import Tensors
 
-__all__ = ["DEVICES", "OpenVinoBackend", "available_devices"]
+__all__ = [
+    "DEVICES",
+    "INSTALL_HINT",
+    "NAME",
+    "OpenVinoBackend",
+    "available_devices",
+    "ir_role",
+    "open_model",
+    "probe",
+    "usable_devices",
+]
 
+NAME = "openvino"
 DEVICES = ("npu", "gpu", "cpu")
 INSTALL_HINT = {
     "npu": "install the Intel NPU driver (intel-npu-driver, level-zero) so /dev/accel/accel0 "
@@ -26,21 +45,88 @@ INSTALL_HINT = {
 }
 
 
+def probe() -> tuple[str, ...]:
+    """OpenVINO's device names on this machine (``HardwareInfo.openvino_devices``: "CPU",
+    "GPU.0", "NPU"...); () when OpenVINO is not installed. Importing OpenVINO costs ~0.3 s:
+    ask only when a model ships an IR."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return ()
+    return tuple(ov.Core().available_devices)
+
+
 def available_devices(ov_devices: tuple[str, ...] | None = None) -> list[str]:
     """edgemed device names OpenVINO can use (``ov_devices`` for probe fixtures)."""
     if ov_devices is None:
-        import openvino as ov
-
-        ov_devices = tuple(ov.Core().available_devices)
+        ov_devices = probe()
     # OpenVINO names devices "CPU", "GPU", "GPU.0", "GPU.1", "NPU".
     present = {d.split(".")[0].lower() for d in ov_devices}
     return [d for d in DEVICES if d in present]
 
 
+def usable_devices(hw: HardwareInfo) -> list[str]:
+    """The edgemed devices OpenVINO offers on the machine ``hw`` describes."""
+    return available_devices(hw.openvino_devices)
+
+
+def ir_role(role: str) -> str:
+    """The manifest artifact role of the IR (``.xml``) converted from the ONNX artifact
+    ``role``: ``openvino_model`` for the main model, ``openvino_recognizer`` for a recogniser;
+    its weights (``.bin``) lie beside it."""
+    return f"openvino_{role}"
+
+
+def _static_shapes(manifest: Manifest) -> dict[str, tuple[int, ...]]:
+    """The main model's inputs at batch 1: the NPU compiles static shapes only."""
+    static = {}
+    for spec in manifest.inputs:
+        shape = spec.static_shape()
+        if shape is None:
+            raise BackendUnavailableError(
+                f"model {manifest.id}: the NPU needs static shapes but input {spec.name} "
+                f"is declared {list(spec.shape)}"
+            )
+        static[spec.name] = shape
+    return static
+
+
+def open_model(
+    manifest: Manifest,
+    device: str,
+    *,
+    hw: HardwareInfo,
+    threads: int | None = None,
+    cache_dir: Path,
+    role: str = "model",
+) -> OpenVinoBackend:
+    """The IR of the artifact ``role`` compiled for ``device``. BackendUnavailableError when
+    the bundle has no IR for ``role``, or on the NPU for an auxiliary model: the manifest
+    declares input shapes for its main model only, and the NPU compiles static shapes only.
+    ``hw`` is unused (OpenVINO keys its own cache by device); it keeps the runtimes alike."""
+    if not manifest.has(ir_role(role)):
+        raise BackendUnavailableError(f"model {manifest.id} ships no OpenVINO IR for its {role}")
+    static = None
+    if device == "npu":
+        if role != "model":
+            raise BackendUnavailableError(
+                f"model {manifest.id}: the NPU needs static shapes and the manifest declares "
+                f"them for its main model only, not its {role}"
+            )
+        static = _static_shapes(manifest)
+    return OpenVinoBackend(
+        manifest.path(ir_role(role)),
+        device=device,
+        threads=threads,
+        static_shapes=static,
+        cache_dir=cache_dir / "openvino",
+    )
+
+
 class OpenVinoBackend:
     """One compiled model; a pool of infer requests so threads never share one."""
 
-    name = "openvino"
+    name = NAME
 
     def __init__(
         self,

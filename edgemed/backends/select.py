@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from ..errors import BackendUnavailableError
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
-from . import onnxruntime as ort_backend
-from . import openvino as ov_backend
+from .runtimes import RUNTIMES
 
 __all__ = ["Choice", "candidates", "choose"]
 
@@ -32,14 +31,11 @@ class Choice:
 
 
 def _usable(hw: HardwareInfo, backend: str) -> list[str]:
-    if backend == "onnxruntime":
-        return ort_backend.available_devices(hw.onnxruntime_providers)
-    return ov_backend.available_devices(hw.openvino_devices)
+    return RUNTIMES[backend].usable_devices(hw)
 
 
 def _hint(backend: str, device: str) -> str:
-    hints = ort_backend.INSTALL_HINT if backend == "onnxruntime" else ov_backend.INSTALL_HINT
-    return hints.get(device, "")
+    return RUNTIMES[backend].INSTALL_HINT.get(device, "")
 
 
 def candidates(manifest: Manifest, hw: HardwareInfo) -> tuple[list[Choice], list[str]]:
@@ -102,7 +98,7 @@ def choose(
             return choice
     if device != "auto":
         runtimes = [backend] if backend != "auto" else list(manifest.backends)
-        known = {"onnxruntime": ort_backend.DEVICES, "openvino": ov_backend.DEVICES}
+        known = {b: RUNTIMES[b].DEVICES for b in runtimes}
         hints = [_hint(b, device) for b in runtimes if device in known[b]]
         if not hints:
             raise BackendUnavailableError(

@@ -10,6 +10,7 @@ from ..contracts import ContractError, check_result_body
 from ..errors import ModelError
 
 __all__ = [
+    "ModelUse",
     "Provenance",
     "Result",
     "ResultBuilder",
@@ -57,8 +58,34 @@ class SignalWindow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelUse:
+    """One model of a bundle as it ran: its artifact role, the sha256 the manifest records for
+    that artifact, and the runtime and device it really ran on. ``Provenance.components``
+    lists the further models that contributed to a result (a monitor reader's recogniser
+    beside its detector)."""
+
+    role: str  # the manifest artifact role, e.g. "recognizer"
+    sha256: str
+    backend: str  # "onnxruntime" | "openvino"
+    device: str  # "cpu", "cuda", "tensorrt", "npu", "gpu"
+
+    def body(self) -> dict[str, str]:
+        """Its object in the wire payload's ``model.components``."""
+        return {
+            "role": self.role,
+            "sha256": self.sha256,
+            "backend": self.backend,
+            "device": self.device,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class Provenance:
-    """Which model, runtime and input produced a result (never any patient identifier)."""
+    """Which model, runtime and input produced a result (never any patient identifier).
+
+    ``model_*``, ``backend`` and ``device`` name the bundle's main model; ``components`` every
+    further model that contributed (empty for single-model tasks), so the provenance names
+    every model a result depends on."""
 
     model_id: str
     model_version: str
@@ -72,6 +99,7 @@ class Provenance:
     edgemed_version: str
     created_at: float  # Unix time on the device clock
     window: SignalWindow | None = None  # set for results of Pipeline.stream
+    components: tuple[ModelUse, ...] = ()
 
 
 class Result(Protocol):

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 
 import edgemed
-from edgemed.backends.onnxruntime import PROVIDERS, provider_fallback
-from edgemed.hardware import HardwareInfo, probe, usable_providers
+from edgemed.backends.onnxruntime import PROVIDERS, provider_fallback, usable_providers
+from edgemed.hardware import HardwareInfo, probe
 from edgemed.tasks import task_spec
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"

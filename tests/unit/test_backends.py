@@ -58,8 +58,8 @@ def test_openvino_matches_onnxruntime_on_the_same_tensors(ov_bundle: Path) -> No
         backend = OpenVinoBackend(ov_bundle / "openvino" / "model.xml", device="cpu", threads=2)
         for note in NOTES:
             tensors = ort_pipe.preprocess(note).tensors
-            a = ort_pipe.backend.run(tensors)["embedding"]
-            b = backend.run(tensors)["embedding"]
+            a = ort_pipe.backend.run(tensors)["embedding"].astype(np.float32)
+            b = backend.run(tensors)["embedding"].astype(np.float32)
             assert a.shape == b.shape == (1, 384)
             # Same INT8 graph, two runtimes: their dynamic quantisation rounds differently, and
             # by how much depends on the CPU's int8 kernels (measured on these notes: Intel
