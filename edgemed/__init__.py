@@ -82,7 +82,7 @@ _SUBMODULES = frozenset(
     {
         "backends", "bench", "bridge", "config", "contracts", "demo", "errors", "fleet",
         "hardware", "io", "kernels", "manifest", "pipeline", "postprocess", "preprocess",
-        "registry", "results", "sync", "tasks", "transport", "wire",
+        "registry", "results", "sync", "tasks", "mqtt_connection", "wire",
     }
 )  # fmt: skip
 

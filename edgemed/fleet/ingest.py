@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
-from ..transport import (
+from ..mqtt_connection import (
     full_jitter,
     log_disconnect,
     make_client,

@@ -30,7 +30,13 @@ import paho.mqtt.client as mqtt
 
 from ..config import BrokerConfig, SyncConfig
 from ..errors import FleetConflictError, PayloadError, SyncError
-from ..transport import log_disconnect, make_client, resolve_protocol, run_connection
+from ..mqtt_connection import (
+    announce_offline,
+    log_disconnect,
+    make_client,
+    resolve_protocol,
+    run_connection,
+)
 from ..wire import (
     FLEET_STATUS_TOPICS,
     FleetStatus,
@@ -154,11 +160,9 @@ class FleetPresence:
             return
         self._stop.set()
         if self.connected:
-            info = self._client.publish(self.topic, self._status("offline"), qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout=2.0)
-            except (RuntimeError, ValueError) as exc:
-                log.info("fleet offline notice not sent (%s); the will covers it", exc)
+            announce_offline(
+                self._client, self.topic, self._status("offline"), link="fleet presence"
+            )
         self._client.disconnect()
         for thread in (self._thread, self._heartbeat):
             if thread is not None:

@@ -25,8 +25,14 @@ import paho.mqtt.client as mqtt
 from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError, PayloadError, SyncError
+from ..mqtt_connection import (
+    announce_offline,
+    log_disconnect,
+    make_client,
+    resolve_protocol,
+    run_connection,
+)
 from ..results import Result
-from ..transport import log_disconnect, make_client, resolve_protocol, run_connection
 from ..wire import (
     BATCH_TARGET_BYTES,
     FLEET_PREFIX,
@@ -187,19 +193,13 @@ class Publisher:
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._connected:
-            info = self._client.publish(
+        if self._connected:  # stopping never fails: nothing in the outbox depends on it
+            announce_offline(
+                self._client,
                 topic(self.device_id, "status"),
                 self._offline_status(self.connections),
-                qos=1,
-                retain=True,
+                link=f"device {self.device_id} sync",
             )
-            try:
-                info.wait_for_publish(timeout=2.0)
-            except (RuntimeError, ValueError) as exc:
-                # The link dropped meanwhile: the broker's will (LWT) announces us offline
-                # instead. Stopping must never fail; nothing in the outbox depends on it.
-                log.info("offline notice not sent (%s); the broker's will covers it", exc)
         self._client.disconnect()
         with self._cond:
             self._wake = True

@@ -323,7 +323,7 @@ def test_share_probe_on_a_broker_without_share_support_ignores_other_messages() 
     subscription: the probe must count only its own message (else ingest subscribed to a
     $share filter amqtt never serves, and the demo stored nothing)."""
     from edgemed.fleet.broker import EmbeddedBroker
-    from edgemed.transport import probe_shared_subscriptions
+    from edgemed.mqtt_connection import probe_shared_subscriptions
 
     with EmbeddedBroker() as embedded:
         other = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="retainer")

@@ -399,7 +399,7 @@ def test_outbox_cap_during_long_outage(
 
 def test_reconnects_after_broker_restart_are_spread_by_jitter(tmp_path: Path) -> None:
     """200 devices lose the broker at once; full jitter spreads their reconnects out."""
-    from edgemed.transport import make_client, run_connection
+    from edgemed.mqtt_connection import make_client, run_connection
 
     n = 200
     broker = Mosquitto(tmp_path, extra="max_connections -1\n")

@@ -285,7 +285,7 @@ def test_auto_protocol_is_mqtt5_on_mosquitto_and_311_on_the_demo_broker(
     tmp_path: Path, mosquitto: object, encoder: edgemed.Pipeline
 ) -> None:
     from edgemed.fleet.broker import EmbeddedBroker
-    from edgemed.transport import probe_protocol
+    from edgemed.mqtt_connection import probe_protocol
 
     port = mosquitto.port  # type: ignore[attr-defined]
     assert probe_protocol(BrokerConfig(port=port), "probe-test") == "5"
@@ -310,7 +310,7 @@ def test_probe_of_a_broker_that_never_answers_says_ask_again() -> None:
     import socket
     import threading
 
-    from edgemed.transport import probe_protocol
+    from edgemed.mqtt_connection import probe_protocol
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

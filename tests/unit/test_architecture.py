@@ -17,7 +17,7 @@ LEAVES = {
     "results",
     "wire",
     "kernels",
-    "transport",
+    "mqtt_connection",
     "registry",
     "_version",
     "_kernels",

@@ -1,6 +1,8 @@
-"""MQTT transport shared by the device (sync/) and the fleet (fleet/): a configured paho client
-and a reconnect loop with full-jitter back-off (paho's own back-off has no jitter, so a fleet of
-devices reconnecting after a broker restart would arrive in lock-step).
+"""The MQTT connection every link shares, the device's publisher (sync/mqtt.py) and the fleet's
+ingest and presence (fleet/): a configured paho client, the broker's protocol found by asking
+it, a reconnect loop with full-jitter back-off (paho's own back-off has no jitter, so a fleet of
+devices reconnecting after a broker restart would arrive in lock-step), and the retained
+offline notice a link leaves when it stops.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from paho.mqtt.properties import Properties
 from .config import BrokerConfig, SyncConfig
 
 __all__ = [
+    "announce_offline",
     "full_jitter",
     "log_disconnect",
     "make_client",
@@ -234,3 +237,15 @@ def run_connection(
         if not stop.is_set():
             stop.wait(full_jitter(attempt, sync.reconnect_min_s, sync.reconnect_max_s))
             attempt += 1
+
+
+def announce_offline(
+    client: mqtt.Client, topic: str, payload: bytes, *, link: str, timeout: float = 2.0
+) -> None:
+    """Publish a link's retained offline status before it disconnects on purpose. Never
+    raises: if the connection dropped meanwhile, the broker publishes the link's will instead."""
+    info = client.publish(topic, payload, qos=1, retain=True)
+    try:
+        info.wait_for_publish(timeout=timeout)
+    except (RuntimeError, ValueError) as exc:
+        log.info("%s offline notice not sent (%s); the broker's will covers it", link, exc)
