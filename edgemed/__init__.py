@@ -34,8 +34,6 @@ from .errors import (
 if TYPE_CHECKING:
     from .manifest import Manifest
     from .pipeline import Pipeline, load
-    from .preprocess.ecg import EcgRecording
-    from .preprocess.image import MonitorFrame
     from .registry import list_models
     from .results import (
         EmbeddingResult,
@@ -50,6 +48,8 @@ if TYPE_CHECKING:
         TabularRegression,
         Timings,
     )
+    from .tasks.ecg_sleep_staging.preprocess import EcgRecording
+    from .tasks.monitor_reader.preprocess import MonitorFrame
 
 # Imported on first use (PEP 562), so that ``import edgemed.fleet`` or the embedded broker
 # loads no runtime and no compiled kernels: the fleet side needs neither.
@@ -57,8 +57,8 @@ _LAZY = {
     "Manifest": "manifest",
     "Pipeline": "pipeline",
     "load": "pipeline",
-    "EcgRecording": "preprocess.ecg",
-    "MonitorFrame": "preprocess.image",
+    "EcgRecording": "tasks.ecg_sleep_staging.preprocess",
+    "MonitorFrame": "tasks.monitor_reader.preprocess",
     "list_models": "registry",
     **{
         name: "results"
@@ -81,7 +81,7 @@ _LAZY = {
 _SUBMODULES = frozenset(
     {
         "backends", "bench", "bridge", "config", "contracts", "demo", "errors", "fleet",
-        "hardware", "io", "kernels", "manifest", "pipeline", "postprocess", "preprocess",
+        "hardware", "io", "kernels", "manifest", "pipeline",
         "registry", "results", "sync", "tasks", "mqtt_connection", "wire",
     }
 )  # fmt: skip

@@ -2,7 +2,8 @@
 
 INPUT is the text itself, ``-`` (stdin), inline JSON (tabular rows), or ``@FILE``: ``.json``
 (decoded), an image (``.png``/``.jpg``/``.bmp``/``.tif``), a DICOM image or waveform
-(``.dcm``), or a signal file (``.csv``/``.npy``/``.npz``/``.edf``/``.hea``).
+(``.dcm``), or a signal file (``.csv``/``.npy``/``.npz``/``.edf``/``.hea``). What a task
+takes from each is its spec's ``cli_input`` (:class:`edgemed.tasks.CliInput`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from .errors import InputError
 from .io import Signal, read_dicom_image, read_dicom_waveform, read_image, read_signal
 from .manifest import Manifest
+from .tasks import CliInput, task_spec
 
 __all__ = ["cli_input"]
 
@@ -22,7 +24,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 SIGNAL_SUFFIXES = {".csv", ".npy", ".npz", ".edf", ".hea", ".dat"}
 
 
-def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None) -> Any:
+def _file(
+    path: Path, manifest: Manifest, how: CliInput, channel: str | None, fs: float | None
+) -> Any:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -34,12 +38,12 @@ def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None)
     if suffix in IMAGE_SUFFIXES:
         return read_image(path)
     if suffix == ".dcm":
-        if manifest.task == "monitor-reader":
+        if how.dicom == "image":
             return read_dicom_image(path).windowed()
-        return _signal(read_dicom_waveform(path), manifest, channel)
+        return _signal(read_dicom_waveform(path), manifest, how, channel)
     if suffix in SIGNAL_SUFFIXES:
-        return _signal(read_signal(path, sampling_rate_hz=fs), manifest, channel)
-    if manifest.task == "text-embedding":
+        return _signal(read_signal(path, sampling_rate_hz=fs), manifest, how, channel)
+    if how.text:
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -47,27 +51,26 @@ def _file(path: Path, manifest: Manifest, channel: str | None, fs: float | None)
     raise InputError(f"{path}: cannot tell how to read a {suffix or 'suffix-less'} file")
 
 
-def _signal(signal: Signal, manifest: Manifest, channel: str | None) -> Any:
+def _signal(signal: Signal, manifest: Manifest, how: CliInput, channel: str | None) -> Any:
     if manifest.stream is not None:  # streamed over by the caller (cmd_run)
         return signal
-    picked = signal.pick(channel) if channel else signal.pick(signal.channel_names[0])
-    item: dict[str, Any] = {"ecg": picked.data[0], "fs": picked.sampling_rate_hz}
-    if picked.units[0]:  # the file's own unit (EDF, WFDB, DICOM headers)
-        item["units"] = picked.units[0]
-    return item
+    if how.from_signal is None:
+        raise InputError(f"{manifest.task} models do not take a signal file")
+    return how.from_signal(signal.pick(channel or signal.channel_names[0]))
 
 
 def cli_input(
     value: str, manifest: Manifest, *, channel: str | None = None, fs: float | None = None
 ) -> Any:
+    how = task_spec(manifest).cli_input
     if value.startswith("@"):
-        return _file(Path(value[1:]), manifest, channel, fs)
+        return _file(Path(value[1:]), manifest, how, channel, fs)
     if value == "-":
         data = sys.stdin.buffer.read()
-        if manifest.task == "text-embedding":
+        if how.text:
             return data
         value = data.decode("utf-8", errors="replace")
-    if manifest.task != "text-embedding":
+    if not how.text:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:

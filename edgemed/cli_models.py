@@ -18,7 +18,7 @@ __all__ = ["doctor_report", "input_contract", "model_info", "model_row", "print_
 
 
 def _text(m: Manifest) -> dict[str, Any]:
-    from .preprocess.text import MAX_TEXT_CHARS
+    from .tasks.text_embedding.preprocess import MAX_TEXT_CHARS
 
     return {
         "kind": "text",

@@ -32,28 +32,12 @@ __all__ = [
 ]
 
 SCHEMA = "edgemed.manifest/1"
-Task = Literal[
-    "text-embedding",
-    "tabular-classification",
-    "tabular-regression",
-    "ecg-sleep-staging",
-    "eeg-seizure",
-    "monitor-reader",
-]
 BackendName = Literal["onnxruntime", "openvino"]
 # Literal values, kept as tuples too because annotations are strings at run time.
-TASKS: tuple[str, ...] = get_args(Task)
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 DTYPES = ("float32", "float16", "int64", "int32", "uint8", "int8")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-# Roles every model of a task must ship; other artifacts are optional.
-_COMMON_ARTIFACTS = ("model", "golden_inputs", "golden_outputs", "model_card")
-_REQUIRED_ARTIFACTS: dict[str, tuple[str, ...]] = {
-    "text-embedding": (*_COMMON_ARTIFACTS, "tokenizer"),
-    # The detector is ``model`` (run by the backend); the postprocessor runs the recogniser.
-    "monitor-reader": (*_COMMON_ARTIFACTS, "recognizer", "charset"),
-}
 # Artifacts each backend runs (OpenVINO IR is an .xml graph beside a .bin of weights).
 BACKEND_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("model",),
@@ -151,7 +135,7 @@ class Manifest:
     schema: str
     id: str
     version: str
-    task: Task
+    task: str  # served by the edgemed.tasks spec of that name (checked when loaded)
     summary: str
     license: str
     medical_device: bool
@@ -257,7 +241,7 @@ def _tensor(data: Any, where: str) -> TensorSpec:
     return spec
 
 
-def _artifacts(data: Any, task: str, where: str) -> dict[str, Artifact]:
+def _artifacts(data: Any, where: str) -> dict[str, Artifact]:
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object")
     arts: dict[str, Artifact] = {}
@@ -270,9 +254,6 @@ def _artifacts(data: Any, task: str, where: str) -> dict[str, Artifact]:
         if art.precision is not None:
             _check_literal(art.precision, ("fp32", "fp16", "int8"), f"{where}.{role}.precision")
         arts[role] = art
-    missing = [r for r in _REQUIRED_ARTIFACTS.get(task, _COMMON_ARTIFACTS) if r not in arts]
-    if missing:
-        raise ManifestError(f"{where}: task {task!r} needs artifact(s) {missing}")
     return arts
 
 
@@ -307,7 +288,8 @@ def parse_manifest(data: Any, root: Path) -> Manifest:
     if data.get("schema") != SCHEMA:
         raise ManifestError(f"manifest.schema: expected {SCHEMA!r}, got {data.get('schema')!r}")
     task = data.get("task")
-    _check_literal(task, TASKS, "manifest.task")
+    if not isinstance(task, str) or not _ID_RE.match(task):
+        raise ManifestError(f"manifest.task: expected a task name (a-z, 0-9, '-'), got {task!r}")
     backends = data.get("backends")
     if not isinstance(backends, list) or not backends:
         raise ManifestError("manifest.backends: expected a non-empty list")
@@ -327,7 +309,7 @@ def parse_manifest(data: Any, root: Path) -> Manifest:
         "manifest",
         task=task,
         source=_strict(Source, data.get("source"), "manifest.source"),
-        artifacts=_artifacts(data.get("artifacts"), str(task), "manifest.artifacts"),
+        artifacts=_artifacts(data.get("artifacts"), "manifest.artifacts"),
         backends=tuple(backends),
         inputs=tuple(_tensor(t, f"manifest.inputs[{i}]") for i, t in enumerate(data["inputs"])),
         outputs=tuple(_tensor(t, f"manifest.outputs[{i}]") for i, t in enumerate(data["outputs"])),

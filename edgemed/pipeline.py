@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .backends import Backend, Choice, candidates, choose, create_backend
+from .backends import Backend, Choice, candidates, choose, create_backend, open_model
 from .config import cache_dir
 from .errors import (
     BackendUnavailableError,
@@ -20,16 +20,15 @@ from .errors import (
     ManifestError,
     ModelError,
 )
-from .hardware import HardwareInfo, probe
+from .hardware import HardwareInfo, cpu_family, probe
 from .io.files import Signal
 from .io.rates import RatePlan, block_rate, plan_rate
 from .io.windows import Windower
 from .manifest import Manifest, load_manifest
-from .preprocess import Prepared
 from .registry import find_model_dir
 from .results import Provenance, Result, ResultBuilder, SignalWindow, Timings, finish_batch
-from .results.base import check_contract
-from .tasks import task_spec
+from .results.base import ModelUse, check_contract
+from .tasks import ModelRunner, Prepared, task_spec
 
 __all__ = ["Pipeline", "load"]
 
@@ -42,12 +41,15 @@ class Pipeline:
     infer request.
     """
 
-    def __init__(self, manifest: Manifest, backend: Backend, *, choice: Choice) -> None:
+    def __init__(
+        self, manifest: Manifest, backend: Backend, *, choice: Choice, further: FurtherModels
+    ) -> None:
         self.manifest = manifest
         self.backend = backend
         self.choice = choice  # which backend/device serves this model, and why
+        self._further = further
         self._task = task_spec(manifest)
-        self._pre, self._post = self._task.processors(manifest)
+        self._pre, self._post = self._task.processors(manifest, further.open)
 
     def __call__(self, item: object) -> Result:
         """preprocess -> backend.run -> postprocess -> result."""
@@ -223,16 +225,18 @@ class Pipeline:
             edgemed_version=__version__,
             created_at=time.time(),
             window=window,
+            components=self._further.used,
         )
 
     def check_golden(self) -> list[str]:
         """Run the bundle's golden inputs through the whole pipeline on this machine and
         backend; one line per output that drifted beyond the manifest's tolerance."""
         items = self._task.golden_inputs(self.manifest)
-        return self._task.golden_check(self.manifest, self.batch(items))
+        return self._task.golden_check(self.manifest, self.batch(items), cpu_family())
 
     def close(self) -> None:
         self.backend.close()
+        self._further.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -273,7 +277,13 @@ def load(
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
     hw = hardware or probe(runtimes=manifest.backends)
     choice, runtime = _open_backend(manifest, hw, backend, device, threads)
-    pipeline = Pipeline(manifest, runtime, choice=choice)
+    further = FurtherModels(manifest, choice, hw, threads)
+    try:
+        pipeline = Pipeline(manifest, runtime, choice=choice, further=further)
+    except BaseException:
+        runtime.close()
+        further.close()
+        raise
     if golden:
         problems = pipeline.check_golden()
         if problems:
@@ -283,6 +293,35 @@ def load(
                 + "; ".join(problems)
             )
     return pipeline
+
+
+class FurtherModels:
+    """The bundle's models beyond its main one, opened for its task through the backend layer
+    with the main model's choice, and remembered for every result's provenance."""
+
+    def __init__(
+        self, manifest: Manifest, choice: Choice, hw: HardwareInfo, threads: int | None
+    ) -> None:
+        self._manifest, self._choice, self._hw, self._threads = manifest, choice, hw, threads
+        self._opened: list[Backend] = []
+        self.used: tuple[ModelUse, ...] = ()
+
+    def open(self, role: str) -> ModelRunner:
+        opened = open_model(
+            self._manifest,
+            self._choice,
+            hw=self._hw,
+            threads=self._threads,
+            cache_dir=cache_dir(),
+            role=role,
+        )
+        self._opened.append(opened.backend)
+        self.used = (*self.used, opened.use)
+        return opened.backend
+
+    def close(self) -> None:
+        for backend in self._opened:
+            backend.close()
 
 
 def _open_backend(

@@ -10,7 +10,7 @@ as the result, and fold consecutive ones into one episode (``edgemed/fleet/episo
 the end the example reads ``/api/results`` and ``/api/alerts`` and checks that every result
 arrived once and that each run of results above threshold raised exactly one alert episode
 counting its windows; it prints ``alert check OK`` and exits 0, or exits 1. It also prints the seizure episodes
-(``edgemed.postprocess.eeg.seizure_episodes``) found on the device side.
+(``edgemed.tasks.eeg_seizure.postprocess.seizure_episodes``) found on the device side.
 
 Input — **synthetic, not real EEG**: no real iEEG of >= 300 s at >= 200 Hz is available
 offline. The signal is the bundle's three golden windows (``models/eeg-seizure-watch/golden/
@@ -45,9 +45,9 @@ import edgemed
 from edgemed.config import OutboxConfig
 from edgemed.demo import LocalFleet
 from edgemed.errors import FleetConflictError
-from edgemed.postprocess.eeg import seizure_episodes
 from edgemed.results import SeizureProbability
 from edgemed.sync import Outbox, Publisher
+from edgemed.tasks.eeg_seizure.postprocess import seizure_episodes
 
 DEVICE_ID = "sim-eeg-bed-02"
 MODEL_ID = "eeg-seizure-watch"

@@ -39,7 +39,7 @@ class EmbeddingResult:
     """A text embedding (unit L2 norm) and the nearest labels of the model's label set.
 
     With a label set, the result also says whether its first suggestion is a confident one
-    (``edgemed/postprocess/code_confidence.py``): ``suggestion`` is ``nearest[0]`` when it is,
+    (``edgemed/tasks/text_embedding/code_confidence.py``): ``suggestion`` is ``nearest[0]`` when it is,
     else None with ``abstained`` and ``abstain_reason``; ``confidence`` is the calibrated
     probability that the first suggestion's 3-character category is right (None without a
     calibration); ``assertion`` is how the text asserts its findings: ``present``,

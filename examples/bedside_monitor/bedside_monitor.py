@@ -66,11 +66,11 @@ import numpy as np
 import numpy.typing as npt
 
 import edgemed
+from edgemed import MonitorFrame
 from edgemed.config import OutboxConfig
 from edgemed.demo import LocalFleet
 from edgemed.errors import FleetConflictError, InputError
 from edgemed.io import frames, read_image
-from edgemed.preprocess.image import MonitorFrame
 from edgemed.results import MONITOR_FIELDS, MonitorReading
 from edgemed.sync import Outbox, Publisher
 

@@ -52,8 +52,8 @@ from ecg_sleep_staging_keras import build_onnx, keras_reference, read_classifier
 
 from edgemed import kernels  # noqa: E402
 from edgemed.manifest import parse_manifest  # noqa: E402
-from edgemed.preprocess.ecg import SleepFeaturePreprocessor, golden_inputs  # noqa: E402
-from edgemed.preprocess.hrv import SLEEP_FEATURES, sleep_features  # noqa: E402
+from edgemed.tasks.ecg_sleep_staging.hrv import SLEEP_FEATURES, sleep_features  # noqa: E402
+from edgemed.tasks.ecg_sleep_staging.preprocess import SleepFeaturePreprocessor, golden_inputs  # noqa: E402
 
 MODEL_ID = "ecg-sleep-staging"
 VERSION = "1.0.0"

@@ -48,7 +48,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the edgemed checkout this recipe belongs to
-from edgemed.preprocess.eeg import spectrogram_features  # noqa: E402
+from edgemed.tasks.eeg_seizure.preprocess import spectrogram_features  # noqa: E402
 
 MODEL_ID = "eeg-seizure-watch"
 VERSION = "1.0.0"

@@ -52,7 +52,7 @@ def measure(model_id: str, backend: str, threads: int) -> dict[str, float] | Non
         strict = replace(pipe.manifest, golden=exact)
         task = task_spec(strict)
         results = pipe.batch(task.golden_inputs(strict))
-        problems = task.golden_check(strict, results)
+        problems = task.golden_check(strict, results, cpu_family())
     text = "\n".join(problems)
     figures = {"max_abs_diff": 0.0, "min_cosine": 1.0, "min_label_agreement": 1.0}
     for found in _ABS.findall(text):

@@ -52,7 +52,7 @@ import icd10cm  # noqa: E402
 import edgemed  # noqa: E402
 from edgemed import kernels  # noqa: E402
 from edgemed.manifest import BACKEND_ARTIFACTS  # noqa: E402
-from edgemed.postprocess import code_confidence as cc  # noqa: E402
+from edgemed.tasks.text_embedding import code_confidence as cc  # noqa: E402
 
 VERSION = "1.2.0"  # 1.2: code_confidence.json (calibrated confidence, abstention)
 ENGINES = ("onnxruntime", "openvino")

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from monitor_screens import render_screen  # noqa: E402
 
 import edgemed  # noqa: E402
-from edgemed.postprocess.field_confidence import FEATURES  # noqa: E402
 from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
+from edgemed.tasks.monitor_reader.field_confidence import FEATURES  # noqa: E402
 
 MODEL_ID = "monitor-reader"
 VERSION = "1.1.0"  # monitor_safety.py --release writes the same

@@ -42,9 +42,9 @@ from monitor_screens import (  # noqa: E402
 )
 
 import edgemed  # noqa: E402
-import edgemed.postprocess.monitor as monitor_pp  # noqa: E402
-from edgemed.postprocess.field_confidence import FEATURES, FieldConfidence  # noqa: E402
+import edgemed.tasks.monitor_reader.postprocess as monitor_pp  # noqa: E402
 from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
+from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfidence  # noqa: E402
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}

@@ -36,8 +36,8 @@ from edgemed.fleet.validation import (
     schema_validator,
 )
 from edgemed.kernels import VitalSigns, news2_many
-from edgemed.postprocess.vitals_text import PLAUSIBLE
 from edgemed.results import MONITOR_FIELDS
+from edgemed.tasks.monitor_reader.vitals_text import PLAUSIBLE
 
 ROOT = Path(__file__).parents[2]
 VALIDATOR = PayloadValidator()

@@ -12,9 +12,9 @@ import edgemed
 from edgemed.errors import ManifestError, ModelError
 from edgemed.hardware import cpu_family, cpu_family_of
 from edgemed.manifest import GoldenTolerance, load_manifest
-from edgemed.postprocess.golden import golden_limits
 from edgemed.registry import find_model_dir
 from edgemed.tasks import task_spec
+from edgemed.tasks.golden import golden_limits
 
 
 def _shifted(run: Callable[..., dict[str, np.ndarray]], delta: float) -> Callable[..., object]:
@@ -31,7 +31,7 @@ def test_a_model_perturbed_just_past_the_limit_is_refused(
     with edgemed.load(model_id, threads=1, golden=False) as pipe:
         task = task_spec(pipe.manifest)
         results = pipe.batch(task.golden_inputs(pipe.manifest))
-        limit = golden_limits(pipe.manifest, results).max_abs_diff
+        limit = golden_limits(pipe.manifest, results, cpu_family()).max_abs_diff
         assert pipe.check_golden() == []
         real = pipe.backend.run
         monkeypatch.setattr(pipe.backend, "run", _shifted(real, 1.5 * limit))

@@ -15,10 +15,16 @@ import onnxruntime as ort
 import pytest
 
 import edgemed
-from edgemed.preprocess.ecg import EcgRecording, golden_inputs
-from edgemed.preprocess.hrv import SLEEP_FEATURES, HrvSettings, frequency_domain, sleep_features
-from edgemed.preprocess.hrv import time_domain as hrv_time_domain
-from edgemed.preprocess.quality import SignalQuality
+from edgemed.hardware import cpu_family
+from edgemed.tasks.ecg_sleep_staging.hrv import (
+    SLEEP_FEATURES,
+    HrvSettings,
+    frequency_domain,
+    sleep_features,
+)
+from edgemed.tasks.ecg_sleep_staging.hrv import time_domain as hrv_time_domain
+from edgemed.tasks.ecg_sleep_staging.preprocess import EcgRecording, golden_inputs
+from edgemed.tasks.ecg_sleep_staging.quality import SignalQuality
 
 MODEL_ID = "ecg-sleep-staging"
 WEIGHTS = (
@@ -134,12 +140,12 @@ def test_golden_through_load(backend: str) -> None:
 
 def test_golden_drift_is_refused(stager: edgemed.Pipeline) -> None:
     results = stager.batch(golden_inputs(stager.manifest))
-    assert stager._task.golden_check(stager.manifest, results) == []
+    assert stager._task.golden_check(stager.manifest, results, cpu_family()) == []
     shifted = [
         edgemed.SleepStages(**{**r.__dict__, "probabilities": r.probabilities + 0.01})
         for r in results
     ]
-    assert stager._task.golden_check(stager.manifest, shifted)
+    assert stager._task.golden_check(stager.manifest, shifted, cpu_family())
 
 
 # --- agreement with sleepecg's own feature pipeline on the real recording -------------------
@@ -277,8 +283,8 @@ def test_result_body_is_compact_json_without_identifiers(
 def test_result_goes_over_the_wire_and_a_night_stays_small(
     stager: edgemed.Pipeline, toy: tuple[np.ndarray, float]
 ) -> None:
-    from edgemed.postprocess.sleep import SleepStagePostprocessor
-    from edgemed.preprocess.ecg import SleepContext
+    from edgemed.tasks.ecg_sleep_staging.postprocess import SleepStagePostprocessor
+    from edgemed.tasks.ecg_sleep_staging.preprocess import SleepContext
     from edgemed.wire import decode_result, encode_result
 
     ecg, fs = toy

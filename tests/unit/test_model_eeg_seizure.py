@@ -20,9 +20,9 @@ from scipy.signal import get_window
 
 import edgemed
 from edgemed.errors import InputError
-from edgemed.postprocess.eeg import seizure_episodes
-from edgemed.preprocess.eeg import tukey_periodic
 from edgemed.results import SeizureProbability
+from edgemed.tasks.eeg_seizure.postprocess import seizure_episodes
+from edgemed.tasks.eeg_seizure.preprocess import tukey_periodic
 from edgemed.wire import decode_result, encode_result
 
 FS = 500

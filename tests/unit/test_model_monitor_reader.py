@@ -14,16 +14,16 @@ import pytest
 import edgemed
 from edgemed import kernels
 from edgemed.errors import InputError
-from edgemed.postprocess.monitor import news2_of
-from edgemed.postprocess.vitals_text import (
+from edgemed.results import MONITOR_FIELDS, WITHHELD_REASONS, MonitorReading
+from edgemed.tasks.monitor_reader.postprocess import news2_of
+from edgemed.tasks.monitor_reader.preprocess import MonitorFrame
+from edgemed.tasks.monitor_reader.vitals_text import (
     Box,
     classify_label,
     pair_fields,
     parse_value,
     split_labels,
 )
-from edgemed.preprocess.image import MonitorFrame
-from edgemed.results import MONITOR_FIELDS, WITHHELD_REASONS, MonitorReading
 from edgemed.wire import decode_result, encode_result
 
 SUBSET = Path(__file__).resolve().parents[1] / "fixtures" / "monitor-screens"
@@ -57,7 +57,7 @@ def test_golden_screens_read_exactly_and_detector_map_matches(pipe: Any) -> None
     # edgemed.load already ran check_golden (fields exact, box scores) and would have refused.
     m = pipe.manifest
     spec = json.loads(m.path("golden_outputs").read_text(encoding="utf-8"))
-    screens = edgemed.preprocess.image.golden_inputs(m)
+    screens = edgemed.tasks.monitor_reader.preprocess.golden_inputs(m)
     assert len(screens) == len(spec["cases"]) >= 3
     for img, case in zip(screens, spec["cases"], strict=True):
         reading = pipe(img)

@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import edgemed
+from edgemed.hardware import cpu_family
 from edgemed.results import TabularClassification, TabularRegression
 from edgemed.wire import decode_result, encode_result
 
@@ -87,11 +88,11 @@ def test_golden_rows_reproduced(pipeline: edgemed.Pipeline) -> None:
 def test_golden_check_catches_drift(pipeline: edgemed.Pipeline) -> None:
     rows, _ = _golden(pipeline)
     results = pipeline.batch(rows)
-    assert pipeline._task.golden_check(pipeline.manifest, results) == []
+    assert pipeline._task.golden_check(pipeline.manifest, results, cpu_family()) == []
     shift = 10 * pipeline.manifest.golden.max_abs_diff
     field = "probability" if isinstance(results[0], TabularClassification) else "value"
     drifted = [dataclasses.replace(r, **{field: _value(r) + shift}) for r in results]  # type: ignore[type-var]
-    problems = pipeline._task.golden_check(pipeline.manifest, drifted)
+    problems = pipeline._task.golden_check(pipeline.manifest, drifted, cpu_family())
     assert problems and "golden" in problems[0]
     if isinstance(results[0], TabularClassification):  # a flipped decision alone is caught too
         flipped = [
@@ -100,7 +101,7 @@ def test_golden_check_catches_drift(pipeline: edgemed.Pipeline) -> None:
             else r
             for i, r in enumerate(results)
         ]
-        problems = pipeline._task.golden_check(pipeline.manifest, flipped)
+        problems = pipeline._task.golden_check(pipeline.manifest, flipped, cpu_family())
         assert problems == [f"golden: label agreement {1 - 1 / len(results):.3f} < 1.0"]
 
 

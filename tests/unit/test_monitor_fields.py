@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgemed.postprocess.field_confidence import FEATURES, FieldConfidence
-from edgemed.postprocess.monitor import read_fields
-from edgemed.postprocess.vitals_text import Box, Candidate, pair_fields
 from edgemed.results import MONITOR_FIELDS, WITHHELD_REASONS, News2Partial, OcrText
+from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfidence
+from edgemed.tasks.monitor_reader.postprocess import read_fields
+from edgemed.tasks.monitor_reader.vitals_text import Box, Candidate, pair_fields
 
 GREEN = np.array([0.0, 1.0, 0.0])
 CYAN = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)

@@ -21,10 +21,10 @@ import pytest
 
 import edgemed
 from edgemed.contracts import ContractError, check_result_body
-from edgemed.postprocess.assertion import analyse, overall
-from edgemed.postprocess.code_confidence import Features, load_confidence
-from edgemed.postprocess.plausibility import contradiction, measurements
 from edgemed.registry import find_model_dir
+from edgemed.tasks.text_embedding.assertion import analyse, overall
+from edgemed.tasks.text_embedding.code_confidence import Features, load_confidence
+from edgemed.tasks.text_embedding.plausibility import contradiction, measurements
 
 MODEL_ID = "clinical-text-minilm"
 PHRASES = Path(__file__).parents[1] / "fixtures" / "icd_heldout.jsonl"

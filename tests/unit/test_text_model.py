@@ -16,9 +16,9 @@ import pytest
 
 import edgemed
 from edgemed.hardware import cpu_family
-from edgemed.postprocess.text import golden_role
-from edgemed.preprocess.text import MAX_TEXT_CHARS
 from edgemed.registry import find_model_dir
+from edgemed.tasks.text_embedding.postprocess import golden_role
+from edgemed.tasks.text_embedding.preprocess import MAX_TEXT_CHARS
 
 MODEL_ID = "clinical-text-minilm"
 
@@ -37,7 +37,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[edgemed.Pipeline]:
 def test_golden_vectors_reproduced(engine: edgemed.Pipeline) -> None:
     m = engine.manifest
     texts = json.loads(m.path("golden_inputs").read_text())
-    role = golden_role(m, engine.backend.name)
+    role = golden_role(m, engine.backend.name, cpu_family())
     # this CPU family's own outputs where the bundle has them, else the engine's
     family = cpu_family().replace("-", "_")
     generic = {"onnxruntime": "golden_outputs", "openvino": "golden_outputs_openvino"}
@@ -58,9 +58,9 @@ def test_golden_check_tells_the_engines_apart(engine: edgemed.Pipeline) -> None:
     m = engine.manifest
     texts = json.loads(m.path("golden_inputs").read_text())
     got = np.stack([engine(t).embedding for t in texts])
-    own = np.load(m.path(golden_role(m, engine.backend.name)))
+    own = np.load(m.path(golden_role(m, engine.backend.name, cpu_family())))
     other_backend = "openvino" if engine.backend.name == "onnxruntime" else "onnxruntime"
-    other = np.load(m.path(golden_role(m, other_backend)))
+    other = np.load(m.path(golden_role(m, other_backend, cpu_family())))
     assert np.abs(got - own).max() < np.abs(got - other).max()
 
 

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..errors import InputError, ManifestError, ModelError
-from ..manifest import Manifest, parse_section
-from ..preprocess.eeg import EEGContext
-from ..results import Result, ResultBuilder, SeizureProbability, deferred
-from .golden import golden_limits
+from ... import kernels
+from ...errors import InputError, ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ...results import Result, ResultBuilder, SeizureProbability, deferred
+from ..golden import golden_limits
+from .preprocess import EEGContext
 
 __all__ = [
     "SeizureEpisode",
@@ -95,7 +95,7 @@ class SeizurePostprocessor:
         )
 
 
-def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:
     """Reported traces on the golden windows against the bundle's (max |diff|, decisions)."""
     expected = np.load(manifest.path("golden_outputs"), allow_pickle=False)  # (n, report cols)
     got = [r for r in results if isinstance(r, SeizureProbability)]
@@ -104,7 +104,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     traces = np.array([[np.nan if v is None else v for v in r.trace] for r in got])
     if traces.shape != expected.shape:
         return [f"golden: got traces {traces.shape}, expected {expected.shape}"]
-    tol, problems = golden_limits(manifest, results), []
+    tol, problems = golden_limits(manifest, results, cpu_family), []
     worst = float(np.nanmax(np.abs(traces - expected)))
     if not np.array_equal(np.isnan(traces), np.isnan(expected)) or worst > tol.max_abs_diff:
         problems.append(f"golden: max |diff| {worst:.4g} > {tol.max_abs_diff}")

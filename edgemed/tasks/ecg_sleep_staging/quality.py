@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = ["SignalQuality", "assess", "to_unit"]
 

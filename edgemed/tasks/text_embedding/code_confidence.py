@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ManifestError
-from ..manifest import Manifest, parse_section
+from ...errors import ManifestError
+from ...manifest import Manifest, parse_section
 from . import assertion, plausibility
 
 __all__ = [

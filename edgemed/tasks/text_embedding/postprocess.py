@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..errors import ManifestError, ModelError
-from ..hardware import cpu_family
-from ..manifest import Manifest, parse_section
-from ..preprocess.text import TextContext
-from ..results import EmbeddingResult, LabelScore, Result, ResultBuilder, deferred
+from ... import kernels
+from ...errors import ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ...results import EmbeddingResult, LabelScore, Result, ResultBuilder, deferred
+from ..golden import golden_limits
 from .code_confidence import judge, load_confidence
-from .golden import golden_limits
+from .preprocess import TextContext
 
 __all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check", "golden_role"]
 
@@ -38,7 +37,7 @@ class EmbeddingPostprocessor:
     :func:`edgemed.kernels.quantize_rows_int8`, 4x smaller; searched with
     :func:`edgemed.kernels.cosine_topk_int8`). Without labels, results carry no ``nearest``.
     With labels, the first suggestion is judged (assertion, plausibility, the bundle's
-    ``code_confidence`` calibration; :mod:`edgemed.postprocess.code_confidence`).
+    ``code_confidence`` calibration; :mod:`edgemed.tasks.text_embedding.code_confidence`).
     """
 
     def __init__(self, manifest: Manifest) -> None:
@@ -147,33 +146,33 @@ def _load_int8_index(manifest: Manifest, rows: int) -> npt.NDArray[np.int8]:
     return matrix
 
 
-def golden_role(manifest: Manifest, backend: str) -> str:
+def golden_role(manifest: Manifest, backend: str, cpu_family: str) -> str:
     """The expected golden outputs for ``backend`` on this CPU family: the most specific the
     bundle ships of ``golden_outputs_<backend>_<family>`` (INT8 kernels round differently on
     AVX2, AVX-512 VNNI, AMX, NEON: measured cosine 0.986 between AVX2 and AVX-512 outputs),
     ``golden_outputs_<backend>`` (each INT8 engine quantises differently), ``golden_outputs``."""
-    family = cpu_family().replace("-", "_")
+    family = cpu_family.replace("-", "_")
     for role in (f"golden_outputs_{backend}_{family}", f"golden_outputs_{backend}"):
         if manifest.has(role):
             return role
     return "golden_outputs"
 
 
-def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:
     """Embeddings on the golden texts against the bundle's expected ones for the backend that
     produced them (max |diff|, cosine)."""
     got_rows = [r for r in results if isinstance(r, EmbeddingResult)]
     if not got_rows:
         return ["golden: no embedding results"]
-    role = golden_role(manifest, got_rows[0].provenance.backend)
+    role = golden_role(manifest, got_rows[0].provenance.backend, cpu_family)
     expected = np.load(manifest.path(role), allow_pickle=False)
     got = np.stack([r.embedding for r in got_rows])
     if got.shape != expected.shape:
         return [f"golden ({role}): got embeddings {got.shape}, expected {expected.shape}"]
     # This family's limits were measured against this family's own expected outputs; against
     # another machine's (a bundle without them) only the default limits mean anything.
-    own = role.endswith(cpu_family().replace("-", "_"))
-    tol, problems = (golden_limits(manifest, results) if own else manifest.golden), []
+    own = role.endswith(cpu_family.replace("-", "_"))
+    tol, problems = (golden_limits(manifest, results, cpu_family) if own else manifest.golden), []
     worst = float(np.abs(got - expected).max())
     if worst > tol.max_abs_diff:
         problems.append(f"golden ({role}): max |diff| {worst:.4g} > {tol.max_abs_diff}")

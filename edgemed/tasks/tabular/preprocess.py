@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InputError, ManifestError
-from ..manifest import Manifest, parse_section
-from .base import Prepared
+from ...errors import InputError, ManifestError
+from ...manifest import Manifest, parse_section
+from ..prepared import Prepared
 
 __all__ = [
     "Feature",

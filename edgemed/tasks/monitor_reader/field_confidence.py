@@ -1,6 +1,6 @@
 """Calibrated confidence of one monitor field: recognition, pairing and plausibility combined.
 
-A logistic model over the features :func:`~edgemed.postprocess.vitals_text.pair_fields` keeps
+A logistic model over the features :func:`~edgemed.tasks.monitor_reader.vitals_text.pair_fields` keeps
 for each candidate (recognition mean and least-sure character, pairing margin to the runner-up
 label, value/label size ratio, colour agreement, whether the value is in the typical range,
 whether alarm limits were seen, whether label and value shared one box, and whether a second
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ManifestError
+from ...errors import ManifestError
 
 __all__ = ["FEATURES", "FieldConfidence"]
 

@@ -3,15 +3,15 @@
 The pipeline's backend runs the PP-OCR text *detector* (manifest role ``model``). Reading the
 boxes needs a second network, the text *recogniser* (role ``recognizer``), on crops whose number
 and sizes are only known once the detector's map is decoded, so it cannot be one more output of
-the backend call. This postprocessor owns its own ONNX Runtime session for it (thread-safe, one
-per pipeline, CPU): the pipeline contract stays "one backend call per input", and the recogniser's
-time is reported inside ``postprocess_ms``.
+the backend call. The postprocessor opens it through the backend layer (``open_model``: selected
+like the detector, thread-safe, named in each result's provenance): the pipeline contract stays
+"one backend call per input", and the recogniser's time is reported inside ``postprocess_ms``.
 
 Steps: ``db_boxes`` (C++ DB post-processing, rapidocr's thresholds) -> boxes ordered clockwise,
 clipped, tiny ones dropped -> each box cut out by a perspective warp (cubic, rotated upright when
 taller than wide) -> resized to height 48 and normalised by ``preprocess_image`` (C++), right
 padded with zeros to a width bucket -> recogniser -> ``ctc_greedy_decode`` (C++) ->
-texts below ``min_text_confidence`` dropped -> :func:`~edgemed.postprocess.vitals_text.pair_fields`
+texts below ``min_text_confidence`` dropped -> :func:`~edgemed.tasks.monitor_reader.vitals_text.pair_fields`
 -> NEWS2 (C++ kernel) when every input is known.
 """
 
@@ -28,12 +28,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..backends.onnxruntime import OnnxRuntimeBackend
-from ..errors import ManifestError
-from ..manifest import Manifest, parse_section
-from ..preprocess.image import MonitorContext, MonitorFrame
-from ..results import (
+from ... import kernels
+from ...contracts import NEWS2_PARAMETERS
+from ...errors import ManifestError
+from ...manifest import Manifest, parse_section
+from ...results import (
     MONITOR_FIELDS,
     MonitorReading,
     News2Partial,
@@ -44,9 +43,10 @@ from ..results import (
     Withheld,
     deferred,
 )
-from ..wire import NEWS2_PARAMETERS
+from ..golden import golden_limits
+from ..spec import OpenModel
 from .field_confidence import FieldConfidence
-from .golden import golden_limits
+from .preprocess import MonitorContext, MonitorFrame
 from .vitals_text import Box, Candidate, pair_fields
 
 __all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
@@ -132,7 +132,7 @@ def _colour(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
 class MonitorPostprocessor:
     """Detector map + photo -> :class:`~edgemed.results.MonitorReading`."""
 
-    def __init__(self, manifest: Manifest, *, threads: int | None = None) -> None:
+    def __init__(self, manifest: Manifest, open_model: OpenModel) -> None:
         c = parse_section(MonitorPostprocess, manifest.postprocess, "manifest.postprocess")
         if not (0 < c.thresh < 1 and 0 < c.box_thresh < 1 and c.unclip_ratio > 0):
             raise ManifestError("manifest.postprocess: thresh, box_thresh in (0, 1), unclip > 0")
@@ -145,7 +145,7 @@ class MonitorPostprocessor:
         self._output = manifest.outputs[0].name
         chars = manifest.path("charset").read_text(encoding="utf-8").splitlines()
         self.charset = kernels.ppocr_charset(chars)
-        self.recognizer = OnnxRuntimeBackend(manifest.path("recognizer"), threads=threads)
+        self.recognizer = open_model("recognizer")
         self._rec_input = self.recognizer.input_names[0]
 
     def read_boxes(
@@ -405,7 +405,7 @@ def news2_of(
     )
 
 
-def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:
     """Field values on the golden screens must be exact; box scores within ``max_abs_diff``."""
     spec = json.loads(manifest.path("golden_outputs").read_text(encoding="utf-8"))
     cases = spec["cases"]
@@ -413,7 +413,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
     if len(readings) != len(cases):
         return [f"golden: got {len(readings)} readings for {len(cases)} screens"]
     problems = []
-    tol = golden_limits(manifest, results).max_abs_diff
+    tol = golden_limits(manifest, results, cpu_family).max_abs_diff
     for case, reading in zip(cases, readings, strict=True):
         got = {k: reading.value(k) for k in MONITOR_FIELDS}
         if got != case["fields"]:

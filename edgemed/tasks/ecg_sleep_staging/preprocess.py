@@ -17,7 +17,7 @@ Caller input (one recording): an :class:`EcgRecording`, or a mapping with the sa
   input away from the training data.
 
 Steps: R peaks (:func:`edgemed.kernels.detect_r_peaks`) -> RR intervals -> the 36 features of
-:mod:`edgemed.preprocess.hrv` per epoch -> non-finite values replaced by ``mask_value`` ->
+:mod:`edgemed.tasks.ecg_sleep_staging.hrv` per epoch -> non-finite values replaced by ``mask_value`` ->
 tensor ``features`` (1, epochs, 36) float32. Epochs are ``floor(duration / 30 s)``, the first
 starting at the first sample; a trailing partial epoch is not staged.
 """
@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..errors import InputError, ManifestError, ModelError
-from ..manifest import Manifest, parse_section
-from .base import Prepared
+from ... import kernels
+from ...errors import InputError, ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ..prepared import Prepared
 from .hrv import SLEEP_FEATURES, HrvSettings, sleep_features
 from .quality import SignalQuality, assess, to_unit
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..errors import ManifestError, ModelError
-from ..manifest import Manifest, parse_section
-from ..preprocess.ecg import SleepContext
-from ..results import Result, ResultBuilder, SleepStages, deferred
-from .golden import golden_limits
+from ... import kernels
+from ...errors import ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ...results import Result, ResultBuilder, SleepStages, deferred
+from ..golden import golden_limits
+from .preprocess import SleepContext
 
 __all__ = ["SleepStagePostprocess", "SleepStagePostprocessor", "golden_check"]
 
@@ -62,7 +62,7 @@ class SleepStagePostprocessor:
         )
 
 
-def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:
     """Probabilities and stages on the golden recordings against the bundle's expected ones."""
     with np.load(manifest.path("golden_outputs"), allow_pickle=False) as data:
         expected = data["probabilities"]
@@ -71,7 +71,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result]) -> list[str]:
         g.shape != e.shape for g, e in zip(got, expected, strict=True)
     ):
         return [f"golden: got {[g.shape for g in got]}, expected {expected.shape}"]
-    tol, problems = golden_limits(manifest, results), []
+    tol, problems = golden_limits(manifest, results, cpu_family), []
     diff = np.stack(got).astype(np.float64) - expected
     worst = float(np.abs(diff).max())
     if worst > tol.max_abs_diff:

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ManifestError, ModelError
-from ..manifest import Manifest, parse_section
-from ..preprocess.tabular import TabularContext
-from ..results import Result, ResultBuilder, TabularClassification, TabularRegression, deferred
-from .golden import golden_limits
+from ...errors import ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ...results import Result, ResultBuilder, TabularClassification, TabularRegression, deferred
+from ..golden import golden_limits
+from .preprocess import TabularContext
 
 __all__ = [
     "ClassificationPostprocess",
@@ -122,7 +122,9 @@ def _expected(manifest: Manifest, n: int) -> npt.NDArray[np.float64] | str:
     return expected
 
 
-def golden_check_classification(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check_classification(
+    manifest: Manifest, results: Sequence[Result], cpu_family: str
+) -> list[str]:
     """Probabilities within ``max_abs_diff``; labels (expected = expected p >= threshold)
     agreeing on at least ``min_label_agreement`` of the golden rows."""
     rows = [r for r in results if isinstance(r, TabularClassification)]
@@ -130,7 +132,7 @@ def golden_check_classification(manifest: Manifest, results: Sequence[Result]) -
     if isinstance(expected, str):
         return [expected]
     got = np.array([r.probability for r in rows])
-    tol, problems = golden_limits(manifest, results), []
+    tol, problems = golden_limits(manifest, results, cpu_family), []
     worst = float(np.abs(got - expected).max())
     if worst > tol.max_abs_diff:
         problems.append(f"golden: max |probability diff| {worst:.4g} > {tol.max_abs_diff}")
@@ -143,14 +145,16 @@ def golden_check_classification(manifest: Manifest, results: Sequence[Result]) -
     return problems
 
 
-def golden_check_regression(manifest: Manifest, results: Sequence[Result]) -> list[str]:
+def golden_check_regression(
+    manifest: Manifest, results: Sequence[Result], cpu_family: str
+) -> list[str]:
     """Values within ``max_abs_diff`` (in the output's unit)."""
     rows = [r for r in results if isinstance(r, TabularRegression)]
     expected = _expected(manifest, len(rows))
     if isinstance(expected, str):
         return [expected]
     worst = float(np.abs(np.array([r.value for r in rows]) - expected).max())
-    limit = golden_limits(manifest, results).max_abs_diff
+    limit = golden_limits(manifest, results, cpu_family).max_abs_diff
     if worst > limit:
         return [f"golden: max |value diff| {worst:.4g} > {limit}"]
     return []

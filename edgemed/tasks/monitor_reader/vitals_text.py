@@ -32,7 +32,7 @@ unambiguously which number is the parameter's value, the field is withheld with 
    (``postprocess/monitor.read_fields``).
 
 Each candidate carries the features the calibrated field confidence is computed from
-(:mod:`edgemed.postprocess.field_confidence`).
+(:mod:`edgemed.tasks.monitor_reader.field_confidence`).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..errors import InputError, ManifestError, ModelError
-from ..manifest import Manifest, parse_section
-from .base import Prepared
+from ...errors import InputError, ManifestError, ModelError
+from ...manifest import Manifest, parse_section
+from ..prepared import Prepared
 
 __all__ = ["MAX_TEXT_CHARS", "TextContext", "TextPreprocess", "TextPreprocessor", "coerce_text"]
 

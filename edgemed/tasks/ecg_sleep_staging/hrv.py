@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
+from ... import kernels
 
 __all__ = [
     "FREQUENCY_FEATURES",

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from ..errors import InputError, ManifestError
-from ..manifest import Manifest, parse_section
-from .base import Prepared
+from ... import kernels
+from ...errors import InputError, ManifestError
+from ...manifest import Manifest, parse_section
+from ..prepared import Prepared
 
 __all__ = [
     "EEGContext",

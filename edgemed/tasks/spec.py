@@ -1,0 +1,107 @@
+"""The task contract: what a task hands edgemed so that bundles of its ``task`` load and serve.
+
+A task is one module (or small package) ending in one :class:`TaskSpec`. edgemed calls its
+parts in this order, and only these:
+
+1. ``processors(manifest, open_model)`` once per loaded model: returns the preprocessor and
+   the postprocessor. Parse and validate the manifest's ``preprocess``/``postprocess``
+   sections here (raise :class:`~edgemed.errors.ManifestError`), load the bundle's extra
+   artifacts, and open any further model the task needs with ``open_model(role)``: it is
+   selected like the bundle's main model (same backend and device where the artifact allows,
+   same threads and caches) and recorded in every result's provenance.
+2. ``preprocessor(item)`` per input: the caller's input -> :class:`Prepared` (tensors named as
+   the manifest's ``inputs``, the input's sha256 and kind, and a ``context`` for the
+   postprocessor). Bad input raises :class:`~edgemed.errors.InputError`.
+3. ``postprocessor(outputs, context)`` per input: the backend's outputs (finite; the pipeline
+   refuses NaN/inf before) and that input's context -> a :class:`ResultBuilder`. An output that
+   breaks the model's contract raises :class:`~edgemed.errors.ModelError`.
+4. ``golden_inputs(manifest)`` and ``golden_check(manifest, results, cpu_family)`` when a
+   model loads: the bundle's golden inputs as caller inputs, then one line per problem
+   comparing the results with the bundle's expected outputs (none: the model may serve).
+
+Thread-safety: pre- and postprocessors are called from several threads at once (one pipeline
+serves concurrent callers), so they keep no per-call state on ``self``; per-input state
+travels in ``Prepared.context``. Models opened with ``open_model`` are thread-safe.
+
+A task imports only edgemed's leaves (errors, manifest, results, contracts, kernels...):
+never the pipeline, a backend module or another task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy.typing as npt
+
+from ..manifest import Manifest
+from ..results import Result, ResultBuilder
+from .prepared import Prepared
+
+__all__ = [
+    "COMMON_ARTIFACTS",
+    "CliInput",
+    "ModelRunner",
+    "OpenModel",
+    "Postprocessor",
+    "Prepared",
+    "Preprocessor",
+    "TaskSpec",
+]
+
+# Roles every bundle ships whatever its task (the manifest checks them); a task adds its own.
+COMMON_ARTIFACTS = ("model", "golden_inputs", "golden_outputs", "model_card")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class Preprocessor(Protocol):
+    def __call__(self, item: object) -> Prepared: ...
+
+
+class Postprocessor(Protocol):
+    def __call__(self, outputs: Mapping[str, npt.NDArray[Any]], context: Any) -> ResultBuilder: ...
+
+
+class ModelRunner(Protocol):
+    """A further model of the bundle, opened through the backend layer (thread-safe)."""
+
+    input_names: tuple[str, ...]  # the graph's inputs, in its order
+
+    def run(self, inputs: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]: ...
+
+
+OpenModel = Callable[[str], ModelRunner]  # artifact role -> runner
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliInput:
+    """How ``edgemed run MODEL INPUT`` reads INPUT for this task (the CLI does the reading).
+
+    ``text``: inline text, stdin and files of no known type are the input itself (str or
+    bytes) instead of JSON. ``dicom``: a ``.dcm`` file holds an image or a waveform.
+    ``from_signal``: a signal file's chosen channel -> the task's input (a ``Signal`` of one
+    channel); None for a streaming task, which is handed the whole signal.
+    """
+
+    text: bool = False
+    dicom: Literal["image", "waveform"] = "waveform"
+    from_signal: Callable[[Any], object] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """One task: the manifest ``task`` it serves and the callables described above."""
+
+    name: str
+    processors: Callable[[Manifest, OpenModel], tuple[Preprocessor, Postprocessor]]
+    golden_inputs: Callable[[Manifest], list[object]]
+    golden_check: Callable[[Manifest, Sequence[Result], str], list[str]]
+    required_artifacts: tuple[str, ...] = ()  # beyond COMMON_ARTIFACTS
+    input_contract: Callable[[Manifest], dict[str, Any]] | None = None  # `models info`
+    cli_input: CliInput = field(default_factory=CliInput)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"task name {self.name!r}: expected lowercase letters, digits, '-'")
