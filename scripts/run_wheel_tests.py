@@ -27,7 +27,11 @@ def main() -> int:
                 shutil.copytree(src, run / name)
             else:
                 shutil.copy2(src, run / name)
-        env = {**os.environ, "EDGEMED_FIRMWARE_BRIDGE": str(project / "firmware_bridge")}
+        env = {
+            **os.environ,
+            "EDGEMED_FIRMWARE_BRIDGE": str(project / "firmware_bridge"),
+            "EDGEMED_EXAMPLES": str(project / "examples"),
+        }
         check = "import edgemed, sys; sys.exit('site-packages' not in edgemed.__file__)"
         if subprocess.run([sys.executable, "-c", check], cwd=run, env=env).returncode:
             print("edgemed is not imported from the installed wheel", file=sys.stderr)
