@@ -124,20 +124,23 @@ def prepare_result(
     :func:`stamp_result` runs: the commit's critical section stays short.
     """
     p = result.provenance
+    model: dict[str, Any] = {
+        "id": p.model_id,
+        "version": p.model_version,
+        "sha256": p.model_sha256,
+        "backend": p.backend,
+        "device": p.device,
+        "precision": p.precision,
+    }
+    if p.components:  # further models (a recogniser); absent for single-model results
+        model["components"] = [c.body() for c in p.components]
     message = {
         "schema": RESULT_SCHEMA,
         "result_id": str(uuid.uuid4()),
         "device_id": check_device_id(device_id),
         "created_at": p.created_at,
         "clock_synced": clock_synced,
-        "model": {
-            "id": p.model_id,
-            "version": p.model_version,
-            "sha256": p.model_sha256,
-            "backend": p.backend,
-            "device": p.device,
-            "precision": p.precision,
-        },
+        "model": model,
         "input": {
             "sha256": p.input_sha256,
             "kind": p.input_kind,

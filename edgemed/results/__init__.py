@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import (
+    ModelUse,
     Provenance,
     Result,
     ResultBuilder,
@@ -31,6 +32,7 @@ __all__ = [
     "WITHHELD_REASONS",
     "EmbeddingResult",
     "LabelScore",
+    "ModelUse",
     "MonitorReading",
     "News2Partial",
     "OcrText",

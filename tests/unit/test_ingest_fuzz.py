@@ -100,6 +100,10 @@ BODIES: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 TEMPLATES = [json.loads(result_payload("bed-fuzz", 1, body)) for body in BODIES]
+# A monitor reading that names its recogniser: the optional model.components (wire.py).
+TEMPLATES[3]["model"]["components"] = [
+    {"role": "recognizer", "sha256": "c" * 64, "backend": "onnxruntime", "device": "cpu"}
+]
 BOUNDARY: list[Any] = [
     0, -1, 1, 2, 3, 4, 7, 20, 21, 100, 101, 350, 351, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64,
     0.0, -0.0, 0.5, 1.0, 1.0000001, -1e-9, 5e-324, 1e18, -1e18, 1.7976931348623157e308,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 
 import edgemed
 from edgemed import wire
+from edgemed.fleet.validation import PayloadValidator, load_schema
+from edgemed.results import ModelUse
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +127,69 @@ def test_stamped_payload_equals_the_one_shot_encoding(encoder: edgemed.Pipeline)
     assert message.seq == 7
     with pytest.raises(edgemed.InputError):
         wire.stamp_result(b"{}", seq=1, boot_id="b", lowest_unacked_seq=1)
+
+
+# --- further models in the provenance (model.components) --------------------------------
+
+RECOGNIZER = ModelUse(role="recognizer", sha256="c" * 64, backend="onnxruntime", device="cpu")
+
+
+def _with_components(result: edgemed.Result, *uses: ModelUse) -> edgemed.Result:
+    provenance = dataclasses.replace(result.provenance, components=uses)
+    return dataclasses.replace(result, provenance=provenance)  # type: ignore[type-var]
+
+
+def _encode(result: edgemed.Result) -> bytes:
+    return wire.encode_result(
+        result, device_id="bed-7", seq=5, boot_id="b1", lowest_unacked_seq=5, clock_synced=True
+    )
+
+
+def test_components_go_on_the_wire_only_when_a_further_model_contributed(
+    payload: bytes, encoder: edgemed.Pipeline
+) -> None:
+    assert "components" not in json.loads(payload)["model"]  # single-model results unchanged
+    raw = _encode(_with_components(encoder("fever"), RECOGNIZER))
+    model = json.loads(raw)["model"]
+    assert model["components"] == [
+        {"role": "recognizer", "sha256": "c" * 64, "backend": "onnxruntime", "device": "cpu"}
+    ]
+    assert model["sha256"] == encoder.manifest.model_sha256  # the main model stays where it was
+    validator = PayloadValidator()
+    for accepted in (payload, raw):
+        msg = validator.result(accepted, topic_device_id="bed-7")
+        assert Draft202012Validator(load_schema("result-1")).is_valid(msg.body)
+
+
+def test_a_fleet_older_than_components_accepts_them_as_an_extension(
+    encoder: edgemed.Pipeline,
+) -> None:
+    """Rolling upgrade: devices that send components before their fleet knows the field."""
+    older = load_schema("result-1")
+    del older["properties"]["model"]["properties"]["components"]
+    del older["$defs"]["component"]
+    raw = _encode(_with_components(encoder("fever"), *[RECOGNIZER] * 16))
+    assert Draft202012Validator(older).is_valid(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    ("components", "rule"),
+    [
+        ([RECOGNIZER.body()] * 17, "maxItems"),
+        ([{k: v for k, v in RECOGNIZER.body().items() if k != "sha256"}], "sha256"),
+        ([{**RECOGNIZER.body(), "sha256": "C" * 64}], "pattern"),
+        ([{**RECOGNIZER.body(), "role": ""}], "minLength"),
+        ([{**RECOGNIZER.body(), "device": "x" * 65}], "maxLength"),
+        ([{**RECOGNIZER.body(), **{f"k{i}": i for i in range(13)}}], "maxProperties"),
+        ("recognizer", "type"),
+    ],
+)
+def test_the_fleet_bounds_and_checks_components(
+    payload: bytes, components: object, rule: str
+) -> None:
+    data = json.loads(payload)
+    data["model"]["components"] = components
+    with pytest.raises(edgemed.PayloadError, match=rule):
+        PayloadValidator().result(json.dumps(data).encode(), topic_device_id="bed-7")
+    data["model"]["components"] = [{**RECOGNIZER.body(), "precision": "int8"}]  # newer fields
+    PayloadValidator().result(json.dumps(data).encode(), topic_device_id="bed-7")
