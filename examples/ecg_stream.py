@@ -11,7 +11,7 @@ library on a pseudo-terminal, as in ``examples/ecg_bridge.py``) streams MIT-BIH 
   ``edgemed.load("ecg-sleep-staging")`` on everything received so far (the recording is
   10 epochs of 30 s). Each ``SleepStages`` result is submitted through a durable
   ``edgemed.sync.Publisher`` (SQLite outbox) to a fleet started in this process
-  (``edgemed.demo.LocalFleet``: embedded MQTT broker, ingest, REST API).
+  (``edgemed.fleet.local.LocalFleet``: embedded MQTT broker, ingest, REST API).
 
 At the end the example reads the fleet's REST API and checks that every submitted result
 arrived exactly once (same seqs, same hypnograms) and that the outbox is empty; it prints
@@ -44,8 +44,8 @@ from ecg_bridge import heart_rates, start_simulator  # examples/ecg_bridge.py, n
 import edgemed
 from edgemed.bridge import BridgeLink, CommandCode, SampleBlock
 from edgemed.config import OutboxConfig
-from edgemed.demo import LocalFleet
 from edgemed.errors import FleetConflictError
+from edgemed.fleet.local import LocalFleet
 from edgemed.results import SleepStages
 from edgemed.sync import Outbox, Publisher
 

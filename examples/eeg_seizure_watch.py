@@ -2,14 +2,15 @@
 
 What it shows: a continuous signal fed in 1 s blocks (as an amplifier driver delivers them) to
 ``pipeline.stream()`` of ``edgemed.load("eeg-seizure-watch")``, which windows it (300 s windows
-every 20 s, from the manifest) and yields one ``SeizureProbability`` per window; every result
-is submitted through a durable ``edgemed.sync.Publisher`` to a fleet started in this process
-(``edgemed.demo.LocalFleet``). The fleet's alert rules (``edgemed/fleet/alerts.py``) raise a
-``seizure`` alert for a result at or above the model's threshold (0.5), in the same transaction
-as the result, and fold consecutive ones into one episode (``edgemed/fleet/episodes.py``). At
-the end the example reads ``/api/results`` and ``/api/alerts`` and checks that every result
-arrived once and that each run of results above threshold raised exactly one alert episode
-counting its windows; it prints ``alert check OK`` and exits 0, or exits 1. It also prints the seizure episodes
+every 20 s, from the manifest) and yields one ``SeizureProbability`` per window; every result is
+submitted through a durable ``edgemed.sync.Publisher`` to a fleet started in this process
+(``edgemed.fleet.local.LocalFleet``). The fleet's alert rules (``edgemed/fleet/alerts.py``)
+raise a ``seizure`` alert for a result at or above the model's threshold (0.5), in the same
+transaction as the result, and fold consecutive ones into one episode
+(``edgemed/fleet/episodes.py``). At the end the example reads ``/api/results`` and
+``/api/alerts`` and checks that every result arrived once and that each run of results above
+threshold raised exactly one alert episode counting its windows; it prints ``alert check OK``
+and exits 0, or exits 1. It also prints the seizure episodes
 (``edgemed.tasks.eeg_seizure.postprocess.seizure_episodes``) found on the device side.
 
 Input — **synthetic, not real EEG**: no real iEEG of >= 300 s at >= 200 Hz is available
@@ -43,8 +44,8 @@ import numpy.typing as npt
 
 import edgemed
 from edgemed.config import OutboxConfig
-from edgemed.demo import LocalFleet
 from edgemed.errors import FleetConflictError
+from edgemed.fleet.local import LocalFleet
 from edgemed.results import SeizureProbability
 from edgemed.sync import Outbox, Publisher
 from edgemed.tasks.eeg_seizure.postprocess import seizure_episodes

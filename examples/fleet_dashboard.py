@@ -1,7 +1,7 @@
 """A fleet server with five simulated bedside devices: watch them on the live dashboard.
 
-What it shows: one process runs a whole fleet (``edgemed.demo.LocalFleet``: a loopback MQTT
-broker, ingest with alert rules, REST API and the dashboard at ``/``) and five simulated
+What it shows: one process runs a whole fleet (``edgemed.fleet.local.LocalFleet``: a loopback
+MQTT broker, ingest with alert rules, REST API and the dashboard at ``/``) and five simulated
 devices, each a thread with its own bundled model, its own durable SQLite outbox and its own
 ``edgemed.sync.Publisher`` (its own MQTT session), publishing one result every ``--interval``
 seconds (jittered):
@@ -47,8 +47,8 @@ from types import FrameType
 
 import edgemed
 from edgemed.config import BrokerConfig, OutboxConfig
-from edgemed.demo import LocalFleet
 from edgemed.errors import EdgemedError, FleetConflictError
+from edgemed.fleet.local import LocalFleet
 from edgemed.sync import Outbox, Publisher
 from edgemed.tasks import task_spec
 

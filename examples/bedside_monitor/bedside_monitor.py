@@ -7,8 +7,8 @@ rate and temperature, each None when not read with certainty, and NEWS2. The log
 backend ``edgemed.load`` chose and why (``pipeline.choice``): TensorRT on a Jetson with
 JetPack's onnxruntime-gpu, the CPU here. Every reading is submitted through a durable
 ``edgemed.sync.Publisher`` (its own SQLite outbox) to a fleet started in this process
-(``edgemed.demo.LocalFleet``: embedded MQTT broker, ingest, REST API); one log line per frame
-gives the values, NEWS2, latency and outbox seq.
+(``edgemed.fleet.local.LocalFleet``: embedded MQTT broker, ingest, REST API); one log line per
+frame gives the values, NEWS2, latency and outbox seq.
 
 NEWS2 needs consciousness (ACVPU) and air/oxygen, which no monitor screen shows. Given both
 (``--consciousness A --room-air``, or ``--on-oxygen``) and all five vitals read, the reading
@@ -68,8 +68,8 @@ import numpy.typing as npt
 import edgemed
 from edgemed import MonitorFrame
 from edgemed.config import OutboxConfig
-from edgemed.demo import LocalFleet
 from edgemed.errors import FleetConflictError, InputError
+from edgemed.fleet.local import LocalFleet
 from edgemed.io import frames, read_image
 from edgemed.results import MONITOR_FIELDS, MonitorReading
 from edgemed.sync import Outbox, Publisher
