@@ -24,7 +24,7 @@ from .hardware import HardwareInfo, cpu_family, probe
 from .io.files import Signal
 from .io.rates import RatePlan, block_rate, plan_rate
 from .io.windows import Windower
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, StreamWindow, load_manifest
 from .registry import find_model_dir
 from .results import Provenance, Result, ResultBuilder, SignalWindow, Timings, finish_batch
 from .results.base import ModelUse, check_contract
@@ -179,21 +179,7 @@ class Pipeline:
                     "edgemed.io.Signal"
                 )
             if plan is None:
-                plan = plan_rate(
-                    fs,
-                    model_hz=spec.sampling_rate_hz,
-                    model_samples=spec.samples,
-                    model_hop=hop or spec.hop,
-                    min_hz=spec.min_sampling_rate_hz or spec.sampling_rate_hz,
-                    max_hz=spec.max_sampling_rate_hz or spec.sampling_rate_hz,
-                )
-                windower = Windower(
-                    channels=spec.channels,
-                    samples=plan.samples,
-                    hop=plan.hop,
-                    sampling_rate_hz=fs,
-                    start_time=start_time,
-                )
+                plan, windower = _stream_windower(spec, fs, hop=hop, start_time=start_time)
             elif fs != plan.source_hz:
                 raise InputError(
                     f"sampling rate changed mid-stream ({plan.source_hz:g} -> {fs:g} Hz)"
@@ -322,6 +308,28 @@ class FurtherModels:
     def close(self) -> None:
         for backend in self._opened:
             backend.close()
+
+
+def _stream_windower(
+    spec: StreamWindow, fs: float, *, hop: int | None, start_time: float | None
+) -> tuple[RatePlan, Windower]:
+    """The rate plan and windower of a stream whose first block arrived at ``fs`` Hz."""
+    plan = plan_rate(
+        fs,
+        model_hz=spec.sampling_rate_hz,
+        model_samples=spec.samples,
+        model_hop=hop or spec.hop,
+        min_hz=spec.min_sampling_rate_hz or spec.sampling_rate_hz,
+        max_hz=spec.max_sampling_rate_hz or spec.sampling_rate_hz,
+    )
+    windower = Windower(
+        channels=spec.channels,
+        samples=plan.samples,
+        hop=plan.hop,
+        sampling_rate_hz=fs,
+        start_time=start_time,
+    )
+    return plan, windower
 
 
 def _open_backend(
