@@ -1,4 +1,4 @@
-"""Valid ranges of every result kind (DESIGN.md §5): one definition, two uses.
+"""Valid ranges of every result kind: one definition, two uses.
 
 The fleet checks every result it ingests against these (after the JSON Schemas in
 ``edgemed/schemas/``, which fix the structure and the sizes); the device's result types check

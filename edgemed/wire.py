@@ -1,4 +1,4 @@
-"""Wire protocol between devices and the fleet (DESIGN.md §4): topics and versioned JSON payloads.
+"""Wire protocol between devices and the fleet: topics and versioned JSON payloads.
 
 Shared by both sides; the fleet imports nothing else from the device side except results/errors.
 Topics carry only the opaque fleet ``device_id``: never patient data.

@@ -1,6 +1,6 @@
 """Fault-injection tools for the sync tests: a throttling/pausable TCP proxy and a tally.
 
-``tc netem`` does not work on these machines (FINDINGS.md), so a slow consumer is made by
+``tc netem`` does not work on the CI machines, so a slow consumer is made by
 putting this proxy between the broker and the fleet: the broker then holds a real backlog of
 PUBACKed-but-undelivered messages, which is what a broker crash must be tested against.
 """

@@ -1,4 +1,4 @@
-"""The fleet's contract check of every payload it ingests (DESIGN.md §5).
+"""The fleet's contract check of every payload it ingests (schema, then ranges).
 
 Each result, status and ack is checked against the JSON Schema published in
 ``edgemed/schemas/`` (with the ``jsonschema-rs`` library, validators compiled once per process),

@@ -1,6 +1,6 @@
 """Stage 7: publish outbox rows over MQTT (paho-mqtt 2.x) until the fleet acknowledges them.
 
-Protocol (DESIGN.md §4): QoS1 publishes within an in-flight window (rows already waiting share
+Protocol (docs/architecture.md, "Wire protocol"): QoS1 publishes within an in-flight window (rows already waiting share
 one message, one result per line: docs/architecture.md); the fleet replies on
 ``…/ack`` with the highest contiguous seq it has committed; only then are rows deleted. After every
 (re)connect all unacknowledged rows are replayed (the fleet absorbs duplicates). Resends back off

@@ -197,7 +197,7 @@ def read_all(pipe: Any, images: list[np.ndarray]) -> tuple[list[dict[str, Any]],
 
 
 def quantize_recognizer(src: Path, dst: Path) -> None:
-    """Dynamic INT8 (per-channel weights; per-tensor loses accuracy, FINDINGS.md)."""
+    """Dynamic INT8 (per-channel weights: per-tensor loses accuracy, as on the text model)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

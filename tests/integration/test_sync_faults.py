@@ -1,4 +1,4 @@
-"""Fault injection against real mosquitto processes (DESIGN.md §4 guarantee).
+"""Fault injection against real mosquitto processes (the sync guarantee: every result stored once).
 
 Each test prints a tally (produced, stored, missing, duplicates) and passes only with 0 missing
 and 0 duplicates stored. CI runs small variants; ``-m slow`` runs the issue's full sizes.

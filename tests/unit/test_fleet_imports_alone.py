@@ -1,4 +1,4 @@
-"""The fleet is a package that imports alone (DESIGN.md §1): the wire format, every fleet module
+"""The fleet is a package that imports alone: the wire format, every fleet module
 and a running ``edgemed fleet serve`` load no OpenCV, ONNX Runtime, OpenVINO or compiled
 kernels, so a fleet host needs none of them (and never pays their import time or memory)."""
 

@@ -1,7 +1,7 @@
 """Doubt on ICD-10-CM suggestions: calibrated confidence, assertion status and plausibility.
 
 A cosine nearest neighbour is always *some* code, so every suggestion is judged before it is
-offered as a confident one (DESIGN.md §5: a wrong value is worse than a missing one):
+offered as a confident one (a wrong code is worse than a missing one):
 
 1. assertion (``assertion.py``): a negated, pending, uncertain or hypothetical finding is not
    coded. The nearest codes are still listed for a human coder, but the result abstains and
