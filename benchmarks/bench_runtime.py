@@ -1,10 +1,10 @@
-"""Runtime acceptance figures (issue 5), measured with `edgemed.bench` in one run.
+"""Runtime acceptance figures (issue 5), measured with `edgemed.cli.bench` in one run.
 
 * text encoder at exactly 128 word pieces, 1,000 single calls: SDK overhead vs doing the same
-  work by hand around a raw ``InferenceSession.run`` (target <= 5 % of p50), p99/p50 (<= 2),
-  cold start process -> first result (<= 1.5 s) and its peak RSS;
+  work by hand with the public stages around the backend's ``run()`` (target <= 5 % of p50),
+  p99/p50 (<= 2), cold start process -> first result (<= 1.5 s) and its peak RSS;
 * every bundled tabular model's batch path (64 rows): ``pipeline.batch`` vs the same rows by hand
-  around one raw runtime call, N batches (target <= 5 %).
+  around one backend ``run()``, N batches (target <= 5 %).
 
 Usage: python benchmarks/bench_runtime.py [N]   (N single calls, default 1000)
 """
@@ -18,7 +18,7 @@ from typing import Any
 from _machine import machine_info
 
 import edgemed
-from edgemed.bench import bench_model
+from edgemed.cli.bench import bench_model
 
 TEXT_MODEL = "clinical-text-minilm"
 

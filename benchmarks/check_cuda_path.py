@@ -2,7 +2,7 @@
 
 For each model: what ``device="auto"`` chose and why, the session's real providers, CUDA vs CPU
 results on the golden inputs (largest absolute difference over every number in the result
-bodies), what an explicit ``device="tensorrt"`` does, and ``edgemed.bench`` per backend.
+bodies), what an explicit ``device="tensorrt"`` does, and ``edgemed.cli.bench`` per backend.
 Writes one JSON document to OUT after each model (a run cut short keeps what it measured).
 
 Usage: python benchmarks/check_cuda_path.py OUT [MODEL ...]   (default: the tabular models)
@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 import edgemed
-from edgemed.bench import bench_model
+from edgemed.cli.bench import bench_model
 from edgemed.hardware import probe
 from edgemed.tasks import task_spec
 

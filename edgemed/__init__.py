@@ -80,9 +80,9 @@ _LAZY = {
 # Subpackages reachable as attributes after a bare ``import edgemed`` (as when imports were eager).
 _SUBMODULES = frozenset(
     {
-        "backends", "bench", "bridge", "config", "contracts", "demo", "errors", "fleet",
-        "hardware", "io", "kernels", "manifest", "pipeline",
-        "registry", "results", "sync", "tasks", "mqtt_connection", "wire",
+        "backends", "bridge", "cli", "config", "contracts", "errors", "fleet", "hardware", "io",
+        "kernels", "manifest", "mqtt_connection", "pipeline", "registry", "results", "sync",
+        "tasks", "wire",
     }
 )  # fmt: skip
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from .config import BrokerConfig, OutboxConfig
-from .errors import FleetConflictError
-from .fleet.local import LocalFleet
-from .pipeline import load
-from .results import EmbeddingResult
+from ..config import BrokerConfig, OutboxConfig
+from ..errors import FleetConflictError
+from ..fleet.local import LocalFleet
+from ..pipeline import load
+from ..results import EmbeddingResult
 
 __all__ = ["DEMO_NOTES", "run_demo"]
 
@@ -40,7 +40,7 @@ def _demo_device(
 ) -> tuple[bool, int, float]:
     """The demo's bedside device: notes -> text model -> outbox -> broker, until acked.
     Returns (drained, results left in the outbox, seconds)."""
-    from .sync import Outbox, Publisher
+    from ..sync import Outbox, Publisher
 
     with ExitStack() as stack:
         pipeline = stack.enter_context(load(MODEL_ID))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from .errors import (
+from ..errors import (
     BackendError,
     BridgeError,
     EdgemedError,

@@ -9,16 +9,16 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._version import __version__
-from .backends import Choice, candidates
-from .hardware import HardwareInfo
-from .manifest import Manifest
+from .._version import __version__
+from ..backends import Choice, candidates
+from ..hardware import HardwareInfo
+from ..manifest import Manifest
 
 __all__ = ["doctor_report", "input_contract", "model_info", "model_row", "print_info"]
 
 
 def _text(m: Manifest) -> dict[str, Any]:
-    from .tasks.text_embedding.preprocess import MAX_TEXT_CHARS
+    from ..tasks.text_embedding.preprocess import MAX_TEXT_CHARS
 
     return {
         "kind": "text",

@@ -100,7 +100,7 @@ def test_exit_status_of_sync_bridge_os_and_internal_errors(tmp_path: Path) -> No
     args = ["-n", "1", "--batch", "1", "--no-cold-start", "-o", out]
     _fails(_edgemed("bench", "wdbc-malignancy-mlp", *args), 9, "No such file or directory")
     # A bug (any unexpected exception): one line, a hint to use -v, status 70.
-    boom = "import sys, edgemed.cli as c\ndef boom(_a): raise KeyError('x')\nc._cmd_doctor = boom\n"
+    boom = "import sys, edgemed.cli.commands as c\ndef boom(_a): raise KeyError('x')\nc._cmd_doctor = boom\n"
     for verbose in ([], ["-v"]):
         proc = subprocess.run(
             [sys.executable, "-c", boom + f"sys.exit(c.main({[*verbose, 'doctor']!r}))"],
@@ -200,7 +200,7 @@ def test_bench_reports_each_backend(tmp_path: Path) -> None:
         assert single["calls"] == 40
         assert 0 < single["p50_ms"] <= single["p90_ms"] <= single["p99_ms"]
         assert set(single["stages_p50_ms"]) == {"preprocess", "inference", "postprocess"}
-        assert single["raw_runtime_p50_ms"] > 0 and single["by_hand_p50_ms"] > 0
+        assert single["backend_run_p50_ms"] > 0 and single["by_hand_p50_ms"] > 0
         # Figures are rounded to 0.1 us, a tabular call takes ~40 us: compare within that.
         overhead_ms = single["p50_ms"] - single["by_hand_p50_ms"]
         assert single["sdk_overhead_ms"] == pytest.approx(overhead_ms, abs=2e-4)

@@ -267,7 +267,7 @@ def test_device_whose_will_is_lost_is_not_online_within_2x_heartbeat(
 def test_demo_with_broker_of_an_existing_fleet_stores_there_once(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    from edgemed.demo import DEMO_NOTES, run_demo
+    from edgemed.cli.demo import DEMO_NOTES, run_demo
 
     store = SQLiteStore(tmp_path / "existing.db")
     lines: list[str] = []

@@ -37,12 +37,8 @@ ROOTS = {
     "__init__",
     "pipeline",
     "tasks",
-    "bench",
     "cli",
     "cli_inputs",
-    "cli_exit",
-    "cli_models",
-    "demo",
 }  # composition roots: may import anything
 
 

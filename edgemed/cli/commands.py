@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .cli_exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
-from .errors import InputError, IntegrityError
+from .._version import __version__
+from ..errors import InputError, IntegrityError
+from .args import Subparsers, positive_int
+from .exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
+from .fleet import add_fleet_commands
 
 __all__ = ["main"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .cli_models import doctor_report
-    from .hardware import probe
-    from .registry import list_models
+    from ..hardware import probe
+    from ..registry import list_models
+    from .models import doctor_report
 
     report = doctor_report(probe(args.root), list_models())
     if args.json:
@@ -56,9 +56,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .cli_models import model_info, model_row, print_info
-    from .manifest import load_manifest, verify_artifacts
-    from .registry import find_model_dir, list_models
+    from ..manifest import load_manifest, verify_artifacts
+    from ..registry import find_model_dir, list_models
+    from .models import model_info, model_row, print_info
 
     if args.json and args.action == "verify":
         return _usage("edgemed models: --json applies to list and info")
@@ -99,9 +99,9 @@ def _usage(message: str) -> int:
 
 def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
     """sha256 of every artifact, then the golden vectors on every backend this machine runs."""
-    from .backends import candidates
-    from .hardware import probe
-    from .pipeline import Pipeline, load
+    from ..backends import candidates
+    from ..hardware import probe
+    from ..pipeline import Pipeline, load
 
     try:
         verify_artifacts(manifest)
@@ -127,11 +127,11 @@ def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from ..cli_inputs import cli_input
+    from ..io import Signal
+    from ..manifest import load_manifest
+    from ..registry import find_model_dir
     from .bench import bench_model, write
-    from .cli_inputs import cli_input
-    from .io import Signal
-    from .manifest import load_manifest
-    from .registry import find_model_dir
 
     item = None
     if args.input:
@@ -153,9 +153,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .cli_inputs import cli_input
-    from .io import Signal
-    from .pipeline import load
+    from ..cli_inputs import cli_input
+    from ..io import Signal
+    from ..pipeline import load
 
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads
@@ -180,67 +180,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fleet_serve(args: argparse.Namespace) -> int:
-    import secrets
-    import signal
-    import threading
-
-    from .config import BrokerConfig
-    from .fleet.alerts import AlertRules
-    from .fleet.server import FleetServer
-    from .fleet.store import open_store
-
-    rules = AlertRules(
-        backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
-    )
-    store = open_store(args.db, schema=args.pg_schema)
-    given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
-    token = given_token or secrets.token_urlsafe(24)
-    broker = BrokerConfig.from_url(args.broker)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    exporters: list[Any] = []
-    if args.fhir_push or args.hl7_mllp:
-        from .fleet.exports.worker import FhirPusher, Hl7Sender
-
-        if args.fhir_push:
-            bearer = os.environ.get("EDGEMED_FHIR_TOKEN") or None
-            exporters.append(FhirPusher(store, args.fhir_push, bearer=bearer))
-        if args.hl7_mllp:
-            host, _, port = args.hl7_mllp.rpartition(":")
-            exporters.append(Hl7Sender(store, host or "127.0.0.1", int(port)))
-    server = FleetServer(
-        store,
-        broker,
-        token=token,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        shared_group=args.shared_group,
-        rules=rules,
-        exporters=tuple(exporters),
-    )
-    with server:
-        where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
-        print(
-            f"fleet: ingest from {broker.host}:{broker.port}, store {where}, "
-            f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
-            flush=True,
-        )
-        if not given_token:
-            print(f"fleet: API token {token}", flush=True)
-        for exporter in exporters:
-            print(f"fleet: exporting every result to {exporter.target}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-    store.close()
-    return 0
-
-
 def _cmd_sync_status(args: argparse.Namespace) -> int:
     import time
 
-    from .sync.outbox import read_status
+    from ..sync.outbox import read_status
 
     device_id, st = read_status(args.outbox)
     now = time.time()
@@ -264,7 +207,7 @@ def _cmd_sync_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_bridge_listen(args: argparse.Namespace) -> int:
-    from .bridge.listen import listen
+    from ..bridge.listen import listen
 
     listen(
         args.port,
@@ -284,20 +227,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_SYNC if run_demo(args.broker, args.workdir) else 0  # not every result acked
 
 
-def _host_port(value: str) -> str:
-    _, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgemed",
@@ -311,6 +240,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _add_model_commands(sub)
+    add_fleet_commands(sub)
+    _add_device_commands(sub)
+    return parser
+
+
+def _add_model_commands(sub: Subparsers) -> None:
+    """doctor, models, run, bench."""
     doctor = sub.add_parser(
         "doctor", help="hardware, runtimes and the backend each model would use"
     )
@@ -335,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fs", type=float, help="sampling rate of a .npy/.csv signal, Hz")
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
-    run.add_argument("--threads", type=_positive_int, default=None)
+    run.add_argument("--threads", type=positive_int, default=None)
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser(
@@ -347,77 +284,18 @@ def _parser() -> argparse.ArgumentParser:
         "--input", help="text, @FILE or - (default: the bundle's first golden input)"
     )
     bench.add_argument(
-        "-n", type=_positive_int, default=1000, help="single-item calls (default 1000)"
+        "-n", type=positive_int, default=1000, help="single-item calls (default 1000)"
     )
-    bench.add_argument("--batch", type=_positive_int, default=64)
+    bench.add_argument("--batch", type=positive_int, default=64)
     bench.add_argument("--backend", default="auto")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--no-cold-start", action="store_true")
     bench.add_argument("-o", "--output", help="write the JSON here instead of stdout")
     bench.set_defaults(func=_cmd_bench)
 
-    fleet = sub.add_parser("fleet", help="fleet manager")
-    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
-    serve = fleet_sub.add_parser(
-        "serve", help="ingest results from the broker; serve the REST API and the dashboard"
-    )
-    serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    serve.add_argument(
-        "--db",
-        default="edgemed-fleet.sqlite3",
-        help="SQLite file (default) or postgresql://user@host/db",
-    )
-    serve.add_argument(
-        "--pg-schema", default="edgemed", help="PostgreSQL schema for the fleet's tables"
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="ingest workers sharing a $share subscription",
-    )
-    serve.add_argument(
-        "--shared-group",
-        default=None,
-        help="ingest $share group (default edgemed-fleet-<store id>: every process on the "
-        "same store joins it; a fleet on another store is refused)",
-    )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument(
-        "--token",
-        default=None,
-        help="API token, 16+ characters (default: $EDGEMED_FLEET_TOKEN, else a random one, "
-        "printed); prefer the variable: arguments are visible to other local users",
-    )
-    serve.add_argument(
-        "--offline-after",
-        type=float,
-        default=5.0,
-        help="alert when a device is offline this long (minutes)",
-    )
-    serve.add_argument(
-        "--backlog-threshold",
-        type=int,
-        default=1000,
-        help="alert when a device holds this many unacked results",
-    )
-    serve.add_argument(
-        "--fhir-push",
-        metavar="URL",
-        default=None,
-        help="push every result to this FHIR R4 server base as transaction Bundles "
-        "(conditional creates; bearer token from $EDGEMED_FHIR_TOKEN)",
-    )
-    serve.add_argument(
-        "--hl7-mllp",
-        metavar="HOST:PORT",
-        type=_host_port,
-        default=None,
-        help="send every result as HL7 v2 ORU^R01 over MLLP, the next after each ACK",
-    )
-    serve.set_defaults(func=_cmd_fleet_serve)
 
+def _add_device_commands(sub: Subparsers) -> None:
+    """sync status, bridge listen, demo."""
     sync = sub.add_parser("sync", help="device-side result sync")
     sync_sub = sync.add_subparsers(dest="sync_command", required=True)
     status = sync_sub.add_parser("status", help="outbox depth, oldest unacked age, last ack, link")
@@ -444,7 +322,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workdir", type=Path, default=None, help="keep the SQLite files here")
     demo.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -457,7 +334,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except Exception as exc:  # every error ends here: its class gives the exit status
         return report(exc, verbose=args.verbose)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Argument types the commands share (a bad value is a usage error, status 2, naming what was
+expected), and the type of a command's subparsers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, TypeAlias
+
+__all__ = ["Subparsers", "host_port", "positive_int"]
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction  # what add_subparsers returns
+
+
+def host_port(value: str) -> str:
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

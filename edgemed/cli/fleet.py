@@ -1,0 +1,143 @@
+"""``edgemed fleet serve``: ingest from the broker, store, REST API, dashboard and exports.
+
+The fleet side of the command: it imports only the fleet package and the leaves it uses, never
+a runtime, OpenCV or the compiled kernels (tests/unit/test_fleet_imports_alone.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from typing import Any
+
+from .args import Subparsers, host_port, positive_int
+
+__all__ = ["add_fleet_commands", "cmd_fleet_serve"]
+
+
+def cmd_fleet_serve(args: argparse.Namespace) -> int:
+    import secrets
+    import signal
+    import threading
+
+    from ..config import BrokerConfig
+    from ..fleet.alerts import AlertRules
+    from ..fleet.server import FleetServer
+    from ..fleet.store import open_store
+
+    rules = AlertRules(
+        backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
+    )
+    store = open_store(args.db, schema=args.pg_schema)
+    given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
+    token = given_token or secrets.token_urlsafe(24)
+    broker = BrokerConfig.from_url(args.broker)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    exporters: list[Any] = []
+    if args.fhir_push or args.hl7_mllp:
+        from ..fleet.exports.worker import FhirPusher, Hl7Sender
+
+        if args.fhir_push:
+            bearer = os.environ.get("EDGEMED_FHIR_TOKEN") or None
+            exporters.append(FhirPusher(store, args.fhir_push, bearer=bearer))
+        if args.hl7_mllp:
+            host, _, port = args.hl7_mllp.rpartition(":")
+            exporters.append(Hl7Sender(store, host or "127.0.0.1", int(port)))
+    server = FleetServer(
+        store,
+        broker,
+        token=token,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        shared_group=args.shared_group,
+        rules=rules,
+        exporters=tuple(exporters),
+    )
+    with server:
+        where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
+        print(
+            f"fleet: ingest from {broker.host}:{broker.port}, store {where}, "
+            f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
+            flush=True,
+        )
+        if not given_token:
+            print(f"fleet: API token {token}", flush=True)
+        for exporter in exporters:
+            print(f"fleet: exporting every result to {exporter.target}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    store.close()
+    return 0
+
+
+def add_fleet_commands(sub: Subparsers) -> None:
+    """``edgemed fleet serve`` and its options, under the command's subparsers ``sub``."""
+    fleet = sub.add_parser("fleet", help="fleet manager")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
+    serve = fleet_sub.add_parser(
+        "serve", help="ingest results from the broker; serve the REST API and the dashboard"
+    )
+    serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    serve.add_argument(
+        "--db",
+        default="edgemed-fleet.sqlite3",
+        help="SQLite file (default) or postgresql://user@host/db",
+    )
+    serve.add_argument(
+        "--pg-schema", default="edgemed", help="PostgreSQL schema for the fleet's tables"
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="ingest workers sharing a $share subscription",
+    )
+    serve.add_argument(
+        "--shared-group",
+        default=None,
+        help="ingest $share group (default edgemed-fleet-<store id>: every process on the "
+        "same store joins it; a fleet on another store is refused)",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="API token, 16+ characters (default: $EDGEMED_FLEET_TOKEN, else a random one, "
+        "printed); prefer the variable: arguments are visible to other local users",
+    )
+    _add_alert_and_export_options(serve)
+    serve.set_defaults(func=cmd_fleet_serve)
+
+
+def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:
+    """What raises a device alert, and where every result is exported."""
+    serve.add_argument(
+        "--offline-after",
+        type=float,
+        default=5.0,
+        help="alert when a device is offline this long (minutes)",
+    )
+    serve.add_argument(
+        "--backlog-threshold",
+        type=int,
+        default=1000,
+        help="alert when a device holds this many unacked results",
+    )
+    serve.add_argument(
+        "--fhir-push",
+        metavar="URL",
+        default=None,
+        help="push every result to this FHIR R4 server base as transaction Bundles "
+        "(conditional creates; bearer token from $EDGEMED_FHIR_TOKEN)",
+    )
+    serve.add_argument(
+        "--hl7-mllp",
+        metavar="HOST:PORT",
+        type=host_port,
+        default=None,
+        help="send every result as HL7 v2 ORU^R01 over MLLP, the next after each ACK",
+    )
