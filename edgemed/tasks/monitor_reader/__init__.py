@@ -3,8 +3,10 @@ a confidence, alarm limits kept apart from values, fields it cannot read withhel
 reason, and NEWS2 (or its partial bound) from what was read.
 
 Parts: ``preprocess`` (image -> detector input), ``postprocess`` (text boxes, the recogniser,
-fields, NEWS2, golden check), ``vitals_text`` (which text is which vital sign),
-``field_confidence`` (whether a read value may be reported).
+fields, NEWS2, golden check), ``vitals_text`` (which text is which vital sign, by the screen's
+structure), ``screen_text`` (what one box's text says: labels, numbers, units, markers),
+``vital_values`` (display ranges, unit conversion), ``field_confidence`` (whether a read value
+may be reported).
 """
 
 from __future__ import annotations

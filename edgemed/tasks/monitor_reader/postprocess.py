@@ -282,58 +282,77 @@ def read_fields(
     fields: dict[str, VitalReading | None] = {k: None for k in MONITOR_FIELDS}
     withheld: dict[str, Withheld] = {}
     for name in ("hr", "spo2", "nibp", "rr", "temperature"):
-        keys = _SPLIT.get(name, (name,))
         found = per_name.get(name, [])
-        valued = [c for c in found if c.value is not None]
         limits = next((c.alarm_limits for c in found if c.alarm_limits), None)
-        reason: Withheld | None = None
-        if not found:
-            reason = Withheld(reason="not-shown", detail="no label of this parameter was read")
-        elif not valued:
-            c = found[0]
-            reason = Withheld(reason=c.reason or "no-value", detail=c.detail, alarm_limits=limits)
-        elif len({c.value for c in valued}) > 1 or len(valued) < len(found):
-            shown = ", ".join(
-                repr(texts[c.value_box].text) for c in valued if c.value_box is not None
-            )
-            reason = Withheld(
-                reason="conflicting-readings",
-                detail=f"read more than once: {shown}"
-                + ("" if len(valued) == len(found) else " and once without a value"),
-                alarm_limits=limits,
-            )
-        else:
-            best = valued[0]
-            score = min(confidence(c.features) for c in valued)
-            if score < confidence.threshold:
-                reason = Withheld(
-                    reason="low-confidence",
-                    detail=f"{texts[best.value_box].text!r} read with confidence {score:.2f}"
-                    if best.value_box is not None
-                    else "low confidence",
-                    alarm_limits=limits,
-                    confidence=score,
-                )
+        reason = _no_single_value(found, texts, limits)
+        if reason is None:
+            read = _confident_readings(name, found, texts, confidence, limits)
+            if isinstance(read, Withheld):
+                reason = read
             else:
-                assert best.value is not None and best.value_box is not None
-                label = (
-                    texts[best.label_box] if best.label_box not in (None, best.value_box) else None
-                )
-                for key, v in zip(keys, best.value, strict=True):
-                    value: float | int = round(v, 1) if key == "temperature" else int(v)
-                    fields[key] = VitalReading(
-                        value=value,
-                        unit=MONITOR_FIELDS[key],
-                        source=texts[best.value_box],
-                        label=label,
-                        confidence=score,
-                        alarm_limits=limits if name != "nibp" else None,
-                        unit_shown=best.unit_shown,
-                    )
+                fields.update(read)
         if reason is not None:
-            for key in keys:
+            for key in _SPLIT.get(name, (name,)):
                 withheld[key] = reason
     return fields, withheld
+
+
+def _no_single_value(
+    found: list[Candidate], texts: list[OcrText], limits: tuple[float, float] | None
+) -> Withheld | None:
+    """Why a parameter's candidates give no one value (none, all withheld, disagreeing)."""
+    valued = [c for c in found if c.value is not None]
+    if not found:
+        return Withheld(reason="not-shown", detail="no label of this parameter was read")
+    if not valued:
+        c = found[0]
+        return Withheld(reason=c.reason or "no-value", detail=c.detail, alarm_limits=limits)
+    if len({c.value for c in valued}) > 1 or len(valued) < len(found):
+        shown = ", ".join(repr(texts[c.value_box].text) for c in valued if c.value_box is not None)
+        return Withheld(
+            reason="conflicting-readings",
+            detail=f"read more than once: {shown}"
+            + ("" if len(valued) == len(found) else " and once without a value"),
+            alarm_limits=limits,
+        )
+    return None
+
+
+def _confident_readings(
+    name: str,
+    found: list[Candidate],
+    texts: list[OcrText],
+    confidence: FieldConfidence,
+    limits: tuple[float, float] | None,
+) -> dict[str, VitalReading] | Withheld:
+    """The agreed value of ``name`` (every candidate has it) as readings of its fields, or
+    ``low-confidence`` when its least confident candidate is below the threshold."""
+    best = found[0]
+    score = min(confidence(c.features) for c in found)
+    if score < confidence.threshold:
+        return Withheld(
+            reason="low-confidence",
+            detail=f"{texts[best.value_box].text!r} read with confidence {score:.2f}"
+            if best.value_box is not None
+            else "low confidence",
+            alarm_limits=limits,
+            confidence=score,
+        )
+    assert best.value is not None and best.value_box is not None
+    label = texts[best.label_box] if best.label_box not in (None, best.value_box) else None
+    readings: dict[str, VitalReading] = {}
+    for key, v in zip(_SPLIT.get(name, (name,)), best.value, strict=True):
+        value: float | int = round(v, 1) if key == "temperature" else int(v)
+        readings[key] = VitalReading(
+            value=value,
+            unit=MONITOR_FIELDS[key],
+            source=texts[best.value_box],
+            label=label,
+            confidence=score,
+            alarm_limits=limits if name != "nibp" else None,
+            unit_shown=best.unit_shown,
+        )
+    return readings
 
 
 _READ = {

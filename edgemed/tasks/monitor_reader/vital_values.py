@@ -1,0 +1,99 @@
+"""A vital sign's number as the reader reports it: display ranges, units and their conversion.
+
+°F is converted to °C and kPa to mmHg (the reader's units); a unit that disagrees with the
+value's magnitude, a temperature in the °F range with no unit, or a number outside the
+parameter's plausible range gives no value but a reason (codes of
+``edgemed.results.WITHHELD_REASONS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .screen_text import Box
+
+__all__ = ["KPA", "MMHG_PER_KPA", "PLAUSIBLE", "TEMP_F", "TYPICAL", "Number", "convert", "fits"]
+
+# Accepted display ranges (inclusive) in the reader's units; outside, a number is not the value.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "hr": (20, 300),
+    "spo2": (50, 100),
+    "nibp_systolic": (40, 300),
+    "nibp_diastolic": (15, 200),
+    "rr": (0, 80),
+    "temperature": (25.0, 45.0),
+}
+TEMP_F = (77.0, 113.0)  # PLAUSIBLE temperature in °F
+KPA = (2.0, 40.0)  # PLAUSIBLE NIBP in kPa
+MMHG_PER_KPA = 7.50062
+
+# Values outside these are possible but rare: a misread digit lands there more often than a
+# patient does, so the confidence model weighs it.
+TYPICAL: dict[str, tuple[float, float]] = {
+    "hr": (40, 180),
+    "spo2": (80, 100),
+    "nibp": (70, 230),
+    "rr": (6, 40),
+    "temperature": (34.0, 41.5),
+}
+
+
+@dataclass(frozen=True)
+class Number:
+    """A segment that parsed as a number (or a ``a/b`` pair), as drawn on the screen."""
+
+    box: Box
+    value: tuple[float, ...]
+    unit: str | None
+    decimals: bool
+
+
+def fits(name: str, value: tuple[float, ...]) -> bool:
+    """Whether a value in the reader's units has the shape and magnitude of ``name``."""
+    if name == "other":
+        return True
+    if name == "nibp":
+        if len(value) != 2:
+            return False
+        s, d = value
+        lo_s, hi_s = PLAUSIBLE["nibp_systolic"]
+        lo_d, hi_d = PLAUSIBLE["nibp_diastolic"]
+        return lo_s <= s <= hi_s and lo_d <= d <= hi_d and d < s
+    if len(value) != 1:
+        return False
+    lo, hi = PLAUSIBLE[name]
+    return lo <= value[0] <= hi
+
+
+def convert(
+    name: str, num: Number, unit: str | None
+) -> tuple[tuple[float, ...] | None, str | None, str | None]:
+    """(value in the reader's units or None, unit converted from, reason when None)."""
+    v = num.value
+    if name == "temperature" and len(v) == 1:
+        in_c = PLAUSIBLE["temperature"][0] <= v[0] <= PLAUSIBLE["temperature"][1]
+        in_f = TEMP_F[0] <= v[0] <= TEMP_F[1]
+        if unit == "°F":
+            if in_f:
+                return (round((v[0] - 32) * 5 / 9, 1),), "°F", None
+            return None, None, "unit-mismatch"
+        if in_f:  # °C shown, or no unit, with a °F magnitude
+            return None, None, "unit-mismatch" if unit == "°C" else "unit-unknown"
+        return (v if in_c else None), None, (None if in_c else "implausible")
+    if name == "nibp" and len(v) == 2:
+        if unit == "kPa" or (num.decimals and unit is None):
+            if unit == "kPa" and all(KPA[0] <= x <= KPA[1] for x in v):
+                mm = (float(round(v[0] * MMHG_PER_KPA)), float(round(v[1] * MMHG_PER_KPA)))
+                return (
+                    (mm if fits(name, mm) else None),
+                    "kPa",
+                    (None if fits(name, mm) else "implausible"),
+                )
+            return None, None, "unit-mismatch" if unit == "kPa" else "unit-unknown"
+        if num.decimals:
+            return None, None, "implausible"
+    elif name != "temperature" and num.decimals:
+        return None, None, "implausible"  # only temperature (and kPa) is shown with decimals
+    if unit in ("°F", "°C", "kPa") and name != "temperature":
+        return None, None, "unit-mismatch"
+    return (v if fits(name, v) else None), None, (None if fits(name, v) else "implausible")
