@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -90,16 +90,6 @@ def create_app(
         redoc_url=None,
     )
 
-    def authorized(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        offered = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
-        if not hmac.compare_digest(offered.encode(), token.encode()):
-            raise HTTPException(401, "missing or bad token", {"WWW-Authenticate": "Bearer"})
-
-    auth = [Depends(authorized)]
-
     @app.middleware("http")
     async def access_log(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -109,7 +99,45 @@ def create_app(
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @app.get(
+    auth = [Depends(_authorizer(token))]
+    app.include_router(_health_routes(store, stats, health))
+    app.include_router(_login_routes(token))
+    app.include_router(_device_routes(store), dependencies=auth)
+    app.include_router(_result_routes(store), dependencies=auth)
+    app.include_router(_alert_routes(store, events), dependencies=auth)
+    # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
+    app.include_router(export_routes(store), dependencies=auth)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _authorizer(token: str) -> Callable[..., None]:
+    """The dependency every route but health and login has: the bearer token or the cookie."""
+
+    def authorized(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        offered = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            raise HTTPException(401, "missing or bad token", {"WWW-Authenticate": "Bearer"})
+
+    return authorized
+
+
+def _health_routes(
+    store: SqlStore,
+    stats: Callable[[], dict[str, Any]] | None,
+    health: Callable[[], tuple[bool, dict[str, Any]]] | None,
+) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
         "/api/health",
         tags=["fleet"],
         responses={503: {"description": "broker link, database or ingest down (see problems)"}},
@@ -137,22 +165,34 @@ def create_app(
             response.status_code = 503
         return body
 
-    @app.post("/api/login", status_code=204, tags=["auth"])
+    return router
+
+
+def _login_routes(token: str) -> APIRouter:
+    router = APIRouter(tags=["auth"])
+
+    @router.post("/api/login", status_code=204)
     def login(body: Login, response: Response) -> None:
         """Exchange the token for an HttpOnly, SameSite=Strict session cookie (dashboard)."""
         if not hmac.compare_digest(body.token.encode(), token.encode()):
             raise HTTPException(401, "bad token")
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
 
-    @app.post("/api/logout", status_code=204, tags=["auth"])
+    @router.post("/api/logout", status_code=204)
     def logout(response: Response) -> None:
         response.delete_cookie(COOKIE)
 
-    @app.get("/api/devices", dependencies=auth, tags=["devices"])
+    return router
+
+
+def _device_routes(store: SqlStore) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/devices", tags=["devices"])
     def devices() -> list[dict[str, Any]]:
         return store.devices()
 
-    @app.get("/api/devices/{device_id}", dependencies=auth, tags=["devices"])
+    @router.get("/api/devices/{device_id}", tags=["devices"])
     def device(
         device_id: str, recent: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
     ) -> dict[str, Any]:
@@ -166,7 +206,7 @@ def create_app(
         found["events"] = store.device_events(device_id, limit=50)
         return found
 
-    @app.get("/api/devices/{device_id}/events", dependencies=auth, tags=["devices"])
+    @router.get("/api/devices/{device_id}/events", tags=["devices"])
     def device_events(
         device_id: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
     ) -> list[dict[str, Any]]:
@@ -177,7 +217,18 @@ def create_app(
             raise HTTPException(404, "no such device")
         return store.device_events(device_id, limit=limit)
 
-    @app.get("/api/results", dependencies=auth, tags=["results"])
+    @router.get("/api/models", tags=["models"])
+    def models() -> list[dict[str, Any]]:
+        """Model versions across the fleet, from each device's latest birth message."""
+        return store.model_inventory()
+
+    return router
+
+
+def _result_routes(store: SqlStore) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/results", tags=["results"])
     def results(
         device_id: str | None = None,
         model_id: str | None = None,
@@ -200,7 +251,17 @@ def create_app(
         more = len(rows) == limit
         return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more else None}
 
-    @app.get("/api/alerts", dependencies=auth, tags=["alerts"])
+    @router.get("/api/dead-letters", tags=["fleet"])
+    def dead_letters() -> list[dict[str, Any]]:
+        return store.dead_letters()
+
+    return router
+
+
+def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/alerts", tags=["alerts"])
     def alerts(
         open: bool = False,
         device_id: str | None = None,
@@ -212,7 +273,7 @@ def create_app(
         ``first_at`` to ``last_at``, ``peak`` value, ``closed_at`` once it ended."""
         return store.alerts(open_only=open, device_id=device_id, rule=rule, limit=limit)
 
-    @app.post("/api/alerts/{alert_id}/ack", dependencies=auth, tags=["alerts"])
+    @router.post("/api/alerts/{alert_id}/ack", tags=["alerts"])
     def acknowledge(alert_id: int, body: Acknowledge | None = None) -> dict[str, Any]:
         """Acknowledge an alert or alert episode, with who and an optional comment
         (idempotent: a second call keeps the first acknowledgement; an episode that escalates
@@ -225,16 +286,7 @@ def create_app(
             events.publish({"type": "alert-ack", "id": alert_id})
         return alert
 
-    @app.get("/api/models", dependencies=auth, tags=["models"])
-    def models() -> list[dict[str, Any]]:
-        """Model versions across the fleet, from each device's latest birth message."""
-        return store.model_inventory()
-
-    @app.get("/api/dead-letters", dependencies=auth, tags=["fleet"])
-    def dead_letters() -> list[dict[str, Any]]:
-        return store.dead_letters()
-
-    @app.get("/api/events", dependencies=auth, tags=["fleet"])
+    @router.get("/api/events", tags=["fleet"])
     async def live(request: Request) -> StreamingResponse:
         """Server-sent events: ``result``, ``alert``, ``alert-ack``, ``device``, ``gap``."""
         if events is None:
@@ -245,15 +297,7 @@ def create_app(
             headers={"X-Accel-Buffering": "no"},
         )
 
-    # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
-    app.include_router(export_routes(store), dependencies=auth)
-
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+    return router
 
 
 async def _stream(events: EventBus, request: Request) -> AsyncIterator[str]:

@@ -63,18 +63,7 @@ class FleetServer:
             broker, store_id=store.store_id, group=self.group, heartbeat_s=heartbeat_s
         )
         self.presence.on_conflict = self._step_down
-        prefix = f"edgemed-fleet-{store.store_id[:8]}-{self.presence.process_id}"
-        self.workers = [
-            Ingest(
-                store,
-                broker,
-                client_id=f"{prefix}-{i}",
-                shared_group=self.group,
-                rules=self.rules,
-                events=self.events,
-            )
-            for i in range(workers)
-        ]
+        self.workers = [self._ingest_worker(i) for i in range(workers)]
         self.api = FleetApi(
             store,
             token=token,
@@ -98,6 +87,17 @@ class FleetServer:
             target=self._sweep, name="edgemed-fleet-sweep", daemon=True
         )
         self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
+
+    def _ingest_worker(self, i: int) -> Ingest:
+        prefix = f"edgemed-fleet-{self.store.store_id[:8]}-{self.presence.process_id}"
+        return Ingest(
+            self.store,
+            self.broker,
+            client_id=f"{prefix}-{i}",
+            shared_group=self.group,
+            rules=self.rules,
+            events=self.events,
+        )
 
     def start(self, *, ready_timeout: float = 20.0) -> FleetServer:
         """Check the broker for another store's fleet, subscribe every worker, then announce
@@ -163,15 +163,7 @@ class FleetServer:
         problems += [w.failure for w in self.workers if w.failure]
         if self.presence.conflict:
             problems.append(self.presence.conflict)
-        started = time.monotonic()
-        try:
-            self._db_probe.submit(self.store.ping).result(timeout=DB_TIMEOUT_S)
-            database: dict[str, Any] = {"ok": True}
-        except FutureTimeout:
-            database = {"ok": False, "error": f"no answer within {DB_TIMEOUT_S:.0f} s"}
-        except Exception as exc:  # any driver error: the message, never a traceback
-            database = {"ok": False, "error": str(exc)[:300]}
-        database["ms"] = round((time.monotonic() - started) * 1000.0, 1)
+        database = self._database_health()
         if not database["ok"]:
             problems.append(f"database: {database['error']}")
         lags = [w.lag() for w in self.workers]
@@ -195,17 +187,8 @@ class FleetServer:
                 "last_60_s": sum(w.dead_letters_since(60.0) for w in self.workers),
                 "last_15_min": sum(w.dead_letters_since(900.0) for w in self.workers),
             },
-            "exports": [
-                {
-                    "target": e.target,
-                    "running": t.is_alive(),
-                    # Counted only when the database just answered: health never hangs.
-                    "settled": e.store.export_counts(e.target) if database["ok"] else None,
-                    "failures": e.failures,
-                    "last_error": e.last_error[:300],
-                }
-                for e, t in zip(self.exporters, self._export_threads, strict=True)
-            ],
+            # Counted only when the database just answered: health never hangs.
+            "exports": self._export_health(count=database["ok"]),
             "fleet": {
                 "store_id": self.store.store_id,
                 "process_id": self.presence.process_id,
@@ -215,6 +198,32 @@ class FleetServer:
             },
         }
         return not problems, body
+
+    def _database_health(self) -> dict[str, Any]:
+        """A round trip to the database, within DB_TIMEOUT_S: ok, how long, what failed."""
+        started = time.monotonic()
+        try:
+            self._db_probe.submit(self.store.ping).result(timeout=DB_TIMEOUT_S)
+            database: dict[str, Any] = {"ok": True}
+        except FutureTimeout:
+            database = {"ok": False, "error": f"no answer within {DB_TIMEOUT_S:.0f} s"}
+        except Exception as exc:  # any driver error: the message, never a traceback
+            database = {"ok": False, "error": str(exc)[:300]}
+        database["ms"] = round((time.monotonic() - started) * 1000.0, 1)
+        return database
+
+    def _export_health(self, *, count: bool) -> list[dict[str, Any]]:
+        """Each export target's worker; its settled counts only when ``count``."""
+        return [
+            {
+                "target": e.target,
+                "running": t.is_alive(),
+                "settled": e.store.export_counts(e.target) if count else None,
+                "failures": e.failures,
+                "last_error": e.last_error[:300],
+            }
+            for e, t in zip(self.exporters, self._export_threads, strict=True)
+        ]
 
     def stats(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

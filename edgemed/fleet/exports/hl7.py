@@ -102,24 +102,10 @@ def build_oru(
     when = _ts(effective)
     control = control_id(row)
     msg = Message("ORU_R01", version=HL7_VERSION, validation_level=VALIDATION_LEVEL.STRICT)
-    msh = msg.msh
-    msh.msh_3, msh.msh_4 = sending
-    msh.msh_5, msh.msh_6 = receiving
-    msh.msh_7 = _ts(datetime.fromtimestamp(float(row["received_at"]), timezone.utc).isoformat())
-    msh.msh_9 = "ORU^R01^ORU_R01"
-    msh.msh_10 = control
-    msh.msh_11 = "P"
-    msh.msh_12 = HL7_VERSION
+    _header(msg.msh, row, control, sending, receiving)
     result = msg.add_group("ORU_R01_PATIENT_RESULT")
     if encounter is not None:
-        patient = result.add_group("ORU_R01_PATIENT")
-        authority = _text(encounter["patient_system"], 60).replace(":", "_")
-        patient.pid.pid_3 = f"{_text(encounter['patient_id'], 60)}^^^{authority}^MR"
-        patient.pid.pid_5 = '""'
-        if encounter.get("encounter_id"):
-            visit = patient.add_group("ORU_R01_VISIT")
-            visit.pv1.pv1_2 = "U"
-            visit.pv1.pv1_19 = _text(encounter["encounter_id"], 60)
+        _patient(result, encounter)
     order = result.add_group("ORU_R01_ORDER_OBSERVATION")
     order.obr.obr_1 = "1"
     order.obr.obr_3 = f"{control}^EDGEMED"
@@ -145,6 +131,35 @@ def build_oru(
         obs.obx.obx_18 = f"{model}^EDGEMED"
     msg.validate()
     return Hl7Message(er7=msg.to_er7(), control=control)
+
+
+def _header(
+    msh: Any,
+    row: dict[str, Any],
+    control: str,
+    sending: tuple[str, str],
+    receiving: tuple[str, str],
+) -> None:
+    """MSH: who sends to whom, when the fleet received the result, the control id."""
+    msh.msh_3, msh.msh_4 = sending
+    msh.msh_5, msh.msh_6 = receiving
+    msh.msh_7 = _ts(datetime.fromtimestamp(float(row["received_at"]), timezone.utc).isoformat())
+    msh.msh_9 = "ORU^R01^ORU_R01"
+    msh.msh_10 = control
+    msh.msh_11 = "P"
+    msh.msh_12 = HL7_VERSION
+
+
+def _patient(result: Any, encounter: dict[str, Any]) -> None:
+    """PID (and PV1 when the encounter has an id) of a mapped encounter."""
+    patient = result.add_group("ORU_R01_PATIENT")
+    authority = _text(encounter["patient_system"], 60).replace(":", "_")
+    patient.pid.pid_3 = f"{_text(encounter['patient_id'], 60)}^^^{authority}^MR"
+    patient.pid.pid_5 = '""'
+    if encounter.get("encounter_id"):
+        visit = patient.add_group("ORU_R01_VISIT")
+        visit.pv1.pv1_2 = "U"
+        visit.pv1.pv1_19 = _text(encounter["encounter_id"], 60)
 
 
 def parse_ack(er7: str) -> tuple[str, str, str]:

@@ -147,32 +147,40 @@ def export_routes(store: SqlStore) -> APIRouter:
             )
         patient = subject.removeprefix("Patient/") if subject else None
         since, until = _bounds(date or [])
-        codes = _codes(code)
         rows = store.results_for_export(since=since, until=until, patient_id=patient, limit=_SCAN)
-        for row in rows:
-            payload = row["payload"]
-            row["payload"] = json.loads(payload) if isinstance(payload, str) else payload
-        mapping = store.encounter_map({_ref(r) for r in rows} - {""})
-        entries: list[dict[str, Any]] = []
-        for row in rows:
-            export = export_result(row, mapping.get(_ref(row)))
-            for resource in export.resources:
-                if resource["resourceType"] == "Observation" and _matches(resource, codes):
-                    entries.append(
-                        {
-                            "fullUrl": f"Observation/{resource['id']}",
-                            "resource": resource,
-                            "search": {"mode": "match"},
-                        }
-                    )
-            if len(entries) >= count:
-                break
+        entries = _search_entries(store, rows, _codes(code), count)
         bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries[:count]}
         if not entries:
             del bundle["entry"]
         return JSONResponse(bundle, media_type="application/fhir+json")
 
     return router
+
+
+def _search_entries(
+    store: SqlStore, rows: list[dict[str, Any]], codes: list[tuple[str | None, str]], count: int
+) -> list[dict[str, Any]]:
+    """The searchset entries of the Observations that ``rows`` export to and ``codes``
+    match, stopping after the result that brings them to ``count``."""
+    for row in rows:
+        payload = row["payload"]
+        row["payload"] = json.loads(payload) if isinstance(payload, str) else payload
+    mapping = store.encounter_map({_ref(r) for r in rows} - {""})
+    entries: list[dict[str, Any]] = []
+    for row in rows:
+        export = export_result(row, mapping.get(_ref(row)))
+        for resource in export.resources:
+            if resource["resourceType"] == "Observation" and _matches(resource, codes):
+                entries.append(
+                    {
+                        "fullUrl": f"Observation/{resource['id']}",
+                        "resource": resource,
+                        "search": {"mode": "match"},
+                    }
+                )
+        if len(entries) >= count:
+            break
+    return entries
 
 
 def _ref(row: dict[str, Any]) -> str:
