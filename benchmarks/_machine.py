@@ -7,7 +7,7 @@ import platform
 from typing import Any
 
 import edgemed
-from edgemed.hardware import probe
+from edgemed.backends import probe
 
 
 def machine_info() -> dict[str, Any]:

@@ -22,8 +22,8 @@ import numpy as np
 import onnxruntime as ort
 
 import edgemed
+from edgemed.backends import probe
 from edgemed.cli.bench import bench_model
-from edgemed.hardware import probe
 from edgemed.tasks import task_spec
 
 MODELS = ("wdbc-malignancy-mlp", "diabetes-progression")

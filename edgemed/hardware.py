@@ -2,8 +2,7 @@
 
 Everything is read below ``root`` (default ``/``) so tests can present a Jetson Orin or an Intel
 Core Ultra from fixture folders. Runtime devices (ONNX Runtime providers, OpenVINO devices) are
-asked of the installed runtimes through their backend modules (edgemed/backends), which own
-how each runtime is probed.
+the backends' to say (``edgemed.backends.probe`` adds them): this module imports no runtime.
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ from __future__ import annotations
 import functools
 import os
 import platform
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["HardwareInfo", "cpu_family", "cpu_family_of", "probe"]
+__all__ = ["HardwareInfo", "cpu_family", "cpu_family_of", "read_machine"]
 
 _INTERESTING_FLAGS = (
     "avx2",
@@ -111,31 +109,14 @@ def _intel_igpu(root: Path) -> bool:
     return any((_read(v) or "").lower() == "0x8086" for v in vendors)
 
 
-def _runtime_devices(runtimes: Collection[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """What the installed ``runtimes`` report, each asked through its backend module (which
-    knows how: ONNX Runtime's providers that really load, OpenVINO's devices). Imported here,
-    not at the top: importing this module loads no runtime, and a runtime not asked for is
-    never imported (OpenVINO costs ~0.3 s)."""
-    if not runtimes:
-        return (), ()
-    from .backends.runtimes import RUNTIMES
-
-    providers = RUNTIMES["onnxruntime"].probe() if "onnxruntime" in runtimes else ()
-    devices = RUNTIMES["openvino"].probe() if "openvino" in runtimes else ()
-    return providers, devices
-
-
-def probe(
-    root: Path | str = "/", *, runtimes: Collection[str] = ("onnxruntime", "openvino")
-) -> HardwareInfo:
-    """Read the machine below ``root`` and ask the installed ``runtimes`` for their devices
-    (``runtimes=()`` for fixtures, which then state providers/devices themselves)."""
+def read_machine(root: Path | str = "/") -> HardwareInfo:
+    """The machine below ``root`` (``/``, or a fixture folder): CPU, memory, GPU, NPU. Which
+    devices the installed runtimes can use is theirs to say: :func:`edgemed.backends.probe`."""
     root = Path(root)
     model, flags = _cpuinfo(root)
     jetson = _read(root / "proc/device-tree/model")
     release = _read(root / "etc/nv_tegra_release")
     accel = root / "dev/accel"
-    providers, devices = _runtime_devices(runtimes)
     jetson_model = jetson if jetson and "jetson" in jetson.lower() else None
     return HardwareInfo(
         # /proc/sys/kernel/arch (Linux >= 6.1) lets fixtures present another architecture.
@@ -149,6 +130,4 @@ def probe(
         intel_npu=accel.is_dir() and any(p.name.startswith("accel") for p in accel.iterdir()),
         intel_igpu=_intel_igpu(root),
         gpu_name=jetson_model or _nvidia_gpu(root),
-        onnxruntime_providers=providers,
-        openvino_devices=devices,
     )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .backends import Backend, Choice, candidates, choose, create_backend, open_model
+from .backends import Backend, Choice, candidates, choose, create_backend, open_model, probe
 from .config import cache_dir
 from .errors import (
     BackendUnavailableError,
@@ -20,7 +20,7 @@ from .errors import (
     ManifestError,
     ModelError,
 )
-from .hardware import HardwareInfo, cpu_family, probe
+from .hardware import HardwareInfo, cpu_family
 from .io.files import Signal
 from .io.rates import RatePlan, block_rate, plan_rate
 from .io.windows import Windower

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..backends import candidates
+from ..backends import candidates, probe
 from ..errors import BackendUnavailableError
-from ..hardware import probe
 from ..manifest import Manifest, load_manifest
 from ..pipeline import Pipeline, load
 from ..registry import find_model_dir

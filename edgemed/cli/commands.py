@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ..hardware import probe
+    from ..backends import probe
     from ..registry import list_models
     from .models import doctor_report
 
@@ -99,8 +99,7 @@ def _usage(message: str) -> int:
 
 def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
     """sha256 of every artifact, then the golden vectors on every backend this machine runs."""
-    from ..backends import candidates
-    from ..hardware import probe
+    from ..backends import candidates, probe
     from ..pipeline import Pipeline, load
 
     try:
@@ -127,11 +126,11 @@ def _verify_model(manifest: Any, verify_artifacts: Any) -> bool:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ..cli_inputs import cli_input
     from ..io import Signal
     from ..manifest import load_manifest
     from ..registry import find_model_dir
     from .bench import bench_model, write
+    from .inputs import cli_input
 
     item = None
     if args.input:
@@ -153,9 +152,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..cli_inputs import cli_input
     from ..io import Signal
     from ..pipeline import load
+    from .inputs import cli_input
 
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads

@@ -6,102 +6,25 @@ order, a z-scored signal's units)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
 from ..backends import Choice, candidates
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
+from ..tasks import find_task
 
 __all__ = ["doctor_report", "input_contract", "model_info", "model_row", "print_info"]
 
 
-def _text(m: Manifest) -> dict[str, Any]:
-    from ..tasks.text_embedding.preprocess import MAX_TEXT_CHARS
-
-    return {
-        "kind": "text",
-        "encoding": "utf-8",
-        "max_chars": MAX_TEXT_CHARS,
-        "max_tokens": m.preprocess["max_tokens"],  # longer text is truncated, result says so
-        "language": m.preprocess.get("language"),  # None: the manifest does not state one
-    }
-
-
-def _tabular(m: Manifest) -> dict[str, Any]:
-    features = [
-        {key: f.get(key) for key in ("name", "unit", "min", "max")}
-        for f in m.preprocess["features"]
-    ]
-    return {
-        "kind": "tabular",
-        "features": features,
-        "range_source": m.preprocess.get("range_source"),
-    }
-
-
-def _ecg(m: Manifest) -> dict[str, Any]:
-    pre = m.preprocess
-    return {
-        "kind": "signal",
-        "signal": "ECG, one lead",
-        "channels": 1,
-        "sampling_rate_hz": None,  # any rate in the range: only beat times are used
-        "sampling_rate_range_hz": [pre["min_fs_hz"], pre["max_fs_hz"]],
-        "units": "any (only beat timing is used)",
-        "min_duration_s": pre["epoch_seconds"],
-        "max_duration_s": pre["max_hours"] * 3600.0,
-        "epoch_s": pre["epoch_seconds"],
-        "optional": ["start_time", "age", "gender"],
-    }
-
-
-def _eeg(m: Manifest) -> dict[str, Any]:
-    stream = m.stream
-    if stream is None:
-        return {"kind": "signal", "preprocess": dict(m.preprocess)}
-    rate = stream.sampling_rate_hz
-    low, high = stream.min_sampling_rate_hz or rate, stream.max_sampling_rate_hz or rate
-    return {
-        "kind": "signal",
-        "signal": "iEEG/EEG, one channel",
-        "channels": stream.channels,
-        "sampling_rate_hz": rate,  # other rates in the range are resampled to this one
-        "sampling_rate_range_hz": [low, high],
-        "units": "any (each window is z-scored)",
-        "window_s": stream.samples / rate,
-        "window_samples": stream.samples,
-        "hop_s": stream.hop / rate,
-    }
-
-
-def _image(m: Manifest) -> dict[str, Any]:
-    side = "max_side_px" if m.preprocess.get("limit_type") == "max" else "min_side_px"
-    return {
-        "kind": "image",
-        "dtype": "uint8",
-        "layout": "HWC",
-        "colour_order": "BGR",  # as cv2.imread; image files are read that way
-        "channels": 3,
-        side: m.preprocess.get("limit_side_len"),  # resized to this, sides a multiple of 32
-    }
-
-
-_CONTRACTS: dict[str, Callable[[Manifest], dict[str, Any]]] = {
-    "text-embedding": _text,
-    "tabular-classification": _tabular,
-    "tabular-regression": _tabular,
-    "ecg-sleep-staging": _ecg,
-    "eeg-seizure": _eeg,
-    "monitor-reader": _image,
-}
-
-
 def input_contract(m: Manifest) -> dict[str, Any]:
-    """What a caller passes this model; a task without a known contract shows its preprocess."""
-    build = _CONTRACTS.get(m.task)
-    return build(m) if build else {"kind": "unknown", "preprocess": dict(m.preprocess)}
+    """What a caller passes this model (its task's ``input_contract``); a task not installed, or
+    one that states no contract, shows its manifest's preprocess section instead."""
+    spec = find_task(m.task)
+    if spec is None or spec.input_contract is None:
+        return {"kind": "unknown", "preprocess": dict(m.preprocess)}
+    return spec.input_contract(m)
 
 
 def model_row(m: Manifest) -> dict[str, Any]:

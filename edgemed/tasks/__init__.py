@@ -41,6 +41,7 @@ __all__ = [
     "Prepared",
     "Preprocessor",
     "TaskSpec",
+    "find_task",
     "register",
     "task_names",
     "task_spec",
@@ -117,6 +118,13 @@ def task_names() -> list[str]:
     with _lock:
         _discover()
         return sorted(_specs)
+
+
+def find_task(name: str) -> TaskSpec | None:
+    """The spec serving task ``name``, or None where no installed package serves it."""
+    with _lock:
+        _discover()
+        return _specs.get(name)
 
 
 def task_spec(manifest: Manifest) -> TaskSpec:

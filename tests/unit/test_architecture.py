@@ -1,8 +1,16 @@
-"""Data flows one way (DESIGN.md §1): no stage imports a later stage; fleet/ sees only leaves."""
+"""The layout rules of docs/architecture.md, checked on the code's own imports.
+
+Data flows one way: input (io, bridge) -> task preprocessing -> backend -> task
+postprocessing -> result -> outbox (sync) -> MQTT -> fleet. No stage imports a later one; the
+fleet imports only leaves, so it runs without the device stack; a task imports only leaves
+(kernels included) and the task contract, never another task; nothing imports a composition
+root; there is no import cycle; modules stay small enough to read.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import edgemed
@@ -23,74 +31,164 @@ LEAVES = {
     "_kernels",
 }
 # Stage number of each top-level module/package.
-STAGE = {
-    "io": 1,
-    "bridge": 1,
-    "preprocess": 2,
-    "hardware": 3,
-    "backends": 3,
-    "postprocess": 4,
-    "sync": 6,
-    "fleet": 8,
-}
-ROOTS = {
-    "__init__",
-    "pipeline",
-    "tasks",
-    "cli",
-    "cli_inputs",
-}  # composition roots: may import anything
+STAGE = {"io": 1, "bridge": 1, "tasks": 2, "hardware": 3, "backends": 3, "sync": 6, "fleet": 8}
+ROOTS = {"__init__", "pipeline", "cli"}  # composition roots: may import anything
+# The task contract every task may import (edgemed/tasks/<module>.py); the rest of tasks/
+# is one package per task.
+TASK_CONTRACT = {"spec", "prepared", "golden"}
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60  # longer only with a "# long: <why>" comment on or above the def
 
 
-def _top(module_file: Path) -> str:
-    rel = module_file.relative_to(PKG)
-    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+def _modules() -> Iterator[Path]:
+    yield from sorted(PKG.rglob("*.py"))
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level edgemed modules imported by ``path`` (relative and absolute imports)."""
+def _name(path: Path) -> tuple[str, ...]:
+    parts = path.relative_to(PKG).with_suffix("").parts
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def _resolve(parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The edgemed module (as path parts) that ``parts`` names, or its nearest package."""
+    while parts:
+        base = PKG.joinpath(*parts)
+        if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+            return parts
+        if base.with_suffix(".pyi").is_file() or any(PKG.glob(f"{'/'.join(parts)}.*.so")):
+            return parts
+        parts = parts[:-1]
+    return None
+
+
+def _imports(path: Path) -> set[tuple[str, ...]]:
+    """Every edgemed module ``path`` imports (anywhere in it), as path parts below edgemed."""
     tree = ast.parse(path.read_text())
-    depth = len(path.relative_to(PKG).parts) - 1
-    found: set[str] = set()
+    package = _name(path) if path.name == "__init__.py" else _name(path)[:-1]
+    found: set[tuple[str, ...]] = set()
     for node in ast.walk(tree):
+        targets: list[tuple[str, ...]] = []
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                if node.level - 1 > depth:
-                    continue
-                prefix = list(path.relative_to(PKG).parts[: depth - (node.level - 1)])
-                parts = prefix + (node.module.split(".") if node.module else [])
-                if parts:
-                    found.add(parts[0])
-                else:
-                    found.update(alias.name for alias in node.names)
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                mod = tuple(node.module.split(".")) if node.module else ()
+                targets = [(*base, *mod, alias.name) for alias in node.names]
             elif node.module and node.module.startswith("edgemed."):
-                found.add(node.module.split(".")[1])
+                mod = tuple(node.module.split(".")[1:])
+                targets = [(*mod, alias.name) for alias in node.names]
+            elif node.module == "edgemed":
+                targets = [(alias.name,) for alias in node.names]
         elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("edgemed."):
-                    found.add(alias.name.split(".")[1])
+            targets = [
+                tuple(a.name.split(".")[1:]) for a in node.names if a.name.startswith("edgemed.")
+            ]
+        for target in targets:
+            resolved = _resolve(target)
+            if resolved is not None:
+                found.add(resolved)
     return found
+
+
+def _graph() -> dict[tuple[str, ...], set[tuple[str, ...]]]:
+    return {_name(p): _imports(p) - {_name(p)} for p in _modules()}
+
+
+def _top(parts: tuple[str, ...]) -> str:
+    return parts[0] if parts else "__init__"
 
 
 def test_stages_import_only_leaves_and_earlier_stages() -> None:
     problems = []
-    for path in PKG.rglob("*.py"):
-        me = _top(path)
-        if me in ROOTS:
+    for me, imported in _graph().items():
+        mine = _top(me)
+        if mine in ROOTS:
             continue
-        for other in _imports(path) - {me}:
-            if me in LEAVES and other not in LEAVES:
-                problems.append(f"leaf {path.relative_to(PKG)} imports stage {other}")
-            elif me == "fleet" and other not in LEAVES:
-                problems.append(f"{path.relative_to(PKG)} (fleet) imports device-side {other}")
-            elif me in STAGE and other in STAGE and STAGE[other] > STAGE[me]:
-                problems.append(f"{path.relative_to(PKG)} imports later stage {other}")
+        for other in {_top(o) for o in imported} - {mine}:
+            where = "/".join(me)
+            if mine in LEAVES and other not in LEAVES:
+                problems.append(f"leaf {where} imports {other}")
+            elif mine in ("fleet", "tasks") and other not in LEAVES:
+                problems.append(f"{where} ({mine}) imports {other}, not a leaf")
+            elif mine in STAGE and other in STAGE and STAGE[other] > STAGE[mine]:
+                problems.append(f"{where} imports later stage {other}")
             elif other in ROOTS:
-                problems.append(f"{path.relative_to(PKG)} imports composition root {other}")
+                problems.append(f"{where} imports composition root {other}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_task_imports_only_itself_and_the_task_contract() -> None:
+    problems = []
+    for me, imported in _graph().items():
+        if len(me) < 2 or me[0] != "tasks" or me[1] in TASK_CONTRACT:
+            continue
+        for other in imported:
+            if (
+                other[0] == "tasks"
+                and other[:2] != me[:2]
+                and (other[1:2] and other[1] not in TASK_CONTRACT)
+            ):
+                problems.append(f"{'/'.join(me)} imports {'/'.join(other)}")
+            if other == ("tasks",) and len(me) > 1:
+                problems.append(f"{'/'.join(me)} imports the task registry (edgemed.tasks)")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_import_cycles() -> None:
+    """Tarjan's strongly connected components over module imports (lazy ones included: a
+    cycle hidden in a function is still two modules that cannot be read apart)."""
+    graph = _graph()
+    index: dict[tuple[str, ...], int] = {}
+    low: dict[tuple[str, ...], int] = {}
+    stack: list[tuple[str, ...]] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: tuple[str, ...]) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            # A package importing its own submodule (re-exports) is not a cycle of design.
+            if nxt[: len(node)] == node and nxt != node:
+                continue
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            members = []
+            while True:
+                top = stack.pop()
+                members.append("/".join(top) or "__init__")
+                if top == node:
+                    break
+            if len(members) > 1:
+                cycles.append(sorted(members))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_modules_and_functions_stay_readable() -> None:
+    problems = []
+    for path in _modules():
+        lines = path.read_text().splitlines()
+        where = path.relative_to(PKG)
+        if len(lines) > MAX_MODULE_LINES:
+            problems.append(f"{where}: {len(lines)} lines > {MAX_MODULE_LINES}")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            said = any("# long:" in lines[i - 1] for i in (first - 1, node.lineno) if i >= 1)
+            if length > MAX_FUNCTION_LINES and not said:
+                problems.append(f"{where}:{node.lineno} {node.name}: {length} lines")
     assert not problems, "\n".join(problems)
 
 
 def test_every_module_is_classified() -> None:
-    tops = {_top(p) for p in PKG.rglob("*.py")} | {"_kernels"}
+    tops = {_top(_name(p)) for p in _modules()} | {"_kernels"}
     unknown = tops - LEAVES - set(STAGE) - ROOTS
     assert not unknown, f"classify these modules in the architecture test: {unknown}"

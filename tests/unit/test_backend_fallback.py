@@ -10,8 +10,9 @@ import onnxruntime as ort
 import pytest
 
 import edgemed
+from edgemed.backends import probe
 from edgemed.backends.onnxruntime import PROVIDERS, provider_fallback, usable_providers
-from edgemed.hardware import HardwareInfo, probe
+from edgemed.hardware import HardwareInfo
 from edgemed.tasks import task_spec
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import edgemed
-from edgemed.backends import candidates, choose
-from edgemed.hardware import HardwareInfo, probe
+from edgemed.backends import candidates, choose, probe
+from edgemed.hardware import HardwareInfo
 from edgemed.manifest import Manifest, load_manifest
 from edgemed.registry import find_model_dir
 

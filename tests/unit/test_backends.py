@@ -116,8 +116,7 @@ def test_one_pipeline_from_many_threads_never_mixes_results(ov_bundle: Path, bac
 
 
 def test_npu_needs_static_shapes(ov_bundle: Path) -> None:
-    from edgemed.backends import Choice, create_backend
-    from edgemed.hardware import probe
+    from edgemed.backends import Choice, create_backend, probe
     from edgemed.manifest import load_manifest
 
     manifest = load_manifest(ov_bundle)

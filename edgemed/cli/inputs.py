@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .io import Signal, read_dicom_image, read_dicom_waveform, read_image, read_signal
-from .manifest import Manifest
-from .tasks import CliInput, task_spec
+from ..errors import InputError
+from ..io import Signal, read_dicom_image, read_dicom_waveform, read_image, read_signal
+from ..manifest import Manifest
+from ..tasks import CliInput, task_spec
 
 __all__ = ["cli_input"]
 
