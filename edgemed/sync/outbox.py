@@ -22,6 +22,9 @@ Integrity: opening runs ``PRAGMA quick_check`` and checks the meta table. A corr
 never truncated or repaired in place: it is renamed (with its -wal/-shm) to
 ``<name>.corrupt-<UTC time>`` for a human to recover rows from, logged at ERROR, and a fresh
 outbox (a new epoch) takes its place; ``Outbox.recovered_from`` and the stats name the file.
+
+This module is the queue (put with group commit, pending, acks); the file itself (schema,
+integrity, moving aside, stats) is :mod:`edgemed.sync.outbox_file`.
 """
 
 from __future__ import annotations
@@ -34,12 +37,20 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import OutboxConfig
 from ..errors import OutboxFullError, SyncError
 from ..wire import check_device_id
+from .outbox_file import (
+    Corrupt,
+    OutboxStats,
+    Transaction,
+    move_aside,
+    open_checked,
+    read_stats,
+    read_status,
+)
 
 __all__ = ["Outbox", "OutboxRow", "OutboxStats", "PayloadBuilder", "read_status"]
 
@@ -51,47 +62,11 @@ PayloadBuilder = Callable[[int, str, int], bytes]
 # reading SQLite back (and without waiting on the connection behind the next fsync).
 FRESH_ROWS = 4096
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY,
-    boot_id TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    bytes INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    epoch TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    epoch TEXT PRIMARY KEY,
-    start_seq INTEGER NOT NULL,
-    opened_at REAL NOT NULL
-);
-"""
-
-
-class _Corrupt(Exception):
-    """The file opens but its content is not a sane outbox."""
-
 
 @dataclass(frozen=True)
 class OutboxRow:
     seq: int
     payload: bytes
-
-
-@dataclass(frozen=True, kw_only=True)
-class OutboxStats:
-    depth: int
-    bytes: int
-    oldest_age_s: float | None
-    next_seq: int
-    last_ack_seq: int
-    refused: int  # results refused since this process opened the outbox
-    refused_total: int  # across restarts
-    last_ack_at: float | None  # Unix time of the last fleet acknowledgement
-    link_state: str  # "online" / "offline" as last recorded by the publisher, or "unknown"
-    epoch: str  # the epoch of the last open ("" for an outbox from before epochs)
-    recovered_from: str | None  # where a corrupted outbox was moved aside, if one was
 
 
 class Outbox:
@@ -112,10 +87,10 @@ class Outbox:
         self._fresh_lock = threading.Lock()
         config.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = self._open_checked()
-        except (sqlite3.DatabaseError, _Corrupt) as exc:
+            self._db = open_checked(config.path)
+        except (sqlite3.DatabaseError, Corrupt) as exc:
             try:
-                self.recovered_from = _move_aside(config.path)
+                self.recovered_from = move_aside(config.path)
             except OSError as move_error:  # never delete or overwrite it instead
                 raise SyncError(
                     f"outbox {config.path} is corrupted ({exc}) and cannot be moved aside: "
@@ -129,8 +104,8 @@ class Outbox:
                 self.recovered_from,
             )
             try:
-                self._db = self._open_checked()
-            except (sqlite3.DatabaseError, _Corrupt) as again:
+                self._db = open_checked(config.path)
+            except (sqlite3.DatabaseError, Corrupt) as again:
                 raise SyncError(f"cannot create outbox {config.path}: {again}") from again
         try:
             self._init_meta()
@@ -149,26 +124,6 @@ class Outbox:
         # A corrupted predecessor of this file, moved aside (by this open or an earlier one):
         # the birth message reports it so that the fleet records it.
         self.moved_aside = self._meta("recovered_from")
-
-    def _open_checked(self) -> sqlite3.Connection:
-        """Connect, check integrity and bring the schema up to date; raises on a bad file."""
-        db = sqlite3.connect(self.config.path, check_same_thread=False, isolation_level=None)
-        try:
-            # quick_check reads every page (O(size), ~1 s per GB): once per open, worth it.
-            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
-            if problems != ["ok"]:
-                raise _Corrupt("; ".join(str(p) for p in problems[:3]))
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # durable across power loss, not only crashes
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-            if "epoch" not in columns:  # written by an edgemed from before epochs
-                db.execute("ALTER TABLE outbox ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
-            _check_meta(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     def _init_meta(self) -> None:
         with self._tx():
@@ -203,8 +158,8 @@ class Outbox:
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)
 
     def put(self, build_payload: PayloadBuilder, *, stamps_epoch: bool = False) -> int:
         """Store one result durably and return its seq.
@@ -426,7 +381,7 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return _read_stats(self._db, refused=self.refused)
+            return read_stats(self._db, refused=self.refused)
 
     def set_link_state(self, state: str) -> None:
         """Record the broker link state so ``edgemed sync status`` can show it from outside."""
@@ -461,91 +416,3 @@ class _PutRequest:
             raise self.error
         assert self.seq is not None
         return self.seq
-
-
-def _read_stats(db: sqlite3.Connection, *, refused: int) -> OutboxStats:
-    def meta(key: str) -> str | None:
-        row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    depth, size, oldest = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(created_at) FROM outbox"
-    ).fetchone()
-    return OutboxStats(
-        depth=int(depth),
-        bytes=int(size),
-        oldest_age_s=None if oldest is None else max(0.0, time.time() - oldest),
-        next_seq=int(meta("next_seq") or 1),
-        last_ack_seq=int(meta("last_ack_seq") or 0),
-        refused=refused,
-        refused_total=int(meta("refused_total") or 0),
-        last_ack_at=float(meta("last_ack_at") or 0) or None,
-        link_state=meta("link_state") or "unknown",
-        epoch=meta("epoch") or "",
-        recovered_from=meta("recovered_from"),
-    )
-
-
-def _check_meta(db: sqlite3.Connection) -> None:
-    """A file that passed quick_check can still be no outbox of ours, or rewound against its rows.
-    Raises _Corrupt; a fresh (empty) file passes."""
-    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    (rows, top) = db.execute("SELECT COUNT(*), MAX(seq) FROM outbox").fetchone()
-    if "device_id" not in meta:
-        if rows:
-            raise _Corrupt("rows without a device_id in meta")
-        return
-    try:
-        next_seq = int(meta.get("next_seq", ""))
-    except ValueError:
-        raise _Corrupt(f"meta next_seq is {meta.get('next_seq')!r}") from None
-    if next_seq < 1 or (top is not None and top >= next_seq):
-        raise _Corrupt(f"meta next_seq {next_seq} is not above the highest stored seq {top}")
-
-
-def _move_aside(path: Path) -> Path:
-    """Rename a corrupted outbox and its -wal/-shm to ``<name>.corrupt-<UTC time>`` (the WAL keeps
-    its suffix, so SQLite still finds it when a human opens the moved copy). Never deletes."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    for suffix in ("-wal", "-shm"):  # the side files first: the main file marks the move done
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            side.rename(target.with_name(target.name + suffix))
-    if path.exists():
-        path.rename(target)
-    return target
-
-
-def read_status(path: Path) -> tuple[str, OutboxStats]:
-    """(device_id, stats) of an outbox file, opened read-only (safe beside a running device)."""
-    if not path.is_file():
-        raise SyncError(f"no outbox at {path}")
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
-            if row is None:
-                raise SyncError(f"{path} is not an edgemed outbox")
-            return str(row[0]), _read_stats(db, refused=0)
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise SyncError(f"cannot read outbox {path}: {exc}") from exc
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
