@@ -50,6 +50,8 @@ class Pipeline:
         self._further = further
         self._task = task_spec(manifest)
         self._pre, self._post = self._task.processors(manifest, further.open)
+        if further.fallbacks:  # said where `edgemed doctor`, bench and callers read the choice
+            self.choice = replace(choice, reason=f"{choice.reason}; {'; '.join(further.fallbacks)}")
 
     def __call__(self, item: object) -> Result:
         """preprocess -> backend.run -> postprocess -> result."""
@@ -291,6 +293,7 @@ class FurtherModels:
         self._manifest, self._choice, self._hw, self._threads = manifest, choice, hw, threads
         self._opened: list[Backend] = []
         self.used: tuple[ModelUse, ...] = ()
+        self.fallbacks: tuple[str, ...] = ()  # why a further model runs elsewhere than chosen
 
     def open(self, role: str) -> ModelRunner:
         opened = open_model(
@@ -303,6 +306,8 @@ class FurtherModels:
         )
         self._opened.append(opened.backend)
         self.used = (*self.used, opened.use)
+        if opened.fallback:
+            self.fallbacks = (*self.fallbacks, opened.fallback)
         return opened.backend
 
     def close(self) -> None:

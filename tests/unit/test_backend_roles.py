@@ -111,3 +111,26 @@ def test_importing_the_hardware_probe_loads_no_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_loaded_pipeline_names_its_further_models_and_says_where_they_fell_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Provenance lists the recogniser; a fallback of it shows in the pipeline's choice."""
+    import edgemed.pipeline as pipeline_module
+
+    real = pipeline_module.open_model
+
+    def falling_back(*args: object, **kwargs: object) -> object:
+        opened = real(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(opened, fallback="recognizer runs on onnxruntime/cpu: test")
+
+    monkeypatch.setattr(pipeline_module, "open_model", falling_back)
+    with edgemed.load("monitor-reader", threads=1, golden=False) as pipe:
+        assert "recognizer runs on onnxruntime/cpu: test" in pipe.choice.reason
+        frame = np.full((240, 320, 3), 255, np.uint8)
+        components = pipe(frame).provenance.components
+    rec = load_manifest(find_model_dir("monitor-reader")).artifacts["recognizer"]
+    assert [(c.role, c.sha256, c.backend) for c in components] == [
+        ("recognizer", rec.sha256, "onnxruntime")
+    ]
