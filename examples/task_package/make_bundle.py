@@ -1,19 +1,21 @@
 """Build shock-index-bundle/: a one-node ONNX graph (hr / sbp), golden vectors, manifest.
 
-Needs the ``onnx`` package (``pip install onnx``). The bundle in the repository was made with
-onnx 1.23.2; rerunning this rewrites it byte for byte the same way.
+Needs the ``onnx`` package (``pip install edgemed[build]``). The bundle in the repository was
+made with onnx 1.23.2; ``python examples/task_package/make_bundle.py [OUT]`` rewrites it (or
+writes OUT) byte for byte the same way (tests/unit/test_task_extension.py checks that).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
 
-HERE = Path(__file__).parent / "shock-index-bundle"
+BUNDLE = Path(__file__).parent / "shock-index-bundle"
 CASES = [{"hr": 72, "sbp": 120}, {"hr": 118, "sbp": 92}, {"hr": 140, "sbp": 70}]
 
 
@@ -39,12 +41,14 @@ def graph() -> onnx.ModelProto:
     return model
 
 
-def main() -> None:
-    HERE.mkdir(exist_ok=True)
-    (HERE / "model.onnx").write_bytes(graph().SerializeToString())
-    (HERE / "golden_inputs.json").write_text(json.dumps(CASES, indent=1) + "\n")
+def main(here: Path) -> None:
+    here.mkdir(exist_ok=True)
+    if here != BUNDLE:
+        (here / "MODEL_CARD.md").write_bytes((BUNDLE / "MODEL_CARD.md").read_bytes())
+    (here / "model.onnx").write_bytes(graph().SerializeToString())
+    (here / "golden_inputs.json").write_text(json.dumps(CASES, indent=1) + "\n")
     expected = [round(c["hr"] / c["sbp"], 4) for c in CASES]
-    (HERE / "golden_outputs.json").write_text(json.dumps(expected, indent=1) + "\n")
+    (here / "golden_outputs.json").write_text(json.dumps(expected, indent=1) + "\n")
     roles = {
         "model": ("model.onnx", "onnx", "fp32"),
         "golden_inputs": ("golden_inputs.json", None, None),
@@ -53,7 +57,7 @@ def main() -> None:
     }
     artifacts = {}
     for role, (path, fmt, precision) in roles.items():
-        entry = {"path": path, "sha256": hashlib.sha256((HERE / path).read_bytes()).hexdigest()}
+        entry = {"path": path, "sha256": hashlib.sha256((here / path).read_bytes()).hexdigest()}
         if fmt:
             entry |= {"format": fmt, "precision": precision}
         artifacts[role] = entry
@@ -80,8 +84,8 @@ def main() -> None:
         "rows_independent": True,
         "artifacts": artifacts,
     }
-    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    (here / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else BUNDLE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -66,10 +67,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example task package, installed by pip as a user would (into a private folder)."""
     site = tmp_path_factory.mktemp("site")
     work = tmp_path_factory.mktemp("build")
+    source = work / "task_package"  # pip builds in the source tree: never in the repository
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     proc = subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--target", str(site), str(PACKAGE),
+            "--target", str(site), str(source),
         ],
         capture_output=True, text=True, timeout=300, cwd=work,
     )  # fmt: skip
@@ -149,3 +152,13 @@ def test_a_task_missing_its_artifacts_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ManifestError, match=r"needs artifact\(s\) \['tokenizer'\]"):
         task_spec(replace(manifest, artifacts=arts))
+
+
+def test_the_example_bundle_is_what_its_script_makes(tmp_path: Path) -> None:
+    """The committed bundle is reproducible: make_bundle.py writes the same bytes."""
+    pytest.importorskip("onnx")
+    out = tmp_path / "bundle"
+    script = PACKAGE / "make_bundle.py"
+    subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=120)
+    for name in ("manifest.json", "model.onnx", "golden_inputs.json", "golden_outputs.json"):
+        assert (out / name).read_bytes() == (BUNDLE / name).read_bytes(), name
