@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .registry import list_models
     from .results import (
         EmbeddingResult,
+        ImageClassification,
         LabelScore,
         MonitorReading,
         Provenance,
@@ -64,6 +65,7 @@ _LAZY = {
         name: "results"
         for name in (
             "EmbeddingResult",
+            "ImageClassification",
             "LabelScore",
             "MonitorReading",
             "Provenance",
@@ -111,6 +113,7 @@ __all__ = [
     "EmbeddingResult",
     "FrameError",
     "GoldenMismatchError",
+    "ImageClassification",
     "InputError",
     "IntegrityError",
     "LabelScore",

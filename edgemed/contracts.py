@@ -277,8 +277,49 @@ def _text_embedding(body: dict[str, Any]) -> None:
         )
 
 
+def _image_classification(body: dict[str, Any]) -> None:
+    where = "image-classification"
+    top = _array(body.get("top"), f"{where}.top")
+    if not top:
+        raise ContractError(f"{where}.top: must hold at least the best label")
+    scores: dict[str, float] = {}
+    previous = math.inf
+    for i, pair in enumerate(top):
+        at = f"{where}.top[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise ContractError(f"{at}: must be [label, score]")
+        score = _finite(pair[1], at, 0.0, 1.0)
+        if pair[0] in scores:
+            raise ContractError(f"{at}: label repeats")
+        if score > previous:
+            raise ContractError(f"{where}.top: must be best first")
+        scores[pair[0]], previous = score, score
+    _number(body, "score", where, 0.0, 1.0)
+    label, multi = body.get("label"), body.get("multi_label")
+    if not isinstance(multi, bool):
+        raise ContractError(f"{where}: multi_label must be true or false")
+    if label is not None and not isinstance(label, str):
+        raise ContractError(f"{where}: label must be a name or null")
+    positive = _array(body.get("positive"), f"{where}.positive")
+    if len(_names(positive, f"{where}.positive")) != len(positive):
+        raise ContractError(f"{where}.positive: labels repeat")
+    abstained = body.get("abstained")
+    if abstained is not None and not (isinstance(abstained, str) and abstained):
+        raise ContractError(f"{where}: abstained must be a reason or null")
+    if abstained is not None and (label is not None or positive):
+        raise ContractError(f"{where}: an abstention gives no label")
+    if positive[:1] != ([] if label is None else [label]):
+        raise ContractError(f"{where}: label must be the first positive label")
+    if not multi:
+        if len(positive) > 1:
+            raise ContractError(f"{where}: a single-label result has at most one label")
+        if abstained is None and label != top[0][0]:
+            raise ContractError(f"{where}: a single-label result's label is its best score")
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "news2": check_news2,
+    "image-classification": _image_classification,
     "monitor-reading": _monitor_reading,
     "seizure-probability": _seizure,
     "sleep-stages": _sleep,

@@ -14,6 +14,7 @@ from .base import (
     timings_summary,
 )
 from .eeg import SeizureProbability
+from .image import ImageClassification
 from .monitor import (
     MONITOR_FIELDS,
     WITHHELD_REASONS,
@@ -31,6 +32,7 @@ __all__ = [
     "MONITOR_FIELDS",
     "WITHHELD_REASONS",
     "EmbeddingResult",
+    "ImageClassification",
     "LabelScore",
     "ModelUse",
     "MonitorReading",

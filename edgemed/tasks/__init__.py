@@ -59,7 +59,14 @@ _discovered = False
 def _builtins() -> tuple[TaskSpec, ...]:
     # Each task package imports its heavy parts (OpenCV, tokenizers...) only when a model of
     # that task loads, so knowing every task costs next to nothing.
-    from . import ecg_sleep_staging, eeg_seizure, monitor_reader, tabular, text_embedding
+    from . import (
+        ecg_sleep_staging,
+        eeg_seizure,
+        image_classification,
+        monitor_reader,
+        tabular,
+        text_embedding,
+    )
 
     return (
         text_embedding.SPEC,
@@ -67,6 +74,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         eeg_seizure.SPEC,
         monitor_reader.SPEC,
         *tabular.SPECS,
+        image_classification.SPEC,
     )
 
 

@@ -17,6 +17,7 @@ PUBLIC = {
     "EmbeddingResult",
     "FrameError",
     "GoldenMismatchError",
+    "ImageClassification",
     "InputError",
     "IntegrityError",
     "LabelScore",
