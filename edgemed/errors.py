@@ -14,8 +14,10 @@
     ├── SyncError                         outbox / MQTT / fleet sync failure
     │   ├── OutboxFullError               the outbox refuses new results (never a silent drop)
     │   └── FleetConflictError            another store's fleet already serves this broker
-    └── BridgeError                       serial link to a sensor microcontroller
-        └── FrameError                    a frame failed to decode
+    ├── BridgeError                       serial link to a sensor microcontroller
+    │   └── FrameError                    a frame failed to decode
+    └── BuildError                        `edgemed bundle build` cannot make the bundle asked for
+        └── QuantizationGateError         the INT8 model falls short of the gate: not emitted
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "BridgeError",
+    "BuildError",
     "EdgemedError",
     "FleetConflictError",
     "FrameError",
@@ -34,6 +37,7 @@ __all__ = [
     "ModelError",
     "OutboxFullError",
     "PayloadError",
+    "QuantizationGateError",
     "SyncError",
 ]
 
@@ -93,3 +97,13 @@ class FrameError(BridgeError):
 class GoldenMismatchError(ModelError):
     """On this machine and backend, the model's outputs on its golden inputs drift beyond the
     manifest's tolerance: it must not serve."""
+
+
+class BuildError(EdgemedError):
+    """A bundle cannot be built from what was given: the ONNX file, the build spec, or the
+    calibration and evaluation data (the message says which and why)."""
+
+
+class QuantizationGateError(BuildError):
+    """The INT8 model disagrees with its FP32 original, or loses too much of the metric, on the
+    evaluation set: no INT8 artifact is emitted (ask for FP32 instead to ship the original)."""

@@ -13,6 +13,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import InputError, IntegrityError
 from .args import Subparsers, positive_int
+from .bundle import add_bundle_commands
 from .exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
 from .fleet import add_fleet_commands
 
@@ -241,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_model_commands(sub)
     add_fleet_commands(sub)
+    add_bundle_commands(sub)
     _add_device_commands(sub)
     return parser
 

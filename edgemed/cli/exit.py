@@ -10,12 +10,14 @@ import traceback
 from ..errors import (
     BackendError,
     BridgeError,
+    BuildError,
     EdgemedError,
     GoldenMismatchError,
     InputError,
     IntegrityError,
     ManifestError,
     ModelError,
+    QuantizationGateError,
     SyncError,
 )
 
@@ -23,6 +25,7 @@ __all__ = ["EXIT_CODES", "EXIT_INTERNAL", "epilog", "exit_code", "report"]
 
 EXIT_INSTALL, EXIT_INPUT, EXIT_MODEL, EXIT_INTEGRITY, EXIT_BACKEND = 1, 3, 4, 5, 6
 EXIT_SYNC, EXIT_BRIDGE, EXIT_OS, EXIT_INTERNAL = 7, 8, 9, 70  # 70: EX_SOFTWARE (sysexits.h)
+EXIT_BUILD, EXIT_GATE = 10, 11
 # Most specific first: the first class an error is an instance of gives its status.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InputError, EXIT_INPUT),
@@ -33,6 +36,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (BackendError, EXIT_BACKEND),
     (SyncError, EXIT_SYNC),
     (BridgeError, EXIT_BRIDGE),
+    (QuantizationGateError, EXIT_GATE),
+    (BuildError, EXIT_BUILD),
     (OSError, EXIT_OS),
     (ImportError, EXIT_INSTALL),  # as Python's own status when an import fails at start
 )
@@ -57,6 +62,8 @@ _MEANINGS = (
         "`demo` results not acknowledged)",
     ),
     (EXIT_BRIDGE, "serial bridge link (BridgeError, FrameError)"),
+    (EXIT_BUILD, "`bundle build`: the model, build spec or data cannot make a bundle (BuildError)"),
+    (EXIT_GATE, "`bundle build`: INT8 below the gate, no INT8 emitted (QuantizationGateError)"),
     (EXIT_OS, "a file, folder or port the command needs (OSError)"),
     (EXIT_INTERNAL, "internal error: a bug; rerun with -v for the traceback"),
 )

@@ -23,6 +23,7 @@ from ..errors import ManifestError
 from ..manifest import Manifest
 from .spec import (
     COMMON_ARTIFACTS,
+    BuildSupport,
     CliInput,
     ModelRunner,
     OpenModel,
@@ -34,6 +35,7 @@ from .spec import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BuildSupport",
     "CliInput",
     "ModelRunner",
     "OpenModel",

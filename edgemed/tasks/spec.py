@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy.typing as npt
@@ -42,6 +43,7 @@ from .prepared import Prepared
 
 __all__ = [
     "COMMON_ARTIFACTS",
+    "BuildSupport",
     "CliInput",
     "ModelRunner",
     "OpenModel",
@@ -90,6 +92,34 @@ class CliInput:
     from_signal: Callable[[Any], object] | None = None
 
 
+Arrays = dict[str, npt.NDArray[Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSupport:
+    """What ``edgemed bundle build`` needs from a task to build, gate and document a bundle of
+    it (docs/bring-your-own-model.md has the folder formats these read).
+
+    ``read_calibration(folder)``: the caller inputs to calibrate INT8 on (InputError on a file
+    that is not one). ``read_evaluation(folder, manifest)``: labelled caller inputs, with their
+    true labels, in a stable order (BuildError on a label the model does not have). ``decision(result)``: what FP32 and INT8 must agree on (the
+    top-1 label; None when the result abstains). ``margin(result)``: how far the result is from
+    changing its decision (golden inputs are the clearest ones, so that they never flip on
+    another CPU's rounding). ``metric(results, truths)``: the user's metric, named
+    ``metric_name``, higher is better. ``golden_arrays(manifest, inputs, results)``: the
+    golden_inputs and golden_outputs files' arrays, as ``golden_inputs``/``golden_check`` read
+    them.
+    """
+
+    read_calibration: Callable[[Path], list[object]]
+    read_evaluation: Callable[[Path, Manifest], list[tuple[object, str]]]
+    decision: Callable[[Result], str | None]
+    margin: Callable[[Result], float]
+    metric_name: str
+    metric: Callable[[Sequence[Result], Sequence[str]], float]
+    golden_arrays: Callable[[Manifest, Sequence[object], Sequence[Result]], tuple[Arrays, Arrays]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec:
     """One task: the manifest ``task`` it serves and the callables described above."""
@@ -101,6 +131,7 @@ class TaskSpec:
     required_artifacts: tuple[str, ...] = ()  # beyond COMMON_ARTIFACTS
     input_contract: Callable[[Manifest], dict[str, Any]] | None = None  # `models info`
     cli_input: CliInput = field(default_factory=CliInput)
+    build: BuildSupport | None = None  # None: `edgemed bundle build` cannot build this task
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -116,7 +116,7 @@ def test_exit_status_of_sync_bridge_os_and_internal_errors(tmp_path: Path) -> No
 
 def test_help_documents_exit_status() -> None:
     out = _edgemed("--help").stdout
-    for code in (1, 2, 3, 4, 5, 6, 7, 8, 9, 70):
+    for code in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 70):
         assert re.search(rf"^  {code} +\S", out, re.M), out
 
 

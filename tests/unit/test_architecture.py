@@ -32,7 +32,7 @@ LEAVES = {
 }
 # Stage number of each top-level module/package.
 STAGE = {"io": 1, "bridge": 1, "tasks": 2, "hardware": 3, "backends": 3, "sync": 6, "fleet": 8}
-ROOTS = {"__init__", "pipeline", "cli"}  # composition roots: may import anything
+ROOTS = {"__init__", "pipeline", "cli", "bundle"}  # composition roots: may import anything
 # The task contract every task may import (edgemed/tasks/<module>.py); the rest of tasks/
 # is one package per task.
 TASK_CONTRACT = {"spec", "prepared", "golden"}

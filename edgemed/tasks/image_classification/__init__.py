@@ -17,6 +17,7 @@ from typing import Any
 from ...manifest import Manifest
 from ...results import Result
 from ..spec import CliInput, OpenModel, Postprocessor, Preprocessor, TaskSpec
+from .build import BUILD
 
 __all__ = ["SPEC"]
 
@@ -61,4 +62,5 @@ SPEC = TaskSpec(
     golden_check=_golden_check,
     input_contract=_input_contract,
     cli_input=CliInput(dicom="image"),
+    build=BUILD,
 )

@@ -1,0 +1,98 @@
+"""MODEL_CARD.md of a built bundle: what was measured, filled in; what the maker must say,
+marked TO COMPLETE so that no card ships looking finished when it is not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .graph import GraphInfo
+from .spec import BuildSpec
+
+__all__ = ["TO_COMPLETE", "render_card"]
+
+TO_COMPLETE = "**TO COMPLETE**"
+_ALWAYS_NOT_MEASURED = (
+    "performance on data unlike the evaluation folder (other sites, devices, populations)",
+    "performance per subgroup (age, sex, skin tone, device model...)",
+    "calibration of the scores as probabilities",
+    "robustness to inputs outside the model's intended use",
+)
+
+
+def _section(spec: BuildSpec, key: str, ask: str) -> str:
+    return spec.card.get(key) or f"{TO_COMPLETE}: {ask}"
+
+
+def _figures(metrics: Mapping[str, float | int | str], metric: str) -> str:
+    rows = [
+        "| | FP32 | INT8 |",
+        "|---|---|---|",
+        f"| {metric} | {metrics.get(f'fp32_{metric}', '-')} | {metrics.get(f'int8_{metric}', '-')} |",
+        f"| agreement with FP32 | 1 | {metrics.get('fp32_int8_agreement', '-')} |",
+    ]
+    return "\n".join(rows)
+
+
+# long: one Markdown template, clearer whole than cut into pieces
+def render_card(
+    spec: BuildSpec,
+    graph: GraphInfo,
+    metrics: Mapping[str, float | int | str],
+    *,
+    metric: str,
+    gate_text: str,
+    edgemed_version: str,
+) -> str:
+    not_measured = "\n".join(f"- {item}" for item in _ALWAYS_NOT_MEASURED)
+    if spec.card.get("not_measured"):
+        not_measured = f"- {spec.card['not_measured']}\n{not_measured}"
+    return f"""# {spec.id} {spec.version}
+
+**Not a medical device.** {spec.summary}. Built with `edgemed bundle build` (edgemed
+{edgemed_version}); its results are decision support for qualified staff at most.
+
+## Intended use
+
+{_section(spec, "intended_use", "who uses it, on which patients and inputs, for what decision")}
+
+## Data provenance
+
+- Training data: {_section(spec, "data_provenance", "what the model was trained on, by whom, under which licence")}
+- Upstream: {spec.source.get("upstream", TO_COMPLETE)}
+- Evaluation set (measured below): {metrics.get("eval_samples")} labelled inputs given to the
+  build; calibration set (INT8 scales): {metrics.get("calibration_samples")} inputs. Neither
+  was used to train the model by edgemed; whether they overlap its training data, only the
+  maker can say ({TO_COMPLETE} if it matters).
+
+## Licence
+
+{spec.license}
+
+## How it was built
+
+- Task `{spec.task}`; ONNX opset {graph.opset}; inputs
+  {", ".join(f"`{t.name}` {t.dtype} {list(t.shape)}" for t in graph.inputs)}.
+- Quantisation: {spec.quantization}; shipped precision: **{metrics.get("shipped_precision")}**.
+- Measured on CPU family `{metrics.get("cpu_family")}` with ONNX Runtime, one thread.
+
+## FP32 vs INT8 on the evaluation set
+
+{_figures(metrics, metric)}
+
+Gate: {gate_text}
+
+## Golden vectors
+
+{metrics.get("golden_count")} evaluation inputs, the clearest of their classes (largest margin
+between the first and second score), with the shipped model's outputs. Every device checks
+them when it loads the bundle and refuses to serve if its outputs drift beyond the manifest's
+tolerance.
+
+## Not measured
+
+{not_measured}
+
+## Limitations
+
+{_section(spec, "limitations", "known failure modes and inputs the model must not be given")}
+"""
