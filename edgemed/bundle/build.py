@@ -142,27 +142,6 @@ def _calibration_feeds(stage: Path, inputs: Sequence[object], show: bool) -> lis
     return feeds
 
 
-def _golden_indices(support: BuildSupport, results: Sequence[Result], count: int) -> list[int]:
-    """The clearest inputs of each decision, taken in turn (stable for the same inputs)."""
-    groups: dict[str, list[int]] = {}
-    for i, result in enumerate(results):
-        decision = support.decision(result)
-        if decision is not None:
-            groups.setdefault(decision, []).append(i)
-    ranked = [
-        sorted(idx, key=lambda i: (-support.margin(results[i]), i))
-        for _, idx in sorted(groups.items())
-    ]
-    chosen: list[int] = []
-    while len(chosen) < count and any(ranked):
-        for group in ranked:
-            if group and len(chosen) < count:
-                chosen.append(group.pop(0))
-    if not chosen:
-        raise BuildError("no evaluation input gave a decision: nothing to use as golden vectors")
-    return sorted(chosen)
-
-
 def _draft(stage: Path) -> Manifest:
     try:
         return load_manifest(stage, verify=False)
@@ -190,7 +169,7 @@ class _Run:
     stage: Path
     show: bool
     inputs: list[object]
-    truths: list[str]
+    truths: list[Any]
     metrics: dict[str, float | int | str]
 
 
@@ -223,8 +202,7 @@ def _evaluate_int8(
     results = _run(run.stage, run.inputs, "INT8 evaluation", run.show)
     name = run.support.metric_name
     gate = judge(
-        [run.support.decision(r) for r in fp32],
-        [run.support.decision(r) for r in results],
+        run.support.agreement(fp32, results),
         fp32_metric=run.support.metric(fp32, run.truths),
         int8_metric=run.support.metric(results, run.truths),
         metric_name=name,
@@ -236,7 +214,9 @@ def _evaluate_int8(
 
 
 def _write_golden(run: _Run, results: Sequence[Result]) -> None:
-    chosen = _golden_indices(run.support, results, run.spec.golden_count)
+    chosen = sorted(run.support.golden_order(results)[: run.spec.golden_count])
+    if not chosen:
+        raise BuildError("no evaluation result can serve as a golden vector")
     inputs, outputs = run.support.golden_arrays(
         _draft(run.stage), [run.inputs[i] for i in chosen], [results[i] for i in chosen]
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .spec import Gate
@@ -47,17 +46,10 @@ class GateResult:
 
 
 def judge(
-    fp32: Sequence[str | None],
-    int8: Sequence[str | None],
-    *,
-    fp32_metric: float,
-    int8_metric: float,
-    metric_name: str,
-    gate: Gate,
+    agreement: float, *, fp32_metric: float, int8_metric: float, metric_name: str, gate: Gate
 ) -> GateResult:
-    same = sum(a == b for a, b in zip(fp32, int8, strict=True))
     return GateResult(
-        agreement=same / len(fp32),
+        agreement=agreement,
         fp32_metric=fp32_metric,
         int8_metric=int8_metric,
         metric_name=metric_name,

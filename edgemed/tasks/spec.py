@@ -101,22 +101,23 @@ class BuildSupport:
     it (docs/bring-your-own-model.md has the folder formats these read).
 
     ``read_calibration(folder)``: the caller inputs to calibrate INT8 on (InputError on a file
-    that is not one). ``read_evaluation(folder, manifest)``: labelled caller inputs, with their
-    true labels, in a stable order (BuildError on a label the model does not have). ``decision(result)``: what FP32 and INT8 must agree on (the
-    top-1 label; None when the result abstains). ``margin(result)``: how far the result is from
-    changing its decision (golden inputs are the clearest ones, so that they never flip on
-    another CPU's rounding). ``metric(results, truths)``: the user's metric, named
+    that is not one). ``read_evaluation(folder, manifest)``: caller inputs with their truths
+    (a label, a mask...), in a stable order (BuildError on a truth the model cannot give).
+    ``agreement(fp32, int8)``: in [0, 1], how much the INT8 results say what the FP32 ones say
+    (same label; pixels of the same class...). ``golden_order(results)``: every index, the best
+    golden candidates first (clear results, far from changing on another CPU's rounding,
+    spread over the classes). ``metric(results, truths)``: the user's metric, named
     ``metric_name``, higher is better. ``golden_arrays(manifest, inputs, results)``: the
     golden_inputs and golden_outputs files' arrays, as ``golden_inputs``/``golden_check`` read
     them.
     """
 
     read_calibration: Callable[[Path], list[object]]
-    read_evaluation: Callable[[Path, Manifest], list[tuple[object, str]]]
-    decision: Callable[[Result], str | None]
-    margin: Callable[[Result], float]
+    read_evaluation: Callable[[Path, Manifest], list[tuple[object, Any]]]
+    agreement: Callable[[Sequence[Result], Sequence[Result]], float]
+    golden_order: Callable[[Sequence[Result]], list[int]]
     metric_name: str
-    metric: Callable[[Sequence[Result], Sequence[str]], float]
+    metric: Callable[[Sequence[Result], Sequence[Any]], float]
     golden_arrays: Callable[[Manifest, Sequence[object], Sequence[Result]], tuple[Arrays, Arrays]]
 
 

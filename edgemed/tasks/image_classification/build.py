@@ -82,9 +82,31 @@ def margin(result: Result) -> float:
     return top[0][1] - (top[1][1] if len(top) > 1 else 0.0)
 
 
-def accuracy(results: Sequence[Result], truths: Sequence[str]) -> float:
+def agreement(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
+    """Share of inputs where INT8 gives FP32's label (an abstention is a label too)."""
+    return sum(decision(a) == decision(b) for a, b in zip(fp32, int8, strict=True)) / len(fp32)
+
+
+def golden_order(results: Sequence[Result]) -> list[int]:
+    """The clearest result of each label in turn, then the next clearest...: golden vectors
+    cover every label and sit far from a decision boundary (an abstention never serves)."""
+    groups: dict[str, list[int]] = {}
+    for i, result in enumerate(results):
+        label = decision(result)
+        if label is not None:
+            groups.setdefault(label, []).append(i)
+    ranked = [
+        sorted(idx, key=lambda i: (-margin(results[i]), i)) for _, idx in sorted(groups.items())
+    ]
+    order: list[int] = []
+    for depth in range(max((len(g) for g in ranked), default=0)):
+        order += [g[depth] for g in ranked if depth < len(g)]
+    return order
+
+
+def accuracy(results: Sequence[Result], truths: Sequence[Any]) -> float:
     """Share of inputs whose label is the true one (an abstention counts as wrong)."""
-    hits = sum(decision(r) == t for r, t in zip(results, truths, strict=True))
+    hits = sum(bool(decision(r) == t) for r, t in zip(results, truths, strict=True))
     return hits / len(truths)
 
 
@@ -111,8 +133,8 @@ def golden_arrays(
 BUILD = BuildSupport(
     read_calibration=read_calibration,
     read_evaluation=read_evaluation,
-    decision=decision,
-    margin=margin,
+    agreement=agreement,
+    golden_order=golden_order,
     metric_name="accuracy",
     metric=accuracy,
     golden_arrays=golden_arrays,
