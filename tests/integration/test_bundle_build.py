@@ -207,3 +207,17 @@ def test_bad_models_and_folders_exit_10_saying_why(work: Path) -> None:
     assert bad_eval.returncode == 10 and "['upright'] are not labels" in bad_eval.stderr
     exists = build(work, "text-direction")
     assert exists.returncode == 10 and "pass --force" in exists.stderr
+
+
+def test_a_built_bundle_runs_by_id_from_edgemed_models_path(bundle: Path, work: Path) -> None:
+    """As the README says: the bundle's parent folder on EDGEMED_MODELS_PATH, then by id."""
+    line = text_line(np.random.default_rng(3))
+    cv2.imwrite(str(work / "line.png"), line)
+    env = dict(os.environ, EDGEMED_MODELS_PATH=str(bundle.parent))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgemed.cli", "run", "text-direction", "@line.png"],
+        capture_output=True, text=True, timeout=120, cwd=work, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["label"] in ("0", "180") and set(summary["top"]) == {"0", "180"}
