@@ -27,10 +27,12 @@ from ..manifest import Manifest, load_manifest
 from ..pipeline import Pipeline, load
 from ..results import Result
 from ..tasks import BuildSupport, find_task, task_names
+from . import openvino_ir
 from .card import render_card
 from .files import npz_bytes, sha256_of, write_json
 from .gate import GateResult, judge
 from .graph import GraphInfo, check_graph
+from .openvino_ir import IR_FILES
 from .quantize import quantize
 from .spec import BuildSpec
 
@@ -84,10 +86,15 @@ def _manifest(
         "golden_outputs": "golden/outputs.npz",
         "model_card": "MODEL_CARD.md",
     }
+    openvino = (stage / IR_FILES["openvino_model"]).is_file()
+    if openvino:
+        roles |= IR_FILES
     artifacts: dict[str, dict[str, str]] = {}
     for role, path in roles.items():
         artifacts[role] = {"path": path, "sha256": sha256_of(stage / path)}
     artifacts["model"] |= {"format": "onnx", "precision": precision}
+    for role in IR_FILES if openvino else ():
+        artifacts[role] |= {"format": "openvino", "precision": precision}
     write_json(
         stage / "manifest.json",
         {
@@ -103,7 +110,7 @@ def _manifest(
                 "upstream": spec.source.get("upstream", "not stated"),
                 "recipe": "edgemed bundle build",
             },
-            "backends": ["onnxruntime"],
+            "backends": ["onnxruntime", "openvino"] if openvino else ["onnxruntime"],
             "inputs": [t.manifest() for t in graph.inputs],
             "outputs": [t.manifest() for t in graph.outputs],
             "preprocess": spec.preprocess,
@@ -213,6 +220,33 @@ def _evaluate_int8(
     return results, gate
 
 
+def _add_openvino(run: _Run, precision: str, shipped: Sequence[Result]) -> None:
+    """The IR of the shipped graph, kept only where it agrees with ONNX Runtime's results on
+    the evaluation set as much as the gate asks of INT8 (the metrics say which, and why)."""
+    if not openvino_ir.available():
+        run.metrics["openvino"] = "not built: OpenVINO is not installed here"
+        return
+    openvino_ir.convert(run.stage / _MODEL_FILE[precision], run.stage)
+    _manifest(run.spec, run.graph, run.stage, precision, {})
+    try:
+        pipe = load(run.stage, backend="openvino", device="cpu", threads=1, golden=False)
+    except Exception as exc:  # a graph OpenVINO cannot compile: the bundle ships without it
+        run.metrics["openvino"] = f"dropped: OpenVINO cannot run it ({type(exc).__name__})"
+        shutil.rmtree(run.stage / "openvino")
+        return
+    with pipe:
+        results = [pipe(item) for item in _progress(run.inputs, "OpenVINO evaluation", run.show)]
+    agreement = run.support.agreement(shipped, results)
+    run.metrics["openvino_agreement"] = _round(agreement)
+    if agreement < run.spec.gate.min_agreement:
+        run.metrics["openvino"] = (
+            f"dropped: agrees with ONNX Runtime on {agreement:.1%} < {run.spec.gate.min_agreement:.1%}"
+        )
+        shutil.rmtree(run.stage / "openvino")
+    else:
+        run.metrics["openvino"] = "shipped"
+
+
 def _write_golden(run: _Run, results: Sequence[Result]) -> None:
     chosen = sorted(run.support.golden_order(results)[: run.spec.golden_count])
     if not chosen:
@@ -225,10 +259,14 @@ def _write_golden(run: _Run, results: Sequence[Result]) -> None:
     run.metrics["golden_count"] = len(chosen)
 
 
-def _finish(run: _Run, precision: str, gate_text: str, out: Path) -> BuildReport:
+def _finish(
+    run: _Run, precision: str, gate_text: str, out: Path, shipped: Sequence[Result]
+) -> BuildReport:
     for other, path in _MODEL_FILE.items():
         if other != precision:
             (run.stage / path).unlink(missing_ok=True)
+    if run.spec.openvino:
+        _add_openvino(run, precision, shipped)
     run.metrics |= {"shipped_precision": precision, "gate": gate_text, "cpu_family": cpu_family()}
     run.metrics |= {
         "gate_min_agreement": run.spec.gate.min_agreement,
@@ -240,8 +278,10 @@ def _finish(run: _Run, precision: str, gate_text: str, out: Path) -> BuildReport
     )  # fmt: skip
     (run.stage / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     _manifest(run.spec, run.graph, run.stage, precision, dict(sorted(run.metrics.items())))
+    backends = ["onnxruntime"] + (["openvino"] if (run.stage / "openvino").is_dir() else [])
     try:  # as a device would load it: every sha256, then the golden vectors on this machine
-        load(run.stage, backend="onnxruntime", device="cpu", threads=1).close()
+        for backend in backends:
+            load(run.stage, backend=backend, device="cpu", threads=1).close()
     except Exception as exc:
         raise BuildError(f"the bundle built does not load as a device would: {exc}") from exc
     if out.exists():
@@ -285,14 +325,16 @@ def build_bundle(
         fp32 = _evaluate_fp32(run)
         if spec.quantization == "none":
             _write_golden(run, fp32)
-            return _finish(run, "fp32", "none: FP32 shipped as asked (quantization: none)", out)
+            return _finish(
+                run, "fp32", "none: FP32 shipped as asked (quantization: none)", out, fp32
+            )
         int8, gate = _evaluate_int8(run, calibration, fp32)
         if gate.passed:
             _write_golden(run, int8)
-            return _finish(run, "int8", gate.explain(), out)
+            return _finish(run, "int8", gate.explain(), out, int8)
         if not fp32_if_gate_fails:
             raise QuantizationGateError(gate.explain())
         _write_golden(run, fp32)
-        return _finish(run, "fp32", f"{gate.explain()}; FP32 shipped instead, as asked", out)
+        return _finish(run, "fp32", f"{gate.explain()}; FP32 shipped instead, as asked", out, fp32)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

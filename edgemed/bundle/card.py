@@ -73,7 +73,9 @@ def render_card(
 - Task `{spec.task}`; ONNX opset {graph.opset}; inputs
   {", ".join(f"`{t.name}` {t.dtype} {list(t.shape)}" for t in graph.inputs)}.
 - Quantisation: {spec.quantization}; shipped precision: **{metrics.get("shipped_precision")}**.
-- Measured on CPU family `{metrics.get("cpu_family")}` with ONNX Runtime, one thread.
+- OpenVINO IR (converted from the shipped graph): {metrics.get("openvino")}; agreement with
+  ONNX Runtime on the evaluation set: {metrics.get("openvino_agreement", "-")}.
+- Measured on CPU family `{metrics.get("cpu_family")}`, one thread.
 
 ## FP32 vs INT8 on the evaluation set
 

@@ -8,6 +8,7 @@
       "source": {"upstream": "who trained it, on what"},
       "preprocess": {...}, "postprocess": {...},          (the task's manifest sections)
       "quantization": "static" | "dynamic" | "none",     (default "static")
+      "openvino": true,                                  (an OpenVINO IR beside the ONNX)
       "gate": {"min_agreement": 0.98, "max_metric_drop": 0.01},
       "golden_count": 6,
       "card": {"intended_use": "...", "data_provenance": "...", "not_measured": "..."}
@@ -32,7 +33,7 @@ __all__ = ["BuildSpec", "Gate", "load_spec"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _KEYS = {
     "id", "version", "task", "summary", "license", "source", "preprocess", "postprocess",
-    "quantization", "gate", "golden_count", "card",
+    "quantization", "openvino", "gate", "golden_count", "card",
 }  # fmt: skip
 _CARD_KEYS = ("intended_use", "data_provenance", "not_measured", "limitations")
 
@@ -57,6 +58,7 @@ class BuildSpec:
     preprocess: dict[str, Any]
     postprocess: dict[str, Any]
     quantization: Literal["static", "dynamic", "none"] = "static"
+    openvino: bool = True
     gate: Gate = field(default_factory=Gate)
     golden_count: int = 6
     card: dict[str, str] = field(default_factory=dict)
@@ -115,6 +117,9 @@ def load_spec(path: Path) -> BuildSpec:
     quantization = data.get("quantization", "static")
     if quantization not in ("static", "dynamic", "none"):
         raise BuildError(f"{where}: quantization must be static, dynamic or none")
+    openvino = data.get("openvino", True)
+    if not isinstance(openvino, bool):
+        raise BuildError(f"{where}: openvino must be true or false")
     golden = data.get("golden_count", 6)
     if isinstance(golden, bool) or not isinstance(golden, int) or not 1 <= golden <= 64:
         raise BuildError(f"{where}: golden_count must be an integer in 1..64")
@@ -128,6 +133,7 @@ def load_spec(path: Path) -> BuildSpec:
         preprocess=dict(data.get("preprocess", {})),
         postprocess=_labels(dict(data.get("postprocess", {})), path.parent),
         quantization=quantization,
+        openvino=openvino,
         gate=_gate(data.get("gate", {})),
         golden_count=golden,
         card={str(k): str(v) for k, v in data.get("card", {}).items()},

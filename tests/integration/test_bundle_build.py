@@ -90,6 +90,7 @@ def test_a_real_classifier_builds_gates_and_serves(bundle: Path) -> None:
     assert metrics["eval_samples"] == 120 and metrics["calibration_samples"] == 100
     assert metrics["fp32_int8_agreement"] >= 0.9 and metrics["fp32_accuracy"] > 0.6
     assert manifest["postprocess"]["labels"] == ["0", "180"]  # from labels_file
+    assert metrics["openvino"] == "shipped" and manifest["backends"] == ["onnxruntime", "openvino"]
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Not a medical device" in card and "TO COMPLETE" in card  # training data unknown
     assert f"| accuracy | {metrics['fp32_accuracy']} | {metrics['int8_accuracy']} |" in card
@@ -98,6 +99,8 @@ def test_a_real_classifier_builds_gates_and_serves(bundle: Path) -> None:
         upright, turned = classifier(line), classifier(cv2.rotate(line, cv2.ROTATE_180))
         assert classifier.manifest.precision == "int8"
     check_result_body(upright.kind, upright.body())
+    with edgemed.load(bundle, backend="openvino") as on_openvino:  # its own golden check
+        assert on_openvino.backend.name == "openvino"
     if upright.label == "0":  # where it reads a line right, half a turn reads the other way
         assert turned.label == "180"
 
