@@ -267,3 +267,18 @@ def test_a_number_between_label_and_a_far_bigger_one_withholds_both() -> None:
     boxes = [box(0, "HR", 0, 0, 27), box(1, "137", 30, 0, 45), box(2, "80", 200, -10, 87)]
     got, withheld = read(boxes)
     assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+
+
+@pytest.mark.parametrize(("label", "value", "field"), [("SpO2", "97", "spo2"), ("RR", "18", "rr")])
+def test_a_blank_tile_with_a_unit_lends_it_to_no_other_tile(
+    label: str, value: str, field: str
+) -> None:
+    """'Temp °F --' shows no value: its °F must not become the next tile's unit (in 1.1.0 the
+    next tile's value was withheld as a unit mismatch, and a temperature tile after it would
+    have been converted from °F)."""
+    boxes = [box(0, "Temp °F --", 0, 0), box(1, label, 300, 0), box(2, value, 310, 30, 60)]
+    got, withheld = read(boxes)
+    assert got[field] == float(value) and field not in withheld
+    assert withheld["temperature"].reason == "no-value"
+    second = [box(0, "Temp °F --", 0, 0), box(1, "Temp", 300, 0), box(2, "37.2", 310, 30, 60)]
+    assert by_name(second)["temperature"].value in (None, (37.2,))  # never 37.2 °F -> 2.9 °C

@@ -185,18 +185,19 @@ def _add_segment(screen: _Screen, box: Box, segment: str) -> None:
 def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
     """Step 1 for a label segment; ``rest``: its text after the label (a unit, a value)."""
     unit_m = LEADING_UNIT.match(rest)
+    label_unit = None
     if unit_m:  # "Temp °F", "NIBP kPa 15.2/10.1"
-        unit = unit_of(unit_m.group(0).strip())
-        if unit is not None:
-            screen.label_units[len(screen.labels)] = unit
+        label_unit = unit_of(unit_m.group(0).strip())
         rest = rest[unit_m.end() :].strip()
     parsed = parse_number(rest) if rest else None
     if parsed is not None and name != "other":
         # Value and label in one box: no structure to check beyond the text itself.
         num = Number(box, parsed[0], parsed[1], "." in rest)
-        unit = parsed[1] or screen.label_units.get(len(screen.labels))
+        unit = parsed[1] or label_unit
         value, converted, reason = convert(name, num, unit)
         screen.inline_of[len(screen.labels)] = len(screen.inline)
+        if label_unit is not None:
+            screen.label_units[len(screen.labels)] = label_unit
         screen.labels.append((box, name))  # still claims numbers: see _inline_checked
         screen.inline.append(
             Candidate(
@@ -216,6 +217,10 @@ def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
             Candidate(name, None, "no-value", f"{box.text!r}: no value shown", None, box.index)
         )
         return
+    # The unit belongs to this label only: recorded under its index as it is appended (a
+    # "no value" tile above returned without a label, and must not lend its unit to the next).
+    if label_unit is not None:
+        screen.label_units[len(screen.labels)] = label_unit
     screen.labels.append((box, name))
 
 
