@@ -79,6 +79,7 @@ def _manifest(
     stage: Path,
     precision: str,
     metrics: dict[str, float | int | str],
+    golden: dict[str, float] | None = None,
 ) -> None:
     roles = {
         "model": _MODEL_FILE[precision],
@@ -115,7 +116,7 @@ def _manifest(
             "outputs": [t.manifest() for t in graph.outputs],
             "preprocess": spec.preprocess,
             "postprocess": spec.postprocess,
-            "golden": GOLDEN_INT8 if precision == "int8" else GOLDEN_FP32,
+            "golden": golden or (GOLDEN_INT8 if precision == "int8" else GOLDEN_FP32),
             "metrics": metrics,
             "rows_independent": spec.quantization != "dynamic",
             "tensorrt_precision": precision,
@@ -226,13 +227,13 @@ def _add_openvino(run: _Run, precision: str, shipped: Sequence[Result]) -> None:
     if not openvino_ir.available():
         run.metrics["openvino"] = "not built: OpenVINO is not installed here"
         return
-    openvino_ir.convert(run.stage / _MODEL_FILE[precision], run.stage)
-    _manifest(run.spec, run.graph, run.stage, precision, {})
     try:
+        openvino_ir.convert(run.stage / _MODEL_FILE[precision], run.stage)
+        _manifest(run.spec, run.graph, run.stage, precision, {})
         pipe = load(run.stage, backend="openvino", device="cpu", threads=1, golden=False)
-    except Exception as exc:  # a graph OpenVINO cannot compile: the bundle ships without it
+    except Exception as exc:  # a graph OpenVINO cannot convert or compile: shipped without it
         run.metrics["openvino"] = f"dropped: OpenVINO cannot run it ({type(exc).__name__})"
-        shutil.rmtree(run.stage / "openvino")
+        shutil.rmtree(run.stage / "openvino", ignore_errors=True)
         return
     with pipe:
         results = [pipe(item) for item in _progress(run.inputs, "OpenVINO evaluation", run.show)]
@@ -277,7 +278,10 @@ def _finish(
         gate_text=gate_text, edgemed_version=__version__,
     )  # fmt: skip
     (run.stage / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    _manifest(run.spec, run.graph, run.stage, precision, dict(sorted(run.metrics.items())))
+    golden = (
+        run.support.golden_tolerance(precision, shipped) if run.support.golden_tolerance else None
+    )
+    _manifest(run.spec, run.graph, run.stage, precision, dict(sorted(run.metrics.items())), golden)
     backends = ["onnxruntime"] + (["openvino"] if (run.stage / "openvino").is_dir() else [])
     try:  # as a device would load it: every sha256, then the golden vectors on this machine
         for backend in backends:

@@ -8,7 +8,11 @@ it agrees with the ONNX Runtime model as much as the gate asks of INT8.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+from ..errors import BuildError
 
 __all__ = ["IR_FILES", "available", "convert"]
 
@@ -23,9 +27,22 @@ def available() -> bool:
     return True
 
 
-def convert(onnx: Path, stage: Path) -> None:
-    import openvino as ov
+# OpenVINO names the nodes it creates from a process-wide counter, so the same graph converted
+# after another in one process gets other names in its XML: each conversion runs in a fresh
+# interpreter, which makes the IR a function of the ONNX file alone (byte-identical builds).
+_CONVERT = (
+    "import sys, openvino as ov; "
+    "ov.save_model(ov.convert_model(sys.argv[1]), sys.argv[2], compress_to_fp16=False)"
+)
 
+
+def convert(onnx: Path, stage: Path) -> None:
     xml = stage / IR_FILES["openvino_model"]
     xml.parent.mkdir(exist_ok=True)
-    ov.save_model(ov.convert_model(str(onnx)), str(xml), compress_to_fp16=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CONVERT, str(onnx), str(xml)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise BuildError(f"OpenVINO could not convert {onnx.name}: {tail}")

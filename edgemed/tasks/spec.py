@@ -119,6 +119,9 @@ class BuildSupport:
     metric_name: str
     metric: Callable[[Sequence[Result], Sequence[Any]], float]
     golden_arrays: Callable[[Manifest, Sequence[object], Sequence[Result]], tuple[Arrays, Arrays]]
+    # The manifest's ``golden`` limits for the shipped precision ("fp32", "int8") given the
+    # golden results; None: the builder's defaults (scores in [0, 1], labels must agree).
+    golden_tolerance: Callable[[str, Sequence[Result]], dict[str, float]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from typing import Any
 from ...manifest import Manifest
 from ...results import Result
 from ..spec import OpenModel, Postprocessor, Preprocessor, TaskSpec
+from . import build
 
 __all__ = ["CLASSIFICATION", "REGRESSION", "SPECS"]
 
@@ -69,6 +70,7 @@ CLASSIFICATION = TaskSpec(
     golden_inputs=_golden_inputs,
     golden_check=_check_classification,
     input_contract=_input_contract,
+    build=build.CLASSIFICATION,
 )
 REGRESSION = TaskSpec(
     name="tabular-regression",
@@ -76,5 +78,6 @@ REGRESSION = TaskSpec(
     golden_inputs=_golden_inputs,
     golden_check=_check_regression,
     input_contract=_input_contract,
+    build=build.REGRESSION,
 )
 SPECS = (CLASSIFICATION, REGRESSION)

@@ -115,7 +115,12 @@ class RegressionPostprocessor:
 
 
 def _expected(manifest: Manifest, n: int) -> npt.NDArray[np.float64] | str:
-    loaded = np.load(manifest.path("golden_outputs"), allow_pickle=False)
+    path = manifest.path("golden_outputs")
+    if path.suffix == ".npz":  # made by `edgemed bundle build`
+        with np.load(path, allow_pickle=False) as npz:
+            loaded = npz["expected"]
+    else:
+        loaded = np.load(path, allow_pickle=False)
     expected: npt.NDArray[np.float64] = np.asarray(loaded, dtype=np.float64).reshape(-1)
     if expected.shape != (n,):
         return f"golden: got {n} results, expected {expected.shape[0]}"

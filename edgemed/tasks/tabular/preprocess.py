@@ -186,8 +186,20 @@ class TabularPreprocessor:
 
 
 def golden_inputs(manifest: Manifest) -> list[object]:
-    """The bundle's golden rows: a JSON list of {feature name: value} objects."""
-    rows = json.loads(manifest.path("golden_inputs").read_text(encoding="utf-8"))
+    """The bundle's golden rows: a JSON list of {feature name: value} objects, or (bundles
+    made by ``edgemed bundle build``) an .npz whose ``rows`` array (N, features) is in the
+    manifest's feature order."""
+    path = manifest.path("golden_inputs")
+    if path.suffix == ".npz":
+        names = [f.name for f in parse_features(manifest)[1]]
+        with np.load(path, allow_pickle=False) as npz:
+            table = np.asarray(npz["rows"], dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != len(names):
+            raise ManifestError(
+                f"{manifest.id}: golden rows {table.shape} for {len(names)} features"
+            )
+        return [dict(zip(names, map(float, row), strict=True)) for row in table]
+    rows = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ManifestError(f"{manifest.id}: golden inputs must be a JSON list of objects")
     return list(rows)
