@@ -116,6 +116,7 @@ def _manifest(
             "outputs": [t.manifest() for t in graph.outputs],
             "preprocess": spec.preprocess,
             "postprocess": spec.postprocess,
+            **({"stream": spec.stream} if spec.stream is not None else {}),
             "golden": golden or (GOLDEN_INT8 if precision == "int8" else GOLDEN_FP32),
             "metrics": metrics,
             "rows_independent": spec.quantization != "dynamic",

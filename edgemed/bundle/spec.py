@@ -7,6 +7,7 @@
       "summary": "...", "license": "...",
       "source": {"upstream": "who trained it, on what"},
       "preprocess": {...}, "postprocess": {...},          (the task's manifest sections)
+      "stream": {...},                                   (streaming tasks: manifest.stream)
       "quantization": "static" | "dynamic" | "none",     (default "static")
       "openvino": true,                                  (an OpenVINO IR beside the ONNX)
       "gate": {"min_agreement": 0.98, "max_metric_drop": 0.01},
@@ -33,7 +34,7 @@ __all__ = ["BuildSpec", "Gate", "load_spec"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _KEYS = {
     "id", "version", "task", "summary", "license", "source", "preprocess", "postprocess",
-    "quantization", "openvino", "gate", "golden_count", "card",
+    "quantization", "openvino", "gate", "golden_count", "card", "stream",
 }  # fmt: skip
 _CARD_KEYS = ("intended_use", "data_provenance", "not_measured", "limitations")
 
@@ -62,6 +63,7 @@ class BuildSpec:
     gate: Gate = field(default_factory=Gate)
     golden_count: int = 6
     card: dict[str, str] = field(default_factory=dict)
+    stream: dict[str, Any] | None = None  # the manifest's stream window, checked by its parser
 
 
 def _text(data: dict[str, Any], key: str, where: str) -> str:
@@ -109,7 +111,7 @@ def load_spec(path: Path) -> BuildSpec:
     model_id = _text(data, "id", where)
     if not _ID.match(model_id):
         raise BuildError(f"{where}: id {model_id!r}: lowercase letters, digits and '-' only")
-    for key in ("source", "preprocess", "postprocess", "card"):
+    for key in ("source", "preprocess", "postprocess", "card", "stream"):
         if not isinstance(data.get(key, {}), dict):
             raise BuildError(f"{where}: {key!r} must be an object")
     if bad := sorted(set(data.get("card", {})) - set(_CARD_KEYS)):
@@ -137,4 +139,5 @@ def load_spec(path: Path) -> BuildSpec:
         gate=_gate(data.get("gate", {})),
         golden_count=golden,
         card={str(k): str(v) for k, v in data.get("card", {}).items()},
+        stream=dict(data["stream"]) if "stream" in data else None,
     )
