@@ -277,6 +277,33 @@ def _text_embedding(body: dict[str, Any]) -> None:
         )
 
 
+def _signal_classification(body: dict[str, Any]) -> None:
+    where = "signal-classification"
+    top, previous = _array(body.get("top"), f"{where}.top"), math.inf
+    if not top:
+        raise ContractError(f"{where}.top: must hold at least the best label")
+    for i, pair in enumerate(top):
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise ContractError(f"{where}.top[{i}]: must be [label, score]")
+        score = _finite(pair[1], f"{where}.top[{i}]", 0.0, 1.0)
+        if score > previous:
+            raise ContractError(f"{where}.top: must be best first")
+        previous = score
+    if len({pair[0] for pair in top}) != len(top):
+        raise ContractError(f"{where}.top: labels repeat")
+    if _number(body, "score", where, 0.0, 1.0) != top[0][1]:
+        raise ContractError(f"{where}: score must be the best label's")
+    label, abstained = body.get("label"), body.get("abstained")
+    if abstained is not None and not (isinstance(abstained, str) and abstained):
+        raise ContractError(f"{where}: abstained must be a reason or null")
+    if (label is None) == (abstained is None) or label not in (None, top[0][0]):
+        raise ContractError(f"{where}: either the best-scored label or why it was withheld")
+    if "window_start_s" in body or "window_end_s" in body:
+        start = _number(body, "window_start_s", where, 0.0)
+        if _number(body, "window_end_s", where, start) <= start:
+            raise ContractError(f"{where}: a window must have a length")
+
+
 def _image_classification(body: dict[str, Any]) -> None:
     where = "image-classification"
     top = _array(body.get("top"), f"{where}.top")
@@ -322,6 +349,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "image-classification": _image_classification,
     "monitor-reading": _monitor_reading,
     "seizure-probability": _seizure,
+    "signal-classification": _signal_classification,
     "sleep-stages": _sleep,
     "tabular-classification": _tabular_classification,
     "tabular-regression": _tabular_regression,

@@ -24,6 +24,7 @@ from .monitor import (
     VitalReading,
     Withheld,
 )
+from .signal import SignalClassification
 from .sleep import SleepStages
 from .tabular import TabularClassification, TabularRegression
 from .text import EmbeddingResult, LabelScore
@@ -42,6 +43,7 @@ __all__ = [
     "Result",
     "ResultBuilder",
     "SeizureProbability",
+    "SignalClassification",
     "SignalWindow",
     "SleepStages",
     "TabularClassification",

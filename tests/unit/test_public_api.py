@@ -31,6 +31,7 @@ PUBLIC = {
     "Pipeline",
     "Provenance",
     "Result",
+    "SignalClassification",
     "SignalWindow",
     "SeizureProbability",
     "SleepStages",
