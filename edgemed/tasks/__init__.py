@@ -66,6 +66,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         eeg_seizure,
         image_classification,
         monitor_reader,
+        signal_classification,
         tabular,
         text_embedding,
     )
@@ -77,6 +78,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         monitor_reader.SPEC,
         *tabular.SPECS,
         image_classification.SPEC,
+        signal_classification.SPEC,
     )
 
 
