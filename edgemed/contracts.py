@@ -344,9 +344,69 @@ def _image_classification(body: dict[str, Any]) -> None:
             raise ContractError(f"{where}: a single-label result's label is its best score")
 
 
+def _image_segmentation(body: dict[str, Any]) -> None:
+    where = "image-segmentation"
+    labels = _array(body.get("labels"), f"{where}.labels")
+    if not 2 <= len(_names(labels, f"{where}.labels")) == len(labels) <= 255:
+        raise ContractError(f"{where}.labels: must be 2..255 distinct names")
+    size = _integer(body, "height", where, 1) * _integer(body, "width", where, 1)
+    spacing = body.get("pixel_spacing_mm")
+    if spacing is not None and not (isinstance(spacing, list) and len(spacing) == 2):
+        raise ContractError(f"{where}.pixel_spacing_mm: must be [row, col] or null")
+    mm2 = 0.0 if spacing is None else math.prod(_finite(v, where, 1e-300) for v in spacing)
+    classes = _array(body.get("classes"), f"{where}.classes")
+    if [c.get("label") if isinstance(c, dict) else None for c in classes] != labels:
+        raise ContractError(f"{where}.classes: one object per label, in the labels' order")
+    total = _integer(body, "unseen_pixels", where, 0, size)
+    for c in classes:
+        at = f"{where}.classes[{c['label'][:40]}]"
+        n = _integer(c, "pixels", at, 0, size)
+        total += n
+        _integer(c, "regions", at, 0, n)
+        if (c.get("mean_confidence") is None) != (n == 0):
+            raise ContractError(f"{at}: mean_confidence is null exactly when pixels is 0")
+        if n:
+            _number(c, "mean_confidence", at, 0.0, 1.0)
+        if (c.get("area_mm2") is None) != (spacing is None):
+            raise ContractError(f"{at}: area_mm2 is null exactly when pixel_spacing_mm is")
+        if spacing is not None and abs(_number(c, "area_mm2", at) - n * mm2) > 1e-5 * n * mm2:
+            raise ContractError(f"{at}: area_mm2 is not pixels x the pixel's area")
+    if total != size:
+        raise ContractError(f"{where}: class pixels and unseen_pixels must add up to the image")
+    _integer(body, "specks_removed", where, 0)
+    if body.get("mask") is not None:
+        _mask_runs(_object(body["mask"], f"{where}.mask"), len(labels), body)
+
+
+def _mask_runs(mask: dict[str, Any], n: int, body: dict[str, Any]) -> None:
+    """A run-length-encoded class mask: (class, length) varint pairs covering its grid."""
+    where, shape = "image-segmentation.mask", mask.get("shape")
+    if not (
+        mask.get("encoding") == "rle-varint" and isinstance(mask.get("b64"), str)
+        and isinstance(shape, list) and len(shape) == 2 and all(type(d) is int for d in shape)
+        and 1 <= shape[0] <= body["height"] and 1 <= shape[1] <= body["width"]
+    ):  # fmt: skip
+        raise ContractError(f"{where}: must be rle-varint, b64, shape [h, w] within the image")
+    try:
+        raw = base64.b64decode(mask["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ContractError(f"{where}: b64 is not base64") from None
+    values, value, bits = [], 0, 0
+    for byte in raw:
+        value, bits = value | (byte & 0x7F) << bits, bits + 7
+        if not byte & 0x80:
+            values.append(value)
+            value, bits = 0, 0
+    if bits or len(values) % 2 or sum(values[1::2]) != shape[0] * shape[1]:
+        raise ContractError(f"{where}: runs must cover its {shape[0]} x {shape[1]} grid")
+    if any(v >= n and v != 255 for v in values[0::2]):
+        raise ContractError(f"{where}: values must be class indices (or 255: unseen)")
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "news2": check_news2,
     "image-classification": _image_classification,
+    "image-segmentation": _image_segmentation,
     "monitor-reading": _monitor_reading,
     "seizure-probability": _seizure,
     "signal-classification": _signal_classification,

@@ -24,6 +24,7 @@ from .monitor import (
     VitalReading,
     Withheld,
 )
+from .segmentation import ImageSegmentation
 from .signal import SignalClassification
 from .sleep import SleepStages
 from .tabular import TabularClassification, TabularRegression
@@ -34,6 +35,7 @@ __all__ = [
     "WITHHELD_REASONS",
     "EmbeddingResult",
     "ImageClassification",
+    "ImageSegmentation",
     "LabelScore",
     "ModelUse",
     "MonitorReading",
