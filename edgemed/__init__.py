@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .results import (
         EmbeddingResult,
         ImageClassification,
+        ImageSegmentation,
         LabelScore,
         MonitorReading,
         Provenance,
@@ -67,6 +68,7 @@ _LAZY = {
         for name in (
             "EmbeddingResult",
             "ImageClassification",
+            "ImageSegmentation",
             "LabelScore",
             "MonitorReading",
             "Provenance",
@@ -116,6 +118,7 @@ __all__ = [
     "FrameError",
     "GoldenMismatchError",
     "ImageClassification",
+    "ImageSegmentation",
     "InputError",
     "IntegrityError",
     "LabelScore",

@@ -65,6 +65,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         ecg_sleep_staging,
         eeg_seizure,
         image_classification,
+        image_segmentation,
         monitor_reader,
         signal_classification,
         tabular,
@@ -78,6 +79,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         monitor_reader.SPEC,
         *tabular.SPECS,
         image_classification.SPEC,
+        image_segmentation.SPEC,
         signal_classification.SPEC,
     )
 

@@ -18,6 +18,7 @@ PUBLIC = {
     "FrameError",
     "GoldenMismatchError",
     "ImageClassification",
+    "ImageSegmentation",
     "InputError",
     "IntegrityError",
     "LabelScore",
