@@ -23,9 +23,13 @@ vectors, manifest.json (every sha256) and MODEL_CARD.md (measured figures filled
 must add marked TO COMPLETE), then load the bundle as a device would. Nothing is written to
 OUT unless all of it passed.
 
-Folders (image-classification): --evaluation DIR holds one subfolder per label, named as the
-label, with image files (.png .jpg .jpeg .bmp .tif .tiff) inside; --calibration DIR holds image
-files like those the model will see (subfolders allowed), 100-500 is typical.
+Folders, by task (docs/bring-your-own-model.md has every format):
+  image-classification   --evaluation DIR/<label>/*.png|jpg|bmp|tif; --calibration DIR of images
+  signal-classification  --evaluation DIR/<label>/*.npy (channels, samples) windows at the
+                         manifest's rate; --calibration DIR of such windows
+  tabular-*              .csv files: every feature by name, plus label (classification) or
+                         target (regression) in the evaluation folder
+Calibration inputs should look like what the model will see (100-500 is typical).
 
 Exit status 11: INT8 fell short of the gate (no bundle written; --fp32-if-gate-fails ships
 FP32 instead). Exit status 10: the model, spec or folders cannot make a bundle.
