@@ -25,6 +25,8 @@ OUT unless all of it passed.
 
 Folders, by task (docs/bring-your-own-model.md has every format):
   image-classification   --evaluation DIR/<label>/*.png|jpg|bmp|tif; --calibration DIR of images
+  image-segmentation     --evaluation DIR/images/* with DIR/masks/<same stem>.png of class
+                         indices; --calibration DIR of images
   signal-classification  --evaluation DIR/<label>/*.npy (channels, samples) windows at the
                          manifest's rate; --calibration DIR of such windows
   tabular-*              .csv files: every feature by name, plus label (classification) or
