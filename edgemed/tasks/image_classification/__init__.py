@@ -30,9 +30,9 @@ def _processors(manifest: Manifest, open_model: OpenModel) -> tuple[Preprocessor
 
 
 def _golden_inputs(manifest: Manifest) -> list[object]:
-    from .preprocess import golden_inputs
+    from ..image_input import golden_images
 
-    return golden_inputs(manifest)
+    return golden_images(manifest)
 
 
 def _golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:

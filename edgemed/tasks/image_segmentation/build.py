@@ -27,31 +27,19 @@ from ...errors import BuildError
 from ...manifest import Manifest
 from ...results import Result
 from ...results.segmentation import ImageSegmentation
+from ..build_folders import IMAGE_SUFFIXES, files_below
 from ..spec import BuildSupport
 
-__all__ = ["BUILD", "IMAGE_SUFFIXES"]
+__all__ = ["BUILD"]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 NOT_SCORED = 255  # a truth mask's "do not score this pixel"
 AMBIGUOUS = 0.1  # a pixel whose margin is under this is near a boundary
 
 
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise BuildError(f"{folder}: no such folder")
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-
-
-def _read(path: Path) -> npt.NDArray[np.uint8]:
-    from .preprocess import load_image  # OpenCV: loaded only when building
-
-    return load_image(path)
-
-
 def read_calibration(folder: Path) -> list[object]:
-    return [_read(p) for p in _images(folder)]
+    from ..image_input import read_images  # OpenCV: loaded only when building
+
+    return list(read_images(folder))
 
 
 def _read_mask(path: Path, shape: tuple[int, int], n: int) -> npt.NDArray[np.uint8]:
@@ -79,11 +67,13 @@ def _read_mask(path: Path, shape: tuple[int, int], n: int) -> npt.NDArray[np.uin
 def read_evaluation(folder: Path, manifest: Manifest) -> list[tuple[object, Any]]:
     """(image, truth mask) for every image of ``folder/images/`` and its ``folder/masks/``
     PNG of the same stem."""
+    from ..image_input import load_image  # OpenCV: loaded only when building
+
     images, masks = folder / "images", folder / "masks"
     for sub in (images, masks):
         if not sub.is_dir():
             raise BuildError(f"{folder}: expected folders images/ and masks/ ({sub.name}/ missing)")
-    paths = _images(images)
+    paths = files_below(images, IMAGE_SUFFIXES)
     stems = [p.relative_to(images).with_suffix("").as_posix() for p in paths]
     if len(set(stems)) != len(stems):
         twice = sorted({s for s in stems if stems.count(s) > 1})
@@ -96,7 +86,7 @@ def read_evaluation(folder: Path, manifest: Manifest) -> list[tuple[object, Any]
     n = len(manifest.postprocess.get("labels", ()))
     pairs: list[tuple[object, Any]] = []
     for path, stem in zip(paths, stems, strict=True):
-        image = _read(path)
+        image = load_image(path)
         pairs.append((image, _read_mask(masks / f"{stem}.png", image.shape[:2], n)))
     return pairs
 

@@ -22,19 +22,13 @@ import numpy.typing as npt
 from ...errors import BuildError, InputError, ManifestError
 from ...manifest import Manifest
 from ...results import Result, SignalClassification
+from ..build_folders import files_below, label_folders
+from ..label_build import LabelResults
 from ..spec import BuildSupport
 
 __all__ = ["BUILD", "WINDOW_SUFFIXES"]
 
 WINDOW_SUFFIXES = frozenset({".npy", ".npz"})
-
-
-def _files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise BuildError(f"{folder}: no such folder")
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WINDOW_SUFFIXES
-    )
 
 
 def _read(path: Path) -> object:
@@ -57,7 +51,7 @@ def _read(path: Path) -> object:
 
 
 def read_calibration(folder: Path) -> list[object]:
-    return [_read(p) for p in _files(folder)]
+    return [_read(p) for p in files_below(folder, WINDOW_SUFFIXES)]
 
 
 def _checker(manifest: Manifest) -> Any:
@@ -72,25 +66,11 @@ def _checker(manifest: Manifest) -> Any:
 def read_evaluation(folder: Path, manifest: Manifest) -> list[tuple[object, str]]:
     """(window, label) for every file in ``folder/<label>/``, labels in sorted order; each
     window checked against the model's (BuildError naming the file)."""
-    if not folder.is_dir():
-        raise BuildError(f"{folder}: no such folder")
-    known = set(manifest.postprocess.get("labels", ()))
-    unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in known)
-    if unknown:
-        raise BuildError(
-            f"{folder}: subfolder(s) {unknown} are not labels of the model {sorted(known)}"
-        )
-    stray = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in WINDOW_SUFFIXES
-    )
-    if stray:
-        raise BuildError(
-            f"{folder}: windows must sit in one subfolder per label (found {stray[:3]} at the top)"
-        )
+    labels = label_folders(folder, manifest, WINDOW_SUFFIXES, "windows")
     checker = _checker(manifest)
     labelled: list[tuple[object, str]] = []
-    for label in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in _files(label):
+    for label in labels:
+        for path in files_below(label, WINDOW_SUFFIXES):
             item = _read(path)
             try:
                 checker.window(item)
@@ -106,41 +86,7 @@ def _classification(result: Result) -> SignalClassification:
     return result
 
 
-def decision(result: Result) -> str | None:
-    return _classification(result).label
-
-
-def margin(result: Result) -> float:
-    top = _classification(result).top
-    return top[0][1] - (top[1][1] if len(top) > 1 else 0.0)
-
-
-def agreement(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
-    """Share of windows where INT8 gives FP32's label (an abstention is a label too)."""
-    return sum(decision(a) == decision(b) for a, b in zip(fp32, int8, strict=True)) / len(fp32)
-
-
-def golden_order(results: Sequence[Result]) -> list[int]:
-    """The clearest window of each label in turn, then the next clearest...: golden windows
-    cover every label and sit far from a decision boundary (an abstention never serves)."""
-    groups: dict[str, list[int]] = {}
-    for i, result in enumerate(results):
-        label = decision(result)
-        if label is not None:
-            groups.setdefault(label, []).append(i)
-    ranked = [
-        sorted(idx, key=lambda i: (-margin(results[i]), i)) for _, idx in sorted(groups.items())
-    ]
-    order: list[int] = []
-    for depth in range(max((len(g) for g in ranked), default=0)):
-        order += [g[depth] for g in ranked if depth < len(g)]
-    return order
-
-
-def accuracy(results: Sequence[Result], truths: Sequence[Any]) -> float:
-    """Share of windows whose label is the true one (an abstention counts as wrong)."""
-    hits = sum(bool(decision(r) == t) for r, t in zip(results, truths, strict=True))
-    return hits / len(truths)
+LABELS = LabelResults.of_top_scores(_classification)
 
 
 def golden_arrays(
@@ -149,13 +95,10 @@ def golden_arrays(
     """``signal_<i>``: each window as the model reads it (its rate, its units), float32, and
     ``fs``; ``scores`` (N, labels in the manifest's order): each result's top-k scores in their
     labels' columns (0 outside its top-k, so its top-1 is still the row's largest)."""
+    from ..class_scores import golden_scores
+
     checker = _checker(manifest)
-    rows = [_classification(r) for r in results]
-    column = {label: i for i, label in enumerate(manifest.postprocess["labels"])}
-    scores = np.zeros((len(rows), len(column)), np.float32)
-    for row, r in enumerate(rows):
-        for label, score in r.top:
-            scores[row, column[label]] = score
+    scores = golden_scores(manifest, [_classification(r).top for r in results])
     windows = {f"signal_{i}": checker.window(x)[0] for i, x in enumerate(inputs)}
     rate = float(checker.stream.sampling_rate_hz)
     return {**windows, "fs": np.full(len(inputs), rate)}, {"scores": scores}
@@ -164,9 +107,9 @@ def golden_arrays(
 BUILD = BuildSupport(
     read_calibration=read_calibration,
     read_evaluation=read_evaluation,
-    agreement=agreement,
-    golden_order=golden_order,
+    agreement=LABELS.agreement,
+    golden_order=LABELS.golden_order,
     metric_name="accuracy",
-    metric=accuracy,
+    metric=LABELS.accuracy,
     golden_arrays=golden_arrays,
 )

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from ...errors import BuildError
 from ...manifest import Manifest
 from ...results import Result, TabularClassification, TabularRegression
+from ..label_build import LabelResults
 from ..spec import BuildSupport
 
 __all__ = ["CLASSIFICATION", "REGRESSION"]
@@ -109,8 +110,14 @@ def _reg(result: Result) -> TabularRegression:
     return result
 
 
-def _same_label(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
-    return sum(_cls(a).label == _cls(b).label for a, b in zip(fp32, int8, strict=True)) / len(fp32)
+def _distance(result: Result) -> float:
+    """How far a row's probability lies from the threshold: golden rows are the farthest of
+    each label in turn, never a row on the fence."""
+    row = _cls(result)
+    return abs(row.probability - row.threshold)
+
+
+_LABELS = LabelResults(label=lambda result: _cls(result).label, margin=_distance)
 
 
 def _close_values(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
@@ -121,32 +128,12 @@ def _close_values(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
     return float(np.mean(np.abs(a - b) <= tolerance))
 
 
-def _accuracy(results: Sequence[Result], truths: Sequence[Any]) -> float:
-    return sum(bool(_cls(r).label == t) for r, t in zip(results, truths, strict=True)) / len(truths)
-
-
 def _r2(results: Sequence[Result], truths: Sequence[Any]) -> float:
     """Coefficient of determination (1 - SSres/SStot) of the values against the targets."""
     got = np.array([_reg(r).value for r in results])
     want = np.asarray(truths, dtype=np.float64)
     total = float(((want - want.mean()) ** 2).sum())
     return 1.0 - float(((want - got) ** 2).sum()) / total if total > 0 else 0.0
-
-
-def _clearest_per_label(results: Sequence[Result]) -> list[int]:
-    """Rows far from the threshold, each label in turn (never a row on the fence)."""
-    rows = [_cls(r) for r in results]
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(r.label, []).append(i)
-    ranked = [
-        sorted(idx, key=lambda i: (-abs(rows[i].probability - rows[i].threshold), i))
-        for _, idx in sorted(groups.items())
-    ]
-    order: list[int] = []
-    for depth in range(max((len(g) for g in ranked), default=0)):
-        order += [g[depth] for g in ranked if depth < len(g)]
-    return order
 
 
 def _spread(results: Sequence[Result]) -> list[int]:
@@ -191,10 +178,10 @@ def _regression_tolerance(precision: str, results: Sequence[Result]) -> dict[str
 CLASSIFICATION = BuildSupport(
     read_calibration=read_calibration,
     read_evaluation=_labelled,
-    agreement=_same_label,
-    golden_order=_clearest_per_label,
+    agreement=_LABELS.agreement,
+    golden_order=_LABELS.golden_order,
     metric_name="accuracy",
-    metric=_accuracy,
+    metric=_LABELS.accuracy,
     golden_arrays=_golden_arrays,
 )
 REGRESSION = BuildSupport(
