@@ -28,7 +28,10 @@ from .errors import (
     ModelError,
     OutboxFullError,
     PayloadError,
+    RollbackError,
+    SignatureError,
     SyncError,
+    TrustPolicyError,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     )
     from .tasks.ecg_sleep_staging.preprocess import EcgRecording
     from .tasks.monitor_reader.preprocess import MonitorFrame
+    from .trust import TrustPolicy
 
 # Imported on first use (PEP 562), so that ``import edgemed.fleet`` or the embedded broker
 # loads no runtime and no compiled kernels: the fleet side needs neither.
@@ -63,6 +67,7 @@ _LAZY = {
     "EcgRecording": "tasks.ecg_sleep_staging.preprocess",
     "MonitorFrame": "tasks.monitor_reader.preprocess",
     "list_models": "registry",
+    "TrustPolicy": "trust",
     **{
         name: "results"
         for name in (
@@ -88,7 +93,7 @@ _SUBMODULES = frozenset(
     {
         "backends", "bridge", "cli", "config", "contracts", "errors", "fleet", "hardware", "io",
         "kernels", "manifest", "mqtt_connection", "pipeline", "registry", "results", "sync",
-        "tasks", "wire",
+        "tasks", "trust", "wire",
     }
 )  # fmt: skip
 
@@ -132,14 +137,18 @@ __all__ = [
     "Pipeline",
     "Provenance",
     "Result",
+    "RollbackError",
     "SeizureProbability",
     "SignalClassification",
     "SignalWindow",
+    "SignatureError",
     "SleepStages",
     "SyncError",
     "TabularClassification",
     "TabularRegression",
     "Timings",
+    "TrustPolicy",
+    "TrustPolicyError",
     "__version__",
     "list_models",
     "load",

@@ -7,7 +7,13 @@
     │   └── PayloadError                  a wire message that is not a valid edgemed payload
     ├── ModelError                        a model cannot be found or used
     │   ├── ManifestError                 manifest.json is malformed or inconsistent
-    │   ├── IntegrityError                an artifact is missing or its sha256 does not match
+    │   ├── IntegrityError                an artifact is missing, not a plain file inside the
+    │   │   │                             bundle, or its sha256 does not match
+    │   │   ├── SignatureError            unsigned where a trust policy forbids it, unknown or
+    │   │   │                             revoked key, bad signature, signed another manifest
+    │   │   ├── RollbackError             older than a version this device served (no signed
+    │   │   │                             rollback), or versions that cannot be ordered
+    │   │   └── TrustPolicyError          the trust policy or rollback state cannot be read
     │   └── GoldenMismatchError           golden-vector outputs drift beyond tolerance here
     ├── BackendError                      the inference runtime failed
     │   └── BackendUnavailableError       the requested runtime/device is not installed/present
@@ -38,7 +44,10 @@ __all__ = [
     "OutboxFullError",
     "PayloadError",
     "QuantizationGateError",
+    "RollbackError",
+    "SignatureError",
     "SyncError",
+    "TrustPolicyError",
 ]
 
 
@@ -63,7 +72,26 @@ class ManifestError(ModelError):
 
 
 class IntegrityError(ModelError):
-    """A model artifact is missing or its sha256 differs from the manifest."""
+    """A model artifact is missing, is a symlink or lies outside its bundle folder, or its
+    sha256 differs from the manifest; under a trust policy, also a file the manifest does not
+    list."""
+
+
+class SignatureError(IntegrityError):
+    """Under a trust policy, the bundle's ``signature.json`` is missing (and unsigned bundles
+    are not allowed), malformed, made with a key the policy does not trust or has revoked,
+    does not verify, or was made for another manifest (docs/signing.md)."""
+
+
+class RollbackError(IntegrityError):
+    """Under a trust policy with anti-rollback state, the bundle's version is lower than one
+    this device has served and its signature grants no rollback to it, or a version is not a
+    semantic version and cannot be ordered."""
+
+
+class TrustPolicyError(IntegrityError):
+    """The trust policy or the anti-rollback state file cannot be read or written: nothing is
+    trusted (fail closed); the message names the file and what is wrong."""
 
 
 class BackendError(EdgemedError):

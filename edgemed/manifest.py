@@ -1,15 +1,21 @@
 """Model manifests (schema ``edgemed.manifest/1``) parsed into frozen dataclasses.
 
 Parsing is strict: unknown keys, wrong types and missing fields raise :class:`ManifestError`
-naming the offending path (``artifacts.model.sha256``). :func:`verify_artifacts` checks every
-artifact's sha256 and raises :class:`IntegrityError`; :func:`load_manifest` does both.
+naming the offending path (``artifacts.model.sha256``); so do a manifest.json over 1 MiB
+(refused before it is parsed), duplicate keys and NaN/Infinity anywhere in it.
+:func:`verify_artifacts` checks that every artifact is a plain file inside the bundle folder
+(no symlink on the way, nothing resolving outside it) with the recorded sha256 and raises
+:class:`IntegrityError`; :func:`load_manifest` does both. Signatures and trust policies are
+``edgemed.trust``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +24,8 @@ from typing import Any, Literal, TypeVar, get_args
 from .errors import IntegrityError, ManifestError
 
 __all__ = [
+    "MANIFEST_FILE",
+    "MAX_MANIFEST_BYTES",
     "SCHEMA",
     "Artifact",
     "GoldenTolerance",
@@ -25,13 +33,19 @@ __all__ = [
     "Source",
     "StreamWindow",
     "TensorSpec",
+    "file_sha256",
     "load_manifest",
+    "manifest_bytes",
     "parse_manifest",
     "parse_section",
+    "read_bundle_file",
+    "strict_json",
     "verify_artifacts",
 ]
 
 SCHEMA = "edgemed.manifest/1"
+MANIFEST_FILE = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20  # the largest bundled manifest is under 10 kB
 BackendName = Literal["onnxruntime", "openvino"]
 # Literal values, kept as tuples too because annotations are strings at run time.
 BACKENDS: tuple[str, ...] = get_args(BackendName)
@@ -249,7 +263,8 @@ def _artifacts(data: Any, where: str) -> dict[str, Artifact]:
         art = _strict(Artifact, raw, f"{where}.{role}")
         if not _SHA_RE.match(art.sha256):
             raise ManifestError(f"{where}.{role}.sha256: expected 64 lowercase hex digits")
-        if Path(art.path).is_absolute() or ".." in Path(art.path).parts:
+        parts = Path(art.path).parts
+        if not parts or "\x00" in art.path or Path(art.path).is_absolute() or ".." in parts:
             raise ManifestError(f"{where}.{role}.path: must be relative, inside the model folder")
         if art.precision is not None:
             _check_literal(art.precision, ("fp32", "fp16", "int8"), f"{where}.{role}.precision")
@@ -340,12 +355,92 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:  # json.loads would keep the last silently: two readers, two meanings
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # a NaN limit would compare False and pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999: an infinite limit passes anything
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def strict_json(raw: bytes, where: str, error: type[Exception] = ManifestError) -> Any:
+    """Decode UTF-8 JSON with duplicate keys, NaN/Infinity and numbers that overflow to
+    infinity refused (``error`` names ``where``)."""
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_refuse_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise error(f"{where}: not valid JSON: {exc}") from exc
+
+
+def read_bundle_file(
+    path: Path, limit: int, error: type[Exception] = ManifestError
+) -> bytes | None:
+    """The bytes of a small bundle file (None if absent): a plain file, not a symlink, at most
+    ``limit`` bytes, checked before it is read and read no further than that."""
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a symlink (O_NOFOLLOW)
+        if path.is_symlink():
+            raise error(f"{path}: is a symlink; bundle files must be plain files") from None
+        raise error(f"{path}: cannot be read: {exc}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{path}: not a plain file")
+        if info.st_size > limit:
+            raise error(f"{path}: {info.st_size} bytes, over the {limit}-byte limit; not parsed")
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:  # grew while being read
+        raise error(f"{path}: over the {limit}-byte limit; not parsed")
+    return raw
+
+
+def _artifact_file(manifest: Manifest, role: str, art: Artifact, real_root: Path) -> Path:
+    """The artifact's path, refused if a symlink lies on the way or it resolves outside."""
+    path = manifest.root
+    for part in Path(art.path).parts:
+        path = path / part
+        if path.is_symlink():
+            raise IntegrityError(
+                f"{manifest.id}: artifact {role!r} ({art.path}): {path.name} is a symlink; "
+                "bundle files must be plain files inside the bundle folder"
+            )
+    if not path.resolve().is_relative_to(real_root):
+        raise IntegrityError(
+            f"{manifest.id}: artifact {role!r} ({art.path}) resolves outside the bundle folder"
+        )
+    if not path.is_file():
+        raise IntegrityError(f"{manifest.id}: artifact {role!r} missing: {path}")
+    return path
+
+
 def verify_artifacts(manifest: Manifest) -> None:
-    """Raise IntegrityError unless every artifact exists with the recorded sha256."""
+    """Raise IntegrityError unless every artifact is a plain file inside the bundle folder
+    (the folder itself may be reached through a symlink) with the recorded sha256."""
+    real_root = manifest.root.resolve()
     for role, art in manifest.artifacts.items():
-        path = manifest.root / art.path
-        if not path.is_file():
-            raise IntegrityError(f"{manifest.id}: artifact {role!r} missing: {path}")
+        path = _artifact_file(manifest, role, art, real_root)
         actual = file_sha256(path)
         if actual != art.sha256:
             raise IntegrityError(
@@ -354,16 +449,19 @@ def verify_artifacts(manifest: Manifest) -> None:
             )
 
 
+def manifest_bytes(model_dir: Path) -> bytes:
+    """The exact bytes of ``model_dir/manifest.json`` (ManifestError: absent, a symlink, not a
+    plain file, over 1 MiB)."""
+    raw = read_bundle_file(model_dir / MANIFEST_FILE, MAX_MANIFEST_BYTES)
+    if raw is None:
+        raise ManifestError(f"no manifest.json in {model_dir}")
+    return raw
+
+
 def load_manifest(model_dir: Path, *, verify: bool = True) -> Manifest:
     """Read, validate and (by default) integrity-check ``model_dir/manifest.json``."""
-    path = model_dir / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError(f"no manifest.json in {model_dir}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid JSON: {exc}") from exc
-    manifest = parse_manifest(data, model_dir)
+    raw = manifest_bytes(model_dir)
+    manifest = parse_manifest(strict_json(raw, str(model_dir / MANIFEST_FILE)), model_dir)
     if verify:
         verify_artifacts(manifest)
     return manifest

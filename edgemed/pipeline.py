@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -29,6 +30,7 @@ from .registry import find_model_dir
 from .results import Provenance, Result, ResultBuilder, SignalWindow, Timings, finish_batch
 from .results.base import ModelUse, check_contract
 from .tasks import ModelRunner, Prepared, task_spec
+from .trust import TrustPolicy, Verified, check_bundle, record, resolve_policy
 
 __all__ = ["Pipeline", "load"]
 
@@ -248,6 +250,7 @@ def load(
     verify: bool = True,
     golden: bool = True,
     hardware: HardwareInfo | None = None,
+    trust: TrustPolicy | str | os.PathLike[str] | None = None,
 ) -> Pipeline:
     """Load a bundled model by id (or a model folder by path), checking every artifact's sha256.
 
@@ -258,29 +261,57 @@ def load(
     returned: a model whose outputs drift beyond the manifest's tolerance on this machine is
     refused (:class:`GoldenMismatchError`), and accelerator engines (TensorRT, OpenVINO) are
     built or loaded from the cache here, never on a request.
+
+    ``trust``: a :class:`edgemed.trust.TrustPolicy` or the path of its JSON file (default: the
+    file named by ``$EDGEMED_TRUST``, else none). Under a policy the bundle's signature, its
+    files and anti-rollback are checked before any runtime opens it (``SignatureError``,
+    ``IntegrityError``, ``RollbackError``; ``verify=False`` is then ignored) and the version
+    is recorded as served once it loaded (docs/signing.md). Without one, unsigned bundles load.
     """
     model_dir = Path(model) if isinstance(model, Path) else find_model_dir(model)
-    manifest = load_manifest(model_dir, verify=verify)
+    policy = resolve_policy(trust)
+    verified: Verified | None = None
+    if policy is None:
+        manifest = load_manifest(model_dir, verify=verify)
+    else:
+        verified = check_bundle(model_dir, policy)
+        manifest = verified.manifest
     if isinstance(model, str) and manifest.id != model:
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
+    pipeline = _start(manifest, backend, device, threads, hardware)
+    try:
+        if golden:
+            problems = pipeline.check_golden()
+            if problems:
+                raise GoldenMismatchError(
+                    f"{manifest.id} on {pipeline.choice.backend}/{pipeline.choice.device}: "
+                    "refusing to serve, " + "; ".join(problems)
+                )
+        if policy is not None and verified is not None:
+            record(policy, verified)  # anti-rollback: this version has now served
+    except BaseException:
+        pipeline.close()
+        raise
+    return pipeline
+
+
+def _start(
+    manifest: Manifest,
+    backend: str,
+    device: str,
+    threads: int | None,
+    hardware: HardwareInfo | None,
+) -> Pipeline:
+    """The pipeline of a manifest already checked: backend chosen and opened, task attached."""
     hw = hardware or probe(runtimes=manifest.backends)
     choice, runtime = _open_backend(manifest, hw, backend, device, threads)
     further = FurtherModels(manifest, choice, hw, threads)
     try:
-        pipeline = Pipeline(manifest, runtime, choice=choice, further=further)
+        return Pipeline(manifest, runtime, choice=choice, further=further)
     except BaseException:
         runtime.close()
         further.close()
         raise
-    if golden:
-        problems = pipeline.check_golden()
-        if problems:
-            pipeline.close()
-            raise GoldenMismatchError(
-                f"{manifest.id} on {choice.backend}/{choice.device}: refusing to serve, "
-                + "; ".join(problems)
-            )
-    return pipeline
 
 
 class FurtherModels:

@@ -27,6 +27,7 @@ from ..manifest import Manifest, load_manifest
 from ..pipeline import Pipeline, load
 from ..results import Result
 from ..tasks import BuildSupport, find_task, task_names
+from ..trust import unlisted_files
 from . import openvino_ir
 from .card import render_card
 from .files import npz_bytes, sha256_of, write_json
@@ -283,6 +284,9 @@ def _finish(
         run.support.golden_tolerance(precision, shipped) if run.support.golden_tolerance else None
     )
     _manifest(run.spec, run.graph, run.stage, precision, dict(sorted(run.metrics.items())), golden)
+    extra = unlisted_files(load_manifest(run.stage, verify=False))
+    if extra:  # devices under a trust policy refuse them, and `bundle sign` would too
+        raise BuildError(f"the bundle holds file(s) its manifest does not list: {extra}")
     backends = ["onnxruntime"] + (["openvino"] if (run.stage / "openvino").is_dir() else [])
     try:  # as a device would load it: every sha256, then the golden vectors on this machine
         for backend in backends:

@@ -1,8 +1,9 @@
-"""``edgemed bundle build | verify | inspect``: bring your own model.
+"""``edgemed bundle build | keygen | sign | verify | inspect``: bring your own model.
 
 ``build`` turns an ONNX file, a build spec and labelled data into a gated, documented bundle
-(docs/bring-your-own-model.md); ``verify`` checks any bundle as a device loads it; ``inspect``
-prints what a bundle says about itself.
+(docs/bring-your-own-model.md); ``keygen`` and ``sign`` make Ed25519 keys and detached
+signatures (docs/signing.md); ``verify`` checks any bundle as a device loads it, under a trust
+policy if one is given; ``inspect`` prints what a bundle says about itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .args import Subparsers
 
@@ -60,17 +62,50 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from ..bundle import generate_key
+
+    public = generate_key(args.out)
+    print(json.dumps(public, indent=2))
+    print(
+        f"private key: {args.out} (keep it off devices); public key: {args.out}.pub.json",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from ..bundle import sign_bundle
+
+    sig = sign_bundle(args.dir, args.key, rollback_from=args.rollback_from)
+    if args.json:
+        print(json.dumps(sig.to_json(), indent=2))
+        return 0
+    grant = f", rollback from up to {sig.rollback_from} allowed" if sig.rollback_from else ""
+    print(f"signed {sig.model_id} {sig.model_version} with key {sig.key_id}{grant}")
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ..bundle import verify_bundle
 
-    report = verify_bundle(args.dir, threads=args.threads)
+    report = verify_bundle(args.dir, threads=args.threads, trust=args.trust)
     if args.json:
         print(json.dumps(report, indent=2))
+        return 0
+    sig = report["signature"]
+    if sig is None:
+        trust = "no trust policy: signature not checked"
+    elif sig["key_id"] is None:
+        trust = "unsigned, allowed by the trust policy"
     else:
-        print(
-            f"{report['id']} {report['version']}: {report['artifacts_verified']} artifacts "
-            f"verified, golden vectors passed on {report['backend']}/{report['device']}"
-        )
+        trust = f"signature by trusted key {sig['key_id']} valid"
+        if sig["highest_served"] is not None:
+            trust += f", highest version served here {sig['highest_served']}"
+    print(
+        f"{report['id']} {report['version']}: {report['artifacts_verified']} artifacts "
+        f"verified, golden vectors passed on {report['backend']}/{report['device']}; {trust}"
+    )
     return 0
 
 
@@ -85,13 +120,17 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         f"{info['id']} {info['version']} ({info['task']}, {info['precision']}): {info['summary']}"
     )
     print(f"licence: {info['license']}; medical device: {info['medical_device']}")
+    signed = info["signed_by"]
+    print(f"signature: key {signed} (check it: bundle verify --trust)" if signed else "unsigned")
     for key, value in sorted(info["metrics"].items()):
         print(f"  {key}: {value}")
     return 0
 
 
 def add_bundle_commands(sub: Subparsers) -> None:
-    bundle = sub.add_parser("bundle", help="bring your own model: build | verify | inspect")
+    bundle = sub.add_parser(
+        "bundle", help="bring your own model: build | keygen | sign | verify | inspect"
+    )
     bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
     build = bundle_sub.add_parser(
         "build",
@@ -111,6 +150,7 @@ def add_bundle_commands(sub: Subparsers) -> None:
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.add_argument("--json", action="store_true", help="print the measured figures as JSON")
     build.set_defaults(func=_cmd_build)
+    _add_signing_commands(bundle_sub)
     for name, func, text in (
         ("verify", _cmd_verify, "check every sha256 and the golden vectors, as a device would"),
         ("inspect", _cmd_inspect, "print what a bundle says about itself (no model is run)"),
@@ -120,4 +160,41 @@ def add_bundle_commands(sub: Subparsers) -> None:
         cmd.add_argument("--json", action="store_true", help="print JSON")
         if name == "verify":
             cmd.add_argument("--threads", type=int, default=None, help="runtime threads")
+            cmd.add_argument(
+                "--trust",
+                type=Path,
+                default=None,
+                help="trust policy JSON: check the signature, files and anti-rollback as a "
+                "device with it would (default: $EDGEMED_TRUST; docs/signing.md)",
+            )
         cmd.set_defaults(func=func)
+
+
+def _add_signing_commands(bundle_sub: Any) -> None:
+    keygen = bundle_sub.add_parser(
+        "keygen",
+        help="make an Ed25519 signing key (private PEM 0600 + public .pub.json)",
+        description="Write a new Ed25519 private key to KEYFILE (PEM, mode 0600, never "
+        "overwritten) and its public key to KEYFILE.pub.json; print the public key (key_id, "
+        "public_key) for devices' trust policies.",
+    )
+    keygen.add_argument("--out", type=Path, required=True, help="private key file to create")
+    keygen.set_defaults(func=_cmd_keygen)
+    sign = bundle_sub.add_parser(
+        "sign",
+        help="sign a bundle (writes DIR/signature.json)",
+        description="Check DIR as a device under a trust policy would (every sha256, no "
+        "unlisted file, a semantic version) and write DIR/signature.json: an Ed25519 "
+        "signature over manifest.json's exact bytes, the model id and version.",
+    )
+    sign.add_argument("dir", type=Path, help="bundle folder")
+    sign.add_argument("--key", type=Path, required=True, help="private key (bundle keygen)")
+    sign.add_argument(
+        "--rollback-from",
+        metavar="VERSION",
+        default=None,
+        help="also sign a permission to serve this (older) version on devices that have "
+        "served versions up to VERSION",
+    )
+    sign.add_argument("--json", action="store_true", help="print signature.json")
+    sign.set_defaults(func=_cmd_sign)

@@ -52,8 +52,9 @@ _MEANINGS = (
     (EXIT_MODEL, "unknown model id, or a model that cannot be used (ModelError)"),
     (
         EXIT_INTEGRITY,
-        "model integrity: sha256 or manifest wrong, golden outputs drift "
-        "(IntegrityError, ManifestError, GoldenMismatchError; `models verify` failures)",
+        "model integrity: sha256 or manifest wrong, golden outputs drift, or refused by the "
+        "trust policy (IntegrityError, SignatureError, RollbackError, TrustPolicyError, "
+        "ManifestError, GoldenMismatchError; `models verify` failures)",
     ),
     (EXIT_BACKEND, "backend or device not available, or the runtime failed (BackendError)"),
     (

@@ -32,7 +32,9 @@ PUBLIC = {
     "Pipeline",
     "Provenance",
     "Result",
+    "RollbackError",
     "SignalClassification",
+    "SignatureError",
     "SignalWindow",
     "SeizureProbability",
     "SleepStages",
@@ -40,6 +42,8 @@ PUBLIC = {
     "TabularRegression",
     "SyncError",
     "Timings",
+    "TrustPolicy",
+    "TrustPolicyError",
     "__version__",
     "list_models",
     "load",
@@ -57,6 +61,8 @@ def test_error_tree() -> None:
     assert issubclass(edgemed.PayloadError, edgemed.InputError)
     for cls in (edgemed.ManifestError, edgemed.IntegrityError):
         assert issubclass(cls, edgemed.ModelError)
+    for cls in (edgemed.SignatureError, edgemed.RollbackError, edgemed.TrustPolicyError):
+        assert issubclass(cls, edgemed.IntegrityError)
     assert issubclass(edgemed.BackendUnavailableError, edgemed.BackendError)
     assert issubclass(edgemed.OutboxFullError, edgemed.SyncError)
     assert issubclass(edgemed.FrameError, edgemed.BridgeError)
