@@ -10,7 +10,6 @@ docs/signing.md has the formats and key rotation.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Any
 from ..errors import InputError, IntegrityError
 from ..manifest import MANIFEST_FILE, manifest_bytes, parse_manifest, strict_json, verify_artifacts
 from ..trust import SIGNATURE_FILE, Signature, key_id, unlisted_files, version_key
+from ..trust.rollback import write_file_atomically
 
 __all__ = ["generate_key", "public_key_of", "sign_bundle"]
 
@@ -102,20 +102,7 @@ def sign_bundle(bundle: Path, key_file: Path, *, rollback_from: str | None = Non
         rollback_from=rollback_from,
     )
     signed = replace(unsigned, signature=key.sign(unsigned.message()))
-    _replace_file(bundle / SIGNATURE_FILE, json.dumps(signed.to_json(), indent=2) + "\n")
+    write_file_atomically(
+        bundle / SIGNATURE_FILE, (json.dumps(signed.to_json(), indent=2) + "\n").encode()
+    )
     return signed
-
-
-def _replace_file(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise

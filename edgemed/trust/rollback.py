@@ -27,7 +27,7 @@ from ..manifest import Manifest, read_bundle_file, strict_json
 from .signature import Signature
 from .versions import version_key
 
-__all__ = ["STATE_SCHEMA", "check_rollback", "read_state", "record_served"]
+__all__ = ["STATE_SCHEMA", "check_rollback", "read_state", "record_served", "write_file_atomically"]
 
 STATE_SCHEMA = "edgemed.rollback-state/1"
 _MAX_STATE_BYTES = 16 << 20
@@ -106,9 +106,10 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+def write_file_atomically(path: Path, body: bytes) -> None:
+    """``path`` holds ``body`` whole or its old content, even across a power cut (temporary
+    file, fsync, rename, fsync of the folder)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    body = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -126,6 +127,10 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    write_file_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def record_served(
