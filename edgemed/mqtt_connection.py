@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -23,10 +24,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .config import BrokerConfig, SyncConfig
+from .config import BrokerConfig, SyncConfig, tls_context
 
 __all__ = [
     "announce_offline",
+    "connect_failed",
     "full_jitter",
     "log_disconnect",
     "make_client",
@@ -60,14 +62,28 @@ def make_client(
     client.on_socket_open = _no_delay
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
-    if broker.tls is not None:
-        client.tls_set(
-            ca_certs=str(broker.tls.ca_file),
-            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
-            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+    if broker.tls is not None:  # config.tls_context: the CA only, name and dates checked
+        client.tls_set_context(tls_context(broker.tls))
     return client
+
+
+ErrorSink = Callable[[BaseException], None]
+
+
+def connect_failed(broker: BrokerConfig, exc: BaseException, on_error: ErrorSink | None) -> None:
+    """Log why a connection attempt failed and pass it on. A certificate the link refuses (wrong
+    CA, expired, another host's name) is an ERROR: no retry fixes it, and the link never falls
+    back to plain MQTT; anything else (refused, reset, timeout) is a broker away, INFO."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        log.error(
+            "broker %s:%d: TLS refused, the broker's certificate does not verify: %s "
+            "(it must be signed by the configured CA, valid now, and name %s); not connecting",
+            broker.host, broker.port, exc.verify_message or exc, broker.host,
+        )  # fmt: skip
+    else:
+        log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+    if on_error is not None:
+        on_error(exc)
 
 
 def log_disconnect(logger: logging.Logger, link: str, reason: Any, *, stopping: bool) -> None:
@@ -92,7 +108,11 @@ _REFUSED_VERSION = (0x84, 1)  # MQTT 5 "unsupported protocol version"; MQTT 3 re
 
 
 def probe_protocol(
-    broker: BrokerConfig, client_id: str, timeout: float = 5.0
+    broker: BrokerConfig,
+    client_id: str,
+    timeout: float = 5.0,
+    *,
+    on_error: ErrorSink | None = None,
 ) -> Literal["5", "3.1.1"] | None:
     """Ask the broker with one MQTT 5 CONNECT which protocol it speaks.
 
@@ -119,7 +139,7 @@ def probe_protocol(
         # A keepalive longer than the wait: paho's own CONNACK timeout must not end the probe.
         probe.connect(broker.host, broker.port, keepalive=max(broker.keepalive_s, int(timeout) + 5))
     except (OSError, ssl.SSLError) as exc:
-        log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        connect_failed(broker, exc, on_error)
         return None
     deadline = time.monotonic() + timeout
     while not answer and time.monotonic() < deadline:
@@ -169,7 +189,7 @@ def probe_shared_subscriptions(
     try:
         probe.connect(broker.host, broker.port, keepalive=max(broker.keepalive_s, 10))
     except (OSError, ssl.SSLError) as exc:
-        log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+        connect_failed(broker, exc, None)
         return None
     deadline = time.monotonic() + timeout
     while not state["received"] and time.monotonic() < deadline:
@@ -183,13 +203,19 @@ def probe_shared_subscriptions(
 
 
 def resolve_protocol(
-    broker: BrokerConfig, client_id: str, sync: SyncConfig, stop: threading.Event
+    broker: BrokerConfig,
+    client_id: str,
+    sync: SyncConfig,
+    stop: threading.Event,
+    *,
+    on_error: ErrorSink | None = None,
 ) -> BrokerConfig | None:
     """``broker`` with protocol "auto" replaced by what the broker speaks (probing with full
-    jitter until it answers); None if ``stop`` is set first."""
+    jitter until it answers); None if ``stop`` is set first. ``on_error`` gets each failed
+    connection attempt's exception."""
     attempt = 0
     while broker.protocol == "auto" and not stop.is_set():
-        found = probe_protocol(broker, client_id)
+        found = probe_protocol(broker, client_id, on_error=on_error)
         if found is not None:
             log.info("broker %s:%d speaks MQTT %s", broker.host, broker.port, found)
             return replace(broker, protocol=found)
@@ -209,8 +235,10 @@ def run_connection(
     stop: threading.Event,
     *,
     persistent_session: bool = False,
+    on_error: ErrorSink | None = None,
 ) -> None:
-    """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``."""
+    """Connect, serve until disconnected, back off with full jitter, repeat until ``stop``.
+    ``on_error`` gets each failed connection attempt's exception."""
     attempt = 0
     while not stop.is_set():
         try:
@@ -227,7 +255,7 @@ def run_connection(
             else:
                 client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
-            log.info("broker %s:%d unreachable: %s", broker.host, broker.port, exc)
+            connect_failed(broker, exc, on_error)
         else:
             attempt = 0
             if stop.is_set():  # stopped while connecting: nobody will call disconnect() again

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from .args import Subparsers, host_port, positive_int
+from .broker_options import add_broker_options, broker_from_args
 
 __all__ = ["add_fleet_commands", "cmd_fleet_serve"]
 
@@ -21,18 +22,17 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from ..config import BrokerConfig
     from ..fleet.alerts import AlertRules
     from ..fleet.server import FleetServer
     from ..fleet.store import open_store
 
+    broker = broker_from_args(args)  # checked (TLS files, no secret in the URL) before the store
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
     store = open_store(args.db, schema=args.pg_schema)
     given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
     token = given_token or secrets.token_urlsafe(24)
-    broker = BrokerConfig.from_url(args.broker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     exporters: list[Any] = []
@@ -59,7 +59,8 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
         print(
-            f"fleet: ingest from {broker.host}:{broker.port}, store {where}, "
+            f"fleet: ingest from {broker.host}:{broker.port}{' (TLS)' if broker.tls else ''}, "
+            f"store {where}, "
             f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
             flush=True,
         )
@@ -80,7 +81,7 @@ def add_fleet_commands(sub: Subparsers) -> None:
     serve = fleet_sub.add_parser(
         "serve", help="ingest results from the broker; serve the REST API and the dashboard"
     )
-    serve.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    add_broker_options(serve)
     serve.add_argument(
         "--db",
         default="edgemed-fleet.sqlite3",

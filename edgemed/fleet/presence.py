@@ -20,6 +20,7 @@ re-announced every ``heartbeat_s``, with a last will that turns it "offline". It
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -81,6 +82,8 @@ class FleetPresence:
         self.others: dict[str, FleetStatus] = {}  # process_id -> latest status seen
         self._online = False  # announce() was called: (re)connects re-announce
         self._subscribed = threading.Event()
+        self.link_error: BaseException | None = None  # the last failed connection attempt's
+        self._refused = threading.Event()  # TLS refused the broker's certificate
         self._checked_at: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -119,16 +122,25 @@ class FleetPresence:
     def check(self, timeout: float = 20.0) -> None:
         """Connect and read who else serves the broker; raise if another store's fleet does.
 
-        Raises SyncError if the broker does not answer within ``timeout``.
+        Raises SyncError if the broker does not answer within ``timeout`` (naming the last
+        connection error), at once if TLS refuses the broker's certificate: the fleet fails
+        closed, it never falls back to plain MQTT.
         """
         self._thread = threading.Thread(target=self._network, name="edgemed-fleet-presence")
         self._thread.daemon = True
         self._thread.start()
-        if not self._subscribed.wait(timeout):
-            raise SyncError(
-                f"broker {self.broker.host}:{self.broker.port} did not answer the fleet within "
-                f"{timeout:.0f} s"
-            )
+        deadline = time.monotonic() + timeout
+        while not self._subscribed.wait(0.05):
+            where = f"broker {self.broker.host}:{self.broker.port}"
+            if self._refused.is_set():
+                raise SyncError(
+                    f"{where}: TLS refused the broker's certificate ({self.link_error}); it must "
+                    f"be signed by the configured CA, valid now and name {self.broker.host}. "
+                    "The fleet does not fall back to plain MQTT"
+                )
+            if time.monotonic() >= deadline:
+                why = f" (last error: {self.link_error})" if self.link_error else ""
+                raise SyncError(f"{where} did not answer the fleet within {timeout:.0f} s{why}")
         time.sleep(RETAINED_GRACE_S)  # retained messages follow the SUBACK
         self._refuse_if_rival()
         self._client.publish(self.topic, self._status("starting"), qos=1, retain=True)
@@ -170,12 +182,19 @@ class FleetPresence:
 
     # -- threads ----------------------------------------------------------------------------
     def _network(self) -> None:
-        broker = resolve_protocol(self.broker, self.client_id, self.sync, self._stop)
+        broker = resolve_protocol(
+            self.broker, self.client_id, self.sync, self._stop, on_error=self._link_failed
+        )
         if broker is None:
             return
         if broker.protocol != self.broker.protocol:
             self._client = self._make_client(broker)
-        run_connection(self._client, broker, self.sync, self._stop)
+        run_connection(self._client, broker, self.sync, self._stop, on_error=self._link_failed)
+
+    def _link_failed(self, exc: BaseException) -> None:
+        self.link_error = exc
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            self._refused.set()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
