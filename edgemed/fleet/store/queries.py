@@ -15,7 +15,8 @@ MAX_PAGE = 1000  # the most rows one API page returns
 
 
 class StoreQueries:
-    """Results, devices, alerts, events and dead letters, newest first where it matters."""
+    """Results, devices, alerts and events, newest first where it matters (dead letters:
+    ``dead_letters.py``)."""
 
     if TYPE_CHECKING:  # supplied by SqlStore
 
@@ -34,6 +35,24 @@ class StoreQueries:
     ) -> list[dict[str, Any]]:
         """Newest first. ``before`` is the (received_at, device_id, seq) of the last row of the
         previous page: keyset pagination, stable while new results arrive."""
+        rows = self._rows(
+            *self.results_sql(
+                device_id=device_id, model_id=model_id, kind=kind, since=since, until=until,
+                before=before, limit=limit,
+            )
+        )  # fmt: skip
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+            row["clock_suspect"] = bool(row["clock_suspect"])
+        return rows
+
+    def results_sql(
+        self, *, device_id: str | None = None, model_id: str | None = None,
+        kind: str | None = None, since: float | None = None, until: float | None = None,
+        before: tuple[float, str, int] | None = None, limit: int = 100,
+    ) -> tuple[str, tuple[Any, ...]]:  # fmt: skip
+        """The results list query and its parameters (each filter has an index: schema 8's
+        LIST_INDEXES; tests EXPLAIN it)."""
         clauses, params = _equal(device_id=device_id, model_id=model_id, kind=kind)
         if since is not None:
             clauses.append("received_at>=?")
@@ -47,15 +66,11 @@ class StoreQueries:
             )
             params += [before[0], before[0], before[1], before[1], before[2]]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(
+        sql = (
             f"SELECT {RESULT_COLUMNS} FROM results {where} "
-            "ORDER BY received_at DESC, device_id DESC, seq DESC LIMIT ?",
-            (*params, limit),
+            "ORDER BY received_at DESC, device_id DESC, seq DESC LIMIT ?"
         )
-        for row in rows:
-            row["payload"] = json.loads(row["payload"])
-            row["clock_suspect"] = bool(row["clock_suspect"])
-        return rows
+        return sql, (*params, limit)
 
     def devices(self) -> list[dict[str, Any]]:
         return [_device_row(r) for r in self._rows("SELECT * FROM devices ORDER BY device_id")]
@@ -82,15 +97,22 @@ class StoreQueries:
     ) -> list[dict[str, Any]]:
         """Newest first; ``open_only``: not yet acknowledged, most severe first, then the
         longest waiting. A clinical alert is an episode (fleet/episodes.py)."""
+        return self._rows(
+            *self.alerts_sql(open_only=open_only, device_id=device_id, rule=rule, limit=limit)
+        )
+
+    def alerts_sql(
+        self, *, open_only: bool = False, device_id: str | None = None,
+        rule: str | None = None, limit: int = 200,
+    ) -> tuple[str, tuple[Any, ...]]:  # fmt: skip
+        """The alerts list query and its parameters (tests EXPLAIN it)."""
         clauses, params = _equal(device_id=device_id, rule=rule)
         if open_only:
             clauses.append("acked_at IS NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = OPEN_ORDER if open_only else "id DESC"
-        return self._rows(
-            f"SELECT {ALERT_COLUMNS} FROM alerts {where} ORDER BY {order} LIMIT ?",
-            (*params, limit),
-        )
+        sql = f"SELECT {ALERT_COLUMNS} FROM alerts {where} ORDER BY {order} LIMIT ?"
+        return sql, (*params, limit)
 
     def model_inventory(self) -> list[dict[str, Any]]:
         """Which model versions the fleet runs: from each device's latest birth message."""
@@ -112,9 +134,6 @@ class StoreQueries:
             "start_seq, detail FROM device_events WHERE device_id=? ORDER BY id DESC LIMIT ?",
             (device_id, limit),
         )
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT id, topic, reason, received_at FROM dead_letters ORDER BY id")
 
     def count_results(self) -> int:
         return int(self._rows("SELECT COUNT(*) AS n FROM results")[0]["n"])

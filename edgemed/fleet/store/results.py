@@ -61,6 +61,10 @@ class ResultWrites:
 
         def _clear_episode(self, clear: EpisodeClear, now: float) -> None: ...
 
+        def _insert_dead_letter(
+            self, topic: str, reason: str, payload: bytes, now: float
+        ) -> bool: ...
+
         def _record_encounter(
             self, key: tuple[str, str, int], encounter: Any, at: float
         ) -> None: ...
@@ -133,11 +137,11 @@ class ResultWrites:
             ),
             now,
         )  # fmt: skip
-        # Keep the rejected payload: nothing a device sent is ever discarded unseen.
-        self._run(
-            "INSERT INTO dead_letters(topic, reason, payload, received_at) VALUES (?,?,?,?)",
-            (f"edgemed/v1/{msg.device_id}/results", f"seq-conflict at seq {msg.seq}",
-             msg.raw.encode(), now),
+        # Keep the rejected payload (its size, sha256 and a prefix; beyond the quota, a count
+        # of its reason): nothing a device sent is ever discarded unseen.
+        self._insert_dead_letter(
+            f"edgemed/v1/{msg.device_id}/results", f"seq-conflict at seq {msg.seq}",
+            msg.raw.encode(), now,
         )  # fmt: skip
         return "conflict"
 

@@ -13,11 +13,13 @@ from typing import Any
 from ...wire import ResultMessage
 from ..episodes import EPISODE_COLUMNS, EPISODE_MIGRATION
 from ..exports.ledger import EXPORT_DDL
+from .dead_letters import DEAD_LETTER_MIGRATION
 
 __all__ = [
     "ALERTS",
     "ALERTS_V2",
     "EPOCH_TABLES",
+    "LIST_INDEXES",
     "MIGRATIONS",
     "REKEY_RESULTS",
     "RESULT_COLUMNS",
@@ -49,6 +51,19 @@ ALERTS = ALERTS_V2.replace(
     "dedupe_key TEXT UNIQUE",
     "dedupe_key TEXT UNIQUE,\n    " + ",\n    ".join(f"{n} {t}" for n, t in EPISODE_COLUMNS),
 )
+# Schema 8: an index for every filter the API's lists offer (results newest first by
+# (received_at, device_id, seq); alerts newest first by id), and for retention's cutoffs.
+# Made last, after every table (``SqlStore._create_or_migrate``).
+LIST_INDEXES = """
+CREATE INDEX IF NOT EXISTS results_device ON results(device_id, received_at, seq);
+CREATE INDEX IF NOT EXISTS results_model ON results(model_id, received_at, device_id, seq);
+CREATE INDEX IF NOT EXISTS results_kind ON results(kind, received_at, device_id, seq);
+CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
+CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule, id);
+CREATE INDEX IF NOT EXISTS alerts_raised ON alerts(raised_at);
+CREATE INDEX IF NOT EXISTS export_log_at ON export_log(at)
+"""
+
 TABLES = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
@@ -86,7 +101,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     topic TEXT NOT NULL,
     reason TEXT NOT NULL,
     payload {blob} NOT NULL,
-    received_at DOUBLE PRECISION NOT NULL
+    received_at DOUBLE PRECISION NOT NULL,
+    device_id TEXT,
+    reason_class TEXT,
+    size BIGINT,
+    sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS fleet_identity (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
@@ -125,7 +144,7 @@ CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device_id, id)
 # A migration step the dialect runs itself (_rekey_results): SQLite cannot alter a primary key.
 REKEY_RESULTS = "-- rekey results on (device_id, epoch, seq)"
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Upgrades from version n-1 to n, run by the server itself (one transaction, under a lock).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
@@ -158,6 +177,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     6: EPISODE_MIGRATION,
     # Exports (fleet/exports): encounter mapping, each result's encounter, what targets acked.
     7: tuple(EXPORT_DDL.split(";")),
+    # Bounded dead letters (size, sha256, a prefix; quota; store/dead_letters.py), the list
+    # filters' indexes (LIST_INDEXES, DEAD_LETTER_DDL: the full DDL, run after, makes them).
+    8: DEAD_LETTER_MIGRATION,
 }
 
 UPSERT_DEVICE = (

@@ -18,11 +18,14 @@ from ...errors import SyncError
 from ..alerts import Alert
 from ..episodes import ALERT_COLUMNS, EPISODE_DDL, EpisodeStore
 from ..exports.ledger import EXPORT_DDL, ExportStore
+from .dead_letters import BACKFILL, DEAD_LETTER_DDL, DeadLetterStore
 from .queries import StoreQueries
 from .results import ResultWrites
+from .retention import RetentionStore
 from .schema import (
     ALERTS,
     EPOCH_TABLES,
+    LIST_INDEXES,
     MIGRATIONS,
     REKEY_RESULTS,
     SCHEMA_VERSION,
@@ -38,7 +41,9 @@ _INSERT_ALERT = (
 )
 
 
-class SqlStore(ResultWrites, StoreQueries, EpisodeStore, ExportStore):
+class SqlStore(
+    ResultWrites, StoreQueries, EpisodeStore, ExportStore, DeadLetterStore, RetentionStore
+):
     """The store's logic over a DB-API connection; thread-safe through one lock."""
 
     placeholder = "?"  # dialect: parameter style
@@ -92,10 +97,12 @@ class SqlStore(ResultWrites, StoreQueries, EpisodeStore, ExportStore):
             ]  # fmt: skip
             # The full DDL is idempotent: after the upgrade steps it only adds what is missing.
             steps += [*TABLES.split(";"), *EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
-            steps += EXPORT_DDL.split(";")
+            steps += [*EXPORT_DDL.split(";"), *LIST_INDEXES.split(";"), *DEAD_LETTER_DDL.split(";")]
             for step in steps:
                 if step == REKEY_RESULTS:
                     self._rekey_results()
+                elif step == BACKFILL:
+                    self._backfill_dead_letters()
                 elif step.strip():
                     self._run(self._format(step))
             self._run(
@@ -222,13 +229,6 @@ class SqlStore(ResultWrites, StoreQueries, EpisodeStore, ExportStore):
                     dedupe_key=f"outbox-moved-aside:{device_id}:{name}",
                 )  # fmt: skip
             return True
-
-    def dead_letter(self, topic: str, reason: str, payload: bytes) -> None:
-        with self._lock, self._transaction():
-            self._run(
-                "INSERT INTO dead_letters(topic, reason, payload, received_at) VALUES (?,?,?,?)",
-                (topic, reason[:500], payload[:65536], time.time()),
-            )
 
     def expire_silent(self, now: float) -> list[str]:
         """Online devices silent for 1.5x their announced heartbeat become "unknown" since
