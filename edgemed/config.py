@@ -253,16 +253,24 @@ def broker_config(
     keepalive_s: int = 4,
     names: dict[str, str],
 ) -> BrokerConfig:
-    """A BrokerConfig from parts, checked; ``names`` maps "url", "tls", "username" to how the
-    caller's user spells them (a config key or a command-line option) for the messages."""
+    """A BrokerConfig from parts, checked; ``names`` maps "url", "tls", "ca", "username" and
+    "protocol" to how the caller's user spells them (a config key or a command-line option),
+    for the messages."""
     from .errors import InputError
 
     check_broker_url(url, names["url"])
+    if tls is None and url.startswith("mqtts://"):
+        raise InputError(
+            f"{names['url']}: mqtts:// but no CA file is given: TLS needs the CA that signed "
+            f"the broker's certificate ({names['ca']})"
+        )
     if tls is not None:
         try:
             tls_context(tls)
         except (OSError, ssl.SSLError) as exc:
             raise InputError(f"{names['tls']}: cannot use these TLS files: {exc}") from None
+        if tls.cert_file is not None:
+            _check_validity(tls.cert_file, names["tls"])
     broker = BrokerConfig.from_url(url, tls=tls)
     if username is not None and broker.username is not None:
         raise InputError(f"{names['username']}: the URL names a user already")
@@ -277,6 +285,27 @@ def broker_config(
         protocol=protocol,  # type: ignore[arg-type]
         keepalive_s=keepalive_s,
     )
+
+
+def _check_validity(cert_file: Path, key: str) -> None:
+    """Refuse a client certificate outside its validity dates now, with its dates, rather than
+    leave the broker to drop every connection without a word; warn 14 days ahead."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from .errors import InputError
+
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    now = dt.datetime.now(dt.timezone.utc)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not start <= now <= end:
+        state = f"expired on {end:%Y-%m-%d %H:%M} UTC" if now > end else f"valid only from {start}"
+        raise InputError(f"{key}: the client certificate {cert_file} is {state}")
+    if end - now < dt.timedelta(days=14):
+        logging.getLogger(__name__).warning(
+            "%s: the client certificate %s expires on %s: renew it", key, cert_file, end
+        )
 
 
 def read_secret(path: Path, key: str) -> str:
@@ -321,6 +350,7 @@ def _broker(reader: _Reader) -> BrokerConfig:
     names = {
         k: reader.key(f"broker.{k}") for k in ("url", "tls", "username", "protocol")
     }  # fmt: skip
+    names["ca"] = "broker.tls.ca_file"
     return broker_config(
         url=url,
         tls=tls,
@@ -356,6 +386,8 @@ class _Reader:
     def _get(self, dotted: str) -> Any:
         node: Any = self.data
         for i, part in enumerate(dotted.split(".")):
+            if node is None:
+                return None
             if not isinstance(node, dict):
                 self.fail(".".join(dotted.split(".")[:i]), "must be a table")
             node = node.get(part)

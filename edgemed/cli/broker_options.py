@@ -90,6 +90,7 @@ def broker_from_args(args: argparse.Namespace) -> BrokerConfig:
         names={
             "url": "--broker",
             "tls": "--broker-ca/--broker-cert/--broker-key",
+            "ca": "--broker-ca",
             "username": "--broker-username",
             "protocol": "protocol",
         },

@@ -185,7 +185,15 @@ def _cmd_sync_status(args: argparse.Namespace) -> int:
 
     from ..sync.outbox import read_status
 
-    device_id, st = read_status(args.outbox)
+    outbox = args.outbox
+    if outbox is None:
+        from ..config import load_config
+
+        found = load_config(args.config).outbox
+        if found is None:
+            raise InputError(f"{args.config}: outbox: an [outbox] table is required")
+        outbox = found.path
+    device_id, st = read_status(outbox)
     now = time.time()
     status = {
         "device_id": device_id,
@@ -300,7 +308,11 @@ def _add_device_commands(sub: Subparsers) -> None:
     sync = sub.add_parser("sync", help="device-side result sync")
     sync_sub = sync.add_subparsers(dest="sync_command", required=True)
     status = sync_sub.add_parser("status", help="outbox depth, oldest unacked age, last ack, link")
-    status.add_argument("--outbox", type=Path, required=True, help="the device's outbox file")
+    where = status.add_mutually_exclusive_group(required=True)
+    where.add_argument("--outbox", type=Path, help="the device's outbox file")
+    where.add_argument(
+        "--config", type=Path, help="the device's configuration file (its [outbox] path)"
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_cmd_sync_status)
 

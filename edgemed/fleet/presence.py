@@ -139,8 +139,9 @@ class FleetPresence:
                     "The fleet does not fall back to plain MQTT"
                 )
             if time.monotonic() >= deadline:
-                why = f" (last error: {self.link_error})" if self.link_error else ""
-                raise SyncError(f"{where} did not answer the fleet within {timeout:.0f} s{why}")
+                raise SyncError(
+                    f"{where} did not answer the fleet within {timeout:.0f} s{self._hint()}"
+                )
         time.sleep(RETAINED_GRACE_S)  # retained messages follow the SUBACK
         self._refuse_if_rival()
         self._client.publish(self.topic, self._status("starting"), qos=1, retain=True)
@@ -190,6 +191,13 @@ class FleetPresence:
         if broker.protocol != self.broker.protocol:
             self._client = self._make_client(broker)
         run_connection(self._client, broker, self.sync, self._stop, on_error=self._link_failed)
+
+    def _hint(self) -> str:
+        if self.link_error is not None:
+            return f" (last error: {self.link_error})"
+        if self.broker.tls is None:  # a TLS listener says nothing to a plain CONNECT
+            return "; if it is a TLS listener, give its CA (the fleet never guesses TLS)"
+        return "; it may refuse the fleet's client certificate (unknown CA, revoked): see its log"
 
     def _link_failed(self, exc: BaseException) -> None:
         self.link_error = exc
