@@ -252,10 +252,44 @@ def _result_routes(store: SqlStore) -> APIRouter:
         return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more else None}
 
     @router.get("/api/dead-letters", tags=["fleet"])
-    def dead_letters() -> list[dict[str, Any]]:
-        return store.dead_letters()
+    def dead_letters(
+        device_id: Annotated[str | None, Query(max_length=200)] = None,
+        reason: Annotated[
+            str | None, Query(max_length=200, description="a reason_class (or refused reason)")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[
+            str | None, Query(max_length=64, description="next_cursor of the last page")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Newest first, keyset-paginated. Each item: topic, device, reason (and its class),
+        size and sha256 of the payload, and a preview of its first 256 bytes (the store keeps
+        1 KiB, never the whole payload). ``refused``: what the dead-letter quota turned away,
+        counted per reason class."""
+        before = _dead_letter_cursor(cursor) if cursor else None
+        rows = store.dead_letters(device_id=device_id, reason=reason, before=before, limit=limit)
+        more = len(rows) == limit
+        return {
+            "items": rows,
+            "next_cursor": _encode_id_cursor(rows[-1]["id"]) if more else None,
+            "refused": store.dead_letters_refused(),
+        }
 
     return router
+
+
+def _encode_id_cursor(id_: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([id_]).encode()).decode()
+
+
+def _dead_letter_cursor(cursor: str) -> int:
+    try:
+        (id_,) = json.loads(base64.urlsafe_b64decode(cursor))
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+        raise HTTPException(400, "bad cursor") from exc
+    if isinstance(id_, bool) or not isinstance(id_, int) or not 0 < id_ < 2**63:
+        raise HTTPException(400, "bad cursor")
+    return id_
 
 
 def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:

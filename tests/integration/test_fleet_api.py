@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -197,8 +198,22 @@ def test_hostile_payloads_are_dead_lettered_and_ingest_keeps_running(
     assert until(lambda: len(server.store.dead_letters()) >= 6, 10)
     _publish(device, "edgemed/v1/bed-1/results", result_payload("bed-1", 2, news2_body(pulse=3)))
     assert _stored(server, 2)
-    reasons = [d["reason"] for d in api.call("/api/dead-letters")[1]]
+    letters = api.call("/api/dead-letters")[1]
+    reasons = [d["reason"] for d in letters["items"]]
     assert len(reasons) == 6, reasons
+    assert letters["refused"] == [] and letters["next_cursor"] is None
+    # The 300 kB one: its size and sha256, a 256-byte preview; the store kept 1 KiB of it.
+    (big,) = [d for d in letters["items"] if "exceeds" in d["reason"]]
+    assert big["size"] > 300_000 and big["truncated"] and len(big["preview"]) == 256
+    assert big["device_id"] == "bed-1" and len(big["sha256"]) == 64
+    first = api.call("/api/dead-letters?limit=4")[1]
+    rest = api.call(f"/api/dead-letters?limit=4&cursor={first['next_cursor']}")[1]
+    ids = [d["id"] for d in first["items"] + rest["items"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 6
+    assert api.call("/api/dead-letters?device_id=bed-2")[1]["items"] == []
+    by_reason = api.call(f"/api/dead-letters?reason={quote(big['reason_class'])}")[1]["items"]
+    assert [d["id"] for d in by_reason] == [big["id"]]
+    assert api.call("/api/dead-letters?cursor=bm90LWEtY3Vyc29y")[0] == 400
     assert any("exceeds" in r for r in reasons) and any(
         "unsupported schema version" in r for r in reasons
     )
