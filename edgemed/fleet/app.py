@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,8 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -33,6 +36,8 @@ from .._version import __version__
 from ..errors import SyncError
 from .events import EventBus
 from .exports.routes import export_routes
+from .limits import DEVICE_ID, MAX_BODY_BYTES, MAX_ID, BodyLimit, validation_error
+from .metrics import CONTENT_TYPE, FleetMetrics
 from .store import MAX_PAGE, SqlStore
 
 __all__ = ["FleetApi", "create_app"]
@@ -56,6 +61,13 @@ class Acknowledge(BaseModel):
     comment: str | None = Field(default=None, max_length=500)
 
 
+# Bounds of every path and query parameter: a device id as the wire schema has it, store ids
+# within SQL's 64-bit integers, times finite and within this millennium (Unix seconds).
+DeviceIdPath = Annotated[str, PathParam(pattern=DEVICE_ID)]
+DeviceIdQuery = Annotated[str | None, Query(pattern=DEVICE_ID)]
+_TIME: dict[str, Any] = {"ge": 0.0, "le": 32_503_680_000.0, "allow_inf_nan": False}
+
+
 def _encode_cursor(row: dict[str, Any]) -> str:
     raw = json.dumps([row["received_at"], row["device_id"], row["seq"]]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -64,9 +76,12 @@ def _encode_cursor(row: dict[str, Any]) -> str:
 def _decode_cursor(cursor: str) -> tuple[float, str, int]:
     try:
         received_at, device_id, seq = json.loads(base64.urlsafe_b64decode(cursor))
-        return float(received_at), str(device_id), int(seq)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        at, seq = float(received_at), int(seq)
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise HTTPException(400, "bad cursor") from exc
+    if not (math.isfinite(at) and 0 <= seq <= MAX_ID and isinstance(device_id, str)):
+        raise HTTPException(400, "bad cursor")
+    return at, device_id, seq
 
 
 def create_app(
@@ -76,9 +91,13 @@ def create_app(
     events: EventBus | None = None,
     stats: Callable[[], dict[str, Any]] | None = None,
     health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    metrics: FleetMetrics | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health and
-    ``health`` (FleetServer.health) says whether the broker link and the database work."""
+    ``health`` (FleetServer.health) says whether the broker link and the database work.
+    ``metrics`` (FleetServer's, shared with its ingest; default: the API's and the store's
+    alone) are served at ``/metrics``; a request body over ``max_body_bytes`` gets 413."""
     if len(token) < 16:
         raise SyncError("the fleet API token must be at least 16 characters")
     app = FastAPI(
@@ -90,13 +109,24 @@ def create_app(
         redoc_url=None,
     )
 
+    metrics = metrics or FleetMetrics(store)
+    # Bad input is a 4xx that names the broken rule, never an echo of the input itself (a 20 MB
+    # login body came back in full): fleet/limits.py. The body limit sits inside the access
+    # log (added first), so its 413s are logged and counted, and outside all body parsing.
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
     @app.middleware("http")
     async def access_log(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        started = time.perf_counter()
         response = await call_next(request)
         log.info("%s %s %d", request.method, request.url.path, response.status_code)
         response.headers["Cache-Control"] = "no-store"
+        metrics.request(
+            request.method, _route(request), response.status_code, time.perf_counter() - started
+        )
         return response
 
     auth = [Depends(_authorizer(token))]
@@ -107,6 +137,7 @@ def create_app(
     app.include_router(_alert_routes(store, events), dependencies=auth)
     # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
     app.include_router(export_routes(store), dependencies=auth)
+    app.include_router(_metrics_routes(metrics), dependencies=auth)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -114,6 +145,32 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _route(request: Request) -> str:
+    """The route template a request matched (a label of bounded cardinality: never the URL,
+    which carries device ids)."""
+    route = getattr(request.scope.get("route"), "path", None)
+    if isinstance(route, str):
+        return route
+    return "/static" if request.url.path.startswith("/static/") else "unmatched"
+
+
+def _metrics_routes(metrics: FleetMetrics) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/metrics",
+        tags=["fleet"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text"}},
+    )
+    def prometheus() -> Response:
+        """Prometheus metrics of this process and the store (docs/fleet.md). Needs the API
+        token like every route but health: Prometheus sends it from a ``credentials_file``."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    return router
 
 
 def _authorizer(token: str) -> Callable[..., None]:
@@ -194,7 +251,7 @@ def _device_routes(store: SqlStore) -> APIRouter:
 
     @router.get("/api/devices/{device_id}", tags=["devices"])
     def device(
-        device_id: str, recent: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
+        device_id: DeviceIdPath, recent: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
     ) -> dict[str, Any]:
         """One device, its most recent results (newest first), its alerts and the events of
         its outbox (seq restarts, a corrupted outbox moved aside)."""
@@ -208,7 +265,7 @@ def _device_routes(store: SqlStore) -> APIRouter:
 
     @router.get("/api/devices/{device_id}/events", tags=["devices"])
     def device_events(
-        device_id: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+        device_id: DeviceIdPath, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
     ) -> list[dict[str, Any]]:
         """Newest first: ``seq-restart`` (the device's outbox was deleted, corrupted or
         restored, and its seqs began again in a new epoch; both epochs are kept) and
@@ -230,13 +287,19 @@ def _result_routes(store: SqlStore) -> APIRouter:
 
     @router.get("/api/results", tags=["results"])
     def results(
-        device_id: str | None = None,
-        model_id: str | None = None,
-        kind: str | None = None,
-        since: Annotated[float | None, Query(description="received at or after, Unix s")] = None,
-        until: Annotated[float | None, Query(description="received before, Unix s")] = None,
+        device_id: DeviceIdQuery = None,
+        model_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+        kind: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        since: Annotated[
+            float | None, Query(description="received at or after, Unix s", **_TIME)
+        ] = None,
+        until: Annotated[
+            float | None, Query(description="received before, Unix s", **_TIME)
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
+        cursor: Annotated[
+            str | None, Query(description="next_cursor of the last page", max_length=512)
+        ] = None,
     ) -> dict[str, Any]:
         """Newest first, keyset-paginated: pass ``next_cursor`` back for the next page."""
         rows = store.results(
@@ -298,8 +361,8 @@ def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
     @router.get("/api/alerts", tags=["alerts"])
     def alerts(
         open: bool = False,
-        device_id: str | None = None,
-        rule: str | None = None,
+        device_id: DeviceIdQuery = None,
+        rule: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
     ) -> list[dict[str, Any]]:
         """Newest first; ``open=true``: only those not yet acknowledged, most severe first,
@@ -308,7 +371,9 @@ def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
         return store.alerts(open_only=open, device_id=device_id, rule=rule, limit=limit)
 
     @router.post("/api/alerts/{alert_id}/ack", tags=["alerts"])
-    def acknowledge(alert_id: int, body: Acknowledge | None = None) -> dict[str, Any]:
+    def acknowledge(
+        alert_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], body: Acknowledge | None = None
+    ) -> dict[str, Any]:
         """Acknowledge an alert or alert episode, with who and an optional comment
         (idempotent: a second call keeps the first acknowledgement; an episode that escalates
         afterwards needs a new one). The reply lists every acknowledgement (``acks``)."""
@@ -362,8 +427,11 @@ class FleetApi:
         events: EventBus | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
         health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+        metrics: FleetMetrics | None = None,
     ) -> None:
-        app = create_app(store, token=token, events=events, stats=stats, health=health)
+        app = create_app(
+            store, token=token, events=events, stats=stats, health=health, metrics=metrics
+        )
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
         )

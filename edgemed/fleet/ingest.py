@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
@@ -42,6 +42,9 @@ from .alerts import AlertRules
 from .events import EventBus, announce, result_event
 from .store import SqlStore
 from .validation import PayloadValidator
+
+if TYPE_CHECKING:
+    from .metrics import FleetMetrics
 
 __all__ = ["Ingest"]
 
@@ -215,6 +218,8 @@ class Ingest:
     # Schema + semantic checks of every payload (fleet/validation.py); replace it on an
     # instance for another clock skew.
     validator = PayloadValidator()
+    # Prometheus figures (fleet/metrics.py): FleetServer sets its own on each worker.
+    metrics: FleetMetrics | None = None
 
     def _store_batch(self, batch: list[tuple[str, bytes, float]]) -> None:
         results: list[ResultMessage] = []
@@ -245,6 +250,8 @@ class Ingest:
         committed = time.monotonic()  # committed: only now may acks go out
         for msg, outcome, at in zip(results, done.outcomes, received, strict=True):
             self.counts[outcome] += 1
+            if self.metrics is not None:
+                self.metrics.committed(outcome, committed - at)
             if outcome == "stored":
                 self.commit_latency_ms.append((committed - at) * 1000.0)
                 if self.events:
@@ -261,6 +268,8 @@ class Ingest:
     def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:
         self.counts["dead_letter"] += 1
         self._dead_letter_times.append(time.monotonic())
+        if self.metrics is not None:
+            self.metrics.dead_letter(str(exc))
         log.warning("dead letter on %s: %s", name, exc)
         self.store.dead_letter(name, str(exc), payload)
 

@@ -22,6 +22,7 @@ from .app import FleetApi
 from .events import EventBus, announce
 from .exports.worker import Exporter
 from .ingest import Ingest
+from .metrics import FleetMetrics
 from .presence import HEARTBEAT_S, FleetPresence
 from .store import SqlStore
 
@@ -63,6 +64,8 @@ class FleetServer:
             broker, store_id=store.store_id, group=self.group, heartbeat_s=heartbeat_s
         )
         self.presence.on_conflict = self._step_down
+        # One set of Prometheus figures per process: its ingest workers and its API
+        self.metrics = FleetMetrics(store)
         self.workers = [self._ingest_worker(i) for i in range(workers)]
         self.api = FleetApi(
             store,
@@ -72,6 +75,7 @@ class FleetServer:
             events=self.events,
             stats=self.stats,
             health=self.health,
+            metrics=self.metrics,
         )
         self._stop = threading.Event()
         # Each export target drains on its own thread: a target that is down only delays
@@ -90,7 +94,7 @@ class FleetServer:
 
     def _ingest_worker(self, i: int) -> Ingest:
         prefix = f"edgemed-fleet-{self.store.store_id[:8]}-{self.presence.process_id}"
-        return Ingest(
+        worker = Ingest(
             self.store,
             self.broker,
             client_id=f"{prefix}-{i}",
@@ -98,6 +102,8 @@ class FleetServer:
             rules=self.rules,
             events=self.events,
         )
+        worker.metrics = self.metrics
+        return worker
 
     def start(self, *, ready_timeout: float = 20.0) -> FleetServer:
         """Check the broker for another store's fleet, subscribe every worker, then announce
