@@ -55,6 +55,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         shared_group=args.shared_group,
         rules=rules,
         exporters=tuple(exporters),
+        retention=_retention(args, store),
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
@@ -111,6 +112,7 @@ def add_fleet_commands(sub: Subparsers) -> None:
         "printed); prefer the variable: arguments are visible to other local users",
     )
     _add_alert_and_export_options(serve)
+    _add_retention_options(serve)
     serve.set_defaults(func=cmd_fleet_serve)
 
 
@@ -141,4 +143,63 @@ def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:
         type=host_port,
         default=None,
         help="send every result as HL7 v2 ORU^R01 over MLLP, the next after each ACK",
+    )
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days > 0")
+    return value
+
+
+def _add_retention_options(serve: argparse.ArgumentParser) -> None:
+    """How long the store keeps what (docs/fleet.md, Retention and quotas)."""
+    serve.add_argument(
+        "--retain-days",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help="delete results, acknowledged alerts and dead letters older than this (days; "
+        "default: keep them); checked hourly, deleted in batches",
+    )
+    for kind in ("results", "alerts", "dead-letters"):
+        serve.add_argument(
+            f"--retain-{kind}-days",
+            type=_days,
+            default=None,
+            metavar="DAYS",
+            help=f"keep {kind.replace('-', ' ')} this long instead (days)",
+        )
+    serve.add_argument(
+        "--dead-letter-quota",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="keep at most N dead letters (default 10,000; 0: none); beyond it they are "
+        "refused and counted per reason (GET /api/dead-letters, refused)",
+    )
+    serve.add_argument(
+        "--dead-letter-quota-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="and at most this many MB of kept payload prefixes (1 KiB each at most)",
+    )
+
+
+def _retention(args: argparse.Namespace, store: Any) -> Any:
+    """Set the store's dead-letter quota; the retention policy FleetServer applies."""
+    from ..fleet.store.dead_letters import DeadLetterQuota
+    from ..fleet.store.retention import RetentionPolicy
+
+    mb = args.dead_letter_quota_mb
+    store.dead_letter_quota = DeadLetterQuota(
+        rows=max(0, args.dead_letter_quota), stored_bytes=None if mb is None else int(mb * 1e6)
+    )
+    days = args.retain_days
+    return RetentionPolicy(
+        results_days=args.retain_results_days or days,
+        alerts_days=args.retain_alerts_days or days,
+        dead_letters_days=args.retain_dead_letters_days or days,
     )

@@ -21,10 +21,12 @@ from .alerts import AlertRules
 from .app import FleetApi
 from .events import EventBus, announce
 from .exports.worker import Exporter
+from .housekeeping import RetentionWorker
 from .ingest import Ingest
 from .metrics import FleetMetrics
 from .presence import HEARTBEAT_S, FleetPresence
 from .store import SqlStore
+from .store.retention import RetentionPolicy
 
 __all__ = ["FleetServer"]
 
@@ -47,6 +49,7 @@ class FleetServer:
         rules: AlertRules | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         exporters: tuple[Exporter, ...] = (),
+        retention: RetentionPolicy | None = None,
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
@@ -90,6 +93,14 @@ class FleetServer:
         self._sweeper = threading.Thread(
             target=self._sweep, name="edgemed-fleet-sweep", daemon=True
         )
+        # Retention (fleet serve --retain-days …): old rows deleted in batches, hourly.
+        self.retention = (
+            RetentionWorker(store, retention) if retention and retention.active else None
+        )
+        self._retention_thread = threading.Thread(
+            target=self.retention.run if self.retention else lambda _stop: None,
+            args=(self._stop,), name="edgemed-fleet-retention", daemon=True,
+        )  # fmt: skip
         self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
 
     def _ingest_worker(self, i: int) -> Ingest:
@@ -125,6 +136,8 @@ class FleetServer:
         self._sweeper.start()
         for thread in self._export_threads:
             thread.start()
+        if self.retention is not None:
+            self._retention_thread.start()
         return self
 
     def _step_down(self) -> None:
@@ -147,7 +160,7 @@ class FleetServer:
         self._stop_links()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5.0)
-        for thread in self._export_threads:
+        for thread in [*self._export_threads, self._retention_thread]:
             if thread.is_alive():
                 thread.join(timeout=5.0)
         self._db_probe.shutdown(wait=False, cancel_futures=True)

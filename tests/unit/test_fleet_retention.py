@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +162,35 @@ def test_every_list_query_uses_an_index(
     if filters and "before" not in filters:
         # SQLite: a filter is a SEARCH through an index, never a SCAN of the table.
         assert not re.search(rf"^SCAN {table}\b", plan, re.M), plan
+
+
+def test_fleet_serve_options_give_the_quota_and_the_policy_the_server_applies(
+    tmp_path: Path,
+) -> None:
+    from edgemed.cli.commands import _parser
+    from edgemed.cli.fleet import _retention
+    from edgemed.config import BrokerConfig
+    from edgemed.fleet.housekeeping import RetentionWorker
+    from edgemed.fleet.server import FleetServer
+
+    argv = ["fleet", "serve", "--retain-days", "30", "--retain-alerts-days", "365"]
+    args = _parser().parse_args([*argv, "--dead-letter-quota", "50", "--dead-letter-quota-mb", "2"])
+    store = next(test_store("sqlite", tmp_path))
+    policy = _retention(args, store)
+    assert store.dead_letter_quota == DeadLetterQuota(rows=50, stored_bytes=2_000_000)
+    assert (policy.results_days, policy.alerts_days, policy.dead_letters_days) == (30, 365, 30)
+    default = _retention(_parser().parse_args(["fleet", "serve"]), store)
+    assert not default.active and store.dead_letter_quota == DeadLetterQuota(rows=10_000)
+    broker = BrokerConfig.from_url("mqtt://127.0.0.1:1")
+    server = FleetServer(store, broker, token="t" * 16, retention=policy)
+    assert server.retention is not None and server.retention.policy == policy
+    assert FleetServer(store, broker, token="t" * 16, retention=default).retention is None
+    # One pass of the worker (at start, then every hour until the server stops).
+    store.insert_results([_msg(1)])
+    _age(store, "UPDATE results SET received_at=?", (time.time() - 31 * DAY_S,))
+    stop = threading.Event()
+    stop.set()
+    worker = RetentionWorker(store, policy)
+    worker.run(stop)
+    assert worker.deleted["results"] == 1 and store.count_results() == 0
+    store.close()
