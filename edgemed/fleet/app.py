@@ -110,6 +110,27 @@ def create_app(
     )
 
     metrics = metrics or FleetMetrics(store)
+    _guard_and_log(app, metrics, max_body_bytes)
+    auth = [Depends(_authorizer(token))]
+    app.include_router(_health_routes(store, stats, health))
+    app.include_router(_login_routes(token))
+    app.include_router(_device_routes(store), dependencies=auth)
+    app.include_router(_result_routes(store), dependencies=auth)
+    app.include_router(_alert_routes(store, events), dependencies=auth)
+    # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
+    app.include_router(export_routes(store), dependencies=auth)
+    app.include_router(_metrics_routes(metrics), dependencies=auth)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _guard_and_log(app: FastAPI, metrics: FleetMetrics, max_body_bytes: int) -> None:
+    """Input limits, the access log and the request metrics, on every route."""
     # Bad input is a 4xx that names the broken rule, never an echo of the input itself (a 20 MB
     # login body came back in full): fleet/limits.py. The body limit sits inside the access
     # log (added first), so its 413s are logged and counted, and outside all body parsing.
@@ -128,23 +149,6 @@ def create_app(
             request.method, _route(request), response.status_code, time.perf_counter() - started
         )
         return response
-
-    auth = [Depends(_authorizer(token))]
-    app.include_router(_health_routes(store, stats, health))
-    app.include_router(_login_routes(token))
-    app.include_router(_device_routes(store), dependencies=auth)
-    app.include_router(_result_routes(store), dependencies=auth)
-    app.include_router(_alert_routes(store, events), dependencies=auth)
-    # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
-    app.include_router(export_routes(store), dependencies=auth)
-    app.include_router(_metrics_routes(metrics), dependencies=auth)
-
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
 
 
 def _route(request: Request) -> str:
