@@ -70,16 +70,7 @@ class FleetServer:
         # One set of Prometheus figures per process: its ingest workers and its API
         self.metrics = FleetMetrics(store)
         self.workers = [self._ingest_worker(i) for i in range(workers)]
-        self.api = FleetApi(
-            store,
-            token=token,
-            host=host,
-            port=port,
-            events=self.events,
-            stats=self.stats,
-            health=self.health,
-            metrics=self.metrics,
-        )
+        self.api = self._api(token, host, port)
         self._stop = threading.Event()
         # Each export target drains on its own thread: a target that is down only delays
         # itself (its results stay pending in export_log, retried with backoff).
@@ -102,6 +93,19 @@ class FleetServer:
             args=(self._stop,), name="edgemed-fleet-retention", daemon=True,
         )  # fmt: skip
         self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
+
+    def _api(self, token: str, host: str, port: int) -> FleetApi:
+        """The REST API and dashboard, with this process's health, figures and live events."""
+        return FleetApi(
+            self.store,
+            token=token,
+            host=host,
+            port=port,
+            events=self.events,
+            stats=self.stats,
+            health=self.health,
+            metrics=self.metrics,
+        )
 
     def _ingest_worker(self, i: int) -> Ingest:
         prefix = f"edgemed-fleet-{self.store.store_id[:8]}-{self.presence.process_id}"
