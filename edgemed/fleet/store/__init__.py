@@ -10,6 +10,8 @@ One module per concern, one per database:
 - ``sql.py``      ``SqlStore``: the logic both dialects share (schema, status, alerts)
 - ``results.py``  result inserts, idempotence, per-epoch acks, epochs (what ingest writes)
 - ``queries.py``  what the API and the dashboard read
+- ``dead_letters.py`` bounded dead letters, their quota and the refused counts
+- ``retention.py`` batched deletes of what is older than the retention policy keeps
 - ``sqlite.py``   ``SQLiteStore``: SQLite in WAL mode, zero setup
 - ``postgres.py`` ``PostgresStore``: PostgreSQL (psycopg, imported when one is opened)
 
