@@ -38,6 +38,8 @@ def etc(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _documented_example() -> str:
+    if not DOCS.is_file():
+        pytest.skip("docs/ is not shipped in the wheel; checked in the source tree")
     text = DOCS.read_text()
     found = re.search(r"## The configuration file.*?```toml\n(.*?)```", text, re.S)
     assert found, "docs/deployment.md has no TOML example under 'The configuration file'"

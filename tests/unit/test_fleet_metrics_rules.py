@@ -47,6 +47,8 @@ def test_metrics_need_the_token_and_survive_a_store_that_does_not_answer(tmp_pat
 
 def test_the_alerting_rules_name_only_exported_metrics(tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")
+    if not RULES.is_file():
+        pytest.skip("deploy/ is not shipped in the wheel; checked in the source tree")
     store = SQLiteStore(tmp_path / "f.db")
     metrics = FleetMetrics(store)
     metrics.request("GET", "/api/health", 200, 0.01)  # labelled series exist once observed
