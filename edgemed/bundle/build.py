@@ -141,14 +141,13 @@ def _run(stage: Path, inputs: Sequence[object], what: str, show: bool) -> list[R
         return [pipe(item) for item in _progress(inputs, what, show)]
 
 
-def _calibration_feeds(stage: Path, inputs: Sequence[object], show: bool) -> list[Any]:
+def _calibration_feeds(pipe: Pipeline, inputs: Sequence[object], show: bool) -> list[Any]:
     feeds = []
-    with _open(stage) as pipe:
-        for i, item in enumerate(_progress(inputs, "calibration", show)):
-            tensors = pipe.preprocess(item).tensors
-            if not all(np.isfinite(t).all() for t in tensors.values() if t.dtype.kind == "f"):
-                raise BuildError(f"calibration input {i}: NaN or infinity after preprocessing")
-            feeds.append(tensors)
+    for i, item in enumerate(_progress(inputs, "calibration", show)):
+        tensors = pipe.preprocess(item).tensors
+        if not all(np.isfinite(t).all() for t in tensors.values() if t.dtype.kind == "f"):
+            raise BuildError(f"calibration input {i}: NaN or infinity after preprocessing")
+        feeds.append(tensors)
     return feeds
 
 
@@ -183,25 +182,34 @@ class _Run:
     metrics: dict[str, float | int | str]
 
 
-def _evaluate_fp32(run: _Run) -> list[Result]:
-    results = _run(run.stage, run.inputs, "FP32 evaluation", run.show)
+def _calibration_inputs(run: _Run, calibration: Path | None) -> list[object]:
+    if run.spec.quantization != "static":
+        return []
+    if calibration is None:
+        raise BuildError("static INT8 needs a calibration folder (--calibration DIR)")
+    inputs = run.support.read_calibration(calibration)
+    if not inputs:
+        raise BuildError(f"{calibration}: no calibration inputs found")
+    return inputs
+
+
+def _evaluate_fp32(run: _Run, calibration: Path | None) -> tuple[list[Result], list[Any]]:
+    """FP32 results on the evaluation set and, for static INT8, the calibration tensors: one
+    pipeline serves both (the tensors are the ones the device's preprocessing makes)."""
+    calib_inputs = _calibration_inputs(run, calibration)
+    with _open(run.stage) as pipe:
+        results = [pipe(item) for item in _progress(run.inputs, "FP32 evaluation", run.show)]
+        feeds = _calibration_feeds(pipe, calib_inputs, run.show)
     name = run.support.metric_name
     run.metrics[f"fp32_{name}"] = _round(run.support.metric(results, run.truths))
-    return results
+    if feeds:
+        run.metrics["calibration_samples"] = len(feeds)
+    return results, feeds
 
 
 def _evaluate_int8(
-    run: _Run, calibration: Path | None, fp32: Sequence[Result]
+    run: _Run, feeds: Sequence[Any], fp32: Sequence[Result]
 ) -> tuple[list[Result], GateResult]:
-    feeds: list[Any] = []
-    if run.spec.quantization == "static":
-        if calibration is None:
-            raise BuildError("static INT8 needs a calibration folder (--calibration DIR)")
-        calib_inputs = run.support.read_calibration(calibration)
-        if not calib_inputs:
-            raise BuildError(f"{calibration}: no calibration inputs found")
-        feeds = _calibration_feeds(run.stage, calib_inputs, run.show)
-        run.metrics["calibration_samples"] = len(feeds)
     quantize(
         run.stage / _MODEL_FILE["fp32"],
         run.stage / _MODEL_FILE["int8"],
@@ -331,13 +339,13 @@ def build_bundle(
             raise BuildError(f"{evaluation}: no evaluation inputs found")
         run = _Run(spec, graph, support, stage, progress, [x for x, _ in labelled],
                    [t for _, t in labelled], {"eval_samples": len(labelled), "opset": graph.opset})  # fmt: skip
-        fp32 = _evaluate_fp32(run)
+        fp32, feeds = _evaluate_fp32(run, calibration)
         if spec.quantization == "none":
             _write_golden(run, fp32)
             return _finish(
                 run, "fp32", "none: FP32 shipped as asked (quantization: none)", out, fp32
             )
-        int8, gate = _evaluate_int8(run, calibration, fp32)
+        int8, gate = _evaluate_int8(run, feeds, fp32)
         if gate.passed:
             _write_golden(run, int8)
             return _finish(run, "int8", gate.explain(), out, int8)

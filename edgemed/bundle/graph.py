@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import BuildError
 
-__all__ = ["MAX_OPSET", "MIN_OPSET", "GraphInfo", "TensorInfo", "check_graph"]
+__all__ = ["MAX_OPSET", "MIN_OPSET", "GraphInfo", "TensorInfo", "check_graph", "opset_of"]
 
 # QDQ needs QuantizeLinear (opset 10; ONNX Runtime's quantiser raises a graph to 13 itself for
 # per-channel weights); 21 is the newest opset ONNX Runtime (>= 1.17) and OpenVINO
@@ -65,6 +66,11 @@ def _tensor(value: object, where: str) -> TensorInfo:
     return TensorInfo(value.name, dtype, tuple(shape))  # type: ignore[attr-defined]
 
 
+def opset_of(model: Any) -> int:
+    """The default-domain opset an ``onnx.ModelProto`` imports (0 when it names none)."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
 def check_graph(path: Path) -> GraphInfo:
     """The graph's interface, or BuildError saying why this file cannot be bundled."""
     import onnx  # the `build` extra: only building needs it
@@ -76,7 +82,7 @@ def check_graph(path: Path) -> GraphInfo:
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf DecodeError, ValidationError...: all mean "not usable"
         raise BuildError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    opset = opset_of(model)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise BuildError(
             f"{path}: opset {opset} is outside {MIN_OPSET}-{MAX_OPSET}; convert it first, e.g. "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy.typing as npt
 
 from ..errors import BuildError
+from .graph import opset_of
 
 __all__ = ["quantize"]
 
@@ -32,7 +33,7 @@ def _opset_13(src: Path, work: Path) -> Path:
     from onnx import version_converter
 
     model = onnx.load(str(src))
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    opset = opset_of(model)
     if opset >= PER_CHANNEL_OPSET:
         return src
     try:
