@@ -144,11 +144,9 @@ def find_task(name: str) -> TaskSpec | None:
 def task_spec(manifest: Manifest) -> TaskSpec:
     """The spec serving ``manifest.task``, after checking the bundle ships the artifacts the
     task needs (ManifestError otherwise, or when no installed package serves the task)."""
-    with _lock:
-        _discover()
-        spec = _specs.get(manifest.task)
-        broken = _broken.get(manifest.task)
+    spec = find_task(manifest.task)
     if spec is None:
+        broken = _broken.get(manifest.task)  # filled by find_task's discovery
         why = f"; {broken}" if broken else ""
         raise ManifestError(
             f"{manifest.id}: task {manifest.task!r} is not served by edgemed {__version__} or "
