@@ -144,8 +144,8 @@ CREATE INDEX IF NOT EXISTS device_events_device ON device_events(device_id, id)
 # A migration step the dialect runs itself (_rekey_results): SQLite cannot alter a primary key.
 REKEY_RESULTS = "-- rekey results on (device_id, epoch, seq)"
 
-SCHEMA_VERSION = 8
 # Upgrades from version n-1 to n, run by the server itself (one transaction, under a lock).
+# Numbers are claimed by features landing in parallel: a missing number is an empty step.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE devices ADD COLUMN state_since DOUBLE PRECISION",
@@ -181,6 +181,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # filters' indexes (LIST_INDEXES, DEAD_LETTER_DDL: the full DDL, run after, makes them).
     8: DEAD_LETTER_MIGRATION,
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 UPSERT_DEVICE = (
     "INSERT INTO devices(device_id, last_seen) VALUES (?, ?) "

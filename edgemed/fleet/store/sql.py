@@ -93,7 +93,7 @@ class SqlStore(
                     f"{SCHEMA_VERSION}: upgrade edgemed"
                 )
             steps = [] if version == 0 else [
-                step for v in range(version + 1, SCHEMA_VERSION + 1) for step in MIGRATIONS[v]
+                step for v in range(version + 1, SCHEMA_VERSION + 1) for step in MIGRATIONS.get(v, ())
             ]  # fmt: skip
             # The full DDL is idempotent: after the upgrade steps it only adds what is missing.
             steps += [*TABLES.split(";"), *EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
