@@ -13,6 +13,7 @@ from typing import Any
 
 from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
+from .wards import add_ward_commands, apply_serve_timezone
 
 __all__ = ["add_fleet_commands", "cmd_fleet_serve"]
 
@@ -31,6 +32,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
     store = open_store(args.db, schema=args.pg_schema)
+    apply_serve_timezone(args, store)  # --timezone: the ward page's (cli/wards.py)
     given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
     token = given_token or secrets.token_urlsafe(24)
     stop = threading.Event()
@@ -114,6 +116,7 @@ def add_fleet_commands(sub: Subparsers) -> None:
     _add_alert_and_export_options(serve)
     _add_retention_options(serve)
     serve.set_defaults(func=cmd_fleet_serve)
+    add_ward_commands(fleet_sub, serve)  # fleet ward …, serve --timezone
 
 
 def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:

@@ -39,6 +39,7 @@ from .exports.routes import export_routes
 from .limits import DEVICE_ID, MAX_BODY_BYTES, MAX_ID, BodyLimit, validation_error
 from .metrics import CONTENT_TYPE, FleetMetrics
 from .store import MAX_PAGE, SqlStore
+from .wards.routes import ward_routes
 
 __all__ = ["FleetApi", "create_app"]
 
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(_alert_routes(store, events), dependencies=auth)
     # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
     app.include_router(export_routes(store), dependencies=auth)
+    app.include_router(ward_routes(store), dependencies=auth)
     app.include_router(_metrics_routes(metrics), dependencies=auth)
 
     @app.get("/", include_in_schema=False)

@@ -13,6 +13,7 @@ from typing import Any
 from ...wire import ResultMessage
 from ..episodes import EPISODE_COLUMNS, EPISODE_MIGRATION
 from ..exports.ledger import EXPORT_DDL
+from ..wards.registry import WARD_DDL
 from .dead_letters import DEAD_LETTER_MIGRATION
 
 __all__ = [
@@ -180,6 +181,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Bounded dead letters (size, sha256, a prefix; quota; store/dead_letters.py), the list
     # filters' indexes (LIST_INDEXES, DEAD_LETTER_DDL: the full DDL, run after, makes them).
     8: DEAD_LETTER_MIGRATION,
+    # Wards, beds, the devices serving each bed, the ward page's settings (fleet/wards/).
+    10: tuple(WARD_DDL.split(";")),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

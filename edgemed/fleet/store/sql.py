@@ -18,6 +18,7 @@ from ...errors import SyncError
 from ..alerts import Alert
 from ..episodes import ALERT_COLUMNS, EPISODE_DDL, EpisodeStore
 from ..exports.ledger import EXPORT_DDL, ExportStore
+from ..wards.registry import WARD_DDL
 from .dead_letters import BACKFILL, DEAD_LETTER_DDL, DeadLetterStore
 from .queries import StoreQueries
 from .results import ResultWrites
@@ -98,6 +99,7 @@ class SqlStore(
             # The full DDL is idempotent: after the upgrade steps it only adds what is missing.
             steps += [*TABLES.split(";"), *EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
             steps += [*EXPORT_DDL.split(";"), *LIST_INDEXES.split(";"), *DEAD_LETTER_DDL.split(";")]
+            steps += WARD_DDL.split(";")
             for step in steps:
                 if step == REKEY_RESULTS:
                     self._rekey_results()
