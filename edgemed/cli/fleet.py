@@ -13,6 +13,7 @@ from typing import Any
 
 from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
+from .rollouts import add_rollout_commands, bundle_shelf
 from .wards import add_ward_commands, apply_serve_timezone
 
 __all__ = ["add_fleet_commands", "cmd_fleet_serve"]
@@ -58,6 +59,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         rules=rules,
         exporters=tuple(exporters),
         retention=_retention(args, store),
+        bundles=bundle_shelf(args),  # --bundle-dir, --trust (cli/rollouts.py)
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
@@ -117,6 +119,7 @@ def add_fleet_commands(sub: Subparsers) -> None:
     _add_retention_options(serve)
     serve.set_defaults(func=cmd_fleet_serve)
     add_ward_commands(fleet_sub, serve)  # fleet ward …, serve --timezone
+    add_rollout_commands(fleet_sub, serve)  # fleet bundles …, fleet rollouts …
 
 
 def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:

@@ -38,6 +38,7 @@ from .events import EventBus
 from .exports.routes import export_routes
 from .limits import DEVICE_ID, MAX_BODY_BYTES, MAX_ID, BodyLimit, validation_error
 from .metrics import CONTENT_TYPE, FleetMetrics
+from .rollouts.routes import RolloutService, download_routes, rollout_routes, rollout_service
 from .store import MAX_PAGE, SqlStore
 from .wards.routes import ward_routes
 
@@ -94,6 +95,7 @@ def create_app(
     health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     metrics: FleetMetrics | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    rollouts: RolloutService | None = None,
 ) -> FastAPI:
     """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health and
     ``health`` (FleetServer.health) says whether the broker link and the database work.
@@ -122,6 +124,10 @@ def create_app(
     app.include_router(export_routes(store), dependencies=auth)
     app.include_router(ward_routes(store), dependencies=auth)
     app.include_router(_metrics_routes(metrics), dependencies=auth)
+    # Bundles and rollouts (fleet/rollouts/); devices download with a rollout's own token.
+    rollouts = rollouts or rollout_service(store, store.store_id)
+    app.include_router(rollout_routes(rollouts), dependencies=auth)
+    app.include_router(download_routes(rollouts))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -434,10 +440,12 @@ class FleetApi:
         stats: Callable[[], dict[str, Any]] | None = None,
         health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         metrics: FleetMetrics | None = None,
+        rollouts: RolloutService | None = None,
     ) -> None:
         app = create_app(
-            store, token=token, events=events, stats=stats, health=health, metrics=metrics
-        )
+            store, token=token, events=events, stats=stats, health=health, metrics=metrics,
+            rollouts=rollouts,
+        )  # fmt: skip
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
         )

@@ -40,6 +40,7 @@ from ..wire import (
 )
 from .alerts import AlertRules
 from .events import EventBus, announce, result_event
+from .rollouts.engine import record_report
 from .store import SqlStore
 from .validation import PayloadValidator
 
@@ -149,6 +150,13 @@ class Ingest:
                     broker.host, broker.port, self.client_id,
                 )  # fmt: skip
         run_connection(self._client, broker, self.sync, self._stop)
+
+    def publish(self, name: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish on this worker's broker link (QoS1); False when the link is down."""
+        if not self.connected:
+            return False
+        info = self._client.publish(name, payload, qos=1, retain=retain)
+        return bool(info.rc == mqtt.MQTT_ERR_SUCCESS)
 
     def stop(self) -> None:
         self._stop.set()
@@ -277,6 +285,8 @@ class Ingest:
         self.counts["status"] += 1
         if not self.store.update_status(device_id, status):
             return  # a stale death notice
+        if "rollout" in status:  # where the device stands in a rollout (fleet/rollouts/)
+            record_report(self.store, device_id, status["rollout"])
         now = time.time()
         if status["state"] == "online":
             self.store.resolve_alerts(device_id, "device-offline")

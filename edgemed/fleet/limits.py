@@ -21,6 +21,9 @@ __all__ = ["DEVICE_ID", "MAX_BODY_BYTES", "MAX_ID", "BodyLimit", "validation_err
 
 # The largest body any route takes is an encounter mapping or an acknowledgement (< 2 kB).
 MAX_BODY_BYTES = 64 * 1024
+# Routes that stream a larger body to disk and bound it themselves: a bundle upload
+# (fleet/rollouts/routes.py; the bundle shelf's limit, 2 GiB by default).
+OWN_LIMIT = frozenset({("POST", "/api/bundles")})
 MAX_ID = 2**63 - 1  # store ids and seqs are SQL BIGINTs
 DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as edgemed/schemas/result-1.json has it
 
@@ -47,7 +50,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope.get("method"), scope.get("path")) in OWN_LIMIT:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

@@ -25,6 +25,8 @@ from .housekeeping import RetentionWorker
 from .ingest import Ingest
 from .metrics import FleetMetrics
 from .presence import HEARTBEAT_S, FleetPresence
+from .rollouts.bundles import BundleShelf
+from .rollouts.routes import rollout_service
 from .store import SqlStore
 from .store.retention import RetentionPolicy
 
@@ -50,6 +52,7 @@ class FleetServer:
         heartbeat_s: float = HEARTBEAT_S,
         exporters: tuple[Exporter, ...] = (),
         retention: RetentionPolicy | None = None,
+        bundles: BundleShelf | None = None,
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
@@ -70,6 +73,8 @@ class FleetServer:
         # One set of Prometheus figures per process: its ingest workers and its API
         self.metrics = FleetMetrics(store)
         self.workers = [self._ingest_worker(i) for i in range(workers)]
+        # Rollouts (fleet/rollouts/): commands go out retained on the devices' cmd topics.
+        self.rollouts = rollout_service(store, store.store_id, shelf=bundles, publish=self._publish)
         self.api = self._api(token, host, port)
         self._stop = threading.Event()
         # Each export target drains on its own thread: a target that is down only delays
@@ -105,6 +110,7 @@ class FleetServer:
             stats=self.stats,
             health=self.health,
             metrics=self.metrics,
+            rollouts=self.rollouts,
         )
 
     def _ingest_worker(self, i: int) -> Ingest:
@@ -138,6 +144,9 @@ class FleetServer:
             self._stop_links()
             raise
         self._sweeper.start()
+        threading.Thread(
+            target=self._drive_rollouts, name="edgemed-fleet-rollouts", daemon=True
+        ).start()
         for thread in self._export_threads:
             thread.start()
         if self.retention is not None:
@@ -260,6 +269,15 @@ class FleetServer:
             cuts = statistics.quantiles(latencies, n=100)
             body["commit_latency_ms"] = {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2)}
         return body
+
+    def _publish(self, name: str, payload: bytes) -> bool:
+        """On the first ingest worker whose broker link is up (False: none is)."""
+        return any(w.publish(name, payload, retain=True) for w in self.workers)
+
+    def _drive_rollouts(self) -> None:
+        """Every second: command the next wave, time out silent devices, halt on failures."""
+        while not self._stop.wait(1.0):
+            self.rollouts.engine.tick()
 
     def _sweep(self) -> None:
         """Every second: mark devices silent past their heartbeat "unknown". Every period:

@@ -93,6 +93,7 @@ class Publisher:
         *,
         models: list[str] | None = None,
         on_ack: Callable[[int], None] | None = None,
+        on_command: Callable[[bytes], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.device_id = outbox.device_id
@@ -103,6 +104,10 @@ class Publisher:
         self.protocol: str | None = None  # the MQTT version in use, once the broker answered
         self.peak_inflight = 0  # most results published and unacknowledged at once (<= window)
         self._on_ack = on_ack
+        # The fleet's commands on …/cmd (edgemed.ota); extra fields of every status (its
+        # rollout progress). Both are called on the network thread.
+        self._on_command = on_command
+        self.status_fields: Callable[[], dict[str, Any]] | None = None
         self._inflight: dict[int, _InFlight] = {}
         self._next_deadline = float("inf")  # no resend is due before this (monotonic time)
         self._high_sent = 0  # highest seq published on this connection
@@ -187,6 +192,14 @@ class Publisher:
                     return False
                 self._cond.wait(min(remaining, 0.5))
         return True
+
+    def announce(self) -> None:
+        """Publish the retained status now (it carries ``status_fields``), if linked."""
+        if self._connected:
+            birth = self._birth()
+            self._track(
+                self._client.publish(topic(self.device_id, "status"), birth, qos=1, retain=True)
+            )
 
     def stop(self) -> None:
         """Announce offline (retained), disconnect and join the threads. Rows stay in the outbox."""
@@ -376,6 +389,7 @@ class Publisher:
             epoch_start=self.outbox.epoch_start,
             outbox_moved_aside=self.outbox.moved_aside,
             heartbeat_s=self.sync.heartbeat_s,
+            **(self.status_fields() if self.status_fields else {}),
         )
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -384,7 +398,10 @@ class Publisher:
             return
         self.connections += 1
         # Fleet presence: a fleet process coming online makes us replay (see _replay_due).
-        client.subscribe([(topic(self.device_id, "ack"), 1), (FLEET_STATUS_TOPICS, 1)])
+        subscriptions = [(topic(self.device_id, "ack"), 1), (FLEET_STATUS_TOPICS, 1)]
+        if self._on_command is not None:
+            subscriptions.append((topic(self.device_id, "cmd"), 1))
+        client.subscribe(subscriptions)
         birth = self._birth()
         self._next_heartbeat = time.monotonic() + self.sync.heartbeat_s
         self.outbox.set_link_state("online")
@@ -449,6 +466,9 @@ class Publisher:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.startswith(FLEET_PREFIX):
             self._on_fleet_status(message)
+            return
+        if self._on_command is not None and message.topic == topic(self.device_id, "cmd"):
+            self._on_command(bytes(message.payload))
             return
         try:
             ack_seq, epoch = decode_ack_epoch(bytes(message.payload))

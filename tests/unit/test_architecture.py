@@ -29,12 +29,15 @@ LEAVES = {
     "mqtt_connection",
     "registry",
     "trust",  # signature checks and trust policies: devices need them without the builder
+    "delivery",  # bundle archives and rollout messages, shared by the fleet and the device
     "_version",
     "_kernels",
 }
 # Stage number of each top-level module/package.
 STAGE = {"io": 1, "bridge": 1, "tasks": 2, "hardware": 3, "backends": 3, "sync": 6, "fleet": 8}
-ROOTS = {"__init__", "pipeline", "cli", "bundle"}  # composition roots: may import anything
+# composition roots: may import anything (ota: the device's rollout agent drives the pipeline,
+# the trust checks and the sync publisher)
+ROOTS = {"__init__", "pipeline", "cli", "bundle", "ota"}
 # The modules directly in edgemed/tasks/ that every task may import: the task contract (spec,
 # prepared, golden) and the shared task toolkit (what several tasks do alike: image input,
 # class scores, build folders, label results). The rest of tasks/ is one package per task.

@@ -186,6 +186,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
+    # Bundles, rollouts, their devices and device groups (fleet/rollouts/store.py): the full
+    # DDL, run after every upgrade, makes them.
+    11: (),
 UPSERT_DEVICE = (
     "INSERT INTO devices(device_id, last_seen) VALUES (?, ?) "
     "ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen"

@@ -18,6 +18,7 @@ from ...errors import SyncError
 from ..alerts import Alert
 from ..episodes import ALERT_COLUMNS, EPISODE_DDL, EpisodeStore
 from ..exports.ledger import EXPORT_DDL, ExportStore
+from ..rollouts.store import ROLLOUT_DDL, RolloutStore
 from ..wards.registry import WARD_DDL
 from .dead_letters import BACKFILL, DEAD_LETTER_DDL, DeadLetterStore
 from .queries import StoreQueries
@@ -43,8 +44,9 @@ _INSERT_ALERT = (
 
 
 class SqlStore(
-    ResultWrites, StoreQueries, EpisodeStore, ExportStore, DeadLetterStore, RetentionStore
-):
+    ResultWrites, StoreQueries, EpisodeStore, ExportStore, DeadLetterStore, RetentionStore,
+    RolloutStore,
+):  # fmt: skip
     """The store's logic over a DB-API connection; thread-safe through one lock."""
 
     placeholder = "?"  # dialect: parameter style
@@ -100,6 +102,7 @@ class SqlStore(
             steps += [*TABLES.split(";"), *EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
             steps += [*EXPORT_DDL.split(";"), *LIST_INDEXES.split(";"), *DEAD_LETTER_DDL.split(";")]
             steps += WARD_DDL.split(";")
+            steps += ROLLOUT_DDL.split(";")  # bundles and rollouts (fleet/rollouts/store.py)
             for step in steps:
                 if step == REKEY_RESULTS:
                     self._rekey_results()
