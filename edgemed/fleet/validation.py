@@ -28,8 +28,10 @@ from ..wire import ResultMessage, Validate, decode_ack, decode_result, decode_st
 
 __all__ = ["EARLIEST_CREATED_AT", "SCHEMAS", "PayloadValidator", "load_schema", "schema_validator"]
 
-Schema = Literal["result-1", "status-1", "ack-1"]
-SCHEMAS: tuple[Schema, ...] = ("result-1", "status-1", "ack-1")
+# command-1: what the fleet sends on a device's cmd topic (edgemed/delivery/messages.py); the
+# fleet writes it and the device decodes it strictly, so no validator here uses it.
+Schema = Literal["result-1", "status-1", "ack-1", "command-1"]
+SCHEMAS: tuple[Schema, ...] = ("result-1", "status-1", "ack-1", "command-1")
 # 2000-01-01T00:00:00Z. A device clock earlier than this never synchronised (an RTC that lost
 # its battery restarts at 1970 or at its firmware's build date), and edgemed did not exist.
 EARLIEST_CREATED_AT = 946_684_800.0

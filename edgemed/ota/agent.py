@@ -229,11 +229,14 @@ class OtaAgent:
             self._serving, self._shadow, self.pointer = pipeline, None, pointer
 
     def _confirm(self, pointer: Pointer, pipeline: Pipeline, verified: Any) -> None:
+        """The new version serves; confirm the pointer, then record it for anti-rollback (in
+        this order: until the record, going back to the previous version stays allowed; a
+        restart between the two loads the confirmed version, which records it)."""
         self._serve(pointer, pipeline)
-        self.steps.record(verified)  # anti-rollback: this version has now served
         confirmed = replace(pointer, confirmed=True)
         self.layout.set_pointer(confirmed)
         self.pointer = confirmed
+        self.steps.record(verified)  # anti-rollback: this version has now served
         self.steps.tidy(confirmed)
         if self.state.command is not None and self.state.phase != "switched":
             self._save("switched", None)

@@ -1,0 +1,199 @@
+"""The device's rollout agent against a real fleet API (HTTP, no broker: commands are handed
+to the agent as the publisher would): download, verify, install, golden vectors, shadow
+period, switch; refusals and rollbacks with their reasons; restarts in the middle."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ota_bundles import Key, live_row, make_key, make_version, write_policy
+
+from edgemed.delivery import decode_command, encode_command, pack_bundle
+from edgemed.fleet import SQLiteStore
+from edgemed.fleet.app import FleetApi
+from edgemed.fleet.rollouts.bundles import BundleShelf
+from edgemed.fleet.rollouts.routes import rollout_service
+from edgemed.ota import OtaAgent, OtaConfig
+from edgemed.trust import TrustPolicy, read_state
+
+TOKEN = "ota-agent-test-token-0123456789"
+
+
+@dataclass
+class Fleet:
+    api: FleetApi
+    store: SQLiteStore
+    sent: list[tuple[str, bytes]]
+    url: str
+
+    def upload(self, bundle: Path) -> str:
+        buf = io.BytesIO()
+        pack_bundle(bundle, buf)
+        path = self.api_shelf().temporary()
+        path.write_bytes(buf.getvalue())
+        row = self.api_shelf().accept(path)
+        self.store.add_bundle(row, time.time())
+        return str(row["sha256"])
+
+    def api_shelf(self) -> BundleShelf:
+        shelf = self.service.shelf
+        assert shelf is not None
+        return shelf
+
+    service: object = None  # set by the fixture
+
+    def rollout(self, sha: str, devices: list[str], **criteria: float) -> bytes:
+        spec = {
+            "bundle_sha256": sha, "model_id": "", "version": "", "canary": 1, "waves": 1,
+            "criteria": {"shadow_results": 10, "min_agreement": 0.9, "abs_tolerance": 1e-3,
+                         "rel_tolerance": 1e-3, **criteria},
+            "max_failures": 0, "wave_timeout_s": 600.0,
+        }  # fmt: skip
+        bundle = self.store.bundle(sha)
+        assert bundle is not None
+        spec.update(model_id=bundle["model_id"], version=bundle["version"])
+        self.sent.clear()
+        self.service.engine.create(spec, devices)  # type: ignore[attr-defined]
+        return self.sent[-1][1]
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> Key:
+    return make_key(tmp_path)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, key: Key) -> Iterator[Fleet]:
+    store = SQLiteStore(tmp_path / "fleet.db")
+    fleet_policy = TrustPolicy(keys={key.kid: key.raw}, rollback_state=None)
+    shelf = BundleShelf(folder=tmp_path / "shelf", policy=fleet_policy)
+    sent: list[tuple[str, bytes]] = []
+
+    def publish(topic: str, payload: bytes) -> bool:
+        sent.append((topic, payload))
+        return True
+
+    service = rollout_service(store, store.store_id, shelf=shelf, publish=publish)
+    api = FleetApi(store, token=TOKEN, port=0, rollouts=service).start()
+    made = Fleet(api=api, store=store, sent=sent, url=f"http://127.0.0.1:{api.port}")
+    made.service = service
+    yield made
+    api.stop()
+    store.close()
+
+
+def _agent(tmp_path: Path, key: Key, fleet: Fleet, initial: Path, **kw: object) -> OtaAgent:
+    policy = TrustPolicy.from_file(write_policy(tmp_path / "device-trust.json", key))
+    config = OtaConfig(
+        root=tmp_path / "ota",
+        fleet_url=fleet.url,
+        trust=policy,
+        initial_bundle=initial,
+        threads=1,
+        **kw,
+    )  # type: ignore[arg-type]
+    return OtaAgent(config)
+
+
+def _feed(agent: OtaAgent, until: set[str], timeout: float = 30.0) -> list[str]:
+    """Live inputs through the agent until its rollout reaches one of ``until``."""
+    rng = random.Random(7)
+    served: list[str] = []
+    deadline = time.monotonic() + timeout
+    while agent.state.phase not in until:
+        assert time.monotonic() < deadline, agent.state
+        served.append(agent(live_row(rng)).provenance.model_version)
+        time.sleep(0.005)
+    return served
+
+
+def test_a_good_version_is_downloaded_checked_shadowed_and_switched(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        assert agent.serving.manifest.version == "1.0.0"
+        command = fleet.rollout(fleet.upload(v2), ["bed-1"])
+        agent.on_command(command)
+        served = _feed(agent, {"switched", "failed"})
+        assert agent.state.phase == "switched", agent.state.reason
+        # The candidate never answered during its shadow: 1.0.0 until the switch, then 1.1.0.
+        assert served == sorted(served) and served.count("1.0.0") >= 10, served
+        assert agent(live_row(random.Random(1))).provenance.model_version == "1.1.0"
+        report = agent.report()
+        assert report is not None and report.serving == "diabetes-progression@1.1.0"
+        assert report.shadow_done == 10 and report.shadow_agree == 10
+        pointer = json.loads((tmp_path / "ota" / "current.json").read_text())
+        assert pointer["version"] == "1.1.0" and pointer["confirmed"]
+        assert pointer["previous"]["version"] == "1.0.0"
+        state = read_state(tmp_path / "rollback-state.json")
+        assert state["diabetes-progression"]["highest"] == "1.1.0"
+        agent.on_command(command)  # the retained command again: nothing happens
+        time.sleep(0.3)
+        assert agent.state.phase == "switched" and agent.serving.manifest.version == "1.1.0"
+
+
+def test_a_version_that_disagrees_in_the_shadow_period_never_serves(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    v1 = make_version(tmp_path, "1.0.0", key)
+    bad = make_version(tmp_path, "1.1.0", key, perturb=0.3)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(bad), ["bed-1"]))
+        served = _feed(agent, {"switched", "failed"})
+        assert agent.state.phase == "failed"
+        assert "shadow" in (agent.state.reason or "") and "disagreed" in (agent.state.reason or "")
+        assert set(served) == {"1.0.0"} and agent.serving.manifest.version == "1.0.0"
+        state = read_state(tmp_path / "rollback-state.json")
+        assert state["diabetes-progression"]["highest"] == "1.0.0"  # never recorded as served
+
+
+def test_a_restart_with_an_unconfirmed_pointer_confirms_or_rolls_back(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    served = tmp_path / "rollback-state.json"
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        before = served.read_bytes()  # 1.0.0 served
+        agent.on_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
+        _feed(agent, {"switched"})
+    pointer_file = tmp_path / "ota" / "current.json"
+    pointer = json.loads(pointer_file.read_text())
+
+    def cut_power_mid_switch() -> None:  # the pointer moved, nothing after it was written
+        pointer["confirmed"] = False
+        pointer_file.write_text(json.dumps(pointer))
+        served.write_bytes(before)
+
+    cut_power_mid_switch()
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        assert agent.serving.manifest.version == "1.1.0"
+        assert json.loads(pointer_file.read_text())["confirmed"]
+    # A damaged new version at the same point: back to the previous one, with the reason.
+    cut_power_mid_switch()
+    (tmp_path / "ota" / pointer["path"] / "model.fp32.onnx").write_bytes(b"broken")
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        assert agent.serving.manifest.version == "1.0.0"
+        assert agent.state.phase == "rolled-back" and "sha256" in (agent.state.reason or "")
+
+
+def test_refusals_name_their_reason(tmp_path: Path, key: Key, fleet: Fleet) -> None:
+    v1 = make_version(tmp_path, "1.0.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        good = fleet.upload(make_version(tmp_path, "1.1.0", key))
+        command = decode_command(fleet.rollout(good, ["bed-1"]))
+        # An archive that is not what the command names: refused after the download.
+        wrong = encode_command(
+            type(command)(**{**command.__dict__, "version": "1.2.0"})  # type: ignore[arg-type]
+        )
+        agent.on_command(wrong.replace(command.rollout_id.encode(), b"other.9"))
+        _feed(agent, {"failed"})
+        assert "verifying" in (agent.state.reason or "") and "1.2.0" in (agent.state.reason or "")
+        assert agent.serving.manifest.version == "1.0.0"
