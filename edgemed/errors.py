@@ -4,7 +4,8 @@
 
     EdgemedError
     ├── InputError (also ValueError)      bad caller input: text, arrays, files, payloads
-    │   └── PayloadError                  a wire message that is not a valid edgemed payload
+    │   ├── PayloadError                  a wire message that is not a valid edgemed payload
+    │   └── AccountError                  a fleet user or API token request is refused
     ├── ModelError                        a model cannot be found or used
     │   ├── ManifestError                 manifest.json is malformed or inconsistent
     │   ├── IntegrityError                an artifact is missing, not a plain file inside the
@@ -29,6 +30,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AccountError",
     "BackendError",
     "BackendUnavailableError",
     "BridgeError",
@@ -57,6 +59,10 @@ class EdgemedError(Exception):
 
 class InputError(EdgemedError, ValueError):
     """The caller's input cannot be processed; the message names what is wrong."""
+
+
+class AccountError(InputError):
+    """A fleet account request is refused: unknown role or scope, weak password, user exists."""
 
 
 class PayloadError(InputError):

@@ -14,6 +14,7 @@ from typing import Any
 from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
 from .rollouts import add_rollout_commands, bundle_shelf
+from .users import add_api_security_options, add_user_commands, api_security_from_args
 from .wards import add_ward_commands, apply_serve_timezone
 
 __all__ = ["add_fleet_commands", "cmd_fleet_serve"]
@@ -29,6 +30,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     from ..fleet.store import open_store
 
     broker = broker_from_args(args)  # checked (TLS files, no secret in the URL) before the store
+    https, sessions = api_security_from_args(args)  # --api-cert/--api-key, session lengths
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
@@ -60,13 +62,16 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         exporters=tuple(exporters),
         retention=_retention(args, store),
         bundles=bundle_shelf(args),  # --bundle-dir, --trust (cli/rollouts.py)
+        https=https,
+        sessions=sessions,
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
         print(
             f"fleet: ingest from {broker.host}:{broker.port}{' (TLS)' if broker.tls else ''}, "
             f"store {where}, "
-            f"dashboard http://{args.host}:{server.api.port}/ API http://{args.host}:{server.api.port}/api/",
+            f"dashboard {server.api.scheme}://{args.host}:{server.api.port}/ "
+            f"API {server.api.scheme}://{args.host}:{server.api.port}/api/",
             flush=True,
         )
         if not given_token:
@@ -117,9 +122,11 @@ def add_fleet_commands(sub: Subparsers) -> None:
     )
     _add_alert_and_export_options(serve)
     _add_retention_options(serve)
+    add_api_security_options(serve)
     serve.set_defaults(func=cmd_fleet_serve)
     add_ward_commands(fleet_sub, serve)  # fleet ward …, serve --timezone
     add_rollout_commands(fleet_sub, serve)  # fleet bundles …, fleet rollouts …
+    add_user_commands(fleet_sub)  # fleet users …, fleet tokens …
 
 
 def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:

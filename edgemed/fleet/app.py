@@ -1,8 +1,9 @@
 """Stage 9: the fleet's REST API (FastAPI, OpenAPI at ``/api/openapi.json``) and its dashboard.
 
-Every ``/api`` route but ``/api/health`` needs the fleet token: ``Authorization: Bearer …`` for
-programs, or the HttpOnly cookie that ``POST /api/login`` sets for the dashboard (a browser's
-EventSource cannot send headers). URLs carry only opaque device ids and numbers, and the
+Every route but ``/api/health``, login and logout passes the guard (fleet/auth/guard.py):
+authenticated (a named user's session cookie, an API token or the service token as
+``Authorization: Bearer …``), authorised per route by role or scope, and audited before it
+runs. URLs carry only opaque device ids and numbers, and the
 access log prints method, route and status, never a query string: no PHI in URLs or logs.
 The dashboard (``/``) is static files from this package: no CDN, works offline.
 """
@@ -13,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
 import json
 import logging
 import math
@@ -28,12 +28,15 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .._version import __version__
 from ..errors import SyncError
+from .auth.accounts import Principal
+from .auth.guard import Guard, SessionPolicy, principal
+from .auth.headers import HttpsFiles, add_security_headers
+from .auth.routes import account_routes, login_routes
 from .events import EventBus
 from .exports.routes import export_routes
 from .limits import DEVICE_ID, MAX_BODY_BYTES, MAX_ID, BodyLimit, validation_error
@@ -46,20 +49,13 @@ __all__ = ["FleetApi", "create_app"]
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-COOKIE = "edgemed_fleet_token"
 HEARTBEAT_S = 15.0
-# Module level: with postponed annotations FastAPI resolves Depends() targets from globals.
-_bearer = HTTPBearer(auto_error=False)
-
-
-class Login(BaseModel):
-    token: str = Field(max_length=512)
 
 
 class Acknowledge(BaseModel):
-    # Who acknowledged: free text while the fleet has one shared token; a named user's id
-    # once it has user accounts. Recorded with the comment in the alert's history.
-    by: str = Field(default="operator", min_length=1, max_length=100)
+    # Who acknowledged is the logged-in user (or token); ``by`` is kept for callers of the
+    # shared service token, whose acknowledgements are recorded as "service-token:<by>".
+    by: str | None = Field(default=None, min_length=1, max_length=100)
     comment: str | None = Field(default=None, max_length=500)
 
 
@@ -96,11 +92,13 @@ def create_app(
     metrics: FleetMetrics | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     rollouts: RolloutService | None = None,
+    sessions: SessionPolicy | None = None,
 ) -> FastAPI:
     """The API and dashboard over ``store``; ``stats`` adds ingest figures to /api/health and
     ``health`` (FleetServer.health) says whether the broker link and the database work.
     ``metrics`` (FleetServer's, shared with its ingest; default: the API's and the store's
-    alone) are served at ``/metrics``; a request body over ``max_body_bytes`` gets 413."""
+    alone) are served at ``/metrics``; a request body over ``max_body_bytes`` gets 413.
+    ``token`` is the service token (administrator; fleet/auth/); people log in by name."""
     if len(token) < 16:
         raise SyncError("the fleet API token must be at least 16 characters")
     app = FastAPI(
@@ -114,9 +112,14 @@ def create_app(
 
     metrics = metrics or FleetMetrics(store)
     _guard_and_log(app, metrics, max_body_bytes)
-    auth = [Depends(_authorizer(token))]
+    add_security_headers(app)
+    guard = Guard(store, token, sessions or SessionPolicy())
+    # Every router but health, login and downloads: authenticated, authorised per route
+    # (fleet/auth/policy.py) and audited before the route runs.
+    auth = [Depends(guard)]
     app.include_router(_health_routes(store, stats, health))
-    app.include_router(_login_routes(token))
+    app.include_router(login_routes(guard))
+    app.include_router(account_routes(guard), dependencies=auth)
     app.include_router(_device_routes(store), dependencies=auth)
     app.include_router(_result_routes(store), dependencies=auth)
     app.include_router(_alert_routes(store, events), dependencies=auth)
@@ -185,20 +188,6 @@ def _metrics_routes(metrics: FleetMetrics) -> APIRouter:
     return router
 
 
-def _authorizer(token: str) -> Callable[..., None]:
-    """The dependency every route but health and login has: the bearer token or the cookie."""
-
-    def authorized(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        offered = credentials.credentials if credentials else request.cookies.get(COOKIE, "")
-        if not hmac.compare_digest(offered.encode(), token.encode()):
-            raise HTTPException(401, "missing or bad token", {"WWW-Authenticate": "Bearer"})
-
-    return authorized
-
-
 def _health_routes(
     store: SqlStore,
     stats: Callable[[], dict[str, Any]] | None,
@@ -233,23 +222,6 @@ def _health_routes(
         if not healthy:
             response.status_code = 503
         return body
-
-    return router
-
-
-def _login_routes(token: str) -> APIRouter:
-    router = APIRouter(tags=["auth"])
-
-    @router.post("/api/login", status_code=204)
-    def login(body: Login, response: Response) -> None:
-        """Exchange the token for an HttpOnly, SameSite=Strict session cookie (dashboard)."""
-        if not hmac.compare_digest(body.token.encode(), token.encode()):
-            raise HTTPException(401, "bad token")
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
-
-    @router.post("/api/logout", status_code=204)
-    def logout(response: Response) -> None:
-        response.delete_cookie(COOKIE)
 
     return router
 
@@ -384,13 +356,18 @@ def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
 
     @router.post("/api/alerts/{alert_id}/ack", tags=["alerts"])
     def acknowledge(
-        alert_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], body: Acknowledge | None = None
+        alert_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+        caller: Annotated[Principal, Depends(principal)],
+        body: Acknowledge | None = None,
     ) -> dict[str, Any]:
-        """Acknowledge an alert or alert episode, with who and an optional comment
-        (idempotent: a second call keeps the first acknowledgement; an episode that escalates
-        afterwards needs a new one). The reply lists every acknowledgement (``acks``)."""
+        """Acknowledge an alert or alert episode as the logged-in user, with an optional
+        comment (idempotent: a second call keeps the first acknowledgement; an episode that
+        escalates afterwards needs a new one). The reply lists every acknowledgement."""
         ack = body or Acknowledge()
-        alert = store.acknowledge_alert(alert_id, by=ack.by, comment=ack.comment)
+        by = caller.name
+        if caller.kind == "service" and ack.by:
+            by = f"{caller.name}:{ack.by}"  # a shared credential: the name is only claimed
+        alert = store.acknowledge_alert(alert_id, by=by, comment=ack.comment)
         if alert is None:
             raise HTTPException(404, "no such alert")
         if events:
@@ -441,14 +418,20 @@ class FleetApi:
         health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         metrics: FleetMetrics | None = None,
         rollouts: RolloutService | None = None,
+        https: HttpsFiles | None = None,
+        sessions: SessionPolicy | None = None,
     ) -> None:
         app = create_app(
             store, token=token, events=events, stats=stats, health=health, metrics=metrics,
-            rollouts=rollouts,
+            rollouts=rollouts, sessions=sessions,
         )  # fmt: skip
+        if https is not None:
+            https.check()
+        self.scheme = "https" if https else "http"
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-        )
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+            ssl_certfile=https.cert if https else None, ssl_keyfile=https.key if https else None,
+        )  # fmt: skip
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, name="edgemed-fleet-api", daemon=True

@@ -19,6 +19,8 @@ from ..config import BrokerConfig
 from ..errors import SyncError
 from .alerts import AlertRules
 from .app import FleetApi
+from .auth.guard import SessionPolicy
+from .auth.headers import HttpsFiles
 from .events import EventBus, announce
 from .exports.worker import Exporter
 from .housekeeping import RetentionWorker
@@ -53,6 +55,8 @@ class FleetServer:
         exporters: tuple[Exporter, ...] = (),
         retention: RetentionPolicy | None = None,
         bundles: BundleShelf | None = None,
+        https: HttpsFiles | None = None,
+        sessions: SessionPolicy | None = None,
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
@@ -75,7 +79,7 @@ class FleetServer:
         self.workers = [self._ingest_worker(i) for i in range(workers)]
         # Rollouts (fleet/rollouts/): commands go out retained on the devices' cmd topics.
         self.rollouts = rollout_service(store, store.store_id, shelf=bundles, publish=self._publish)
-        self.api = self._api(token, host, port)
+        self.api = self._api(token, host, port, https, sessions)
         self._stop = threading.Event()
         # Each export target drains on its own thread: a target that is down only delays
         # itself (its results stay pending in export_log, retried with backoff).
@@ -99,7 +103,14 @@ class FleetServer:
         )  # fmt: skip
         self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
 
-    def _api(self, token: str, host: str, port: int) -> FleetApi:
+    def _api(
+        self,
+        token: str,
+        host: str,
+        port: int,
+        https: HttpsFiles | None,
+        sessions: SessionPolicy | None,
+    ) -> FleetApi:
         """The REST API and dashboard, with this process's health, figures and live events."""
         return FleetApi(
             self.store,
@@ -111,6 +122,8 @@ class FleetServer:
             health=self.health,
             metrics=self.metrics,
             rollouts=self.rollouts,
+            https=https,
+            sessions=sessions,
         )
 
     def _ingest_worker(self, i: int) -> Ingest:

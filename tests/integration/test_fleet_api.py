@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import pytest
-from api_client import call
+from api_client import Session, call
 from conftest import Mosquitto, until
 from paho.mqtt.enums import CallbackAPIVersion
 from payloads import news2_body, result_payload, seizure_body
@@ -87,10 +87,14 @@ def test_alerts_from_results_listed_acknowledged_and_filtered(
         ("news2-emergency", "emergency", 2, 2),
         ("seizure", "urgent", 4, 1),
     ]
-    status, acked = api.call(
-        f"/api/alerts/{alerts[0]['id']}/ack", body={"by": "charge nurse", "comment": "on it"}
+    # A named clinician acknowledges from a dashboard session: the store records who.
+    server.store.add_user("charge.nurse", "clinician", "a long clinician password")
+    nurse = Session(api.base)
+    assert nurse.login("charge.nurse", "a long clinician password")[0] == 200
+    status, acked = nurse.call(
+        f"/api/alerts/{alerts[0]['id']}/ack", body={"by": "someone else", "comment": "on it"}
     )
-    assert status == 200 and acked["acked_by"] == "charge nurse" and acked["acked_at"]
+    assert status == 200 and acked["acked_by"] == "charge.nurse" and acked["acked_at"]
     assert acked["ack_comment"] == "on it" and len(acked["acks"]) == 1
     assert [a["rule"] for a in api.call("/api/alerts?open=true")[1]] == ["seizure"]
     assert api.call("/api/alerts/99999/ack", body={})[0] == 404
@@ -135,6 +139,8 @@ def test_a_seizure_of_fifteen_windows_is_one_alert_episode(
         f"/api/alerts/{episode['id']}/ack", body={"by": "neuro on call", "comment": "reviewed EEG"}
     )
     assert status == 200 and acked["acks"][0]["comment"] == "reviewed EEG"
+    # The shared service token cannot prove a person: the name is recorded as claimed.
+    assert acked["acked_by"] == "service-token:neuro on call"
     assert api.call("/api/alerts?open=true&device_id=eeg-3")[1] == []
 
 

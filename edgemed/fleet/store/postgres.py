@@ -14,6 +14,7 @@ from typing import Any
 
 from ...errors import SyncError
 from ...wire import ResultMessage
+from ..auth.audit import postgres_audit_guards
 from .schema import RESULT_COLUMNS, RESULT_VALUES, result_row
 from .sql import SqlStore
 
@@ -60,6 +61,9 @@ class PostgresStore(SqlStore):
         # Several servers may start at once against one database: one creates, the rest wait.
         self._db.execute("SELECT pg_advisory_xact_lock(hashtext('edgemed-fleet-schema'))")
         self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+
+    def _audit_guards(self) -> list[str]:
+        return postgres_audit_guards()
 
     def _rekey_results(self) -> None:
         # PostgreSQL changes a primary key in place (no copy of the table).

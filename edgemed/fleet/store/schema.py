@@ -181,14 +181,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Bounded dead letters (size, sha256, a prefix; quota; store/dead_letters.py), the list
     # filters' indexes (LIST_INDEXES, DEAD_LETTER_DDL: the full DDL, run after, makes them).
     8: DEAD_LETTER_MIGRATION,
+    # Named users, sessions, API tokens and the append-only audit trail (fleet/auth/): the
+    # full DDL, run after every upgrade, makes them.
+    9: (),
     # Wards, beds, the devices serving each bed, the ward page's settings (fleet/wards/).
     10: tuple(WARD_DDL.split(";")),
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-
     # Bundles, rollouts, their devices and device groups (fleet/rollouts/store.py): the full
     # DDL, run after every upgrade, makes them.
     11: (),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
 UPSERT_DEVICE = (
     "INSERT INTO devices(device_id, last_seen) VALUES (?, ?) "
     "ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen"

@@ -16,6 +16,8 @@ from typing import Any
 
 from ...errors import SyncError
 from ..alerts import Alert
+from ..auth.accounts import AUTH_DDL, AccountStore
+from ..auth.audit import AUDIT_DDL, AUDIT_GUARDS, AuditStore
 from ..episodes import ALERT_COLUMNS, EPISODE_DDL, EpisodeStore
 from ..exports.ledger import EXPORT_DDL, ExportStore
 from ..rollouts.store import ROLLOUT_DDL, RolloutStore
@@ -45,7 +47,7 @@ _INSERT_ALERT = (
 
 class SqlStore(
     ResultWrites, StoreQueries, EpisodeStore, ExportStore, DeadLetterStore, RetentionStore,
-    RolloutStore,
+    AccountStore, AuditStore, RolloutStore,
 ):  # fmt: skip
     """The store's logic over a DB-API connection; thread-safe through one lock."""
 
@@ -68,6 +70,10 @@ class SqlStore(
         yield
 
     def _has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _audit_guards(self) -> list[str]:
+        """Statements that make ``audit_log`` append-only in this dialect."""
         raise NotImplementedError
 
     def _lock_schema(self) -> None:
@@ -102,12 +108,16 @@ class SqlStore(
             steps += [*TABLES.split(";"), *EPOCH_TABLES.split(";"), *EPISODE_DDL.split(";")]
             steps += [*EXPORT_DDL.split(";"), *LIST_INDEXES.split(";"), *DEAD_LETTER_DDL.split(";")]
             steps += WARD_DDL.split(";")
+            steps += [*AUTH_DDL.split(";"), *AUDIT_DDL.split(";"), AUDIT_GUARDS]
             steps += ROLLOUT_DDL.split(";")  # bundles and rollouts (fleet/rollouts/store.py)
             for step in steps:
                 if step == REKEY_RESULTS:
                     self._rekey_results()
                 elif step == BACKFILL:
                     self._backfill_dead_letters()
+                elif step == AUDIT_GUARDS:
+                    for guard in self._audit_guards():
+                        self._run(guard)
                 elif step.strip():
                     self._run(self._format(step))
             self._run(

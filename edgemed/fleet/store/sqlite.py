@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SyncError
+from ..auth.audit import sqlite_audit_guards
 from .schema import TABLES
 from .sql import SqlStore
 
@@ -41,6 +42,9 @@ class SQLiteStore(SqlStore):
     def _has_table(self, name: str) -> bool:
         sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
         return self._db.execute(sql, (name,)).fetchone() is not None
+
+    def _audit_guards(self) -> list[str]:
+        return sqlite_audit_guards()
 
     def _rekey_results(self) -> None:
         # SQLite cannot change a primary key: rebuild the table (rename, create, copy, drop),
