@@ -218,6 +218,7 @@ class OtaAgent:
                 raise
             self.layout.set_pointer(previous)
             self._serve(previous, self.steps.load_serving(previous))
+            self.steps.tidy(previous)  # the version that failed goes
             self._save("rolled-back", f"switching: {exc}"[:500])
             return
         self._confirm(pointer, pipeline, verified)
@@ -273,9 +274,11 @@ class OtaAgent:
             self._steps(command)
         except InterruptedError:
             self._drop_shadow()
+            self.steps.discard(command, self.pointer)
             self._save("aborted", "aborted by the fleet")
         except EdgemedError as exc:
             self._drop_shadow()
+            self.steps.discard(command, self.pointer)
             step = self.state.phase or "install"
             self._save("failed", f"{step}: {exc}"[:500])
             log.error("rollout %s failed: %s", command.rollout_id, self.state.reason)

@@ -88,6 +88,13 @@ class Steps:
         keep = {pointer.path} | ({pointer.previous.path} if pointer.previous else set())
         self.layout.prune(keep)
 
+    def discard(self, command: InstallCommand, serving: Pointer | None) -> None:
+        """After a failed or aborted rollout: its archive and installed folder go (unless,
+        somehow, it is what serves)."""
+        self.forget_archive(command)
+        if serving is not None:
+            self.tidy(serving)
+
     def forget_archive(self, command: InstallCommand) -> None:
         for suffix in (".tar", ".part"):
             (self.layout.downloads / f"{command.sha256}{suffix}").unlink(missing_ok=True)
