@@ -84,7 +84,23 @@ def headline(kind: str, body: dict[str, Any]) -> str:
     nearest = body.get("nearest")
     if isinstance(nearest, list) and nearest and isinstance(nearest[0], dict):
         return f"{nearest[0].get('code', '?')} ({float(nearest[0].get('score', 0.0)):.2f})"
+    if kind == "monitor-reading" and isinstance(body.get("fields"), dict):
+        read = [f"{name} {f.get('value')} {f.get('unit', '')}".strip()
+                for key, name in _VITALS if isinstance(f := body["fields"].get(key), dict)]  # fmt: skip
+        news2 = body.get("news2")
+        score = [f"NEWS2 {news2.get('score')}"] if isinstance(news2, dict) else []
+        return " · ".join(score + read) or "no value read"
+    if kind == "tabular-classification" and isinstance(p := body.get("probability"), int | float):
+        return f"p({body.get('positive_label', '?')}) {p:.2f} -> {body.get('label', '?')}"
+    if kind == "tabular-regression" and "value" in body:
+        return f"{body.get('name', 'value')} {body['value']} {body.get('unit', '')}".strip()
+    if kind == "sleep-stages" and "n_epochs" in body:
+        return f"sleep stages: {body['n_epochs']} epochs"
     return kind
+
+
+_VITALS = (("hr", "HR"), ("spo2", "SpO2"), ("rr", "RR"), ("nibp_systolic", "SYS"),
+           ("nibp_diastolic", "DIA"), ("temperature", "T"))  # fmt: skip
 
 
 def alert_event(alert: Alert) -> dict[str, Any]:

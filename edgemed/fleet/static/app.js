@@ -10,24 +10,20 @@ function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") node.setAttribute(key, value);
     else node[key] = value;
   }
   for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
   return node;
 }
 
+// Times in the hospital's zone (GET /api/ward-settings), with the date where it is not today.
 function ago(unix) {
-  if (!unix) return "never";
-  const s = Math.max(0, Date.now() / 1000 - unix);
-  if (s < 60) return `${s.toFixed(0)} s ago`;
-  if (s < 3600) return `${(s / 60).toFixed(0)} min ago`;
-  return `${(s / 3600).toFixed(1)} h ago`;
+  return window.Charts.Clock.age(unix);
 }
 
 function clock(unix) {
-  const date = new Date(unix * 1000);
-  return Number.isFinite(date.getTime()) ? date.toLocaleTimeString() : "?";
+  return window.Charts.Clock.time(unix, { seconds: true });
 }
 
 // A result whose device clock the fleet found implausible (clock_suspect): its created_at is
@@ -43,8 +39,16 @@ function latencyMs(r) {
   return r.clock_suspect || !Number.isFinite(ms) ? null : ms;
 }
 
+// A signed-in session's state-changing requests echo its CSRF cookie in X-CSRF-Token.
+function csrfHeaders(options) {
+  const method = (options.method || "GET").toUpperCase();
+  const match = document.cookie.match(/(?:^|;\s*)edgemed_csrf=([^;]+)/);
+  return method === "GET" || !match ? {} : { "X-CSRF-Token": decodeURIComponent(match[1]) };
+}
+
 async function api(path, options = {}) {
-  const response = await fetch(path, { credentials: "same-origin", ...options });
+  const headers = { ...(options.headers || {}), ...csrfHeaders(options) };
+  const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   if (response.status === 401) {
     showLogin();
     throw new Error("unauthorized");
@@ -54,10 +58,22 @@ async function api(path, options = {}) {
 }
 
 // --- value shown and charted per result kind ---------------------------------------------
+const FIELD_TEXT = [["hr", "HR"], ["spo2", "SpO₂"], ["rr", "RR"], ["nibp_systolic", "SYS"], ["nibp_diastolic", "DIA"], ["temperature", "T"]];
+
 function resultValue(kind, body) {
   if (kind === "news2") return { text: `NEWS2 ${body.score}`, number: body.score };
   if (kind === "seizure-probability")
     return { text: `p(seizure) ${body.probability.toFixed(2)}`, number: body.probability };
+  if (kind === "monitor-reading") {
+    const f = body.fields || {};
+    const read = FIELD_TEXT.filter(([k]) => f[k]).map(([k, name]) => `${name} ${f[k].value} ${f[k].unit}`);
+    const score = body.news2 ? `NEWS2 ${body.news2.score} · ` : "";
+    return { text: score + (read.join(" · ") || "no value read"), number: body.news2 ? body.news2.score : null };
+  }
+  if (kind === "tabular-classification")
+    return { text: `p(${body.positive_label}) ${body.probability.toFixed(2)} → ${body.label}`, number: body.probability };
+  if (kind === "tabular-regression") return { text: `${body.name} ${body.value} ${body.unit}`, number: body.value };
+  if (kind === "sleep-stages") return { text: `sleep stages: ${body.n_epochs} epochs`, number: null };
   const top = Array.isArray(body.nearest) && body.nearest[0];
   if (top) return { text: `${top.code} (${Number(top.score).toFixed(2)})`, number: Number(top.score) };
   return { text: kind, number: null };
@@ -65,7 +81,7 @@ function resultValue(kind, body) {
 
 // --- views -------------------------------------------------------------------------------
 function show(view) {
-  for (const id of ["login-view", "fleet-view", "device-view"]) $(`#${id}`).hidden = id !== view;
+  for (const id of ["login-view", "fleet-view", "device-view", "ward-view"]) $(`#${id}`).hidden = id !== view;
   $("#logout").hidden = view === "login-view";
 }
 
@@ -74,7 +90,7 @@ function showLogin() {
   source = null;
   setLive(false);
   show("login-view");
-  $("#token").focus();
+  $("#username").focus();
 }
 
 function setLive(on) {
@@ -122,9 +138,12 @@ async function loadAlerts() {
   $("#alerts").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No open alerts")]));
 }
 
-async function acknowledge(id) {
+// The server records who (the signed-in user, once the fleet has named users); the comment is
+// optional and kept with the acknowledgement.
+async function acknowledge(id, comment = null) {
   await api(`/api/alerts/${id}/ack`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: "dashboard" }),
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(comment ? { by: "dashboard", comment } : { by: "dashboard" }),
   });
   await loadAlerts();
 }
@@ -191,8 +210,26 @@ function drawChart(values, latencies) {
 }
 
 function route() {
-  const match = location.hash.match(/^#\/device\/(.+)$/);
-  return (match ? showDevice(decodeURIComponent(match[1])) : showFleet()).catch((e) => console.warn(e));
+  const device = location.hash.match(/^#\/device\/(.+)$/);
+  const ward = location.hash.match(/^#\/ward\/(.+)$/);
+  const shown = ward ? window.Ward.showWard(decodeURIComponent(ward[1]))
+    : device ? showDevice(decodeURIComponent(device[1])) : showFleet();
+  return shown.catch((e) => console.warn(e));
+}
+
+// Who is signed in (GET /api/me, where the fleet has named users): acknowledgements carry it.
+function whoAmI() {
+  fetch("/api/me", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((me) => {
+    $("#whoami").textContent = me ? `${me.name} (${me.role})` : "";
+  }).catch(() => {});
+}
+
+// The hospital's time zone, and a link per ward in the header.
+async function loadWards() {
+  const [settings, wards] = await Promise.all([api("/api/ward-settings"), api("/api/wards")]);
+  window.Charts.Clock.zone = settings.timezone;
+  $("#wards-nav").replaceChildren(el("a", { href: "#/" }, "Fleet"), ...wards.map((w) =>
+    el("a", { href: `#/ward/${encodeURIComponent(w.ward_id)}`, "data-ward": w.ward_id }, w.name)));
 }
 
 // --- live events -------------------------------------------------------------------------
@@ -209,9 +246,11 @@ function connectLive() {
     const row = document.querySelector(`tr[data-device="${CSS.escape(r.device_id)}"]`);
     if (!row) loadDevices().catch(() => {});
     else row.lastChild.textContent = ago(r.received_at);
+    window.Ward.wardChanged();
   });
-  source.addEventListener("alert", () => loadAlerts().catch(() => {}));
-  source.addEventListener("alert-ack", () => loadAlerts().catch(() => {}));
+  for (const type of ["alert", "alert-ack"]) {
+    source.addEventListener(type, () => { loadAlerts().catch(() => {}); window.Ward.wardChanged(); });
+  }
   source.addEventListener("device", () => loadDevices().catch(() => {}));
   source.addEventListener("gap", () => route());
   source.onerror = () => setLive(false);  // EventSource reconnects by itself
@@ -224,6 +263,8 @@ async function start() {
   } catch {
     return;  // showLogin() already ran
   }
+  await loadWards().catch((e) => console.warn(e));
+  whoAmI();
   connectLive();
   await route();
 }
@@ -231,23 +272,29 @@ async function start() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#login").addEventListener("submit", async (event) => {
     event.preventDefault();
+    // A named user signs in with a password; the service token is for first setup.
+    const token = $("#token").value;
+    const body = token ? { token } : { username: $("#username").value.trim(), password: $("#password").value };
     const response = await fetch("/api/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ token: $("#token").value }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     $("#token").value = "";
+    $("#password").value = "";
     if (!response.ok) {
-      $("#login-error").textContent = "That token was not accepted.";
+      $("#login-error").textContent = response.status === 429 ? "Too many attempts: wait a few minutes."
+        : "That user name and password (or token) was not accepted.";
       return;
     }
     $("#login-error").textContent = "";
     await start();
   });
   $("#logout").addEventListener("click", async () => {
-    await fetch("/api/logout", { method: "POST" });
+    await fetch("/api/logout", { method: "POST", headers: csrfHeaders({ method: "POST" }) });
+    $("#whoami").textContent = "";
     showLogin();
   });
   window.addEventListener("hashchange", route);
   setInterval(() => { if (!$("#fleet-view").hidden) loadDevices().catch(() => {}); }, 10000);
+  setInterval(() => { if (!$("#ward-view").hidden) window.Ward.loadWard().catch(() => {}); }, 15000);
   start();
 });
