@@ -2,7 +2,7 @@
 install``) against a real fleet server and mosquitto: vitals with units and alarm limits,
 NEWS2 colour bands, trends with labelled axes, every result kind drawn as what it is, one
 alert episode for 15 seizure windows published live over MQTT, and an acknowledgement with a
-comment through the page.
+comment through the page, recorded as the signed-in user's.
 
 Screenshots: ``$EDGEMED_ARTIFACTS/ward`` if set, else ``<pytest tmp path>/ward-artifacts``
 (printed; the path is in the test's output with ``-s``).
@@ -30,6 +30,7 @@ from payloads import news2_body, result_payload, seizure_body
 from edgemed.config import BrokerConfig
 from edgemed.fleet import SQLiteStore
 from edgemed.fleet.alerts import AlertRules
+from edgemed.fleet.auth.policy import permission_of
 from edgemed.fleet.server import FleetServer
 from edgemed.fleet.validation import PayloadValidator
 from edgemed.fleet.wards.registry import WardRegistry
@@ -168,27 +169,17 @@ def publish_seizure(port: int, first_seq: int, windows: int) -> None:
     client.disconnect()
 
 
-def named_user(store: SQLiteStore) -> bool:
-    """A clinician to sign in as, where the fleet has named users (fleet/auth/); else the
-    page signs in with the service token."""
-    add_user = getattr(store, "add_user", None)
-    if add_user is None:
-        return False
-    from edgemed.fleet.auth.policy import permission_of  # type: ignore[import-not-found,unused-ignore]
-
+def named_user(store: SQLiteStore) -> None:
+    """A clinician to sign in as (fleet/auth/): acknowledgements record who is signed in."""
     # Until the ward routes are in the role table, only an administrator may call them.
     ward_page = permission_of("GET", "/api/wards/{ward_id}/view")
-    add_user(USER, "clinician" if ward_page else "administrator", PASSWORD)
-    return True
+    store.add_user(USER, "clinician" if ward_page else "administrator", PASSWORD)
 
 
-def sign_in(page: sync_api.Page, base: str, named: bool) -> None:
+def sign_in(page: sync_api.Page, base: str) -> None:
     page.goto(base)
-    if named:
-        page.fill("#username", USER)
-        page.fill("#password", PASSWORD)
-    else:
-        page.fill("#token", TOKEN)
+    page.fill("#username", USER)
+    page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     sync_api.expect(page.get_by_test_id("live")).to_have_text("live")
 
@@ -197,8 +188,9 @@ def test_ward_page_vitals_news2_bands_trend_axes_episode_and_acknowledgement(
     fleet: FleetServer, page: sync_api.Page, artifacts: Path
 ) -> None:
     expect = sync_api.expect
-    named = named_user(fleet.store)
-    sign_in(page, f"http://127.0.0.1:{fleet.api.port}/", named)
+    named_user(fleet.store)
+    sign_in(page, f"http://127.0.0.1:{fleet.api.port}/")
+    expect(page.get_by_test_id("whoami")).to_contain_text(USER)
     page.get_by_test_id("wards-nav").get_by_text("Ward 5B").click()
     expect(page.get_by_test_id("ward-title")).to_have_text("Ward 5B")
     expect(page.get_by_test_id("ward-meta")).to_contain_text(f"times in {ZONE}")
@@ -210,7 +202,7 @@ def test_ward_page_vitals_news2_bands_trend_axes_episode_and_acknowledgement(
     hr = bed["1"].locator("[data-vital=hr]")
     expect(hr).to_contain_text("124")  # 78 + 23 x 2
     expect(hr).to_contain_text("/min")
-    expect(hr.get_by_test_id("alarm-limits")).to_have_text("alarm 50–120")
+    expect(hr.get_by_test_id("alarm-limits")).to_have_text("alarm 50\u2013120")
     expect(hr).to_have_class("vital out-of-limits")
     expect(bed["1"].locator("[data-vital=nibp]")).to_contain_text("101/78")
     expect(bed["1"].locator("[data-vital=temperature]")).to_contain_text("°C")
@@ -222,7 +214,8 @@ def test_ward_page_vitals_news2_bands_trend_axes_episode_and_acknowledgement(
         expect(badge).to_have_attribute("data-colour", colour)
         expect(badge).to_contain_text(text)
     # A reading from yesterday (in the hospital's zone) shows its date.
-    yesterday = datetime.fromtimestamp(time.time() - 30 * 3600, ZoneInfo(ZONE))
+    (old,) = fleet.store.results(device_id="mon-3")
+    yesterday = datetime.fromtimestamp(old["created_at"], ZoneInfo(ZONE))
     expect(bed["3"].get_by_test_id("vitals").get_by_test_id("stamp")).to_contain_text(
         f"read {yesterday.day} {yesterday:%b} {yesterday:%H:%M}"
     )
@@ -271,9 +264,10 @@ def test_ward_page_vitals_news2_bands_trend_axes_episode_and_acknowledgement(
     acked = bed["2"].get_by_test_id("acked")
     expect(acked).to_have_count(1)
     (row,) = [a for a in fleet.store.alerts(device_id="eeg-2") if a["rule"] == "seizure"]
-    assert row["acked_at"] is not None and row["ack_comment"] == "EEG reviewed, neurology on the way"
-    if named:  # acknowledged by the signed-in user, not a name the page claims
-        assert row["acked_by"] == USER
+    assert (
+        row["acked_at"] is not None and row["ack_comment"] == "EEG reviewed, neurology on the way"
+    )
+    assert row["acked_by"] == USER  # the signed-in user, not a name the page claims
     expect(acked.get_by_test_id("acked-by")).to_have_text(row["acked_by"])
     expect(acked.get_by_test_id("ack-text")).to_contain_text("neurology on the way")
     page.screenshot(path=str(artifacts / "ward-4-acknowledged.png"), full_page=True)

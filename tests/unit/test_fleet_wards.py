@@ -98,7 +98,9 @@ def test_bad_ids_time_zones_and_limits_are_refused(store: SqlStore) -> None:
     with pytest.raises(InputError, match="at most"):
         reg.put_bed("icu", "1", devices=[f"d{i}" for i in range(MAX_DEVICES_PER_BED + 1)])
     assert reg.timezone() == "UTC"
-    assert reg.set_timezone("Europe/London") == "Europe/London" and reg.timezone() == "Europe/London"
+    assert (
+        reg.set_timezone("Europe/London") == "Europe/London" and reg.timezone() == "Europe/London"
+    )
     for bad in ("Mars/Olympus", "../etc/passwd", "/etc/localtime", "", "Europe/London\n"):
         with pytest.raises(InputError):
             reg.set_timezone(bad)

@@ -171,12 +171,19 @@ function hypnogramBlock(r) {
   return [el("div", {}, `${r.n_epochs} epochs of ${r.epoch_seconds} s · ${minutes.join(" · ")}`), svg];
 }
 
+// Sizes through the CSSOM: the fleet's Content-Security-Policy refuses style attributes.
+function bar(pct, mark) {
+  const fill = el("span"), tick = el("i");
+  fill.style.width = `${pct}%`;
+  tick.style.left = `${mark}%`;
+  return el("div", { class: "bar", title: `${pct} %` }, fill, tick);
+}
+
 function tabularBlock(r) {
   const pct = Math.round(r.probability * 100);
   return [el("div", {}, `p(${r.positive_label}) `, el("strong", { "data-testid": "probability" }, fmtNumber(r.probability)),
       ` → ${r.label} (threshold ${r.threshold})`),
-    el("div", { class: "bar", title: `${pct} %` }, el("span", { style: `width:${pct}%` }),
-      el("i", { style: `left:${Math.round(r.threshold * 100)}%` })),
+    bar(pct, Math.round(r.threshold * 100)),
     r.out_of_range && r.out_of_range.length ? el("div", { class: "warn" }, `outside training range: ${r.out_of_range.join(", ")}`) : ""];
 }
 
