@@ -32,7 +32,7 @@ PERMISSIONS: Final = frozenset(
         "alerts:read",
         "alerts:ack",
         "devices:read",  # devices, their events, models, beds and wards
-        "devices:manage",  # beds and wards, bundles and rollouts
+        "devices:manage",  # wards and beds, device groups, bundles and rollouts
         "fleet:read",  # dead letters (payload previews)
         "metrics:read",
         "exports:read",  # FHIR reads
@@ -60,11 +60,13 @@ ROLES: Final[dict[str, frozenset[str]]] = {
     ),
 }
 
-# Routes anyone may call: health says nothing about patients; login and logout carry their
-# own checks (and are audited by their handlers).
+# Routes outside the guard: health says nothing about patients; login and logout carry their
+# own checks (and are audited by their handlers); the dashboard's page is static; a device
+# downloads a bundle with its rollout's own download token (fleet/rollouts/routes.py).
 PUBLIC_ROUTES: Final = frozenset(
-    {("GET", "/api/health"), ("POST", "/api/login"), ("POST", "/api/logout")}
-)
+    {("GET", "/api/health"), ("POST", "/api/login"), ("POST", "/api/logout"), ("GET", "/"),
+     ("GET", "/ota/bundles/{sha256}")}
+)  # fmt: skip
 
 # (method, route template) -> permission. "self" routes need only a valid identity.
 ROUTE_PERMISSIONS: Final[dict[tuple[str, str], str]] = {
@@ -92,6 +94,29 @@ ROUTE_PERMISSIONS: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/tokens"): "users:manage",
     ("DELETE", "/api/tokens/{token_id}"): "users:manage",
     ("GET", "/api/audit"): "audit:read",
+    # Wards and beds (fleet/wards/): the ward view shows patients' latest results.
+    ("GET", "/api/wards"): "devices:read",
+    ("GET", "/api/wards/{ward_id}"): "devices:read",
+    ("GET", "/api/wards/{ward_id}/view"): "results:read",
+    ("PUT", "/api/wards/{ward_id}"): "devices:manage",
+    ("DELETE", "/api/wards/{ward_id}"): "devices:manage",
+    ("PUT", "/api/wards/{ward_id}/beds/{bed_id}"): "devices:manage",
+    ("DELETE", "/api/wards/{ward_id}/beds/{bed_id}"): "devices:manage",
+    ("PUT", "/api/wards/{ward_id}/beds/{bed_id}/devices/{device_id}"): "devices:manage",
+    ("DELETE", "/api/wards/{ward_id}/beds/{bed_id}/devices/{device_id}"): "devices:manage",
+    ("GET", "/api/devices/{device_id}/bed"): "devices:read",
+    ("GET", "/api/ward-settings"): "devices:read",
+    ("PUT", "/api/ward-settings"): "devices:manage",
+    # Model bundles and rollouts (fleet/rollouts/).
+    ("GET", "/api/bundles"): "devices:read",
+    ("GET", "/api/bundles/{sha256}"): "devices:read",
+    ("POST", "/api/bundles"): "devices:manage",
+    ("GET", "/api/rollouts"): "devices:read",
+    ("GET", "/api/rollouts/{rollout_id}"): "devices:read",
+    ("POST", "/api/rollouts"): "devices:manage",
+    ("POST", "/api/rollouts/{rollout_id}/{action}"): "devices:manage",
+    ("GET", "/api/device-groups"): "devices:read",
+    ("PUT", "/api/device-groups/{name}"): "devices:manage",
 }
 
 

@@ -81,7 +81,7 @@ def login_routes(guard: Guard) -> APIRouter:
         store.audit(actor=name, actor_kind="user" if body.token is None else "service",
                     action="login", outcome="ok", target=name, remote=remote)  # fmt: skip
         secure = request.url.scheme == "https"
-        ttl = int(guard.sessions.ttl_s)
+        ttl = max(1, int(guard.sessions.ttl_s))
         response.set_cookie(SESSION_COOKIE, secret, max_age=ttl, httponly=True,
                             samesite="strict", secure=secure)  # fmt: skip
         response.set_cookie(CSRF_COOKIE, csrf, max_age=ttl, samesite="strict", secure=secure)
