@@ -31,7 +31,10 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 
 
 def test_https_with_named_users_fails_closed(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    ca, rogue = CertificateAuthority(tmp_path, "hospital-ca"), CertificateAuthority(tmp_path, "rogue")
+    ca, rogue = (
+        CertificateAuthority(tmp_path, "hospital-ca"),
+        CertificateAuthority(tmp_path, "rogue"),
+    )
     server = ca.issue("fleet.ward.example", server=True)
     db = tmp_path / "fleet.db"
     made = _cli("fleet", "users", "add", "nurse.kim", "--role", "clinician", "--db", str(db),

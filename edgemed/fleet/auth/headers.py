@@ -57,9 +57,7 @@ class HttpsFiles:
     def check(self) -> None:
         """Refuse to start with files that TLS cannot use (named), before binding a port."""
         try:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-                self.cert, self.key
-            )
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
             raise SyncError(
                 f"cannot serve HTTPS with certificate {self.cert} and key {self.key}: {exc}"
