@@ -123,8 +123,8 @@ def _bundle_routes(router: APIRouter, service: RolloutService) -> None:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/x-tar": {"schema": {"type": "string", "format": "binary"}}
+                "content": {  # any type is taken; x-tar is what the CLI sends
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                 },
             }
         },
