@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -246,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log sync/fleet activity; tracebacks"
     )
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        default=os.environ.get("EDGEMED_LOG_FORMAT", "").lower() == "json",
+        help="log one JSON object per line (also EDGEMED_LOG_FORMAT=json)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     _add_model_commands(sub)
@@ -343,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_json:
+        from ..log_json import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     try:
         return int(args.func(args))
     except Exception as exc:  # every error ends here: its class gives the exit status
