@@ -11,12 +11,9 @@ The dashboard (``/``) is static files from this package: no CDN, works offline.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,12 +34,20 @@ from .auth.accounts import Principal
 from .auth.guard import Guard, SessionPolicy, principal
 from .auth.headers import HttpsFiles, add_security_headers
 from .auth.routes import account_routes, login_routes
+from .cursors import (
+    encode_cursor,
+    read_alert_cursor,
+    read_id_cursor,
+    read_result_cursor,
+    result_cursor,
+)
 from .events import EventBus
 from .exports.routes import export_routes
 from .limits import DEVICE_ID, MAX_BODY_BYTES, MAX_ID, BodyLimit, validation_error
 from .metrics import CONTENT_TYPE, FleetMetrics
 from .rollouts.routes import RolloutService, download_routes, rollout_routes, rollout_service
 from .store import MAX_PAGE, SqlStore
+from .store.queries import alert_cursor
 from .wards.routes import ward_routes
 
 __all__ = ["FleetApi", "create_app"]
@@ -64,22 +69,6 @@ class Acknowledge(BaseModel):
 DeviceIdPath = Annotated[str, PathParam(pattern=DEVICE_ID)]
 DeviceIdQuery = Annotated[str | None, Query(pattern=DEVICE_ID)]
 _TIME: dict[str, Any] = {"ge": 0.0, "le": 32_503_680_000.0, "allow_inf_nan": False}
-
-
-def _encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["received_at"], row["device_id"], row["seq"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str, int]:
-    try:
-        received_at, device_id, seq = json.loads(base64.urlsafe_b64decode(cursor))
-        at, seq = float(received_at), int(seq)
-    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
-        raise HTTPException(400, "bad cursor") from exc
-    if not (math.isfinite(at) and 0 <= seq <= MAX_ID and isinstance(device_id, str)):
-        raise HTTPException(400, "bad cursor")
-    return at, device_id, seq
 
 
 def create_app(
@@ -292,11 +281,11 @@ def _result_routes(store: SqlStore) -> APIRouter:
             kind=kind,
             since=since,
             until=until,
-            before=_decode_cursor(cursor) if cursor else None,
+            before=read_result_cursor(cursor) if cursor else None,
             limit=limit,
         )
         more = len(rows) == limit
-        return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if more else None}
+        return {"items": rows, "next_cursor": result_cursor(rows[-1]) if more else None}
 
     @router.get("/api/dead-letters", tags=["fleet"])
     def dead_letters(
@@ -313,30 +302,16 @@ def _result_routes(store: SqlStore) -> APIRouter:
         size and sha256 of the payload, and a preview of its first 256 bytes (the store keeps
         1 KiB, never the whole payload). ``refused``: what the dead-letter quota turned away,
         counted per reason class."""
-        before = _dead_letter_cursor(cursor) if cursor else None
+        before = read_id_cursor(cursor) if cursor else None
         rows = store.dead_letters(device_id=device_id, reason=reason, before=before, limit=limit)
         more = len(rows) == limit
         return {
             "items": rows,
-            "next_cursor": _encode_id_cursor(rows[-1]["id"]) if more else None,
+            "next_cursor": encode_cursor([rows[-1]["id"]]) if more else None,
             "refused": store.dead_letters_refused(),
         }
 
     return router
-
-
-def _encode_id_cursor(id_: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([id_]).encode()).decode()
-
-
-def _dead_letter_cursor(cursor: str) -> int:
-    try:
-        (id_,) = json.loads(base64.urlsafe_b64decode(cursor))
-    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
-        raise HTTPException(400, "bad cursor") from exc
-    if isinstance(id_, bool) or not isinstance(id_, int) or not 0 < id_ < 2**63:
-        raise HTTPException(400, "bad cursor")
-    return id_
 
 
 def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
@@ -344,15 +319,31 @@ def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
 
     @router.get("/api/alerts", tags=["alerts"])
     def alerts(
+        response: Response,
         open: bool = False,
         device_id: DeviceIdQuery = None,
         rule: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        since: Annotated[
+            float | None, Query(description="raised at or after, Unix s", **_TIME)
+        ] = None,
+        until: Annotated[float | None, Query(description="raised before, Unix s", **_TIME)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+        cursor: Annotated[
+            str | None, Query(max_length=256, description="X-Next-Cursor of the last page")
+        ] = None,
     ) -> list[dict[str, Any]]:
         """Newest first; ``open=true``: only those not yet acknowledged, most severe first,
         then the longest waiting. Clinical alerts are episodes: ``episode_count`` alerts from
-        ``first_at`` to ``last_at``, ``peak`` value, ``closed_at`` once it ended."""
-        return store.alerts(open_only=open, device_id=device_id, rule=rule, limit=limit)
+        ``first_at`` to ``last_at``, ``peak`` value, ``closed_at`` once it ended. A full page
+        carries ``X-Next-Cursor``: pass it as ``cursor`` for the next (keyset: stable)."""
+        after = read_alert_cursor(cursor, open_only=open) if cursor else None
+        rows = store.alerts(open_only=open, device_id=device_id, rule=rule, since=since,
+                            until=until, after=after, limit=limit)  # fmt: skip
+        if len(rows) == limit:
+            response.headers["X-Next-Cursor"] = encode_cursor(
+                list(alert_cursor(rows[-1], open_only=open))
+            )
+        return rows
 
     @router.post("/api/alerts/{alert_id}/ack", tags=["alerts"])
     def acknowledge(

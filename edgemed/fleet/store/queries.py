@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..alerts import SEVERITY_RANK
 from ..episodes import ALERT_COLUMNS, OPEN_ORDER
 from .schema import RESULT_COLUMNS
 
-__all__ = ["MAX_PAGE", "StoreQueries"]
+__all__ = ["MAX_PAGE", "StoreQueries", "alert_cursor"]
 
 MAX_PAGE = 1000  # the most rows one API page returns
 
@@ -93,22 +94,41 @@ class StoreQueries:
         open_only: bool = False,
         device_id: str | None = None,
         rule: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after: tuple[Any, ...] | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """Newest first; ``open_only``: not yet acknowledged, most severe first, then the
-        longest waiting. A clinical alert is an episode (fleet/episodes.py)."""
+        longest waiting. A clinical alert is an episode (fleet/episodes.py). ``since`` and
+        ``until`` bound ``raised_at``; ``after`` is ``alert_cursor`` of the previous page's
+        last row (keyset: a page never repeats or skips a row because others were added)."""
         return self._rows(
-            *self.alerts_sql(open_only=open_only, device_id=device_id, rule=rule, limit=limit)
-        )
+            *self.alerts_sql(open_only=open_only, device_id=device_id, rule=rule, since=since,
+                             until=until, after=after, limit=limit)
+        )  # fmt: skip
 
     def alerts_sql(
         self, *, open_only: bool = False, device_id: str | None = None,
-        rule: str | None = None, limit: int = 200,
+        rule: str | None = None, since: float | None = None, until: float | None = None,
+        after: tuple[Any, ...] | None = None, limit: int = 200,
     ) -> tuple[str, tuple[Any, ...]]:  # fmt: skip
         """The alerts list query and its parameters (tests EXPLAIN it)."""
         clauses, params = _equal(device_id=device_id, rule=rule)
         if open_only:
             clauses.append("acked_at IS NULL")
+        for clause, value in (("raised_at>=?", since), ("raised_at<?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if after is not None and open_only:  # (severity rank desc, raised_at, id)
+            rank, raised_at, id_ = after
+            clauses.append(f"({RANK}<? OR ({RANK}=? AND (raised_at>? OR "
+                           "(raised_at=? AND id>?))))")  # fmt: skip
+            params += [rank, rank, raised_at, raised_at, id_]
+        elif after is not None:
+            clauses.append("id<?")
+            params.append(after[-1])
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = OPEN_ORDER if open_only else "id DESC"
         sql = f"SELECT {ALERT_COLUMNS} FROM alerts {where} ORDER BY {order} LIMIT ?"
@@ -137,6 +157,21 @@ class StoreQueries:
 
     def count_results(self) -> int:
         return int(self._rows("SELECT COUNT(*) AS n FROM results")[0]["n"])
+
+
+# The severity rank of OPEN_ORDER, for keyset cursors over the open list.
+RANK = (
+    "(CASE severity "
+    + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in SEVERITY_RANK.items())
+    + " ELSE -1 END)"
+)
+
+
+def alert_cursor(row: dict[str, Any], *, open_only: bool) -> tuple[Any, ...]:
+    """The ``after`` of the page that follows ``row`` (the last row of a page)."""
+    if open_only:
+        return (SEVERITY_RANK.get(row["severity"], -1), row["raised_at"], row["id"])
+    return (row["id"],)
 
 
 def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
