@@ -3,8 +3,10 @@
 A fresh store (SQLite in a temporary folder, or PostgreSQL in a throwaway schema with
 ``--postgres DSN``) is filled with N results from 200 devices, 5 models and 4 kinds received
 over the last 30 days (one SQL statement, not through ingest), N/10 alerts and N/100 dead
-letters; then each query (the API's filters: none, device, model, a model matching nothing,
-kind, a time range, device and time; alerts by device, rule, open; dead letters by device) runs
+letters, and N audit rows (50 users, a request every 2.6 s); then each query (the API's filters: none, device, model, a model matching nothing,
+kind, a time range, device and time; alerts by device, rule, open, time, a deep cursor page,
+the open list's second page; dead letters by device; the audit export from the middle, by
+actor, by action and time) runs
 ``--runs`` times through the store, first page of 100 rows. Reported: p50 and worst ms per
 query. ``--without-indexes`` drops schema 8's list indexes first: the store as it was before.
 Issue 25's target: p50 <= 50 ms for every list query with 1,000,000 results.
@@ -29,6 +31,7 @@ from _machine import machine_info
 
 from edgemed.fleet.store import PostgresStore, SQLiteStore, SqlStore
 from edgemed.fleet.store.dead_letters import DEAD_LETTER_DDL
+from edgemed.fleet.store.queries import alert_cursor
 from edgemed.fleet.store.schema import LIST_INDEXES
 
 _RESULTS = """
@@ -44,6 +47,13 @@ _ALERTS = """
 INSERT INTO alerts(device_id, seq, rule, severity, detail, raised_at, acked_at)
 SELECT 'dev-' || (i % 200), i, CASE i % 3 WHEN 0 THEN 'seizure' ELSE 'news2-urgent' END,
     'urgent', 'd', {now} - i, CASE WHEN i % 50 = 0 THEN NULL ELSE {now} END
+FROM {series}
+"""
+_AUDIT = """
+INSERT INTO audit_log(at, actor, actor_kind, action, target, outcome, remote)
+SELECT {now} - ({n} - i) * 2.6, 'user-' || (i % 50), 'user',
+    CASE i % 3 WHEN 0 THEN 'GET /api/results' WHEN 1 THEN 'GET /api/alerts'
+        ELSE 'POST /api/alerts/{{alert_id}}/ack' END, NULL, 'allowed', '10.0.0.' || (i % 20)
 FROM {series}
 """
 _DEAD = """
@@ -73,7 +83,7 @@ def _fill(store: SqlStore, n: int, *, indexes: bool) -> float:
     started = time.perf_counter()
     sqlite = store.placeholder == "?"
     now = time.time()
-    for sql, count in ((_RESULTS, n), (_ALERTS, n // 10), (_DEAD, n // 100)):
+    for sql, count in ((_RESULTS, n), (_ALERTS, n // 10), (_DEAD, n // 100), (_AUDIT, n)):
         series = (
             f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) "
             "SELECT i FROM s) AS g"
@@ -95,7 +105,7 @@ def _fill(store: SqlStore, n: int, *, indexes: bool) -> float:
     return time.perf_counter() - started
 
 
-def _queries(now: float) -> dict[str, Callable[[SqlStore], Any]]:
+def _queries(now: float, n: int) -> dict[str, Callable[[SqlStore], Any]]:
     day = 86400.0
     return {
         "results": lambda s: s.results(),
@@ -111,7 +121,20 @@ def _queries(now: float) -> dict[str, Callable[[SqlStore], Any]]:
         "alerts open": lambda s: s.alerts(open_only=True),
         "alerts device": lambda s: s.alerts(device_id="dev-7"),
         "alerts rule": lambda s: s.alerts(rule="seizure"),
+        "alerts since a day": lambda s: s.alerts(since=now - day),
+        "alerts page after 50,000 rows": lambda s: s.alerts(
+            after=(s.alerts(limit=1)[0]["id"] - 50_000,)
+        ),
+        "alerts open, page 2": lambda s: s.alerts(
+            open_only=True,
+            after=alert_cursor(s.alerts(open_only=True, limit=100)[-1], open_only=True),
+        ),
         "dead letters device": lambda s: s.dead_letters(device_id="dev-7"),
+        "audit SIEM pull from the middle": lambda s: s.audit_rows(after=n // 2, limit=500),
+        "audit actor": lambda s: s.audit_rows(actor="user-7", limit=500),
+        "audit action since an hour": lambda s: s.audit_rows(
+            action="GET /api/alerts", since=now - 3600
+        ),
     }
 
 
@@ -127,7 +150,7 @@ def main() -> None:
         try:
             fill_s = _fill(store, args.rows, indexes=not args.without_indexes)
             figures: dict[str, dict[str, float]] = {}
-            for name, query in _queries(time.time()).items():
+            for name, query in _queries(time.time(), args.rows).items():
                 times = []
                 for _ in range(args.runs):
                     started = time.perf_counter()
