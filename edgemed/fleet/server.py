@@ -77,7 +77,6 @@ class FleetServer:
         # One set of Prometheus figures per process: its ingest workers and its API
         self.metrics = FleetMetrics(store)
         self.workers = [self._ingest_worker(i) for i in range(workers)]
-        # Rollouts (fleet/rollouts/): commands go out retained on the devices' cmd topics.
         self.rollouts = rollout_service(store, store.store_id, shelf=bundles, publish=self._publish)
         self.api = self._api(token, host, port, https, sessions)
         self._stop = threading.Event()
@@ -284,7 +283,8 @@ class FleetServer:
         return body
 
     def _publish(self, name: str, payload: bytes) -> bool:
-        """On the first ingest worker whose broker link is up (False: none is)."""
+        """A rollout command (fleet/rollouts/), retained on a device's cmd topic, on the first
+        ingest worker whose broker link is up (False: none is)."""
         return any(w.publish(name, payload, retain=True) for w in self.workers)
 
     def _drive_rollouts(self) -> None:

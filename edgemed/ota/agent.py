@@ -69,7 +69,8 @@ class OtaAgent:
         self._retired: list[Pipeline] = []
         self._lock = threading.Lock()
         self._commands: queue.Queue[InstallCommand | AbortCommand | None] = queue.Queue()
-        self._abort = threading.Event()
+        self._abort = threading.Event()  # set: the running step stops (abort, or stop())
+        self._stopping = False
         self._thread = threading.Thread(target=self._work, name="edgemed-ota", daemon=True)
 
     # -- serving ----------------------------------------------------------------------------
@@ -106,6 +107,8 @@ class OtaAgent:
         return self
 
     def stop(self) -> None:
+        """Stop serving. A rollout in progress stays so: the next start resumes it."""
+        self._stopping = True
         self._abort.set()
         self._commands.put(None)
         if self._thread.is_alive():
@@ -274,9 +277,11 @@ class OtaAgent:
             self._steps(command)
         except InterruptedError:
             self._drop_shadow()
+            if self._stopping:  # a shutdown, not an abort: resumed at the next start
+                return
             self.steps.discard(command, self.pointer)
             self._save("aborted", "aborted by the fleet")
-        except EdgemedError as exc:
+        except (EdgemedError, OSError) as exc:  # OSError: a full or failing disk
             self._drop_shadow()
             self.steps.discard(command, self.pointer)
             step = self.state.phase or "install"
@@ -322,6 +327,8 @@ class OtaAgent:
         self.state.shadow.update(done=shadow.done, agree=shadow.agreed)
         if shadow.failure is not None:
             raise ModelError(shadow.failure)
+        if self._abort.is_set():  # an abort that came while the last inputs were compared
+            raise InterruptedError("aborted")
 
     def _drop_shadow(self) -> None:
         with self._lock:

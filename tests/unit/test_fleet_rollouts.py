@@ -245,3 +245,25 @@ def test_messages_match_their_schemas_and_decoding_is_strict() -> None:
     assert plan_waves([str(i) for i in range(10)], 1, 3) == [
         ["0"], ["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"],
     ]  # fmt: skip
+
+
+def test_a_silent_device_times_out_and_counts_as_a_failure(fleet: Setup) -> None:
+    sha = fleet.upload(make_version(fleet.tmp, "1.1.0", fleet.key)).json()["sha256"]
+    rid = fleet.client.post(
+        "/api/rollouts", headers=AUTH,
+        json={"bundle_sha256": sha, "devices": ["a", "b", "c"], "canary": 1, "waves": 1,
+              "max_failures": 1, "wave_timeout_s": 0.2},
+    ).json()["id"]  # fmt: skip
+    time.sleep(0.3)
+    fleet.service.engine.tick()  # the canary said nothing: timed out, within the budget of 1
+    devices = {
+        d["device_id"]: d
+        for d in fleet.client.get(f"/api/rollouts/{rid}", headers=AUTH).json()["devices"]
+    }
+    assert devices["a"]["state"] == "timed-out" and "0.2 s" in devices["a"]["reason"]
+    assert devices["b"]["state"] == "commanded"  # the next wave went on
+    fleet.report("a", rid, "switched", 3)  # a late report still counts
+    time.sleep(0.3)
+    fleet.service.engine.tick()
+    detail = fleet.client.get(f"/api/rollouts/{rid}", headers=AUTH).json()
+    assert detail["state"] == "halted" and detail["counts"] == {"switched": 1, "timed-out": 2}

@@ -197,3 +197,69 @@ def test_refusals_name_their_reason(tmp_path: Path, key: Key, fleet: Fleet) -> N
         _feed(agent, {"failed"})
         assert "verifying" in (agent.state.reason or "") and "1.2.0" in (agent.state.reason or "")
         assert agent.serving.manifest.version == "1.0.0"
+
+
+def test_a_restart_loop_during_a_rollout_fails_it_and_keeps_serving(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
+        deadline = time.monotonic() + 20
+        while agent.state.phase != "shadow":  # no live input: it waits in its shadow period
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    for start in (2, 3):  # each start resumes it (the process "crashed" in its shadow period)
+        with _agent(tmp_path, key, fleet, v1) as agent:
+            assert agent.state.attempts == start
+            deadline = time.monotonic() + 20
+            while agent.state.phase != "shadow":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    with _agent(tmp_path, key, fleet, v1) as agent:  # a fourth start: a crash loop
+        assert agent.state.phase == "failed", agent.state
+        assert "crash loop: 3 restarts" in (agent.state.reason or "")
+        assert agent.serving.manifest.version == "1.0.0"
+
+
+def test_abort_stops_a_rollout_in_its_shadow_period(tmp_path: Path, key: Key, fleet: Fleet) -> None:
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        install = decode_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
+        agent.on_command(encode_command(install))
+        deadline = time.monotonic() + 20
+        while agent.state.phase != "shadow":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        from edgemed.delivery import AbortCommand
+
+        agent.on_command(encode_command(AbortCommand(rollout_id=install.rollout_id)))
+        deadline = time.monotonic() + 10
+        while agent.state.phase != "aborted":
+            assert time.monotonic() < deadline, agent.state
+            time.sleep(0.02)
+        assert agent.serving.manifest.version == "1.0.0"
+        assert not list((tmp_path / "ota" / "versions").glob("*1.1.0*"))
+
+
+def test_a_download_resumes_and_a_damaged_part_is_fetched_again(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    from edgemed.ota import Downloader
+
+    sha = fleet.upload(make_version(tmp_path, "1.1.0", key))
+    command = decode_command(fleet.rollout(sha, ["bed-1"]))
+    whole = fleet.api_shelf().path(sha).read_bytes()
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    seen: list[int] = []
+    loader = Downloader(fleet_url=fleet.url, chunk_bytes=1024)
+    (folder / f"{sha}.part").write_bytes(whole[:5000])  # cut after 5,000 bytes
+    import threading
+
+    got = loader.fetch(command, folder, stop=threading.Event(), progress=seen.append)  # type: ignore[arg-type]
+    assert got.read_bytes() == whole and seen[0] == 5000 + 1024  # it went on from byte 5,000
+    got.unlink()
+    (folder / f"{sha}.part").write_bytes(b"x" * 5000)  # a damaged start: caught by the hash
+    got = loader.fetch(command, folder, stop=threading.Event())  # type: ignore[arg-type]
+    assert got.read_bytes() == whole

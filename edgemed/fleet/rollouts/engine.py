@@ -126,7 +126,8 @@ class RolloutEngine:
                 return
             unfinished = [d for d in members if d["state"] not in DEVICE_DONE]
             if unfinished:
-                self._time_out(rollout, unfinished)
+                if self._time_out(rollout, unfinished):
+                    self.step(rollout_id)  # at once: halt, or the next wave
                 return
         switched = sum(1 for d in devices if d["state"] == "switched")
         self.store.set_rollout_state(
@@ -171,14 +172,16 @@ class RolloutEngine:
         sent = [d for d in devices if self.publish(topic(d, "cmd"), command)]
         self.store.set_device_states(int(rollout["id"]), sent, "commanded", commanded=True)
 
-    def _time_out(self, rollout: dict[str, Any], unfinished: list[dict[str, Any]]) -> None:
+    def _time_out(self, rollout: dict[str, Any], unfinished: list[dict[str, Any]]) -> bool:
         limit = time.time() - float(rollout["wave_timeout_s"])
         late = [
             d["device_id"] for d in unfinished if d["commanded_at"] and d["commanded_at"] < limit
         ]
-        if late:
-            self.store.set_device_states(
-                int(rollout["id"]), late, "timed-out",
-                reason=f"no result within {rollout['wave_timeout_s']:g} s",
-                only_from=("commanded", "downloading", "verifying", "golden", "shadow", "switching"),
-            )  # fmt: skip
+        if not late:
+            return False
+        moved = self.store.set_device_states(
+            int(rollout["id"]), late, "timed-out",
+            reason=f"no result within {rollout['wave_timeout_s']:g} s",
+            only_from=("commanded", "downloading", "verifying", "golden", "shadow", "switching"),
+        )  # fmt: skip
+        return moved > 0

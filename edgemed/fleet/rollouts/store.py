@@ -216,17 +216,20 @@ class RolloutStore:
     def set_device_states(
         self, rollout_id: int, devices: list[str], state: str, *, reason: str | None = None,
         only_from: tuple[str, ...] = ("pending",), commanded: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> int:  # fmt: skip
+        """Move these devices to ``state`` where they are in ``only_from``; how many moved."""
         now = _now()
+        moved = 0
         with self._lock, self._transaction():
             for device_id in devices:
-                self._run(
+                moved += self._run(
                     "UPDATE rollout_devices SET state=?, reason=COALESCE(?, reason), updated_at=?, "
                     "commanded_at=CASE WHEN ? THEN ? ELSE commanded_at END "
                     f"WHERE rollout_id=? AND device_id=? AND state IN "
                     f"({','.join('?' * len(only_from))})",
                     (state, reason, now, commanded, now, rollout_id, device_id, *only_from),
-                )
+                ).rowcount
+        return moved
 
     def record_rollout_report(self, device_id: str, rollout_id: int, report: RolloutReport) -> bool:
         """Apply a device's report (from its status) unless an equal or newer one was."""
