@@ -24,7 +24,7 @@ from edgemed.fleet.alerts import AlertRules
 from edgemed.fleet.app import create_app
 from edgemed.fleet.validation import PayloadValidator
 from edgemed.fleet.wards.registry import MAX_DEVICES_PER_BED, WardRegistry, natural_key
-from edgemed.fleet.wards.view import news2_colour
+from edgemed.fleet.wards.view import BUCKETS, news2_colour, thin
 
 TOKEN = "wards-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -190,7 +190,9 @@ def test_ward_view(store: SqlStore) -> None:
     assert len(bed1["trend"]["news2"]) == 30 and len(bed1["trend"]["hr"]) == 30
     times = [t for t, _ in bed1["trend"]["hr"]]
     assert times == sorted(times) and times[0] >= view["since"]
-    assert len(bed1["trend"]["seizure"]) == 18
+    # 18 windows in 72 s: one peak per 90 s bucket of the 6 h window (read in SQL).
+    peaks = bed1["trend"]["seizure"]
+    assert 1 <= len(peaks) <= 2 and max(p for _, p in peaks) == 0.95
     results = bed1["results"]
     assert set(results) == {"seizure-probability", *kinds}
     assert results["seizure-probability"]["threshold"] == 0.5
@@ -262,3 +264,22 @@ def test_the_ward_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["fleet", "ward", "unassign", "eeg-12", *db]) == 0
     assert main(["fleet", "ward", "list", *db]) == 0
     assert '"timezone": "Europe/London"' in capsys.readouterr().out
+
+
+def test_a_streamed_trend_is_bucketed_without_losing_its_extremes(store: SqlStore) -> None:
+    """A day of 4 s seizure windows comes back as each bucket's peak; a dense vital series
+    keeps each bucket's lowest and highest value."""
+    reg = WardRegistry(store)
+    now = time.time()
+    probs = [0.05] * 2000
+    probs[1234] = 0.99  # one spike
+    ingest(store, "eeg", [seizure_body(p) for p in probs], start=now - 8000, step=4,
+           model="seizure-ieeg@1.0.0")  # fmt: skip
+    peaks = reg.peak_trend("eeg", "seizure-probability", now - 3 * 3600, 45.0)
+    assert 170 <= len(peaks) <= 180  # 8,000 s in 45 s buckets
+    assert max(p for _, p in peaks) == 0.99 and [t for t, _ in peaks] == sorted(t for t, _ in peaks)
+    series = [[now - 6 * 3600 + i * 10.0, 80.0] for i in range(2160)]
+    series[700][1], series[1500][1] = 30.0, 190.0
+    thinned = thin(series, now - 6 * 3600, now)
+    assert len(thinned) <= 2 * BUCKETS and {30.0, 190.0} <= {v for _, v in thinned}
+    assert [t for t, _ in thinned] == sorted(t for t, _ in thinned)

@@ -248,9 +248,9 @@ async function showWard(id) {
   await loadWard();
 }
 
-function wardChanged() {  // live events: reload at most once a second
+function wardChanged() {  // live events: reload at most every 3 s (a ward of EEG streams sends several a second)
   if ($("#ward-view").hidden || wardState.pending) return;
-  wardState.pending = setTimeout(() => { wardState.pending = null; loadWard().catch(() => {}); }, 1000);
+  wardState.pending = setTimeout(() => { wardState.pending = null; loadWard().catch(() => {}); }, 3000);
 }
 
 window.Ward = { showWard, loadWard, wardChanged };

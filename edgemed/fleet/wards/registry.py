@@ -18,6 +18,7 @@ change is one transaction on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import zoneinfo
@@ -74,6 +75,11 @@ DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as edgemed/schemas/result-1.
 MAX_BEDS = 200  # per ward
 MAX_DEVICES_PER_BED = 16
 DEFAULT_TIMEZONE = "UTC"
+# What the ward page reads of a result (store/schema.py cannot be imported here: it imports us).
+_RESULT = (
+    "device_id, seq, epoch, model_id, model_version, kind, created_at, received_at, payload, "
+    "clock_suspect"
+)
 _TZ = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$")
 
 
@@ -271,6 +277,42 @@ class WardRegistry:
                 (name, time.time()),
             )
         return name
+
+    # -- what the ward page reads ---------------------------------------------------------
+    def window_results(
+        self, device_id: str, since: float, *, skip_kind: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """A device's results received since ``since`` but those of ``skip_kind`` (a
+        streamed kind, read as ``peak_trend``), newest first, payloads parsed."""
+        rows = self._rows(
+            f"SELECT {_RESULT} FROM results WHERE device_id=? AND received_at>=? "
+            "AND kind<>? ORDER BY received_at DESC, seq DESC LIMIT ?",
+            (device_id, since, skip_kind, limit),
+        )
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+        return rows
+
+    def peak_trend(
+        self, device_id: str, kind: str, since: float, bucket_s: float
+    ) -> list[tuple[float, float]]:
+        """The highest ``result.probability`` of a device's ``kind`` per ``bucket_s`` since
+        ``since`` (result time; receive time for a suspect clock), oldest first: a streamed
+        kind's trend without parsing each payload in Python (SQLite ``json_extract``,
+        PostgreSQL ``#>>``). One device per query, so that its index serves it."""
+        at = "CASE WHEN clock_suspect=1 THEN received_at ELSE created_at END"
+        value = (
+            "CAST((payload::json) #>> '{result,probability}' AS DOUBLE PRECISION)"
+            if self.store.placeholder != "?"
+            else "json_extract(payload, '$.result.probability')"
+        )
+        rows = self._rows(
+            f"SELECT MAX({at}) AS at, MAX({value}) AS peak FROM results "
+            f"WHERE device_id=? AND received_at>=? AND kind=? "
+            f"GROUP BY CAST(({at}) / ? AS BIGINT) ORDER BY 1",
+            (device_id, since, kind, bucket_s),
+        )
+        return [(float(r["at"]), float(r["peak"])) for r in rows if r["peak"] is not None]
 
     # -- alerts of a ward's devices ------------------------------------------------------
     def open_alerts(self, device_ids: list[str], limit: int = 500) -> list[dict[str, Any]]:

@@ -25,6 +25,10 @@ __all__ = ["MAX_HOURS", "VITALS", "news2_colour", "ward_view"]
 MAX_HOURS = 72
 TREND_ROWS = 3000  # results read per device for the trend, newest first
 LATEST_ROWS = 30  # and the newest ones whatever their age (the latest of each kind)
+BUCKETS = 240  # a trend has at most 2 points (lowest, highest) per 1/240 of the window
+# Seizure windows stream (one per 4 s): their trend is read as each bucket's peak in SQL
+# (``WardRegistry.peak_trend``), not by parsing every payload.
+STREAMED = "seizure-probability"
 # Monitor fields the ward shows, with the unit a reading is reported in.
 VITALS = {
     "hr": "/min",
@@ -146,15 +150,37 @@ class _Bed:
             self.trend.setdefault(series, []).append([round(at, 3), value])
 
 
-def _bed_results(store: SqlStore, device_ids: list[str], since: float) -> list[dict[str, Any]]:
-    """The devices' results of the window and their newest ones, each once, oldest first."""
+def _bed_results(
+    registry: WardRegistry, store: SqlStore, device_ids: list[str], since: float
+) -> list[dict[str, Any]]:
+    """The devices' newest results and those of the window (but the streamed seizure windows:
+    ``peak_trend``), each once, oldest first."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for device_id in device_ids:
         for row in store.results(device_id=device_id, limit=LATEST_ROWS):
-            rows[(row["device_id"], row.get("epoch", ""), row["seq"])] = row
-        for row in store.results(device_id=device_id, since=since - 3600, limit=TREND_ROWS):
-            rows[(row["device_id"], row.get("epoch", ""), row["seq"])] = row
+            rows[(row["device_id"], row["epoch"], row["seq"])] = row
+        window = registry.window_results(
+            device_id, since - 3600, skip_kind=STREAMED, limit=TREND_ROWS
+        )
+        for row in window:
+            rows[(row["device_id"], row["epoch"], row["seq"])] = row
     return sorted(rows.values(), key=lambda r: (_at(r), r["seq"]))
+
+
+def thin(points: list[list[float]], since: float, now: float) -> list[list[float]]:
+    """At most 2 x ``BUCKETS`` points: each time bucket's lowest and highest (in time order),
+    so that no extreme disappears from the trend."""
+    if len(points) <= 2 * BUCKETS:
+        return points
+    width = (now - since) / BUCKETS or 1.0
+    buckets: dict[int, list[list[float]]] = {}
+    for point in points:
+        buckets.setdefault(int((point[0] - since) // width), []).append(point)
+    out: list[list[float]] = []
+    for group in buckets.values():
+        low, high = min(group, key=lambda p: p[1]), max(group, key=lambda p: p[1])
+        out += sorted({id(low): low, id(high): high}.values(), key=lambda p: p[0])
+    return out
 
 
 def ward_view(
@@ -171,8 +197,17 @@ def ward_view(
     beds = []
     for bed in ward["beds"]:
         tile = _Bed()
-        for row in _bed_results(store, bed["devices"], since):
+        for row in _bed_results(registry, store, bed["devices"], since):
             tile.add(row, since)
+        peaks = sorted(
+            point
+            for device_id in bed["devices"]
+            for point in registry.peak_trend(device_id, STREAMED, since, (now - since) / BUCKETS)
+        )
+        tile.trend.pop("seizure", None)  # the latest windows' points: the peaks replace them
+        if peaks:
+            tile.trend["seizure"] = [[round(t, 3), p] for t, p in peaks]
+        tile.trend = {k: thin(v, since, now) for k, v in tile.trend.items()}
         mine = set(bed["devices"])
         beds.append({
             "bed_id": bed["bed_id"],
