@@ -15,7 +15,7 @@ from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
 from .rollouts import add_rollout_commands, bundle_shelf
 from .users import add_api_security_options, add_user_commands, api_security_from_args
-from .wards import add_ward_commands, apply_serve_timezone
+from .wards import add_ward_commands, open_serve_store
 
 __all__ = ["add_fleet_commands", "cmd_fleet_serve"]
 
@@ -27,15 +27,13 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
 
     from ..fleet.alerts import AlertRules
     from ..fleet.server import FleetServer
-    from ..fleet.store import open_store
 
     broker = broker_from_args(args)  # checked (TLS files, no secret in the URL) before the store
     https, sessions = api_security_from_args(args)  # --api-cert/--api-key, session lengths
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
     )
-    store = open_store(args.db, schema=args.pg_schema)
-    apply_serve_timezone(args, store)  # --timezone: the ward page's (cli/wards.py)
+    store = open_serve_store(args)  # --db, --pg-schema, and --timezone (cli/wards.py)
     given_token = args.token or os.environ.get("EDGEMED_FLEET_TOKEN")
     token = given_token or secrets.token_urlsafe(24)
     stop = threading.Event()

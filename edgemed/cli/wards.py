@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InputError
 from .args import Subparsers
 
-__all__ = ["add_ward_commands", "apply_serve_timezone"]
+__all__ = ["add_ward_commands", "open_serve_store"]
 
 
 def _registry(args: argparse.Namespace) -> Any:
@@ -88,13 +88,21 @@ def cmd_fleet_ward(args: argparse.Namespace) -> int:
     return 0
 
 
-def apply_serve_timezone(args: argparse.Namespace, store: Any) -> None:
-    """``fleet serve --timezone ZONE``: the ward page's time zone, kept in the store (every
-    process on it shows the same)."""
+def open_serve_store(args: argparse.Namespace) -> Any:
+    """``fleet serve``'s store (``--db``, ``--pg-schema``), with ``--timezone`` applied: the
+    ward page's time zone, kept in the store (every process on it shows the same)."""
+    from ..fleet.store import open_store
+
+    store = open_store(args.db, schema=args.pg_schema)
     if getattr(args, "timezone", None):
         from ..fleet.wards.registry import WardRegistry
 
-        WardRegistry(store).set_timezone(args.timezone)
+        try:
+            WardRegistry(store).set_timezone(args.timezone)
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:

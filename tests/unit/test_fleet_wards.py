@@ -4,6 +4,7 @@ the schema upgrade to version 10, and ``edgemed fleet ward``."""
 
 from __future__ import annotations
 
+import argparse
 import random
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from payloads import news2_body, result_payload, seizure_body
 from stores import test_store
 
 from edgemed.cli import main
+from edgemed.cli.wards import open_serve_store
 from edgemed.errors import InputError
 from edgemed.fleet import SQLiteStore, SqlStore
 from edgemed.fleet.alerts import AlertRules
@@ -264,6 +266,13 @@ def test_the_ward_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["fleet", "ward", "unassign", "eeg-12", *db]) == 0
     assert main(["fleet", "ward", "list", *db]) == 0
     assert '"timezone": "Europe/London"' in capsys.readouterr().out
+    # fleet serve --timezone: set in the store as the server opens it; a bad zone stops it.
+    serve = argparse.Namespace(db=db[1], pg_schema="edgemed", timezone="Asia/Tokyo")
+    store = open_serve_store(serve)
+    assert WardRegistry(store).timezone() == "Asia/Tokyo"
+    store.close()
+    with pytest.raises(InputError):
+        open_serve_store(argparse.Namespace(db=db[1], pg_schema="edgemed", timezone="UTC+1"))
 
 
 def test_a_streamed_trend_is_bucketed_without_losing_its_extremes(store: SqlStore) -> None:
