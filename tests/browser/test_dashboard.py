@@ -129,7 +129,11 @@ def test_login_device_online_live_result_and_alert_acknowledge(
         expect(page.get_by_test_id("device-title")).to_have_text("ward5-bed12")
         expect(page.locator("#fleet-view")).to_be_hidden()
         expect(page.get_by_test_id("device-results").locator("tbody tr")).to_have_count(3)
-        for series in ("value", "latency"):
-            expect(page.locator(f"#chart polyline[data-series={series}]")).to_have_count(1)
+        # Value and latency each over time, on labelled axes (before: value against latency).
+        for series, title in (("value", "top code score (cosine)"), ("latency", "latency (ms)")):
+            chart = page.get_by_test_id(f"{series}-chart")
+            expect(chart.locator(f"path[data-series={series}]")).to_have_count(1)
+            expect(chart.locator("[data-axis=y] text.title")).to_have_text(title)
+            expect(chart.locator("[data-axis=x] text.title")).to_contain_text("time (UTC)")
         _shot(page, "4-device-page")
     outbox.close()

@@ -177,8 +177,7 @@ async function showDevice(id) {
     "Last seen": ago(d.last_seen) };
   $("#device-facts").replaceChildren(...Object.entries(facts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
   const results = d.recent_results.slice().reverse();  // oldest first for the chart
-  drawChart(results.map((r) => resultValue(r.kind, r.payload.result).number),
-            results.map(latencyMs));
+  drawCharts(results);
   $("[data-testid=device-events]").replaceChildren(...(d.events.length ? d.events.map((e) =>
     el("li", { "data-testid": "device-event", "data-kind": e.kind },
       el("strong", {}, e.kind), " ", el("span", { class: "muted" }, clock(e.at)),
@@ -189,24 +188,31 @@ async function showDevice(id) {
       el("td", {}, latencyMs(r) === null ? "—" : `${latencyMs(r).toFixed(0)} ms`))));
 }
 
-function drawChart(values, latencies) {
-  const svg = $("#chart");
-  const ns = "http://www.w3.org/2000/svg";
-  const line = (series, color, label) => {
-    const points = series.map((v, i) => [i, v]).filter(([, v]) => v !== null && Number.isFinite(v));
-    if (points.length === 0) return [];
-    const lo = Math.min(...points.map(([, v]) => v)), hi = Math.max(...points.map(([, v]) => v));
-    const x = (i) => 10 + (580 * i) / Math.max(1, series.length - 1);
-    const y = (v) => 150 - (140 * (v - lo)) / (hi - lo || 1);
-    const path = document.createElementNS(ns, "polyline");
-    path.setAttribute("points", points.map(([i, v]) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-    path.setAttribute("fill", "none");
-    path.setAttribute("stroke", color);
-    path.setAttribute("stroke-width", "2");
-    path.setAttribute("data-series", label);
-    return [path];
-  };
-  svg.replaceChildren(...line(values, "#1d3557", "value"), ...line(latencies, "#e76f51", "latency"));
+// The device page: the value of its most frequent result kind over time, and the
+// device->fleet latency over time, each on its own labelled axes (not one against the other).
+const VALUE_AXIS = { "news2": "NEWS2 score", "monitor-reading": "NEWS2 score", "seizure-probability": "p(seizure)",
+  "text-embedding": "top code score (cosine)", "tabular-classification": "probability of the positive label" };
+
+function drawCharts(results) {
+  const counts = {};
+  for (const r of results) counts[r.kind] = (counts[r.kind] || 0) + 1;
+  const kind = Object.keys(counts).sort((a, b) => counts[b] - counts[a])[0];
+  const at = (r) => (r.clock_suspect ? r.received_at : r.created_at);
+  const mine = results.filter((r) => r.kind === kind);
+  const values = mine.map((r) => [at(r), resultValue(r.kind, r.payload.result).number]).filter(([, v]) => Number.isFinite(v));
+  const latencies = results.map((r) => [at(r), latencyMs(r)]).filter(([, v]) => v !== null);
+  const times = results.map(at);
+  const first = Math.min(...times), last = Math.max(...times);
+  const pad = Math.max(5, (last - first) * 0.05);  // points off the axes
+  const t0 = first - pad, t1 = last + pad;
+  const { timeChart } = window.Charts;
+  const body = mine.length ? mine[mine.length - 1].payload.result : {};
+  const label = kind === "tabular-regression" ? `${body.name} (${body.unit})` : (VALUE_AXIS[kind] || "value");
+  const charts = [];
+  if (values.length) charts.push(timeChart([{ name: "value", points: values }], { t0, t1, yLabel: label, testid: "value-chart" }));
+  if (latencies.length) charts.push(timeChart([{ name: "latency", points: latencies, color: "#e76f51" }],
+    { t0, t1, yLabel: "latency (ms)", y0: 0, testid: "latency-chart" }));
+  $("#device-charts").replaceChildren(...(charts.length ? charts : [el("p", { class: "muted" }, "No results yet")]));
 }
 
 function route() {

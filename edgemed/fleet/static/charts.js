@@ -56,13 +56,13 @@ function niceTicks(lo, hi, count = 4) {
   return ticks;
 }
 
-const TIME_STEPS_MIN = [5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+const TIME_STEPS_S = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
 function timeTicks(t0, t1, count = 5) {
-  const minutes = TIME_STEPS_MIN.find((m) => (t1 - t0) / (m * 60) <= count) || 1440;
-  const step = minutes * 60;
+  const step = TIME_STEPS_S.find((s) => (t1 - t0) / s <= count) || 86400;
   const ticks = [];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
+  ticks.step = step;
   return ticks;
 }
 
@@ -127,7 +127,9 @@ function timeChart(series, { t0, t1, yLabel, y0, y1, threshold, bands, testid })
   }
   const yTicks = niceTicks(lo, hi, 4).filter((v) => v >= lo && v <= hi);
   const svg = svgEl("svg", { class: "chart", role: "img", "aria-label": `${yLabel} over time`, "data-testid": testid || "trend" });
-  return plot(svg, { series, x0: t0, x1: t1, xTicks: timeTicks(t0, t1), xFormat: (t) => Clock.time(t),
+  const ticks = timeTicks(t0, t1);
+  const seconds = ticks.step < 60;
+  return plot(svg, { series, x0: t0, x1: t1, xTicks: ticks, xFormat: (t) => Clock.time(t, { seconds }),
     xLabel: `time (${Clock.zone})`, y0: lo, y1: hi, yTicks, yLabel, threshold, bands });
 }
 
