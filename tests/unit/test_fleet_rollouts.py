@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 from ota_bundles import make_key, make_version
+from stores import test_store
 
 from edgemed.delivery import (
     AbortCommand,
@@ -28,7 +29,7 @@ from edgemed.delivery import (
     unpack_bundle,
 )
 from edgemed.errors import IntegrityError, PayloadError
-from edgemed.fleet import SQLiteStore
+from edgemed.fleet import SqlStore
 from edgemed.fleet.app import create_app
 from edgemed.fleet.rollouts.bundles import BundleShelf
 from edgemed.fleet.rollouts.engine import plan_waves, record_report, rollout_key
@@ -42,9 +43,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Setup:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, store: SqlStore) -> None:
         self.key = make_key(tmp)
-        self.store = SQLiteStore(tmp / "fleet.db")
+        self.store = store
         policy = TrustPolicy(keys={self.key.kid: self.key.raw}, rollback_state=None)
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.service: RolloutService = rollout_service(
@@ -77,11 +78,10 @@ class Setup:
         self.service.engine.tick()
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Setup]:
-    made = Setup(tmp_path)
-    yield made
-    made.store.close()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    for store in test_store(request.param, tmp_path):
+        yield Setup(tmp_path, store)
 
 
 def test_upload_is_checked_against_the_fleet_policy_and_kept_by_hash(fleet: Setup) -> None:
