@@ -134,6 +134,9 @@ LIST_QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("alerts", {"open_only": True}),
     ("alerts", {"device_id": "bed-1"}),
     ("alerts", {"rule": "seizure"}),
+    ("alerts", {"since": 1.0, "until": 2.0}),
+    ("alerts", {"after": (5,)}),
+    ("alerts", {"device_id": "bed-1", "after": (5,)}),
     ("dead_letters", {}),
     ("dead_letters", {"device_id": "bed-1"}),
     ("dead_letters", {"reason": "r"}),
@@ -157,7 +160,11 @@ def test_every_list_query_uses_an_index(
 ) -> None:
     plan = _plan(store, *getattr(store, f"{query}_sql")(**filters))
     assert "Seq Scan" not in plan, plan  # PostgreSQL
-    assert "TEMP B-TREE FOR ORDER BY" not in plan or "open_only" in filters, plan  # full sorts
+    # No full sorts: only the open list (by severity) and an alerts time range (the rows in the
+    # range, via raised_at; 1.1 ms for a day of 100,000 alerts: benchmarks/bench_fleet_queries.py)
+    # are sorted.
+    sorted_ok = "open_only" in filters or (query == "alerts" and "since" in filters)
+    assert "TEMP B-TREE FOR ORDER BY" not in plan or sorted_ok, plan
     table = "results" if query == "results" else query
     if filters and "before" not in filters:
         # SQLite: a filter is a SEARCH through an index, never a SCAN of the table.

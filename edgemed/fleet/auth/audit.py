@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_at ON audit_log(at);
 CREATE INDEX IF NOT EXISTS audit_login ON audit_log(action, target, at);
 CREATE INDEX IF NOT EXISTS audit_remote ON audit_log(remote, at);
-CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, id)
+CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, id);
+CREATE INDEX IF NOT EXISTS audit_action ON audit_log(action, at)
 """
 # A step of the schema run by the dialect (trigger bodies hold semicolons).
 AUDIT_GUARDS = "-- audit_log append-only triggers"

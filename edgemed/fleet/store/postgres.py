@@ -8,6 +8,7 @@ the per-epoch ack high-water marks are advanced while the device's row is locked
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,13 +16,16 @@ from typing import Any
 from ...errors import SyncError
 from ...wire import ResultMessage
 from ..auth.audit import postgres_audit_guards
-from .schema import RESULT_COLUMNS, RESULT_VALUES, result_row
+from .partitions import PURGE_BATCH, PartitionedResults, month_of, partitioned_results_ddl
+from .schema import RESULT_COLUMNS, RESULT_VALUES, TABLES, result_row
 from .sql import SqlStore
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(PartitionedResults, SqlStore):
+    """PostgreSQL; a new store partitions results by month of receipt (store/partitions.py)."""
+
     placeholder = "%s"
     _lock_row = " FOR UPDATE"
     _serial = "BIGSERIAL PRIMARY KEY"
@@ -40,9 +44,11 @@ class PostgresStore(SqlStore):
         self.schema = schema
         self._errors = psycopg.Error
         self._dsn = dsn  # kept to reconnect; never logged (it may hold a password)
+        self._months_ready = set()
         try:
             self._db = self._connect()
             self._create_or_migrate()
+            self._check_partitioned()
         except (psycopg.Error, SyncError) as exc:
             # Never echo the DSN: it may hold a password.
             raise SyncError(f"cannot open the PostgreSQL fleet store: {exc}") from exc
@@ -65,6 +71,30 @@ class PostgresStore(SqlStore):
     def _audit_guards(self) -> list[str]:
         return postgres_audit_guards()
 
+    def _create_new_store(self) -> None:
+        for statement in partitioned_results_ddl(TABLES):
+            self._db.execute(statement)
+
+    def _check_partitioned(self) -> None:
+        row = self._db.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace "
+            "WHERE c.relname='results' AND n.nspname=current_schema()"
+        ).fetchone()
+        self.partitioned = row is not None and row[0] == "p"
+        if self.partitioned:
+            with self._lock, self._transaction():
+                self.ensure_partitions(time.time())
+
+    def _purge_results(self, cutoff: float, batch: int) -> int:
+        if not self.partitioned:
+            return super()._purge_results(cutoff, batch)
+        dropped = 0
+        while (rows := self.drop_expired_partition(cutoff)) is not None:
+            dropped += rows
+        (deleted,) = self._db.execute(PURGE_BATCH, (cutoff, batch)).fetchone()
+        self._purge_export_log(cutoff, batch)
+        return dropped + int(deleted)
+
     def _rekey_results(self) -> None:
         # PostgreSQL changes a primary key in place (no copy of the table).
         self._db.execute(
@@ -82,9 +112,23 @@ class PostgresStore(SqlStore):
 
     def _insert_rows(self, msgs: list[ResultMessage], now: float) -> set[tuple[str, str, int]]:
         # One multi-row INSERT … RETURNING per chunk: one round trip instead of one per row.
+        # Partitioned: the key first (result_keys holds the uniqueness), then the new rows.
+        if self.partitioned and month_of(now) not in self._months_ready:
+            self.ensure_partitions(now)
         stored: set[tuple[str, str, int]] = set()
         for i in range(0, len(msgs), 500):
             chunk = msgs[i : i + 500]
+            if self.partitioned:
+                keys = self._db.execute(
+                    "INSERT INTO result_keys(device_id, epoch, seq, received_at) VALUES "
+                    + ",".join(["(%s,%s,%s,%s)"] * len(chunk))
+                    + " ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
+                    [v for m in chunk for v in (m.device_id, m.epoch, m.seq, now)],
+                ).fetchall()
+                new = {(d, e, int(s)) for d, e, s in keys}
+                chunk = [m for m in chunk if (m.device_id, m.epoch, m.seq) in new]
+                if not chunk:
+                    continue
             values = ",".join([RESULT_VALUES.replace("?", "%s")] * len(chunk))
             params = [v for msg in chunk for v in result_row(msg, now)]
             cur = self._db.execute(

@@ -87,6 +87,10 @@ class RetentionStore:
             f"DELETE FROM results WHERE (device_id, epoch, seq) IN ({_RESULT_BATCH})",
             (cutoff, batch),
         )
+        self._purge_export_log(cutoff, batch)
+        return int(cur.rowcount)
+
+    def _purge_export_log(self, cutoff: float, batch: int) -> None:
         # Settled before the cutoff: of results received before it (what is left over goes
         # with the next batch or sweep).
         self._run(
@@ -94,7 +98,6 @@ class RetentionStore:
             "device_id, epoch, seq FROM export_log WHERE at<? ORDER BY at LIMIT ?)",
             (cutoff, batch * 4),
         )
-        return int(cur.rowcount)
 
     def _purge_alerts(self, cutoff: float, batch: int) -> int:
         self._run(f"DELETE FROM alert_acks WHERE alert_id IN ({_ALERT_BATCH})", (cutoff, batch))

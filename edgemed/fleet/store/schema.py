@@ -189,6 +189,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Bundles, rollouts, their devices and device groups (fleet/rollouts/store.py): the full
     # DDL, run after every upgrade, makes them.
     11: (),
+    # A new PostgreSQL store partitions results by month of receipt, uniqueness in
+    # result_keys (store/partitions.py); existing stores keep their table.
+    12: (),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

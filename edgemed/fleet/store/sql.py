@@ -72,6 +72,9 @@ class SqlStore(
     def _has_table(self, name: str) -> bool:
         raise NotImplementedError
 
+    def _create_new_store(self) -> None:
+        """Tables a new store of this dialect makes differently, before the full DDL."""
+
     def _audit_guards(self) -> list[str]:
         """Statements that make ``audit_log`` append-only in this dialect."""
         raise NotImplementedError
@@ -101,6 +104,8 @@ class SqlStore(
                     f"fleet store has schema version {version}; this edgemed knows up to "
                     f"{SCHEMA_VERSION}: upgrade edgemed"
                 )
+            if version == 0:
+                self._create_new_store()
             steps = [] if version == 0 else [
                 step for v in range(version + 1, SCHEMA_VERSION + 1) for step in MIGRATIONS.get(v, ())
             ]  # fmt: skip
