@@ -71,6 +71,8 @@ class OtaAgent:
         self._commands: queue.Queue[InstallCommand | AbortCommand | None] = queue.Queue()
         self._abort = threading.Event()  # set: the running step stops (abort, or stop())
         self._stopping = False
+        self._aborted_ids: set[str] = set()  # rollouts the fleet aborted (this boot)
+        self._publisher: Any = None
         self._thread = threading.Thread(target=self._work, name="edgemed-ota", daemon=True)
 
     # -- serving ----------------------------------------------------------------------------
@@ -135,6 +137,8 @@ class OtaAgent:
             log.error("ignoring a command the device cannot read: %s", exc)
             return
         current = self.state.command
+        if isinstance(command, AbortCommand):
+            self._aborted_ids.add(command.rollout_id)  # even if its install is still queued
         if (
             isinstance(command, AbortCommand)
             and current is not None
@@ -174,10 +178,9 @@ class OtaAgent:
         return None if p is None else f"{p.model_id}@{p.version}"
 
     def _set_models(self) -> None:
-        publisher = getattr(self, "_publisher", None)
         name = self._serving_name()
-        if publisher is not None and name is not None:
-            publisher.models = [name]
+        if self._publisher is not None and name is not None:
+            self._publisher.models = [name]
 
     def _save(self, phase: str | None = None, reason: str | None = None) -> None:
         """Record (and announce) a step: every report is saved first, so its seq only grows."""
@@ -274,6 +277,8 @@ class OtaAgent:
                                       command=_command_body(command))  # fmt: skip
         self._abort.clear()
         try:
+            if command.rollout_id in self._aborted_ids:  # aborted before it began here
+                raise InterruptedError("aborted")
             self._steps(command)
         except InterruptedError:
             self._drop_shadow()

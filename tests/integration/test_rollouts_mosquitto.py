@@ -263,13 +263,13 @@ def test_sigkill_during_download_install_and_switch_always_comes_back_verified(
             assert pointer["version"] == serving
             check_bundle(device.root / "ota" / pointer["path"], policy)  # verified, as served
             done = fleet.wait(made["id"], {"completed", "halted"}, timeout=60)
-            outcomes.append(f"{phase}->{done['devices'][0]['state']}")
+            outcomes.append(f"{phase}: up on {serving}, {done['devices'][0]['state']}")
         assert device.stop() == 0, device.stderr()
         checked = _check_results(fleet, [device])
         served = {v for _e, _s, v, _b, _a in _accepted(device)}
         print(f"{kills} kills: {outcomes}; {checked} results checked, versions {sorted(served)}; "
               f"{time.monotonic() - started:.1f} s")  # fmt: skip
-        assert all(o.endswith(("switched", "failed", "rolled-back")) for o in outcomes)
+        assert all(o.endswith(("switched", "failed", "rolled-back")) for o in outcomes), outcomes
     finally:
         if device.proc is not None and device.proc.poll() is None:
             device.kill()
