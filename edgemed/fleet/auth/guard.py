@@ -11,7 +11,8 @@ For each request it
 3. looks up the permission of the matched route (``policy.ROUTE_PERMISSIONS``; a route in no
    table is for administrators only: fail closed);
 4. appends an audit row (allowed, denied or unauthenticated) and only then lets the route run.
-   A request whose audit row cannot be written is refused with 503.
+   A request whose audit row cannot be written is refused with 503. The one exception: allowed
+   metrics scrapes (``policy.UNAUDITED_READS``), which carry no patient data.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .accounts import SERVICE_USER, TOKEN_PREFIX, Principal, sha256
-from .policy import PERMISSIONS, permission_of
+from .policy import PERMISSIONS, UNAUDITED_READS, permission_of
 
 if TYPE_CHECKING:
     from ..store import SqlStore
@@ -79,7 +80,13 @@ class Guard:
         route = getattr(request.scope.get("route"), "path", request.url.path)
         action = f"{request.method} {route}"
         target = json.dumps(request.path_params, sort_keys=True) if request.path_params else None
-        who = self.identify(request, credentials)
+        try:
+            who = self.identify(request, credentials)
+        except Exception as exc:  # the store cannot check a token or session now
+            log.error("credentials check failed (%s)", type(exc).__name__)
+            raise HTTPException(
+                503, "credentials cannot be checked now: store unavailable"
+            ) from exc
         if who is None:
             self._audit(request, "anonymous", "anonymous", action, "unauthenticated", target)
             raise HTTPException(401, "missing, bad or expired credentials",
@@ -94,7 +101,8 @@ class Guard:
         if not allowed:
             self._audit(request, who.name, who.kind, action, "denied", target, needed)
             raise HTTPException(403, f"{who.role} may not {action} ({needed or 'admin only'})")
-        self._audit(request, who.name, who.kind, action, "allowed", target)
+        if (request.method, route) not in UNAUDITED_READS:
+            self._audit(request, who.name, who.kind, action, "allowed", target)
         request.state.principal = who
         return who
 
