@@ -112,6 +112,7 @@ def create_app(
     app.include_router(_device_routes(store), dependencies=auth)
     app.include_router(_result_routes(store), dependencies=auth)
     app.include_router(_alert_routes(store, events), dependencies=auth)
+    app.include_router(_live_routes(events), dependencies=auth)
     # Encounter mapping and the FHIR read endpoint (fleet/exports/routes.py), same token.
     app.include_router(export_routes(store), dependencies=auth)
     app.include_router(ward_routes(store), dependencies=auth)
@@ -364,6 +365,12 @@ def _alert_routes(store: SqlStore, events: EventBus | None) -> APIRouter:
         if events:
             events.publish({"type": "alert-ack", "id": alert_id})
         return alert
+
+    return router
+
+
+def _live_routes(events: EventBus | None) -> APIRouter:
+    router = APIRouter()
 
     @router.get("/api/events", tags=["fleet"])
     async def live(request: Request) -> StreamingResponse:

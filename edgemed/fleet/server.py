@@ -80,27 +80,30 @@ class FleetServer:
         self.rollouts = rollout_service(store, store.store_id, shelf=bundles, publish=self._publish)
         self.api = self._api(token, host, port, https, sessions)
         self._stop = threading.Event()
+        self.exporters = exporters
+        # Retention (fleet serve --retain-days …): old rows deleted in batches, hourly.
+        self.retention = (
+            RetentionWorker(store, retention) if retention and retention.active else None
+        )
+        self._make_threads()
+        self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
+
+    def _make_threads(self) -> None:
         # Each export target drains on its own thread: a target that is down only delays
         # itself (its results stay pending in export_log, retried with backoff).
-        self.exporters = exporters
         self._export_threads = [
             threading.Thread(
                 target=e.run, args=(self._stop,), name=f"edgemed-export-{i}", daemon=True
             )
-            for i, e in enumerate(exporters)
+            for i, e in enumerate(self.exporters)
         ]
         self._sweeper = threading.Thread(
             target=self._sweep, name="edgemed-fleet-sweep", daemon=True
-        )
-        # Retention (fleet serve --retain-days …): old rows deleted in batches, hourly.
-        self.retention = (
-            RetentionWorker(store, retention) if retention and retention.active else None
         )
         self._retention_thread = threading.Thread(
             target=self.retention.run if self.retention else lambda _stop: None,
             args=(self._stop,), name="edgemed-fleet-retention", daemon=True,
         )  # fmt: skip
-        self._db_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemed-fleet-db")
 
     def _api(
         self,

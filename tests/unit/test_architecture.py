@@ -32,6 +32,7 @@ LEAVES = {
     "delivery",  # bundle archives and rollout messages, shared by the fleet and the device
     "_version",
     "_kernels",
+    "log_json",  # the CLI's JSON log lines (stdlib only)
 }
 # Stage number of each top-level module/package.
 STAGE = {"io": 1, "bridge": 1, "tasks": 2, "hardware": 3, "backends": 3, "sync": 6, "fleet": 8}

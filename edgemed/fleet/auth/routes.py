@@ -10,7 +10,7 @@ one address within 15 minutes and further attempts get 429 until the window has 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -18,6 +18,9 @@ from pydantic import BaseModel, Field
 from ...errors import AccountError
 from .accounts import SERVICE_USER, USERNAME, Principal
 from .guard import CSRF_COOKIE, SERVICE, SESSION_COOKIE, Guard, principal, remote_of
+
+if TYPE_CHECKING:
+    from ..store import SqlStore
 
 __all__ = ["account_routes", "login_routes"]
 
@@ -136,6 +139,34 @@ def account_routes(guard: Guard) -> APIRouter:
             raise HTTPException(403, "the current password is wrong (or this is not a user)")
         _account(lambda: store.update_user(caller.name, password=body.new))
 
+    @router.get("/api/audit")
+    def audit(
+        after: Annotated[int, Query(ge=0, le=2**63 - 1, description="last id you have")] = 0,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+        actor: Annotated[str | None, Query(max_length=128)] = None,
+        action: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[float | None, Query(ge=0, le=32_503_680_000.0)] = None,
+    ) -> dict[str, Any]:
+        """Oldest first after id ``after``: a SIEM pulls with ``next_after`` until it is null."""
+        rows = store.audit_rows(after=after, limit=limit, actor=actor, action=action, since=since)
+        more = len(rows) == limit
+        return {"items": rows, "next_after": rows[-1]["id"] if more else None}
+
+    _user_routes(router, store)
+    _token_routes(router, store)
+    return router
+
+
+def _admin_audit(
+    store: SqlStore, request: Request, action: str, target: str, detail: dict[str, Any] | None
+) -> None:
+    """The second row of an administrator's change: what changed (the guard wrote the first)."""
+    who = principal(request)
+    store.audit(actor=who.name, actor_kind=who.kind, action=action, outcome="ok",
+                target=target, remote=remote_of(request), detail=detail)  # fmt: skip
+
+
+def _user_routes(router: APIRouter, store: SqlStore) -> None:
     @router.get("/api/users")
     def users() -> list[dict[str, Any]]:
         return store.users()
@@ -143,7 +174,7 @@ def account_routes(guard: Guard) -> APIRouter:
     @router.post("/api/users", status_code=201)
     def add_user(body: NewUser, request: Request) -> dict[str, Any]:
         _account(lambda: store.add_user(body.username, body.role, body.password))
-        _admin_audit(request, "user.create", body.username, {"role": body.role})
+        _admin_audit(store, request, "user.create", body.username, {"role": body.role})
         return {"username": body.username, "role": body.role}
 
     @router.patch("/api/users/{username}")
@@ -158,15 +189,17 @@ def account_routes(guard: Guard) -> APIRouter:
             "disabled": body.disabled,
             "password": body.password is not None,
         }
-        _admin_audit(request, "user.change", username, change)
+        _admin_audit(store, request, "user.change", username, change)
         return {"username": username, **{k: v for k, v in change.items() if v is not None}}
 
     @router.delete("/api/users/{username}/sessions")
     def revoke_sessions(username: Username, request: Request) -> dict[str, int]:
         revoked = store.revoke_sessions(username)
-        _admin_audit(request, "user.sessions.revoke", username, {"revoked": revoked})
+        _admin_audit(store, request, "user.sessions.revoke", username, {"revoked": revoked})
         return {"revoked": revoked}
 
+
+def _token_routes(router: APIRouter, store: SqlStore) -> None:
     @router.get("/api/tokens")
     def tokens() -> list[dict[str, Any]]:
         return store.tokens()
@@ -177,7 +210,8 @@ def account_routes(guard: Guard) -> APIRouter:
         token_id, token = _account(lambda: store.create_token(
             body.name, role=body.role, scopes=body.scopes, ttl_s=body.expires_days * 86400.0,
             created_by=caller.name))  # fmt: skip
-        _admin_audit(request, "token.create", token_id, {"name": body.name, "scopes": body.scopes})
+        detail = {"name": body.name, "scopes": body.scopes}
+        _admin_audit(store, request, "token.create", token_id, detail)
         return {"id": token_id, "token": token, "name": body.name, "scopes": sorted(body.scopes)}
 
     @router.delete("/api/tokens/{token_id}", status_code=204)
@@ -186,29 +220,7 @@ def account_routes(guard: Guard) -> APIRouter:
     ) -> None:
         if not store.revoke_token(token_id):
             raise HTTPException(404, "no such live token")
-        _admin_audit(request, "token.revoke", token_id, None)
-
-    @router.get("/api/audit")
-    def audit(
-        after: Annotated[int, Query(ge=0, le=2**63 - 1, description="last id you have")] = 0,
-        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-        actor: Annotated[str | None, Query(max_length=128)] = None,
-        action: Annotated[str | None, Query(max_length=200)] = None,
-        since: Annotated[float | None, Query(ge=0, le=32_503_680_000.0)] = None,
-    ) -> dict[str, Any]:
-        """Oldest first after id ``after``: a SIEM pulls with ``next_after`` until it is null."""
-        rows = store.audit_rows(after=after, limit=limit, actor=actor, action=action, since=since)
-        more = len(rows) == limit
-        return {"items": rows, "next_after": rows[-1]["id"] if more else None}
-
-    def _admin_audit(
-        request: Request, action: str, target: str, detail: dict[str, Any] | None
-    ) -> None:
-        who = principal(request)
-        store.audit(actor=who.name, actor_kind=who.kind, action=action, outcome="ok",
-                    target=target, remote=remote_of(request), detail=detail)  # fmt: skip
-
-    return router
+        _admin_audit(store, request, "token.revoke", token_id, None)
 
 
 def _account(change: Any) -> Any:
