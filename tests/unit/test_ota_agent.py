@@ -263,3 +263,28 @@ def test_a_download_resumes_and_a_damaged_part_is_fetched_again(
     (folder / f"{sha}.part").write_bytes(b"x" * 5000)  # a damaged start: caught by the hash
     got = loader.fetch(command, folder, stop=threading.Event())  # type: ignore[arg-type]
     assert got.read_bytes() == whole
+
+
+def test_anti_rollback_holds_through_rollouts_unless_a_signed_rollback_says_so(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    from edgemed.bundle import sign_bundle
+
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    (tmp_path / "older").mkdir()
+    older = make_version(tmp_path / "older", "1.0.5", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
+        _feed(agent, {"switched"})
+        agent.on_command(fleet.rollout(fleet.upload(older), ["bed-2"]))
+        _feed(agent, {"failed"})  # the last rollout had switched: this is the new one's end
+        reason = agent.state.reason or ""
+        assert reason.startswith("verifying:") and "older than 1.1.0" in reason, reason
+        sign_bundle(older, key.file, rollback_from="1.1.0")  # a rollback, signed on purpose
+        command = fleet.rollout(fleet.upload(older), ["bed-3"])
+        agent.on_command(command)
+        while (agent.state.command or {}).get("rollout_id") != decode_command(command).rollout_id:
+            time.sleep(0.01)
+        _feed(agent, {"switched", "failed"})
+        assert agent.state.phase == "switched", agent.state.reason
+        assert agent.serving.manifest.version == "1.0.5"
