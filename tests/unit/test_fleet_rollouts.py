@@ -267,3 +267,30 @@ def test_a_silent_device_times_out_and_counts_as_a_failure(fleet: Setup) -> None
     fleet.service.engine.tick()
     detail = fleet.client.get(f"/api/rollouts/{rid}", headers=AUTH).json()
     assert detail["state"] == "halted" and detail["counts"] == {"switched": 1, "timed-out": 2}
+
+
+def test_schemathesis_finds_no_server_error_in_the_rollout_routes(tmp_path: Path) -> None:
+    """The API fuzz (test_fleet_api_hardening.py) over this feature's operations, with a bundle
+    shelf and a trust policy, so that uploads reach the archive and trust checks: no 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from schemathesis.generation.modes import GenerationMode
+    from test_fleet_api_hardening import TOKEN as FUZZ_TOKEN
+    from test_fleet_api_hardening import _fuzz
+
+    store = next(test_store("sqlite", tmp_path))
+    made = Setup(tmp_path, store)
+    made.upload(make_version(tmp_path, "1.1.0", made.key))
+    app = create_app(store, token=FUZZ_TOKEN, rollouts=made.service)
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    cases: list[tuple[str, int]] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith(
+            ("/api/bundles", "/api/rollouts", "/api/device-groups", "/ota/")
+        ):
+            continue
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            _fuzz(operation, mode, cases)
+    assert len({name for name, _ in cases}) == 10, sorted({n for n, _ in cases})
+    assert [c for c in cases if c[1] >= 500] == []
+    store.close()
