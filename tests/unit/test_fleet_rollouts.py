@@ -9,6 +9,7 @@ import json
 import tarfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,21 @@ def test_schemathesis_finds_no_server_error_in_the_rollout_routes(tmp_path: Path
     assert len({name for name, _ in cases}) == 10, sorted({n for n, _ in cases})
     assert [c for c in cases if c[1] >= 500] == []
     store.close()
+
+
+def test_a_rollout_of_a_bundle_whose_key_was_revoked_since_upload_is_refused(
+    fleet: Setup,
+) -> None:
+    sha = fleet.upload(make_version(fleet.tmp, "1.1.0", fleet.key)).json()["sha256"]
+    shelf = fleet.service.shelf
+    assert shelf is not None and shelf.policy is not None
+    revoked = BundleShelf(
+        folder=shelf.folder, policy=replace(shelf.policy, revoked=frozenset({fleet.key.kid}))
+    )
+    service = rollout_service(fleet.store, fleet.store.store_id, shelf=revoked)
+    client = TestClient(create_app(fleet.store, token=TOKEN, rollouts=service))
+    refused = client.post(
+        "/api/rollouts", headers=AUTH, json={"bundle_sha256": sha, "devices": ["a"]}
+    )
+    assert refused.status_code == 422 and "revokes" in refused.json()["detail"]
+    assert fleet.store.rollouts() == []

@@ -77,6 +77,19 @@ class BundleShelf:
             "key_id": None if signature is None else signature.key_id,
         }
 
+    def recheck(self, sha256: str) -> None:
+        """Check a kept archive against the policy as it is now (a key revoked since the
+        upload): the ``ModelError`` subclass naming why, if it no longer passes."""
+        if self.policy is None:
+            raise TrustPolicyError("the fleet has no trust policy (fleet serve --trust FILE)")
+        archive = self.check_stored(sha256)
+        work = Path(tempfile.mkdtemp(prefix=".check-", dir=self.folder))
+        try:
+            unpack_bundle(archive, work / "bundle", max_bytes=self.max_bytes)
+            check_bundle(work / "bundle", replace(self.policy, rollback_state=None))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def check_stored(self, sha256: str) -> Path:
         """The archive file of an accepted bundle (IntegrityError if it is gone)."""
         path = self.path(sha256)

@@ -175,6 +175,12 @@ def _control_routes(router: APIRouter, service: RolloutService) -> None:
         found = store.bundle(spec.bundle_sha256)
         if found is None:
             raise HTTPException(404, "no such bundle: upload it first")
+        if service.shelf is None:
+            raise HTTPException(409, "this fleet serves no bundles: start it with --trust FILE")
+        try:  # under the policy as it is now: a key revoked since the upload is refused
+            service.shelf.recheck(spec.bundle_sha256)
+        except ModelError as exc:
+            raise HTTPException(422, f"bundle refused: {exc}"[:600]) from None
         devices = _targets(store, spec)
         if not devices:
             raise HTTPException(422, "no target devices (give devices and/or groups)")
