@@ -17,6 +17,7 @@ from .args import Subparsers, positive_int
 from .bundle import add_bundle_commands
 from .exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
 from .fleet import add_fleet_commands
+from .ota import add_ota_commands
 
 __all__ = ["main"]
 
@@ -258,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     add_fleet_commands(sub)
     add_bundle_commands(sub)
+    add_ota_commands(sub)  # edgemed ota status (cli/ota.py)
     _add_device_commands(sub)
     return parser
 

@@ -69,11 +69,15 @@ class RolloutState:
 class Layout:
     """Paths and atomic reads/writes under the OTA folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, prepare: bool = True) -> None:
+        """``prepare``: make the folders and empty staging (the agent, at start); False only
+        reads (``edgemed ota status`` beside a running agent)."""
         self.root = root
         self.versions = root / "versions"
         self.downloads = root / "downloads"
         self.staging = root / "staging"
+        if not prepare:
+            return
         for folder in (self.versions, self.downloads, self.staging):
             folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)  # half-unpacked archives of a crash

@@ -288,3 +288,20 @@ def test_anti_rollback_holds_through_rollouts_unless_a_signed_rollback_says_so(
         _feed(agent, {"switched", "failed"})
         assert agent.state.phase == "switched", agent.state.reason
         assert agent.serving.manifest.version == "1.0.5"
+
+
+def test_ota_status_command_reads_the_agents_folder(
+    tmp_path: Path, key: Key, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgemed.cli.commands import main
+
+    v1 = make_version(tmp_path, "1.0.0", key)
+    bad = make_version(tmp_path, "1.1.0", key, perturb=0.3)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(bad), ["bed-1"]))
+        _feed(agent, {"failed"})
+        assert main(["ota", "status", "--root", str(tmp_path / "ota"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["serving"] == "diabetes-progression@1.0.0" and status["confirmed"]
+    assert status["rollout"]["state"] == "failed" and "disagreed" in status["rollout"]["reason"]
+    assert status["installed"] == ["diabetes-progression@1.0.0-initial"]
