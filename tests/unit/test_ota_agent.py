@@ -305,3 +305,47 @@ def test_ota_status_command_reads_the_agents_folder(
     assert status["serving"] == "diabetes-progression@1.0.0" and status["confirmed"]
     assert status["rollout"]["state"] == "failed" and "disagreed" in status["rollout"]["reason"]
     assert status["installed"] == ["diabetes-progression@1.0.0-initial"]
+
+
+def test_golden_drift_and_a_key_the_device_does_not_trust_are_refused(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from edgemed.bundle import sign_bundle
+
+    v1 = make_version(tmp_path, "1.0.0", key)
+    drifted = make_version(tmp_path, "1.1.0", key)
+    expected = drifted / "golden" / "expected.npy"
+    np.save(expected, np.load(expected) + 5.0)  # golden outputs this model does not give
+    manifest = json.loads((drifted / "manifest.json").read_text())
+    manifest["artifacts"]["golden_outputs"]["sha256"] = hashlib.sha256(
+        expected.read_bytes()
+    ).hexdigest()
+    (drifted / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    sign_bundle(drifted, key.file)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(drifted), ["bed-1"]))
+        _feed(agent, {"failed", "switched"})
+        assert (agent.state.reason or "").startswith("golden:"), agent.state.reason
+        assert agent.serving.manifest.version == "1.0.0"
+    # A fleet that trusts a key the device does not: the device's own policy decides.
+    other = make_key(tmp_path, "fleet-only")
+    (tmp_path / "o").mkdir()
+    foreign = make_version(tmp_path / "o", "1.2.0", other)
+    shelf = fleet.api_shelf()
+    assert shelf.policy is not None
+    fleet.service.shelf = BundleShelf(  # type: ignore[attr-defined]
+        folder=shelf.folder,
+        policy=TrustPolicy(keys={**shelf.policy.keys, other.kid: other.raw}, rollback_state=None),
+    )
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        command = fleet.rollout(fleet.upload(foreign), ["bed-1"])
+        agent.on_command(command)
+        while (agent.state.command or {}).get("rollout_id") != decode_command(command).rollout_id:
+            time.sleep(0.01)
+        _feed(agent, {"failed", "switched"})
+        reason = agent.state.reason or ""
+        assert reason.startswith("verifying:") and "unknown to the" in reason, reason
