@@ -18,9 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ...errors import AccountError
+from ..store_hooks import StoreHooks
 from .policy import PERMISSIONS, ROLES
 
 __all__ = ["AUTH_DDL", "TOKEN_PREFIX", "USERNAME", "AccountStore", "Principal"]
@@ -106,19 +105,8 @@ def _check_role(role: str) -> None:
         raise AccountError(f"unknown role {role!r}: one of {', '.join(sorted(ROLES))}")
 
 
-class AccountStore:
+class AccountStore(StoreHooks):
     """Users, sessions and tokens (mixed into ``SqlStore``, which supplies the hooks)."""
-
-    _lock: threading.Lock
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     # -- users ----------------------------------------------------------------------------
     def add_user(self, username: str, role: str, password: str) -> None:

@@ -16,10 +16,10 @@ through ``GET /api/audit`` (id-ordered, cursor-paginated: an export loses and re
 from __future__ import annotations
 
 import json
-import threading
 import time
-from contextlib import AbstractContextManager
 from typing import Any
+
+from ..store_hooks import StoreHooks
 
 __all__ = [
     "AUDIT_DDL",
@@ -70,19 +70,8 @@ def postgres_audit_guards() -> list[str]:
     ]
 
 
-class AuditStore:
+class AuditStore(StoreHooks):
     """Append to and read the audit trail (mixed into ``SqlStore``)."""
-
-    _lock: threading.Lock
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     def audit(
         self,

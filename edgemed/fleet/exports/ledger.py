@@ -15,10 +15,10 @@ Tables (schema version 7):
 
 from __future__ import annotations
 
-import threading
 import time
-from contextlib import AbstractContextManager
 from typing import Any
+
+from ..store_hooks import StoreHooks
 
 __all__ = ["EXPORT_DDL", "Encounter", "ExportStore"]
 
@@ -60,19 +60,8 @@ RESULT_FIELDS = (
 Encounter = dict[str, Any]  # encounter, patient_system, patient_id, encounter_system, encounter_id
 
 
-class ExportStore:
+class ExportStore(StoreHooks):
     """The export half of the store (mixed into ``SqlStore``, which supplies the hooks)."""
-
-    _lock: threading.Lock
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     def _record_encounter(self, key: tuple[str, str, int], encounter: Any, at: float) -> None:
         """Inside the result's insert transaction: remember its encounter reference."""
