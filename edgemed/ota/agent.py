@@ -295,6 +295,12 @@ class OtaAgent:
 
     def _steps(self, command: InstallCommand) -> None:
         self.state.shadow = {}
+        serving = self.pointer.model_id if self.pointer else None
+        if command.model_id != serving:  # a new version of what serves, never another model
+            raise ModelError(
+                f"this device serves {serving}, the rollout installs {command.model_id}: "
+                "a rollout replaces a model with a newer version of itself"
+            )
         self._save("downloading")
         archive = self.steps.download(command, self._abort, self._downloaded)
         self._save("verifying")

@@ -349,3 +349,20 @@ def test_golden_drift_and_a_key_the_device_does_not_trust_are_refused(
         _feed(agent, {"failed", "switched"})
         reason = agent.state.reason or ""
         assert reason.startswith("verifying:") and "unknown to the" in reason, reason
+
+
+def test_a_rollout_of_another_model_is_refused_before_any_download(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    v1 = make_version(tmp_path, "1.0.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        install = decode_command(
+            fleet.rollout(fleet.upload(make_version(tmp_path, "1.1.0", key)), ["b"])
+        )
+        other = encode_command(
+            type(install)(**{**install.__dict__, "model_id": "wdbc-malignancy-mlp"})  # type: ignore[arg-type]
+        )
+        agent.on_command(other)
+        _feed(agent, {"failed"})
+        assert "serves diabetes-progression" in (agent.state.reason or "")
+        assert agent.state.downloaded == 0
