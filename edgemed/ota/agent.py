@@ -17,10 +17,10 @@ device's status (``delivery.RolloutReport``):
    anti-rollback records it, the pointer is confirmed; ``switched``.
 
 Any failure leaves the serving version serving and reports ``failed`` with the step and reason.
-A start that finds a rollout in progress resumes it (the download where it stopped), unless it
-has already started ``max_attempts`` times (a crash loop: ``failed``); one that finds an
-unconfirmed pointer loads the new version again and confirms it, or goes back to the previous
-version (``rolled-back``).
+A start that finds the switch uncommitted (the pointer written but not confirmed) puts the
+previous version back; a start that finds a rollout in progress resumes it (the download where
+it stopped), unless it has already started ``max_attempts`` times: a crash loop, ``failed`` (or
+``rolled-back`` when the last cut was during the switch).
 """
 
 from __future__ import annotations
@@ -194,40 +194,35 @@ class OtaAgent:
 
     # -- recovery at start ------------------------------------------------------------------
     def _recover(self) -> None:
+        """Serve what the pointer names; a switch the power cut interrupted is undone (the
+        previous version serves) and its rollout resumes, like one cut at any other step."""
         pointer = self.layout.pointer()
         if pointer is None:
             pointer = self.steps.install_initial()
-        if not pointer.confirmed:
-            self._recover_switch(pointer)
-        else:
-            self._serve(pointer, self.steps.load_serving(pointer))
-        state = self.state
-        if state.command is not None and state.phase in IN_PROGRESS_STATES:
-            state.attempts += 1
-            if state.attempts > self.config.max_attempts:
-                self._save("failed", f"crash loop: {state.attempts - 1} restarts during the "
-                           f"rollout (last during {state.phase})")  # fmt: skip
-            else:
-                self._save()
-                self._commands.put(_install(state.command))
-
-    def _recover_switch(self, pointer: Pointer) -> None:
-        """A start after the pointer moved but before the new version was confirmed."""
-        self.state.attempts += 1
-        try:
-            if self.state.attempts > self.config.max_attempts:
-                raise ModelError(f"crash loop: {self.state.attempts - 1} restarts while switching")
-            pipeline, verified = self.steps.load_candidate(self.layout.folder(pointer))
-        except EdgemedError as exc:
-            previous = pointer.previous
-            if previous is None:
-                raise
-            self.layout.set_pointer(previous)
-            self._serve(previous, self.steps.load_serving(previous))
-            self.steps.tidy(previous)  # the version that failed goes
-            self._save("rolled-back", f"switching: {exc}"[:500])
+        reverted = not pointer.confirmed and pointer.previous is not None
+        if reverted:
+            assert pointer.previous is not None
+            pointer = pointer.previous
+            self.layout.set_pointer(pointer)
+        self._serve(pointer, self.steps.load_serving(pointer))
+        state, command = self.state, self.state.command
+        if command is None or state.phase not in IN_PROGRESS_STATES:
             return
-        self._confirm(pointer, pipeline, verified)
+        if (pointer.model_id, pointer.version) == (command["model_id"], command["version"]):
+            self.steps.forget_archive(_install(command))  # cut after the switch was committed
+            self._save("switched", None)
+            return
+        state.attempts += 1
+        if state.attempts > self.config.max_attempts:
+            self.steps.discard(_install(command), pointer)
+            self._save(
+                "rolled-back" if reverted else "failed",
+                f"crash loop: {state.attempts - 1} restarts during the rollout (last during "
+                f"{state.phase})",
+            )
+        else:
+            self._save()
+            self._commands.put(_install(command))
 
     def _serve(self, pointer: Pointer, pipeline: Pipeline) -> None:
         with self._lock:
@@ -236,9 +231,9 @@ class OtaAgent:
             self._serving, self._shadow, self.pointer = pipeline, None, pointer
 
     def _confirm(self, pointer: Pointer, pipeline: Pipeline, verified: Any) -> None:
-        """The new version serves; confirm the pointer, then record it for anti-rollback (in
-        this order: until the record, going back to the previous version stays allowed; a
-        restart between the two loads the confirmed version, which records it)."""
+        """The new version serves; confirm the pointer (the switch's commit: a start before it
+        goes back to the previous version), then record the version for anti-rollback (a
+        start between the two loads the confirmed version, and that load records it)."""
         self._serve(pointer, pipeline)
         confirmed = replace(pointer, confirmed=True)
         self.layout.set_pointer(confirmed)
@@ -301,6 +296,9 @@ class OtaAgent:
                 f"this device serves {serving}, the rollout installs {command.model_id}: "
                 "a rollout replaces a model with a newer version of itself"
             )
+        if self.pointer is not None and self.pointer.path.endswith(f"-{command.sha256[:12]}"):
+            self._save("switched", "this device already serves this bundle")
+            return
         self._save("downloading")
         archive = self.steps.download(command, self._abort, self._downloaded)
         self._save("verifying")

@@ -70,9 +70,19 @@ class Steps:
                 f"the archive holds {m.id}@{m.version}, the rollout announced "
                 f"{command.model_id}@{command.version}"
             )
-        path = self.layout.install(staged, f"{m.id}@{m.version}-{command.sha256[:12]}")
+        name = f"{m.id}@{m.version}-{command.sha256[:12]}"
+        if self._in_use(f"versions/{name}"):
+            raise IntegrityError(f"{name} is already installed and in use on this device")
+        path = self.layout.install(staged, name)
         os.rmdir(work)
         return self.layout.root / path, verified
+
+    def _in_use(self, path: str) -> bool:
+        pointer = self.layout.pointer()
+        return pointer is not None and path in (
+            pointer.path,
+            pointer.previous.path if pointer.previous else None,
+        )
 
     def load_candidate(self, folder: Path) -> tuple[Pipeline, Verified]:
         """A version beside the serving one: checked (anti-rollback included), loaded, its

@@ -155,7 +155,7 @@ def test_a_version_that_disagrees_in_the_shadow_period_never_serves(
         assert state["diabetes-progression"]["highest"] == "1.0.0"  # never recorded as served
 
 
-def test_a_restart_with_an_unconfirmed_pointer_confirms_or_rolls_back(
+def test_a_power_cut_during_the_switch_leaves_the_previous_version_serving(
     tmp_path: Path, key: Key, fleet: Fleet
 ) -> None:
     v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
@@ -164,24 +164,34 @@ def test_a_restart_with_an_unconfirmed_pointer_confirms_or_rolls_back(
         before = served.read_bytes()  # 1.0.0 served
         agent.on_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
         _feed(agent, {"switched"})
-    pointer_file = tmp_path / "ota" / "current.json"
-    pointer = json.loads(pointer_file.read_text())
+    ota = tmp_path / "ota"
+    switched_pointer = json.loads((ota / "current.json").read_text())
+    switched_state = json.loads((ota / "state.json").read_text())
 
-    def cut_power_mid_switch() -> None:  # the pointer moved, nothing after it was written
-        pointer["confirmed"] = False
-        pointer_file.write_text(json.dumps(pointer))
+    def cut_power(*, committed: bool, attempts: int = 1) -> None:
+        """The files as a cut during the switch leaves them: the pointer written (confirmed
+        only if ``committed``), the step still "switching", nothing recorded as served."""
+        (ota / "current.json").write_text(json.dumps({**switched_pointer, "confirmed": committed}))
+        state = {**switched_state, "phase": "switching", "attempts": attempts}
+        (ota / "state.json").write_text(json.dumps(state))
         served.write_bytes(before)
 
-    cut_power_mid_switch()
+    cut_power(committed=False)  # the pointer moved, the switch was not committed
     with _agent(tmp_path, key, fleet, v1) as agent:
-        assert agent.serving.manifest.version == "1.1.0"
-        assert json.loads(pointer_file.read_text())["confirmed"]
-    # A damaged new version at the same point: back to the previous one, with the reason.
-    cut_power_mid_switch()
-    (tmp_path / "ota" / pointer["path"] / "model.fp32.onnx").write_bytes(b"broken")
+        assert agent.serving.manifest.version == "1.0.0"  # the previous version serves
+        assert json.loads((ota / "current.json").read_text())["version"] == "1.0.0"
+        served_versions = _feed(agent, {"switched", "failed"})  # the rollout resumes
+        assert agent.state.phase == "switched" and agent.state.attempts == 2
+        assert served_versions[0] == "1.0.0" and agent.serving.manifest.version == "1.1.0"
+    cut_power(committed=True)  # cut after the commit, before "switched" was written
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        assert agent.serving.manifest.version == "1.1.0" and agent.state.phase == "switched"
+        assert read_state(served)["diabetes-progression"]["highest"] == "1.1.0"
+    cut_power(committed=False, attempts=3)  # and a third restart in the same rollout
     with _agent(tmp_path, key, fleet, v1) as agent:
         assert agent.serving.manifest.version == "1.0.0"
-        assert agent.state.phase == "rolled-back" and "sha256" in (agent.state.reason or "")
+        assert agent.state.phase == "rolled-back", agent.state
+        assert "crash loop: 3 restarts" in (agent.state.reason or "")
 
 
 def test_refusals_name_their_reason(tmp_path: Path, key: Key, fleet: Fleet) -> None:
