@@ -226,9 +226,17 @@ class OtaAgent:
 
     def _serve(self, pointer: Pointer, pipeline: Pipeline) -> None:
         with self._lock:
-            if self._serving is not None:
-                self._retired.append(self._serving)  # closed at stop: a call may be in flight
-            self._serving, self._shadow, self.pointer = pipeline, None, pointer
+            old, self._serving, self._shadow, self.pointer = self._serving, pipeline, None, pointer
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, pipeline: Pipeline) -> None:
+        """Close ``pipeline`` later, not now (a call may still be running on it): at the next
+        retirement, a whole shadow period later at least, or at stop."""
+        with self._lock:
+            done, self._retired = self._retired, [pipeline]
+        for old in done:
+            old.close()
 
     def _confirm(self, pointer: Pointer, pipeline: Pipeline, verified: Any) -> None:
         """The new version serves; confirm the pointer (the switch's commit: a start before it
@@ -343,7 +351,7 @@ class OtaAgent:
         with self._lock:
             shadow, self._shadow = self._shadow, None
         if shadow is not None:
-            self._retired.append(shadow.candidate)
+            self._retire(shadow.candidate)
 
     def _downloaded(self, size: int) -> None:
         self.state.downloaded = size

@@ -310,6 +310,9 @@ def test_ota_status_command_reads_the_agents_folder(
     with _agent(tmp_path, key, fleet, v1) as agent:
         agent.on_command(fleet.rollout(fleet.upload(bad), ["bed-1"]))
         _feed(agent, {"failed"})
+        state_file = tmp_path / "ota" / "state.json"
+        while json.loads(state_file.read_text())["phase"] != "failed":  # written just after
+            time.sleep(0.01)
         assert main(["ota", "status", "--root", str(tmp_path / "ota"), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["serving"] == "diabetes-progression@1.0.0" and status["confirmed"]
