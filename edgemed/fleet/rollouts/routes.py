@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -238,7 +239,7 @@ def _targets(store: RolloutStore, spec: RolloutSpec) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
-async def _receive(request: Request, shelf: BundleShelf) -> Any:
+async def _receive(request: Request, shelf: BundleShelf) -> Path:
     """The request body streamed into a temporary file of the shelf (413 past its limit)."""
     upload = shelf.temporary()
     size = 0
