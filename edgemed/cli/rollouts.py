@@ -78,6 +78,7 @@ def _create(args: argparse.Namespace) -> Any:
         "bundle_sha256": args.bundle,
         "devices": args.device or [],
         "groups": args.group or [],
+        "wards": args.ward or [],
         "canary": args.canary,
         "waves": args.waves,
         "max_failures": args.max_failures,
@@ -145,6 +146,7 @@ def add_rollout_commands(fleet_sub: Subparsers, serve: argparse.ArgumentParser) 
     create.add_argument("bundle", help="the bundle's sha256 (from bundles upload)")
     create.add_argument("--device", action="append", help="a target device id (repeatable)")
     create.add_argument("--group", action="append", help="a device group (repeatable)")
+    create.add_argument("--ward", action="append", help="every device of a ward (repeatable)")
     create.add_argument("--canary", type=int, default=1, help="canary devices (default 1)")
     create.add_argument("--waves", type=positive_int, default=2, help="waves after the canary")
     create.add_argument("--max-failures", type=int, default=0, help="halt past this many")

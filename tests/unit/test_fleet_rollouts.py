@@ -313,3 +313,23 @@ def test_a_rollout_of_a_bundle_whose_key_was_revoked_since_upload_is_refused(
     )
     assert refused.status_code == 422 and "revokes" in refused.json()["detail"]
     assert fleet.store.rollouts() == []
+
+
+def test_a_ward_is_a_target_bed_by_bed(fleet: Setup) -> None:
+    from edgemed.fleet.wards.registry import WardRegistry
+
+    wards = WardRegistry(fleet.store)
+    wards.put_ward("icu-2")
+    for bed, devices in (("10", ["mon-10"]), ("2", ["mon-2", "eeg-2"]), ("1", [])):
+        wards.put_bed("icu-2", bed, devices=devices)
+    sha = fleet.upload(make_version(fleet.tmp, "1.1.0", fleet.key)).json()["sha256"]
+    made = fleet.client.post(
+        "/api/rollouts", headers=AUTH,
+        json={"bundle_sha256": sha, "devices": ["mon-10"], "wards": ["icu-2"], "canary": 1},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert [d["device_id"] for d in made.json()["devices"]] == ["mon-10", "eeg-2", "mon-2"]
+    unknown = fleet.client.post(
+        "/api/rollouts", headers=AUTH, json={"bundle_sha256": sha, "wards": ["nowhere"]}
+    )
+    assert unknown.status_code == 404 and "nowhere" in unknown.json()["detail"]

@@ -8,7 +8,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -20,9 +20,13 @@ from starlette.requests import ClientDisconnect
 
 from ...errors import ModelError
 from ..limits import DEVICE_ID, MAX_ID
+from ..wards.registry import WardRegistry
 from .bundles import BundleShelf
 from .engine import Publish, RolloutEngine, rollout_key
 from .store import DEVICE_DONE, RolloutStore
+
+if TYPE_CHECKING:
+    from ..store import SqlStore
 
 __all__ = ["RolloutService", "download_routes", "rollout_routes", "rollout_service"]
 
@@ -70,6 +74,7 @@ class RolloutSpec(BaseModel):
     bundle_sha256: str = Field(pattern=SHA256)
     devices: list[DeviceId] = Field(default_factory=list, max_length=2000)
     groups: list[GroupName] = Field(default_factory=list, max_length=100)
+    wards: list[GroupName] = Field(default_factory=list, max_length=100)  # fleet/wards/
     canary: int = Field(1, ge=0, le=10_000)
     waves: int = Field(2, ge=1, le=100)
     criteria: CriteriaBody = Field(default_factory=lambda: CriteriaBody())
@@ -184,12 +189,12 @@ def _control_routes(router: APIRouter, service: RolloutService) -> None:
             raise HTTPException(422, f"bundle refused: {exc}"[:600]) from None
         devices = _targets(store, spec)
         if not devices:
-            raise HTTPException(422, "no target devices (give devices and/or groups)")
+            raise HTTPException(422, "no target devices (give devices, groups and/or wards)")
         busy = store.busy_devices(devices)
         if busy:
             raise HTTPException(409, f"{len(busy)} device(s) are in another rollout: {busy[:5]}")
         plan = {
-            **spec.model_dump(exclude={"devices", "groups"}),
+            **spec.model_dump(exclude={"devices", "groups", "wards"}),
             "model_id": found["model_id"],
             "version": found["version"],
             "canary": min(spec.canary, len(devices)),
@@ -230,12 +235,19 @@ def _control_routes(router: APIRouter, service: RolloutService) -> None:
 
 
 def _targets(store: RolloutStore, spec: RolloutSpec) -> list[str]:
-    """The devices in wave order: those named, then each group's, each once."""
+    """The devices in wave order: those named, then each group's, then each ward's (bed by
+    bed, as the ward view orders them), each once."""
     groups = store.groups()
     unknown = [g for g in spec.groups if g not in groups]
     if unknown:
         raise HTTPException(404, f"no such device group(s): {unknown[:5]}")
     ordered = [*spec.devices, *(d for g in spec.groups for d in groups[g])]
+    registry = WardRegistry(cast("SqlStore", store))
+    for ward_id in spec.wards:
+        ward = registry.ward(ward_id)
+        if ward is None:
+            raise HTTPException(404, f"no such ward: {ward_id}")
+        ordered += [d for bed in ward["beds"] for d in bed["devices"]]
     return list(dict.fromkeys(ordered))
 
 

@@ -124,6 +124,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const number = (id) => Number($(id).value);
     const body = {
       bundle_sha256: $("#bundle").value, devices: words($("#devices").value), groups: words($("#groups").value),
+      wards: words($("#wards").value),
       canary: number("#canary"), waves: number("#waves-n"), max_failures: number("#max-failures"),
       wave_timeout_s: number("#wave-timeout"),
       criteria: { shadow_results: number("#shadow-results"), min_agreement: number("#min-agreement"),
