@@ -170,7 +170,13 @@ class OtaAgent:
         )
 
     def status_fields(self) -> dict[str, Any]:
-        report = self.report()
+        """The status's ``rollout`` field (called by the publisher's threads: never raises,
+        so a damaged state can never keep the device's status, or its link, from going out)."""
+        try:
+            report = self.report()
+        except Exception:  # logged; the status goes out without the field
+            log.exception("cannot build the rollout report")
+            return {}
         return {} if report is None else {"rollout": report.body()}
 
     def _serving_name(self) -> str | None:
