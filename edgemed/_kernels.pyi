@@ -64,9 +64,9 @@ def detect_events(
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]
 ]: ...
-def ctc_greedy_decode(
-    probs: npt.NDArray[np.float32], charset: list[str], blank: int
-) -> list[tuple[str, float]]: ...
+def ctc_greedy_ids(
+    probs: npt.NDArray[np.float32], blank: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 def db_boxes(
     prob_map: npt.NDArray[np.float32],
     thresh: float,

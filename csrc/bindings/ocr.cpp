@@ -31,6 +31,25 @@ void check_float32(const py::array& arr, const char* name, py::ssize_t ndim, con
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EDGEMED_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGEMED_CLONES
+#endif
+
+// Whether n contiguous floats are all finite (x * 0 is NaN exactly when x is NaN or infinite:
+// no branches, and eight lanes let the compiler vectorise).
+EDGEMED_CLONES bool finite_run(const float* row, py::ssize_t n) noexcept {
+    float acc[8] = {};
+    py::ssize_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (py::ssize_t j = 0; j < 8; ++j) acc[j] += row[c + j] * 0.f;
+    for (; c < n; ++c) acc[0] += row[c] * 0.f;
+    for (const float a : acc)
+        if (a != 0.f) return false;
+    return true;
+}
+
 // All elements of a 2-D or 3-D strided float32 array finite? Runs without the GIL.
 bool all_finite(const py::array& arr) {
     const auto* base = static_cast<const char*>(arr.data());
@@ -43,51 +62,43 @@ bool all_finite(const py::array& arr) {
     for (py::ssize_t o = 0; o < outer; ++o) {
         for (py::ssize_t r = 0; r < rows; ++r) {
             const auto* row = reinterpret_cast<const float*>(base + o * so + r * sr);
-            // x * 0 is NaN exactly when x is NaN or infinite: no branches, and eight lanes
-            // let the compiler vectorise the contiguous case.
-            float acc[8] = {};
-            py::ssize_t c = 0;
-            if (sc == 1)
-                for (; c + 8 <= cols; c += 8)
-                    for (py::ssize_t j = 0; j < 8; ++j) acc[j] += row[c + j] * 0.f;
-            for (; c < cols; ++c) acc[0] += row[c * sc] * 0.f;
-            for (const float a : acc)
-                if (a != 0.f) return false;
+            if (sc == 1) {
+                if (!finite_run(row, cols)) return false;
+                continue;
+            }
+            float acc = 0.f;
+            for (py::ssize_t c = 0; c < cols; ++c) acc += row[c * sc] * 0.f;
+            if (acc != 0.f) return false;
         }
     }
     return true;
 }
 
-py::list ctc_greedy_decode(const py::array& probs, const std::vector<std::string>& charset,
-                           std::size_t blank) {
+// Class ids only: the caller maps them to text. Converting a 6,625-entry charset to C++
+// strings on every call cost 5x the decoding itself (measured in benchmarks/bench_kernels.py).
+py::tuple ctc_greedy_ids(const py::array& probs, std::size_t blank) {
     check_float32(probs, "probs", 3, "(batch, steps, classes)");
     const auto batch = static_cast<std::size_t>(probs.shape(0));
     const auto steps = static_cast<std::size_t>(probs.shape(1));
     const auto classes = static_cast<std::size_t>(probs.shape(2));
-    if (classes != charset.size()) {
-        throw py::value_error("charset: expected one entry per class (" + std::to_string(classes) +
-                              "), got " + std::to_string(charset.size()));
-    }
     if (blank >= classes) throw py::value_error("blank must be a class index < " + std::to_string(classes));
     if (!all_finite(probs)) throw py::value_error("probs: contains NaN or infinity");
-    std::vector<std::int64_t> ids(batch * steps);
-    std::vector<std::size_t> lengths(batch);
-    std::vector<double> confidence(batch);
+    py::array_t<std::int64_t> ids({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(steps)});
+    py::array_t<std::int64_t> lengths(static_cast<py::ssize_t>(batch));
+    py::array_t<double> confidence(static_cast<py::ssize_t>(batch));
+    std::int64_t* id_data = ids.mutable_data();
+    std::int64_t* len_data = lengths.mutable_data();
+    double* conf_data = confidence.mutable_data();
+    std::vector<std::size_t> kept(batch);
     {
         py::gil_scoped_release release;
         const py::ssize_t f = sizeof(float);
         ocr::ctc_greedy_decode(static_cast<const float*>(probs.data()), batch, steps, classes,
                                probs.strides(0) / f, probs.strides(1) / f, probs.strides(2) / f,
-                               blank, ids.data(), lengths.data(), confidence.data());
+                               blank, id_data, kept.data(), conf_data);
+        for (std::size_t b = 0; b < batch; ++b) len_data[b] = static_cast<std::int64_t>(kept[b]);
     }
-    py::list out;
-    for (std::size_t b = 0; b < batch; ++b) {
-        std::string text;
-        for (std::size_t i = 0; i < lengths[b]; ++i)
-            text += charset[static_cast<std::size_t>(ids[b * steps + i])];
-        out.append(py::make_tuple(py::str(text), confidence[b]));
-    }
-    return out;
+    return py::make_tuple(ids, lengths, confidence);
 }
 
 py::tuple db_boxes(const py::array& prob, float thresh, float box_thresh, double unclip_ratio,
@@ -129,8 +140,8 @@ py::tuple db_boxes(const py::array& prob, float thresh, float box_thresh, double
 }  // namespace
 
 void bind_ocr(py::module_& m) {
-    m.def("ctc_greedy_decode", &ctc_greedy_decode, py::arg("probs"), py::arg("charset"),
-          py::arg("blank"), "Greedy CTC decoding -> [(text, mean confidence)] per batch item.");
+    m.def("ctc_greedy_ids", &ctc_greedy_ids, py::arg("probs"), py::arg("blank"),
+          "Greedy CTC decoding -> (ids (batch, steps) int64, lengths, mean confidence).");
     m.def("db_boxes", &db_boxes, py::arg("prob_map"), py::arg("thresh"), py::arg("box_thresh"),
           py::arg("unclip_ratio"), py::arg("max_candidates"), py::arg("min_size"),
           py::arg("dilate"), py::arg("dest_width"), py::arg("dest_height"),

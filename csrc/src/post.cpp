@@ -5,6 +5,13 @@
 #include <cstring>
 #include <numeric>
 
+// An AVX2 clone picked at load time on x86-64 (GCC), the baseline elsewhere; as search.cpp.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EDGEMED_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGEMED_CLONES
+#endif
+
 namespace edgemed::post {
 namespace {
 
@@ -81,14 +88,58 @@ std::vector<Event> segments(const float* x, std::size_t n, std::ptrdiff_t stride
 
 }  // namespace
 
+// x * 0 is NaN exactly when x is NaN or infinite: branch-free lanes that vectorise.
+static EDGEMED_CLONES bool finite_contiguous(const float* x, std::size_t n) noexcept {
+    float acc[8] = {};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (std::size_t j = 0; j < 8; ++j) acc[j] += x[i + j] * 0.f;
+    for (; i < n; ++i) acc[0] += x[i] * 0.f;
+    for (const float a : acc)
+        if (a != 0.f) return false;
+    return true;
+}
+
 bool all_finite(const Strided2D& x) noexcept {
+    if (x.col_stride == 1) {
+        for (std::size_t r = 0; r < x.rows; ++r)
+            if (!finite_contiguous(x.data + static_cast<std::ptrdiff_t>(r) * x.row_stride, x.n))
+                return false;
+        return true;
+    }
     for (std::size_t r = 0; r < x.rows; ++r)
         for (std::size_t i = 0; i < x.n; ++i)
             if (!std::isfinite(x.at(r, i))) return false;
     return true;
 }
 
+// One contiguous row: every loop has unit stride and fixed lanes (max and the double sum in
+// eight lanes), so each vectorises; the strided loop below keeps one serial chain per loop.
+static EDGEMED_CLONES void softmax_contiguous(const float* x, std::size_t n, float* dst) noexcept {
+    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                     -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (std::size_t j = 0; j < 8; ++j) lane[j] = std::max(lane[j], x[i + j]);
+    for (; i < n; ++i) lane[0] = std::max(lane[0], x[i]);
+    const float max = *std::max_element(lane, lane + 8);
+    for (i = 0; i < n; ++i) dst[i] = exp_nonpositive(x[i] - max);
+    double sum[8] = {};
+    for (i = 0; i + 8 <= n; i += 8)
+        for (std::size_t j = 0; j < 8; ++j) sum[j] += dst[i + j];
+    for (; i < n; ++i) sum[0] += dst[i];
+    const double inv =
+        1.0 / (((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7])));
+    for (i = 0; i < n; ++i) dst[i] = static_cast<float>(dst[i] * inv);
+}
+
 void softmax_rows(const Strided2D& x, float* out) noexcept {
+    if (x.col_stride == 1 && x.n >= 8) {
+        for (std::size_t r = 0; r < x.rows; ++r)
+            softmax_contiguous(x.data + static_cast<std::ptrdiff_t>(r) * x.row_stride, x.n,
+                               out + r * x.n);
+        return;
+    }
     for (std::size_t r = 0; r < x.rows; ++r) {
         float* dst = out + r * x.n;
         float max = -INFINITY;

@@ -42,9 +42,20 @@ def ctc_greedy_decode(
     arr = np.asarray(probs)
     require_dtype(arr, "probs", np.float32)
     require_ndim(arr, "probs", (3,), "shape (batch, steps, classes)")
-    if not all(isinstance(c, str) for c in charset):
-        raise InputError("charset: expected a sequence of str")
-    return native(_kernels.ctc_greedy_decode, arr, list(charset), blank)
+    if len(charset) != arr.shape[2]:
+        raise InputError(
+            f"charset: expected one entry per class ({arr.shape[2]}), got {len(charset)}"
+        )
+    ids, lengths, confidence = native(_kernels.ctc_greedy_ids, arr, blank)
+    try:  # only the classes decoded are looked up: a 6,625-entry charset is not copied
+        return [
+            ("".join([charset[c] for c in row[:n]]), conf)
+            for row, n, conf in zip(
+                ids.tolist(), lengths.tolist(), confidence.tolist(), strict=True
+            )
+        ]
+    except TypeError as exc:
+        raise InputError(f"charset: expected a sequence of str ({exc})") from exc
 
 
 def db_boxes(

@@ -50,13 +50,32 @@ def _rows(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def softmax(x: npt.ArrayLike, axis: int = -1) -> FloatArray:
-    """Softmax along ``axis`` (max-subtracted, so large logits do not overflow)."""
+    """Softmax along ``axis`` (max-subtracted, so large logits do not overflow).
+
+    Along the last axis the native kernel runs (vectorised for contiguous rows); along another
+    axis (class maps shaped (C, H, W), axis 0) NumPy's vectorised ufuncs run over whole planes
+    in place, where rows gathered across planes would be read with a stride of H * W floats.
+    """
     arr = _float32(x, "x", 1)
     if not -arr.ndim <= axis < arr.ndim:
         raise InputError(f"axis {axis} out of range for shape {arr.shape}")
-    moved = np.moveaxis(arr, axis, -1)
-    out = native(_kernels.softmax, _rows(moved)).reshape(moved.shape)
-    return np.moveaxis(out, -1, axis)
+    if axis % arr.ndim != arr.ndim - 1:
+        return _softmax_planes(arr, axis) if arr.size else arr.astype(np.float32)
+    if arr.ndim == 2:  # (rows, classes): the usual case, no reshaping
+        return native(_kernels.softmax, arr)
+    return native(_kernels.softmax, _rows(arr)).reshape(arr.shape)
+
+
+def _softmax_planes(arr: npt.NDArray[np.float32], axis: int) -> FloatArray:
+    """Softmax along a non-last axis with one output array and no other temporaries of its
+    size (scipy.special.softmax makes three)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: reported just below
+        out: FloatArray = np.subtract(arr, arr.max(axis=axis, keepdims=True))
+    if not np.isfinite(out.min()):  # NaN propagates, +inf gives inf - inf, -inf stays
+        raise InputError("x: contains NaN or infinity")
+    np.exp(out, out=out)
+    out *= np.reciprocal(out.sum(axis=axis, keepdims=True))
+    return out
 
 
 def sigmoid(x: npt.ArrayLike) -> FloatArray:

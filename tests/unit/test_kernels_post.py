@@ -308,3 +308,16 @@ def test_post_kernels_two_threads_match_serial() -> None:
         t.join()
     for e, g in zip(expected, got, strict=True):
         assert all(np.array_equal(a, b) for a, b in zip(e, g, strict=True))
+
+
+def test_softmax_over_planes_matches_scipy_and_refuses_non_finite() -> None:
+    """Axis 0 of a (C, H, W) map runs as whole-plane NumPy ufuncs, not strided rows."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 64, 80)) * 10).astype(np.float32)
+    ref = special.softmax(x.astype(np.float64), axis=0)
+    np.testing.assert_allclose(kernels.softmax(x, axis=0), ref, rtol=0, atol=2e-7)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[1, 2, 3] = bad
+        with pytest.raises(edgemed.InputError, match="x: contains NaN or infinity"):
+            kernels.softmax(y, axis=0)
