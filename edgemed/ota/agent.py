@@ -13,8 +13,9 @@ device's status (``delivery.RolloutReport``):
 3. ``golden``: loaded beside the serving version; its golden vectors must pass here;
 4. ``shadow``: run on the next live inputs beside the serving version, its results compared and
    dropped (``shadow.py``) until the rollout's criteria are met or cannot be;
-5. ``switching``: the pointer is replaced atomically (unconfirmed), the new version serves,
-   anti-rollback records it, the pointer is confirmed; ``switched``.
+5. ``switching``: the pointer is replaced atomically (unconfirmed) and the new version serves;
+   after ``probation_results`` results the pointer is confirmed (the commit) and
+   anti-rollback records the version; ``switched``.
 
 Any failure leaves the serving version serving and reports ``failed`` with the step and reason.
 A start that finds the switch uncommitted (the pointer written but not confirmed) puts the
@@ -53,6 +54,24 @@ __all__ = ["OtaAgent", "OtaConfig"]
 log = logging.getLogger(__name__)
 
 
+class _Probation:
+    """The first results a new version serves after the switch, before it is committed."""
+
+    def __init__(self, pipeline: Pipeline, results: int) -> None:
+        self.pipeline = pipeline
+        self.left = results
+        self.served = threading.Event()
+        if results <= 0:
+            self.served.set()
+        self._lock = threading.Lock()
+
+    def count(self) -> None:
+        with self._lock:
+            self.left -= 1
+            if self.left <= 0:
+                self.served.set()
+
+
 class OtaAgent:
     """Serve the installed version; install, shadow-test and switch to what the fleet sends."""
 
@@ -66,6 +85,7 @@ class OtaAgent:
         self.pointer: Pointer | None = None
         self._serving: Pipeline | None = None
         self._shadow: Shadow | None = None
+        self._probation: _Probation | None = None
         self._retired: list[Pipeline] = []
         self._lock = threading.Lock()
         self._commands: queue.Queue[InstallCommand | AbortCommand | None] = queue.Queue()
@@ -86,10 +106,12 @@ class OtaAgent:
         """The serving version's result for ``item`` (during a shadow period the new version
         runs on it too, after, and its result is only compared)."""
         with self._lock:
-            serving, shadow = self.serving, self._shadow
+            serving, shadow, probation = self.serving, self._shadow, self._probation
         result = serving(item)
         if shadow is not None:
             shadow.offer(item, result)
+        if probation is not None and probation.pipeline is serving:
+            probation.count()
         return result
 
     # -- life -------------------------------------------------------------------------------
@@ -233,6 +255,7 @@ class OtaAgent:
     def _serve(self, pointer: Pointer, pipeline: Pipeline) -> None:
         with self._lock:
             old, self._serving, self._shadow, self.pointer = self._serving, pipeline, None, pointer
+            self._probation = None
         if old is not None:
             self._retire(old)
 
@@ -244,18 +267,27 @@ class OtaAgent:
         for old in done:
             old.close()
 
-    def _confirm(self, pointer: Pointer, pipeline: Pipeline, verified: Any) -> None:
-        """The new version serves; confirm the pointer (the switch's commit: a start before it
-        goes back to the previous version), then record the version for anti-rollback (a
-        start between the two loads the confirmed version, and that load records it)."""
-        self._serve(pointer, pipeline)
+    def _commit(self, pointer: Pointer, verified: Any) -> None:
+        """Confirm the pointer (the switch's commit: a start before it goes back to the
+        previous version), then record the version for anti-rollback (a start between the two
+        loads the confirmed version, and that load records it)."""
         confirmed = replace(pointer, confirmed=True)
         self.layout.set_pointer(confirmed)
-        self.pointer = confirmed
+        with self._lock:
+            self.pointer, self._probation = confirmed, None
         self.steps.record(verified)  # anti-rollback: this version has now served
         self.steps.tidy(confirmed)
-        if self.state.command is not None and self.state.phase != "switched":
-            self._save("switched", None)
+        self._save("switched", None)
+
+    def _undo_switch(self) -> bool:
+        """A failure before the commit: the previous version serves again (True if it had
+        to be put back)."""
+        pointer = self.pointer
+        if pointer is None or pointer.confirmed or pointer.previous is None:
+            return False
+        self.layout.set_pointer(pointer.previous)
+        self._serve(pointer.previous, self.steps.load_serving(pointer.previous))
+        return True
 
     # -- the agent's thread -----------------------------------------------------------------
     def _work(self) -> None:
@@ -293,13 +325,15 @@ class OtaAgent:
             self._drop_shadow()
             if self._stopping:  # a shutdown, not an abort: resumed at the next start
                 return
+            self._undo_switch()
             self.steps.discard(command, self.pointer)
             self._save("aborted", "aborted by the fleet")
         except (EdgemedError, OSError) as exc:  # OSError: a full or failing disk
             self._drop_shadow()
+            undone = self._undo_switch()
             self.steps.discard(command, self.pointer)
             step = self.state.phase or "install"
-            self._save("failed", f"{step}: {exc}"[:500])
+            self._save("rolled-back" if undone else "failed", f"{step}: {exc}"[:500])
             log.error("rollout %s failed: %s", command.rollout_id, self.state.reason)
 
     def _steps(self, command: InstallCommand) -> None:
@@ -332,7 +366,12 @@ class OtaAgent:
                           model_id=command.model_id, version=command.version,
                           confirmed=False, previous=old)  # fmt: skip
         self.layout.set_pointer(pointer)
-        self._confirm(pointer, candidate, verified)
+        self._serve(pointer, candidate)  # the new version serves, not yet committed
+        probation = _Probation(candidate, self.config.probation_results)
+        with self._lock:
+            self._probation = probation
+        self._wait(probation.served, "served results after the switch")
+        self._commit(pointer, verified)
         self.steps.forget_archive(command)
 
     def _wait_for(self, shadow: Shadow) -> None:
@@ -351,6 +390,17 @@ class OtaAgent:
         if shadow.failure is not None:
             raise ModelError(shadow.failure)
         if self._abort.is_set():  # an abort that came while the last inputs were compared
+            raise InterruptedError("aborted")
+
+    def _wait(self, event: threading.Event, what: str) -> None:
+        """Until ``event`` (InterruptedError on abort or stop, ModelError past the timeout)."""
+        deadline = time.monotonic() + self.config.shadow_timeout_s
+        while not event.wait(0.2):
+            if self._abort.is_set():
+                raise InterruptedError("aborted")
+            if time.monotonic() > deadline:
+                raise ModelError(f"too few {what} within {self.config.shadow_timeout_s:g} s")
+        if self._abort.is_set():
             raise InterruptedError("aborted")
 
     def _drop_shadow(self) -> None:

@@ -24,6 +24,9 @@ class OtaConfig:
     chunk_bytes: int = 1 << 20
     max_download_bytes_per_s: float | None = None
     max_attempts: int = 3  # starts of one rollout before it is a crash loop
+    # Results the new version serves after the switch before the switch is committed: a crash
+    # meanwhile (a process that dies on the new version) puts the previous version back.
+    probation_results: int = 10
     shadow_timeout_s: float = 24 * 3600.0  # too few live inputs in this long: failed
     threads: int | None = None  # runtime threads of each loaded version
 

@@ -379,3 +379,34 @@ def test_a_rollout_of_another_model_is_refused_before_any_download(
         _feed(agent, {"failed"})
         assert "serves diabetes-progression" in (agent.state.reason or "")
         assert agent.state.downloaded == 0
+
+
+def test_a_version_that_dies_right_after_the_switch_is_rolled_back(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    """Until the new version has served ``probation_results`` results the switch is not
+    committed: a process that dies then (here: stopped) comes back on the previous version,
+    and the third time it is a crash loop, rolled back."""
+    v1, v2 = make_version(tmp_path, "1.0.0", key), make_version(tmp_path, "1.1.0", key)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        agent.on_command(fleet.rollout(fleet.upload(v2), ["bed-1"]))
+        _feed(agent, {"switching"})
+        deadline = time.monotonic() + 10
+        while agent.serving.manifest.version != "1.1.0":  # serving, not yet committed
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    for start in (2, 3):
+        with _agent(tmp_path, key, fleet, v1) as agent:
+            assert agent.serving.manifest.version == "1.0.0" and agent.state.attempts == start
+            _feed(agent, {"switching"})
+            deadline = time.monotonic() + 10
+            while agent.serving.manifest.version != "1.1.0":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    with _agent(tmp_path, key, fleet, v1) as agent:
+        assert agent.serving.manifest.version == "1.0.0"
+        assert agent.state.phase == "rolled-back", agent.state
+        assert "crash loop: 3 restarts" in (agent.state.reason or "")
+    assert (
+        read_state(tmp_path / "rollback-state.json")["diabetes-progression"]["highest"] == "1.0.0"
+    )
