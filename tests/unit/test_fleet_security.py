@@ -266,3 +266,10 @@ def test_audit_filters_give_the_same_rows_through_either_plan(store: SqlStore) -
     assert [r["id"] for r in old] == [i for i in range(1, 31) if (i - 1) % 2]
     assert [r["id"] for r in store.audit_rows(action="a1", since=now - 3600, after=20)] == [
         22, 24, 26, 28, 30]  # fmt: skip
+
+
+def test_an_oversized_audit_detail_is_cut_to_json_that_still_parses(store: SqlStore) -> None:
+    store.audit(actor="a", actor_kind="user", action="x", outcome="allowed",
+                detail={"query": {"q": '\\u00e9"' * 2000}})  # fmt: skip
+    (row,) = store.audit_rows()
+    assert set(row["detail"]) == {"truncated"} and len(row["detail"]["truncated"]) <= 1000

@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS audit_remote ON audit_log(remote, at);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, id);
 CREATE INDEX IF NOT EXISTS audit_action ON audit_log(action, at)
 """
+MAX_DETAIL = 2000  # characters of a row's detail (JSON)
 RECENT_S = 7 * 86400.0  # a ``since`` this recent is served from the time indexes
 # A step of the schema run by the dialect (trigger bodies hold semicolons).
 AUDIT_GUARDS = "-- audit_log append-only triggers"
@@ -70,6 +71,14 @@ def postgres_audit_guards() -> list[str]:
     ]
 
 
+def _bounded_json(detail: dict[str, Any]) -> str:
+    """At most ``MAX_DETAIL`` characters of JSON that still parses (never cut mid-escape)."""
+    text = json.dumps(detail, sort_keys=True)
+    if len(text) <= MAX_DETAIL:
+        return text
+    return json.dumps({"truncated": text[: MAX_DETAIL // 2]})
+
+
 class AuditStore(StoreHooks):
     """Append to and read the audit trail (mixed into ``SqlStore``)."""
 
@@ -88,7 +97,7 @@ class AuditStore(StoreHooks):
         row = (
             time.time(), actor[:128], actor_kind, action[:200], outcome,
             None if target is None else target[:300], None if remote is None else remote[:64],
-            None if detail is None else json.dumps(detail, sort_keys=True)[:2000],
+            None if detail is None else _bounded_json(detail),
         )  # fmt: skip
         with self._lock, self._transaction():
             self._run(

@@ -136,7 +136,7 @@ class Guard:
     ) -> None:
         detail: dict[str, Any] = {}
         if request.query_params:  # opaque ids and numbers only (no PHI in URLs)
-            detail["query"] = dict(list(request.query_params.items())[:20])
+            detail["query"] = {k[:64]: v[:200] for k, v in list(request.query_params.items())[:20]}
         if reason:
             detail["reason"] = reason
         try:
