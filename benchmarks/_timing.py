@@ -34,3 +34,58 @@ def row(
         "ratio": round(med["baseline"] / med["edgemed"], 2),
         **extra,
     }
+
+
+WARM_HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "67108864"}
+
+
+def heap_state() -> str:
+    """``warm``: glibc's mmap threshold raised as after a real frame loop freed its frames, so
+    large temporaries come from a warm heap; ``fresh``: glibc defaults in a new process."""
+    import os
+
+    warm = all(os.environ.get(k) == v for k, v in WARM_HEAP_ENV.items())
+    return "warm" if warm else "fresh"
+
+
+def paired(
+    ours: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 7, calls: int = 20
+) -> dict[str, Any]:
+    """edgemed vs its baseline in ``rounds`` rounds of ``calls`` paired calls each, the order
+    alternating call by call (ABBA), so load on a shared machine hits both sides alike.
+
+    Per side: the median over rounds of each round's median wall time and calling-thread CPU
+    time (µs); the ratio baseline / edgemed (> 1: edgemed is faster) of each round's wall
+    medians, reported as the median over rounds and its spread (min, max), and the same from
+    thread CPU time (meaningful where both sides run on the calling thread alone)."""
+    ours(), baseline()  # warm up: first-touch page faults, lazy initialisation
+    wall: dict[str, list[float]] = {"edgemed": [], "baseline": []}
+    cpu: dict[str, list[float]] = {"edgemed": [], "baseline": []}
+    ratios, cpu_ratios = [], []
+    for _ in range(rounds):
+        w: dict[str, list[float]] = {"edgemed": [], "baseline": []}
+        c: dict[str, list[float]] = {"edgemed": [], "baseline": []}
+        for i in range(calls):
+            pair = (("edgemed", ours), ("baseline", baseline))
+            for name, fn in pair if i % 2 == 0 else pair[::-1]:
+                c0, t0 = time.thread_time(), time.perf_counter()
+                fn()
+                w[name].append((time.perf_counter() - t0) * 1e6)
+                c[name].append((time.thread_time() - c0) * 1e6)
+        for name in w:
+            wall[name].append(statistics.median(w[name]))
+            cpu[name].append(statistics.median(c[name]))
+        ratios.append(wall["baseline"][-1] / wall["edgemed"][-1])
+        cpu_ratios.append(cpu["baseline"][-1] / max(cpu["edgemed"][-1], 1e-3))
+    return {
+        "edgemed_us": round(statistics.median(wall["edgemed"]), 2),
+        "baseline_us": round(statistics.median(wall["baseline"]), 2),
+        "edgemed_cpu_us": round(statistics.median(cpu["edgemed"]), 2),
+        "baseline_cpu_us": round(statistics.median(cpu["baseline"]), 2),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_min": round(min(ratios), 3),
+        "ratio_max": round(max(ratios), 3),
+        "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+        "rounds": rounds,
+        "calls_per_round": calls,
+    }

@@ -123,7 +123,11 @@ def _exact_sumsq(rows: FloatArray) -> npt.NDArray[np.float64]:
 
 
 def _inverse(norms: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    """1 / norms, 0 where a norm is 0 (a zero row or query scores 0)."""
+    with np.errstate(divide="ignore"):
+        inv: npt.NDArray[np.float64] = 1.0 / norms
+    inv[norms == 0] = 0.0
+    return inv
 
 
 def _blas_topk(q: FloatArray, m: FloatArray, k: int, *, normalized: bool) -> TopK:
@@ -133,26 +137,26 @@ def _blas_topk(q: FloatArray, m: FloatArray, k: int, *, normalized: bool) -> Top
     scores within twice that of the approximate k-th."""
     q64 = q.astype(np.float64)
     q_inv = _inverse(np.sqrt(np.einsum("ij,ij->i", q64, q64)))
-    approx = (q * q_inv[:, None].astype(np.float32)) @ m.T
+    approx = (q64 * q_inv[:, None]).astype(np.float32) @ m.T
     if not normalized:
         r_sumsq, odd = _row_sumsq(m)
         approx *= _inverse(np.sqrt(r_sumsq)).astype(np.float32)
         if odd.size:  # rows whose float32 products under/overflow: their exact scores
             approx[:, odd] = _exact_scores(q64, q_inv, m[odd], r_sumsq[odd]).T
-    elif not np.isfinite(approx).all():
+    elif not np.isfinite(approx.sum()):  # |approx| <= ~1 per row: a sum cannot overflow
         _exact_sumsq(m)  # raises naming the matrix
-    tol = 2 * (2 * m.shape[1] + 8) * _U
-    rows = m.shape[0]
-    kth = np.partition(approx, rows - k, axis=1)[:, rows - k]
+    tol = np.float32(2 * (2 * m.shape[1] + 8) * _U)
+    at = m.shape[0] - k
+    kth = np.partition(approx, at, axis=1)[:, at] - tol
     index = np.empty((len(q), k), np.int64)
     score = np.empty((len(q), k), np.float32)
     for i in range(len(q)):
-        cand = np.flatnonzero(approx[i] >= kth[i] - tol)
-        rows_c = m[cand]
-        sumsq = _exact_sumsq(rows_c)
-        if normalized and (np.abs(sumsq - 1.0) > 2e-5)[sumsq > 0].any():
+        cand = np.flatnonzero(approx[i] >= kth[i])
+        rows = m[cand].astype(np.float64)
+        sumsq = np.einsum("ij,ij->i", rows, rows)
+        if normalized and not ((np.abs(sumsq - 1.0) <= 2e-5) | (sumsq == 0)).all():
             raise InputError("matrix: rows are not unit-norm; call without normalized=True")
-        exact = _exact_scores(q64[i : i + 1], q_inv[i : i + 1], rows_c, sumsq)[:, 0]
+        exact = ((rows @ q64[i]) * q_inv[i] * _inverse(np.sqrt(sumsq))).astype(np.float32)
         order = np.lexsort((cand, -exact))[:k]  # best score first, then the lower index
         index[i], score[i] = cand[order], exact[order]
     return index, score
