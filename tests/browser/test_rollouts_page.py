@@ -69,6 +69,9 @@ def test_start_follow_pause_and_abort_a_rollout(fleet: tuple[FleetServer, str]) 
         page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(  # a Content-Security-Policy violation ("Refused to apply inline style ...")
+            "console", lambda msg: errors.append(msg.text) if "Refused to" in msg.text else None
+        )
         page.goto(base + "/")
         page.fill("#token", TOKEN)
         page.click("#login button[type=submit]")
@@ -95,6 +98,8 @@ def test_start_follow_pause_and_abort_a_rollout(fleet: tuple[FleetServer, str]) 
         expect(detail).to_contain_text("(halted)", timeout=10_000)
         expect(devices).to_contain_text("shadow: <b>3</b> of 4 results disagreed")  # as text
         expect(devices).to_contain_text("skipped")
+        canary_bar = page.locator("#waves .wave").first.locator(".bar .failed")
+        assert canary_bar.evaluate("e => e.getBoundingClientRect().width") > 50  # sized, CSP or not
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "rollouts-halted.png"), full_page=True)
         page.on("dialog", lambda dialog: dialog.accept())
