@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from .tasks.ecg_sleep_staging.preprocess import EcgRecording
     from .tasks.monitor_reader.preprocess import MonitorFrame
+    from .tasks.text_embedding.preprocess import TextQuery
     from .trust import TrustPolicy
 
 # Imported on first use (PEP 562), so that ``import edgemed.fleet`` or the embedded broker
@@ -66,6 +67,7 @@ _LAZY = {
     "load": "pipeline",
     "EcgRecording": "tasks.ecg_sleep_staging.preprocess",
     "MonitorFrame": "tasks.monitor_reader.preprocess",
+    "TextQuery": "tasks.text_embedding.preprocess",
     "list_models": "registry",
     "TrustPolicy": "trust",
     **{
@@ -146,6 +148,7 @@ __all__ = [
     "SyncError",
     "TabularClassification",
     "TabularRegression",
+    "TextQuery",
     "Timings",
     "TrustPolicy",
     "TrustPolicyError",

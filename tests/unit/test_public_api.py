@@ -41,6 +41,7 @@ PUBLIC = {
     "TabularClassification",
     "TabularRegression",
     "SyncError",
+    "TextQuery",
     "Timings",
     "TrustPolicy",
     "TrustPolicyError",

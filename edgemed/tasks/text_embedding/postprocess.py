@@ -65,6 +65,15 @@ class EmbeddingPostprocessor:
     def __call__(
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TextContext
     ) -> ResultBuilder:
+        if not context.nearest:  # the embedding alone (TextQuery(..., nearest=False))
+            unit = kernels.l2_normalize(np.ascontiguousarray(outputs[self._output], np.float32))
+            return deferred(
+                EmbeddingResult,
+                embedding=unit[0],
+                nearest=(),
+                n_tokens=context.n_tokens,
+                truncated=context.truncated,
+            )
         unit, nearest = self.nearest(outputs[self._output])
         ranked = nearest[0]
         if not self._labels:
@@ -110,8 +119,8 @@ class EmbeddingPostprocessor:
             return unit, [() for _ in range(len(unit))]
         if self._matrix.dtype == np.int8:
             index, score = kernels.cosine_topk_int8(unit, self._matrix, self.top_k)
-        else:
-            index, score = kernels.cosine_topk(unit, self._matrix, self.top_k)
+        else:  # normalised at load
+            index, score = kernels.cosine_topk(unit, self._matrix, self.top_k, normalized=True)
         nearest = [
             tuple(
                 LabelScore(

@@ -18,7 +18,14 @@ from ...errors import InputError, ManifestError, ModelError
 from ...manifest import Manifest, parse_section
 from ..prepared import Prepared
 
-__all__ = ["MAX_TEXT_CHARS", "TextContext", "TextPreprocess", "TextPreprocessor", "coerce_text"]
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "TextContext",
+    "TextPreprocess",
+    "TextPreprocessor",
+    "TextQuery",
+    "coerce_text",
+]
 
 MAX_TEXT_CHARS = 1_000_000
 
@@ -39,6 +46,24 @@ def coerce_text(value: object) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class TextQuery:
+    """A text and what the caller wants back for it. ``nearest=False``: the embedding alone;
+    the label search (36,343 ICD-10-CM codes for ``clinical-text-minilm``, about a fifth of the
+    call) and the suggestion's judgement are skipped, and the result's ``nearest`` is empty
+    with no ``suggestion``/``assertion``. A plain ``str`` is ``TextQuery(text)``::
+
+        encoder(edgemed.TextQuery(note, nearest=False)).embedding
+    """
+
+    text: str | bytes
+    nearest: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.nearest, bool):
+            raise InputError(f"nearest must be True or False, got {self.nearest!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TextPreprocess:
     """The manifest's ``preprocess`` section for text models."""
@@ -53,6 +78,7 @@ class TextContext:
     # The caller's text, for the rules that read what the encoder cannot (negation, units);
     # it stays in memory, never in the result (which carries only its sha256).
     text: str = field(default="", repr=False)
+    nearest: bool = True  # False: the embedding alone (TextQuery), no label search
 
 
 class TextPreprocessor:
@@ -72,6 +98,10 @@ class TextPreprocessor:
         self.max_tokens = config.max_tokens
 
     def __call__(self, item: object) -> Prepared:
+        nearest = True
+        if isinstance(item, TextQuery):
+            nearest = item.nearest
+            item = item.text
         text = coerce_text(item)
         encoding = self._tok.encode(text)
         ids = np.array([encoding.ids], dtype=np.int64)
@@ -83,7 +113,9 @@ class TextPreprocessor:
             tensors={"input_ids": ids, "attention_mask": mask},
             input_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             input_kind="text",
-            context=TextContext(n_tokens=ids.shape[1], truncated=truncated, text=seen),
+            context=TextContext(
+                n_tokens=ids.shape[1], truncated=truncated, text=seen, nearest=nearest
+            ),
         )
 
 
