@@ -8,6 +8,11 @@ stages: the median of a full ``pipeline(x)`` minus the medians of its three part
 timed interleaved in one loop so machine noise hits them alike. The backend's own wrapper
 around the runtime's call (error translation; OpenVINO's request pool and output copies) is
 inside ``backend_run_p50_ms``, not in the overhead.
+
+Made for a person at a terminal: by default each backend/device gets an equal share of a time
+budget (``seconds``, 60 s in the CLI) split between single calls and batches, so the whole run
+takes about that long whatever the model's speed; ``n`` fixes the number of calls instead.
+Progress and an estimate of the time left go to stderr (:class:`Progress`).
 """
 
 from __future__ import annotations
@@ -17,21 +22,23 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from .._version import __version__
-from ..backends import candidates, probe
+from ..backends import Choice, candidates, probe
 from ..errors import BackendUnavailableError
 from ..manifest import Manifest, load_manifest
 from ..pipeline import Pipeline, load
 from ..registry import find_model_dir
 from ..tasks import task_spec
 
-__all__ = ["bench_model", "cold_start"]
+__all__ = ["Progress", "bench_model", "cold_start", "summary"]
+
+MIN_CALLS = 20  # fewest single calls or batches behind a percentile, whatever the budget
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -43,14 +50,68 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def _single(pipeline: Pipeline, item: object, n: int) -> dict[str, Any]:
+class Progress:
+    """One line per second at most on ``stream`` (stderr): what runs, how far it is, and the
+    time left: the phases' remaining budgets, or (with a fixed count) the calls left at the
+    pace measured so far. Silent when ``stream`` is None."""
+
+    def __init__(self, stream: TextIO | None, model: str, planned_s: float) -> None:
+        self.stream, self.model = stream, model
+        self.start = time.perf_counter()
+        self.end = self.start + planned_s  # the estimate, moved as phases finish
+        self._last = 0.0
+
+    def plan(self, seconds_left: float) -> None:
+        self.end = time.perf_counter() + seconds_left
+
+    def tick(self, what: str, done: int, total: int | None, phase_end: float | None) -> None:
+        now = time.perf_counter()
+        if self.stream is None or (now - self._last < 1.0 and done != total):
+            return
+        self._last = now
+        if phase_end is None and total and done:  # fixed count: pace so far
+            phase_end = now + (now - self._phase_start) / done * (total - done)
+        left = max(0.0, self.end - now) + max(0.0, (phase_end or now) - now)
+        count = f"{done}/{total}" if total else f"{done}"
+        self.stream.write(
+            f"edgemed bench {self.model}: {what} {count}, {now - self.start:.0f} s elapsed, "
+            f"about {left:.0f} s left\n"
+        )
+        self.stream.flush()
+
+    def phase(self) -> None:
+        self._phase_start = time.perf_counter()
+
+
+def _loop(n: int | None, seconds: float, what: str, progress: Progress | None) -> Iterator[int]:
+    """Indices 0, 1, ... : ``n`` of them, or (n None) as many as fit in ``seconds`` and at
+    least MIN_CALLS; reports progress as it goes."""
+    if progress is not None:
+        progress.phase()
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while (i < n) if n is not None else (i < MIN_CALLS or time.perf_counter() < deadline):
+        yield i
+        i += 1
+        if progress is not None:
+            progress.tick(what, i, n, None if n is not None else deadline)
+
+
+def _single(
+    pipeline: Pipeline,
+    item: object,
+    n: int | None,
+    seconds: float = 0.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     run, pre, post = pipeline.backend.run, pipeline.preprocess, pipeline.postprocess
     prepared = pre(item)
     outputs = run(prepared.tensors)
     for _ in range(10):  # warm-up: caches, lazy allocations, CPU frequency
         pipeline(item), run(prepared.tensors), pre(item), post(outputs, prepared.context)
     total, t_pre, t_run, t_post, stages = [], [], [], [], []
-    for _ in range(n):
+    what = f"{pipeline.backend.name}/{pipeline.backend.device} single calls"
+    for _ in _loop(n, seconds, what, progress):
         t0 = time.perf_counter()
         result = pipeline(item)
         total.append(_ms(t0))
@@ -68,7 +129,7 @@ def _single(pipeline: Pipeline, item: object, n: int) -> dict[str, Any]:
     p50 = statistics.median(total)
     parts = statistics.median(t_pre) + statistics.median(t_run) + statistics.median(t_post)
     return {
-        "calls": n,
+        "calls": len(total),
         "p50_ms": round(p50, 4),
         "p90_ms": round(_pct(total, 90), 4),
         "p99_ms": round(_pct(total, 99), 4),
@@ -85,7 +146,13 @@ def _single(pipeline: Pipeline, item: object, n: int) -> dict[str, Any]:
     }
 
 
-def _batch(pipeline: Pipeline, items: list[object], repeats: int) -> dict[str, Any]:
+def _batch(
+    pipeline: Pipeline,
+    items: list[object],
+    repeats: int | None,
+    seconds: float = 0.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Throughput of ``pipeline.batch`` and, for stacked models, overhead vs one backend call."""
     run, pre, post = pipeline.backend.run, pipeline.preprocess, pipeline.postprocess
     stacked = pipeline.manifest.rows_independent
@@ -109,7 +176,8 @@ def _batch(pipeline: Pipeline, items: list[object], repeats: int) -> dict[str, A
     sdk: list[float] = []
     hand: list[float] = []
     ours(), by_hand()  # warm-up
-    for i in range(repeats):  # alternate which goes first: neither always meets warm caches
+    what = f"{pipeline.backend.name}/{pipeline.backend.device} batches of {len(items)}"
+    for i in _loop(repeats, seconds, what, progress):  # alternate which goes first
         for call, times in ((ours, sdk), (by_hand, hand))[:: 1 if i % 2 else -1]:
             t0 = time.perf_counter()
             results = call()
@@ -118,6 +186,7 @@ def _batch(pipeline: Pipeline, items: list[object], repeats: int) -> dict[str, A
     p50, hand50 = statistics.median(sdk), statistics.median(hand)
     return {
         "batch": len(items),
+        "repeats": len(sdk),
         "stacked_into_one_call": stacked,
         "p50_ms": round(p50, 4),
         "items_per_s": round(len(items) / p50 * 1e3, 1),
@@ -148,22 +217,30 @@ def cold_start(model: str, backend: str, device: str, item: object) -> dict[str,
 def bench_model(
     model: str,
     *,
-    n: int = 1000,
+    n: int | None = 1000,
     batch: int = 64,
     item: object | None = None,
     backend: str = "auto",
     device: str = "auto",
     cold: bool = True,
     batch_repeats: int | None = None,
+    seconds: float = 60.0,
+    progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``model`` on each usable backend/device (or the one named): ``n`` single
-    calls, then ``batch_repeats`` (default ``n // 5``, at least 20) batches of ``batch``."""
+    calls, then ``batch_repeats`` (default ``n // 5``, at least 20) batches of ``batch``.
+
+    With ``n=None`` the run is sized by time instead: each backend/device gets an equal share
+    of ``seconds``; what its load (golden check included) and cold start leave of it goes 55 %
+    to single calls and 45 % to batches, each at least MIN_CALLS. Progress and the time left
+    are written to ``progress`` (e.g. sys.stderr)."""
     manifest: Manifest = load_manifest(find_model_dir(model))
     golden = task_spec(manifest).golden_inputs(manifest)
     item = golden[0] if item is None else item
     items = [golden[i % len(golden)] for i in range(batch)]
     hw = probe(runtimes=manifest.backends)
     usable, skipped = candidates(manifest, hw)
+    chosen = [c for c in usable if backend in ("auto", c.backend) and device in ("auto", c.device)]
     report: dict[str, Any] = {
         "model": f"{manifest.id}@{manifest.version}",
         "edgemed": __version__,
@@ -171,29 +248,75 @@ def bench_model(
         "skipped": skipped,
         "runs": [],
     }
-    for choice in usable:
-        if backend not in ("auto", choice.backend) or device not in ("auto", choice.device):
-            continue
-        t0 = time.perf_counter()
+    share = seconds / max(1, len(chosen))
+    prog = Progress(progress, manifest.id, seconds if n is None else 0.0)
+    for i, choice in enumerate(chosen):
+        later = share * (len(chosen) - i - 1) if n is None else 0.0
+        prog.plan(later)
         try:
-            pipeline = load(model, backend=choice.backend, device=choice.device)
+            run = _bench_choice(model, choice, item, items, n, batch_repeats, share, cold, prog)
         except BackendUnavailableError as exc:  # listed by the runtime, but it did not start
             report["skipped"].append(f"{choice.backend}/{choice.device}: {exc}")
             continue
-        with pipeline:
-            load_ms = _ms(t0)
-            run: dict[str, Any] = {
-                "backend": choice.backend,
-                "device": choice.device,
-                "precision": manifest.precision,
-                "load_ms_incl_golden_check": round(load_ms, 1),
-                "single": _single(pipeline, item, n),
-                "batch": _batch(pipeline, items, batch_repeats or max(20, n // 5)),
-            }
-        if cold and _json_able(item):
-            run.update(cold_start(model, choice.backend, choice.device, item))
         report["runs"].append(run)
     return report
+
+
+def _bench_choice(
+    model: str,
+    choice: Choice,
+    item: object,
+    items: list[object],
+    n: int | None,
+    batch_repeats: int | None,
+    share: float,
+    cold: bool,
+    prog: Progress,
+) -> dict[str, Any]:
+    """One backend/device: load, single calls, batches, cold start."""
+    t0 = time.perf_counter()
+    pipeline = load(model, backend=choice.backend, device=choice.device)
+    with pipeline:
+        load_ms = _ms(t0)
+        # the cold start (a fresh process: imports, load, golden check) takes about a load more
+        work = max(share - 2 * load_ms / 1e3 - 1.0, 0.3 * share)
+        manifest = pipeline.manifest
+        run: dict[str, Any] = {
+            "backend": choice.backend,
+            "device": choice.device,
+            "precision": manifest.precision,
+            "load_ms_incl_golden_check": round(load_ms, 1),
+            "single": _single(pipeline, item, n, 0.55 * work, prog),
+            "batch": _batch(
+                pipeline,
+                items,
+                batch_repeats or (None if n is None else max(20, n // 5)),
+                0.45 * work,
+                prog,
+            ),
+        }
+    if cold and _json_able(item):
+        prog.tick(f"{choice.backend}/{choice.device} cold start", 0, None, None)
+        run.update(cold_start(model, choice.backend, choice.device, item))
+    return run
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The report as a few lines for a person; ``--json`` prints the whole report instead."""
+    lines = [
+        f"{report['model']} on {report['machine']['cpu']} ({report['machine']['cores']} cores)"
+    ]
+    for run in report["runs"]:
+        s, b = run["single"], run["batch"]
+        cold = f", cold start {run['cold_start_ms']:.0f} ms" if "cold_start_ms" in run else ""
+        lines.append(
+            f"  {run['backend']}/{run['device']} ({run['precision']}): single p50 "
+            f"{s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms ({s['calls']} calls), SDK overhead "
+            f"{100 * s['sdk_overhead_fraction']:.1f} %; batch of {b['batch']}: "
+            f"{b['items_per_s']:,.0f} items/s ({b['repeats']} batches){cold}"
+        )
+    lines += [f"  skipped {why}" for why in report["skipped"]]
+    return "\n".join(lines)
 
 
 def _json_able(item: object) -> bool:

@@ -132,7 +132,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ..io import Signal
     from ..manifest import load_manifest
     from ..registry import find_model_dir
-    from .bench import bench_model, write
+    from .bench import bench_model, summary, write
     from .inputs import cli_input
 
     item = None
@@ -149,8 +149,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         cold=not args.no_cold_start,
+        seconds=args.seconds,
+        progress=None if args.quiet else sys.stderr,
     )
-    write(report, Path(args.output) if args.output else None)
+    if args.output:
+        write(report, Path(args.output))
+    if args.json:
+        write(report, None)
+    else:
+        print(summary(report))
     return 0
 
 
@@ -302,13 +309,21 @@ def _add_model_commands(sub: Subparsers) -> None:
         "--input", help="text, @FILE or - (default: the bundle's first golden input)"
     )
     bench.add_argument(
-        "-n", type=positive_int, default=1000, help="single-item calls (default 1000)"
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="time budget shared by the backends (default 60; progress and time left on stderr)",
+    )
+    bench.add_argument(
+        "-n", type=positive_int, default=None, help="fixed single-item calls instead of --seconds"
     )
     bench.add_argument("--batch", type=positive_int, default=64)
     bench.add_argument("--backend", default="auto")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--no-cold-start", action="store_true")
-    bench.add_argument("-o", "--output", help="write the JSON here instead of stdout")
+    bench.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    bench.add_argument("-o", "--output", help="also write the JSON report to this file")
     bench.set_defaults(func=_cmd_bench)
 
 
