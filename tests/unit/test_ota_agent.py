@@ -410,3 +410,39 @@ def test_a_version_that_dies_right_after_the_switch_is_rolled_back(
     assert (
         read_state(tmp_path / "rollback-state.json")["diabetes-progression"]["highest"] == "1.0.0"
     )
+
+
+def test_downloads_over_https_with_the_device_s_ca_and_refuse_another(
+    tmp_path: Path, key: Key, fleet: Fleet
+) -> None:
+    import threading
+
+    from pki import CertificateAuthority
+
+    from edgemed.errors import SyncError
+    from edgemed.fleet.auth.headers import HttpsFiles
+    from edgemed.ota import Downloader
+
+    ca = CertificateAuthority(tmp_path, "fleet-ca")
+    server = ca.issue("fleet", server=True)
+    service = fleet.service
+    api = FleetApi(fleet.store, token=TOKEN, port=0, rollouts=service,  # type: ignore[arg-type]
+                   https=HttpsFiles(server.cert, server.key)).start()  # fmt: skip
+    try:
+        sha = fleet.upload(make_version(tmp_path, "1.1.0", key))
+        command = decode_command(fleet.rollout(sha, ["bed-1"]))
+        url = f"https://127.0.0.1:{api.port}"
+        (tmp_path / "dl").mkdir()
+        got = Downloader(fleet_url=url, ca_file=ca.path).fetch(
+            command, tmp_path / "dl", stop=threading.Event()
+        )
+        assert got.read_bytes() == fleet.api_shelf().path(sha).read_bytes()
+        (tmp_path / "x").mkdir()
+        other = CertificateAuthority(tmp_path / "x", "other-ca")
+        (tmp_path / "dl2").mkdir()
+        with pytest.raises(SyncError, match="CERTIFICATE_VERIFY_FAILED"):
+            Downloader(fleet_url=url, ca_file=other.path, retries=0).fetch(
+                command, tmp_path / "dl2", stop=threading.Event()
+            )
+    finally:
+        api.stop()
