@@ -21,6 +21,7 @@ MARKERS = {
     "broker": "needs the mosquitto binary (tests start their own broker on a free loopback port)",
     "postgres": "needs PostgreSQL ($EDGEMED_TEST_POSTGRES, default "
     "postgresql://postgres@127.0.0.1:5432/test)",
+    "cluster": "starts a 3-node broker cluster (nats-server) on free loopback ports",
     "slow": "soak variants, not run by default",
 }
 

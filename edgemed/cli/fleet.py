@@ -29,6 +29,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     from ..fleet.server import FleetServer
 
     broker = broker_from_args(args)  # checked (TLS files, no secret in the URL) before the store
+    jetstream = _jetstream(args)  # --jetstream nats://… (fleet/jetstream.py), checked likewise
     https, sessions = api_security_from_args(args)  # --api-cert/--api-key, session lengths
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
@@ -38,16 +39,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     token = given_token or secrets.token_urlsafe(24)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    exporters: list[Any] = []
-    if args.fhir_push or args.hl7_mllp:
-        from ..fleet.exports.worker import FhirPusher, Hl7Sender
-
-        if args.fhir_push:
-            bearer = os.environ.get("EDGEMED_FHIR_TOKEN") or None
-            exporters.append(FhirPusher(store, args.fhir_push, bearer=bearer))
-        if args.hl7_mllp:
-            host, _, port = args.hl7_mllp.rpartition(":")
-            exporters.append(Hl7Sender(store, host or "127.0.0.1", int(port)))
+    exporters = _exporters(args, store)  # --fhir-push, --hl7-mllp
     server = FleetServer(
         store,
         broker,
@@ -57,11 +49,12 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         shared_group=args.shared_group,
         rules=rules,
-        exporters=tuple(exporters),
+        exporters=exporters,
         retention=_retention(args, store),
         bundles=bundle_shelf(args),  # --bundle-dir, --trust (cli/rollouts.py)
         https=https,
         sessions=sessions,
+        jetstream=jetstream,
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
@@ -80,6 +73,21 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
             stop.wait()
     store.close()
     return 0
+
+
+def _exporters(args: argparse.Namespace, store: Any) -> tuple[Any, ...]:
+    """The export workers FleetServer runs: --fhir-push, --hl7-mllp."""
+    exporters: list[Any] = []
+    if args.fhir_push or args.hl7_mllp:
+        from ..fleet.exports.worker import FhirPusher, Hl7Sender
+
+        if args.fhir_push:
+            bearer = os.environ.get("EDGEMED_FHIR_TOKEN") or None
+            exporters.append(FhirPusher(store, args.fhir_push, bearer=bearer))
+        if args.hl7_mllp:
+            host, _, port = args.hl7_mllp.rpartition(":")
+            exporters.append(Hl7Sender(store, host or "127.0.0.1", int(port)))
+    return tuple(exporters)
 
 
 def add_fleet_commands(sub: Subparsers) -> None:
@@ -109,6 +117,14 @@ def add_fleet_commands(sub: Subparsers) -> None:
         default=None,
         help="ingest $share group (default edgemed-fleet-<store id>: every process on the "
         "same store joins it; a fleet on another store is refused)",
+    )
+    serve.add_argument(
+        "--jetstream",
+        metavar="NATS_URLS",
+        default=None,
+        help="pull results from this NATS cluster's JetStream work queue instead of a $share "
+        "group (nats://host:port[,nats://host:port…]; --broker still names an MQTT port for "
+        "presence): docs/fleet.md, NATS with JetStream",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -155,6 +171,15 @@ def _add_alert_and_export_options(serve: argparse.ArgumentParser) -> None:
         default=None,
         help="send every result as HL7 v2 ORU^R01 over MLLP, the next after each ACK",
     )
+
+
+def _jetstream(args: argparse.Namespace) -> Any:
+    """The JetStream the workers pull from (--jetstream), or None: ingest over MQTT."""
+    if not args.jetstream:
+        return None
+    from ..fleet.jetstream import JetStreamConfig
+
+    return JetStreamConfig.from_urls(args.jetstream)
 
 
 def _days(text: str) -> float:

@@ -269,9 +269,13 @@ class Ingest:
                     "device %s reused seq %d with a different payload", msg.device_id, msg.seq
                 )
         for (device_id, epoch), ack_seq in done.acked.items():  # acks are per outbox epoch
-            ack = encode_ack(ack_seq, epoch=epoch)
-            self._client.publish(topic(device_id, "ack"), ack, qos=1)
+            self._send_ack(device_id, encode_ack(ack_seq, epoch=epoch))
         announce(done.alerts, self.events)
+
+    def _send_ack(self, device_id: str, ack: bytes) -> None:
+        """Tell a device what is committed (called only after the commit); a JetStream worker
+        (fleet/jetstream.py) sends it over NATS instead."""
+        self._client.publish(topic(device_id, "ack"), ack, qos=1)
 
     def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:
         self.counts["dead_letter"] += 1

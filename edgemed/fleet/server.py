@@ -25,6 +25,7 @@ from .events import EventBus, announce
 from .exports.worker import Exporter
 from .housekeeping import RetentionWorker
 from .ingest import Ingest
+from .jetstream import JetStreamConfig, JetStreamIngest
 from .metrics import FleetMetrics
 from .presence import HEARTBEAT_S, FleetPresence
 from .rollouts.bundles import BundleShelf
@@ -57,16 +58,19 @@ class FleetServer:
         bundles: BundleShelf | None = None,
         https: HttpsFiles | None = None,
         sessions: SessionPolicy | None = None,
+        jetstream: JetStreamConfig | None = None,
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
         Client ids are unique per process and worker, so no two clients ever take over each
         other's session. ``start`` refuses (FleetConflictError) if a fleet writing to another
-        store already serves the broker."""
+        store already serves the broker. ``jetstream``: the workers pull from a NATS JetStream
+        consumer instead (fleet/jetstream.py); presence still uses ``broker`` (an MQTT port)."""
         if workers < 1:
             raise ValueError("need at least one ingest worker")
         self.store = store
         self.broker = broker
+        self.jetstream = jetstream
         self.rules = rules or AlertRules()
         self.events = EventBus()
         self.group = shared_group or f"edgemed-fleet-{store.store_id}"
@@ -130,6 +134,13 @@ class FleetServer:
 
     def _ingest_worker(self, i: int) -> Ingest:
         prefix = f"edgemed-fleet-{self.store.store_id[:8]}-{self.presence.process_id}"
+        if self.jetstream is not None:  # a JetStream work queue instead of a $share group
+            worker: Ingest = JetStreamIngest(
+                self.store, self.jetstream, broker=self.broker, client_id=f"{prefix}-{i}",
+                rules=self.rules, events=self.events,
+            )  # fmt: skip
+            worker.metrics = self.metrics
+            return worker
         worker = Ingest(
             self.store,
             self.broker,

@@ -1,0 +1,160 @@
+"""The fleet on a 3-node NATS JetStream cluster, started from deploy/nats/: devices speak MQTT to
+the cluster's MQTT listeners, two `edgemed fleet serve --jetstream` processes pull from one
+durable consumer into one PostgreSQL store. The stream's leader node is SIGKILLed while a
+backlog of >= 100 unacknowledged results is queued, and one fleet process is SIGKILLed while it
+ingests: every result a device was told is stored must be stored exactly once.
+
+EDGEMED_JETSTREAM_SOAK=1 runs a bigger variant (more devices, more results each).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import until
+from nats_cluster import NATS_SERVER, NatsCluster
+from stores import PG_DSN
+
+from edgemed.fleet.broker import free_port
+from edgemed.fleet.jetstream import JetStreamConfig, ensure_stream
+from edgemed.fleet.store import PostgresStore
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+pytest.importorskip("nats", reason="pip install 'edgemed[fleet-nats]'")
+if not Path(NATS_SERVER).exists():
+    pytest.skip("needs the nats-server binary", allow_module_level=True)
+
+SOAK = os.environ.get("EDGEMED_JETSTREAM_SOAK") == "1"
+DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 250, 30.0)
+SIM = Path(__file__).resolve().parents[1] / "sim_device.py"
+TOKEN = "jetstream-test-token-0123456789"
+CONFIG = JetStreamConfig(servers=("unused",), ack_wait_s=5.0)  # the test's stream + consumer
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = f"edgemed_test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(PG_DSN, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    nats = NatsCluster(tmp_path)
+    nats.start_all()
+    try:
+        yield nats
+    finally:
+        nats.stop()
+
+
+def _fleet(cluster: NatsCluster, schema: str, mqtt_port: int, log: Path) -> subprocess.Popen[Any]:
+    """One `edgemed fleet serve --jetstream` process, as docs/fleet.md starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgemed.cli", "fleet", "serve", "--jetstream", cluster.urls,
+         "--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--db", PG_DSN, "--pg-schema", schema,
+         "--port", str(free_port()), "--token", TOKEN, "--workers", "1"],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _device(i: int, port: int, tmp_path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(SIM), "--outbox", str(tmp_path / f"dev{i}.db"), "--port", str(port),
+         "--count", str(PER_DEVICE), "--log", str(tmp_path / f"dev{i}.log"),
+         "--rate", str(RATE), "--device-id", f"bed-js-{i}"],
+        stdout=subprocess.PIPE, stderr=(tmp_path / f"dev{i}.err").open("w"), text=True,
+    )  # fmt: skip
+    return proc
+
+
+async def _backlog(js: Any) -> tuple[int, str]:
+    """(result messages in the work-queue stream, i.e. not yet acknowledged; its leader)."""
+    info = await js.stream_info(CONFIG.stream, subjects_filter="edgemed.v1.*.results")
+    subjects = info.state.subjects or {}
+    return sum(subjects.values()), info.cluster.leader
+
+
+def _stored(schema: str) -> dict[str, list[int]]:
+    with psycopg.connect(PG_DSN) as db:
+        rows = db.execute(f"SELECT device_id, seq FROM {schema}.results").fetchall()
+    stored: dict[str, list[int]] = {}
+    for device_id, seq in rows:
+        stored.setdefault(device_id, []).append(int(seq))
+    return stored
+
+
+def _submitted(tmp_path: Path, i: int) -> list[int]:
+    lines = (tmp_path / f"dev{i}.log").read_text().split()
+    return [int(seq) for seq in lines[0::2]]
+
+
+def test_node_and_worker_kill_lose_nothing_and_store_once(
+    tmp_path: Path, cluster: NatsCluster, schema: str
+) -> None:
+    async def prepare(js: Any) -> None:
+        await ensure_stream(js, CONFIG)  # as the workers would; here before any device
+
+    cluster.run(prepare)
+    PostgresStore(PG_DSN, schema=schema).close()  # the tables, before two processes open them
+    started = time.monotonic()
+    devices = [_device(i, cluster.nodes[i % 3].mqtt_port, tmp_path) for i in range(DEVICES)]
+    fleets: list[subprocess.Popen[Any]] = []
+    try:
+        for dev in devices:
+            assert dev.stdout is not None and dev.stdout.readline().strip() == "READY"
+        # No fleet yet: results queue up in JetStream, PUBACKed but unacknowledged by the fleet.
+        assert until(lambda: cluster.run(_backlog)[0] >= 100, 30), cluster.run(_backlog)
+        backlog, leader = cluster.run(_backlog)
+        victim = cluster.index(leader)
+        cluster.kill(victim)  # the stream's leader, mid-stream: devices keep publishing
+        killed_at = time.monotonic()
+        survivor = cluster.nodes[(victim + 1) % 3]
+        fleets = [_fleet(cluster, schema, survivor.mqtt_port, tmp_path / f"fleet{k}.log")
+                  for k in range(2)]  # fmt: skip
+        time.sleep(3.0)
+        cluster.start(victim)  # its devices reconnect to it; it catches up from the others
+        total = DEVICES * PER_DEVICE
+        assert until(lambda: sum(map(len, _stored(schema).values())) >= total // 3, 60)
+        fleets[1].send_signal(signal.SIGKILL)  # one fleet process, while it ingests
+        fleets[1].wait(timeout=10)
+        stored_at_worker_kill = sum(map(len, _stored(schema).values()))
+        codes = [dev.wait(timeout=150) for dev in devices]
+        elapsed = time.monotonic() - started
+        assert codes == [0] * DEVICES, [p.read_text() for p in tmp_path.glob("dev*.err")]
+        stored = _stored(schema)
+        lost = duplicate = 0
+        for i in range(DEVICES):
+            submitted = _submitted(tmp_path, i)
+            assert len(submitted) == PER_DEVICE == len(set(submitted))
+            rows = stored.get(f"bed-js-{i}", [])
+            lost += len(set(submitted) - set(rows))
+            duplicate += len(rows) - len(set(rows))
+            assert set(rows) <= set(submitted), "stored a seq no device submitted"
+        print(
+            f"JetStream: {total} results from {DEVICES} devices; backlog {backlog} at the kill of "
+            f"leader {leader} ({killed_at - started:.1f} s in); {stored_at_worker_kill} stored "
+            f"at the fleet kill; all acknowledged after {elapsed:.1f} s; lost {lost}, "
+            f"duplicate {duplicate}"
+        )
+        assert backlog >= 100
+        assert lost == 0 and duplicate == 0
+        assert sum(map(len, stored.values())) == total
+    finally:
+        for proc in [*devices, *fleets]:
+            if proc.poll() is None:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
