@@ -37,6 +37,7 @@ from typing import Any
 from ..delivery import (
     IN_PROGRESS_STATES,
     AbortCommand,
+    Criteria,
     InstallCommand,
     RolloutReport,
     decode_command,
@@ -418,6 +419,5 @@ def _command_body(command: InstallCommand) -> dict[str, Any]:
 
 
 def _install(body: dict[str, Any]) -> InstallCommand:
-    from ..delivery import Criteria
-
+    """The install command kept in state.json, as it came."""
     return InstallCommand(**{**body, "criteria": Criteria(**body["criteria"])})
