@@ -34,6 +34,17 @@ if [ -z "${EDGEMED_TEST_POSTGRES:-}" ] && command -v pg_isready >/dev/null \
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
 fi
 
+# The FHIR push against Medplum's FHIR R4 engine (tests/integration/test_fhir_real_server.py):
+# npm @medplum/fhir-router 5.2.13 (its dependencies are pinned exactly) into a cache outside the
+# checkout, ~5 s. Without npm, or if the install fails, that test is skipped and says why.
+MEDPLUM_DIR="${EDGEMED_MEDPLUM_DIR:-$HOME/.cache/edgemed/medplum-fhir-router-5.2.13}"
+if command -v npm >/dev/null && [ ! -f "$MEDPLUM_DIR/node_modules/@medplum/fhir-router/package.json" ]; then
+    say "installing Medplum's FHIR engine (npm @medplum/fhir-router 5.2.13) in $MEDPLUM_DIR (test-only)"
+    mkdir -p "$MEDPLUM_DIR"
+    npm install --prefix "$MEDPLUM_DIR" --no-audit --no-fund --loglevel=error \
+        @medplum/fhir-router@5.2.13 || say "npm install failed: the Medplum FHIR test will be skipped"
+fi
+
 make_venv "$VENV"
 say "installing edgemed in editable mode with [dev] extras"
 "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
