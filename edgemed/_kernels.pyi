@@ -4,7 +4,10 @@ import numpy.typing as npt
 
 def l2_normalize_inplace(x: npt.NDArray[np.float32], eps: float = 1e-12) -> None: ...
 def cosine_topk(
-    queries: npt.NDArray[np.float32], matrix: npt.NDArray[np.float32], k: int
+    queries: npt.NDArray[np.float32],
+    matrix: npt.NDArray[np.float32],
+    k: int,
+    unit_rows: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 
 # image (csrc/bindings/image.cpp)
@@ -47,6 +50,7 @@ def quantize_rows_int8(
     matrix: npt.NDArray[np.float32],
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]: ...
 def softmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def softmax_planes(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def topk(
     x: npt.NDArray[np.float32], k: int

@@ -64,6 +64,32 @@ py::array_t<float> softmax(const py::array& x) {
     return out;
 }
 
+// (outer, classes, inner) C-contiguous float32 -> softmax along the middle axis.
+py::array_t<float> softmax_planes(const py::array& x) {
+    if (!x.dtype().is(py::dtype::of<float>())) {
+        throw py::type_error("x: expected a float32 array, got dtype " + std::string(py::str(x.dtype())));
+    }
+    if (x.ndim() != 3) throw py::value_error("x: expected shape (outer, classes, inner)");
+    const auto item = static_cast<py::ssize_t>(sizeof(float));
+    if (x.size() > 0 && (x.strides(2) != item || x.strides(1) != x.shape(2) * item ||
+                         x.strides(0) != x.shape(1) * x.shape(2) * item)) {
+        throw py::value_error("x: must be C-contiguous; pass np.ascontiguousarray(x)");
+    }
+    py::array_t<float> out({x.shape(0), x.shape(1), x.shape(2)});
+    float* dst = out.mutable_data();
+    bool finite = true;
+    {
+        py::gil_scoped_release release;
+        if (x.size() > 0)
+            finite = post::softmax_planes(static_cast<const float*>(x.data()),
+                                          static_cast<std::size_t>(x.shape(0)),
+                                          static_cast<std::size_t>(x.shape(1)),
+                                          static_cast<std::size_t>(x.shape(2)), dst);
+    }
+    if (!finite) throw py::value_error("x: contains NaN or infinity");
+    return out;
+}
+
 py::array_t<float> sigmoid(const py::array& x) {
     const Strided2D in = check(x, "x", 1, "(n,)");
     py::array_t<float> out(ssize(in.n));
@@ -149,6 +175,8 @@ py::tuple detect_events(const py::array& x, float high, float low, std::size_t m
 
 void bind_post(py::module_& m) {
     m.def("softmax", &softmax, py::arg("x"), "Softmax along the last axis of (rows, n) float32.");
+    m.def("softmax_planes", &softmax_planes, py::arg("x"),
+          "Softmax along the middle axis of C-contiguous (outer, classes, inner) float32.");
     m.def("sigmoid", &sigmoid, py::arg("x"), "Logistic function of (n,) float32.");
     m.def("topk", &topk, py::arg("x"), py::arg("k"),
           "k largest of each row of (rows, n) float32 -> (values, indices), ties to lower index.");

@@ -93,14 +93,15 @@ py::tuple topk_outputs(std::size_t n_queries, std::size_t k, F&& compute) {
 // Two threads at most: the target is a 2-core bedside box that also runs the model.
 unsigned search_threads() { return std::max(1u, std::min(2u, std::thread::hardware_concurrency())); }
 
-py::tuple cosine_topk(const py::array& queries, const py::array& matrix, std::size_t k) {
+py::tuple cosine_topk(const py::array& queries, const py::array& matrix, std::size_t k,
+                      bool unit_rows) {
     const Rows<float> q = check_rows(queries, "queries");
     const Rows<float> m = check_rows(matrix, "matrix");
     check_query_matrix(q, m.rows, m.dim, k);
     bool finite = true;
     py::tuple out = topk_outputs(q.rows, k, [&](std::int64_t* index, float* score) {
         finite = search::cosine_topk(q.data, q.rows, q.stride, m.data, m.rows, m.stride, m.dim, k,
-                                     index, score, search_threads());
+                                     index, score, search_threads(), unit_rows);
     });
     if (!finite) throw py::value_error("matrix: contains NaN or infinity");
     return out;
@@ -148,6 +149,7 @@ void bind_search(py::module_& m) {
     m.def("l2_normalize_inplace", &l2_normalize_inplace, py::arg("x"), py::arg("eps") = 1e-12f,
           "Scale each row of a 2-D float32 array to unit L2 norm, in place.");
     m.def("cosine_topk", &cosine_topk, py::arg("queries"), py::arg("matrix"), py::arg("k"),
+          py::arg("unit_rows") = false,
           "Top-k cosine similarity of each query row against matrix rows -> (index, score).");
     m.def("cosine_topk_int8", &cosine_topk_int8, py::arg("queries"), py::arg("matrix"),
           py::arg("k"), "cosine_topk over an int8 matrix (float32 queries) -> (index, score).");

@@ -153,6 +153,52 @@ void softmax_rows(const Strided2D& x, float* out) noexcept {
     }
 }
 
+// One block of w <= kBlock pixels of `classes` planes `plane` floats apart: each loop runs over
+// the pixels with unit stride, so it vectorises; max, exp and the double sum per pixel as in
+// softmax_contiguous. Returns false if an input is NaN or infinite.
+constexpr std::size_t kBlock = 256;
+
+static EDGEMED_CLONES bool softmax_block(const float* x, std::size_t classes, std::size_t plane,
+                                         std::size_t w, float* out) noexcept {
+    float max[kBlock], bad[kBlock];
+    double sum[kBlock];
+    for (std::size_t i = 0; i < w; ++i) max[i] = x[i], bad[i] = x[i] * 0.f, sum[i] = 0.0;
+    for (std::size_t c = 1; c < classes; ++c) {
+        const float* p = x + c * plane;
+        for (std::size_t i = 0; i < w; ++i) {
+            max[i] = max[i] < p[i] ? p[i] : max[i];
+            bad[i] += p[i] * 0.f;  // NaN exactly when an input is NaN or infinite
+        }
+    }
+    float any = 0.f;
+    for (std::size_t i = 0; i < w; ++i) any += bad[i];
+    if (any != 0.f) return false;
+    for (std::size_t c = 0; c < classes; ++c) {
+        const float* p = x + c * plane;
+        float* o = out + c * plane;
+        for (std::size_t i = 0; i < w; ++i) o[i] = exp_nonpositive(p[i] - max[i]);
+        for (std::size_t i = 0; i < w; ++i) sum[i] += o[i];
+    }
+    for (std::size_t i = 0; i < w; ++i) sum[i] = 1.0 / sum[i];  // >= 1: the max gives exp(0)
+    for (std::size_t c = 0; c < classes; ++c) {
+        float* o = out + c * plane;
+        for (std::size_t i = 0; i < w; ++i) o[i] = static_cast<float>(o[i] * sum[i]);
+    }
+    return true;
+}
+
+bool softmax_planes(const float* x, std::size_t outer, std::size_t classes, std::size_t inner,
+                    float* out) noexcept {
+    for (std::size_t o = 0; o < outer; ++o) {
+        const std::size_t base = o * classes * inner;
+        for (std::size_t i = 0; i < inner; i += kBlock)
+            if (!softmax_block(x + base + i, classes, inner, std::min(kBlock, inner - i),
+                               out + base + i))
+                return false;
+    }
+    return true;
+}
+
 void sigmoid(const float* x, std::size_t n, std::ptrdiff_t stride, float* out) noexcept {
     for (std::size_t i = 0; i < n; ++i) {
         const float v = x[static_cast<std::ptrdiff_t>(i) * stride];

@@ -1,6 +1,7 @@
 // Native unit tests for edgemed::post: hand-computed answers (exit status is the verdict).
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "check.hpp"
@@ -18,6 +19,21 @@ static void test_softmax() {
     CHECK_NEAR(out[1], 0.75, 1e-7);
     edgemed::post::softmax_rows(Strided2D{x + 2, 1, 2, 4, 2}, out);
     CHECK(out[0] == 0.5f && out[1] == 0.5f);
+}
+
+static void test_softmax_planes() {
+    // 2 classes x 300 pixels (more than one block): each pixel equals softmax_rows of its pair.
+    std::vector<float> x(600), out(600);
+    for (std::size_t i = 0; i < 600; ++i) x[i] = static_cast<float>(std::sin(0.37 * i) * 40.0);
+    CHECK(edgemed::post::softmax_planes(x.data(), 1, 2, 300, out.data()));
+    for (std::size_t i = 0; i < 300; ++i) {
+        const float pair[] = {x[i], x[300 + i]};
+        float ref[2];
+        edgemed::post::softmax_rows(Strided2D{pair, 1, 2, 2, 1}, ref);
+        CHECK(out[i] == ref[0] && out[300 + i] == ref[1]);
+    }
+    x[437] = std::numeric_limits<float>::infinity();
+    CHECK(!edgemed::post::softmax_planes(x.data(), 1, 2, 300, out.data()));
 }
 
 static void test_sigmoid() {
@@ -84,6 +100,7 @@ static void test_events() {
 
 int main() {
     test_softmax();
+    test_softmax_planes();
     test_sigmoid();
     test_topk_argmax();
     test_nms();

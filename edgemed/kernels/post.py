@@ -52,15 +52,22 @@ def _rows(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
 def softmax(x: npt.ArrayLike, axis: int = -1) -> FloatArray:
     """Softmax along ``axis`` (max-subtracted, so large logits do not overflow).
 
-    Along the last axis the native kernel runs (vectorised for contiguous rows); along another
-    axis (class maps shaped (C, H, W), axis 0) NumPy's vectorised ufuncs run over whole planes
-    in place, where rows gathered across planes would be read with a stride of H * W floats.
+    Along the last axis the native kernel runs row by row (vectorised for contiguous rows).
+    Along another axis of a C-contiguous array (class maps shaped (C, H, W), axis 0) it runs
+    over blocks of pixels plane by plane, where rows gathered across planes would be read H * W
+    floats apart; other layouts use NumPy's ufuncs over whole planes.
     """
     arr = _float32(x, "x", 1)
     if not -arr.ndim <= axis < arr.ndim:
         raise InputError(f"axis {axis} out of range for shape {arr.shape}")
-    if axis % arr.ndim != arr.ndim - 1:
-        return _softmax_planes(arr, axis) if arr.size else arr.astype(np.float32)
+    axis %= arr.ndim
+    if axis != arr.ndim - 1:
+        if not arr.size:
+            return arr.astype(np.float32)
+        if arr.flags.c_contiguous:  # (outer, classes, inner) planes, no copy
+            planes = arr.reshape(math.prod(arr.shape[:axis]), arr.shape[axis], -1)
+            return native(_kernels.softmax_planes, planes).reshape(arr.shape)
+        return _softmax_planes(arr, axis)
     if arr.ndim == 2:  # (rows, classes): the usual case, no reshaping
         return native(_kernels.softmax, arr)
     return native(_kernels.softmax, _rows(arr)).reshape(arr.shape)

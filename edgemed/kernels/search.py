@@ -78,28 +78,32 @@ def cosine_topk(
     ``queries`` is (dim,) or (n, dim); ``matrix`` is (rows, dim); both float32 with contiguous
     rows (row-sliced views are used without copying). Returns arrays of shape (n, k).
 
-    Small searches run in the native kernel. Larger ones score every row with NumPy's BLAS
-    (float32) and re-score exactly (float64 dot products and norms, as the kernel does) the rows
-    within the float32 error bound of each query's k-th score: same indices and order as the
-    kernel, ties to the lower index, scores within 1 float32 ulp of it. ``normalized=True``
-    says the matrix rows already have unit norm or are zero (:func:`l2_normalize`), which saves
-    a pass over the matrix; the candidates' norms are still checked (InputError if one is off by
-    > 1e-5) and their scores are still exact cosines.
+    Every row is first scored in float32 (one query, or little work: the native kernel's
+    vectorised pass; several queries over a large matrix: NumPy's BLAS), then the rows within
+    the float32 error bound of each query's k-th are re-scored in float64 (dot products and
+    norms, as the kernel always did): the same indices either way, ties to the lower index.
+    ``normalized=True`` says the rows already have unit norm or are zero (:func:`l2_normalize`),
+    which saves computing every row's norm; the norms of the rows re-scored (BLAS) or returned
+    (kernel) are still checked (InputError if one is off by > 1e-5) and scores stay exact.
     """
     q = _as_rows(queries, "queries")
     m = _as_rows(matrix, "matrix", check_finite=False)
     _check_topk(q, m, k)
-    if len(q) * m.size < _BLAS_WORK:
-        return native(_kernels.cosine_topk, q, m, k)
+    if len(q) == 1 or len(q) * m.size < _BLAS_WORK:
+        index, score = native(_kernels.cosine_topk, q, m, k, normalized)
+        if normalized:
+            _check_unit(m[index.reshape(-1)])
+        return index, score
     for name, arr in (("queries", q), ("matrix", m)):
         if arr.shape[1] > 1 and arr.strides[1] != 4:
             raise InputError(f"{name}: rows must be contiguous; pass np.ascontiguousarray(x)")
     return _blas_topk(q, m, k, normalized=normalized)
 
 
-# Multiply-adds from which BLAS beats the native double-accumulating scan (measured with
-# benchmarks/bench_kernels.py: 1 x 384 query against 22 rows the kernel wins, from ~300 BLAS).
-_BLAS_WORK = 1 << 16
+# Several queries and this many multiply-adds: BLAS's matrix product beats the kernel's
+# per-row scan (benchmarks/bench_kernels.py: 8 x 384 queries against 20,000 rows); one query,
+# or less work, the kernel's float32 pass wins (no second pass for the norms, no temporaries).
+_BLAS_WORK = 1 << 22
 _U = 2.0**-24  # float32 unit roundoff
 
 
@@ -112,6 +116,13 @@ def _row_sumsq(m: FloatArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.i
     if odd.size:
         out[odd] = _exact_sumsq(m[odd])
     return out, odd
+
+
+def _check_unit(rows: FloatArray) -> None:
+    """normalized=True promised rows of unit norm or zero (float32 sums: error ~1e-7)."""
+    off = np.abs(np.einsum("ij,ij->i", rows, rows) - 1.0)
+    if off.max(initial=0.0) > 2e-5 and (off[off > 2e-5] != 1.0).any():
+        raise InputError("matrix: rows are not unit-norm; call without normalized=True")
 
 
 def _exact_sumsq(rows: FloatArray) -> npt.NDArray[np.float64]:
@@ -154,8 +165,8 @@ def _blas_topk(q: FloatArray, m: FloatArray, k: int, *, normalized: bool) -> Top
         cand = np.flatnonzero(approx[i] >= kth[i])
         rows = m[cand].astype(np.float64)
         sumsq = np.einsum("ij,ij->i", rows, rows)
-        if normalized and not ((np.abs(sumsq - 1.0) <= 2e-5) | (sumsq == 0)).all():
-            raise InputError("matrix: rows are not unit-norm; call without normalized=True")
+        if normalized:
+            _check_unit(m[cand])
         exact = ((rows @ q64[i]) * q_inv[i] * _inverse(np.sqrt(sumsq))).astype(np.float32)
         order = np.lexsort((cand, -exact))[:k]  # best score first, then the lower index
         index[i], score[i] = cand[order], exact[order]

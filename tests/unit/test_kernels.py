@@ -22,7 +22,8 @@ def _np_topk(q: np.ndarray, m: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 
 
 @pytest.mark.parametrize(
-    ("nq", "rows", "dim", "k"), [(1, 22, 384, 3), (7, 500, 64, 10), (3, 5, 1, 5)]
+    ("nq", "rows", "dim", "k"),
+    [(1, 22, 384, 3), (7, 500, 64, 10), (3, 5, 1, 5), (1, 3000, 384, 10), (4, 20000, 64, 10)],
 )
 def test_cosine_topk_matches_numpy(nq: int, rows: int, dim: int, k: int) -> None:
     rng = np.random.default_rng(nq * 1000 + rows)
@@ -300,12 +301,13 @@ def test_nan_or_inf_anywhere_raises_input_error_naming_the_argument(
         fn(q, m if kind == "f32" else m.astype(np.float16), 1)
 
 
-@pytest.mark.parametrize(("nq", "rows", "dim", "k"), [(1, 1000, 384, 10), (3, 3000, 64, 40)])
+@pytest.mark.parametrize(("nq", "rows", "dim", "k"), [(4, 20000, 64, 10), (5, 16000, 64, 40)])
 def test_cosine_topk_blas_path_equals_the_native_kernel(
     nq: int, rows: int, dim: int, k: int
 ) -> None:
-    """Large searches go through BLAS + exact re-scoring: same indices and scores as the kernel,
-    with zero, duplicate, tiny (float32 squares underflow) and huge (overflow) rows."""
+    """Several queries over a large matrix go through BLAS + exact re-scoring: same indices and
+    scores as the kernel's own float32 pass + re-scoring, with zero, duplicate, tiny (float32
+    squares underflow) and huge (overflow) rows."""
     from edgemed._kernels import cosine_topk as native_topk
 
     rng = np.random.default_rng(rows)
@@ -317,7 +319,7 @@ def test_cosine_topk_blas_path_equals_the_native_kernel(
     m[11] *= 1e20
     m[13] = q[0] * 3  # the best match of the first query, duplicated below
     m[14] = q[0]
-    assert nq * m.size >= 1 << 16  # above the BLAS threshold
+    assert nq * m.size >= 1 << 22  # above the BLAS threshold
     idx, score = native_topk(q, m, k)
     got_idx, got_score = kernels.cosine_topk(q, m, k)
     assert np.array_equal(got_idx, idx)
@@ -326,6 +328,7 @@ def test_cosine_topk_blas_path_equals_the_native_kernel(
     unit[9] = 0  # l2_normalize leaves a row this small as it is; normalized=True needs unit or 0
     idx, score = native_topk(q, unit, k)
     got_idx, got_score = kernels.cosine_topk(q, unit, k, normalized=True)
+    assert np.array_equal(native_topk(q, unit, k, True)[0], idx)
     assert np.array_equal(got_idx, idx)
     np.testing.assert_allclose(got_score, score, rtol=0, atol=6e-8)
     with pytest.raises(edgemed.InputError, match="unit-norm"):

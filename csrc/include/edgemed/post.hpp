@@ -28,6 +28,13 @@ bool all_finite(const Strided2D& x) noexcept;
 // Softmax of each row into out (rows x n): max subtracted first, sum accumulated in double.
 void softmax_rows(const Strided2D& x, float* out) noexcept;
 
+// Softmax along the middle axis of a C-contiguous (outer, classes, inner) array into out (same
+// shape, dense): class maps (C, H, W) along C, read plane by plane in blocks of pixels rather
+// than as rows `inner` floats apart. Same arithmetic as softmax_rows per pixel. False (out
+// unspecified) if an element is NaN or infinite.
+[[nodiscard]] bool softmax_planes(const float* x, std::size_t outer, std::size_t classes,
+                                  std::size_t inner, float* out) noexcept;
+
 // Logistic function of n elements (x strided, out dense); never overflows exp().
 void sigmoid(const float* x, std::size_t n, std::ptrdiff_t stride, float* out) noexcept;
 

@@ -17,10 +17,12 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
 // products accumulate in double. Rows are split over up to `max_threads` std::threads when the
 // work is large; the result does not depend on the split. Returns false (outputs unspecified)
 // if a matrix row holds an infinity or NaN: checked during the scan, no extra pass.
+// `unit_rows`: the caller promises rows of unit norm (or zero), so the first, float32 pass
+// skips each row's norm; the re-scored candidates still use their exact norms.
 [[nodiscard]] bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
                  std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
-                 unsigned max_threads = 1);
+                 unsigned max_threads = 1, bool unit_rows = false);
 
 // Symmetric per-row int8 quantisation: scale[r] = max|row| / 127, out = round(row / scale[r]),
 // so row ~= scale[r] * out. All-zero rows get scale 0 and zeros. `out` is dense (rows x dim).
