@@ -38,7 +38,8 @@ from ..tasks import task_spec
 
 __all__ = ["Progress", "bench_model", "cold_start", "summary"]
 
-MIN_CALLS = 20  # fewest single calls or batches behind a percentile, whatever the budget
+MIN_CALLS = 20  # fewest single calls behind a percentile, whatever the budget
+MIN_BATCHES = 3  # fewest batches (a batch of a model that is not stacked is 64 single calls)
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -83,18 +84,23 @@ class Progress:
         self._phase_start = time.perf_counter()
 
 
-def _loop(n: int | None, seconds: float, what: str, progress: Progress | None) -> Iterator[int]:
+def _loop(
+    n: int | None, seconds: float, what: str, progress: Progress | None, minimum: int
+) -> Iterator[int]:
     """Indices 0, 1, ... : ``n`` of them, or (n None) as many as fit in ``seconds`` and at
-    least MIN_CALLS; reports progress as it goes."""
+    least ``minimum``; reports progress as it goes."""
+    start = time.perf_counter()
     if progress is not None:
         progress.phase()
-    deadline = time.perf_counter() + seconds
+    deadline = start + seconds
     i = 0
-    while (i < n) if n is not None else (i < MIN_CALLS or time.perf_counter() < deadline):
+    while (i < n) if n is not None else (i < minimum or time.perf_counter() < deadline):
         yield i
         i += 1
         if progress is not None:
-            progress.tick(what, i, n, None if n is not None else deadline)
+            now = time.perf_counter()  # past the budget, the minimum still runs: at this pace
+            end = max(deadline, now + (now - start) / i * (minimum - i))
+            progress.tick(what, i, n, None if n is not None else end)
 
 
 def _single(
@@ -111,7 +117,7 @@ def _single(
         pipeline(item), run(prepared.tensors), pre(item), post(outputs, prepared.context)
     total, t_pre, t_run, t_post, stages = [], [], [], [], []
     what = f"{pipeline.backend.name}/{pipeline.backend.device} single calls"
-    for _ in _loop(n, seconds, what, progress):
+    for _ in _loop(n, seconds, what, progress, MIN_CALLS):
         t0 = time.perf_counter()
         result = pipeline(item)
         total.append(_ms(t0))
@@ -177,7 +183,7 @@ def _batch(
     hand: list[float] = []
     ours(), by_hand()  # warm-up
     what = f"{pipeline.backend.name}/{pipeline.backend.device} batches of {len(items)}"
-    for i in _loop(repeats, seconds, what, progress):  # alternate which goes first
+    for i in _loop(repeats, seconds, what, progress, MIN_BATCHES):  # alternate the first
         for call, times in ((ours, sdk), (by_hand, hand))[:: 1 if i % 2 else -1]:
             t0 = time.perf_counter()
             results = call()
@@ -232,8 +238,8 @@ def bench_model(
 
     With ``n=None`` the run is sized by time instead: each backend/device gets an equal share
     of ``seconds``; what its load (golden check included) and cold start leave of it goes 55 %
-    to single calls and 45 % to batches, each at least MIN_CALLS. Progress and the time left
-    are written to ``progress`` (e.g. sys.stderr)."""
+    to single calls and 45 % to batches (at least MIN_CALLS calls and MIN_BATCHES batches).
+    Progress and the time left are written to ``progress`` (e.g. sys.stderr)."""
     manifest: Manifest = load_manifest(find_model_dir(model))
     golden = task_spec(manifest).golden_inputs(manifest)
     item = golden[0] if item is None else item

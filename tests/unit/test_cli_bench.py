@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgemed.cli.bench import MIN_CALLS, bench_model, summary
+from edgemed.cli.bench import MIN_BATCHES, MIN_CALLS, bench_model, summary
 from edgemed.cli.commands import main
 
 
@@ -23,7 +23,7 @@ def test_time_budgeted_run_reports_progress_and_time_left() -> None:
         progress=progress,
     )
     (run,) = report["runs"]
-    assert run["single"]["calls"] >= MIN_CALLS and run["batch"]["repeats"] >= MIN_CALLS
+    assert run["single"]["calls"] >= MIN_CALLS and run["batch"]["repeats"] >= MIN_BATCHES
     lines = progress.getvalue().splitlines()
     assert lines and all("s left" in line for line in lines)
     assert any("single calls" in line for line in lines)
