@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 from ..config import BrokerConfig
 from ..errors import InputError
-from ..wire import PREFIX
+from ..wire import PREFIX, count_results
 from .alerts import AlertRules
 from .events import EventBus
-from .ingest import Ingest
+from .ingest import MAX_BATCH, Ingest
 from .store import SqlStore
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ __all__ = ["JetStreamConfig", "JetStreamIngest", "subject_to_topic", "topic_to_s
 
 log = logging.getLogger(__name__)
 
-FETCH = 200  # messages per pull (a message may carry several results)
+FETCH = MAX_BATCH  # messages per pull, stored in one transaction (a message may carry several)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,7 +173,8 @@ class JetStreamIngest(Ingest):
                     log.warning("fleet ingest %s: pull failed: %r", self.client_id, exc)
                     await asyncio.sleep(0.5)
                     continue
-                await self._handle(nc, msgs)
+                for chunk in _chunks(msgs):
+                    await self._handle(nc, chunk)
         finally:
             self.connected = False
             await nc.close()
@@ -239,16 +240,38 @@ class JetStreamIngest(Ingest):
             await asyncio.to_thread(self._store_batch, batch)
         except Exception:  # not acknowledged: redelivered, and the operator sees why
             log.exception("ingest failed on a batch of %d message(s); not acknowledged", len(msgs))
-            for m in msgs:
-                await m.nak(delay=1.0)
-            self._held = (0, 0.0)
+            await self._settle(nc, msgs, stored=False)
             return
-        for device_id, ack in self._acks:  # committed: devices may delete these now
-            token = self._tokens.get(device_id, device_id)
-            await nc.publish(f"{PREFIX.replace('/', '.')}.{token}.ack", ack)
-        for m in msgs:
-            await m.ack()
-        self._held = (0, 0.0)
+        await self._settle(nc, msgs, stored=True)
+
+    async def _settle(self, nc: Nats, msgs: list[Msg], *, stored: bool) -> None:
+        """After a commit: the devices' acks, then JetStream's; after a failure: naks. A link
+        that fails meanwhile only delays: JetStream redelivers after ack_wait_s, the store
+        absorbs the repeats, and devices resend what they were not told about."""
+        try:
+            for device_id, ack in self._acks if stored else ():  # devices may delete these now
+                token = self._tokens.get(device_id, device_id)
+                await nc.publish(f"{PREFIX.replace('/', '.')}.{token}.ack", ack)
+            for m in msgs:
+                await (m.ack() if stored else m.nak(delay=1.0))
+        except Exception as exc:
+            log.warning("fleet ingest %s: acknowledgement not sent: %r", self.client_id, exc)
+        finally:
+            self._held = (0, 0.0)
+
+
+def _chunks(msgs: list[Msg]) -> list[list[Msg]]:
+    """A pull's messages in runs of at most MAX_BATCH results (one transaction each)."""
+    chunks: list[list[Msg]] = [[]]
+    results = 0
+    for m in msgs:
+        n = count_results(m.data)
+        if chunks[-1] and results + n > MAX_BATCH:
+            chunks.append([])
+            results = 0
+        chunks[-1].append(m)
+        results += n
+    return [c for c in chunks if c]
 
 
 async def ensure_stream(js: JetStreamContext, config: JetStreamConfig) -> None:
