@@ -59,11 +59,13 @@ class Progress:
     def __init__(self, stream: TextIO | None, model: str, planned_s: float) -> None:
         self.stream, self.model = stream, model
         self.start = time.perf_counter()
-        self.end = self.start + planned_s  # the estimate, moved as phases finish
+        self.after = planned_s  # seconds the phases after the current one will take
+        self.later = 0.0  # of which the backends still to come
         self._last = 0.0
 
-    def plan(self, seconds_left: float) -> None:
-        self.end = time.perf_counter() + seconds_left
+    def plan(self, after_s: float) -> None:
+        """The time the phases after the one starting now will take (their budgets)."""
+        self.after = after_s
 
     def tick(self, what: str, done: int, total: int | None, phase_end: float | None) -> None:
         now = time.perf_counter()
@@ -72,7 +74,7 @@ class Progress:
         self._last = now
         if phase_end is None and total and done:  # fixed count: pace so far
             phase_end = now + (now - self._phase_start) / done * (total - done)
-        left = max(0.0, self.end - now) + max(0.0, (phase_end or now) - now)
+        left = self.after + max(0.0, (phase_end or now) - now)
         count = f"{done}/{total}" if total else f"{done}"
         self.stream.write(
             f"edgemed bench {self.model}: {what} {count}, {now - self.start:.0f} s elapsed, "
@@ -257,8 +259,7 @@ def bench_model(
     share = seconds / max(1, len(chosen))
     prog = Progress(progress, manifest.id, seconds if n is None else 0.0)
     for i, choice in enumerate(chosen):
-        later = share * (len(chosen) - i - 1) if n is None else 0.0
-        prog.plan(later)
+        prog.later = share * (len(chosen) - i - 1) if n is None else 0.0
         try:
             run = _bench_choice(model, choice, item, items, n, batch_repeats, share, cold, prog)
         except BackendUnavailableError as exc:  # listed by the runtime, but it did not start
@@ -287,19 +288,18 @@ def _bench_choice(
         # the cold start (a fresh process: imports, load, golden check) takes about a load more
         work = max(share - 2 * load_ms / 1e3 - 1.0, 0.3 * share)
         manifest = pipeline.manifest
+        cold_s = load_ms / 1e3 + 1.0 if cold else 0.0
+        prog.plan(0.45 * work + cold_s + prog.later)
+        single = _single(pipeline, item, n, 0.55 * work, prog)
+        prog.plan(cold_s + prog.later)
+        repeats = batch_repeats or (None if n is None else max(20, n // 5))
         run: dict[str, Any] = {
             "backend": choice.backend,
             "device": choice.device,
             "precision": manifest.precision,
             "load_ms_incl_golden_check": round(load_ms, 1),
-            "single": _single(pipeline, item, n, 0.55 * work, prog),
-            "batch": _batch(
-                pipeline,
-                items,
-                batch_repeats or (None if n is None else max(20, n // 5)),
-                0.45 * work,
-                prog,
-            ),
+            "single": single,
+            "batch": _batch(pipeline, items, repeats, 0.45 * work, prog),
         }
     if cold and _json_able(item):
         prog.tick(f"{choice.backend}/{choice.device} cold start", 0, None, None)
