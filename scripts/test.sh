@@ -15,6 +15,8 @@ check_python
 
 APT=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || APT+=(mosquitto)
+# The 3-node NATS JetStream cluster of tests/integration/test_fleet_jetstream.py (deploy/nats/).
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || APT+=(nats-server)
 # The Jetson check: kernel tests cross-compiled for aarch64 and run under qemu-user.
 command -v aarch64-linux-gnu-g++ >/dev/null || APT+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || APT+=(qemu-user)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from conftest import until
 from nats_cluster import NATS_SERVER, NatsCluster
 from stores import PG_DSN
 
-from edgemed.fleet.broker import free_port
+from edgemed.fleet.broker import free_port, wait_for_port
 from edgemed.fleet.jetstream import JetStreamConfig, ensure_stream
 from edgemed.fleet.store import PostgresStore
 
@@ -37,7 +38,8 @@ if not Path(NATS_SERVER).exists():
 
 SOAK = os.environ.get("EDGEMED_JETSTREAM_SOAK") == "1"
 DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 250, 30.0)
-SIM = Path(__file__).resolve().parents[1] / "sim_device.py"
+ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "tests" / "sim_device.py"
 TOKEN = "jetstream-test-token-0123456789"
 CONFIG = JetStreamConfig(servers=("unused",), ack_wait_s=5.0)  # the test's stream + consumer
 
@@ -158,3 +160,60 @@ def test_node_and_worker_kill_lose_nothing_and_store_once(
                 proc.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
+
+
+def _shipped_ports() -> list[int]:
+    ports = []
+    for env in sorted((ROOT / "deploy" / "nats").glob("node-*.env")):
+        for line in env.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.endswith("_PORT"):
+                ports.append(int(value))
+    return ports
+
+
+def test_documented_commands_start_the_cluster_and_two_fleets(tmp_path: Path, schema: str) -> None:
+    """docs/fleet.md's commands as written: deploy/nats/run-local-cluster.sh with the shipped
+    node-N.env ports, then two `edgemed fleet serve --jetstream` processes; a device's results
+    are stored once each."""
+    ports = _shipped_ports()
+    assert len(ports) == 9
+    for port in ports:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} of deploy/nats/node-*.env is in use here")
+    script = ROOT / "deploy" / "nats" / "run-local-cluster.sh"
+    nodes = subprocess.Popen(
+        [str(script), str(tmp_path / "nats-data")],
+        env={**os.environ, "NATS_SERVER": NATS_SERVER},
+        stdout=(tmp_path / "nats.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    urls = "nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224"
+    fleets: list[subprocess.Popen[Any]] = []
+    try:
+        assert all(wait_for_port(p, 20) for p in (14222, 14223, 14224, 11883, 11884, 11885))
+        PostgresStore(PG_DSN, schema=schema).close()
+        for k, mqtt_port in enumerate((11883, 11884)):
+            fleets.append(subprocess.Popen(
+                [sys.executable, "-m", "edgemed.cli", "fleet", "serve", "--jetstream", urls,
+                 "--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--db", PG_DSN,
+                 "--pg-schema", schema, "--port", str(free_port()), "--token", TOKEN],
+                stdout=subprocess.PIPE, stderr=(tmp_path / f"fleet{k}.log").open("wb"),
+                text=True,
+            ))  # fmt: skip
+        for fleet in fleets:
+            assert fleet.stdout is not None and fleet.stdout.readline().startswith("fleet:")
+        device = subprocess.run(
+            [sys.executable, str(SIM), "--outbox", str(tmp_path / "d.db"), "--port", "11885",
+             "--count", "60", "--log", str(tmp_path / "dev0.log"), "--device-id", "bed-js-0"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        assert device.returncode == 0, device.stderr[-2000:]
+        assert sorted(_stored(schema)["bed-js-0"]) == sorted(_submitted(tmp_path, 0))
+    finally:
+        for fleet in fleets:
+            fleet.terminate()
+            fleet.wait(timeout=15)
+        os.killpg(nodes.pid, signal.SIGTERM)
+        nodes.wait(timeout=20)
