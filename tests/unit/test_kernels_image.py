@@ -8,6 +8,7 @@ normalization (1/255 / std) before comparing normalized tensors.
 
 from __future__ import annotations
 
+import platform
 import threading
 
 import cv2
@@ -23,11 +24,21 @@ cv2.setNumThreads(1)
 FLAGS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 STEP = 1.0 / 255.0  # one uint8 step in [0, 1] units
+# The kernel interpolates in float. Against OpenCV's float32 resize (exact interpolation, the
+# same on every CPU) it must agree within EXACT_STEPS; against the usual uint8 chain, which rounds
+# after resizing, within one step, checked on x86-64 only: OpenCV's own uint8 path on aarch64 is
+# 1.0-1.56 steps from its float32 path (measured under qemu, docs/jetson.md).
+EXACT_STEPS = 0.02
+UINT8_CHAIN = platform.machine().lower() in ("x86_64", "amd64")
 
 
-def reference(img: np.ndarray, t: ImageTransform, size_wh: tuple[int, int]) -> np.ndarray:
-    """The usual Python chain: cv2.resize, BGR->RGB, float, normalize, HWC->CHW."""
-    resized = cv2.resize(img, size_wh, interpolation=FLAGS[t.interpolation])
+def reference(
+    img: np.ndarray, t: ImageTransform, size_wh: tuple[int, int], *, exact: bool = False
+) -> np.ndarray:
+    """The usual Python chain: cv2.resize, BGR->RGB, float, normalize, HWC->CHW (``exact``: the
+    resize in float32, before any rounding)."""
+    src = img.astype(np.float32) if exact else img
+    resized = cv2.resize(src, size_wh, interpolation=FLAGS[t.interpolation])
     if resized.ndim == 2:
         resized = np.repeat(resized[:, :, None], 3, axis=2)
     rgb = resized[:, :, :3][:, :, ::-1] if t.input_order == "bgr" else resized[:, :, :3]
@@ -53,7 +64,9 @@ def test_resize_matches_opencv_within_one_step(interp: str, size: tuple[int, int
     t = ImageTransform(size=size, interpolation=interp, mean=MEAN, std=STD)  # type: ignore[arg-type]
     out, place = preprocess_image(img, t)
     assert out.shape == (3, *size) and out.dtype == np.float32
-    assert max_steps(out, reference(img, t, (size[1], size[0])), t) <= 1.0
+    size_wh = (size[1], size[0])
+    assert max_steps(out, reference(img, t, size_wh, exact=True), t) <= EXACT_STEPS
+    assert not UINT8_CHAIN or max_steps(out, reference(img, t, size_wh), t) <= 1.0
     assert place.offset_x == 0 and place.scale_x == size[1] / 640
 
 
@@ -64,7 +77,8 @@ def test_real_photos(name: str, interp: str) -> None:
     rgb = np.ascontiguousarray(getattr(skimage_data, name)()[:, :, :3])
     t = ImageTransform(size=(224, 224), interpolation=interp, input_order="rgb")  # type: ignore[arg-type]
     out, _ = preprocess_image(rgb, t)
-    assert max_steps(out, reference(rgb, t, (224, 224)), t) <= 1.0
+    assert max_steps(out, reference(rgb, t, (224, 224), exact=True), t) <= EXACT_STEPS
+    assert not UINT8_CHAIN or max_steps(out, reference(rgb, t, (224, 224)), t) <= 1.0
 
 
 def test_real_dicom_ct_window_then_resize() -> None:
@@ -83,8 +97,10 @@ def test_real_dicom_ct_window_then_resize() -> None:
     )
     t = ImageTransform(size=(224, 224), output_order="gray", mean=(0.5,), std=(0.25,))
     out, _ = preprocess_image(u8, t)
+    exact = cv2.resize(u8.astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(out[0] - (exact / 255.0 - 0.5) / 0.25).max() <= EXACT_STEPS * STEP / 0.25
     ref = (cv2.resize(u8, (224, 224), interpolation=cv2.INTER_LINEAR) / 255.0 - 0.5) / 0.25
-    assert np.abs(out[0] - ref).max() <= STEP / 0.25 + 1e-6
+    assert not UINT8_CHAIN or np.abs(out[0] - ref).max() <= STEP / 0.25 + 1e-6
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
@@ -93,10 +109,10 @@ def test_channel_layouts(channels: int) -> None:
     img = rng.integers(0, 256, (50, 70, channels), dtype=np.uint8)
     t = ImageTransform(size=(20, 30), input_order="bgr", output_order="bgr")
     out, _ = preprocess_image(img, t)
-    resized = cv2.resize(img, (30, 20), interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(img.astype(np.float32), (30, 20), interpolation=cv2.INTER_LINEAR)
     resized = resized.reshape(20, 30, channels)
     expected = resized[:, :, [0, 0, 0]] if channels == 1 else resized[:, :, :3]
-    assert np.abs(out - expected.transpose(2, 0, 1) / 255.0).max() <= STEP + 1e-6
+    assert np.abs(out - expected.transpose(2, 0, 1) / 255.0).max() <= EXACT_STEPS * STEP
 
 
 def test_strided_views_need_no_copy_and_match_a_contiguous_copy() -> None:
