@@ -98,12 +98,15 @@ py::tuple cosine_topk(const py::array& queries, const py::array& matrix, std::si
     const Rows<float> q = check_rows(queries, "queries");
     const Rows<float> m = check_rows(matrix, "matrix");
     check_query_matrix(q, m.rows, m.dim, k);
-    bool finite = true;
+    bool finite = true, not_unit = false;
     py::tuple out = topk_outputs(q.rows, k, [&](std::int64_t* index, float* score) {
         finite = search::cosine_topk(q.data, q.rows, q.stride, m.data, m.rows, m.stride, m.dim, k,
-                                     index, score, search_threads(), unit_rows);
+                                     index, score, search_threads(), unit_rows, &not_unit);
     });
     if (!finite) throw py::value_error("matrix: contains NaN or infinity");
+    if (not_unit) {
+        throw py::value_error("matrix: rows are not unit-norm; call without normalized=True");
+    }
     return out;
 }
 

@@ -7,7 +7,7 @@
 
 // An AVX2 clone picked at load time on x86-64 (GCC), the baseline elsewhere; as search.cpp.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define EDGEMED_CLONES __attribute__((target_clones("avx2", "default")))
+#define EDGEMED_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define EDGEMED_CLONES
 #endif
@@ -154,15 +154,15 @@ void softmax_rows(const Strided2D& x, float* out) noexcept {
 }
 
 // One block of w <= kBlock pixels of `classes` planes `plane` floats apart: each loop runs over
-// the pixels with unit stride, so it vectorises; max, exp and the double sum per pixel as in
-// softmax_contiguous. Returns false if an input is NaN or infinite.
+// the pixels with unit stride, so it vectorises. Max-subtracted like softmax_rows, but summed
+// and scaled in float (a class map has few classes; double conversions per pixel cost more
+// than the exp): within 2 ulp of softmax_rows. Returns false if an input is NaN or infinite.
 constexpr std::size_t kBlock = 256;
 
 static EDGEMED_CLONES bool softmax_block(const float* x, std::size_t classes, std::size_t plane,
                                          std::size_t w, float* out) noexcept {
-    float max[kBlock], bad[kBlock];
-    double sum[kBlock];
-    for (std::size_t i = 0; i < w; ++i) max[i] = x[i], bad[i] = x[i] * 0.f, sum[i] = 0.0;
+    float max[kBlock], bad[kBlock], sum[kBlock];
+    for (std::size_t i = 0; i < w; ++i) max[i] = x[i], bad[i] = x[i] * 0.f, sum[i] = 0.f;
     for (std::size_t c = 1; c < classes; ++c) {
         const float* p = x + c * plane;
         for (std::size_t i = 0; i < w; ++i) {
@@ -176,13 +176,15 @@ static EDGEMED_CLONES bool softmax_block(const float* x, std::size_t classes, st
     for (std::size_t c = 0; c < classes; ++c) {
         const float* p = x + c * plane;
         float* o = out + c * plane;
-        for (std::size_t i = 0; i < w; ++i) o[i] = exp_nonpositive(p[i] - max[i]);
-        for (std::size_t i = 0; i < w; ++i) sum[i] += o[i];
+        for (std::size_t i = 0; i < w; ++i) {
+            o[i] = exp_nonpositive(p[i] - max[i]);
+            sum[i] += o[i];
+        }
     }
-    for (std::size_t i = 0; i < w; ++i) sum[i] = 1.0 / sum[i];  // >= 1: the max gives exp(0)
+    for (std::size_t i = 0; i < w; ++i) sum[i] = 1.f / sum[i];  // sum >= 1: the max gives exp(0)
     for (std::size_t c = 0; c < classes; ++c) {
         float* o = out + c * plane;
-        for (std::size_t i = 0; i < w; ++i) o[i] = static_cast<float>(o[i] * sum[i]);
+        for (std::size_t i = 0; i < w; ++i) o[i] *= sum[i];
     }
     return true;
 }

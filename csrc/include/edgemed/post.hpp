@@ -30,8 +30,8 @@ void softmax_rows(const Strided2D& x, float* out) noexcept;
 
 // Softmax along the middle axis of a C-contiguous (outer, classes, inner) array into out (same
 // shape, dense): class maps (C, H, W) along C, read plane by plane in blocks of pixels rather
-// than as rows `inner` floats apart. Same arithmetic as softmax_rows per pixel. False (out
-// unspecified) if an element is NaN or infinite.
+// than as rows `inner` floats apart. Summed in float: within 2 ulp of softmax_rows per pixel.
+// False (out unspecified) if an element is NaN or infinite.
 [[nodiscard]] bool softmax_planes(const float* x, std::size_t outer, std::size_t classes,
                                   std::size_t inner, float* out) noexcept;
 

@@ -18,11 +18,13 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
 // work is large; the result does not depend on the split. Returns false (outputs unspecified)
 // if a matrix row holds an infinity or NaN: checked during the scan, no extra pass.
 // `unit_rows`: the caller promises rows of unit norm (or zero), so the first, float32 pass
-// skips each row's norm; the re-scored candidates still use their exact norms.
+// skips each row's norm; the re-scored candidates still use their exact norms, and
+// `*not_unit` is set if one of them is neither of unit norm (within 2e-5) nor zero.
 [[nodiscard]] bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
                  std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
-                 unsigned max_threads = 1, bool unit_rows = false);
+                 unsigned max_threads = 1, bool unit_rows = false,
+                 bool* not_unit = nullptr);
 
 // Symmetric per-row int8 quantisation: scale[r] = max|row| / 127, out = round(row / scale[r]),
 // so row ~= scale[r] * out. All-zero rows get scale 0 and zeros. `out` is dense (rows x dim).
