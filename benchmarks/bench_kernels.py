@@ -71,7 +71,7 @@ def compare(
         "kernel": kernel,
         "shape": shape,
         "baseline": baseline,
-        "threads": {"edgemed": threads[0], "baseline": threads[1]},
+        "threads": {"edgemed": threads[0], "baseline": threads[1]},  # at most, on 2 vCPUs
         **paired(ours, base, rounds=rounds, calls=calls),
     }
 
@@ -90,8 +90,8 @@ def search_rows(rng: np.random.Generator, rounds: int) -> list[dict[str, Any]]:
         q = rng.standard_normal((nq, 384)).astype(np.float32)
         assert np.array_equal(kernels.cosine_topk(q, m, k)[0], numpy_topk_raw(q, m, k)[0])
         shape = f"{nq}x384 vs {n}x384, k={k}"
-        native = nq * m.size < 1 << 16  # below this the kernel runs, above it BLAS
-        ours_threads = 1 if native else blas
+        native = nq == 1 or nq * m.size < 1 << 22  # edgemed.kernels.search._BLAS_WORK
+        ours_threads = (2 if nq * m.size >= 1 << 21 else 1) if native else blas
         rows.append(
             compare(
                 "cosine_topk (float32, rows not unit)",
