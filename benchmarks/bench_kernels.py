@@ -229,6 +229,7 @@ def ocr_rows(rounds: int) -> list[dict[str, Any]]:
     from edgemed.registry import find_model_dir
 
     maps, probs = monitor_outputs()
+    synthetic = synthetic_map()
     chars = (find_model_dir("monitor-reader") / "ppocr_keys_v1.txt").read_text("utf-8")
     chars_list = chars.splitlines()
     charset, decoder = kernels.ppocr_charset(chars_list), CTCLabelDecode(character=chars_list)
@@ -257,7 +258,33 @@ def ocr_rows(rounds: int) -> list[dict[str, Any]]:
             calls=6,
             rounds=rounds,
         ),
+        compare(
+            "db_boxes (not a model's shape)",
+            "736x992 map of five large lines drawn with cv2.putText (this script's earlier case)",
+            lambda: kernels.db_boxes(synthetic[0, 0], dest_size=(480, 640)),
+            lambda: db_ref(synthetic, (480, 640)),
+            "rapidocr DBPostProcess (OpenCV, pyclipper, shapely)",
+            calls=10,
+            rounds=rounds,
+        ),
     ]
+
+
+def synthetic_map() -> np.ndarray:
+    import cv2
+    import onnxruntime as ort
+    import rapidocr_onnxruntime as rapidocr
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    img = np.zeros((480, 640, 3), np.uint8)
+    for i, text in enumerate(["HR 72", "SpO2 97", "NIBP 120/80", "RR 16", "T 36.8"]):
+        at = (30 + 40 * i, 60 + 85 * i)
+        cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 255, 0), 2)
+    det = ort.InferenceSession(
+        str(Path(rapidocr.__file__).parent / "models/ch_PP-OCRv4_det_infer.onnx")
+    )
+    x = DetPreProcess(736, "min", [0.5] * 3, [0.5] * 3)(img)
+    return np.asarray(det.run(None, {"x": x})[0])
 
 
 def recall_report(rng: np.random.Generator) -> dict[str, Any]:
