@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from api_client import call
 from conftest import until
 from nats_cluster import NATS_SERVER, NatsCluster
 from stores import PG_DSN
@@ -37,7 +38,7 @@ if not Path(NATS_SERVER).exists():
     pytest.skip("needs the nats-server binary", allow_module_level=True)
 
 SOAK = os.environ.get("EDGEMED_JETSTREAM_SOAK") == "1"
-DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 250, 30.0)
+DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 400, 30.0)
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "tests" / "sim_device.py"
 TOKEN = "jetstream-test-token-0123456789"
@@ -62,12 +63,14 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         nats.stop()
 
 
-def _fleet(cluster: NatsCluster, schema: str, mqtt_port: int, log: Path) -> subprocess.Popen[Any]:
+def _fleet(
+    cluster: NatsCluster, schema: str, mqtt_port: int, log: Path, api_port: int
+) -> subprocess.Popen[Any]:
     """One `edgemed fleet serve --jetstream` process, as docs/fleet.md starts it."""
     return subprocess.Popen(
         [sys.executable, "-m", "edgemed.cli", "fleet", "serve", "--jetstream", cluster.urls,
          "--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--db", PG_DSN, "--pg-schema", schema,
-         "--port", str(free_port()), "--token", TOKEN, "--workers", "1"],
+         "--port", str(api_port), "--token", TOKEN, "--workers", "1"],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -87,6 +90,24 @@ async def _backlog(js: Any) -> tuple[int, str]:
     info = await js.stream_info(CONFIG.stream, subjects_filter="edgemed.v1.*.results")
     subjects = info.state.subjects or {}
     return sum(subjects.values()), info.cluster.leader
+
+
+def _leader(cluster: NatsCluster) -> str:
+    """The stream's leader now ("" while none answers)."""
+    try:
+        return cluster.run(_backlog, timeout=3)[1] or ""
+    except Exception:
+        return ""
+
+
+def _stored_by(api_port: int) -> int:
+    """Results a fleet process's workers stored, from its /api/health (0 while it starts)."""
+    with contextlib.suppress(OSError):
+        status, body = call(f"http://127.0.0.1:{api_port}", "/api/health")
+        if status == 200:
+            assert body["broker"]["subscription"] == ["jetstream"]
+            return int(body["ingest"]["counts"]["stored"])
+    return 0
 
 
 def _stored(schema: str) -> dict[str, list[int]]:
@@ -124,15 +145,24 @@ def test_node_and_worker_kill_lose_nothing_and_store_once(
         cluster.kill(victim)  # the stream's leader, mid-stream: devices keep publishing
         killed_at = time.monotonic()
         survivor = cluster.nodes[(victim + 1) % 3]
-        fleets = [_fleet(cluster, schema, survivor.mqtt_port, tmp_path / f"fleet{k}.log")
+        api = [free_port() for _ in range(2)]
+        fleets = [_fleet(cluster, schema, survivor.mqtt_port, tmp_path / f"fleet{k}.log", api[k])
                   for k in range(2)]  # fmt: skip
-        time.sleep(3.0)
-        cluster.start(victim)  # its devices reconnect to it; it catches up from the others
+        # Restarted once the other two have a new leader: its devices reconnect to it, and it
+        # catches up from the others.
+        assert until(lambda: _leader(cluster) not in ("", leader), 20)
+        time.sleep(1.0)
+        cluster.start(victim)
         total = DEVICES * PER_DEVICE
         assert until(lambda: sum(map(len, _stored(schema).values())) >= total // 3, 60)
+        # Both processes share the work queue: each has stored part of the results.
+        assert until(lambda: all(_stored_by(port) > 0 for port in api), 30), [
+            call(f"http://127.0.0.1:{port}", "/api/health") for port in api
+        ]
         fleets[1].send_signal(signal.SIGKILL)  # one fleet process, while it ingests
         fleets[1].wait(timeout=10)
         stored_at_worker_kill = sum(map(len, _stored(schema).values()))
+        assert stored_at_worker_kill < total, "the fleet process was killed after the end"
         codes = [dev.wait(timeout=150) for dev in devices]
         elapsed = time.monotonic() - started
         assert codes == [0] * DEVICES, [p.read_text() for p in tmp_path.glob("dev*.err")]
