@@ -143,24 +143,34 @@ std::vector<std::uint8_t> binarize(const float* prob, std::size_t h, std::size_t
 
 // Flood-fills the 8-connected component containing (sx, sy), clearing it from `bits`, and
 // returns the left-most and right-most pixel of each of its rows: enough for the convex hull.
+// Scanline fill: each popped seed grows to its whole run of set pixels in its row, and one seed
+// is pushed per run touching [left - 1, right + 1] in the rows above and below (8-connected).
+// A pixel-by-pixel fill cost 0.75x OpenCV's contour tracing on large, thick text lines.
 std::vector<Point> take_component(std::vector<std::uint8_t>& bits, std::size_t h, std::size_t w,
                                   std::size_t sx, std::size_t sy,
                                   std::vector<std::size_t>& stack) {
     std::vector<std::pair<std::size_t, std::size_t>> extent;  // (min x, max x) per row from sy
     stack.assign(1, sy * w + sx);
-    bits[sy * w + sx] = 0;
     while (!stack.empty()) {
         const std::size_t at = stack.back();
         stack.pop_back();
-        const std::size_t y = at / w, x = at % w;
+        if (!bits[at]) continue;  // filled from another seed since it was pushed
+        const std::size_t y = at / w;
+        std::uint8_t* row = &bits[y * w];
+        std::size_t left = at % w, right = left;
+        while (left > 0 && row[left - 1]) --left;
+        while (right + 1 < w && row[right + 1]) ++right;
+        std::fill(row + left, row + right + 1, std::uint8_t{0});
         if (y - sy >= extent.size()) extent.resize(y - sy + 1, {w, 0});
-        extent[y - sy] = {std::min(extent[y - sy].first, x), std::max(extent[y - sy].second, x)};
-        for (std::size_t ny = y ? y - 1 : 0; ny <= std::min(h - 1, y + 1); ++ny)
-            for (std::size_t nx = x ? x - 1 : 0; nx <= std::min(w - 1, x + 1); ++nx)
-                if (bits[ny * w + nx]) {
-                    bits[ny * w + nx] = 0;
-                    stack.push_back(ny * w + nx);
-                }
+        extent[y - sy] = {std::min(extent[y - sy].first, left),
+                          std::max(extent[y - sy].second, right)};
+        const std::size_t a = left ? left - 1 : 0, b = std::min(w - 1, right + 1);
+        for (const std::size_t ny : {y - 1, y + 1}) {
+            if (ny >= h) continue;  // y - 1 wraps around for y == 0
+            const std::uint8_t* next = &bits[ny * w];
+            for (std::size_t x = a; x <= b; ++x)
+                if (next[x] && (x == a || !next[x - 1])) stack.push_back(ny * w + x);
+        }
     }
     std::vector<Point> pts;  // rows above sy cannot occur: sy is the component's first row
     for (std::size_t i = 0; i < extent.size(); ++i) {
@@ -360,8 +370,13 @@ std::vector<TextBox> db_boxes(const float* prob, std::size_t height, std::size_t
     std::vector<std::size_t> stack;
     std::size_t candidates = 0;
     for (std::size_t y = 0; y < height && candidates < p.max_candidates; ++y) {
+        const std::uint8_t* row = &bits[y * width];
         for (std::size_t x = 0; x < width && candidates < p.max_candidates; ++x) {
-            if (!bits[y * width + x]) continue;
+            for (std::uint64_t word = 0; x + 8 <= width; x += 8) {  // skip empty 8-pixel words
+                std::memcpy(&word, row + x, sizeof word);
+                if (word != 0) break;
+            }
+            if (x >= width || !row[x]) continue;
             ++candidates;
             const std::vector<Point> hull =
                 convex_hull(take_component(bits, height, width, x, y, stack));
