@@ -47,6 +47,7 @@ from ..wire import (
 )
 from .clock import clock_synced
 from .outbox import Outbox, OutboxRow
+from .subscriptions import Subscriptions
 
 __all__ = ["Publisher"]
 
@@ -124,6 +125,7 @@ class Publisher:
         self._fleet_processes: set[str] = set()  # fleet processes seen online
         self._replay_at: float | None = None  # a fleet came back: replay at this monotonic time
         self._next_heartbeat = float("inf")
+        self._subscriptions = Subscriptions(self.device_id)  # checked SUBACKs (sync/subscriptions.py)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -136,6 +138,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._subscriptions.on_suback
         return client
 
     # -- public API -------------------------------------------------------------------------
@@ -258,6 +261,7 @@ class Publisher:
                 self._wake = False
             if self._connected:
                 self._check_link()
+                self._subscriptions.retry_due(self._client)
                 self._heartbeat_due()
                 self._replay_due()
                 try:
@@ -401,7 +405,7 @@ class Publisher:
         subscriptions = [(topic(self.device_id, "ack"), 1), (FLEET_STATUS_TOPICS, 1)]
         if self._on_command is not None:
             subscriptions.append((topic(self.device_id, "cmd"), 1))
-        client.subscribe(subscriptions)
+        self._subscriptions.subscribe(client, subscriptions)
         birth = self._birth()
         self._next_heartbeat = time.monotonic() + self.sync.heartbeat_s
         self.outbox.set_link_state("online")
