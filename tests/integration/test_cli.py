@@ -211,8 +211,9 @@ def test_bench_reports_each_backend(tmp_path: Path) -> None:
         assert 0 < run["cold_start_ms"] < 60_000 and run["rss_mb"] > 20  # a real child process
 
     one = _edgemed(
-        "bench", "wdbc-malignancy-mlp", "-n", "20", "--backend", "openvino", "--no-cold-start"
-    )
+        "bench", "wdbc-malignancy-mlp", "-n", "20", "--backend", "openvino", "--no-cold-start",
+        "--json",
+    )  # fmt: skip
     runs = json.loads(one.stdout)["runs"]
     assert [r["backend"] for r in runs] == ["openvino"] and "cold_start_ms" not in runs[0]
     bad = _edgemed("bench", "no-such-model")
