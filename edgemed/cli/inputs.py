@@ -39,7 +39,8 @@ def _file(
         return read_image(path)
     if suffix == ".dcm":
         if how.dicom == "image":
-            return read_dicom_image(path).windowed()
+            image = read_dicom_image(path)
+            return image.windowed() if how.from_dicom_image is None else how.from_dicom_image(image)
         return _signal(read_dicom_waveform(path), manifest, how, channel)
     if suffix in SIGNAL_SUFFIXES:
         return _signal(read_signal(path, sampling_rate_hz=fs), manifest, how, channel)

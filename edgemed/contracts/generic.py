@@ -17,6 +17,9 @@ from .fields import (
     number,
 )
 
+# Where a segmentation result's pixel spacing came from (a DICOM attribute, or the caller).
+SPACING_SOURCES = ("caller", "PixelSpacing", "ImagerPixelSpacing")
+
 
 def signal_classification(body: dict[str, Any]) -> None:
     where = "signal-classification"
@@ -95,6 +98,12 @@ def image_segmentation(body: dict[str, Any]) -> None:
     if spacing is not None and not (isinstance(spacing, list) and len(spacing) == 2):
         raise ContractError(f"{where}.pixel_spacing_mm: must be [row, col] or null")
     mm2 = 0.0 if spacing is None else math.prod(finite(v, where, 1e-300) for v in spacing)
+    source = body.get("pixel_spacing_source")  # absent in bodies of edgemed <= the field's
+    if (source is not None) and (spacing is None or source not in SPACING_SOURCES):
+        raise ContractError(
+            f"{where}.pixel_spacing_source: one of {list(SPACING_SOURCES)} with a spacing, "
+            "else null"
+        )
     classes = as_array(body.get("classes"), f"{where}.classes")
     if [c.get("label") if isinstance(c, dict) else None for c in classes] != labels:
         raise ContractError(f"{where}.classes: one object per label, in the labels' order")

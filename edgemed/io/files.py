@@ -104,6 +104,26 @@ class DicomImage:
     intercept: float
     window_center: float | None
     window_width: float | None
+    # (row, column) mm between pixel centres: Pixel Spacing (0028,0030), else Imager Pixel
+    # Spacing (0018,1164) (at the detector, not corrected for magnification); None: unknown.
+    pixel_spacing_mm: tuple[float, float] | None = None
+    pixel_spacing_source: str | None = None  # "PixelSpacing", "ImagerPixelSpacing" or None
+
+    def spaced(self, *, center: float | None = None, width: float | None = None) -> dict[str, Any]:
+        """``{"image", "pixel_spacing_mm", "pixel_spacing_source"}``: the windowed 2-D image
+        with its file's pixel spacing (None, None where the file gives none), as
+        image-segmentation takes it for areas in mm². A multi-frame image raises InputError."""
+        if self.pixels.ndim != 2:
+            raise InputError(
+                f"DICOM image of shape {self.pixels.shape}: one 2-D frame is needed (a "
+                "multi-frame or colour DICOM image is not supported here)"
+            )
+        spacing = self.pixel_spacing_mm
+        return {
+            "image": self.windowed(center=center, width=width),
+            "pixel_spacing_mm": None if spacing is None else list(spacing),
+            "pixel_spacing_source": self.pixel_spacing_source,
+        }
 
     def windowed(
         self, *, center: float | None = None, width: float | None = None
@@ -187,6 +207,22 @@ def _first(value: Any) -> float | None:
         return None
 
 
+def _pixel_spacing(ds: Any) -> tuple[tuple[float, float] | None, str | None]:
+    """The file's (row, column) pixel spacing and the attribute it came from: PixelSpacing,
+    ImagerPixelSpacing only where PixelSpacing is absent; (None, None) where that attribute
+    is missing or not two positive finite numbers (unknown, never guessed)."""
+    key = next((k for k in ("PixelSpacing", "ImagerPixelSpacing") if k in ds), None)
+    if key is None:
+        return None, None
+    try:
+        numbers = [float(v) for v in ds.get(key)]
+    except (TypeError, ValueError):
+        return None, None
+    if len(numbers) != 2 or not all(np.isfinite(v) and v > 0 for v in numbers):
+        return None, None
+    return (numbers[0], numbers[1]), key
+
+
 def read_dicom_image(path: str | Path) -> DicomImage:
     ds = _dataset(path)
     if "PixelData" not in ds:
@@ -198,6 +234,7 @@ def read_dicom_image(path: str | Path) -> DicomImage:
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
     pixels = (stored.astype(np.float64) * slope + intercept).astype(np.float32)
+    spacing, source = _pixel_spacing(ds)
     return DicomImage(
         pixels=pixels,
         stored=stored,
@@ -206,6 +243,8 @@ def read_dicom_image(path: str | Path) -> DicomImage:
         intercept=intercept,
         window_center=_first(ds.get("WindowCenter")),
         window_width=_first(ds.get("WindowWidth")),
+        pixel_spacing_mm=spacing,
+        pixel_spacing_source=source,
     )
 
 

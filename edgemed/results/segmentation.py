@@ -38,7 +38,10 @@ class ImageSegmentation:
     Per class, in ``labels`` order: ``pixels``, ``mean_confidence`` (None for an absent
     class) and ``regions`` (8-connected components). ``areas_mm2`` needs
     ``pixel_spacing_mm`` (row, column spacing of the input's pixels, as DICOM's Pixel
-    Spacing), else None. ``encoded_mask`` is the wire copy of the mask (None unless the
+    Spacing), else None: unknown, areas in pixels only. ``pixel_spacing_source`` says where
+    the spacing came from: ``"PixelSpacing"`` or ``"ImagerPixelSpacing"`` (a DICOM file's;
+    the latter is at the detector, not corrected for magnification), ``"caller"``, or None
+    exactly when there is no spacing. ``encoded_mask`` is the wire copy of the mask (None unless the
     manifest asks for one): a grid of at most ``mask_max_side`` per side, see
     :func:`encode_mask`.
     """
@@ -54,6 +57,7 @@ class ImageSegmentation:
     specks_removed: int
     encoded_mask: dict[str, Any] | None = field(repr=False)
     provenance: Provenance
+    pixel_spacing_source: str | None = None
     kind: str = "image-segmentation"
 
     @property
@@ -102,17 +106,22 @@ class ImageSegmentation:
             "height": self.height,
             "width": self.width,
             "pixel_spacing_mm": None if spacing is None else list(spacing),
+            "pixel_spacing_source": self.pixel_spacing_source if spacing is not None else None,
             "classes": classes,
             "unseen_pixels": self.unseen_pixels,
             "specks_removed": self.specks_removed,
             "mask": self.encoded_mask,
         }
 
+    def _spacing_said(self) -> str:
+        return _spacing_line(self.pixel_spacing_mm, self.pixel_spacing_source)
+
     def summary(self) -> dict[str, Any]:
         areas = self.areas_mm2
         return {
             **timings_summary(self.provenance),
             "size": [self.height, self.width],
+            "pixel_spacing": self._spacing_said(),
             "classes": {
                 label: {"pixels": n, "area_mm2": area, "regions": regions}
                 for label, n, area, regions in zip(
@@ -120,6 +129,21 @@ class ImageSegmentation:
                 )
             },
         }
+
+
+def _spacing_line(spacing: tuple[float, float] | None, source: str | None) -> str:
+    """The summary's plain words on the pixel spacing (and so on the areas)."""
+    if spacing is None:
+        return "unknown: areas in pixels only (area_mm2 null)"
+    row, col = spacing
+    said = {
+        "PixelSpacing": "from the DICOM file's PixelSpacing",
+        "ImagerPixelSpacing": (
+            "from the DICOM file's ImagerPixelSpacing (no PixelSpacing: at the detector, "
+            "not corrected for magnification)"
+        ),
+    }.get(source or "caller", "given by the caller")
+    return f"{row:g} x {col:g} mm (row x column), {said}"
 
 
 def _varints(values: npt.NDArray[np.int64]) -> bytes:

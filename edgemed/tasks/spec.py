@@ -83,12 +83,14 @@ class CliInput:
 
     ``text``: inline text, stdin and files of no known type are the input itself (str or
     bytes) instead of JSON. ``dicom``: a ``.dcm`` file holds an image or a waveform.
-    ``from_signal``: a signal file's chosen channel -> the task's input (a ``Signal`` of one
+    ``from_dicom_image``: a DICOM image (an ``edgemed.io.DicomImage``) -> the task's input;
+    None: its pixels through the header's window. ``from_signal``: a signal file's chosen channel -> the task's input (a ``Signal`` of one
     channel); None for a streaming task, which is handed the whole signal.
     """
 
     text: bool = False
     dicom: Literal["image", "waveform"] = "waveform"
+    from_dicom_image: Callable[[Any], object] | None = None
     from_signal: Callable[[Any], object] | None = None
 
 

@@ -29,6 +29,7 @@ import pytest
 import edgemed
 from edgemed.contracts import check_result_body
 from edgemed.errors import InputError
+from edgemed.io import read_dicom_image
 from edgemed.results import ImageSegmentation
 from edgemed.results.segmentation import decode_mask
 
@@ -173,6 +174,53 @@ def test_pixel_spacing_gives_areas_in_mm2(pipe: Any) -> None:
     assert body["classes"][1]["area_mm2"] == pytest.approx(plain.pixels[1] * 0.125)
     assert body["pixel_spacing_mm"] == [0.5, 0.25] and body["mask"] is None
     assert plain.body()["classes"][1]["area_mm2"] is None
+
+
+def test_edgemed_run_on_a_dicom_file_gives_mm2_from_its_pixel_spacing(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """`edgemed run BUNDLE @file.dcm` as a user runs it, on pydicom's MR_small.dcm (64 x 64,
+    Pixel Spacing 0.3125 mm; the model sees it at 320 x 320): areas in mm² from the file's
+    spacing; metamorphic: the file with its Pixel Spacing doubled gives 4x every area; without
+    any spacing the areas are pixels only, said plainly. The Python API agrees."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    source = Path(get_testdata_file("MR_small.dcm"))
+    ds = pydicom.dcmread(source)
+    ds.PixelSpacing = [0.625, 0.625]
+    doubled = tmp_path / "doubled.dcm"
+    ds.save_as(doubled)
+    del ds.PixelSpacing
+    unknown = tmp_path / "unknown.dcm"
+    ds.save_as(unknown)
+    said = {}
+    env = dict(os.environ, EDGEMED_MODELS_PATH=str(Path(built["path"]).parent))
+    for name, path in (("plain", source), ("doubled", doubled), ("unknown", unknown)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgemed.cli", "run", "text-regions", f"@{path}"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        said[name] = json.loads(proc.stdout)
+    plain, twice, none = said["plain"], said["doubled"], said["unknown"]
+    assert plain["size"] == [64, 64]
+    assert plain["pixel_spacing"].startswith("0.3125 x 0.3125 mm (row x column), from the DICOM")
+    for label in ("background", "text"):
+        n = plain["classes"][label]["pixels"]
+        assert twice["classes"][label]["pixels"] == n == none["classes"][label]["pixels"]
+        assert plain["classes"][label]["area_mm2"] == pytest.approx(n * 0.3125**2, rel=1e-5)
+        assert twice["classes"][label]["area_mm2"] == pytest.approx(
+            4 * plain["classes"][label]["area_mm2"], rel=1e-5
+        )
+        assert none["classes"][label]["area_mm2"] is None
+    assert plain["classes"]["background"]["area_mm2"] > 0
+    assert none["pixel_spacing"].startswith("unknown: areas in pixels only")
+    with edgemed.load(Path(built["path"]), threads=1) as pipeline:
+        api = segment(pipeline, read_dicom_image(source).spaced())
+    assert api.pixel_spacing_mm == (0.3125, 0.3125)
+    assert api.summary()["classes"] == plain["classes"]
+    check_result_body(api.kind, api.body())
 
 
 def test_the_wire_body_stays_small_on_a_1024_image(built: dict[str, Any], tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ entirely by the manifest (no code per model).
 
 ``preprocess`` is image-classification's section (size, fit, interpolation, channel order,
 layout, normalisation); the caller may pass ``{"image": ..., "pixel_spacing_mm": [row, col]}``
-for areas in mm². ``postprocess`` turns the model's per-class score maps (softmax, sigmoid or
+for areas in mm² (``edgemed.io.read_dicom_image(path).spaced()`` makes it from a DICOM file,
+as ``edgemed run`` does on a ``.dcm``). ``postprocess`` turns the model's per-class score maps (softmax, sigmoid or
 probabilities) into a class mask at the input's own size, drops specks under ``min_area_px``
 and optionally puts a small run-length-encoded copy of the mask on the wire (``mask: rle``).
 """
@@ -43,6 +44,11 @@ def _golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str
     return golden_check(manifest, results, cpu_family)
 
 
+def _from_dicom_image(image: Any) -> object:
+    """A DICOM image (edgemed.io.DicomImage) -> the windowed image with the file's spacing."""
+    return image.spaced()
+
+
 def _input_contract(m: Manifest) -> dict[str, Any]:
     pre, post = m.preprocess, m.postprocess
     return {
@@ -51,7 +57,9 @@ def _input_contract(m: Manifest) -> dict[str, Any]:
         "layout": "HWC",
         "colour_order": "BGR",  # as cv2.imread; image files are read that way
         "channels": [3, 1],  # BGR, or gray (H, W) / (H, W, 1)
-        "pixel_spacing_mm": "optional: {'image': ..., 'pixel_spacing_mm': [row, col]}",
+        "pixel_spacing_mm": (
+            "optional: {'image': ..., 'pixel_spacing_mm': [row, col]}; a .dcm file's own"
+        ),
         "model_input": {key: pre.get(key) for key in ("size", "fit", "channel_order", "layout")},
         "labels": post.get("labels"),
         "scores": post.get("scores"),
@@ -65,6 +73,6 @@ SPEC = TaskSpec(
     golden_inputs=_golden_inputs,
     golden_check=_golden_check,
     input_contract=_input_contract,
-    cli_input=CliInput(dicom="image"),
+    cli_input=CliInput(dicom="image", from_dicom_image=_from_dicom_image),
     build=BUILD,
 )

@@ -206,6 +206,7 @@ class SegmentationPostprocessor:
             mean_confidence=means,
             regions=regions,
             pixel_spacing_mm=context.pixel_spacing_mm,
+            pixel_spacing_source=context.pixel_spacing_source,
             specks_removed=removed,
             encoded_mask=encoded,
         )

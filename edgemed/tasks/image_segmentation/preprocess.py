@@ -5,9 +5,12 @@ Input policy (stated once, tested): a uint8 array, BGR ``(height, width, 3)`` as
 ``cv2.imread`` returns it or gray ``(height, width)`` / ``(height, width, 1)``, or the path of
 an image file OpenCV decodes; or a mapping ``{"image": <that>, "pixel_spacing_mm": [row,
 col]}`` where the physical size of a pixel is known (millimetres between rows, between
-columns: DICOM's Pixel Spacing (0028,0030) order): areas are then given in mm². Anything else
-(another dtype, 2 or 4 channels, an empty array, a side over 16384 pixels, a missing or
-undecodable file, a spacing that is not two positive finite numbers, another key) raises
+columns: DICOM's Pixel Spacing (0028,0030) order): areas are then given in mm². The mapping
+may say where the spacing came from, ``"pixel_spacing_source"``: ``"PixelSpacing"`` or
+``"ImagerPixelSpacing"`` (a DICOM file's, as ``edgemed.io.DicomImage.spaced()`` gives it) or
+``"caller"`` (the default). Anything else (another dtype, 2 or 4 channels, an empty array, a
+side over 16384 pixels, a missing or undecodable file, a spacing that is not two positive
+finite numbers, a source without a spacing or not one of those, another key) raises
 :class:`InputError`.
 
 The ``preprocess`` section, the image checks and the kernel that resizes and normalises are
@@ -24,15 +27,16 @@ from typing import Any
 import numpy as np
 
 from ... import kernels
+from ...contracts.generic import SPACING_SOURCES
 from ...errors import InputError
 from ...manifest import Manifest
 from ..image_input import ImageTensors
 from ..prepared import Prepared
 
-__all__ = ["SegmentationContext", "SegmentationPreprocessor", "split_input"]
+__all__ = ["SPACING_SOURCES", "SegmentationContext", "SegmentationPreprocessor", "split_input"]
 
 MAX_SPACING_MM = 1000.0  # a pixel a metre across is a unit mistake, not an image
-_KEYS = frozenset({"image", "pixel_spacing_mm"})
+_KEYS = frozenset({"image", "pixel_spacing_mm", "pixel_spacing_source"})
 _FORMS = (  # what a caller may pass, for the error on anything else
     "a uint8 image array (height, width, 3) BGR or (height, width) gray, an image file path, "
     "or {'image': ..., 'pixel_spacing_mm': [row, col]}"
@@ -48,6 +52,7 @@ class SegmentationContext:
     width: int
     placement: kernels.Placement
     pixel_spacing_mm: tuple[float, float] | None
+    pixel_spacing_source: str | None = None  # SPACING_SOURCES; None exactly without a spacing
 
 
 def _spacing(value: Any) -> tuple[float, float]:
@@ -65,16 +70,26 @@ def _spacing(value: Any) -> tuple[float, float]:
     return numbers[0], numbers[1]
 
 
-def split_input(item: object) -> tuple[object, tuple[float, float] | None]:
-    """(the image part, its pixel spacing or None) of a caller's input."""
+def split_input(item: object) -> tuple[object, tuple[float, float] | None, str | None]:
+    """(the image part, its pixel spacing or None, where the spacing came from or None) of a
+    caller's input."""
     if not isinstance(item, Mapping):
-        return item, None
+        return item, None, None
     if "image" not in item or set(item) - _KEYS:
         raise InputError(
             f"expected {{'image': ..., 'pixel_spacing_mm': [row, col]}}, got keys {sorted(item)}"
         )
-    spacing = item.get("pixel_spacing_mm")
-    return item["image"], None if spacing is None else _spacing(spacing)
+    spacing, source = item.get("pixel_spacing_mm"), item.get("pixel_spacing_source")
+    if spacing is None:
+        if source is not None:
+            raise InputError(f"pixel_spacing_source {source!r:.40} without a pixel_spacing_mm")
+        return item["image"], None, None
+    source = "caller" if source is None else source
+    if source not in SPACING_SOURCES:
+        raise InputError(
+            f"pixel_spacing_source: expected one of {list(SPACING_SOURCES)}, got {source!r:.40}"
+        )
+    return item["image"], _spacing(spacing), str(source)
 
 
 class SegmentationPreprocessor:
@@ -85,13 +100,14 @@ class SegmentationPreprocessor:
         self.config, self.transform = self.images.config, self.images.transform
 
     def __call__(self, item: object) -> Prepared:
-        source_item, spacing = split_input(item)
+        source_item, spacing, source = split_input(item)
         image, tensor, placement = self.images(source_item)
         context = SegmentationContext(
             height=int(image.shape[0]),
             width=int(image.shape[1]),
             placement=placement,
             pixel_spacing_mm=spacing,
+            pixel_spacing_source=source,
         )
         return Prepared(
             tensors={self.images.input: tensor},
