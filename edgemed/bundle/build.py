@@ -228,6 +228,9 @@ def _evaluate_int8(
     )
     run.metrics[f"int8_{name}"] = _round(gate.int8_metric)
     run.metrics["fp32_int8_agreement"] = _round(gate.agreement)
+    if run.support.per_class is not None:
+        figures = run.support.per_class(fp32, results, run.truths)
+        run.metrics |= {key: _round(value) for key, value in figures.items()}
     return results, gate
 
 
@@ -334,7 +337,10 @@ def build_bundle(
         shutil.copyfile(model, stage / _MODEL_FILE["fp32"])
         _placeholders(stage)
         _manifest(spec, graph, stage, "fp32", {})
-        labelled = support.read_evaluation(evaluation, _draft(stage))
+        draft = _draft(stage)
+        if support.for_manifest is not None:
+            support = support.for_manifest(draft)
+        labelled = support.read_evaluation(evaluation, draft)
         if not labelled:
             raise BuildError(f"{evaluation}: no evaluation inputs found")
         run = _Run(spec, graph, support, stage, progress, [x for x, _ in labelled],

@@ -30,6 +30,18 @@ def _figures(metrics: Mapping[str, float | int | str], metric: str) -> str:
         f"| {metric} | {metrics.get(f'fp32_{metric}', '-')} | {metrics.get(f'int8_{metric}', '-')} |",
         f"| agreement with FP32 | 1 | {metrics.get('fp32_int8_agreement', '-')} |",
     ]
+    classes = [k[len("agreement[") : -1] for k in metrics if k.startswith("agreement[")]
+    if classes:  # per-class figures (multi-label classifiers)
+        rows += [
+            "",
+            "| class | FP32 F1 | INT8 F1 | INT8 agreement with FP32 |",
+            "|---|---|---|---|",
+        ]
+        rows += [
+            f"| {c} | {metrics.get(f'fp32_f1[{c}]')} | {metrics.get(f'int8_f1[{c}]')} "
+            f"| {metrics.get(f'agreement[{c}]')} |"
+            for c in classes
+        ]
     return "\n".join(rows)
 
 

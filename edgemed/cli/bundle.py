@@ -26,7 +26,8 @@ must add marked TO COMPLETE), then load the bundle as a device would. Nothing is
 OUT unless all of it passed.
 
 Folders, by task (docs/bring-your-own-model.md has every format):
-  image-classification   --evaluation DIR/<label>/*.png|jpg|bmp|tif; --calibration DIR of images
+  image-classification   --evaluation DIR/<label>/*.png|jpg|bmp|tif; --calibration DIR of images;
+                         multi_label: DIR of images + DIR/labels.csv (image, then 0/1 per label)
   image-segmentation     --evaluation DIR/images/* with DIR/masks/<same stem>.png of class
                          indices; --calibration DIR of images
   signal-classification  --evaluation DIR/<label>/*.npy (channels, samples) windows at the

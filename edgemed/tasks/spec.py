@@ -124,6 +124,14 @@ class BuildSupport:
     # The manifest's ``golden`` limits for the shipped precision ("fp32", "int8") given the
     # golden results; None: the builder's defaults (scores in [0, 1], labels must agree).
     golden_tolerance: Callable[[str, Sequence[Result]], dict[str, float]] | None = None
+    # The support for this manifest where it differs by the manifest (a multi-label
+    # classifier's); None: this one.
+    for_manifest: Callable[[Manifest], BuildSupport] | None = None
+    # Figures per class for the build report and the card, given the FP32 and INT8 results
+    # and the truths (``agreement[<label>]``, ``fp32_f1[<label>]``...); None: none.
+    per_class: (
+        Callable[[Sequence[Result], Sequence[Result], Sequence[Any]], dict[str, float]] | None
+    ) = None
 
 
 @dataclass(frozen=True, kw_only=True)

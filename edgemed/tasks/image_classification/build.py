@@ -1,7 +1,7 @@
 """What ``edgemed bundle build`` needs to build image classifiers (``BuildSupport``).
 
 Folders: calibration = image files (subfolders allowed); evaluation = one subfolder per
-label, named as the label, holding that label's images. Files are read in sorted path order
+label, named as the label, holding that label's images (multi-label: ``multi_build.py``). Files are read in sorted path order
 (the same folders always give the same bundle); files of other suffixes are ignored, an image
 file OpenCV cannot decode is an error naming it.
 """
@@ -58,15 +58,20 @@ def golden_arrays(
     top-k scores in their labels' columns (what the golden check compares); columns outside a
     result's top-k are not recorded (0), so its top-1 is still the row's largest."""
     rows = [_classification(r) for r in results]
-    if any(r.multi_label for r in rows):
-        raise BuildError(
-            "multi-label bundles cannot be built yet (no multi-label evaluation format)"
-        )
     from ..class_scores import golden_scores
 
     scores = golden_scores(manifest, [r.top for r in rows])
     images = {f"image_{i}": np.asarray(x) for i, x in enumerate(inputs)}
     return images, {"scores": scores}
+
+
+def _for_manifest(manifest: Manifest) -> BuildSupport:
+    """Multi-label classifiers: their own evaluation format, metric and per-class figures."""
+    if not manifest.postprocess.get("multi_label"):
+        return BUILD
+    from .multi_build import multi_label_build
+
+    return multi_label_build(manifest, BUILD)
 
 
 BUILD = BuildSupport(
@@ -77,4 +82,5 @@ BUILD = BuildSupport(
     metric_name="accuracy",
     metric=LABELS.accuracy,
     golden_arrays=golden_arrays,
+    for_manifest=_for_manifest,
 )

@@ -5,7 +5,8 @@ Scores are the model's outputs through ``softmax`` or ``sigmoid`` (logits), or a
 when its score is under ``min_confidence``. Multi-label: every label at or above its
 threshold (``thresholds``, 0.5 where a label has none), withheld when one of those is under
 ``min_confidence``: such a label is flagged but not confidently, and a label scored below
-``min_confidence`` is never reported.
+``min_confidence`` is never reported. A multi-label result's ``top`` holds at least every label
+at or over its threshold (more than ``top_k`` where more are), so each has its score.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ class ImagePostprocessor:
 
     def __call__(self, outputs: Mapping[str, npt.NDArray[Any]], context: object) -> ResultBuilder:
         scores = final_scores(outputs, self._output, len(self.labels), self.config.scores)
-        top = top_labels(scores, self.labels, self.config.top_k)
+        k = self.config.top_k
+        if self.config.multi_label:  # every label at or over its threshold, with its score
+            k = max(k, int(np.count_nonzero(scores >= self.thresholds)))
+        top = top_labels(scores, self.labels, k)
         decide = self._multi if self.config.multi_label else self._single
         label, score, positive, abstained = decide(scores, top)
         return deferred(
