@@ -125,7 +125,9 @@ class Publisher:
         self._fleet_processes: set[str] = set()  # fleet processes seen online
         self._replay_at: float | None = None  # a fleet came back: replay at this monotonic time
         self._next_heartbeat = float("inf")
-        self._subscriptions = Subscriptions(self.device_id)  # checked SUBACKs (sync/subscriptions.py)
+        self._subscriptions = Subscriptions(
+            self.device_id
+        )  # checked SUBACKs (sync/subscriptions.py)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
