@@ -57,6 +57,9 @@ def test_garbage_payloads_dead_lettered_without_stopping_ingest(
         raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="attacker")
         raw.connect("127.0.0.1", broker.port)
         raw.loop_start()
+        # Publish only once connected, and check each was taken (under load, a message
+        # published before the CONNACK could still be queued when the wait below ends).
+        assert until(raw.is_connected, 10)
         bad = [
             ("edgemed/v1/bed-9/results", b"\xff\x00 definitely not json"),
             ("edgemed/v1/bed-9/results", b'{"schema": "edgemed.result/9"}'),
@@ -64,7 +67,9 @@ def test_garbage_payloads_dead_lettered_without_stopping_ingest(
             ("edgemed/v1/bed-9/status", b"[]"),
         ]
         for name, payload in bad:
-            raw.publish(name, payload, qos=1).wait_for_publish(5)
+            sent = raw.publish(name, payload, qos=1)
+            sent.wait_for_publish(10)
+            assert sent.is_published()
         # A payload for another device, published on bed-9's topic, is spoofing: rejected too.
         spoof = edgemed.wire.encode_result(
             encoder("x ray"),
