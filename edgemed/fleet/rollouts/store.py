@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from contextlib import AbstractContextManager
 from typing import Any
 
 from ...delivery import RolloutReport
+from ..store_hooks import StoreHooks
 
 __all__ = ["ROLLOUT_DDL", "RolloutStore"]
 
@@ -82,20 +81,10 @@ _DEVICE_COLUMNS = (
 )
 
 
-class RolloutStore:
+class RolloutStore(StoreHooks):
     """The rollout half of the store (the hooks come from ``SqlStore``)."""
 
-    _lock: threading.Lock
     store_id: str
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     # -- bundles ----------------------------------------------------------------------------
     def add_bundle(self, row: dict[str, Any], now: float) -> bool:
