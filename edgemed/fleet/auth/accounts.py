@@ -14,6 +14,7 @@ Random 256-bit secrets need no slow hash (they cannot be guessed); passwords do.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -71,9 +72,14 @@ SERVICE_USER = "service-token"
 MIN_PASSWORD = 12
 _TOKEN = re.compile(r"^emt_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$")
 _hasher = PasswordHasher()  # argon2id, the library's (RFC 9106 low-memory) defaults
-# Compared against when the user does not exist, so that a wrong name costs what a wrong
-# password costs (no user enumeration by timing).
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the user does not exist, so that a wrong name costs what a wrong
+    password costs (no user enumeration by timing). Made on the first login, not at import:
+    an argon2 hash takes ~100 ms and every fleet process and command imports this module."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,7 @@ class AccountStore(StoreHooks):
             row = self._run(
                 "SELECT password_hash, role, disabled_at FROM users WHERE username=?", (username,)
             ).fetchone()
-        stored = row[0] if row else _DUMMY_HASH
+        stored = row[0] if row else _dummy_hash()
         try:
             _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
