@@ -69,12 +69,14 @@ ALERT_COLUMNS = (
     + ", ".join(name for name, _ in EPISODE_COLUMNS if name != "notified_at")
     + ", notified_at"
 )
-# Open alerts: most severe first, then the longest waiting.
-OPEN_ORDER = (
-    "CASE severity "
+# An alert's SEVERITY_RANK in SQL (-1 for an unknown severity).
+SEVERITY_SQL = (
+    "(CASE severity "
     + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in SEVERITY_RANK.items())
-    + " ELSE -1 END DESC, raised_at, id"
+    + " ELSE -1 END)"
 )
+# Open alerts: most severe first, then the longest waiting.
+OPEN_ORDER = f"{SEVERITY_SQL} DESC, raised_at, id"
 _OPEN_EPISODE = (
     "SELECT id, severity, first_at, last_at, last_seq, peak, episode_count FROM alerts "
     "WHERE device_id=? AND episode=? AND closed_at IS NULL"

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..alerts import SEVERITY_RANK
-from ..episodes import ALERT_COLUMNS, OPEN_ORDER
+from ..episodes import ALERT_COLUMNS, OPEN_ORDER, SEVERITY_SQL
 from .schema import RESULT_COLUMNS
 
 __all__ = ["MAX_PAGE", "StoreQueries", "alert_cursor"]
@@ -123,7 +123,7 @@ class StoreQueries:
                 params.append(value)
         if after is not None and open_only:  # (severity rank desc, raised_at, id)
             rank, raised_at, id_ = after
-            clauses.append(f"({RANK}<? OR ({RANK}=? AND (raised_at>? OR "
+            clauses.append(f"({SEVERITY_SQL}<? OR ({SEVERITY_SQL}=? AND (raised_at>? OR "
                            "(raised_at=? AND id>?))))")  # fmt: skip
             params += [rank, rank, raised_at, raised_at, id_]
         elif after is not None:
@@ -157,14 +157,6 @@ class StoreQueries:
 
     def count_results(self) -> int:
         return int(self._rows("SELECT COUNT(*) AS n FROM results")[0]["n"])
-
-
-# The severity rank of OPEN_ORDER, for keyset cursors over the open list.
-RANK = (
-    "(CASE severity "
-    + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in SEVERITY_RANK.items())
-    + " ELSE -1 END)"
-)
 
 
 def alert_cursor(row: dict[str, Any], *, open_only: bool) -> tuple[Any, ...]:
