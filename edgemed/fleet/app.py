@@ -29,11 +29,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .._version import __version__
-from ..errors import SyncError
+from ..errors import AccountError, SyncError
 from .auth.accounts import Principal
 from .auth.guard import Guard, SessionPolicy, principal
 from .auth.headers import HttpsFiles, add_security_headers
-from .auth.routes import account_routes, login_routes
+from .auth.routes import account_error, account_routes, login_routes
 from .cursors import (
     encode_cursor,
     read_alert_cursor,
@@ -136,6 +136,7 @@ def _guard_and_log(app: FastAPI, metrics: FleetMetrics, max_body_bytes: int) -> 
     # login body came back in full): fleet/limits.py. The body limit sits inside the access
     # log (added first), so its 413s are logged and counted, and outside all body parsing.
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(AccountError, account_error)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.middleware("http")

@@ -72,6 +72,11 @@ def test_roles_tokens_revocation_and_their_audit_rows(app: FastAPI, store: SqlSt
     for name, role in (("nurse.kim", "clinician"), ("biomed.li", "biomedical-engineer")):
         made = admin.post("/api/users", json={"username": name, "role": role, "password": PASSWORD})
         assert made.status_code == 201, made.text
+    refused = admin.post("/api/users", json={"username": "x.y", "role": "janitor",
+                                             "password": PASSWORD})  # fmt: skip
+    assert refused.status_code == 400 and "unknown role 'janitor'" in refused.text
+    beyond = admin.post("/api/tokens", json={"name": "x", "scopes": ["users:manage"]})
+    assert beyond.status_code == 400 and "not within role" in beyond.text
     nurse = _login(app, "nurse.kim")
     # A clinician reads results and acknowledges, but cannot manage users or read the audit.
     assert nurse.get("/api/results").status_code == 200

@@ -13,16 +13,16 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ...errors import AccountError
 from .accounts import SERVICE_USER, USERNAME, Principal
 from .guard import CSRF_COOKIE, SERVICE, SESSION_COOKIE, Guard, principal, remote_of
 
 if TYPE_CHECKING:
     from ..store import SqlStore
 
-__all__ = ["account_routes", "login_routes"]
+__all__ = ["account_error", "account_routes", "login_routes"]
 
 LOGIN_WINDOW_S = 15 * 60.0
 MAX_FAILED_PER_USER = 5
@@ -137,7 +137,7 @@ def account_routes(guard: Guard) -> APIRouter:
     def change_password(body: PasswordChange, caller: Caller) -> None:
         if caller.kind != "user" or store.verify_password(caller.name, body.current) is None:
             raise HTTPException(403, "the current password is wrong (or this is not a user)")
-        _account(lambda: store.update_user(caller.name, password=body.new))
+        store.update_user(caller.name, password=body.new)
 
     @router.get("/api/audit")
     def audit(
@@ -173,15 +173,16 @@ def _user_routes(router: APIRouter, store: SqlStore) -> None:
 
     @router.post("/api/users", status_code=201)
     def add_user(body: NewUser, request: Request) -> dict[str, Any]:
-        _account(lambda: store.add_user(body.username, body.role, body.password))
+        store.add_user(body.username, body.role, body.password)
         _admin_audit(store, request, "user.create", body.username, {"role": body.role})
         return {"username": body.username, "role": body.role}
 
     @router.patch("/api/users/{username}")
     def change_user(username: Username, body: UserChange, request: Request) -> dict[str, Any]:
         """Role, disabled, or a new password; any change ends the user's sessions."""
-        found = _account(lambda: store.update_user(
-            username, role=body.role, disabled=body.disabled, password=body.password))  # fmt: skip
+        found = store.update_user(
+            username, role=body.role, disabled=body.disabled, password=body.password
+        )
         if not found:
             raise HTTPException(404, "no such user")
         change = {
@@ -207,9 +208,10 @@ def _token_routes(router: APIRouter, store: SqlStore) -> None:
     @router.post("/api/tokens", status_code=201)
     def create_token(body: NewToken, request: Request, caller: Caller) -> dict[str, Any]:
         """The token is in this reply only: the fleet keeps its hash."""
-        token_id, token = _account(lambda: store.create_token(
+        token_id, token = store.create_token(
             body.name, role=body.role, scopes=body.scopes, ttl_s=body.expires_days * 86400.0,
-            created_by=caller.name))  # fmt: skip
+            created_by=caller.name,
+        )  # fmt: skip
         detail = {"name": body.name, "scopes": body.scopes}
         _admin_audit(store, request, "token.create", token_id, detail)
         return {"id": token_id, "token": token, "name": body.name, "scopes": sorted(body.scopes)}
@@ -223,8 +225,7 @@ def _token_routes(router: APIRouter, store: SqlStore) -> None:
         _admin_audit(store, request, "token.revoke", token_id, None)
 
 
-def _account(change: Any) -> Any:
-    try:
-        return change()
-    except AccountError as exc:
-        raise HTTPException(400, str(exc)) from exc
+async def account_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A refused account request (unknown role or scope, weak password, user exists): 400 with
+    the reason, from any route (registered by ``create_app``)."""
+    return JSONResponse({"detail": str(exc)}, status_code=400)
