@@ -14,6 +14,7 @@ Random 256-bit secrets need no slow hash (they cannot be guessed); passwords do.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -95,6 +96,10 @@ class Principal:
 
     def may(self, permission: str) -> bool:
         return permission == "self" or permission in self.permissions
+
+
+# The fleet's service token (administrator; audited as such), and its dashboard sessions.
+SERVICE = Principal(SERVICE_USER, "service", "administrator", PERMISSIONS)
 
 
 def sha256(secret: str) -> str:
@@ -210,7 +215,7 @@ class AccountStore(StoreHooks):
             if now - float(row[3]) > 30.0:  # idle clock: one write a half minute at most
                 self._run("UPDATE sessions SET last_seen=? WHERE id=?", (now, key))
         if row[1] is None:  # a service-token session
-            return Principal(SERVICE_USER, "service", "administrator", PERMISSIONS, key, row[2])
+            return dataclasses.replace(SERVICE, session_id=key, csrf_sha256=str(row[2]))
         role = str(row[1])
         return Principal(str(row[0]), "user", role, ROLES.get(role, frozenset()), key, str(row[2]))
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .accounts import SERVICE_USER, TOKEN_PREFIX, Principal, sha256
-from .policy import PERMISSIONS, UNAUDITED_READS, permission_of
+from .accounts import SERVICE, TOKEN_PREFIX, Principal, sha256
+from .policy import UNAUDITED_READS, permission_of
 
 if TYPE_CHECKING:
     from ..store import SqlStore
@@ -41,7 +41,6 @@ CSRF_HEADER = "X-CSRF-Token"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Module level: with postponed annotations FastAPI resolves Depends() targets from globals.
 _bearer = HTTPBearer(auto_error=False)
-SERVICE = Principal(SERVICE_USER, "service", "administrator", PERMISSIONS)
 
 
 @dataclass(frozen=True)

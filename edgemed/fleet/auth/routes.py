@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .accounts import SERVICE_USER, USERNAME, Principal
-from .guard import CSRF_COOKIE, SERVICE, SESSION_COOKIE, Guard, principal, remote_of
+from .accounts import SERVICE, SERVICE_USER, USERNAME, Principal
+from .guard import CSRF_COOKIE, SESSION_COOKIE, Guard, principal, remote_of
 
 if TYPE_CHECKING:
     from ..store import SqlStore
