@@ -230,7 +230,9 @@ def ocr_rows(rounds: int) -> list[dict[str, Any]]:
 
     maps, probs = monitor_outputs()
     synthetic = synthetic_map()
-    chars = (find_model_dir("monitor-reader") / "ppocr_keys_v1.txt").read_text("utf-8")
+    bundle = find_model_dir("monitor-reader")
+    manifest = json.loads((bundle / "manifest.json").read_text("utf-8"))
+    chars = (bundle / manifest["artifacts"]["charset"]["path"]).read_text("utf-8")
     chars_list = chars.splitlines()
     charset, decoder = kernels.ppocr_charset(chars_list), CTCLabelDecode(character=chars_list)
     for p in probs:  # the same strings as rapidocr's decoder, or the comparison means nothing

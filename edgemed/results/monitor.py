@@ -91,6 +91,8 @@ WITHHELD_REASONS = {
     "no-value": "the screen shows no value (--, ?, ***, OFF, STBY or blank)",
     "only-small-numbers": "only label-sized numbers (alarm limits?) beside the label",
     "ambiguous-pairing": "more than one number could be the value",
+    "partial-number": "ink of the value's digit height beside the number read (a digit left out?)",
+    "stacked-text": "the value's box holds two lines of text (stacked alarm limits?)",
     "conflicting-readings": "the parameter was read twice with different values",
     "unit-unknown": "the value's unit could not be established",
     "unit-mismatch": "the unit shown disagrees with the value's magnitude",

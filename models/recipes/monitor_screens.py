@@ -507,8 +507,11 @@ def render_screen(
                 ly = vy0
             else:
                 ly = max(y0 + pad, vy + (vh - 2 * lim_h - pad) // 2)
-            if rng.random() < 0.3:
-                _bell(img, lx - lim_h - 2 if not limits_left else lx + lim_w + 2, ly, lim_h, colour)
+            bx = lx - lim_h - 2 if not limits_left else lx + lim_w + 2
+            # A monitor never draws its bell over the value (the draw is skipped, the seed's
+            # random sequence is unchanged).
+            if rng.random() < 0.3 and (bx + lim_h < vx or bx > vx + vw):
+                _bell(img, bx, ly, lim_h, colour)
             paint.draw(hi, lf, lim_px, lx, ly, colour)
             paint.draw(lo, lf, lim_px, lx, ly + lim_h + max(2, pad // 2), colour)
             limits[name] = [float(lo), float(hi)]

@@ -21,8 +21,8 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -34,6 +34,7 @@ from ...errors import ManifestError
 from ...manifest import Manifest, parse_section
 from ...results import (
     MONITOR_FIELDS,
+    WITHHELD_REASONS,
     MonitorReading,
     News2Partial,
     OcrText,
@@ -46,7 +47,9 @@ from ...results import (
 from ..golden import golden_limits
 from ..spec import OpenModel
 from .field_confidence import FieldConfidence
+from .panels import Panels
 from .preprocess import MonitorContext, MonitorFrame
+from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
 
 __all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
@@ -105,6 +108,27 @@ def _variant(image: npt.NDArray[np.uint8], pts: npt.NDArray[np.float32]) -> npt.
     crop = _crop(image, out.astype(np.float32))
     sigma = max(0.5, 0.03 * height)
     return np.asarray(cv2.GaussianBlur(crop, (0, 0), sigma), dtype=np.uint8)
+
+
+class Recognised(NamedTuple):
+    """One crop read: text, mean and least-sure character confidence, and where each
+    character other than a space was emitted (fractions of the crop's width)."""
+
+    text: str
+    confidence: float
+    least_sure: float
+    positions: tuple[float, ...]
+
+
+def _emitted(
+    probs: npt.NDArray[np.float32], space: int, px_per_step_over_width: float
+) -> tuple[float, ...]:
+    """Centres of the CTC steps that emit a character other than a space, as fractions of
+    the crop's width (a step covers padded/steps input columns of the resized crop)."""
+    best = probs.argmax(axis=1)
+    keep = (best != 0) & (best != space) & np.concatenate(([True], best[1:] != best[:-1]))
+    step = px_per_step_over_width / len(best)
+    return tuple(float((i + 0.5) * step) for i in np.flatnonzero(keep))
 
 
 def _digits(text: str) -> str:
@@ -176,11 +200,12 @@ class MonitorPostprocessor:
         kept.sort(key=lambda b: (float(b[0][0, 1]), float(b[0][0, 0])))
         return kept
 
-    def recognise(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[tuple[str, float, float]]:
-        """Crops -> (text, mean confidence, least-sure character's confidence); crops of the
-        same padded width share one run."""
+    def recognise(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[Recognised]:
+        """Crops -> what each says, its confidences and where each character was emitted;
+        crops of the same padded width share one run."""
         c = self.config
         tensors: list[npt.NDArray[np.float32]] = []
+        widths: list[int] = []
         for crop in crops:
             ratio = crop.shape[1] / crop.shape[0]
             width = min(c.rec_max_width, max(1, math.ceil(c.rec_height * ratio)))
@@ -195,9 +220,10 @@ class MonitorPostprocessor:
             out = np.zeros((3, c.rec_height, min(padded, c.rec_max_width)), np.float32)
             out[:, :, :width] = kernels.preprocess_image(crop, transform)[0]
             tensors.append(out)
-        results: list[tuple[str, float, float]] = [("", 0.0, 0.0)] * len(crops)
-        for width in sorted({t.shape[2] for t in tensors}):
-            idx = [i for i, t in enumerate(tensors) if t.shape[2] == width]
+            widths.append(width)
+        results: list[Recognised] = [Recognised("", 0.0, 0.0, ())] * len(crops)
+        for padded in sorted({t.shape[2] for t in tensors}):
+            idx = [i for i, t in enumerate(tensors) if t.shape[2] == padded]
             batch = np.stack([tensors[i] for i in idx])
             probs = np.ascontiguousarray(
                 next(iter(self.recognizer.run({self._rec_input: batch}).values())),
@@ -205,7 +231,8 @@ class MonitorPostprocessor:
             )
             decoded = kernels.ctc_greedy_decode(probs, self.charset)
             for row, i, (text, conf) in zip(probs, idx, decoded, strict=True):
-                results[i] = (text, conf, _least_sure(row))
+                where = _emitted(row, len(self.charset) - 1, padded / widths[i])
+                results[i] = Recognised(text, conf, _least_sure(row), where)
         return results
 
     def second_read(
@@ -225,7 +252,7 @@ class MonitorPostprocessor:
         second = self.recognise([_variant(image, kept[i]) for i in boxes])
         agree = {
             i: _digits(texts[i].text) == _digits(t)
-            for i, (t, _, _) in zip(boxes, second, strict=True)
+            for i, (t, _, _, _) in zip(boxes, second, strict=True)
         }
         for c in candidates:
             if c.value is not None and c.value_box is not None:
@@ -242,16 +269,21 @@ class MonitorPostprocessor:
         texts: list[OcrText] = []
         pairing_boxes: list[Box] = []
         kept: list[npt.NDArray[np.float32]] = []
-        for (pts, score), (text, conf, least), crop in zip(boxes, recognised, crops, strict=True):
+        read: list[tuple[npt.NDArray[np.uint8], tuple[float, ...]]] = []  # crop, char positions
+        for (pts, score), (text, conf, least, where), crop in zip(
+            boxes, recognised, crops, strict=True
+        ):
             if conf < self.config.min_text_confidence or not text.strip():
                 continue
             kept.append(pts)
+            read.append((crop, where))
             corners = tuple((int(x), int(y)) for x, y in pts)
             pairing_boxes.append(
                 Box(len(texts), text, pts.astype(np.float64), _colour(crop), conf, least)
             )
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
-        candidates = pair_fields(pairing_boxes)
+        paired = pair_fields(pairing_boxes, Panels(image).apart)
+        candidates = [_whole(c, image, kept, read) for c in paired]
         self.second_read(candidates, image, kept, texts)
         fields, withheld = read_fields(candidates, texts, self.field_confidence)
         full, part, assumed = news2_of(fields, context.frame)
@@ -267,6 +299,24 @@ class MonitorPostprocessor:
 
 
 _SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
+
+
+def _whole(
+    c: Candidate,
+    image: npt.NDArray[np.uint8],
+    kept: list[npt.NDArray[np.float32]],
+    read: list[tuple[npt.NDArray[np.uint8], tuple[float, ...]]],
+) -> Candidate:
+    """The candidate, or its withholding when its value's box may not hold one whole number
+    read whole (a digit outside the box or not read in it, two lines of text: value_extent)."""
+    if c.value is None or c.value_box is None:
+        return c
+    others = [pts for i, pts in enumerate(kept) if i != c.value_box]
+    crop, where = read[c.value_box]
+    problem = box_problem(image, kept[c.value_box], others) or unread_ink(crop, where)
+    if problem is None:
+        return c
+    return replace(c, value=None, reason=problem, detail=WITHHELD_REASONS[problem])
 
 
 def read_fields(

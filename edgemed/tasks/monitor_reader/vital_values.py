@@ -8,6 +8,7 @@ parameter's plausible range gives no value but a reason (codes of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .screen_text import Box
@@ -52,6 +53,8 @@ def fits(name: str, value: tuple[float, ...]) -> bool:
     """Whether a value in the reader's units has the shape and magnitude of ``name``."""
     if name == "other":
         return True
+    if any(math.copysign(1.0, v) < 0 for v in value):
+        return False  # no reported vital sign is negative: "-0" is a misread "40", not 0
     if name == "nibp":
         if len(value) != 2:
             return False

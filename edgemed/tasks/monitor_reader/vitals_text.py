@@ -39,9 +39,11 @@ unit conversion are in :mod:`~edgemed.tasks.monitor_reader.vital_values`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from .screen_text import (
     LEADING_UNIT,
@@ -80,6 +82,8 @@ MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR te
 
 # (cost to the nearest label, cost to the runner-up label, box index) of a box a label owns
 _Owned = list[tuple[float, float, int]]
+# Whether a panel border separates two boxes (corners, 4x2): edgemed...monitor_reader.panels
+Apart = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], bool]
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,10 @@ def _cost(label: Box, other: Box) -> float | None:
     return distance * (1.0 + 3.0 * (1.0 - similarity))
 
 
-def pair_fields(boxes: list[Box]) -> list[Candidate]:
+def pair_fields(boxes: list[Box], apart: Apart | None = None) -> list[Candidate]:
     """Structure-based reading of one screen (see the module docstring): one candidate per
-    label of a reported parameter found on the screen (a parameter may appear twice)."""
+    label of a reported parameter found on the screen (a parameter may appear twice).
+    ``apart(label, box)``: whether a panel border separates them (never paired)."""
     screen = _Screen()
     for whole in boxes:
         for box, segment in segments(whole):
@@ -142,7 +147,7 @@ def pair_fields(boxes: list[Box]) -> list[Candidate]:
                 _add_segment(screen, box, segment)
             else:
                 _add_label(screen, box, *label)
-    owned = _nearest_labels(screen)
+    owned = _nearest_labels(screen, apart)
     out = list(screen.inline)
     for li, (label_box, name) in enumerate(screen.labels):
         if li in screen.inline_of:
@@ -224,7 +229,7 @@ def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
     screen.labels.append((box, name))
 
 
-def _nearest_labels(screen: _Screen) -> dict[int, _Owned]:
+def _nearest_labels(screen: _Screen, apart: Apart | None) -> dict[int, _Owned]:
     """Step 2: every number, marker and unit goes to its nearest label; the runner-up
     distance is kept. Label index -> what it owns."""
     owned: dict[int, _Owned] = {i: [] for i in range(len(screen.labels))}
@@ -237,7 +242,9 @@ def _nearest_labels(screen: _Screen) -> dict[int, _Owned]:
         costs = sorted(
             (c, li)
             for li, (lb, _) in enumerate(screen.labels)
-            if lb.index != index and (c := _cost(lb, box)) is not None
+            if lb.index != index
+            and (c := _cost(lb, box)) is not None
+            and (apart is None or not apart(lb.corners, box.corners))
         )
         if costs:
             runner_up = costs[1][0] if len(costs) > 1 else float("inf")

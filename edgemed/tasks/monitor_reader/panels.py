@@ -1,0 +1,74 @@
+"""Whether two text boxes lie in different panels of a monitor screen (pixels only, no model).
+
+Monitors draw each parameter in its own tile, often framed by lines. A number in the next tile
+can be nearer to a label than that tile's own label is (a blank tile's label, a label the
+detector missed), so pairing must never cross a tile's border: a line that runs across the
+whole gap between the label and the number separates them. "Across" is measured as edges
+(Canny) in nearly every column of the rows between them (or every row of the columns between
+them), so a border tilted by the photo's perspective counts as long as it stays in the gap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Panels"]
+
+MIN_GAP = 20  # pixels: a shorter gap is not checked (one glyph could fill it)
+MIN_COVER = 0.97  # of the gap's length crossed by edges: a border, not text or a waveform's gap
+MAX_BREAK = 3  # pixels: the longest stretch of the gap that no edge crosses
+
+
+class Panels:
+    """One screen's edges; ``apart(a, b)`` for box corners (4x2, source pixels)."""
+
+    def __init__(self, image: npt.NDArray[np.uint8]) -> None:
+        grey = image.max(axis=2) if image.ndim == 3 else image
+        self._edges = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 0), 40, 120)
+        self._cache: dict[tuple[int, ...], bool] = {}
+
+    def apart(self, a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> bool:
+        """A border line across the gap between boxes ``a`` and ``b`` (above/below: a
+        horizontal line over both boxes' columns; beside: a vertical one over their rows)."""
+        ax0, ay0 = a.min(axis=0)
+        ax1, ay1 = a.max(axis=0)
+        bx0, by0 = b.min(axis=0)
+        bx1, by1 = b.max(axis=0)
+        key = tuple(round(v) for v in (ax0, ay0, ax1, ay1, bx0, by0, bx1, by1))
+        if key not in self._cache:
+            x0, x1 = min(ax0, bx0), max(ax1, bx1)
+            y0, y1 = min(ay0, by0), max(ay1, by1)
+            gap_y = (ay1, by0) if by0 > ay1 else (by1, ay0) if ay0 > by1 else None
+            gap_x = (ax1, bx0) if bx0 > ax1 else (bx1, ax0) if ax0 > bx1 else None
+            found = gap_y is not None and self._line(x0, gap_y[0], x1, gap_y[1], horizontal=True)
+            found = found or (
+                gap_x is not None and self._line(gap_x[0], y0, gap_x[1], y1, horizontal=False)
+            )
+            self._cache[key] = found
+        return self._cache[key]
+
+    def _line(self, x0: float, y0: float, x1: float, y1: float, *, horizontal: bool) -> bool:
+        """Edges in (nearly) every column of the gap's rows (horizontal) or every row of its
+        columns (vertical): a line crossing the gap, straight or tilted by the photo."""
+        h, w = self._edges.shape
+        c0, c1 = max(int(x0) + 1, 0), min(math.ceil(x1) - 1, w)
+        r0, r1 = max(int(y0) + 1, 0), min(math.ceil(y1) - 1, h)
+        if c1 - c0 < 2 or r1 - r0 < 2:
+            return False
+        region = self._edges[r0:r1, c0:c1] > 0
+        crossed = np.asarray(region.any(axis=0) if horizontal else region.any(axis=1), bool)
+        if len(crossed) < MIN_GAP:
+            return False
+        return float(crossed.mean()) >= MIN_COVER and _longest_false(crossed) <= MAX_BREAK
+
+
+def _longest_false(flags: npt.NDArray[np.bool_]) -> int:
+    longest = run = 0
+    for f in flags:
+        run = 0 if f else run + 1
+        longest = max(longest, run)
+    return longest

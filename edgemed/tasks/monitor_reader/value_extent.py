@@ -1,0 +1,155 @@
+"""Whether a value's text box holds one whole number (pixels only, no model).
+
+Two ways a legible, plausible number paired with the right label can still be a wrong value:
+
+* **A digit left out.** The text detector can box part of a number and miss the rest: the thin
+  "1" of a seven-segment "31" stands a digit's width from the "3" and may get no box, so the
+  number read is "3". The value is refused (``partial-number``) when ink of the value's own
+  digit height stands right beside its box, within one digit's width, on the same rows, and
+  no other box that was read covers it. Smaller ink there is alarm limits, units or a bell
+  glyph; ink crossing every row is a tile border, a grid line or a waveform; ink inside
+  another box that was read is that box's text (the next tile's value on a packed screen).
+* **A digit in the box but not read.** The recogniser can drop a digit it does not know (the
+  "1" of an unfamiliar seven-segment font: "144" read as "44"). Every stroke of digit height
+  in the value's crop must have a character emitted over it (the CTC step that emitted each
+  character says where); a stroke with none refuses the value (``partial-number``).
+* **Two lines in one box.** Stacked alarm limits ("30" over "10") boxed together are read by a
+  one-line recogniser as a single short "number". The value is refused (``stacked-text``) when
+  its box's ink falls into two bands of rows with an empty band between them.
+
+Seven-segment digits are drawn as separate segments: for the digit test, ink is closed
+vertically over a small gap first, so a digit's height is the digit's, not one segment's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["box_problem", "unread_ink"]
+
+MIN_DIGIT = 0.6  # of the value's digit height: ink this tall beside the box may be a digit
+MAX_DIGIT = 1.2
+REACH = 0.9  # of the digit height: how far beside the box a left-out digit can stand
+HAIRLINE = 0.04  # of the crop height: thinner strokes are lines, not digits
+EMIT_REACH = 0.3  # of the digit height: a character emitted this near a stroke reads it
+SEGMENT_GAP = 0.12  # of the box height: gaps between a digit's segments that are closed
+# Of the ink's height: an empty band of rows this tall splits two lines (the gaps inside a
+# seven-segment digit are at most 4 % of its height, measured on the DSEG fonts; the rows
+# between stacked alarm limits are 6 % or more).
+MIN_LINE_GAP = 0.06
+MIN_LINE = 0.25  # of the ink's height: each of two lines is at least this tall
+
+
+def box_problem(
+    image: npt.NDArray[np.uint8],
+    pts: npt.NDArray[np.float32],
+    others: Sequence[npt.NDArray[np.float32]] = (),
+) -> str | None:
+    """``"partial-number"``, ``"stacked-text"`` or None for the value box ``pts`` (4x2
+    corners, source pixels); ``others``: the screen's other boxes that were read."""
+    h_img, w_img = image.shape[:2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    x0, y0 = max(int(x0), 0), max(int(y0), 0)
+    x1, y1 = min(int(x1), w_img), min(int(y1), h_img)
+    if y1 - y0 < 8 or x1 - x0 < 4:
+        return None
+    grey = image.max(axis=2) if image.ndim == 3 else image  # the brightest channel
+    box = np.ascontiguousarray(grey[y0:y1, x0:x1])
+    threshold, ink = cv2.threshold(box, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright_ink = float((ink > 0).mean()) < 0.5  # text is the minority of a text box's pixels
+    raw = ((ink if bright_ink else 255 - ink) > 0).astype(np.uint8)
+    if _two_lines(raw):
+        return "stacked-text"
+    digit = _tallest(_closed(raw > 0, y1 - y0))
+    if digit < 6:
+        return None
+    reach = round(REACH * digit)
+    for lo, hi in ((max(0, x0 - reach), x0), (x1, min(w_img, x1 + reach))):
+        if hi - lo < 2:
+            continue
+        band = grey[y0:y1, lo:hi]
+        beside = (band > threshold if bright_ink else band < threshold).astype(np.uint8)
+        for other in others:
+            shifted = np.round(other - np.array([lo, y0], np.float32)).astype(np.int32)
+            cv2.fillPoly(beside, [shifted], 0)
+        if _has_digit(_closed(beside > 0, y1 - y0), digit):
+            return "partial-number"
+    return None
+
+
+def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str | None:
+    """``"partial-number"`` when a stroke of digit height in the value's crop (as recognised)
+    has no character emitted within ``EMIT_REACH`` digit heights of it; ``positions``: where
+    each character was emitted, fractions of the crop's width."""
+    h, w = crop.shape[:2]
+    if h < 8 or w < 4 or not positions:
+        return None
+    grey = np.ascontiguousarray(crop.max(axis=2) if crop.ndim == 3 else crop)
+    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright_ink = float((ink > 0).mean()) < 0.5
+    mask = _closed((ink if bright_ink else 255 - ink) > 0, h)
+    digit = _tallest(mask)
+    if digit < 6:
+        return None
+    reach = EMIT_REACH * digit
+    xs = [p * w for p in positions]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    for i in range(1, n):
+        height = int(stats[i, cv2.CC_STAT_HEIGHT])
+        left, width = int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_WIDTH])
+        # A tight crop's digits span all its rows, so a stroke crossing the crop may be a "1";
+        # only hairlines (a tile border in the box) and ink smaller than a digit are passed.
+        if height < MIN_DIGIT * digit or width <= max(2, HAIRLINE * h):
+            continue
+        if not any(left - reach <= x <= left + width + reach for x in xs):
+            return "partial-number"
+    return None
+
+
+def _closed(mask: npt.NDArray[np.bool_], box_height: int) -> npt.NDArray[np.uint8]:
+    """Ink with vertical gaps up to SEGMENT_GAP of the box height filled (segmented digits)."""
+    k = max(1, round(SEGMENT_GAP * box_height)) | 1
+    kernel = np.ones((k, 1), np.uint8)
+    return np.asarray(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel))
+
+
+def _two_lines(mask: npt.NDArray[np.uint8]) -> bool:
+    """Ink rows form two bands, each a real line of text, with an empty band between."""
+    rows = np.flatnonzero(mask.sum(axis=1) >= max(2, 0.02 * mask.shape[1]))
+    if len(rows) < 2:
+        return False
+    extent = int(rows[-1] - rows[0] + 1)
+    gaps = np.diff(rows) - 1
+    widest = int(gaps.argmax())
+    if gaps[widest] < MIN_LINE_GAP * extent:
+        return False
+    upper = int(rows[widest] - rows[0] + 1)
+    lower = int(rows[-1] - rows[widest + 1] + 1)
+    return min(upper, lower) >= MIN_LINE * extent
+
+
+def _tallest(mask: npt.NDArray[np.uint8]) -> int:
+    """Height of the tallest ink component not spanning the whole box (a digit)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    rows = mask.shape[0]
+    heights = [int(stats[i, cv2.CC_STAT_HEIGHT]) for i in range(1, n)]
+    heights = [h for h in heights if h < rows - 1] or heights
+    return max(heights, default=0)
+
+
+def _has_digit(mask: npt.NDArray[np.uint8], digit: int) -> bool:
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    rows = mask.shape[0]
+    for i in range(1, n):
+        top, h = int(stats[i, cv2.CC_STAT_TOP]), int(stats[i, cv2.CC_STAT_HEIGHT])
+        w = int(stats[i, cv2.CC_STAT_WIDTH])
+        if top == 0 and top + h >= rows:
+            continue  # crosses every row of the box: a line, not a digit
+        if MIN_DIGIT * digit <= h <= MAX_DIGIT * digit and w >= max(2, 0.05 * digit):
+            return True
+    return False

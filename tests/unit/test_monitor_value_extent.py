@@ -1,0 +1,135 @@
+"""Pixel checks of the monitor reader that refuse a value whose box does not hold one whole
+number read whole (value_extent), and that keep labels from pairing across a tile border
+(panels). Screens are drawn here with OpenCV, segmented digits as rectangles, so no font
+package is needed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgemed.results import WITHHELD_REASONS
+from edgemed.tasks.monitor_reader.panels import Panels
+from edgemed.tasks.monitor_reader.value_extent import box_problem, unread_ink
+from edgemed.tasks.monitor_reader.vital_values import fits
+
+GREEN = (60, 230, 60)
+
+
+def _segment_digit(img: np.ndarray, x: int, y: int, h: int, digit: str) -> None:
+    """A seven-segment digit of height h at (x, y): segments as separate rectangles."""
+    w, t, g = int(h * 0.55), max(2, h // 9), max(1, h // 30)
+    segs = {
+        "a": (x + g, y, x + w - g, y + t),
+        "g": (x + g, y + h // 2 - t // 2, x + w - g, y + h // 2 + t // 2),
+        "d": (x + g, y + h - t, x + w - g, y + h),
+        "f": (x, y + g, x + t, y + h // 2 - g),
+        "b": (x + w - t, y + g, x + w, y + h // 2 - g),
+        "e": (x, y + h // 2 + g, x + t, y + h - g),
+        "c": (x + w - t, y + h // 2 + g, x + w, y + h - g),
+    }
+    on = {"1": "bc", "3": "abgcd", "4": "fgbc", "0": "abcdef"}[digit]
+    for s in on:
+        x0, y0, x1, y1 = segs[s]
+        cv2.rectangle(img, (x0, y0), (x1, y1), GREEN, -1)
+
+
+def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def _screen_31() -> np.ndarray:
+    img = np.zeros((200, 320, 3), np.uint8)
+    _segment_digit(img, 60, 50, 90, "3")  # 3 at x 60..109
+    _segment_digit(img, 125, 50, 90, "1")  # the 1's strokes at x ~164..174
+    return img
+
+
+def test_a_digit_left_out_of_the_value_box_refuses_the_value() -> None:
+    img = _screen_31()
+    only_the_3 = _quad(54, 44, 115, 146)
+    assert box_problem(img, only_the_3) == "partial-number"
+    assert "partial-number" in WITHHELD_REASONS
+    whole = _quad(54, 44, 180, 146)
+    assert box_problem(img, whole) is None
+
+
+def test_ink_inside_another_box_that_was_read_is_that_box_s_text() -> None:
+    img = _screen_31()
+    only_the_3 = _quad(54, 44, 115, 146)
+    the_1 = _quad(158, 44, 180, 146)
+    assert box_problem(img, only_the_3, [the_1]) is None
+
+
+def test_small_ink_beside_the_value_is_alarm_limits_not_a_digit() -> None:
+    img = np.zeros((200, 320, 3), np.uint8)
+    _segment_digit(img, 60, 50, 90, "3")
+    cv2.putText(img, "120", (118, 80), cv2.FONT_HERSHEY_SIMPLEX, 0.6, GREEN, 1)
+    cv2.putText(img, "50", (118, 105), cv2.FONT_HERSHEY_SIMPLEX, 0.6, GREEN, 1)
+    cv2.line(img, (150, 0), (150, 199), GREEN, 1)  # a tile border crossing every row
+    assert box_problem(img, _quad(54, 44, 115, 146)) is None
+
+
+def test_two_lines_of_text_in_one_box_are_not_a_value() -> None:
+    img = np.zeros((120, 200, 3), np.uint8)
+    cv2.putText(img, "30", (40, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.0, GREEN, 2)
+    cv2.putText(img, "10", (40, 85), cv2.FONT_HERSHEY_SIMPLEX, 1.0, GREEN, 2)
+    assert box_problem(img, _quad(35, 15, 85, 92)) == "stacked-text"
+    single = np.zeros((120, 200, 3), np.uint8)
+    cv2.putText(single, "36.8", (20, 75), cv2.FONT_HERSHEY_SIMPLEX, 1.6, GREEN, 3)
+    assert box_problem(single, _quad(15, 28, 135, 85)) is None
+
+
+@pytest.mark.parametrize("digit", ["1", "4"])
+def test_a_segmented_digit_is_one_line_not_two(digit: str) -> None:
+    img = np.zeros((200, 200, 3), np.uint8)
+    _segment_digit(img, 60, 50, 90, digit)
+    assert box_problem(img, _quad(50, 44, 125, 146)) is None
+
+
+def test_a_stroke_with_no_character_emitted_over_it_refuses_the_value() -> None:
+    img = np.zeros((100, 170, 3), np.uint8)
+    for i, d in enumerate("144"):
+        _segment_digit(img, 8 + i * 55, 5, 90, d)
+    crop = img
+    w = crop.shape[1]
+    # Where a recogniser emitted "4", "4" (over the second and third digit): the 1 is unread.
+    read_44 = (85 / w, 140 / w)
+    assert unread_ink(crop, read_44) == "partial-number"
+    read_144 = (40 / w, 85 / w, 140 / w)
+    assert unread_ink(crop, read_144) is None
+
+
+def test_no_reported_vital_sign_is_negative() -> None:
+    assert fits("rr", (0.0,))
+    assert not fits("rr", (-0.0,))  # "-0": a misread "40"
+    assert not fits("nibp", (-120.0, 80.0))
+    assert fits("other", (-0.2,))  # ST is signed; it is never reported
+
+
+def _tiles(border: bool, tilt: float = 0.0) -> np.ndarray:
+    img = np.zeros((300, 400, 3), np.uint8)
+    if border:
+        y = 140
+        cv2.line(img, (0, y), (399, round(y + 399 * tilt)), (90, 140, 90), 1)
+    return img
+
+
+@pytest.mark.parametrize("tilt", [0.0, 0.05])
+def test_a_border_across_the_gap_separates_a_label_from_the_next_tile_s_value(
+    tilt: float,
+) -> None:
+    label = _quad(10, 20, 60, 40).astype(np.float64)
+    value = _quad(250, 170, 330, 230).astype(np.float64)
+    assert Panels(_tiles(True, tilt)).apart(label, value)
+    assert not Panels(_tiles(False)).apart(label, value)
+
+
+def test_boxes_side_by_side_are_apart_only_with_a_vertical_border() -> None:
+    img = np.zeros((200, 400, 3), np.uint8)
+    label = _quad(10, 80, 60, 100).astype(np.float64)
+    value = _quad(250, 60, 330, 120).astype(np.float64)
+    assert not Panels(img).apart(label, value)
+    cv2.line(img, (200, 0), (200, 199), (90, 90, 140), 2)
+    assert Panels(img).apart(label, value)
