@@ -1,27 +1,23 @@
-"""Rebuild models/monitor-reader: PP-OCRv4 text detection (rapidocr-onnxruntime registry
-package) and the reader's own text recogniser (trained by monitor_recogniser.py).
+"""Rebuild models/monitor-reader from the rapidocr-onnxruntime registry package.
 
-Steps (deterministic for the pinned versions in requirements.txt and the same torch build):
-1. copy the PP-OCRv4 text detection ONNX model from rapidocr-onnxruntime 1.4.4;
-2. train the recogniser (``monitor_recogniser.py``: FP32 ONNX, static QDQ INT8 and its
-   character list) or take a folder it wrote (``--recogniser DIR``);
-3. render screens (``monitor_screens.render_screen``, seeds 1000-1119) and measure per-field
-   exact-value accuracy FP32 vs INT8 (the recogniser's INT8; static QDQ INT8 of the detector
-   calibrated on seeds 0-31); an INT8 variant ships only if every field stays within 1 point
-   of FP32 and it reads no more wrong values (the gate's figures go to ``metrics.int8_gate``);
+Steps (deterministic for the pinned versions in requirements.txt):
+1. copy PP-OCRv4 text detection and recognition ONNX models from rapidocr-onnxruntime 1.4.4
+   and write the recogniser's character dictionary (the ONNX metadata key ``character``, the
+   6,623-line ppocr_keys_v1 list) as ``ppocr_keys_v1.txt``;
+2. render screens (``monitor_screens.render_screen``, seeds 1000-1199);
+3. measure per-field exact-value accuracy FP32 vs INT8 (ONNX Runtime dynamic INT8 of the
+   recogniser, per-channel; static QDQ INT8 of the detector calibrated on seeds 0-31); an INT8
+   variant ships only if every field stays within 1 point of FP32 and it reads no more wrong
+   values (the gate's figures go to ``metrics.int8_gate``);
 4. try OpenVINO conversion (``ov.convert_model``) of both models and compare outputs;
 5. ``monitor_safety.py --release``: fit the field confidence on the tuning families, evaluate
-   leave-family-out (INT8 and FP32 recogniser), write golden screens,
-   ``tests/fixtures/monitor-screens-v2``, the model card and the manifest (sha256 of every
-   artifact).
+   leave-family-out, write golden screens, ``tests/fixtures/monitor-screens-v2``, the model
+   card and the manifest (sha256 of every artifact).
 
-Needs the font packages the generator and the recogniser's training draw with (Debian):
-fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-open-sans fonts-roboto-unhinted
-fonts-b612 fonts-hack fonts-dseg fonts-lato fonts-cantarell fonts-inconsolata fonts-oxygen
-fonts-comfortaa fonts-urw-base35 fonts-freefont-ttf; and torch (CPU) to train.
+Needs the font packages the generator draws with (Debian): fonts-dejavu-core fonts-liberation2
+fonts-open-sans fonts-roboto-unhinted fonts-b612 fonts-hack fonts-dseg.
 
-Run:  python models/recipes/monitor_reader.py [--out models/monitor-reader] [--screens 120]
-      [--recogniser DIR]
+Run:  python models/recipes/monitor_reader.py [--out models/monitor-reader] [--screens 200]
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +46,7 @@ from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 from edgemed.tasks.monitor_reader.field_confidence import FEATURES  # noqa: E402
 
 MODEL_ID = "monitor-reader"
-VERSION = "1.2.0"  # monitor_safety.py --release writes the same
+VERSION = "1.1.1"  # monitor_safety.py --release writes the same
 EVAL_SEEDS = 1000  # first evaluation seed
 CALIB_SEEDS = range(0, 32)
 FIELDS = ("hr", "spo2", "nibp", "rr", "temperature")
@@ -61,11 +56,10 @@ POSTPROCESS = {
     "box_thresh": 0.5,
     "unclip_ratio": 1.6,
     "max_candidates": 1000,
-    # The recogniser's geometry (monitor_recogniser.py): height 32, one output step per 4 px.
-    "rec_height": 32,
-    "rec_min_width": 16,
-    "rec_width_step": 4,
-    "rec_max_width": 480,
+    "rec_height": 48,
+    "rec_min_width": 64,
+    "rec_width_step": 32,
+    "rec_max_width": 1280,
     "rec_mean": 0.5,
     "rec_std": 0.5,
     "min_text_confidence": 0.5,
@@ -86,6 +80,16 @@ def rapidocr_models() -> Path:
     import rapidocr_onnxruntime
 
     return Path(rapidocr_onnxruntime.__file__).parent / "models"
+
+
+def write_charset(rec_onnx: Path, out: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(rec_onnx), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    chars = meta["character"].splitlines()
+    out.write_text("\n".join(chars) + "\n", encoding="utf-8")
+    return len(chars)
 
 
 def truth_fields(gt: dict[str, Any]) -> dict[str, Any]:
@@ -131,20 +135,19 @@ def write_manifest(
         "id": MODEL_ID,
         "version": VERSION,
         "task": "monitor-reader",
-        "summary": "Bedside monitor reader: PP-OCRv4 text detection, a recogniser trained for "
-        "monitor text, vital signs and NEWS2 from a photo of a patient-monitor screen",
+        "summary": "Bedside monitor reader: PP-OCRv4 text detection + recognition, "
+        "vital signs and NEWS2 from a photo of a patient-monitor screen",
         "license": "Apache-2.0",
         "medical_device": False,
         "source": {
             "package": "rapidocr-onnxruntime==1.4.4",
-            "upstream": "PaddleOCR PP-OCRv4 (ch_PP-OCRv4_det_infer); recogniser trained by "
-            "models/recipes/monitor_recogniser.py on rendered crops",
+            "upstream": "PaddleOCR PP-OCRv4 (ch_PP-OCRv4_det_infer, ch_PP-OCRv4_rec_infer)",
             "recipe": "models/recipes/monitor_reader.py",
         },
         "artifacts": {
             "model": art(det, format="onnx", precision=det_precision),
             "recognizer": art(rec, format="onnx", precision=rec_precision),
-            "charset": art("charset.txt"),
+            "charset": art("ppocr_keys_v1.txt"),
             "golden_inputs": art("golden/screens.png"),
             "golden_outputs": art("golden/expected.json"),
             "model_card": art("MODEL_CARD.md"),
@@ -191,6 +194,23 @@ def read_all(pipe: Any, images: list[np.ndarray]) -> tuple[list[dict[str, Any]],
         "total_ms": round(float(np.median(np.add(np.add(pre, inf), post))), 2),
     }
     return readings, timing
+
+
+def quantize_recognizer(src: Path, dst: Path) -> None:
+    """Dynamic INT8 (per-channel weights: per-tensor loses accuracy, as on the text model)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_dynamic(
+            str(pre),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
 
 
 def quantize_detector(src: Path, dst: Path, pipe: Any) -> None:
@@ -292,19 +312,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "models" / MODEL_ID)
     parser.add_argument("--screens", type=int, default=120)
-    parser.add_argument("--recogniser", type=Path, help="a folder monitor_recogniser.py wrote")
     args = parser.parse_args()
     out: Path = args.out
     shutil.rmtree(out, ignore_errors=True)
     (out / "golden").mkdir(parents=True)
-    shutil.copy(rapidocr_models() / "ch_PP-OCRv4_det_infer.onnx", out / "det.fp32.onnx")
-    trained = args.recogniser or out.parent / f".{MODEL_ID}-recogniser"
-    if args.recogniser is None:
-        cmd = [sys.executable, str(HERE / "monitor_recogniser.py"), "--out", str(trained)]
-        subprocess.run(cmd, check=True)
-    for f in ("rec.fp32.onnx", "rec.int8.onnx", "charset.txt"):
-        shutil.copy(trained / f, out / f)
-    n_chars = len((out / "charset.txt").read_text(encoding="utf-8").splitlines())
+    src = rapidocr_models()
+    shutil.copy(src / "ch_PP-OCRv4_det_infer.onnx", out / "det.fp32.onnx")
+    shutil.copy(src / "ch_PP-OCRv4_rec_infer.onnx", out / "rec.fp32.onnx")
+    n_chars = write_charset(out / "rec.fp32.onnx", out / "ppocr_keys_v1.txt")
     for placeholder in ("golden/screens.png", "golden/expected.json", "MODEL_CARD.md"):
         (out / placeholder).write_bytes(b"")
     write_manifest(
@@ -317,8 +332,10 @@ def main() -> None:
     )
     fp32 = edgemed.load(out, golden=False, threads=2)
     with tempfile.TemporaryDirectory() as tmp:
+        quantize_recognizer(out / "rec.fp32.onnx", Path(tmp) / "rec.int8.onnx")
         quantize_detector(out / "det.fp32.onnx", Path(tmp) / "det.int8.onnx", fp32)
-        shutil.copy(Path(tmp) / "det.int8.onnx", out / "det.int8.onnx")
+        for f in ("rec.int8.onnx", "det.int8.onnx"):
+            shutil.copy(Path(tmp) / f, out / f)
     images, truths = [], []
     for seed in range(EVAL_SEEDS, EVAL_SEEDS + args.screens):
         img, gt = render_screen(seed)
@@ -370,6 +387,9 @@ def main() -> None:
     write_manifest(out, det=det, rec=rec, det_precision=dp, rec_precision=rp, metrics=gate)
     # Step 5: fit the field confidence on the tuning families, evaluate on held-out families,
     # write golden screens, the test fixtures, the card and the final manifest.
+    import subprocess
+
+    fp32_rec = str(src / "ch_PP-OCRv4_rec_infer.onnx")
     subprocess.run(
         [
             sys.executable,
@@ -378,7 +398,7 @@ def main() -> None:
             str(out),
             "--release",
             "--fp32-recogniser",
-            str(trained / "rec.fp32.onnx"),
+            fp32_rec,
         ],
         check=True,
     )

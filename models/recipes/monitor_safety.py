@@ -48,10 +48,10 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.2.0"
+VERSION = "1.1.1"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
-# 1.1.0 reported 700000+: the 1.2.0 figures come from 800000+, drawn once for the release and
+# 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
 # never used to change anything. Development runs use --heldout-seed0 (another range).
 TUNE_SEED0, HELDOUT_SEED0 = 200_000, 800_000
 
@@ -304,7 +304,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", default=str(ROOT / "models" / "monitor-reader"))
     ap.add_argument("--tune", type=int, default=600)
-    ap.add_argument("--heldout", type=int, default=900)
+    ap.add_argument("--heldout", type=int, default=1000)  # over 5,000 fields shown
     ap.add_argument("--out", default="/tmp/monitor_safety.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--release", action="store_true", help="write golden, fixtures, card")
