@@ -120,14 +120,20 @@ class Recognised(NamedTuple):
     positions: tuple[float, ...]
 
 
+def _emitting(best: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    """The CTC steps that emit a character in the greedy decode: not blank (class 0), not a
+    repeat of the previous step's class."""
+    return np.asarray((best != 0) & np.concatenate(([True], best[1:] != best[:-1])))
+
+
 def _emitted(
-    probs: npt.NDArray[np.float32], space: int, px_per_step_over_width: float
+    probs: npt.NDArray[np.float32], space: int, padded_over_width: float
 ) -> tuple[float, ...]:
     """Centres of the CTC steps that emit a character other than a space, as fractions of
-    the crop's width (a step covers padded/steps input columns of the resized crop)."""
+    the crop's width (the steps span the padded input; the crop fills ``width`` of it)."""
     best = probs.argmax(axis=1)
-    keep = (best != 0) & (best != space) & np.concatenate(([True], best[1:] != best[:-1]))
-    step = px_per_step_over_width / len(best)
+    step = padded_over_width / len(best)
+    keep = _emitting(best) & (best != space)
     return tuple(float((i + 0.5) * step) for i in np.flatnonzero(keep))
 
 
@@ -138,8 +144,7 @@ def _digits(text: str) -> str:
 def _least_sure(probs: npt.NDArray[np.float32]) -> float:
     """The lowest max-probability over the CTC steps that emit a character (blank is class 0,
     a repeat of the previous step's class is merged, as in the greedy decode)."""
-    best = probs.argmax(axis=1)
-    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    keep = _emitting(probs.argmax(axis=1))
     return float(probs.max(axis=1)[keep].min()) if keep.any() else 0.0
 
 
@@ -251,8 +256,8 @@ class MonitorPostprocessor:
             return
         second = self.recognise([_variant(image, kept[i]) for i in boxes])
         agree = {
-            i: _digits(texts[i].text) == _digits(t)
-            for i, (t, _, _, _) in zip(boxes, second, strict=True)
+            i: _digits(texts[i].text) == _digits(again.text)
+            for i, again in zip(boxes, second, strict=True)
         }
         for c in candidates:
             if c.value is not None and c.value_box is not None:

@@ -58,11 +58,8 @@ def box_problem(
     x1, y1 = min(int(x1), w_img), min(int(y1), h_img)
     if y1 - y0 < 8 or x1 - x0 < 4:
         return None
-    grey = image.max(axis=2) if image.ndim == 3 else image  # the brightest channel
-    box = np.ascontiguousarray(grey[y0:y1, x0:x1])
-    threshold, ink = cv2.threshold(box, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright_ink = float((ink > 0).mean()) < 0.5  # text is the minority of a text box's pixels
-    raw = ((ink if bright_ink else 255 - ink) > 0).astype(np.uint8)
+    grey = _brightest(image)
+    threshold, bright_ink, raw = _ink(grey[y0:y1, x0:x1])
     if _two_lines(raw):
         return "stacked-text"
     digit = _tallest(_closed(raw > 0, y1 - y0))
@@ -89,10 +86,7 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
     h, w = crop.shape[:2]
     if h < 8 or w < 4 or not positions:
         return None
-    grey = np.ascontiguousarray(crop.max(axis=2) if crop.ndim == 3 else crop)
-    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright_ink = float((ink > 0).mean()) < 0.5
-    mask = _closed((ink if bright_ink else 255 - ink) > 0, h)
+    mask = _closed(_ink(_brightest(crop))[2] > 0, h)
     digit = _tallest(mask)
     if digit < 6:
         return None
@@ -109,6 +103,21 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
         if not any(left - reach <= x <= left + width + reach for x in xs):
             return "partial-number"
     return None
+
+
+def _brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The brightest channel: a monitor's coloured text stands out in it on either ground."""
+    return image.max(axis=2) if image.ndim == 3 else image
+
+
+def _ink(grey: npt.NDArray[np.uint8]) -> tuple[float, bool, npt.NDArray[np.uint8]]:
+    """Otsu threshold of a text box, whether its ink is the bright side (text is the minority
+    of a text box's pixels), and the ink mask (0/1)."""
+    threshold, ink = cv2.threshold(
+        np.ascontiguousarray(grey), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU
+    )
+    bright_ink = float((ink > 0).mean()) < 0.5
+    return float(threshold), bright_ink, ((ink if bright_ink else 255 - ink) > 0).astype(np.uint8)
 
 
 def _closed(mask: npt.NDArray[np.bool_], box_height: int) -> npt.NDArray[np.uint8]:
