@@ -304,7 +304,10 @@ class FleetServer:
     def _drive_rollouts(self) -> None:
         """Every second: command the next wave, time out silent devices, halt on failures."""
         while not self._stop.wait(1.0):
-            self.rollouts.engine.tick()
+            try:
+                self.rollouts.engine.tick()
+            except Exception:  # a store outage must not end rollouts: try again next second
+                log.exception("rollout tick failed")
 
     def _sweep(self) -> None:
         """Every second: mark devices silent past their heartbeat "unknown". Every period:

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -46,6 +45,7 @@ from ...results import (
 )
 from ..golden import golden_limits
 from ..spec import OpenModel
+from .box_crops import crop_box, order_clockwise, widened_crop
 from .field_confidence import FieldConfidence
 from .panels import Panels
 from .preprocess import MonitorContext, MonitorFrame
@@ -72,42 +72,6 @@ class MonitorPostprocess:
     rec_std: float
     min_text_confidence: float
     field_confidence: dict[str, Any]  # weights, bias, threshold (field_confidence.py)
-
-
-def _order_clockwise(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """rapidocr's ``order_points_clockwise``: top-left, top-right, bottom-right, bottom-left."""
-    xs = pts[np.argsort(pts[:, 0], kind="stable")]
-    left = xs[:2][np.argsort(xs[:2, 1], kind="stable")]
-    right = xs[2:][np.argsort(xs[2:, 1], kind="stable")]
-    return np.array([left[0], right[0], right[1], left[1]], dtype=np.float32)
-
-
-def _crop(image: npt.NDArray[np.uint8], pts: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """rapidocr's ``get_rotate_crop_image``: the box warped to an upright rectangle."""
-    w = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
-    h = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
-    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-    m = cv2.getPerspectiveTransform(pts, dst)
-    out = cv2.warpPerspective(
-        image, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
-    )
-    if out.shape[0] >= 1.5 * out.shape[1]:
-        out = np.ascontiguousarray(np.rot90(out))
-    return np.asarray(out, dtype=np.uint8)
-
-
-def _variant(image: npt.NDArray[np.uint8], pts: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """The box widened by a fifth of its height on every side and blurred by 3 % of it: joins
-    the gaps of segmented digits and shows edges a tight box may have cut."""
-    h, w = image.shape[:2]
-    centre = pts.mean(axis=0)
-    height = float(np.linalg.norm(pts[0] - pts[3]))
-    out = pts + np.sign(pts - centre) * 0.2 * height
-    out[:, 0] = np.clip(out[:, 0], 0, w - 1)
-    out[:, 1] = np.clip(out[:, 1], 0, h - 1)
-    crop = _crop(image, out.astype(np.float32))
-    sigma = max(0.5, 0.03 * height)
-    return np.asarray(cv2.GaussianBlur(crop, (0, 0), sigma), dtype=np.uint8)
 
 
 class Recognised(NamedTuple):
@@ -193,7 +157,7 @@ class MonitorPostprocessor:
         )
         kept = []
         for box, score in zip(boxes, scores, strict=True):
-            pts = _order_clockwise(box.astype(np.float32))
+            pts = order_clockwise(box.astype(np.float32))
             pts[:, 0] = np.clip(pts[:, 0], 0, w - 1).astype(np.int32)
             pts[:, 1] = np.clip(pts[:, 1], 0, h - 1).astype(np.int32)
             if (
@@ -254,7 +218,7 @@ class MonitorPostprocessor:
         )
         if not boxes:
             return
-        second = self.recognise([_variant(image, kept[i]) for i in boxes])
+        second = self.recognise([widened_crop(image, kept[i]) for i in boxes])
         agree = {
             i: _digits(texts[i].text) == _digits(again.text)
             for i, again in zip(boxes, second, strict=True)
@@ -269,7 +233,7 @@ class MonitorPostprocessor:
         prob = np.asarray(outputs[self._output])[0, 0]
         image = context.image
         boxes = self.read_boxes(prob, image)
-        crops = [_crop(image, pts) for pts, _ in boxes]
+        crops = [crop_box(image, pts) for pts, _ in boxes]
         recognised = self.recognise(crops)
         texts: list[OcrText] = []
         pairing_boxes: list[Box] = []
