@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from .tasks import ModelRunner, Prepared, task_spec
 from .trust import TrustPolicy, Verified, check_bundle, record, resolve_policy
 
 __all__ = ["Pipeline", "load"]
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -278,15 +281,8 @@ def load(
         manifest = verified.manifest
     if isinstance(model, str) and manifest.id != model:
         raise ManifestError(f"folder {model_dir.name} holds model {manifest.id!r}, not {model!r}")
-    pipeline = _start(manifest, backend, device, threads, hardware)
+    pipeline = _start_checked(manifest, backend, device, threads, hardware, golden=golden)
     try:
-        if golden:
-            problems = pipeline.check_golden()
-            if problems:
-                raise GoldenMismatchError(
-                    f"{manifest.id} on {pipeline.choice.backend}/{pipeline.choice.device}: "
-                    "refusing to serve, " + "; ".join(problems)
-                )
         if policy is not None and verified is not None:
             record(policy, verified)  # anti-rollback: this version has now served
     except BaseException:
@@ -295,16 +291,66 @@ def load(
     return pipeline
 
 
-def _start(
+def _start_checked(
     manifest: Manifest,
     backend: str,
     device: str,
     threads: int | None,
     hardware: HardwareInfo | None,
+    *,
+    golden: bool,
+) -> Pipeline:
+    """The pipeline of a manifest already checked, its golden vectors holding on this machine.
+
+    A backend whose golden outputs do not hold here computes something else than the bundle
+    was built to compute (measured: OpenVINO's static-INT8 text graph on aarch64, cosine 0.908
+    to the x86 outputs), so it never serves. When the device was left to the selection, the
+    next candidate that holds serves instead and its ``choice.reason`` names the refusal; a
+    device named by the caller, or no candidate left, raises :class:`GoldenMismatchError`."""
+    hw = hardware or probe(runtimes=manifest.backends)
+    refused: list[str] = []
+    skip: set[tuple[str, str]] = set()
+    while True:
+        pipeline = _start(manifest, backend, device, threads, hw, skip=skip)
+        where = f"{pipeline.choice.backend}/{pipeline.choice.device}"
+        try:
+            problems = pipeline.check_golden() if golden else []
+        except BaseException:
+            pipeline.close()
+            raise
+        if not problems:
+            if refused:
+                why = f"{pipeline.choice.reason}; golden vectors failed here on " + "; ".join(
+                    refused
+                )
+                pipeline.choice = replace(pipeline.choice, reason=why)
+                log.warning("%s serves on %s: %s", manifest.id, where, why)
+            return pipeline
+        pipeline.close()
+        refused.append(f"{where} ({'; '.join(problems)})")
+        skip.add((pipeline.choice.backend, pipeline.choice.device))
+        if device != "auto" or not _has_candidate(manifest, hw, backend, skip):
+            raise GoldenMismatchError(f"{manifest.id}: refusing to serve on " + "; ".join(refused))
+
+
+def _has_candidate(
+    manifest: Manifest, hw: HardwareInfo, backend: str, skip: Set[tuple[str, str]]
+) -> bool:
+    usable, _ = candidates(manifest, hw)
+    return any(backend in ("auto", c.backend) and (c.backend, c.device) not in skip for c in usable)
+
+
+def _start(
+    manifest: Manifest,
+    backend: str,
+    device: str,
+    threads: int | None,
+    hw: HardwareInfo,
+    *,
+    skip: Set[tuple[str, str]],
 ) -> Pipeline:
     """The pipeline of a manifest already checked: backend chosen and opened, task attached."""
-    hw = hardware or probe(runtimes=manifest.backends)
-    choice, runtime = _open_backend(manifest, hw, backend, device, threads)
+    choice, runtime = _open_backend(manifest, hw, backend, device, threads, skip)
     further = FurtherModels(manifest, choice, hw, threads)
     try:
         return Pipeline(manifest, runtime, choice=choice, further=further)
@@ -369,7 +415,12 @@ def _stream_windower(
 
 
 def _open_backend(
-    manifest: Manifest, hw: HardwareInfo, backend: str, device: str, threads: int | None
+    manifest: Manifest,
+    hw: HardwareInfo,
+    backend: str,
+    device: str,
+    threads: int | None,
+    skip: Set[tuple[str, str]],
 ) -> tuple[Choice, Backend]:
     """The first candidate that really starts. The probe sees what runtimes were built with;
     whether an accelerator's libraries load shows only when a session opens (onnxruntime-gpu
@@ -381,7 +432,7 @@ def _open_backend(
     usable, _ = candidates(manifest, hw)
     tried: list[str] = []
     for choice in usable:  # the first that matches ``backend`` is ``first``
-        if backend not in ("auto", choice.backend):
+        if backend not in ("auto", choice.backend) or (choice.backend, choice.device) in skip:
             continue
         try:
             runtime = create_backend(
