@@ -88,6 +88,34 @@ if grep -E 'FAIL on openvino' "$R/models-verify.txt"; then
 fi
 echo "models verify: $(($(t) - T0)) s" >>"$R/test-times.txt"
 
+step "selection passes over a backend whose golden vectors fail here (text model, OpenVINO first)"
+# The bundled manifest lists onnxruntime first; a copy listing openvino first shows what load()
+# does where OpenVINO would be chosen: serve from the first backend whose golden vectors hold.
+/opt/test-venv/bin/python - <<'PY' 2>&1 | tee "$R/golden-selection.txt" || FAILED+=("golden selection")
+import json, shutil, tempfile
+from pathlib import Path
+import edgemed
+from edgemed.registry import find_model_dir
+
+folder = Path(tempfile.mkdtemp()) / "clinical-text-minilm"
+shutil.copytree(find_model_dir("clinical-text-minilm"), folder)
+manifest = json.loads((folder / "manifest.json").read_text())
+manifest["backends"] = ["openvino", "onnxruntime"]
+(folder / "manifest.json").write_text(json.dumps(manifest))
+try:
+    edgemed.load(folder, backend="openvino").close()
+    openvino_holds = True
+except edgemed.GoldenMismatchError as exc:
+    openvino_holds = False
+    print("backend='openvino' refused:", str(exc)[:300])
+with edgemed.load(folder) as pipeline:
+    print("auto:", pipeline.choice.backend, pipeline.choice.device, "-", pipeline.choice.reason[:300])
+    expected = "openvino" if openvino_holds else "onnxruntime"
+    assert pipeline.choice.backend == expected, (pipeline.choice, openvino_holds)
+    assert openvino_holds or "golden vectors failed here on openvino/cpu" in pipeline.choice.reason
+    print("served by", pipeline("Patient reports chest pain radiating to the left arm.").provenance.backend)
+PY
+
 step "golden drift (report only; manifests are not written)"
 T0=$(t)
 /opt/test-venv/bin/python /build/src/models/recipes/golden_drift.py 2>&1 | tee "$R/golden-drift.txt" \
