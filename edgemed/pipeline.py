@@ -7,14 +7,15 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._version import __version__
-from .backends import Backend, Choice, candidates, choose, create_backend, open_model, probe
-from .config import cache_dir
+from .backends import Backend, Choice, autotune, candidates, probe
+from .backends.start import FurtherModels, open_first
 from .errors import (
     BackendUnavailableError,
     GoldenMismatchError,
@@ -29,8 +30,8 @@ from .io.windows import Windower
 from .manifest import Manifest, StreamWindow, load_manifest
 from .registry import find_model_dir
 from .results import Provenance, Result, ResultBuilder, SignalWindow, Timings, finish_batch
-from .results.base import ModelUse, check_contract
-from .tasks import ModelRunner, Prepared, task_spec
+from .results.base import check_contract
+from .tasks import Prepared, task_spec
 from .trust import TrustPolicy, Verified, check_bundle, record, resolve_policy
 
 __all__ = ["Pipeline", "load"]
@@ -52,6 +53,9 @@ class Pipeline:
         self.manifest = manifest
         self.backend = backend
         self.choice = choice  # which backend/device serves this model, and why
+        # In every result's provenance: how the backend was chosen when it was measured here
+        # (backends/autotune.py), "" when the manifest's order or the caller decided.
+        self.selection = ""
         self._further = further
         self._task = task_spec(manifest)
         self._pre, self._post = self._task.processors(manifest, further.open)
@@ -219,6 +223,7 @@ class Pipeline:
             created_at=time.time(),
             window=window,
             components=self._further.used,
+            selection=self.selection,
         )
 
     def check_golden(self) -> list[str]:
@@ -308,6 +313,10 @@ def _start_checked(
     next candidate that holds serves instead and its ``choice.reason`` names the refusal; a
     device named by the caller, or no candidate left, raises :class:`GoldenMismatchError`."""
     hw = hardware or probe(runtimes=manifest.backends)
+    if golden and backend == device == "auto" and autotune.enabled():
+        tuned = _start_tuned(manifest, threads, hw)
+        if tuned is not None:
+            return tuned
     refused: list[str] = []
     skip: set[tuple[str, str]] = set()
     while True:
@@ -333,6 +342,82 @@ def _start_checked(
             raise GoldenMismatchError(f"{manifest.id}: refusing to serve on " + "; ".join(refused))
 
 
+def _start_tuned(manifest: Manifest, threads: int | None, hw: HardwareInfo) -> Pipeline | None:
+    """The fastest candidate whose golden vectors hold, measured once per machine
+    (backends/autotune.py); None where there is nothing to choose between or nothing started
+    and held: the ordinary selection then decides, and refuses with its reasons."""
+    usable, _ = candidates(manifest, hw)
+    if len(usable) < 2:
+        return None
+    k = autotune.key(manifest, hw, threads)
+    known = autotune.recall(k)
+    if known is not None:
+        pipeline, _ = _holding(manifest, known.backend, known.device, threads, hw)
+        if pipeline is not None:
+            return _tuned_choice(pipeline, known, "")
+        autotune.forget(k)  # it no longer starts or holds here: measure again
+    opened: list[Pipeline] = []
+    notes: list[str] = []
+    try:
+        for c in usable:
+            pipeline, note = _holding(manifest, c.backend, c.device, threads, hw)
+            if pipeline is not None:
+                opened.append(pipeline)
+            else:
+                notes.append(note)
+        if not opened:
+            return None
+        items = opened[0]._task.golden_inputs(manifest)
+        ms = autotune.time_rounds([partial(p.batch, items) for p in opened], len(items))
+    except BaseException:
+        for pipeline in opened:
+            pipeline.close()
+        raise
+    timings = tuple(
+        autotune.Timing(backend=p.choice.backend, device=p.choice.device, ms_per_input=round(t, 4))
+        for p, t in zip(opened, ms, strict=True)
+    )
+    best = min(range(len(opened)), key=ms.__getitem__)
+    for i, pipeline in enumerate(opened):
+        if i != best:
+            pipeline.close()
+    chosen = opened[best].choice
+    known = autotune.Tuned(
+        backend=chosen.backend, device=chosen.device, timings=timings, measured_at=time.time()
+    )
+    autotune.remember(k, known)
+    return _tuned_choice(opened[best], known, "; ".join(notes))
+
+
+def _holding(
+    manifest: Manifest, backend: str, device: str, threads: int | None, hw: HardwareInfo
+) -> tuple[Pipeline | None, str]:
+    """The pipeline on exactly this backend/device if it starts and its golden vectors hold
+    here; else None and why."""
+    try:
+        pipeline = _start(manifest, backend, device, threads, hw, skip=set())
+    except BackendUnavailableError as exc:
+        return None, f"{backend}/{device} did not start: {exc}"
+    try:
+        problems = pipeline.check_golden()
+    except BaseException:
+        pipeline.close()
+        raise
+    if problems:
+        pipeline.close()
+        return None, f"golden vectors failed here on {backend}/{device} ({'; '.join(problems)})"
+    return pipeline, ""
+
+
+def _tuned_choice(pipeline: Pipeline, tuned: autotune.Tuned, notes: str) -> Pipeline:
+    reason = tuned.reason() + (f"; {notes}" if notes else "")
+    pipeline.choice = replace(pipeline.choice, reason=reason)
+    pipeline.selection = tuned.summary()
+    if notes:
+        log.warning("%s serves on %s: %s", pipeline.manifest.id, tuned.backend, reason)
+    return pipeline
+
+
 def _has_candidate(
     manifest: Manifest, hw: HardwareInfo, backend: str, skip: Set[tuple[str, str]]
 ) -> bool:
@@ -350,7 +435,7 @@ def _start(
     skip: Set[tuple[str, str]],
 ) -> Pipeline:
     """The pipeline of a manifest already checked: backend chosen and opened, task attached."""
-    choice, runtime = _open_backend(manifest, hw, backend, device, threads, skip)
+    choice, runtime = open_first(manifest, hw, backend, device, threads, skip)
     further = FurtherModels(manifest, choice, hw, threads)
     try:
         return Pipeline(manifest, runtime, choice=choice, further=further)
@@ -358,38 +443,6 @@ def _start(
         runtime.close()
         further.close()
         raise
-
-
-class FurtherModels:
-    """The bundle's models beyond its main one, opened for its task through the backend layer
-    with the main model's choice, and remembered for every result's provenance."""
-
-    def __init__(
-        self, manifest: Manifest, choice: Choice, hw: HardwareInfo, threads: int | None
-    ) -> None:
-        self._manifest, self._choice, self._hw, self._threads = manifest, choice, hw, threads
-        self._opened: list[Backend] = []
-        self.used: tuple[ModelUse, ...] = ()
-        self.fallbacks: tuple[str, ...] = ()  # why a further model runs elsewhere than chosen
-
-    def open(self, role: str) -> ModelRunner:
-        opened = open_model(
-            self._manifest,
-            self._choice,
-            hw=self._hw,
-            threads=self._threads,
-            cache_dir=cache_dir(),
-            role=role,
-        )
-        self._opened.append(opened.backend)
-        self.used = (*self.used, opened.use)
-        if opened.fallback:
-            self.fallbacks = (*self.fallbacks, opened.fallback)
-        return opened.backend
-
-    def close(self) -> None:
-        for backend in self._opened:
-            backend.close()
 
 
 def _stream_windower(
@@ -412,36 +465,3 @@ def _stream_windower(
         start_time=start_time,
     )
     return plan, windower
-
-
-def _open_backend(
-    manifest: Manifest,
-    hw: HardwareInfo,
-    backend: str,
-    device: str,
-    threads: int | None,
-    skip: Set[tuple[str, str]],
-) -> tuple[Choice, Backend]:
-    """The first candidate that really starts. The probe sees what runtimes were built with;
-    whether an accelerator's libraries load shows only when a session opens (onnxruntime-gpu
-    from PyPI lists TensorRT without the TensorRT libraries). With ``device="auto"`` the next
-    candidate serves and the choice's reason says why; a device asked for by name must start."""
-    first = choose(manifest, hw, backend=backend, device=device)  # raises if none is usable
-    if device != "auto":
-        return first, create_backend(manifest, first, hw=hw, threads=threads, cache_dir=cache_dir())
-    usable, _ = candidates(manifest, hw)
-    tried: list[str] = []
-    for choice in usable:  # the first that matches ``backend`` is ``first``
-        if backend not in ("auto", choice.backend) or (choice.backend, choice.device) in skip:
-            continue
-        try:
-            runtime = create_backend(
-                manifest, choice, hw=hw, threads=threads, cache_dir=cache_dir()
-            )
-        except BackendUnavailableError as exc:
-            tried.append(f"{choice.backend}/{choice.device}: {exc}")
-            continue
-        if tried:
-            choice = replace(choice, reason=f"{choice.reason} (did not start: {'; '.join(tried)})")
-        return choice, runtime
-    raise BackendUnavailableError(f"no backend of model {manifest.id} started: {'; '.join(tried)}")

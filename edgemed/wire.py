@@ -61,6 +61,7 @@ _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # from devices older than epochs carry none and are filed under "".
 _EPOCH_RE = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 MAX_PAYLOAD_BYTES = 256 * 1024  # one result
+SELECTION_MAX = 256  # model.selection (result-1.json)
 # One message on a results topic carries one or more results, one JSON object per line (JSON
 # Lines: compact JSON never contains a raw newline). Batching amortises the per-message cost of
 # MQTT (publish, PUBACK, broker routing); each line is validated, stored and acked on its own.
@@ -134,6 +135,8 @@ def prepare_result(
     }
     if p.components:  # further models (a recogniser); absent for single-model results
         model["components"] = [c.body() for c in p.components]
+    if p.selection:  # the backend was measured fastest here (autotune); absent otherwise
+        model["selection"] = p.selection[:SELECTION_MAX]
     message = {
         "schema": RESULT_SCHEMA,
         "result_id": str(uuid.uuid4()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,11 @@ import pytest
 import edgemed
 from edgemed.fleet import SQLiteStore
 from edgemed.fleet.broker import free_port, wait_for_port
+
+# Backend selection by manifest order unless a test measures (tests/unit/test_autotune.py): the
+# tests pin what each order and fallback does, and measuring at every first load of a copied
+# bundle would cost seconds each. Set before any test, so the processes tests start inherit it.
+os.environ.setdefault("EDGEMED_AUTOTUNE", "0")
 
 MODEL_ID = "clinical-text-minilm"
 MARKERS = {

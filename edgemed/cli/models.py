@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .._version import __version__
-from ..backends import Choice, candidates
+from ..backends import Choice, autotune, candidates
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
 from ..tasks import find_task
@@ -58,10 +59,25 @@ def _choice(c: Choice) -> dict[str, str]:
     return {"backend": c.backend, "device": c.device, "reason": c.reason}
 
 
+def _tuned_first(m: Manifest, hw: HardwareInfo, usable: list[Choice]) -> list[Choice]:
+    """The candidates in the order ``load()`` tries them: the one measured fastest on this
+    machine first when autotune has figures for it (edgemed/backends/autotune.py; default threads)."""
+    tuned = autotune.recall(autotune.key(m, hw, None)) if autotune.enabled() else None
+    if tuned is None:
+        if autotune.enabled() and len(usable) > 1:
+            note = "; the first load measures every candidate and serves from the fastest"
+            usable = [replace(usable[0], reason=usable[0].reason + note), *usable[1:]]
+        return usable
+    first = [c for c in usable if (c.backend, c.device) == (tuned.backend, tuned.device)]
+    rest = [c for c in usable if c not in first]
+    return [replace(c, reason=tuned.reason()) for c in first] + rest
+
+
 def doctor_report(hw: HardwareInfo, manifests: list[Manifest]) -> dict[str, Any]:
     models = []
     for m in manifests:
         usable, skipped = candidates(m, hw)
+        usable = _tuned_first(m, hw, usable)
         models.append(
             {
                 "id": m.id,

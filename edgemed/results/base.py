@@ -100,6 +100,9 @@ class Provenance:
     created_at: float  # Unix time on the device clock
     window: SignalWindow | None = None  # set for results of Pipeline.stream
     components: tuple[ModelUse, ...] = ()
+    # How the backend was chosen where it was measured on this machine (edgemed/backends/autotune.py),
+    # e.g. "measured: onnxruntime/cpu 1.84 ms, openvino/cpu 2.61 ms"; "" otherwise.
+    selection: str = ""
 
 
 class Result(Protocol):
