@@ -30,7 +30,8 @@ from .metrics import FleetMetrics
 from .presence import HEARTBEAT_S, FleetPresence
 from .rollouts.bundles import BundleShelf
 from .rollouts.routes import rollout_service
-from .store import SqlStore
+from .shared_events import SharedEventBus
+from .store import PostgresStore, SqlStore
 from .store.retention import RetentionPolicy
 
 __all__ = ["FleetServer"]
@@ -72,7 +73,8 @@ class FleetServer:
         self.broker = broker
         self.jetstream = jetstream
         self.rules = rules or AlertRules()
-        self.events = EventBus()
+        # On PostgreSQL, every fleet process's dashboards see every process's events.
+        self.events = _event_bus(store)
         self.group = shared_group or f"edgemed-fleet-{store.store_id}"
         self.presence = FleetPresence(
             broker, store_id=store.store_id, group=self.group, heartbeat_s=heartbeat_s
@@ -157,6 +159,8 @@ class FleetServer:
         this process (devices replay their backlog at once). Raises FleetConflictError or
         SyncError (broker silent for ``ready_timeout``), leaving nothing running."""
         try:
+            if isinstance(self.events, SharedEventBus):
+                self.events.start()
             self.presence.check(timeout=ready_timeout)
             for worker in self.workers:
                 worker.start()
@@ -192,6 +196,8 @@ class FleetServer:
         self.presence.stop()
         for worker in self.workers:
             worker.stop()
+        if isinstance(self.events, SharedEventBus):
+            self.events.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -339,3 +345,11 @@ class FleetServer:
                 announce(escalated, self.events)
             except Exception:  # a store outage must not end the sweeper: try again next period
                 log.exception("offline sweep failed")
+
+
+def _event_bus(store: Any) -> EventBus:
+    """The events of this process alone, or shared through PostgreSQL between the fleet
+    processes of one store (fleet/shared_events.py)."""
+    if isinstance(store, PostgresStore):
+        return SharedEventBus(store.dsn, store.store_id)
+    return EventBus()

@@ -53,6 +53,11 @@ class PostgresStore(PartitionedResults, SqlStore):
             # Never echo the DSN: it may hold a password.
             raise SyncError(f"cannot open the PostgreSQL fleet store: {exc}") from exc
 
+    @property
+    def dsn(self) -> str:
+        """For the fleet's other connections to this database (shared live events)."""
+        return self._dsn
+
     def _connect(self) -> Any:
         import psycopg
 
