@@ -17,6 +17,8 @@ APT=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || APT+=(mosquitto)
 # The 3-node NATS JetStream cluster of tests/integration/test_fleet_jetstream.py (deploy/nats/).
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || APT+=(nats-server)
+# The 3-node RabbitMQ cluster (MQTT plugin, quorum queue) of tests/integration/test_fleet_rabbitmq.py.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || APT+=(rabbitmq-server)
 # The Jetson check: kernel tests cross-compiled for aarch64 and run under qemu-user.
 command -v aarch64-linux-gnu-g++ >/dev/null || APT+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || APT+=(qemu-user)

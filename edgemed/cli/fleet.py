@@ -11,6 +11,7 @@ import contextlib
 import os
 from typing import Any
 
+from ..errors import InputError
 from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
 from .rollouts import add_rollout_commands, bundle_shelf
@@ -30,6 +31,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
 
     broker = broker_from_args(args)  # checked (TLS files, no secret in the URL) before the store
     jetstream = _jetstream(args)  # --jetstream nats://… (fleet/jetstream.py), checked likewise
+    amqp = _amqp(args)  # --amqp amqp://… (fleet/amqp.py)
     https, sessions = api_security_from_args(args)  # --api-cert/--api-key, session lengths
     rules = AlertRules(
         backlog_threshold=args.backlog_threshold, offline_after_s=args.offline_after * 60.0
@@ -55,6 +57,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
         https=https,
         sessions=sessions,
         jetstream=jetstream,
+        amqp=amqp,
     )
     with server:
         where = "PostgreSQL" if str(args.db).startswith("postgres") else args.db
@@ -126,6 +129,15 @@ def add_fleet_commands(sub: Subparsers) -> None:
         "group (nats://host:port[,nats://host:port…]; --broker still names an MQTT port for "
         "presence): docs/fleet.md, NATS with JetStream",
     )
+    serve.add_argument(
+        "--amqp",
+        metavar="AMQP_URLS",
+        default=None,
+        help="consume results from this RabbitMQ cluster's quorum queue instead of a $share "
+        "group (amqp://host:port[,amqp://host:port…]; credentials from EDGEMED_AMQP_USER and "
+        "EDGEMED_AMQP_PASSWORD; --broker still names an MQTT port for presence): docs/fleet.md, "
+        "RabbitMQ",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
@@ -180,6 +192,17 @@ def _jetstream(args: argparse.Namespace) -> Any:
     from ..fleet.jetstream import JetStreamConfig
 
     return JetStreamConfig.from_urls(args.jetstream)
+
+
+def _amqp(args: argparse.Namespace) -> Any:
+    """The RabbitMQ queue the workers consume from (--amqp), or None."""
+    if not args.amqp:
+        return None
+    if args.jetstream:
+        raise InputError("--amqp and --jetstream: ingest from one of them")
+    from ..fleet.amqp import AmqpConfig
+
+    return AmqpConfig.from_urls(args.amqp)
 
 
 def _days(text: str) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 from ..config import BrokerConfig
 from ..errors import SyncError
 from .alerts import AlertRules
+from .amqp import AmqpConfig, AmqpIngest
 from .app import FleetApi
 from .auth.guard import SessionPolicy
 from .auth.headers import HttpsFiles
@@ -60,18 +61,23 @@ class FleetServer:
         https: HttpsFiles | None = None,
         sessions: SessionPolicy | None = None,
         jetstream: JetStreamConfig | None = None,
+        amqp: AmqpConfig | None = None,
     ) -> None:
         """Ingest always joins a ``$share`` group, by default ``edgemed-fleet-<store id>``: the
         workers of this process and every other process on the same store split the results.
         Client ids are unique per process and worker, so no two clients ever take over each
         other's session. ``start`` refuses (FleetConflictError) if a fleet writing to another
         store already serves the broker. ``jetstream``: the workers pull from a NATS JetStream
-        consumer instead (fleet/jetstream.py); presence still uses ``broker`` (an MQTT port)."""
+        consumer instead (fleet/jetstream.py), ``amqp`` from a RabbitMQ quorum queue
+        (fleet/amqp.py); presence still uses ``broker`` (an MQTT port)."""
+        if jetstream is not None and amqp is not None:
+            raise ValueError("ingest from JetStream or from AMQP, not both")
         if workers < 1:
             raise ValueError("need at least one ingest worker")
         self.store = store
         self.broker = broker
         self.jetstream = jetstream
+        self.amqp = amqp
         self.rules = rules or AlertRules()
         # On PostgreSQL, every fleet process's dashboards see every process's events.
         self.events = _event_bus(store)
@@ -139,6 +145,13 @@ class FleetServer:
         if self.jetstream is not None:  # a JetStream work queue instead of a $share group
             worker: Ingest = JetStreamIngest(
                 self.store, self.jetstream, broker=self.broker, client_id=f"{prefix}-{i}",
+                rules=self.rules, events=self.events,
+            )  # fmt: skip
+            worker.metrics = self.metrics
+            return worker
+        if self.amqp is not None:  # a RabbitMQ quorum queue instead of a $share group
+            worker = AmqpIngest(
+                self.store, self.amqp, broker=self.broker, client_id=f"{prefix}-{i}",
                 rules=self.rules, events=self.events,
             )  # fmt: skip
             worker.metrics = self.metrics
