@@ -48,7 +48,7 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.1.1"
+VERSION = "1.1.2"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
@@ -207,6 +207,9 @@ def candidate_curve(collected: dict[str, Any], calib: dict[str, Any]) -> list[di
     return out
 
 
+GOLDEN_MIN_TEXT_CONFIDENCE = 0.95
+
+
 def pick_golden(pipe: Any, n: int = 4) -> list[tuple[int, str, str]]:
     """Golden screens: no wrong value, at least four fields read, alarm limits on the screen;
     together they must hold seven-segment digits and a withheld field."""
@@ -246,7 +249,15 @@ def write_golden(bundle: Path, pipe: Any, specs: list[tuple[int, str, str]]) -> 
         img, gt = render_screen(seed, layout=layout, font=font, lossy=False)
         reading = pipe(img)
         fields = {k: reading.value(k) for k in KEYS}
-        texts = [t for t in reading.texts if [x.text for x in reading.texts].count(t.text) == 1]
+        # Texts read with margin only: a character the recogniser is unsure of can flip on
+        # another CPU's INT8 kernels (1.1.1's "TC", confidence 0.73, read "Tc" on aarch64 with
+        # every field still exact), and a golden vector must hold wherever the bundle is right.
+        texts = [
+            t
+            for t in reading.texts
+            if [x.text for x in reading.texts].count(t.text) == 1
+            and t.confidence >= GOLDEN_MIN_TEXT_CONFIDENCE
+        ]
         prob = pipe.backend.run(pipe.preprocess(img).tensors)["sigmoid_0.tmp_0"][0, 0]
         cases.append(
             {
