@@ -24,5 +24,6 @@ sed -e "s|@HOST@|$EDGEMED_RMQ_HOST|g" -e "s|@AMQP_PORT@|$EDGEMED_RMQ_AMQP_PORT|g
 export HOME="$node_dir/home" RABBITMQ_NODENAME="$EDGEMED_RMQ_NAME" \
   RABBITMQ_DIST_PORT="$EDGEMED_RMQ_DIST_PORT" RABBITMQ_CONFIG_FILE="$node_dir/rabbitmq.conf" \
   RABBITMQ_ENABLED_PLUGINS_FILE="$here/enabled_plugins" RABBITMQ_MNESIA_BASE="$node_dir/mnesia" \
-  RABBITMQ_LOG_BASE="$node_dir/log" RABBITMQ_PID_FILE="$node_dir/pid"
+  RABBITMQ_LOG_BASE="$node_dir/log" RABBITMQ_PID_FILE="$node_dir/pid" \
+  ERL_CRASH_DUMP="$node_dir/log/erl_crash.dump"
 exec "${RABBITMQ_SERVER:-/usr/lib/rabbitmq/bin/rabbitmq-server}"
