@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..config import BrokerConfig
 from ..errors import InputError
 from ..wire import PREFIX, count_results, topic
-from .alerts import AlertRules
-from .events import EventBus
-from .ingest import MAX_BATCH, Ingest
+from .ingest import MAX_BATCH
+from .queue_ingest import QueueIngest
 from .store import SqlStore
 
 if TYPE_CHECKING:
@@ -97,55 +94,25 @@ def topic_to_routing_key(name: str) -> str:
 _SWAP = str.maketrans({".": "/", "/": "."})
 
 
-class AmqpIngest(Ingest):
+class AmqpIngest(QueueIngest):
     """One ingest worker consuming from the quorum queue (pika, on its own thread); stores
-    through :class:`Ingest`'s pipeline, acknowledges after the commit."""
+    through the ingest pipeline, acknowledges after the commit."""
 
-    def __init__(
-        self,
-        store: SqlStore,
-        amqp: AmqpConfig,
-        *,
-        broker: BrokerConfig | None = None,
-        client_id: str | None = None,
-        rules: AlertRules | None = None,
-        events: EventBus | None = None,
-    ) -> None:
-        super().__init__(
-            store, broker or BrokerConfig(), client_id=client_id, rules=rules, events=events
-        )
+    SUBSCRIPTION = "amqp"
+
+    def __init__(self, store: SqlStore, amqp: AmqpConfig, **options: Any) -> None:
+        """``options``: broker, client_id, rules, events, as for :class:`QueueIngest`."""
+        super().__init__(store, **options)
         self.amqp = amqp
-        self.subscription = "amqp"
         self._channel: BlockingChannel | None = None
-        self._acks: list[tuple[str, bytes]] = []  # device acks of the batch being stored
-        self._held = (0, 0.0)  # messages received and not yet acknowledged, since when
         self._next_url = 0
-
-    def start(self) -> AmqpIngest:
-        self._thread = threading.Thread(
-            target=self._guarded, args=(self._run,), name="edgemed-fleet-amqp", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-
-    def lag(self) -> tuple[int, float]:
-        count, since = self._held
-        return count, time.monotonic() - since if count else 0.0
 
     def publish(self, name: str, payload: bytes, *, retain: bool = False) -> bool:
         """Rollout commands go over the MQTT link (``FleetServer`` tries each worker): an AMQP
         publish cannot set MQTT's retained flag."""
         return False
 
-    def _send_ack(self, device_id: str, ack: bytes) -> None:
-        self._acks.append((device_id, ack))  # sent by _flush once _store_batch returns
-
-    def _run(self) -> None:
+    def _consume_forever(self) -> None:
         import pika
 
         while not self._stop.is_set():

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..config import BrokerConfig
 from ..errors import InputError
 from ..wire import PREFIX, count_results
-from .alerts import AlertRules
-from .events import EventBus
-from .ingest import MAX_BATCH, Ingest
+from .ingest import MAX_BATCH
+from .queue_ingest import QueueIngest
 from .store import SqlStore
 
 if TYPE_CHECKING:
@@ -93,49 +90,22 @@ def subject_to_topic(subject: str) -> str:
     return "/".join(t.replace("//", ".").replace("/", ".") for t in subject.split("."))
 
 
-class JetStreamIngest(Ingest):
+class JetStreamIngest(QueueIngest):
     """One ingest worker pulling from the JetStream durable consumer (an asyncio loop on its
     own thread); stores through :class:`Ingest`'s pipeline, acks after the commit."""
 
-    def __init__(
-        self,
-        store: SqlStore,
-        jetstream: JetStreamConfig,
-        *,
-        broker: BrokerConfig | None = None,
-        client_id: str | None = None,
-        rules: AlertRules | None = None,
-        events: EventBus | None = None,
-    ) -> None:
-        super().__init__(
-            store, broker or BrokerConfig(), client_id=client_id, rules=rules, events=events
-        )
+    SUBSCRIPTION = "jetstream"
+
+    def __init__(self, store: SqlStore, jetstream: JetStreamConfig, **options: Any) -> None:
+        """``options``: broker, client_id, rules, events, as for :class:`QueueIngest`."""
+        super().__init__(store, **options)
         self.jetstream = jetstream
-        self.subscription = "jetstream"
         self._nc: Nats | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._acks: list[tuple[str, bytes]] = []  # device acks of the batch being stored
         self._tokens: dict[str, str] = {}  # device_id -> its subject token, as NATS wrote it
-        self._held = (0, 0.0)  # messages pulled and not yet acknowledged, since when
 
-    def start(self) -> JetStreamIngest:
-        self._thread = threading.Thread(
-            target=self._guarded,
-            args=(lambda: asyncio.run(self._main()),),
-            name="edgemed-fleet-jetstream",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-
-    def lag(self) -> tuple[int, float]:
-        count, since = self._held
-        return count, time.monotonic() - since if count else 0.0
+    def _consume_forever(self) -> None:
+        asyncio.run(self._main())
 
     def publish(self, name: str, payload: bytes, *, retain: bool = False) -> bool:
         """Publish on the NATS link (devices subscribed get it at QoS 0). NATS cannot retain
@@ -146,9 +116,6 @@ class JetStreamIngest(Ingest):
         subject = topic_to_subject(name)
         asyncio.run_coroutine_threadsafe(nc.publish(subject, payload), loop)
         return True
-
-    def _send_ack(self, device_id: str, ack: bytes) -> None:
-        self._acks.append((device_id, ack))  # sent by _handle once _store_batch returns
 
     def _topic(self, subject: str) -> str:
         name = subject_to_topic(subject)

@@ -16,15 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from api_client import call
 from conftest import until
+from engine_suite import kill_all, lost_and_duplicate, pg_schema, stored_rows, submitted_seqs
 from rabbit_cluster import RabbitCluster, available
 from stores import PG_DSN
 
@@ -47,10 +46,8 @@ QUEUE = "edgemed-results"
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = f"edgemed_test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(PG_DSN, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    with pg_schema() as name:
+        yield name
 
 
 @pytest.fixture
@@ -106,20 +103,6 @@ def _stored_by(api_port: int) -> int:
     return 0
 
 
-def _stored(schema: str) -> dict[str, list[int]]:
-    with psycopg.connect(PG_DSN) as db:
-        rows = db.execute(f"SELECT device_id, seq FROM {schema}.results").fetchall()
-    stored: dict[str, list[int]] = {}
-    for device_id, seq in rows:
-        stored.setdefault(device_id, []).append(int(seq))
-    return stored
-
-
-def _submitted(tmp_path: Path, i: int) -> list[int]:
-    lines = (tmp_path / f"dev{i}.log").read_text().split()
-    return [int(seq) for seq in lines[0::2]]
-
-
 def _waiting(cluster: RabbitCluster) -> int:
     queue = cluster.queue(QUEUE)
     return int(queue["messages"]) if queue else 0
@@ -159,27 +142,19 @@ def test_node_and_worker_kill_lose_nothing_and_store_once(
         assert until(new_leader, 60)  # the two others elected a leader: restart the victim
         cluster.start(victim)
         total = DEVICES * PER_DEVICE
-        assert until(lambda: sum(map(len, _stored(schema).values())) >= total // 3, 120)
+        assert until(lambda: sum(map(len, stored_rows(schema).values())) >= total // 3, 120)
         # Both processes consume the one queue: each has stored part of the results.
         assert until(lambda: all(_stored_by(port) > 0 for port in api), 60), [
             call(f"http://127.0.0.1:{port}", "/api/health") for port in api
         ]
         fleets[1].send_signal(signal.SIGKILL)  # one fleet process, while it ingests
         fleets[1].wait(timeout=10)
-        stored_at_worker_kill = sum(map(len, _stored(schema).values()))
+        stored_at_worker_kill = sum(map(len, stored_rows(schema).values()))
         assert stored_at_worker_kill < total, "the fleet process was killed after the end"
         codes = [dev.wait(timeout=240) for dev in devices]
         elapsed = time.monotonic() - started
         assert codes == [0] * DEVICES, [p.read_text()[-2000:] for p in tmp_path.glob("dev*.err")]
-        stored = _stored(schema)
-        lost = duplicate = 0
-        for i in range(DEVICES):
-            submitted = _submitted(tmp_path, i)
-            assert len(submitted) == PER_DEVICE == len(set(submitted))
-            rows = stored.get(f"bed-rmq-{i}", [])
-            lost += len(set(submitted) - set(rows))
-            duplicate += len(rows) - len(set(rows))
-            assert set(rows) <= set(submitted), "stored a seq no device submitted"
+        lost, duplicate = lost_and_duplicate(schema, tmp_path, DEVICES, PER_DEVICE, "bed-rmq")
         print(
             f"RabbitMQ: {total} results from {DEVICES} devices; backlog {backlog} at the kill of "
             f"queue leader {leader} ({killed_at - started:.1f} s in); {stored_at_worker_kill} "
@@ -188,13 +163,9 @@ def test_node_and_worker_kill_lose_nothing_and_store_once(
         )
         assert backlog >= 100
         assert lost == 0 and duplicate == 0
-        assert sum(map(len, stored.values())) == total
+        assert sum(map(len, stored_rows(schema).values())) == total
     finally:
-        for proc in [*devices, *fleets]:
-            if proc.poll() is None:
-                proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=10)
+        kill_all([*devices, *fleets])
 
 
 def _shipped() -> dict[str, str]:
@@ -252,7 +223,7 @@ def test_documented_commands_start_the_cluster_and_two_fleets(tmp_path: Path, sc
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert device.returncode == 0, device.stderr[-2000:]
-        assert sorted(_stored(schema)["bed-rmq-0"]) == sorted(_submitted(tmp_path, 0))
+        assert sorted(stored_rows(schema)["bed-rmq-0"]) == sorted(submitted_seqs(tmp_path, 0))
     finally:
         for fleet in fleets:
             fleet.terminate()

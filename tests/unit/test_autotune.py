@@ -8,18 +8,17 @@ on the machine, so the tests check the choice against the figures it recorded, n
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from drifted_bundles import drifted_on_openvino
 
 import edgemed
 from edgemed import wire
 from edgemed.backends import autotune, probe
 from edgemed.cli.models import doctor_report
 from edgemed.fleet.validation import PayloadValidator
-from edgemed.manifest import file_sha256, load_manifest
+from edgemed.manifest import load_manifest
 from edgemed.registry import find_model_dir
 
 MODEL = "wdbc-malignancy-mlp"  # ships ONNX and OpenVINO; loads in a fraction of a second
@@ -106,31 +105,13 @@ def test_doctor_shows_the_measured_choice() -> None:
     ]
 
 
-def _drifted_on_openvino(tmp_path: Path) -> Path:
-    """The text bundle listing OpenVINO first, with OpenVINO golden outputs its IR does not
-    compute (as on aarch64): ONNX Runtime's still hold."""
-    folder = tmp_path / "clinical-text-minilm"
-    shutil.copytree(find_model_dir("clinical-text-minilm"), folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["backends"] = ["openvino", "onnxruntime"]
-    for role in [r for r in manifest["artifacts"] if r.startswith("golden_outputs_openvino")]:
-        manifest["artifacts"].pop(role)
-    expected = np.load(folder / "golden" / "int8_embeddings.npy")
-    expected[0] = -expected[0]
-    np.save(folder / "golden" / "openvino_wrong.npy", expected)
-    manifest["artifacts"]["golden_outputs_openvino"] = {
-        "path": "golden/openvino_wrong.npy",
-        "sha256": file_sha256(folder / "golden" / "openvino_wrong.npy"),
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
-
-
 def test_a_candidate_that_fails_its_golden_vectors_is_never_timed_or_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _measurements(monkeypatch)
-    with edgemed.load(_drifted_on_openvino(tmp_path)) as pipeline:
+    with edgemed.load(
+        drifted_on_openvino(find_model_dir("clinical-text-minilm"), tmp_path)
+    ) as pipeline:
         assert (pipeline.choice.backend, pipeline.choice.device) == ("onnxruntime", "cpu")
         assert "golden vectors failed here on openvino/cpu" in pipeline.choice.reason
         assert pipeline.selection == pipeline.selection.split(",")[0]  # one candidate timed
@@ -140,7 +121,7 @@ def test_a_candidate_that_fails_its_golden_vectors_is_never_timed_or_served(
 def test_a_remembered_choice_that_no_longer_holds_is_measured_again(
     measuring: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = _drifted_on_openvino(tmp_path)
+    folder = drifted_on_openvino(find_model_dir("clinical-text-minilm"), tmp_path)
     manifest = load_manifest(folder)
     k = autotune.key(manifest, probe(runtimes=manifest.backends), None)
     stale = autotune.Tuned(

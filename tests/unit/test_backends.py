@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from drifted_bundles import drifted_on_openvino
 
 import edgemed
 from edgemed.backends.onnxruntime import tensorrt_cache_dir
@@ -94,27 +95,10 @@ def test_golden_drift_refuses_to_serve(ov_bundle: Path, tmp_path: Path) -> None:
     assert edgemed.load(drifted, golden=False)(NOTES[0]).kind == "text-embedding"
 
 
-def _drifted_on_openvino(ov_bundle: Path, tmp_path: Path) -> Path:
-    """The bundle with expected OpenVINO outputs its IR does not compute (as on aarch64, where
-    the static-INT8 text IR measured cosine 0.908): the ONNX Runtime ones still hold."""
-    drifted = tmp_path / "clinical-text-minilm"
-    shutil.copytree(ov_bundle, drifted)
-    expected = np.load(drifted / "golden" / "int8_embeddings.npy")
-    expected[0] = -expected[0]
-    np.save(drifted / "golden" / "openvino_embeddings.npy", expected)
-    manifest = json.loads((drifted / "manifest.json").read_text())
-    manifest["artifacts"]["golden_outputs_openvino"] = {
-        "path": "golden/openvino_embeddings.npy",
-        "sha256": file_sha256(drifted / "golden" / "openvino_embeddings.npy"),
-    }
-    (drifted / "manifest.json").write_text(json.dumps(manifest))
-    return drifted
-
-
 def test_a_backend_whose_golden_vectors_fail_here_is_passed_over(
     ov_bundle: Path, tmp_path: Path
 ) -> None:
-    drifted = _drifted_on_openvino(ov_bundle, tmp_path)
+    drifted = drifted_on_openvino(ov_bundle, tmp_path)
     with edgemed.load(drifted) as pipeline:  # manifest order: openvino first
         assert (pipeline.choice.backend, pipeline.choice.device) == ("onnxruntime", "cpu")
         assert "golden vectors failed here on openvino/cpu" in pipeline.choice.reason
