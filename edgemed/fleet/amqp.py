@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import failpoints
 from ..errors import InputError
 from ..wire import PREFIX, count_results, topic
 from .ingest import MAX_BATCH
@@ -210,6 +211,7 @@ class AmqpIngest(QueueIngest):
             channel.basic_publish(
                 self.amqp.exchange, topic_to_routing_key(topic(device_id, "ack")), ack
             )
+            failpoints.hit("ingest.acked")
         channel.basic_ack(last, multiple=True)
         self._held = (0, 0.0)
 

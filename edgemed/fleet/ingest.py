@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
+from .. import failpoints
 from ..config import BrokerConfig, SyncConfig
 from ..errors import PayloadError
 from ..mqtt_connection import (
@@ -256,6 +257,7 @@ class Ingest:
         now = time.time()
         done = self.store.insert_results(results, lambda m: self.rules.evaluate(m, now))
         committed = time.monotonic()  # committed: only now may acks go out
+        failpoints.hit("ingest.committed")
         for msg, outcome, at in zip(results, done.outcomes, received, strict=True):
             self.counts[outcome] += 1
             if self.metrics is not None:
@@ -276,6 +278,7 @@ class Ingest:
         """Tell a device what is committed (called only after the commit); a JetStream worker
         (fleet/jetstream.py) sends it over NATS instead."""
         self._client.publish(topic(device_id, "ack"), ack, qos=1)
+        failpoints.hit("ingest.acked")
 
     def _dead_letter(self, name: str, exc: PayloadError, payload: bytes) -> None:
         self.counts["dead_letter"] += 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import failpoints
 from ..errors import InputError
 from ..wire import PREFIX, count_results
 from .ingest import MAX_BATCH
@@ -219,6 +220,7 @@ class JetStreamIngest(QueueIngest):
             for device_id, ack in self._acks if stored else ():  # devices may delete these now
                 token = self._tokens.get(device_id, device_id)
                 await nc.publish(f"{PREFIX.replace('/', '.')}.{token}.ack", ack)
+                failpoints.hit("ingest.acked")
             for m in msgs:
                 await (m.ack() if stored else m.nak(delay=1.0))
         except Exception as exc:

@@ -22,6 +22,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from .. import failpoints
 from .._version import __version__
 from ..config import BrokerConfig, SyncConfig
 from ..errors import EdgemedError, PayloadError, SyncError
@@ -348,6 +349,7 @@ class Publisher:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
             self._track(info)
+            failpoints.hit("publisher.sent")
 
     def _schedule_resend(self, seq: int, now: float) -> None:
         """Record ``seq`` as in flight with its resend deadline (caller holds ``_cond``)."""

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import failpoints
 from ..config import OutboxConfig
 from ..errors import OutboxFullError, SyncError
 from ..wire import check_device_id
@@ -218,6 +219,7 @@ class Outbox:
         except BaseException:  # e.g. KeyboardInterrupt in a builder: rolled back as well
             self._forget_group(batch)
             raise
+        failpoints.hit("outbox.committed")
         with self._fresh_lock:  # committed: seqs ascend, so the cache stays contiguous
             for req in batch:
                 if req.seq is not None and req.payload is not None:
@@ -371,6 +373,7 @@ class Outbox:
                         self._set_meta("last_ack_seq", str(max(last, ack_seq)))
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
+            failpoints.hit("outbox.acked")
             self._bytes -= int(freed)  # only once committed
             self._depth -= deleted
             if current:  # the cache holds only rows this process stored: none of older epochs
