@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The long fault soaks, which the normal suite runs only in CI-sized variants. Each prints its
+# tally (results, backlog at the kill, lost, duplicate); record the last figures in
+# benchmarks/README.md ("Fault soaks"). Needs what scripts/test.sh installs (run it once first),
+# PostgreSQL ($EDGEMED_TEST_POSTGRES), mosquitto, nats-server and rabbitmq-server.
+#
+#   scripts/soak.sh            # every soak, ~20-40 min on 2 cores
+#   scripts/soak.sh rabbitmq   # one of: slow, scale, jetstream, rabbitmq, rollouts
+set -euo pipefail
+source "$(dirname "$0")/_common.sh"
+cd "$ROOT"
+PY="$VENV/bin/python"
+[ -x "$PY" ] || { echo "run scripts/test.sh first (it makes $VENV)"; exit 1; }
+run() {  # run NAME ENV... -- PYTEST ARGS...
+    local name="$1"; shift
+    local env=()
+    while [ "$1" != "--" ]; do env+=("$1"); shift; done
+    shift
+    say "soak $name"
+    local t0=$SECONDS
+    env "${env[@]}" "$PY" -m pytest -q -s -p no:cacheprovider "$@" 2>&1 \
+        | grep -E "lost|missing|duplicate|passed|failed|error" || true
+    echo "soak $name: $((SECONDS - t0)) s"
+}
+ALL=("$@")
+pick() { [ ${#ALL[@]} -eq 0 ] || [[ " ${ALL[*]} " == *" $1 "* ]]; }
+pick slow && run slow -- -m slow tests/integration/test_sync_faults.py \
+    tests/integration/test_fleet_integrity.py
+pick scale && run scale EDGEMED_SCALE_PER_DEVICE=100 -- tests/integration/test_fleet_scale.py
+pick jetstream && run jetstream EDGEMED_JETSTREAM_SOAK=1 -- tests/integration/test_fleet_jetstream.py
+pick rabbitmq && run rabbitmq EDGEMED_RABBITMQ_SOAK=1 -- tests/integration/test_fleet_rabbitmq.py
+pick rollouts && run rollouts EDGEMED_ROLLOUT_SOAK=30 -- tests/integration/test_rollouts_mosquitto.py
