@@ -57,7 +57,9 @@ def _verdict(db: Path, tmp_path: Path) -> tuple[list[int], list[int]]:
     return stored, logged
 
 
-@pytest.mark.parametrize("point", ["ingest.committed:3", "ingest.acked:3"])
+@pytest.mark.parametrize(
+    "point", ["ingest.committed:1", "ingest.committed:4", "ingest.acked:1", "ingest.acked:4"]
+)
 def test_a_fleet_killed_at_a_failpoint_loses_and_doubles_nothing(
     point: str, tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,7 +88,17 @@ def test_a_fleet_killed_at_a_failpoint_loses_and_doubles_nothing(
         kill_all(procs)
 
 
-@pytest.mark.parametrize("point", ["outbox.committed:40", "publisher.sent:10", "outbox.acked:3"])
+@pytest.mark.parametrize(
+    "point",
+    [
+        "outbox.committed:1",
+        "outbox.committed:40",
+        "publisher.sent:1",
+        "publisher.sent:10",
+        "outbox.acked:1",
+        "outbox.acked:3",
+    ],
+)
 def test_a_device_killed_at_a_failpoint_loses_and_doubles_nothing(
     point: str, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:

@@ -117,15 +117,15 @@ def test_a_loaded_pipeline_names_its_further_models_and_says_where_they_fell_bac
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Provenance lists the recogniser; a fallback of it shows in the pipeline's choice."""
-    import edgemed.pipeline as pipeline_module
+    import edgemed.backends.start as start_module  # where a pipeline opens its further models
 
-    real = pipeline_module.open_model
+    real = start_module.open_model
 
     def falling_back(*args: object, **kwargs: object) -> object:
         opened = real(*args, **kwargs)  # type: ignore[arg-type]
         return dataclasses.replace(opened, fallback="recognizer runs on onnxruntime/cpu: test")
 
-    monkeypatch.setattr(pipeline_module, "open_model", falling_back)
+    monkeypatch.setattr(start_module, "open_model", falling_back)
     with edgemed.load("monitor-reader", threads=1, golden=False) as pipe:
         assert "recognizer runs on onnxruntime/cpu: test" in pipe.choice.reason
         frame = np.full((240, 320, 3), 255, np.uint8)
