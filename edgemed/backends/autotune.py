@@ -110,11 +110,14 @@ def _write(data: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune-")
+    except OSError:  # a read-only cache: the measurement holds for this process only
+        return
+    try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
-    except OSError:  # a read-only cache: the measurement holds for this process only
-        with contextlib.suppress(OSError, UnboundLocalError):
+    except OSError:  # a full disk: the same, and no half-written file left behind
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
