@@ -322,11 +322,7 @@ def _start_checked(
     while True:
         pipeline = _start(manifest, backend, device, threads, hw, skip=skip)
         where = f"{pipeline.choice.backend}/{pipeline.choice.device}"
-        try:
-            problems = pipeline.check_golden() if golden else []
-        except BaseException:
-            pipeline.close()
-            raise
+        problems = _golden_problems(pipeline) if golden else []
         if not problems:
             if refused:
                 why = f"{pipeline.choice.reason}; golden vectors failed here on " + "; ".join(
@@ -335,7 +331,6 @@ def _start_checked(
                 pipeline.choice = replace(pipeline.choice, reason=why)
                 log.warning("%s serves on %s: %s", manifest.id, where, why)
             return pipeline
-        pipeline.close()
         refused.append(f"{where} ({'; '.join(problems)})")
         skip.add((pipeline.choice.backend, pipeline.choice.device))
         if device != "auto" or not _has_candidate(manifest, hw, backend, skip):
@@ -398,6 +393,14 @@ def _holding(
         pipeline = _start(manifest, backend, device, threads, hw, skip=set())
     except BackendUnavailableError as exc:
         return None, f"{backend}/{device} did not start: {exc}"
+    problems = _golden_problems(pipeline)
+    if problems:
+        return None, f"golden vectors failed here on {backend}/{device} ({'; '.join(problems)})"
+    return pipeline, ""
+
+
+def _golden_problems(pipeline: Pipeline) -> list[str]:
+    """The pipeline's golden check here; the pipeline is closed when it fails or raises."""
     try:
         problems = pipeline.check_golden()
     except BaseException:
@@ -405,8 +408,7 @@ def _holding(
         raise
     if problems:
         pipeline.close()
-        return None, f"golden vectors failed here on {backend}/{device} ({'; '.join(problems)})"
-    return pipeline, ""
+    return problems
 
 
 def _tuned_choice(pipeline: Pipeline, tuned: autotune.Tuned, notes: str) -> Pipeline:
