@@ -106,14 +106,11 @@ def raw_receive_rate(port: int, messages: list[tuple[str, bytes]]) -> float:
     return rate
 
 
-def run_fleet(
-    port: int,
-    db: str,
-    schema: str,
-    workers: int,
-    messages: list[tuple[str, bytes]],
-    rate: float | None = None,
-) -> dict[str, Any]:
+def start_fleets(
+    port: int, db: str, schema: str, workers: int
+) -> tuple[list[subprocess.Popen[str]], list[int]]:
+    """``workers`` ``edgemed fleet serve`` processes on one ``$share`` group, as deployed (alert
+    rules that would fire on the load's backlog turned off), and their API ports."""
     api_ports = [free_port() for _ in range(workers)]
     procs = []
     for api_port in api_ports:
@@ -126,6 +123,18 @@ def run_fleet(
         )  # fmt: skip
         assert proc.stdout is not None and proc.stdout.readline().startswith("fleet:")
         procs.append(proc)
+    return procs, api_ports
+
+
+def run_fleet(
+    port: int,
+    db: str,
+    schema: str,
+    workers: int,
+    messages: list[tuple[str, bytes]],
+    rate: float | None = None,
+) -> dict[str, Any]:
+    procs, api_ports = start_fleets(port, db, schema, workers)
     store = open_store(db, schema=schema)
     try:
         time.sleep(1.5)  # subscriptions in place

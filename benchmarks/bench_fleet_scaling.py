@@ -23,7 +23,6 @@ import pwd
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 import psycopg
 from _machine import machine_info
-from bench_fleet_ingest import PG_DSN, TOKEN, payloads, publish_all
+from bench_fleet_ingest import PG_DSN, payloads, publish_all, start_fleets
 
 from edgemed.fleet.broker import free_port, wait_for_port
 from edgemed.fleet.store import open_store
@@ -78,18 +77,7 @@ def run(
     port: int, broker_pid: int, workers: int, messages: list[tuple[str, bytes]]
 ) -> dict[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    api_ports = [free_port() for _ in range(workers)]
-    procs = []
-    for api_port in api_ports:
-        args = ["fleet", "serve", "--broker", f"mqtt://127.0.0.1:{port}", "--db", PG_DSN,
-                "--pg-schema", schema, "--port", str(api_port), "--token", TOKEN,
-                "--shared-group", "bench", "--backlog-threshold", str(10**9)]  # fmt: skip
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edgemed.cli", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        assert proc.stdout is not None and proc.stdout.readline().startswith("fleet:")
-        procs.append(proc)
+    procs, api_ports = start_fleets(port, PG_DSN, schema, workers)
     store = open_store(PG_DSN, schema=schema)
 
     try:
