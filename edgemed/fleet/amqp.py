@@ -105,7 +105,6 @@ class AmqpIngest(QueueIngest):
         """``options``: broker, client_id, rules, events, as for :class:`QueueIngest`."""
         super().__init__(store, **options)
         self.amqp = amqp
-        self._channel: BlockingChannel | None = None
         self._next_url = 0
 
     def publish(self, name: str, payload: bytes, *, retain: bool = False) -> bool:
@@ -126,7 +125,6 @@ class AmqpIngest(QueueIngest):
                 self._stop.wait(0.5)
             finally:
                 self.connected = False
-                self._channel = None
                 self._held = (0, 0.0)
                 if connection is not None and connection.is_open:
                     try:
@@ -168,12 +166,11 @@ class AmqpIngest(QueueIngest):
         channel = connection.channel()
         ensure_queue(channel, self.amqp)
         channel.basic_qos(prefetch_count=self.amqp.prefetch)
-        self._channel = channel
         self.connected = True
         self.ready.set()
         log.info("fleet ingest %s consumes from queue %s", self.client_id, self.amqp.queue)
         batch: list[tuple[int, str, bytes]] = []
-        results = 0
+        results, since = 0, 0.0
         for method, _props, body in channel.consume(self.amqp.queue, inactivity_timeout=IDLE_S):
             if method is not None:
                 n = count_results(body)
@@ -181,10 +178,10 @@ class AmqpIngest(QueueIngest):
                     self._flush(channel, batch)
                     batch, results = [], 0
                 if not batch:
-                    self._held = (0, time.monotonic())
+                    since = time.monotonic()  # the batch's first message: lag counts from it
                 batch.append((method.delivery_tag, routing_key_to_topic(method.routing_key), body))
                 results += n
-                self._held = (len(batch), self._held[1])
+                self._held = (len(batch), since)
             elif batch:  # quiet for IDLE_S: store what arrived
                 self._flush(channel, batch)
                 batch, results = [], 0
@@ -205,6 +202,7 @@ class AmqpIngest(QueueIngest):
         except Exception:
             log.exception("ingest failed on a batch of %d message(s); requeued", len(batch))
             channel.basic_nack(last, multiple=True, requeue=True)
+            self._held = (0, 0.0)  # back in the queue: this worker holds none of them
             self._stop.wait(1.0)
             return
         for device_id, ack in self._acks:  # devices may delete these now
