@@ -125,36 +125,58 @@ EDGEMED_ALWAYS_INLINE void cascade_tile(const double* sos, std::size_t n_section
     }
 }
 
-inline void step1(const double* c, double& x, double& z0, double& z1) noexcept {
-    const double y = c[0] * x + z0;
-    z0 = c[1] * x - c[4] * y + z1;
-    z1 = c[2] * x - c[5] * y;
-    x = y;
+// One channel: every section in one pass over the samples, all delays in registers. The
+// recurrence of a section is serial in time (about 16 cycles per sample: add, multiply,
+// subtract, add), but the sections' recurrences are independent of each other within a sample,
+// so with all of them in one loop the core overlaps them (section s + 1 on sample i while
+// section s is already on sample i + 1) and one pass costs about one section's latency per
+// sample. Same operations in the same order as SciPy's _sosfilt: bit-identical results.
+// Reads `in` and writes `out` with element steps (in place, reversed or strided).
+template <std::size_t NS>
+void fused_pass(const double* sos, const double* in, std::ptrdiff_t in_step, double* out,
+                std::ptrdiff_t out_step, std::size_t count, double* state) noexcept {
+    double b0[NS], b1[NS], b2[NS], a1[NS], a2[NS], z0[NS], z1[NS];
+    for (std::size_t s = 0; s < NS; ++s) {
+        b0[s] = sos[6 * s], b1[s] = sos[6 * s + 1], b2[s] = sos[6 * s + 2];
+        a1[s] = sos[6 * s + 4], a2[s] = sos[6 * s + 5];
+        z0[s] = state[2 * s], z1[s] = state[2 * s + 1];
+    }
+    for (std::size_t i = 0; i < count; ++i, in += in_step, out += out_step) {
+        double v = *in;
+        for (std::size_t s = 0; s < NS; ++s) {
+            const double y = b0[s] * v + z0[s];
+            z0[s] = b1[s] * v - a1[s] * y + z1[s];
+            z1[s] = b2[s] * v - a2[s] * y;
+            v = y;
+        }
+        *out = v;
+    }
+    for (std::size_t s = 0; s < NS; ++s) state[2 * s] = z0[s], state[2 * s + 1] = z1[s];
 }
 
-// One channel, scalar. Sections are fused in pairs within one sweep over the tile so that their
-// two recurrences overlap (section s + 1 on sample i while section s is on sample i + 1); one
-// section per sweep would leave the core waiting on a single multiply-add chain.
-void cascade1(const double* sos, std::size_t n_sections, double* tile, std::size_t count,
-              double* state) noexcept {
-    for (std::size_t s = 0; s < n_sections; s += 2) {
+// One channel through the whole cascade: up to 6 sections per pass (6 x 7 doubles fit the 16
+// registers of SSE2/NEON with a few spilled coefficients); longer cascades take several passes,
+// the first from `in` to `out`, the others in place on `out`.
+void pass1(const double* sos, std::size_t n_sections, const double* in, std::ptrdiff_t in_step,
+           double* out, std::ptrdiff_t out_step, std::size_t count, double* state) noexcept {
+    for (std::size_t s = 0; s < n_sections; s += 6) {
         const double* c = sos + 6 * s;
         double* st = state + 2 * s;
-        if (s + 1 < n_sections) {
-            double z0 = st[0], z1 = st[1], w0 = st[2], w1 = st[3];
-            for (std::size_t i = 0; i < count; ++i) {
-                double x = tile[i];
-                step1(c, x, z0, z1);
-                step1(c + 6, x, w0, w1);
-                tile[i] = x;
-            }
-            st[0] = z0, st[1] = z1, st[2] = w0, st[3] = w1;
-        } else {
-            double z0 = st[0], z1 = st[1];
-            for (std::size_t i = 0; i < count; ++i) step1(c, tile[i], z0, z1);
-            st[0] = z0, st[1] = z1;
+        switch (std::min<std::size_t>(6, n_sections - s)) {
+            case 1: fused_pass<1>(c, in, in_step, out, out_step, count, st); break;
+            case 2: fused_pass<2>(c, in, in_step, out, out_step, count, st); break;
+            case 3: fused_pass<3>(c, in, in_step, out, out_step, count, st); break;
+            case 4: fused_pass<4>(c, in, in_step, out, out_step, count, st); break;
+            case 5: fused_pass<5>(c, in, in_step, out, out_step, count, st); break;
+            default: fused_pass<6>(c, in, in_step, out, out_step, count, st); break;
         }
+        in = out, in_step = out_step;
     }
+}
+
+void cascade1(const double* sos, std::size_t n_sections, double* tile, std::size_t count,
+              double* state) noexcept {
+    pass1(sos, n_sections, tile, 1, tile, 1, count, state);
 }
 
 EDGEMED_SIMD_CLONES void cascade12(const double* sos, std::size_t ns, double* t, std::size_t n,
@@ -335,7 +357,11 @@ void sosfilt(const double* sos, std::size_t n_sections, const Block& x, double* 
                 lane_state[2 * g.lanes * s + g.lanes + l] = zi[1];
             }
         }
-        for (std::size_t i0 = 0; i0 < x.n; i0 += kTile) {
+        if (g.lanes == 1) {  // one channel: straight from x to y, no tile
+            pass1(sos, n_sections, x.data + static_cast<std::ptrdiff_t>(g.c0) * x.ch_stride,
+                  x.stride, y + g.c0 * x.n, 1, x.n, lane_state.data());
+        }
+        for (std::size_t i0 = 0; g.lanes > 1 && i0 < x.n; i0 += kTile) {
             const std::size_t count = std::min(kTile, x.n - i0);
             gather(x, g, i0, count, tile);
             cascade(g.lanes, sos, n_sections, tile, count, lane_state.data());
@@ -462,8 +488,32 @@ void init_state(const double* zi, std::size_t ns, const double* first, std::size
 // workspace); then the backward pass reads y time-reversed and overwrites it in place. No
 // signal-sized buffer: the traffic is one read of x and two read+writes of y, which is what
 // bounds this kernel once the recurrence is vectorised.
+// One channel: the passes run straight over x and y (strided, reversed) with every section in
+// one sweep; only the two pads go through the workspace. Same results as the lane path.
+void filtfilt_one(const double* sos, std::size_t ns, const double* zi, const Extension& ext,
+                  std::size_t c, Workspace& ws, double* y) noexcept {
+    const Block& x = ext.x;
+    const std::size_t n = x.n, p = ext.p;
+    const double* xc = x.data + static_cast<std::ptrdiff_t>(c) * x.ch_stride;
+    const auto at = [&](std::size_t i) { return xc[static_cast<std::ptrdiff_t>(i) * x.stride]; };
+    double* yc = y + c * n;
+    double* pad = ws.tail.data();  // the left pad, then the right pad (forward output)
+    double* st = ws.state.data();
+    for (std::size_t k = 0; k < p; ++k) pad[k] = ext.edge(at(0), at(p - k));  // x[p - j]
+    init_state(zi, ns, p > 0 ? pad : xc, 1, st);  // SciPy scales zi by the first sample
+    pass1(sos, ns, pad, 1, pad, 1, p, st);
+    pass1(sos, ns, xc, x.stride, yc, 1, n, st);
+    for (std::size_t r = 0; r < p; ++r) pad[r] = ext.edge(at(n - 1), at(n - 2 - r));
+    pass1(sos, ns, pad, 1, pad, 1, p, st);
+    // Backward, from zi times the last forward output: the right pad reversed, then y reversed.
+    init_state(zi, ns, p > 0 ? pad + (p - 1) : yc + (n - 1), 1, st);
+    if (p > 0) pass1(sos, ns, pad + (p - 1), -1, pad + (p - 1), -1, p, st);
+    pass1(sos, ns, yc + (n - 1), -1, yc + (n - 1), -1, n, st);
+}
+
 void filtfilt_group(const double* sos, std::size_t ns, const double* zi, const Extension& ext,
                     const Group& g, Workspace& ws, double* y) noexcept {
+    if (g.lanes == 1) return filtfilt_one(sos, ns, zi, ext, g.c0, ws, y);
     const std::size_t n = ext.x.n, p = ext.p, len = n + 2 * p, L = g.lanes;
     double* st = ws.state.data();
     double* tail = ws.tail.data();

@@ -80,6 +80,27 @@ def test_sosfiltfilt_real_ecg_and_large_multichannel() -> None:
     assert _rel_err(kernels.sosfiltfilt(BANDPASS, x), ss.sosfiltfilt(BANDPASS, x)) < 1e-12
 
 
+@pytest.mark.parametrize("order", [1, 6, 7])  # 2, 12 and 14 sections: one pass, 2 and 3 passes
+def test_one_lead_runs_every_section_in_one_pass_with_the_lanes_results(order: int) -> None:
+    """A single lead takes the fused path (all sections per sweep, up to 6 at a time), several
+    leads the lane path: the same operations in the same order, so the same bits."""
+    sos = ss.butter(order, [0.5, 40], "bandpass", fs=500, output="sos")
+    x = np.random.default_rng(order).standard_normal((5, 3001))
+    lanes, reversed_lanes = kernels.sosfiltfilt(sos, x), kernels.sosfiltfilt(sos, x[:, ::-1])
+    for lead, expected in [
+        (x[0], lanes[0]),
+        (x[1, ::-1], reversed_lanes[1]),
+        (np.asfortranarray(x)[2], lanes[2]),
+    ]:
+        one = kernels.sosfiltfilt(sos, lead)
+        assert np.array_equal(one, expected)
+        assert _rel_err(one, ss.sosfiltfilt(sos, lead)) < 1e-12
+    zi = np.random.default_rng(1).standard_normal((len(sos), 2))
+    y, zf = kernels.sosfilt(sos, x[3], zi=zi)
+    ref_y, ref_zf = ss.sosfilt(sos, x[3], zi=zi)
+    assert np.array_equal(y, ref_y) and np.array_equal(zf, ref_zf)  # same operations as SciPy
+
+
 def test_sosfiltfilt_too_short_and_bad_arguments() -> None:
     x = np.ones(27)  # default padlen for 4 sections is 27
     with pytest.raises(edgemed.InputError, match="padlen, which is 27"):
