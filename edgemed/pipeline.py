@@ -119,8 +119,10 @@ class Pipeline:
         one call per input on purpose: dynamic INT8 quantises activations per tensor, so a
         padded batch would change each result (measured on the text model: cosine 0.990
         against the same text run alone). A result must not change with what else was queued.
+        Graphs whose batch axis is fixed (an export for batch 1) also run one call per input.
         """
-        if not self.manifest.rows_independent or len(items) < 2:
+        fixed = any(s.shape and isinstance(s.shape[0], int) for s in self.manifest.inputs)
+        if not self.manifest.rows_independent or len(items) < 2 or fixed:
             return [self(item) for item in items]
         t0 = time.perf_counter()
         prepared = [self._pre(item) for item in items]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import bundled, generic
+from . import bundled, detection, generic
 from .bundled import EMBEDDING_NORM_TOLERANCE, VITAL_RANGES
 from .fields import ContractError
 from .news2 import (
@@ -42,6 +42,7 @@ __all__ = [
 
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "news2": check_news2,
+    "object-detection": detection.object_detection,
     "image-classification": generic.image_classification,
     "image-segmentation": generic.image_segmentation,
     "monitor-reading": bundled.monitor_reading,

@@ -13,6 +13,7 @@ from .base import (
     finish_batch,
     timings_summary,
 )
+from .detection import ObjectDetection
 from .eeg import SeizureProbability
 from .image import ImageClassification
 from .monitor import (
@@ -40,6 +41,7 @@ __all__ = [
     "ModelUse",
     "MonitorReading",
     "News2Partial",
+    "ObjectDetection",
     "OcrText",
     "Provenance",
     "Result",

@@ -67,6 +67,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         image_classification,
         image_segmentation,
         monitor_reader,
+        object_detection,
         signal_classification,
         tabular,
         text_embedding,
@@ -80,6 +81,7 @@ def _builtins() -> tuple[TaskSpec, ...]:
         *tabular.SPECS,
         image_classification.SPEC,
         image_segmentation.SPEC,
+        object_detection.SPEC,
         signal_classification.SPEC,
     )
 

@@ -27,6 +27,7 @@ PUBLIC = {
     "ModelError",
     "MonitorFrame",
     "MonitorReading",
+    "ObjectDetection",
     "OutboxFullError",
     "PayloadError",
     "Pipeline",
