@@ -237,8 +237,14 @@ def _spec_variant(work: Path, name: str, **post: Any) -> str:
 
 
 def test_bad_specs_and_folders_exit_10_saying_why(work: Path) -> None:
+    """One through the command line (exit status 10), the others through the Python API that
+    the command calls (BuildError, the same message), which spares a process start each."""
+    from edgemed.bundle import build_bundle, load_spec
+    from edgemed.errors import BuildError
+
+    proc = build(work, "x", _spec_variant(work, "ssd9.json", layout="ssd-v9"))
+    assert proc.returncode == 10 and "'ssd-v9' is not one of" in proc.stderr, proc.stderr
     cases = [
-        (_spec_variant(work, "ssd9.json", layout="ssd-v9"), "eval", "'ssd-v9' is not one of"),
         (_spec_variant(work, "nolabels.json", labels=None), "eval", "missing key 'labels'"),
         (_spec_variant(work, "three.json", labels=["dark", "red", "blue"]), "eval", "has no axis of 7"),
     ]  # fmt: skip
@@ -252,7 +258,13 @@ def test_bad_specs_and_folders_exit_10_saying_why(work: Path) -> None:
     with (outside / "boxes.csv").open("a", newline="") as f:
         csv.writer(f).writerow(["s01.png", "dark", 100, 100, 140, 120])
     cases.append(("spec.json", outside.name, "is not within the 128 x 128 image"))
+    (work / "eval-no-csv" / "images").mkdir(parents=True)
+    cases.append(("spec.json", "eval-no-csv", "boxes.csv missing"))
     for spec, evaluation, message in cases:
-        proc = build(work, "x", spec, evaluation)
-        assert proc.returncode == 10 and message in proc.stderr, (spec, proc.stderr)
+        with pytest.raises(BuildError) as info:
+            build_bundle(
+                load_spec(work / spec), work / "squares.onnx", evaluation=work / evaluation,
+                calibration=work / "calib", out=work / "x",
+            )  # fmt: skip
+        assert message in str(info.value), (spec, str(info.value))
     assert not (work / "x").exists()
