@@ -21,6 +21,8 @@
     ├── SyncError                         outbox / MQTT / fleet sync failure
     │   ├── OutboxFullError               the outbox refuses new results (never a silent drop)
     │   └── FleetConflictError            another store's fleet already serves this broker
+    ├── MissingDependencyError (also ImportError)  an optional part is not installed: the
+    │                                     message names the extra (`pip install 'edgemed[x]'`)
     ├── BridgeError                       serial link to a sensor microcontroller
     │   └── FrameError                    a frame failed to decode
     └── BuildError                        `edgemed bundle build` cannot make the bundle asked for
@@ -42,6 +44,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "ManifestError",
+    "MissingDependencyError",
     "ModelError",
     "OutboxFullError",
     "PayloadError",
@@ -131,6 +134,15 @@ class FrameError(BridgeError):
 class GoldenMismatchError(ModelError):
     """On this machine and backend, the model's outputs on its golden inputs drift beyond the
     manifest's tolerance: it must not serve."""
+
+
+class MissingDependencyError(EdgemedError, ImportError):
+    """A feature needs an optional dependency this installation lacks; the message names the
+    extra that adds it (``pip install 'edgemed[vision]'``...) and ``extra`` holds its name."""
+
+    def __init__(self, message: str, *, extra: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class BuildError(EdgemedError):

@@ -20,7 +20,7 @@ window built by ``models/recipes/eeg_seizure_watch.py``'s ``synthetic_window``) 
 back as one 15-minute trace (looped for longer runs); windows that straddle two golden windows
 see a splice. The model card explains what the probability is and is not. Not a medical device.
 
-Run from the repository root (needs ``edgemed[fleet]``)::
+Run from the repository root (needs ``edgemed[demo]``)::
 
     python examples/eeg_seizure_watch.py [--minutes 15] [--realtime] [--broker mqtt://…]
 

@@ -26,7 +26,7 @@ one-line fleet summary every few seconds, and runs until Ctrl-C, or for ``--seco
 exit the devices drain their outboxes and the example checks through the REST API that every
 device's results all arrived; it prints ``fleet check OK`` and exits 0, or exits 1.
 
-Run from the repository root (needs ``edgemed[fleet]``)::
+Run from the repository root (needs ``edgemed[demo]``)::
 
     python examples/fleet_dashboard.py [--port 8080] [--interval 2] [--seconds N]
 """

@@ -4,8 +4,8 @@
 source "$(dirname "$0")/_common.sh"
 check_python
 make_venv "$VENV"
-say "installing edgemed[fleet] (builds the C++ kernels)"
-"$VENV/bin/python" -m pip install --quiet "$ROOT[fleet]"
+say "installing edgemed[demo] (builds the C++ kernels)"
+"$VENV/bin/python" -m pip install --quiet "$ROOT[demo]"
 say "edgemed demo"
 cd "$ROOT/.."  # run from outside the checkout: the installed package must be self-contained
 exec "$VENV/bin/edgemed" demo "$@"

@@ -26,9 +26,57 @@ mkdir "$WORK/run"
 cp -r "$ROOT/tests/unit" "$ROOT/tests/fixtures" "$ROOT"/tests/*.py "$WORK/run/"  # helpers too
 export EDGEMED_FIRMWARE_BRIDGE="$ROOT/firmware_bridge"  # shared test vectors, C sources
 export EDGEMED_EXAMPLES="$ROOT/examples"  # the example task package the extension test installs
-# The ingest fuzz ran its full 10,000 payloads against the source tree a minute ago; here it
+# The ingest fuzz ran its 6,250 payloads against the source tree a minute ago; here it
 # checks the installed package with fewer (the wheel adds no code of its own to fuzz).
 export EDGEMED_FUZZ_RESULTS="${EDGEMED_FUZZ_RESULTS:-1000}" EDGEMED_FUZZ_STATUSES="${EDGEMED_FUZZ_STATUSES:-250}"
 cd "$WORK/run"
 "$WORK/venv/bin/python" -c 'import edgemed, sys; p = edgemed.__file__; print("testing", p); sys.exit("/site-packages/" not in p)'
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider unit
+
+# What a plain `pip install edgemed` gives (no extras): one runtime, no OpenCV, OpenVINO or
+# fleet; every bundled model but the monitor reader serves, which names the extra it needs.
+make_venv "$WORK/plain"
+"$WORK/plain/bin/python" -m pip install --quiet "$WHEEL"
+echo "plain install: $(du -sm "$WORK/plain" | cut -f1) MB venv (python and pip included)"
+"$WORK/plain/bin/python" - <<'PY'
+from importlib.util import find_spec
+
+import edgemed
+from edgemed.errors import MissingDependencyError
+
+absent = [m for m in ("cv2", "openvino", "fastapi", "amqtt") if find_spec(m) is not None]
+assert not absent, f"a plain install pulled {absent}"
+for model in ("clinical-text-minilm", "wdbc-malignancy-mlp", "diabetes-progression",
+              "ecg-sleep-staging", "eeg-seizure-watch"):
+    with edgemed.load(model) as pipeline:  # golden vectors checked on this install
+        print(f"plain install serves {model} from {pipeline.choice.backend}")
+try:
+    edgemed.load("monitor-reader")
+    raise SystemExit("monitor-reader loaded without OpenCV")
+except MissingDependencyError as exc:
+    assert exc.extra == "vision", exc
+    print(f"plain install refuses monitor-reader: {exc}")
+PY
+"$WORK/plain/bin/edgemed" doctor | grep -E "^extras|not installed:"
+
+# A fleet host without device runtimes (docs/fleet.md, "Deploying the fleet"): edgemed without
+# its dependencies plus deploy/fleet/requirements-fleet-host.txt must import every fleet module.
+make_venv "$WORK/fleet-host"
+"$WORK/fleet-host/bin/python" -m pip install --quiet --no-deps "$WHEEL"
+"$WORK/fleet-host/bin/python" -m pip install --quiet -r "$ROOT/deploy/fleet/requirements-fleet-host.txt"
+echo "fleet host: $(du -sm "$WORK/fleet-host" | cut -f1) MB venv"
+"$WORK/fleet-host/bin/python" - <<'PY'
+import importlib
+import pkgutil
+from importlib.util import find_spec
+
+import edgemed.cli
+import edgemed.fleet
+
+for module in pkgutil.walk_packages(edgemed.fleet.__path__, "edgemed.fleet."):
+    importlib.import_module(module.name)
+present = [m for m in ("onnxruntime", "openvino", "cv2", "tokenizers", "amqtt") if find_spec(m)]
+assert not present, f"the fleet host holds device or demo packages: {present}"
+print("fleet host imports every fleet module without device runtimes")
+PY
+"$WORK/fleet-host/bin/edgemed" fleet serve --help >/dev/null

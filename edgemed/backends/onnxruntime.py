@@ -53,7 +53,7 @@ INSTALL_HINT = {
     "onnxruntime-gpu wheel from NVIDIA's Jetson AI Lab index, which is not on PyPI) and TensorRT",
     "cuda": "install onnxruntime-gpu (on Jetson: NVIDIA's JetPack onnxruntime-gpu wheel, "
     "which is not on PyPI)",
-    "cpu": "pip install onnxruntime",
+    "cpu": "pip install 'edgemed[onnxruntime]'",
 }
 _TRT = "TensorrtExecutionProvider"
 

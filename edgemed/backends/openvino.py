@@ -41,7 +41,7 @@ INSTALL_HINT = {
     "exists and OpenVINO lists NPU",
     "gpu": "install the Intel compute runtime (intel-opencl-icd / level-zero GPU) so OpenVINO "
     "lists GPU",
-    "cpu": "pip install openvino",
+    "cpu": "pip install 'edgemed[openvino]'",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import InputError, IntegrityError
+from ..extras import require
 from .args import Subparsers, positive_int
 from .bundle import add_bundle_commands
 from .exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
@@ -44,6 +45,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print(f"onnxruntime providers: {providers}")
     devices = ", ".join(report["openvino_devices"]) or "openvino not installed"
     print(f"openvino devices:      {devices}")
+    have = [name for name, e in report["extras"].items() if not e["missing"]]
+    lack = [name for name, e in report["extras"].items() if e["missing"]]
+    print(f"extras   installed: {', '.join(have) or 'none'}")
+    if lack:
+        print(f"         not installed: {', '.join(lack)} (pip install 'edgemed[NAME]')")
     for model in report["models"]:
         print(f"model    {model['id']}@{model['version']} ({model['task']}, {model['precision']})")
         uses = model["uses"]
@@ -55,6 +61,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             print(f"  then   {other['backend']}/{other['device']}: {other['reason']}")
         for note in model["skipped"]:
             print(f"  skips  {note}")
+        for extra in model["needs"]:
+            print(f"  needs  pip install 'edgemed[{extra}]': it will not load without it")
     return 0
 
 
@@ -239,6 +247,9 @@ def _cmd_bridge_listen(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    require("fleet", "edgemed demo")
+    if args.broker is None:  # the embedded broker
+        require("demo", "edgemed demo without --broker")
     from .demo import run_demo
 
     return EXIT_SYNC if run_demo(args.broker, args.workdir) else 0  # not every result acked

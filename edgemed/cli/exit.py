@@ -20,6 +20,7 @@ from ..errors import (
     QuantizationGateError,
     SyncError,
 )
+from ..extras import extra_providing, install_hint
 
 __all__ = ["EXIT_CODES", "EXIT_INTERNAL", "epilog", "exit_code", "report"]
 
@@ -45,7 +46,8 @@ _MEANINGS = (
     (0, "success"),
     (
         1,
-        "installation: a module is missing or not built (ImportError; the message says what to do)",
+        "installation: a module is missing or not built (ImportError, MissingDependencyError; "
+        "the message names the extra to install)",
     ),
     (2, "usage: unknown command, option or argument"),
     (EXIT_INPUT, "bad input: text, file, JSON or signal (InputError, PayloadError)"),
@@ -83,7 +85,10 @@ def report(exc: Exception, *, verbose: bool) -> int:
     code = exit_code(exc)
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, EdgemedError | ImportError):
+    extra = extra_providing(exc.name) if isinstance(exc, ModuleNotFoundError) else None
+    if extra:  # an optional dependency imported deep inside a command: say which extra
+        print(f"edgemed: {type(exc).__name__}: {exc}: {install_hint(extra)}", file=sys.stderr)
+    elif isinstance(exc, EdgemedError | ImportError):
         print(f"edgemed: {type(exc).__name__}: {exc}", file=sys.stderr)
     elif code == EXIT_OS:
         print(f"edgemed: {exc}", file=sys.stderr)

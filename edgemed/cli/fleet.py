@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from ..errors import InputError
+from ..extras import require
 from .args import Subparsers, host_port, positive_int
 from .broker_options import add_broker_options, broker_from_args
 from .rollouts import add_rollout_commands, bundle_shelf
@@ -26,6 +27,7 @@ def cmd_fleet_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    require("fleet", "edgemed fleet serve")
     from ..fleet.alerts import AlertRules
     from ..fleet.server import FleetServer
 

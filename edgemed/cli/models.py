@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from .. import extras
 from .._version import __version__
 from ..backends import Choice, autotune, candidates
 from ..hardware import HardwareInfo
@@ -87,6 +88,7 @@ def doctor_report(hw: HardwareInfo, manifests: list[Manifest]) -> dict[str, Any]
                 "uses": _choice(usable[0]) if usable else None,
                 "fallbacks": [_choice(c) for c in usable[1:]],
                 "skipped": list(skipped),
+                "needs": _missing_extras(m.task),
             }
         )
     return {
@@ -105,8 +107,15 @@ def doctor_report(hw: HardwareInfo, manifests: list[Manifest]) -> dict[str, Any]
         "gpu": hw.gpu_name,
         "onnxruntime_providers": list(hw.onnxruntime_providers),
         "openvino_devices": list(hw.openvino_devices),
+        "extras": {e.name: {"adds": e.adds, "missing": missing} for e, missing in extras.status()},
         "models": models,
     }
+
+
+def _missing_extras(task: str) -> list[str]:
+    """The extras a model of ``task`` needs that are not installed (it will not load)."""
+    spec = find_task(task)
+    return [e for e in (spec.extras if spec else ()) if not extras.is_installed(e)]
 
 
 def _contract_lines(c: Mapping[str, Any]) -> list[str]:

@@ -141,7 +141,7 @@ async def _serve(port: int) -> None:
     try:
         from amqtt.broker import Broker
     except ImportError as exc:
-        raise SystemExit("the embedded broker needs amqtt: pip install 'edgemed[fleet]'") from exc
+        raise SystemExit("the embedded broker needs amqtt: pip install 'edgemed[demo]'") from exc
     broker = Broker(_config(port))
     await broker.start()
     print(f"READY {port}", flush=True)

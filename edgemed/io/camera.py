@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
+from ..extras import require
 
 __all__ = ["Frame", "frames"]
 
@@ -23,6 +24,7 @@ class Frame:
 
 def frames(source: int | str, *, max_frames: int | None = None) -> Iterator[Frame]:
     """Yield frames from a camera index (0), a video file or an rtsp:// URL until it ends."""
+    require("vision", "reading cameras and video")
     import cv2
 
     capture = cv2.VideoCapture(source)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from .. import kernels
 from ..errors import InputError
+from ..extras import require
 from ._arrays import signal_array
 
 __all__ = [
@@ -167,6 +168,7 @@ def read_text(path: str | Path) -> str:
 
 def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
     """An image file (PNG, JPEG, BMP, TIFF...) as uint8 BGR (rows, cols, 3)."""
+    require("vision", "reading image files")
     import cv2
 
     p = _existing(path)

@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 
 from .._version import __version__
 from ..errors import ManifestError
+from ..extras import require
 from ..manifest import Manifest
 from .spec import (
     COMMON_ARTIFACTS,
@@ -158,4 +159,6 @@ def task_spec(manifest: Manifest) -> TaskSpec:
     missing = [r for r in (*COMMON_ARTIFACTS, *spec.required_artifacts) if not manifest.has(r)]
     if missing:
         raise ManifestError(f"manifest.artifacts: task {spec.name!r} needs artifact(s) {missing}")
+    for extra in spec.extras:
+        require(extra, f"model {manifest.id} (task {spec.name})")
     return spec

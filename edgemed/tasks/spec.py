@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 
 import numpy.typing as npt
 
+from ..extras import EXTRAS
 from ..manifest import Manifest
 from ..results import Result, ResultBuilder
 from .prepared import Prepared
@@ -146,7 +147,15 @@ class TaskSpec:
     input_contract: Callable[[Manifest], dict[str, Any]] | None = None  # `models info`
     cli_input: CliInput = field(default_factory=CliInput)
     build: BuildSupport | None = None  # None: `edgemed bundle build` cannot build this task
+    # edgemed extras the task's processors import ("vision" for OpenCV): a model of the task
+    # refuses to load without them, naming the extra (edgemed.extras).
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"task name {self.name!r}: expected lowercase letters, digits, '-'")
+        unknown = [e for e in self.extras if e not in EXTRAS]
+        if unknown:
+            raise ValueError(
+                f"task {self.name!r}: unknown extra(s) {unknown}; known: {list(EXTRAS)}"
+            )

@@ -34,7 +34,7 @@ noise and perspective), **not photos of a real monitor**; accuracy on real photo
 measured (``models/monitor-reader/MODEL_CARD.md``). Not a medical device: a clinician confirms
 every value against the monitor; this never replaces the monitor's own alarms.
 
-Run from the repository root (needs ``edgemed[fleet]``)::
+Run from the repository root (needs ``edgemed[demo,vision]``)::
 
     python examples/bedside_monitor/bedside_monitor.py [--frames DIR | --camera 0 | --video FILE|URL]
         [--every S] [--count N] [--consciousness A --room-air|--on-oxygen] [--broker mqtt://…]

@@ -75,4 +75,5 @@ SPEC = TaskSpec(
     input_contract=_input_contract,
     cli_input=CliInput(dicom="image", from_dicom_image=_from_dicom_image),
     build=BUILD,
+    extras=("vision",),  # OpenCV
 )

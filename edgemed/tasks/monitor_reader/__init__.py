@@ -61,4 +61,5 @@ SPEC = TaskSpec(
     required_artifacts=("recognizer", "charset"),
     input_contract=_input_contract,
     cli_input=CliInput(dicom="image"),
+    extras=("vision",),  # OpenCV
 )
