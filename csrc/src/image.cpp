@@ -7,7 +7,16 @@
 #include <limits>
 #include <vector>
 
-#if defined(__SSE2__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// GCC 12 flags the intrinsics' own "undefined" placeholders as maybe-uninitialized once inlined
+// into a function built for another target (a false positive in the header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <emmintrin.h>
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define EDGEMED_VBMI 1  // run-time dispatched: the build itself targets the baseline ISA
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -18,30 +27,37 @@ namespace {
 // (extra taps repeat the last index with weight 0) so the inner loops have no ragged ends.
 struct Taps {
     std::size_t width = 0;
+    bool contiguous = false;  // set by compact_columns: tap j of each output is index[0] + j pixels
     std::vector<std::int64_t> index;  // size() * width source indices
     std::vector<float> weight;        // matching weights
 
     std::size_t size() const { return width ? index.size() / width : 0; }
 };
 
-// Ragged taps while building: one (first index, weights) entry per output coordinate.
+// Ragged taps while building: one (first index, weights) entry per output coordinate, the
+// weights of all entries in one array (no allocation per coordinate).
 struct RaggedTaps {
     std::vector<std::int64_t> first;
-    std::vector<std::vector<float>> weights;
+    std::vector<std::size_t> end;  // weights of entry o: [end[o - 1], end[o])
+    std::vector<float> weights;
 
     void add(std::int64_t src_first, const float* w, std::int32_t n) {
         first.push_back(src_first);
-        weights.emplace_back(w, w + n);
+        weights.insert(weights.end(), w, w + n);
+        end.push_back(weights.size());
     }
 
     Taps padded() const {
         Taps t;
-        for (const auto& w : weights) t.width = std::max(t.width, w.size());
-        for (std::size_t o = 0; o < first.size(); ++o) {
+        for (std::size_t o = 0, begin = 0; o < first.size(); begin = end[o++]) t.width = std::max(t.width, end[o] - begin);
+        t.index.reserve(first.size() * t.width);
+        t.weight.reserve(first.size() * t.width);
+        for (std::size_t o = 0, begin = 0; o < first.size(); begin = end[o++]) {
+            const std::size_t count = end[o] - begin;
             for (std::size_t j = 0; j < t.width; ++j) {
-                const bool real = j < weights[o].size();
-                t.index.push_back(first[o] + static_cast<std::int64_t>(real ? j : weights[o].size() - 1));
-                t.weight.push_back(real ? weights[o][j] : 0.f);
+                const bool real = j < count;
+                t.index.push_back(first[o] + static_cast<std::int64_t>(real ? j : count - 1));
+                t.weight.push_back(real ? weights[begin + j] : 0.f);
             }
         }
         return t;
@@ -117,10 +133,24 @@ Taps build_taps(AxisRule rule, std::int64_t src, std::int64_t dst, std::int64_t 
 // point at their column's first float in the row buffer (position * channels) so the vertical
 // pass computes only those columns.
 std::vector<std::int64_t> compact_columns(Taps& h, std::int64_t channels) {
-    std::vector<std::int64_t> cols(h.index);
-    std::sort(cols.begin(), cols.end());
-    cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
-    for (auto& i : h.index) i = (std::lower_bound(cols.begin(), cols.end(), i) - cols.begin()) * channels;
+    // Linear in the columns' range (a sort and a binary search per tap cost ~90 us at 1080p).
+    const auto [lo, hi] = std::minmax_element(h.index.begin(), h.index.end());
+    const std::int64_t first = *lo;
+    std::vector<std::int64_t> pos(static_cast<std::size_t>(*hi - first + 1), -1);
+    for (const std::int64_t i : h.index) pos[static_cast<std::size_t>(i - first)] = 0;
+    std::vector<std::int64_t> cols;
+    for (std::size_t d = 0; d < pos.size(); ++d) {
+        if (pos[d] == 0) pos[d] = static_cast<std::int64_t>(cols.size()), cols.push_back(first + static_cast<std::int64_t>(d));
+    }
+    for (auto& i : h.index) i = pos[static_cast<std::size_t>(i - first)] * channels;
+    h.contiguous = true;
+    for (std::size_t o = 0; o < h.size(); ++o) {
+        for (std::size_t j = 0; j < h.width; ++j) {
+            const std::int64_t want = h.index[o * h.width] + static_cast<std::int64_t>(j) * channels;
+            const bool padding = h.weight[o * h.width + j] == 0.f;
+            h.contiguous &= h.index[o * h.width + j] == want || padding;
+        }
+    }
     return cols;
 }
 
@@ -156,6 +186,48 @@ void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
                      const Normalization& norm, std::int64_t x0, std::int64_t x1, float* out_row,
                      std::size_t plane) {
     const std::size_t k = h.width;
+#if defined(__GNUC__)
+    if (channels == 3 && norm.out_channels == 3 && k != 2 && h.contiguous) {
+        // The three channels' chains as lanes 0-2 of one 4-float vector: each tap is one load
+        // of the pixel (B, G, R and the next pixel's first byte, weighted too but unused), one
+        // multiply by the broadcast weight and one add. Per lane the same adds in the same
+        // order as the scalar chains below: bit-identical results. Taps are consecutive
+        // pixels here (padding taps, weight 0, read the pixel after the last real one: the row
+        // buffer has room for them).
+        typedef float v4f __attribute__((vector_size(16)));
+        // Four outputs in lockstep: four independent chains in flight.
+        const auto store = [&](std::int64_t x, const v4f& acc) {
+            for (int c = 0; c < 3; ++c) {
+                out_row[static_cast<std::size_t>(c) * plane + static_cast<std::size_t>(x)] =
+                    acc[norm.channel_map[c]] * norm.alpha[c] + norm.beta[c];
+            }
+        };
+        const auto load = [](const float* p) {
+            v4f v;
+            std::memcpy(&v, p, sizeof v);
+            return v;
+        };
+        std::int64_t x = x0;
+        for (; x + 4 <= x1; x += 4) {
+            const std::size_t t = static_cast<std::size_t>(x - x0) * k;
+            const float* w = h.weight.data() + t;
+            const float* p[4];
+            for (std::size_t u = 0; u < 4; ++u) p[u] = row_buf + h.index[t + u * k];
+            v4f acc[4] = {};
+            for (std::size_t j = 0; j < k; ++j) {
+                for (std::size_t u = 0; u < 4; ++u) acc[u] += w[u * k + j] * load(p[u] + 3 * j);
+            }
+            for (std::size_t u = 0; u < 4; ++u) store(x + static_cast<std::int64_t>(u), acc[u]);
+        }
+        for (; x < x1; ++x) {
+            const std::size_t t = static_cast<std::size_t>(x - x0) * k;
+            v4f acc = {};
+            for (std::size_t j = 0; j < k; ++j) acc += h.weight[t + j] * load(row_buf + h.index[t] + 3 * j);
+            store(x, acc);
+        }
+        return;
+    }
+#endif
     if (channels == 3 && norm.out_channels == 3 && k != 2) {
         // Area taps are long (~9 for 1080p -> 224): one accumulation chain per channel would be
         // bound by the add latency, so run the three channels' chains side by side. Each chain
@@ -244,6 +316,40 @@ struct Visible {  // resized-image coordinates that land in the output
     std::int64_t y0, y1, x0, x1;
 };
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EDGEMED_IMAGE_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define EDGEMED_IMAGE_CLONES
+#endif
+
+constexpr std::size_t kMaxEdges = 4;
+
+// row_buf[j] = interior * (sum of the interior rows' bytes j) + edge_w[e] * edge_rows[e][j], in
+// blocks of 512 bytes so each block's sums stay in L1 and every row is read once, in one pass
+// (wide vectors where the CPU has them; the arithmetic is the same on every path).
+EDGEMED_IMAGE_CLONES void area_rows(const std::uint8_t* const* interior_rows, std::size_t n_interior,
+                                    float interior, const std::uint8_t* const* edge_rows,
+                                    const float* edge_w, std::size_t n_edges, std::size_t n,
+                                    std::uint16_t* sum, float* row_buf) {
+    constexpr std::size_t kBlock = 512;
+    for (std::size_t j0 = 0; j0 < n; j0 += kBlock) {
+        const std::size_t m = std::min(kBlock, n - j0);
+        float* rb = row_buf + j0;
+        const std::uint8_t* p = interior_rows[0] + j0;
+        for (std::size_t j = 0; j < m; ++j) sum[j] = p[j];
+        for (std::size_t k = 1; k < n_interior; ++k) {
+            p = interior_rows[k] + j0;
+            for (std::size_t j = 0; j < m; ++j) sum[j] = static_cast<std::uint16_t>(sum[j] + p[j]);
+        }
+        for (std::size_t j = 0; j < m; ++j) rb[j] = interior * static_cast<float>(sum[j]);
+        for (std::size_t e = 0; e < n_edges; ++e) {
+            const float w = edge_w[e];
+            p = edge_rows[e] + j0;
+            for (std::size_t j = 0; j < m; ++j) rb[j] += w * static_cast<float>(p[j]);
+        }
+    }
+}
+
 // Area shrink: many rows per output row, so sum the needed source rows first (contiguous,
 // vectorizes), then apply the horizontal taps to that one row buffer.
 // Area cells weigh their interior rows equally: sum those as integers (16 bytes per SIMD add
@@ -259,17 +365,22 @@ bool integer_rows(const ImageU8& src, const Taps& v, std::size_t vo, const std::
     std::size_t n_interior = 0;
     for (std::size_t k = 0; k < v.width; ++k) n_interior += w[k] == interior;
     if (n_interior < 2 || n_interior > 257) return false;
-    const std::size_t n = cols.size() * static_cast<std::size_t>(c);
-    std::fill(sum.begin(), sum.end(), std::uint16_t{0});
-    for (std::size_t k = 0; k < v.width; ++k) {
-        if (w[k] != interior) continue;
+    const std::uint8_t* interior_rows[257];
+    const std::uint8_t* edge_rows[kMaxEdges];
+    float edge_w[kMaxEdges];
+    std::size_t n_edges = 0;
+    n_interior = 0;
+    for (std::size_t k = 0; k < v.width; ++k) {  // edges in tap order: the order they are added
         const std::uint8_t* p = src.data + v.index[vo + k] * src.row_stride + cols.front() * c;
-        for (std::size_t j = 0; j < n; ++j) sum[j] = static_cast<std::uint16_t>(sum[j] + p[j]);
+        if (w[k] == interior) {
+            interior_rows[n_interior++] = p;
+        } else if (w[k] != 0.f) {
+            if (n_edges == kMaxEdges) return false;
+            edge_w[n_edges] = w[k], edge_rows[n_edges++] = p;
+        }
     }
-    for (std::size_t j = 0; j < n; ++j) row_buf[j] = interior * static_cast<float>(sum[j]);
-    for (std::size_t k = 0; k < v.width; ++k) {
-        if (w[k] != interior && w[k] != 0.f) accumulate_row(src, v.index[vo + k], cols, w[k], false, row_buf);
-    }
+    const std::size_t n = cols.size() * static_cast<std::size_t>(c);
+    area_rows(interior_rows, n_interior, interior, edge_rows, edge_w, n_edges, n, sum.data(), row_buf);
     return true;
 }
 
@@ -279,8 +390,9 @@ void vertical_first(const ImageU8& src, const Taps& v, Taps h, const Visible& vi
                     const Placement& place, const Normalization& norm, std::int64_t out_w,
                     std::size_t plane, float* out) {
     const std::vector<std::int64_t> cols = compact_columns(h, src.channels);
-    std::vector<float> row_buf(cols.size() * static_cast<std::size_t>(src.channels));
-    std::vector<std::uint16_t> sum(row_buf.size());
+    // Room after the last column for the vector loads of padding taps (zeros, never written).
+    std::vector<float> row_buf((cols.size() + h.width + 1) * static_cast<std::size_t>(src.channels));
+    std::vector<std::uint16_t> sum(512);
     for (std::int64_t r = vis.y0; r < vis.y1; ++r) {
         const std::size_t vo = static_cast<std::size_t>(r - vis.y0) * v.width;
         if (!integer_rows(src, v, vo, cols, sum, row_buf.data())) {
@@ -346,6 +458,149 @@ void resample_row(const ImageU8& src, std::int64_t y, const Taps& h,
     }
 }
 
+#if defined(EDGEMED_VBMI)
+// Packed 3-channel rows, two adjacent taps per output pixel (bilinear): each output pixel reads
+// the 8 bytes at its first tap (both taps' B, G, R and two spare bytes). Sixteen pixels at a
+// time: two 8-lane gathers, two byte permutes that sort the 128 bytes into the six (tap,
+// channel) runs of 16, then widen, convert and w0 * p0 + w1 * p1 per channel, stored planar
+// (hrow + ch * n). The same multiplies and add as the scalar loop: bit-identical results.
+// Returns how many pixels it did (the rest need a read past their row's end, or are fewer than
+// 16); requires offset[2o + 1] == offset[2o] + 3 or weight 0 on the second tap.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) std::size_t planar_row_vbmi(
+    const std::uint8_t* row, const std::uint8_t* next, const std::int32_t* first, const float* w0,
+    const float* w1, std::size_t n, std::size_t fast, float* hrow) {
+    alignas(64) std::uint8_t ia[64], ib[64];
+    for (int j = 0; j < 16; ++j) {  // byte 8j + 3t + c of the two gathered registers
+        for (int run = 0; run < 4; ++run) ia[16 * run + j] = static_cast<std::uint8_t>(8 * j + run);
+        for (int run = 0; run < 4; ++run) ib[16 * run + j] = static_cast<std::uint8_t>(8 * j + 4 + (run < 2 ? run : 0));
+    }
+    const __m512i idx_a = _mm512_load_si512(ia), idx_b = _mm512_load_si512(ib);  // t0c0..2, t1c0 | t1c1..2
+    const __m512i zero = _mm512_setzero_si512();
+    std::size_t o = 0;
+    for (; o + 16 <= fast; o += 16) {
+        if (next != nullptr) {  // the same span of the next row to resample, one row ahead
+            for (std::int32_t b = first[o]; b < first[o + 15] + 8; b += 64) _mm_prefetch(reinterpret_cast<const char*>(next + b), _MM_HINT_T0);
+        }
+        const __m512i q0 = _mm512_mask_i32gather_epi64(
+            zero, 0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + o)), row, 1);
+        const __m512i q1 = _mm512_mask_i32gather_epi64(
+            zero, 0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + o + 8)), row, 1);
+        const __m512i a = _mm512_permutex2var_epi8(q0, idx_a, q1);
+        const __m512i b = _mm512_permutex2var_epi8(q0, idx_b, q1);
+        const __m512 wa = _mm512_loadu_ps(w0 + o), wb = _mm512_loadu_ps(w1 + o);
+        const __m128i p0[3] = {_mm512_extracti32x4_epi32(a, 0), _mm512_extracti32x4_epi32(a, 1),
+                               _mm512_extracti32x4_epi32(a, 2)};
+        const __m128i p1[3] = {_mm512_extracti32x4_epi32(a, 3), _mm512_extracti32x4_epi32(b, 0),
+                               _mm512_extracti32x4_epi32(b, 1)};
+        for (std::size_t ch = 0; ch < 3; ++ch) {
+            const __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(p0[ch]));
+            const __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(p1[ch]));
+            _mm512_storeu_ps(hrow + ch * n + o, _mm512_add_ps(_mm512_mul_ps(wa, f0), _mm512_mul_ps(wb, f1)));
+        }
+    }
+    return o;
+}
+
+bool has_vbmi() {
+    static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512vbmi");
+    return yes;
+}
+#endif
+
+// The bilinear hot case with the channels split into planes right at the horizontal pass (so
+// the vertical blend and the normalization run over contiguous planes, straight into the
+// output): packed 3-channel rows on a CPU with AVX-512 VBMI. Each output pixel's two taps are
+// adjacent pixels (or the second has weight 0). Same arithmetic, in the same order, as the
+// interleaved path below: bit-identical output.
+struct PlanarRows {
+    std::vector<std::int32_t> first;  // byte offset of each output pixel's first tap
+    std::vector<float> w0, w1;
+    std::size_t fast = 0;  // pixels whose 8-byte read stays inside the row
+
+    static bool usable(const ImageU8& src, const Taps& h) {
+#if defined(EDGEMED_VBMI)
+        if (src.channels != 3 || src.col_stride != 3 || src.channel_stride != 1 || h.width != 2) return false;
+        if (3 * src.width > (std::int64_t{1} << 30) || !has_vbmi()) return false;
+        for (std::size_t o = 0; o < h.size(); ++o) {
+            if (h.index[2 * o + 1] != h.index[2 * o] + 1 && h.weight[2 * o + 1] != 0.f) return false;
+        }
+        return true;
+#else
+        (void)src, (void)h;
+        return false;
+#endif
+    }
+
+    PlanarRows(const ImageU8& src, const Taps& h) {
+        const std::size_t n = h.size();
+        for (std::size_t o = 0; o < n; ++o) {
+            first.push_back(static_cast<std::int32_t>(3 * h.index[2 * o]));
+            w0.push_back(h.weight[2 * o]);
+            w1.push_back(h.weight[2 * o + 1]);
+            if (first.back() + 8 <= 3 * src.width) fast = o + 1;
+        }
+    }
+
+    // `next`: the next source row to be resampled (-1: none), prefetched a row ahead.
+    void resample(const ImageU8& src, std::int64_t y, std::int64_t next, float* hrow) const {
+        const std::uint8_t* row = src.data + y * src.row_stride;
+        const std::uint8_t* ahead = next >= 0 ? src.data + next * src.row_stride : nullptr;
+        const std::size_t n = first.size();
+        std::size_t o = 0;
+#if defined(EDGEMED_VBMI)
+        o = planar_row_vbmi(row, ahead, first.data(), w0.data(), w1.data(), n, fast, hrow);
+#endif
+        for (; o < n; ++o) {  // the same arithmetic as the scalar interleaved loop
+            const std::uint8_t* p0 = row + first[o];
+            const std::uint8_t* p1 = w1[o] != 0.f ? p0 + 3 : p0;
+            for (std::size_t ch = 0; ch < 3; ++ch) {
+                hrow[ch * n + o] = w0[o] * static_cast<float>(p0[ch]) + w1[o] * static_cast<float>(p1[ch]);
+            }
+        }
+    }
+};
+
+void horizontal_first_planar(const ImageU8& src, const Taps& v, const PlanarRows& h, const Visible& vis,
+                             const Placement& place, const Normalization& norm, std::int64_t out_w,
+                             std::size_t plane, float* out) {
+    const std::size_t n = h.first.size(), k = v.width, row_floats = 3 * n;
+    std::vector<float> cache(k * row_floats), blend(n);
+    std::vector<std::int64_t> cached(k, -1);
+    std::vector<const float*> rows(k);
+    for (std::int64_t r = vis.y0; r < vis.y1; ++r) {
+        const std::size_t vo = static_cast<std::size_t>(r - vis.y0) * k;
+        for (std::size_t j = 0; j < k; ++j) {  // consecutive source rows map to distinct slots
+            const std::int64_t y = v.index[vo + j];
+            const std::size_t slot = static_cast<std::size_t>(y) % k;
+            float* hrow = cache.data() + slot * row_floats;
+            if (cached[slot] != y) {
+                const bool last = j + 1 == k;
+                const std::int64_t next = !last ? v.index[vo + j + 1] : r + 1 < vis.y1 ? v.index[vo + k] : -1;
+                h.resample(src, y, next, hrow), cached[slot] = y;
+            }
+            rows[j] = hrow;
+        }
+        const float* w = v.weight.data() + vo;
+        float* out_row = out + (r - place.offset_y) * out_w - place.offset_x + vis.x0;
+        for (int c = 0; c < norm.out_channels; ++c) {
+            float* dst = out_row + static_cast<std::size_t>(c) * plane;
+            const std::size_t off = static_cast<std::size_t>(norm.channel_map[c]) * n;
+            const float a = norm.alpha[c], b = norm.beta[c];
+            if (k == 2) {
+                const float *r0 = rows[0] + off, *r1 = rows[1] + off;
+                for (std::size_t x = 0; x < n; ++x) dst[x] = (w[0] * r0[x] + w[1] * r1[x]) * a + b;
+                continue;
+            }
+            for (std::size_t x = 0; x < n; ++x) blend[x] = w[0] * rows[0][off + x];
+            for (std::size_t j = 1; j < k; ++j) {
+                for (std::size_t x = 0; x < n; ++x) blend[x] += w[j] * rows[j][off + x];
+            }
+            for (std::size_t x = 0; x < n; ++x) dst[x] = blend[x] * a + b;
+        }
+    }
+}
+
 // Linear rules: at most two source rows per output row, so resample each needed source row
 // once (cached: consecutive output rows share rows when enlarging) and blend vertically.
 void horizontal_first(const ImageU8& src, const Taps& v, const Taps& h, const Visible& vis,
@@ -404,6 +659,8 @@ void resize_normalize(const ImageU8& src, Interpolation interpolation, const Pla
     const Taps h = build_taps(rule, src.width, place.resized_width, vis.x0, vis.x1);
     if (rule == AxisRule::area) {
         vertical_first(src, v, h, vis, place, norm, out_w, plane, out);
+    } else if (PlanarRows::usable(src, h)) {
+        horizontal_first_planar(src, v, PlanarRows(src, h), vis, place, norm, out_w, plane, out);
     } else {
         horizontal_first(src, v, h, vis, place, norm, out_w, plane, out);
     }

@@ -133,17 +133,34 @@ def test_strided_views_need_no_copy_and_match_a_contiguous_copy() -> None:
         np.testing.assert_allclose(ours, copied, rtol=0, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("size", [(224, 224), (37, 1900), (1, 1), (500, 2000), (7, 3)])
+@pytest.mark.parametrize(
+    ("size", "fit"),
+    [
+        ((224, 224), "stretch"),
+        ((37, 1900), "stretch"),
+        ((1, 1), "stretch"),
+        ((500, 2000), "stretch"),
+        ((7, 3), "stretch"),
+        ((320, 320), "letterbox"),
+        ((224, 224), "center_crop"),
+        ((700, 33), "center_crop"),
+    ],
+)
 def test_packed_bilinear_fast_path_is_bit_identical_to_the_scalar_path(
-    size: tuple[int, int],
+    size: tuple[int, int], fit: str
 ) -> None:
-    """Packed BGR rows take a 4-byte-load SIMD path; a 4-channel view of the same pixels
-    takes the scalar one. Both must give the very same floats, edges included."""
+    """Packed BGR rows take a SIMD path (AVX-512 VBMI: 16 pixels per step, channels split into
+    planes; else 4-byte loads); a 4-channel view of the same pixels takes the scalar one. Both
+    must give the very same floats, edges, padding and crops included."""
     rng = np.random.default_rng(11)
     rgba = rng.integers(0, 256, (480, 641, 4), dtype=np.uint8)
     packed = np.ascontiguousarray(rgba[..., :3])
     t = ImageTransform(
-        size=size, interpolation="bilinear", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25)
+        size=size,
+        interpolation="bilinear",
+        fit=fit,  # type: ignore[arg-type]
+        mean=(0.4, 0.5, 0.6),
+        std=(0.2, 0.3, 0.25),
     )
     fast, _ = preprocess_image(packed, t)
     scalar, _ = preprocess_image(rgba[..., :3], t)
@@ -154,14 +171,28 @@ def test_packed_bilinear_fast_path_is_bit_identical_to_the_scalar_path(
 def test_area_three_channel_path_is_bit_identical_to_the_generic_path(
     size: tuple[int, int],
 ) -> None:
-    """3-channel rows run the area taps of all channels side by side; 4-channel rows (alpha
-    dropped) run the generic per-channel loop. Same adds in the same order: same floats."""
+    """3-channel rows run the area taps of all channels side by side (lanes of one vector);
+    4-channel rows (alpha dropped) run the generic per-channel loop. Same adds in the same
+    order: same floats."""
     rng = np.random.default_rng(12)
     bgra = rng.integers(0, 256, (480, 641, 4), dtype=np.uint8)
     t = ImageTransform(size=size, interpolation="area", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
     three, _ = preprocess_image(np.ascontiguousarray(bgra[..., :3]), t)
     four, _ = preprocess_image(bgra, t)
     np.testing.assert_array_equal(three, four)
+
+
+def test_transforms_built_with_lists_work_and_plans_follow_the_frame_size() -> None:
+    """Per-call geometry is cached by (transform, frame size): a list-built transform (not
+    hashable) still works, and frames of another size get their own placement."""
+    rng = np.random.default_rng(13)
+    small, large = (rng.integers(0, 256, s, dtype=np.uint8) for s in [(50, 60, 3), (90, 40, 3)])
+    as_tuples = ImageTransform(size=(20, 30), fit="letterbox", mean=(0.1, 0.2, 0.3))
+    as_lists = ImageTransform(size=[20, 30], fit="letterbox", mean=[0.1, 0.2, 0.3])  # type: ignore[arg-type]
+    for frame in (small, large, small):
+        (a, pa), (b, pb) = preprocess_image(frame, as_tuples), preprocess_image(frame, as_lists)
+        assert np.array_equal(a, b) and pa == pb
+    assert preprocess_image(small, as_tuples)[1] != preprocess_image(large, as_tuples)[1]
 
 
 def test_output_is_filled_in_place() -> None:
