@@ -9,6 +9,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 // SIMD across channels: the IIR recurrence is serial in time, so the only portable parallelism is
 // across independent channels. Channels are interleaved into "lanes" (sample-major, L channels per
 // sample) and the lane loop auto-vectorises (SSE2 / NEON baseline, AVX2 clone on x86_64).
@@ -549,6 +553,16 @@ void filtfilt_group(const double* sos, std::size_t ns, const double* zi, const E
     }
 }
 
+// CPUs this process may run on: its affinity mask on Linux (taskset, cgroup cpusets), so a
+// process pinned to one CPU filters on one thread instead of two threads sharing it.
+unsigned usable_cpus() noexcept {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+#endif
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
 bool sosfiltfilt(const double* sos, std::size_t n_sections, const Block& x, PadType pad,
@@ -563,9 +577,10 @@ bool sosfiltfilt(const double* sos, std::size_t n_sections, const Block& x, PadT
     Workspace main_ws(ext.p, n_sections);
     // Large multichannel inputs: half of the channels on a helper thread. The kernel is bound by
     // memory traffic and the recurrence latency of one core, so a second core nearly halves the
-    // time; below ~1M samples the thread start costs more than it saves.
+    // time; below ~1M samples the thread start costs more than it saves. Not when the process
+    // may use one CPU only.
     const std::size_t half = x.channels / 2;
-    if (half > 0 && x.n * x.channels >= (std::size_t{1} << 20)) {
+    if (half > 0 && x.n * x.channels >= (std::size_t{1} << 20) && usable_cpus() > 1) {
         Workspace helper_ws(ext.p, n_sections);
         std::thread helper;
         try {

@@ -138,7 +138,8 @@ def sosfiltfilt(
     ``sosfilt_zi`` scaled by the first sample they see, and the default ``padlen`` is
     ``3 * (2 * n_sections + 1 - min(#(sos[:, 2] == 0), #(sos[:, 5] == 0)))``. ``x`` must have
     more samples than ``padlen`` (InputError otherwise, where SciPy raises ValueError).
-    Large multichannel inputs are filtered on 2 threads.
+    Large multichannel inputs are filtered on 2 threads (one when the process's CPU affinity
+    allows a single CPU).
     """
     if padtype not in ("odd", "even", "constant", None):
         raise InputError(f"padtype: expected 'odd', 'even', 'constant' or None, got {padtype!r}")

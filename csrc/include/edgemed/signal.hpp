@@ -40,7 +40,8 @@ std::size_t default_padlen(const double* sos, std::size_t n_sections) noexcept;
 // Zero-phase forward-backward filter (scipy.signal.sosfiltfilt) with SciPy's edge extension and
 // zi scaling. Requires x.n > padlen (pass padlen 0 for PadType::none). Returns false (y untouched)
 // when sosfilt_zi fails. Allocates one work buffer per call; may use 2 threads for large
-// multichannel inputs (each channel's result is the same as on the single-thread path).
+// multichannel inputs when the process may run on more than one CPU (each channel's result is
+// the same as on the single-thread path).
 bool sosfiltfilt(const double* sos, std::size_t n_sections, const Block& x, PadType pad,
                  std::size_t padlen, double* y);
 
