@@ -14,7 +14,7 @@ box matches an unmatched true box of its label with IoU >= 0.5), measured on wha
 reports (boxes at or above their thresholds), not on every candidate. Agreement: per image,
 the share of boxes, FP32's and INT8's together, that have a partner in the other's result
 (same label, IoU >= 0.5; 1 where both found nothing), averaged over the images. Golden order:
-images with boxes first, those whose boxes stand furthest above their thresholds first.
+images with boxes first, those whose lowest box score is highest first.
 """
 
 from __future__ import annotations
@@ -165,19 +165,15 @@ def per_class(
     return figures
 
 
-def _clearance(result: Result) -> float:
-    """How far the result's least clear box stands above its threshold, as a share of the
-    score (0: no box)."""
-    r = _detection(result)
-    return float(r.scores.min()) if len(r.scores) else 0.0
-
-
 def golden_order(results: Sequence[Result]) -> list[int]:
-    """Images with boxes and without truncation first, the least clear box best first."""
+    """Images with boxes and not truncated first, those whose lowest box score is highest
+    first: golden boxes stand clear of their thresholds, where another CPU's rounding cannot
+    remove them."""
 
     def key(i: int) -> tuple[bool, float, int]:
         r = _detection(results[i])
-        return (not len(r.scores) or r.truncated, -_clearance(r), i)
+        lowest = float(r.scores.min()) if len(r.scores) else 0.0
+        return (not len(r.scores) or r.truncated, -lowest, i)
 
     return sorted(range(len(results)), key=key)
 
