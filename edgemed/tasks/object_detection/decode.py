@@ -1,7 +1,9 @@
 """The model's outputs -> candidate boxes and class scores, whatever the layout declared.
 
-Every layout ends in the same two arrays: ``boxes`` (M, 4) float32 corners x1, y1, x2, y2 in
-pixels of the model's input, and ``scores`` (M, C) float32 in [0, 1], one column per label.
+Every layout ends in the same :class:`Candidates`: ``scores`` (M, C) float32 in [0, 1], one
+column per label, and ``boxes(rows)``, the (k, 4) float32 corners x1, y1, x2, y2 in pixels of
+the model's input of the candidates ``rows``: boxes are decoded only for the few candidates
+whose scores clear a threshold (a PP-PicoDet head has 10,105 on an 800 x 608 input).
 An output that breaks the manifest (missing, another shape, scores that are not
 probabilities where the manifest says they are) raises :class:`ModelError`.
 """
@@ -9,7 +11,8 @@ probabilities where the manifest says they are) raises :class:`ModelError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,17 @@ from .config import Parsed
 __all__ = ["Candidates", "decode"]
 
 Floats = npt.NDArray[np.float32]
-Candidates = tuple[Floats, Floats]  # boxes (M, 4) xyxy in model-input pixels, scores (M, C)
+Rows = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Every candidate of one image: class scores, and the boxes of any of them on demand."""
+
+    scores: Floats  # (M, C) in [0, 1]
+    boxes: Callable[[Rows], Floats]  # candidate indices -> (k, 4) xyxy, model-input pixels
+
+
 _PROBABILITY_SLACK = 1e-4
 
 
@@ -83,19 +96,13 @@ def _yolo(p: Parsed, outputs: Mapping[str, npt.NDArray[Any]], size: tuple[int, i
     c = p.config
     classes = len(p.labels) + c.background
     k = 4 + int(c.objectness) + classes
-    rows = _rows(
-        _output(outputs, name),
-        k,
-        name,
-        f"4 box values, {'objectness, ' * c.objectness}{classes} class scores",
-    )
+    what = f"4 box values, {'objectness, ' * c.objectness}{classes} class scores"
+    rows = _rows(_output(outputs, name), k, name, what)
     scores = _probabilities(rows[:, k - classes :], c.scores, c.background, name)
     if c.objectness:
-        objectness = _probabilities(
-            rows[:, 4:5], "sigmoid" if c.scores == "sigmoid" else "probabilities", False, name
-        )
-        scores = scores * objectness
-    return _corners(rows[:, :4], p.box_format, c.box_units, size), scores
+        kind = "sigmoid" if c.scores == "sigmoid" else "probabilities"
+        scores = scores * _probabilities(rows[:, 4:5], kind, False, name)
+    return Candidates(scores, lambda r: _corners(rows[r, :4], p.box_format, c.box_units, size))
 
 
 def _boxes_scores(
@@ -111,7 +118,29 @@ def _boxes_scores(
             f"{len(boxes)} boxes ({box_name!r}) but {len(raw)} score rows ({score_name!r})"
         )
     scores = _probabilities(raw, c.scores, c.background, score_name)
-    return _corners(boxes, p.box_format, c.box_units, size), scores
+    return Candidates(scores, lambda r: _corners(boxes[r], p.box_format, c.box_units, size))
+
+
+@dataclass(frozen=True, eq=False)
+class _Grid:
+    """Where each picodet candidate sits: its level's stride, its cell's column count and the
+    index of its level's first candidate."""
+
+    strides: npt.NDArray[np.float32]
+    cols: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    dist: Floats  # (M, 4 * bins) every level's distributions, in candidate order
+
+    def boxes(self, r: Rows) -> Floats:
+        level = np.searchsorted(self.starts, r, side="right") - 1
+        cy, cx = np.divmod(r - self.starts[level], self.cols[level])
+        stride = self.strides[level][:, None]
+        bins = self.dist.shape[1] // 4
+        weights = kernels.softmax(np.ascontiguousarray(self.dist[r].reshape(-1, bins)), axis=-1)
+        distance = (weights @ np.arange(bins, dtype=np.float32)).reshape(-1, 4) * stride
+        centre = (np.stack([cx, cy], axis=1).astype(np.float32) + 0.5) * stride
+        corners = np.concatenate([centre - distance[:, :2], centre + distance[:, 2:]], axis=1)
+        return np.ascontiguousarray(corners, np.float32)
 
 
 def _picodet(
@@ -121,34 +150,34 @@ def _picodet(
     ``reg_max + 1`` bins, in stride units)."""
     c = p.config
     classes = len(p.labels) + c.background
-    all_boxes, all_scores = [], []
+    scores: list[Floats] = []
+    dists: list[Floats] = []
+    cols: list[int] = []
+    starts: list[int] = []
+    start = 0
     for stride, score_name, box_name in zip(
         c.strides, p.outputs["scores"], p.outputs["boxes"], strict=True
     ):
-        rows, cols = math.ceil(size[0] / stride), math.ceil(size[1] / stride)
-        raw = _output(outputs, score_name)
-        dist = _output(outputs, box_name)
-        if raw.shape != (rows * cols, classes) or dist.shape[0] != rows * cols or dist.shape[1] % 4:
+        rows, n_cols = math.ceil(size[0] / stride), math.ceil(size[1] / stride)
+        raw, dist = _output(outputs, score_name), _output(outputs, box_name)
+        bins = dists[0].shape[1] if dists else dist.shape[1]
+        if raw.shape != (rows * n_cols, classes) or dist.shape != (rows * n_cols, bins) or bins % 4:
             raise ModelError(
                 f"outputs {score_name!r}, {box_name!r} (stride {stride}): expected [1, "
-                f"{rows * cols}, {classes}] scores and [1, {rows * cols}, 4 * (reg_max + 1)] "
-                f"distributions for a {size[0]} x {size[1]} input, got {raw.shape}, {dist.shape}"
+                f"{rows * n_cols}, {classes}] scores and [1, {rows * n_cols}, 4 * (reg_max + 1)] "
+                f"distributions (the same reg_max at every stride) for a {size[0]} x {size[1]} "
+                f"input, got {raw.shape}, {dist.shape}"
             )
-        bins = dist.shape[1] // 4
-        weights = kernels.softmax(np.ascontiguousarray(dist.reshape(-1, bins)), axis=-1)
-        distance = (weights @ np.arange(bins, dtype=np.float32)).reshape(-1, 4) * stride
-        yy, xx = np.meshgrid(
-            np.arange(rows, dtype=np.float32), np.arange(cols, dtype=np.float32), indexing="ij"
-        )
-        centre = np.stack([(xx.ravel() + 0.5) * stride, (yy.ravel() + 0.5) * stride], axis=1)
-        all_boxes.append(
-            np.concatenate([centre - distance[:, :2], centre + distance[:, 2:]], axis=1)
-        )
-        all_scores.append(_probabilities(raw, c.scores, c.background, score_name))
-    return (
-        np.ascontiguousarray(np.concatenate(all_boxes), np.float32),
-        np.ascontiguousarray(np.concatenate(all_scores), np.float32),
-    )
+        scores.append(_probabilities(raw, c.scores, c.background, score_name))
+        dists.append(dist)
+        cols.append(n_cols)
+        starts.append(start)
+        start += rows * n_cols
+    grid = _Grid(
+        np.array(c.strides, np.float32), np.array(cols, np.int64), np.array(starts, np.int64),
+        np.concatenate(dists),
+    )  # fmt: skip
+    return Candidates(np.ascontiguousarray(np.concatenate(scores), np.float32), grid.boxes)
 
 
 def decode(p: Parsed, outputs: Mapping[str, npt.NDArray[Any]], size: tuple[int, int]) -> Candidates:

@@ -85,19 +85,15 @@ class DetectionPostprocessor:
         self, outputs: Mapping[str, npt.NDArray[Any]], ctx: DetectionContext
     ) -> tuple[Floats, Floats, npt.NDArray[np.int64], bool, str | None]:
         """(boxes in image pixels, scores, classes, truncated, why none) of one image."""
-        candidates, all_scores = decode(self.parsed, outputs, self.model_size)
-        if all_scores.shape[1:] != (len(self.labels),) or len(candidates) != len(all_scores):
-            raise ModelError(
-                f"decoded {candidates.shape} boxes and {all_scores.shape} scores for "
-                f"{len(self.labels)} labels"
-            )
+        candidates = decode(self.parsed, outputs, self.model_size)
+        all_scores = candidates.scores
         rows, classes = self._passing(all_scores)
         scores = all_scores[rows, classes]
         p = ctx.placement
         shift = np.array([p.offset_x, p.offset_y, p.offset_x, p.offset_y], np.float64)
         scale = np.array([p.scale_x, p.scale_y, p.scale_x, p.scale_y], np.float64)
         limit = np.array([ctx.width, ctx.height, ctx.width, ctx.height], np.float64)
-        mapped = np.clip((candidates[rows].astype(np.float64) + shift) / scale, 0.0, limit)
+        mapped = np.clip((candidates.boxes(rows).astype(np.float64) + shift) / scale, 0.0, limit)
         inside = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
         boxes = np.ascontiguousarray(mapped[inside], np.float32)
         scores, classes = np.ascontiguousarray(scores[inside], np.float32), classes[inside]
