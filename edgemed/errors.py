@@ -114,6 +114,10 @@ class BackendUnavailableError(BackendError):
 class SyncError(EdgemedError):
     """Result sync (outbox, MQTT, fleet) failed."""
 
+    # Publisher.submit_many / Outbox.put_many: the seqs stored before the refused result
+    # (always a prefix of the results given); () from every other call.
+    stored_seqs: tuple[int, ...] = ()
+
 
 class OutboxFullError(SyncError):
     """The outbox is at its byte or age bound and refuses new results."""

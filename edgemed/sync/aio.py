@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 
 from ..config import BrokerConfig, SyncConfig
 from ..results import Result
@@ -33,6 +34,13 @@ class AsyncPublisher:
     async def submit(self, result: Result, *, encounter: str | None = None) -> int:
         loop = asyncio.get_running_loop()
         call = functools.partial(self.publisher.submit, result, encounter=encounter)
+        return await loop.run_in_executor(None, call)
+
+    async def submit_many(
+        self, results: Sequence[Result], *, encounter: str | None = None
+    ) -> list[int]:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.publisher.submit_many, results, encounter=encounter)
         return await loop.run_in_executor(None, call)
 
     async def wait_drained(self, timeout: float) -> bool:

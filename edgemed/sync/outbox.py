@@ -176,17 +176,46 @@ class Outbox:
         ``lowest_unacked_seq`` counts the rows of the same epoch only, as the fleet does.
         """
         request = _PutRequest(build_payload, self.epoch if stamps_epoch else "")
+        self._put_requests([request])
+        return request.outcome()
+
+    def put_many(
+        self, build_payloads: list[PayloadBuilder], *, stamps_epoch: bool = False
+    ) -> list[int]:
+        """Store several results in one transaction (one fsync), in order; return their seqs.
+
+        As ``put`` for each, except that a refused result (outbox full, a builder's error)
+        refuses the ones after it too, so what is stored is always a prefix: the error raised
+        carries the stored prefix's seqs in ``stored_seqs``."""
+        epoch = self.epoch if stamps_epoch else ""
+        requests: list[_PutRequest] = []
+        for build in build_payloads:
+            requests.append(_PutRequest(build, epoch, after=requests[-1] if requests else None))
+        if requests:
+            self._put_requests(requests)
+        stored = [r.seq for r in requests if r.seq is not None]
+        failed = next((r.error for r in requests if r.error is not None), None)
+        if failed is not None:
+            if isinstance(failed, SyncError):
+                failed.stored_seqs = tuple(stored)
+            raise failed
+        return stored
+
+    def _put_requests(self, requests: list[_PutRequest]) -> None:
+        """Queue ``requests`` (one caller's, kept together) and return once they are committed
+        or refused: by committing them as the leader, or after another leader did."""
         with self._queue_lock:
-            self._queue.append(request)
+            self._queue.extend(requests)
             leads = not self._committing
             self._committing = True
+        first = requests[0]
         if not leads:
-            # Released by the leader of the commit that took this request (done), or handed
+            # Released by the leader of the commit that took these requests (done), or handed
             # the lead for the requests that queued meanwhile (not done). Waking exactly those
             # threads, not every waiter, matters with many producers: each wake costs the GIL.
-            request.wake.acquire()
-            if request.done:
-                return request.outcome()
+            first.wake.acquire()
+            if first.done:
+                return
         with self._queue_lock:
             batch, self._queue = self._queue, []
         try:
@@ -197,14 +226,13 @@ class Outbox:
                 if req.seq is None and req.error is None:  # the commit itself raised
                     req.error = SyncError("outbox write failed; result not stored")
                 req.done = True
-                if req is not request:
+                if req is not first:
                     req.wake.release()
             with self._queue_lock:
                 if self._queue:
                     self._queue[0].wake.release()  # next leader: still not done
                 else:
                     self._committing = False
-        return request.outcome()
 
     def _commit_group(self, batch: list[_PutRequest]) -> None:
         try:
@@ -244,6 +272,9 @@ class Outbox:
         now = time.time()
         refused = 0
         for req in batch:
+            if req.after is not None and req.after.seq is None:  # put_many: a prefix only
+                req.error = req.after.error or SyncError("an earlier result was refused")
+                continue
             if oldest is not None and now - oldest > self.config.max_age_s:
                 req.error = OutboxFullError(
                     f"outbox holds a result unacknowledged for {(now - oldest) / 3600:.1f} h "
@@ -413,6 +444,7 @@ class _PutRequest:
     error: BaseException | None = field(default=None)
     done: bool = False
     wake: threading.Lock = field(default_factory=_held_lock)
+    after: _PutRequest | None = None  # put_many: stored only if this one was
 
     def outcome(self) -> int:
         if self.error is not None:

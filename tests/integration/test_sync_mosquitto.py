@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from pathlib import Path
@@ -196,6 +197,25 @@ def test_broker_restart_loses_nothing_and_stores_no_duplicates(
     assert store.count_results() == 60
     assert sorted(r["seq"] for r in store.results(limit=1000)) == list(range(1, 61))
     assert store.alerts(rule="seq-conflict") == []
+
+
+def test_submit_many_round_trip_and_an_invalid_result_stores_nothing(
+    tmp_path: Path, mosquitto: object, store: SQLiteStore, encoder: edgemed.Pipeline
+) -> None:
+    broker = BrokerConfig(port=mosquitto.port)  # type: ignore[attr-defined]
+    results = [encoder(t) for t in ("syncope", "wheeze", "haematuria", "melaena")]
+    outbox = _outbox(tmp_path, "bed-many")
+    with Publisher(outbox, broker, FAST) as pub, Ingest(store, broker, sync=FAST) as ingest:
+        assert ingest.ready.wait(10) and until(lambda: pub.connected, 10)
+        assert pub.submit(results[0]) == 1
+        assert pub.submit_many(results * 25) == list(range(2, 102))
+        broken = dataclasses.replace(results[1], embedding=results[1].embedding * 2)  # norm 2
+        with pytest.raises(edgemed.errors.ModelError, match="outside its contract"):
+            pub.submit_many([results[0], broken])  # checked before anything is stored
+        assert outbox.stats().next_seq == 102  # the refused call took no seq
+        assert pub.wait_drained(20)
+    stored = sorted(r["seq"] for r in store.results(limit=200))
+    assert stored == list(range(1, 102))
 
 
 def test_asyncio_publisher_round_trip(

@@ -13,7 +13,7 @@ import pytest
 
 import edgemed
 from edgemed.config import OutboxConfig
-from edgemed.errors import SyncError
+from edgemed.errors import OutboxFullError, SyncError
 from edgemed.sync import Outbox
 
 
@@ -405,3 +405,62 @@ def test_a_rewound_next_seq_is_corruption_not_reuse(tmp_path: Path) -> None:
     ob.close()
     ob = Outbox(OutboxConfig(path=path, device_id="bed-1"))
     assert ob.recovered_from is not None and _put(ob) == 1
+
+
+def test_put_many_stores_in_order_in_one_commit_beside_concurrent_puts(tmp_path: Path) -> None:
+    import threading
+
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1"))
+    commits: list[int] = []
+    commit_group = ob._commit_group
+
+    def counting(batch: list[object]) -> None:
+        commits.append(len(batch))
+        commit_group(batch)  # type: ignore[arg-type]
+
+    ob._commit_group = counting  # type: ignore[method-assign]
+    assert ob.put_many([]) == []
+    assert ob.put_many([lambda s, b, lo: _payload(s, b, lo)] * 40) == list(range(1, 41))
+    assert commits == [40]  # one transaction, one fsync
+    many: list[list[int]] = []
+    single: list[int] = []
+
+    def batches() -> None:
+        for _ in range(20):
+            many.append(ob.put_many([lambda s, b, lo: _payload(s, b, lo)] * 10))
+
+    def singles() -> None:
+        for _ in range(100):
+            single.append(_put(ob))
+
+    threads = [threading.Thread(target=batches), threading.Thread(target=singles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seqs in many:  # one caller's results stay together and in order
+        assert seqs == list(range(seqs[0], seqs[0] + 10))
+    assert sorted(single + [s for seqs in many for s in seqs]) == list(range(41, 341))
+    assert all(r.payload.startswith(f"{r.seq}:".encode()) for r in ob.pending(1000))
+
+
+def test_put_many_stores_a_prefix_and_says_which(tmp_path: Path) -> None:
+    ob = Outbox(OutboxConfig(path=tmp_path / "o.db", device_id="bed-1", max_bytes=1000))
+    _put(ob, size=500)
+
+    def sized(size: int) -> Callable[[int, str, int], bytes]:
+        return lambda s, b, lo: _payload(s, b, lo, size)
+
+    # The third does not fit; the fourth would, but what is stored must be a prefix.
+    with pytest.raises(OutboxFullError) as refused:
+        ob.put_many([sized(100), sized(100), sized(400), sized(50)])
+    assert refused.value.stored_seqs == (2, 3)
+    assert [r.seq for r in ob.pending(10)] == [1, 2, 3]
+
+    def broken(seq: int, boot: str, low: int) -> bytes:
+        raise ValueError("cannot encode")
+
+    with pytest.raises(ValueError):  # a builder's own error, after a stored first result
+        ob.put_many([sized(10), broken, sized(10)])
+    assert [r.seq for r in ob.pending(10)] == [1, 2, 3, 4]
+    assert _put(ob, size=10) == 5  # no seq was taken by the refused ones
