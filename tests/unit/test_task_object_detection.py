@@ -317,3 +317,27 @@ def test_average_precision_and_agreement_on_known_cases() -> None:
     b = [result(boxes([(0, 0.9, 0, 0, 10, 10), (0, 0.6, 20, 20, 30, 30)])), result(boxes([]))]
     assert agreement(a, a) == 1.0
     assert agreement(a, b) == pytest.approx((2 * 1 / 4 + 1.0) / 2)  # one of four boxes paired
+
+
+def test_concurrent_calls_keep_their_own_boxes() -> None:
+    """One pre/postprocessor pair serves several threads: each input's boxes are its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = find_task("object-detection")
+    assert spec is not None
+    pre, post = spec.processors(manifest({}, fit="letterbox"), lambda role: pytest.fail(role))
+    jobs = [
+        (np.zeros((32 + 8 * i, 64, 3), np.uint8), yolo([[8 + 4 * i, 32, 8, 8, 0.9, 0.0]]))
+        for i in range(8)
+    ]
+
+    def one(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        prepared = pre(job[0])
+        return post({"out": job[1]}, prepared.context)(provenance=PROVENANCE).boxes  # type: ignore[no-any-return, attr-defined]
+
+    alone = [one(job) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(one, jobs * 8))
+    for i, boxes in enumerate(together):
+        np.testing.assert_array_equal(boxes, alone[i % len(jobs)])
+    assert len({float(b[0, 1]) for b in alone}) == len(jobs)  # each letterbox maps differently
