@@ -31,7 +31,8 @@ Folders, by task (docs/bring-your-own-model.md has every format):
   image-segmentation     --evaluation DIR/images/* with DIR/masks/<same stem>.png of class
                          indices; --calibration DIR of images
   object-detection       --evaluation DIR/images/* with DIR/boxes.csv (image,label,x1,y1,x2,y2
-                         per true box, in the image's pixels); --calibration DIR of images
+                         per true box, in the image's pixels) or a COCO DIR/annotations.json;
+                         --calibration DIR of images
   signal-classification  --evaluation DIR/<label>/*.npy (channels, samples) windows at the
                          manifest's rate; --calibration DIR of such windows
   tabular-*              .csv files: every feature by name, plus label (classification) or

@@ -259,7 +259,9 @@ def test_bad_specs_and_folders_exit_10_saying_why(work: Path) -> None:
         csv.writer(f).writerow(["s01.png", "dark", 100, 100, 140, 120])
     cases.append(("spec.json", outside.name, "is not within the 128 x 128 image"))
     (work / "eval-no-csv" / "images").mkdir(parents=True)
-    cases.append(("spec.json", "eval-no-csv", "boxes.csv missing"))
+    cases.append(
+        ("spec.json", "eval-no-csv", "one of boxes.csv or annotations.json (COCO), found neither")
+    )
     for spec, evaluation, message in cases:
         with pytest.raises(BuildError) as info:
             build_bundle(

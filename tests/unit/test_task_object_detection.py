@@ -341,3 +341,66 @@ def test_concurrent_calls_keep_their_own_boxes() -> None:
     for i, boxes in enumerate(together):
         np.testing.assert_array_equal(boxes, alone[i % len(jobs)])
     assert len({float(b[0, 1]) for b in alone}) == len(jobs)  # each letterbox maps differently
+
+
+def _folder(tmp_path: Path, truths: str, text: str) -> Path:
+    import cv2
+
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "images" / "sub" / "b.png"), np.zeros((30, 30, 3), np.uint8))
+    (tmp_path / truths).write_text(text)
+    return tmp_path
+
+
+COCO: dict[str, Any] = {
+    "images": [{"id": 1, "file_name": "a.png", "width": 60, "height": 40},
+               {"id": 7, "file_name": "sub/b.png", "width": 30, "height": 30}],
+    "categories": [{"id": 3, "name": "dog"}, {"id": 5, "name": "cat"}],
+    "annotations": [{"id": 10, "image_id": 1, "category_id": 5, "bbox": [10, 5, 20, 10]},
+                    {"id": 11, "image_id": 1, "category_id": 3, "bbox": [0, 0, 60, 40]}],
+}  # fmt: skip
+
+
+def test_the_evaluation_folder_reads_boxes_csv_or_coco_alike(tmp_path: Path) -> None:
+    from edgemed.tasks.object_detection.build import read_evaluation
+
+    rows = "image,label,x1,y1,x2,y2\na.png,cat,10,5,30,15\na.png,dog,0,0,60,40\n"
+    from_csv = read_evaluation(_folder(tmp_path / "csv", "boxes.csv", rows), manifest({}))
+    from_coco = read_evaluation(
+        _folder(tmp_path / "coco", "annotations.json", json.dumps(COCO)), manifest({})
+    )
+    for (image_a, a), (image_b, b) in zip(from_csv, from_coco, strict=True):
+        np.testing.assert_array_equal(image_a, image_b)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.classes, b.classes)
+    assert [len(t) for _, t in from_csv] == [2, 0]  # sub/b.png: no object
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"annotations": [{"image_id": 1, "category_id": 5, "bbox": [0, 0, 5, 5], "iscrowd": 1}]},
+         "crowd annotations"),
+        ({"annotations": [{"image_id": 2, "category_id": 5, "bbox": [0, 0, 5, 5]}]}, "image_id 2"),
+        ({"annotations": [{"image_id": 1, "category_id": 9, "bbox": [0, 0, 5, 5]}]},
+         "category None is not one of"),
+        ({"annotations": [{"image_id": 1, "category_id": 5, "bbox": [50, 0, 20, 5]}]},
+         "is not within the 60 x 40 image"),
+        ({"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 60}]},
+         "says 40 x 60, the file is 60 x 40"),
+        ({"images": [{"id": 1, "file_name": "c.png", "width": 60, "height": 40}]}, "no image 'c.png'"),
+    ],
+)  # fmt: skip
+def test_bad_coco_annotations_stop_the_build(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    from edgemed.errors import BuildError
+    from edgemed.tasks.object_detection.build import read_evaluation
+
+    folder = _folder(tmp_path, "annotations.json", json.dumps({**COCO, **change}))
+    with pytest.raises(BuildError, match=message):
+        read_evaluation(folder, manifest({}))
+    (folder / "boxes.csv").write_text("image,label,x1,y1,x2,y2\n")
+    with pytest.raises(BuildError, match=r"found \['boxes.csv', 'annotations.json'\]"):
+        read_evaluation(folder, manifest({}))

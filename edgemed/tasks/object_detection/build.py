@@ -1,12 +1,13 @@
 """What ``edgemed bundle build`` needs to build object detectors (``BuildSupport``).
 
 Folders: calibration = image files (subfolders allowed). Evaluation = ``images/`` (image
-files, subfolders allowed) and ``boxes.csv``: a header ``image,label,x1,y1,x2,y2`` then one
+files, subfolders allowed) and ``boxes.csv`` (a header ``image,label,x1,y1,x2,y2`` then one
 row per true box: the image's path relative to ``images/`` (``/`` between folders), its
-label, and its corners in that image's pixels (x to the right, y down, 0 <= x1 < x2 <=
-width, 0 <= y1 < y2 <= height). An image without a row holds no object (it measures false
-boxes); a row naming no image, a label the model does not have, a value that is not a number
-or a box outside its image stops the build, naming the row.
+label, and its corners in that image's pixels, x to the right, y down, 0 <= x1 < x2 <=
+width, 0 <= y1 < y2 <= height) or a COCO ``annotations.json`` (``truths.py``). An image
+without a box holds no object (it measures false boxes); a row naming no image, a label the
+model does not have, a value that is not a number or a box outside its image stops the
+build, naming the row.
 
 Metric ``map50``: mean average precision at IoU 0.5 over the labels present in the truths
 (each label's area under its precision-recall curve, every reported box ranked by score; a
@@ -19,8 +20,6 @@ images with boxes first, those whose lowest box score is highest first.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,58 +34,17 @@ from ...results.detection import ObjectDetection
 from ..build_folders import IMAGE_SUFFIXES, files_below
 from ..spec import BuildSupport
 from .matching import Boxes, average_precision, match
+from .truths import read_truths
 
 __all__ = ["BUILD", "GATE_IOU"]
 
 GATE_IOU = 0.5  # a box agrees with, or finds, another of its label overlapping it this much
-HEADER = ["image", "label", "x1", "y1", "x2", "y2"]
 
 
 def read_calibration(folder: Path) -> list[object]:
     from ..image_input import read_images  # OpenCV: loaded only when building
 
     return list(read_images(folder))
-
-
-def _rows(path: Path) -> list[list[str]]:
-    if not path.is_file():
-        raise BuildError(f"{path.parent}: expected images/ and boxes.csv ({path.name} missing)")
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            rows = [row for row in csv.reader(f) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BuildError(f"{path}: not a readable UTF-8 CSV file: {exc}") from exc
-    if not rows or [c.strip() for c in rows[0]] != HEADER:
-        raise BuildError(f"{path}: the header must be {','.join(HEADER)}")
-    return rows[1:]
-
-
-def _truths(
-    path: Path, images: dict[str, tuple[int, int]], labels: list[str]
-) -> dict[str, list[tuple[int, list[float]]]]:
-    """image stem -> its true boxes (class, corners), checked row by row."""
-    found: dict[str, list[tuple[int, list[float]]]] = {name: [] for name in images}
-    for n, row in enumerate(_rows(path), start=2):
-        where = f"{path} line {n}"
-        if len(row) != len(HEADER):
-            raise BuildError(f"{where}: expected {len(HEADER)} values, got {len(row)}")
-        name, label = row[0].strip(), row[1].strip()
-        if name not in images:
-            raise BuildError(f"{where}: no image {name!r} in images/")
-        if label not in labels:
-            raise BuildError(f"{where}: label {label!r} is not one of the model's {labels[:12]}")
-        try:
-            box = [float(v) for v in row[2:]]
-        except ValueError:
-            raise BuildError(f"{where}: x1, y1, x2, y2 must be numbers, got {row[2:]}") from None
-        h, w = images[name]
-        x1, y1, x2, y2 = box
-        if not (all(math.isfinite(v) for v in box) and 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
-            raise BuildError(
-                f"{where}: box {row[2:]} is not within the {w} x {h} image with x1 < x2, y1 < y2"
-            )
-        found[name].append((labels.index(label), box))
-    return found
 
 
 def read_evaluation(folder: Path, manifest: Manifest) -> list[tuple[object, Any]]:
@@ -105,7 +63,7 @@ def read_evaluation(folder: Path, manifest: Manifest) -> list[tuple[object, Any]
     except ManifestError as exc:
         raise BuildError(f"the build spec does not fit the task: {exc}") from exc
     sizes = {name: (int(im.shape[0]), int(im.shape[1])) for name, im in loaded.items()}
-    truths = _truths(folder / "boxes.csv", sizes, labels)
+    truths = read_truths(folder, sizes, labels)
     pairs: list[tuple[object, Any]] = []
     for name, image in loaded.items():
         rows = truths[name]
