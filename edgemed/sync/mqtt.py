@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +35,17 @@ from ..mqtt_connection import (
 )
 from ..results import Result
 from ..wire import (
-    BATCH_TARGET_BYTES,
     FLEET_PREFIX,
     FLEET_STATUS_TOPICS,
     decode_ack_epoch,
     decode_fleet_status,
     encode_status,
-    join_results,
     prepare_result,
-    stamp_result,
     topic,
 )
 from .clock import clock_synced
-from .outbox import Outbox, OutboxRow
+from .messages import batch_messages, stamper
+from .outbox import Outbox
 from .subscriptions import Subscriptions
 
 __all__ = ["Publisher"]
@@ -63,21 +61,6 @@ ACK_RATE_WINDOW_S = 10.0
 class _InFlight:
     deadline: float
     attempts: int
-
-
-def _batches(rows: list[OutboxRow], max_results: int) -> Iterator[bytes]:
-    """Consecutive rows joined into results-topic messages (wire.join_results), each at most
-    ``max_results`` results and, unless one row alone is larger, BATCH_TARGET_BYTES."""
-    batch: list[bytes] = []
-    size = 0
-    for row in rows:
-        if batch and (len(batch) >= max_results or size + len(row.payload) > BATCH_TARGET_BYTES):
-            yield join_results(batch)
-            batch, size = [], 0
-        batch.append(row.payload)
-        size += len(row.payload) + 1
-    if batch:
-        yield join_results(batch)
 
 
 class Publisher:
@@ -160,54 +143,34 @@ class Publisher:
         Raises SyncError, storing nothing, once a sync thread has died: results accepted then
         would never leave the device, and the application must know (``failure`` says why).
         """
-        if self.failure is not None:
-            raise SyncError(f"result sync has stopped: {self.failure}")
-        # Encoded here, in the caller's thread; the group commit only adds the seq fields.
-        unstamped = prepare_result(
-            result, device_id=self.device_id, clock_synced=clock_synced(), encounter=encounter
-        )
-
-        epoch = self.outbox.epoch  # fixed while the outbox is open
-
-        def build(seq: int, boot_id: str, low: int) -> bytes:
-            return stamp_result(
-                unstamped, seq=seq, boot_id=boot_id, lowest_unacked_seq=low, epoch=epoch
-            )
-
-        seq = self.outbox.put(build, stamps_epoch=True)
-        # Read without the lock: if the sender has not yet taken the last wake-up, it reads the
-        # outbox after taking it, so it sees this row; only a consumed wake-up needs a new one.
-        if not self._wake:
-            with self._cond:
-                self._wake = True
-                self._cond.notify_all()
-        return seq
+        return self.submit_many([result], encounter=encounter)[0]
 
     def submit_many(self, results: Sequence[Result], *, encounter: str | None = None) -> list[int]:
         """Commit several results in one outbox transaction (one fsync), in order; returns
         their seqs. For a caller that has many at once (a gateway's beds, a night of sleep
         epochs): the same guarantees as ``submit`` each, at a fraction of the commits.
 
-        Every result is encoded and checked first: one outside its contract raises ModelError and
-        nothing is stored. A refusal while storing (OutboxFullError...) stores a prefix only,
-        whose seqs the error carries in ``stored_seqs``."""
+        Every result is encoded and checked first: one outside its contract raises ModelError
+        and nothing is stored. A refusal while storing (OutboxFullError...) stores a prefix
+        only, whose seqs the error carries in ``stored_seqs``."""
         if self.failure is not None:
             raise SyncError(f"result sync has stopped: {self.failure}")
-        synced = clock_synced()
-        unstamped = [
-            prepare_result(r, device_id=self.device_id, clock_synced=synced, encounter=encounter)
+        # Encoded here, in the caller's thread; the group commit only adds the seq fields.
+        synced, epoch = clock_synced(), self.outbox.epoch  # the epoch is fixed while open
+        builders = [
+            stamper(
+                prepare_result(
+                    r, device_id=self.device_id, clock_synced=synced, encounter=encounter
+                ),
+                epoch,
+            )
             for r in results
         ]
-        epoch = self.outbox.epoch
-
-        def builder(body: bytes) -> Callable[[int, str, int], bytes]:
-            return lambda seq, boot_id, low: stamp_result(
-                body, seq=seq, boot_id=boot_id, lowest_unacked_seq=low, epoch=epoch
-            )
-
         try:
-            return self.outbox.put_many([builder(b) for b in unstamped], stamps_epoch=True)
+            return self.outbox.put_many(builders, stamps_epoch=True)
         finally:
+            # Read without the lock: if the sender has not yet taken the last wake-up, it reads
+            # the outbox after taking it, so it sees these rows; only a consumed one needs anew.
             if not self._wake:
                 with self._cond:
                     self._wake = True
@@ -374,7 +337,7 @@ class Publisher:
         with self._cond:
             for row in rows:
                 self._schedule_resend(row.seq, now)
-        for message in _batches(rows, self.sync.max_batch_results):
+        for message in batch_messages(rows, self.sync.max_batch_results):
             info = self._client.publish(topic(self.device_id, "results"), message, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect

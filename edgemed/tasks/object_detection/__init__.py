@@ -67,4 +67,5 @@ SPEC = TaskSpec(
     input_contract=_input_contract,
     cli_input=CliInput(dicom="image"),
     build=BUILD,
+    extras=("vision",),  # OpenCV
 )
