@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -127,12 +128,18 @@ py::array_t<double> sosfiltfilt(const Sos& sos, const py::array& x, const std::s
     }
     py::array_t<double> y = new_array(b.channels, b.n);
     double* out = y.mutable_data();
-    bool ok = false;
+    bool ok = false, finite = true;
     {
         py::gil_scoped_release release;
         ok = signal::sosfiltfilt(sos.data(), ns, b, pad, edge, out);
+        // NaN or infinity anywhere in a channel of x makes that channel's y[0] non-finite (see
+        // all_finite); a finite x can overflow too, so only then is x itself scanned.
+        for (std::size_t c = 0; ok && finite && c < b.channels; ++c) {
+            if (!std::isfinite(out[c * b.n])) finite = signal::all_finite(b);
+        }
     }
     if (!ok) throw py::value_error("sos: a section has a pole at z = 1 (no steady state)");
+    if (!finite) throw py::value_error("x: contains NaN or infinity");
     return y;
 }
 

@@ -524,6 +524,16 @@ void sosfilt(const double* sos, std::size_t n_sections, const Block& x, double* 
     }
 }
 
+bool all_finite(const Block& x) noexcept {
+    for (std::size_t c = 0; c < x.channels; ++c) {
+        const double* row = x.data + static_cast<std::ptrdiff_t>(c) * x.ch_stride;
+        for (std::size_t i = 0; i < x.n; ++i) {
+            if (!std::isfinite(row[static_cast<std::ptrdiff_t>(i) * x.stride])) return false;
+        }
+    }
+    return true;
+}
+
 // lfilter_zi per section solves (I - A^T) zi = b[1:] - a[1:] b0, a 2x2 system. Solved the way
 // LAPACK's dgesv does it (partial pivoting, reciprocal pivot scaling) so that near-singular
 // sections (poles close to z = 1, e.g. a 0.5 Hz high-pass) round like SciPy's.

@@ -63,8 +63,11 @@ def _require_finite(arr: FloatArray, name: str) -> None:
         require_finite(arr, name)
 
 
-def _signal(x: npt.ArrayLike, name: str) -> tuple[FloatArray, bool]:
-    """``x`` as a float64 (channels, samples) array (a view when it already is float64)."""
+def _signal(x: npt.ArrayLike, name: str, *, check: bool = True) -> tuple[FloatArray, bool]:
+    """``x`` as a float64 (channels, samples) array (a view when it already is float64).
+
+    ``check=False`` leaves the NaN/infinity check to the kernel (sosfiltfilt checks its output
+    while it is in cache, a pass over the signal less)."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{name}: expected a real float or integer array, got dtype {arr.dtype}")
@@ -72,7 +75,8 @@ def _signal(x: npt.ArrayLike, name: str) -> tuple[FloatArray, bool]:
         raise InputError(f"{name}: expected {_LAYOUT}, got shape {arr.shape}")
     if arr.dtype != np.float64 or not arr.flags.aligned:  # the kernels read aligned doubles
         arr = arr.astype(np.float64)
-    _require_finite(arr, name)
+    if check:
+        _require_finite(arr, name)
     return (arr[np.newaxis, :], True) if arr.ndim == 1 else (arr, False)
 
 
@@ -146,7 +150,7 @@ def sosfiltfilt(
     if padlen is not None and (not isinstance(padlen, (int, np.integer)) or padlen < 0):
         raise InputError(f"padlen: expected a non-negative integer or None, got {padlen!r}")
     s = _sos(sos)
-    arr, one_d = _signal(x, "x")
+    arr, one_d = _signal(x, "x", check=False)  # the native layer raises on NaN or infinity
     pad = "none" if padtype is None else padtype
     y = native(_kernels.sosfiltfilt, s, arr, pad, -1 if padlen is None else int(padlen))
     return y[0] if one_d else y

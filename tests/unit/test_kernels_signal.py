@@ -321,9 +321,27 @@ def test_non_finite_input_is_rejected_naming_the_argument(n: int, pos: int, bad:
         kernels.sosfilt(BANDPASS, np.zeros(n), zi=np.full((4, 2), bad))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 499), st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_sosfiltfilt_finds_a_non_finite_sample_in_any_channel(
+    channel: int, pos: int, bad: float
+) -> None:
+    """sosfiltfilt checks x after filtering, from each channel's first output sample (a
+    non-finite input sample anywhere reaches it through both passes): every position counts."""
+    x = np.random.default_rng(pos).standard_normal((13, 500))
+    x[channel, pos] = bad
+    with pytest.raises(edgemed.InputError, match="x: contains NaN or infinity"):
+        kernels.sosfiltfilt(BANDPASS, x)
+    with pytest.raises(edgemed.InputError, match="x: contains NaN or infinity"):
+        kernels.sosfiltfilt(BANDPASS, x[channel, ::-1], padtype="even")
+
+
 def test_huge_finite_values_are_not_mistaken_for_infinity() -> None:
     x = np.full(50, 1e307)  # the sum overflows; every element is finite
     np.testing.assert_allclose(kernels.sosfilt(BANDPASS, x), ss.sosfilt(BANDPASS, x), rtol=1e-12)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = ss.sosfiltfilt(BANDPASS, x)  # overflows to non-finite values: not an input error
+    np.testing.assert_array_equal(np.isfinite(kernels.sosfiltfilt(BANDPASS, x)), np.isfinite(ref))
 
 
 @pytest.mark.parametrize(

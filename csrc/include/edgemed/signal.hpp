@@ -45,6 +45,13 @@ std::size_t default_padlen(const double* sos, std::size_t n_sections) noexcept;
 bool sosfiltfilt(const double* sos, std::size_t n_sections, const Block& x, PadType pad,
                  std::size_t padlen, double* y);
 
+// True when no sample of the block is NaN or infinite. sosfiltfilt's callers need it only when
+// a channel's first output sample is not finite: a NaN or an infinity anywhere in the input
+// makes every later forward-pass state non-finite, so the backward pass, which starts from
+// the forward pass's end, is non-finite all the way to sample 0 (+, - and * of a non-finite
+// value never give a finite one); a finite input that overflows looks the same, hence the check.
+bool all_finite(const Block& x) noexcept;
+
 // scipy.signal.iirnotch(f0, q, fs) as one SOS row. Requires 0 < f0 < fs / 2 and q > 0.
 void notch_sos(double f0, double q, double fs, double* sos) noexcept;
 
