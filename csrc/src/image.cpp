@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(EDGEMED_PORTABLE_VECTORS)
 // GCC 12 flags the intrinsics' own "undefined" placeholders as maybe-uninitialized once inlined
 // into a function built for another target (a false positive in the header).
 #pragma GCC diagnostic push
@@ -186,7 +186,7 @@ void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
                      const Normalization& norm, std::int64_t x0, std::int64_t x1, float* out_row,
                      std::size_t plane) {
     const std::size_t k = h.width;
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)  // MSVC: the scalar chains below
     if (channels == 3 && norm.out_channels == 3 && k != 2 && h.contiguous) {
         // The three channels' chains as lanes 0-2 of one 4-float vector: each tap is one load
         // of the pixel (B, G, R and the next pixel's first byte, weighted too but unused), one
@@ -316,7 +316,7 @@ struct Visible {  // resized-image coordinates that land in the output
     std::int64_t y0, y1, x0, x1;
 };
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(EDGEMED_PORTABLE_VECTORS)
 #define EDGEMED_IMAGE_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define EDGEMED_IMAGE_CLONES
@@ -545,11 +545,13 @@ struct PlanarRows {
     // `next`: the next source row to be resampled (-1: none), prefetched a row ahead.
     void resample(const ImageU8& src, std::int64_t y, std::int64_t next, float* hrow) const {
         const std::uint8_t* row = src.data + y * src.row_stride;
-        const std::uint8_t* ahead = next >= 0 ? src.data + next * src.row_stride : nullptr;
         const std::size_t n = first.size();
         std::size_t o = 0;
 #if defined(EDGEMED_VBMI)
+        const std::uint8_t* ahead = next >= 0 ? src.data + next * src.row_stride : nullptr;
         o = planar_row_vbmi(row, ahead, first.data(), w0.data(), w1.data(), n, fast, hrow);
+#else
+        (void)next;
 #endif
         for (; o < n; ++o) {  // the same arithmetic as the scalar interleaved loop
             const std::uint8_t* p0 = row + first[o];
