@@ -29,6 +29,9 @@ export EDGEMED_EXAMPLES="$ROOT/examples"  # the example task package the extensi
 # The ingest fuzz ran its 6,250 payloads against the source tree a minute ago; here it
 # checks the installed package with fewer (the wheel adds no code of its own to fuzz).
 export EDGEMED_FUZZ_RESULTS="${EDGEMED_FUZZ_RESULTS:-1000}" EDGEMED_FUZZ_STATUSES="${EDGEMED_FUZZ_STATUSES:-250}"
+# Likewise the API fuzz (50 -> 10 examples per operation and mode) and the monitor reader's
+# metamorphic check (16 -> 4 screens): what the wheel can break is packaging, not these paths.
+export EDGEMED_API_FUZZ_EXAMPLES="${EDGEMED_API_FUZZ_EXAMPLES:-10}" EDGEMED_METAMORPHIC_SCREENS="${EDGEMED_METAMORPHIC_SCREENS:-4}"
 cd "$WORK/run"
 "$WORK/venv/bin/python" -c 'import edgemed, sys; p = edgemed.__file__; print("testing", p); sys.exit("/site-packages/" not in p)'
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider unit

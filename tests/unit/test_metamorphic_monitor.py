@@ -10,6 +10,7 @@ near its threshold (in the other 10 one side withheld a field the other read rig
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ def _read(reader: edgemed.Pipeline, img: np.ndarray) -> dict[str, Any]:
 def test_rescaled_and_recompressed_screens_never_read_another_value(
     reader: edgemed.Pipeline,
 ) -> None:
-    labels = json.loads((SCREENS / "labels.json").read_text())["screens"]
+    every = json.loads((SCREENS / "labels.json").read_text())["screens"]
+    # every screen here; the wheel test reads fewer (the reader itself is unchanged there)
+    labels = every[: int(os.environ.get("EDGEMED_METAMORPHIC_SCREENS", len(every)))]
     same = total = 0
     for screen in labels:
         img = cv2.imread(str(SCREENS / screen["file"]))
@@ -64,4 +67,5 @@ def test_rescaled_and_recompressed_screens_never_read_another_value(
                 for value in (a, b):
                     assert value is None or value == truth[field], f"{where}: read {value}"
     print(f"{same} of {total} variant readings identical to the original")
-    assert same >= 0.7 * total
+    if len(labels) == len(every):  # a share of the whole set: a subset checks values only
+        assert same >= 0.7 * total
