@@ -5,7 +5,7 @@
 # PostgreSQL ($EDGEMED_TEST_POSTGRES), mosquitto, nats-server and rabbitmq-server.
 #
 #   scripts/soak.sh            # every soak, ~20-40 min on 2 cores
-#   scripts/soak.sh rabbitmq   # one of: slow, scale, jetstream, rabbitmq, rollouts
+#   scripts/soak.sh rabbitmq   # one of: slow, scale, jetstream, rabbitmq, rollouts, power-loss
 set -euo pipefail
 source "$(dirname "$0")/_common.sh"
 cd "$ROOT"
@@ -30,3 +30,6 @@ pick scale && run scale EDGEMED_SCALE_PER_DEVICE=100 -- tests/integration/test_f
 pick jetstream && run jetstream EDGEMED_JETSTREAM_SOAK=1 -- tests/integration/test_fleet_jetstream.py
 pick rabbitmq && run rabbitmq EDGEMED_RABBITMQ_SOAK=1 -- tests/integration/test_fleet_rabbitmq.py
 pick rollouts && run rollouts EDGEMED_ROLLOUT_SOAK=30 -- tests/integration/test_rollouts_mosquitto.py
+# 20 power cuts of the outbox's VM, each followed by a boot (~20 s each under qemu's emulation)
+pick power-loss && run power-loss EDGEMED_POWER_LOSS_CUTS=20 -- \
+    tests/integration/test_outbox_power_loss.py

@@ -6,7 +6,8 @@
 # ports), g++-aarch64-linux-gnu + qemu-user (the aarch64/Jetson build of the C++ kernel tests)
 # chromium (the dashboard's browser tests drive it with Playwright; Playwright never
 # downloads a browser) and gcc-arm-none-eabi + clang (the firmware bridge's Cortex-M4 build
-# and libFuzzer run). Each is installed with apt-get only if missing, and this script says so.
+# and libFuzzer run), qemu-system-x86 + busybox-static (the outbox's power-cut VM). Each is
+# installed with apt-get only if missing, and this script says so.
 # PostgreSQL: tests marked `postgres` use $EDGEMED_TEST_POSTGRES (default
 # postgresql://postgres@127.0.0.1:5432/test); a local cluster that is installed but stopped is
 # started. Run `pytest -m "not postgres"` where no PostgreSQL server is available.
@@ -26,10 +27,18 @@ command -v qemu-aarch64 >/dev/null || APT+=(qemu-user)
 # The firmware bridge: Cortex-M4 build of the C library, and clang's libFuzzer for its decoder.
 command -v arm-none-eabi-gcc >/dev/null || APT+=(gcc-arm-none-eabi)
 command -v clang >/dev/null || APT+=(clang)
-if [ ${#APT[@]} -gt 0 ]; then
-    say "installing Debian packages: ${APT[*]} (test-only: MQTT broker, browser for dashboard tests, MCU toolchain, fuzzer)"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${APT[@]}"
+# The outbox's power-cut test (tests/power_loss_vm.py): a small VM under qemu, busybox inside.
+# Without recommends: the VM needs no firmware images, GUI or tools beyond the emulator.
+APT_BARE=()
+command -v qemu-system-x86_64 >/dev/null || APT_BARE+=(qemu-system-x86)
+[ -x /bin/busybox ] || APT_BARE+=(busybox-static)
+command -v debugfs >/dev/null || APT_BARE+=(e2fsprogs)
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+if [ ${#APT[@]} -gt 0 ] || [ ${#APT_BARE[@]} -gt 0 ]; then
+    say "installing Debian packages: ${APT[*]} ${APT_BARE[*]} (test-only: MQTT broker, browser for dashboard tests, MCU toolchain, fuzzer, power-cut VM)"
+    $SUDO apt-get update -qq
+    [ ${#APT[@]} -eq 0 ] || $SUDO apt-get install -y -qq "${APT[@]}"
+    [ ${#APT_BARE[@]} -eq 0 ] || $SUDO apt-get install -y -qq --no-install-recommends "${APT_BARE[@]}"
 fi
 
 if [ -z "${EDGEMED_TEST_POSTGRES:-}" ] && command -v pg_isready >/dev/null \

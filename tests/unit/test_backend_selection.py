@@ -133,7 +133,9 @@ def test_explicit_overrides_and_their_errors(text_manifest: Manifest) -> None:
 
 def test_no_runtime_installed_is_an_actionable_error(text_manifest: Manifest) -> None:
     bare = dataclasses.replace(machine("x86-cpu"), onnxruntime_providers=(), openvino_devices=())
-    with pytest.raises(edgemed.BackendUnavailableError, match=r"pip install .edgemed\[onnxruntime\]."):
+    with pytest.raises(
+        edgemed.BackendUnavailableError, match=r"pip install .edgemed\[onnxruntime\]."
+    ):
         choose(text_manifest, bare)
 
 
