@@ -7,7 +7,8 @@ The machine is built from Debian packages by this module, once, into a cache fol
 Debian kernel (linux-image-<version>-amd64, for its virtio and 9p modules) and an initramfs
 holding busybox-static, those modules and an init script. The guest mounts this host's root
 read-only over 9p (so it runs the same Python and edgemed as the test) and the outbox's own
-disk, an ext4 image file, as /dev/vda. tests/power_loss_guest.py is the device: it commits
+disk, an ext4 image file, as /dev/vda, at /mnt/disk (a guest-only tmpfs covers /mnt: the
+checkout and its venv may be anywhere else, /tmp included). tests/power_loss_guest.py is the device: it commits
 results and prints each seq once ``put`` has returned.
 
     python tests/power_loss_vm.py CYCLES     # the soak (scripts/soak.sh power-loss)
@@ -52,12 +53,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroo
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
-mount -t tmpfs tmp /host/tmp
-mkdir -p /host/tmp/disk
-mount -t ext4 /dev/vda /host/tmp/disk || echo "GUEST-ERROR mount"
+mount -t tmpfs scratch /host/mnt
+mkdir -p /host/mnt/disk
+mount -t ext4 /dev/vda /host/mnt/disk || echo "GUEST-ERROR mount"
 echo GUEST-UP
-chroot /host /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1 \\
-    EDGEMED_AUTOTUNE=0 "$pl_python" "$pl_guest" /tmp/disk "$pl_count"
+chroot /host /usr/bin/env -i PATH=/usr/bin:/bin HOME=/mnt TMPDIR=/mnt PYTHONDONTWRITEBYTECODE=1 \\
+    EDGEMED_AUTOTUNE=0 "$pl_python" "$pl_guest" /mnt/disk "$pl_count"
 echo GUEST-DONE
 poweroff -f
 """
