@@ -4,9 +4,10 @@ expected), and the type of a command's subparsers."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, TypeAlias
 
-__all__ = ["Subparsers", "host_port", "positive_int"]
+__all__ = ["Subparsers", "dicom_window", "host_port", "positive_int"]
 
 if TYPE_CHECKING:  # generic only in the type stubs
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -26,3 +27,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def dicom_window(value: str) -> tuple[float, float]:
+    """``CENTER,WIDTH`` of a DICOM display window (VOI LUT), e.g. ``40,400`` for soft tissue."""
+    try:
+        center, width = (float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CENTER,WIDTH, got {value!r}") from None
+    if not (math.isfinite(center) and math.isfinite(width) and width >= 1):
+        raise argparse.ArgumentTypeError(
+            f"expected a finite center and a width >= 1, got {value!r}"
+        )
+    return center, width

@@ -14,7 +14,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import InputError, IntegrityError
 from ..extras import require
-from .args import Subparsers, positive_int
+from .args import Subparsers, dicom_window, positive_int
 from .bundle import add_bundle_commands
 from .exit import EXIT_INTEGRITY, EXIT_SYNC, epilog, report
 from .fleet import add_fleet_commands
@@ -177,7 +177,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with load(
         args.model, backend=args.backend, device=args.device, threads=args.threads
     ) as pipeline:
-        item = cli_input(args.input, pipeline.manifest, channel=args.channel, fs=args.fs)
+        item = cli_input(
+            args.input, pipeline.manifest, channel=args.channel, fs=args.fs, window=args.window
+        )
         if isinstance(item, Signal):  # one JSON line per window, at the file's own rate
             picked = item if args.channel is None else item.pick(args.channel)
             windows = 0
@@ -306,6 +308,12 @@ def _add_model_commands(sub: Subparsers) -> None:
     )
     run.add_argument("--channel", help="signal channel to use (default: all / the first)")
     run.add_argument("--fs", type=float, help="sampling rate of a .npy/.csv signal, Hz")
+    run.add_argument(
+        "--window",
+        type=dicom_window,
+        metavar="CENTER,WIDTH",
+        help="display window of a .dcm image (e.g. 40,400), instead of its header's",
+    )
     run.add_argument("--backend", default="auto")
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=positive_int, default=None)

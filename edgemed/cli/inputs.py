@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,18 @@ SIGNAL_SUFFIXES = {".csv", ".npy", ".npz", ".edf", ".hea", ".dat"}
 
 
 def _file(
-    path: Path, manifest: Manifest, how: CliInput, channel: str | None, fs: float | None
+    path: Path,
+    manifest: Manifest,
+    how: CliInput,
+    channel: str | None,
+    fs: float | None,
+    window: tuple[float, float] | None = None,
 ) -> Any:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if window is not None and not (suffix == ".dcm" and how.dicom == "image"):
+        raise InputError(f"--window applies to DICOM images (.dcm) of image models, not {path}")
     if suffix == ".json":
         try:
             return json.loads(path.read_text(encoding="utf-8"))
@@ -40,6 +48,8 @@ def _file(
     if suffix == ".dcm":
         if how.dicom == "image":
             image = read_dicom_image(path)
+            if window is not None:  # the caller's window instead of the header's
+                image = replace(image, window_center=window[0], window_width=window[1])
             return image.windowed() if how.from_dicom_image is None else how.from_dicom_image(image)
         return _signal(read_dicom_waveform(path), manifest, how, channel)
     if suffix in SIGNAL_SUFFIXES:
@@ -61,11 +71,20 @@ def _signal(signal: Signal, manifest: Manifest, how: CliInput, channel: str | No
 
 
 def cli_input(
-    value: str, manifest: Manifest, *, channel: str | None = None, fs: float | None = None
+    value: str,
+    manifest: Manifest,
+    *,
+    channel: str | None = None,
+    fs: float | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Any:
+    """What ``edgemed run MODEL INPUT`` passes the model. ``window``: (center, width) of the
+    display window for a DICOM image, instead of its header's (required where it has none)."""
     how = task_spec(manifest).cli_input
     if value.startswith("@"):
-        return _file(Path(value[1:]), manifest, how, channel, fs)
+        return _file(Path(value[1:]), manifest, how, channel, fs, window)
+    if window is not None:
+        raise InputError("--window applies to DICOM images (.dcm) of image models, given as @FILE")
     if value == "-":
         data = sys.stdin.buffer.read()
         if how.text:

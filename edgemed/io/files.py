@@ -133,7 +133,10 @@ class DicomImage:
         c = center if center is not None else self.window_center
         w = width if width is not None else self.window_width
         if c is None or w is None:
-            raise InputError("no window in the DICOM header: pass center= and width=")
+            raise InputError(
+                "no window in the DICOM header: pass center= and width= "
+                "(edgemed run: --window CENTER,WIDTH)"
+            )
         stored = self.stored
         if stored.dtype not in (np.int16, np.uint16):
             stored = stored.astype(np.int16 if stored.min() < 0 else np.uint16)

@@ -6,6 +6,7 @@ network through `edgemed run` is in tests/integration/test_bundle_segmentation.p
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,26 @@ def test_bad_spacing_inputs_and_bodies_are_refused() -> None:
     unknown = run(manifest(), image, square()).body()
     with pytest.raises(ContractError, match="pixel_spacing_source"):
         check_result_body(unknown["kind"], {**unknown, "pixel_spacing_source": "caller"})
+
+
+def test_edgemed_run_windows_a_dcm_without_a_header_window(tmp_path: Path) -> None:
+    """CT_small has no window in its header: `edgemed run --window 40,400` supplies one, and
+    reads what the API reads with the same window; without it the error says what to pass."""
+    from edgemed.cli.args import dicom_window
+
+    ct = f"@{dicom_file('CT_small.dcm')}"
+    with pytest.raises(InputError, match="--window CENTER,WIDTH"):
+        cli_input(ct, manifest())
+    item = cli_input(ct, manifest(), window=dicom_window("40,400"))
+    expected = read_dicom_image(dicom_file("CT_small.dcm")).spaced(center=40, width=400)
+    assert np.array_equal(item["image"], expected["image"])
+    assert item["pixel_spacing_mm"] == [CT_SPACING, CT_SPACING]
+    wide = cli_input(ct, manifest(), window=(40, 2000))["image"]
+    assert not np.array_equal(wide, item["image"])  # the window given is the one used
+    png = tmp_path / "screen.png"
+    png.write_bytes(b"not read")
+    with pytest.raises(InputError, match="--window applies to DICOM images"):
+        cli_input(f"@{png}", manifest(), window=(40, 400))
+    for bad in ("40", "40,0", "a,b", "40,400,1", "nan,400"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            dicom_window(bad)
