@@ -289,6 +289,7 @@ def _finish(
     card = render_card(
         run.spec, run.graph, run.metrics, metric=run.support.metric_name,
         gate_text=gate_text, edgemed_version=__version__,
+        golden_choice=run.support.golden_choice,
     )  # fmt: skip
     (run.stage / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     golden = (

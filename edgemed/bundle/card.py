@@ -54,6 +54,7 @@ def render_card(
     metric: str,
     gate_text: str,
     edgemed_version: str,
+    golden_choice: str,
 ) -> str:
     not_measured = "\n".join(f"- {item}" for item in _ALWAYS_NOT_MEASURED)
     if spec.card.get("not_measured"):
@@ -97,10 +98,9 @@ Gate: {gate_text}
 
 ## Golden vectors
 
-{metrics.get("golden_count")} evaluation inputs, the clearest of their classes (largest margin
-between the first and second score), with the shipped model's outputs. Every device checks
-them when it loads the bundle and refuses to serve if its outputs drift beyond the manifest's
-tolerance.
+{metrics.get("golden_count")} evaluation inputs, {golden_choice}, with the shipped model's
+outputs. Every device checks them when it loads the bundle and refuses to serve if its outputs
+drift beyond the manifest's tolerance.
 
 ## Not measured
 

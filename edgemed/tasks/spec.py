@@ -133,6 +133,11 @@ class BuildSupport:
     per_class: (
         Callable[[Sequence[Result], Sequence[Result], Sequence[Any]], dict[str, float]] | None
     ) = None
+    # How ``golden_order`` picks, for the model card ("<n> evaluation inputs, <golden_choice>,
+    # with the shipped model's outputs").
+    golden_choice: str = (
+        "the clearest of their classes (largest margin between the first and second score)"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -171,6 +171,7 @@ def test_the_detector_builds_gates_and_serves(built: dict[str, Any], pipe: Any) 
     assert built["fp32_ap50[dark]"] == 1.0 and built["fp32_ap50[red]"] == 1.0
     card = (Path(built["path"]) / "MODEL_CARD.md").read_text()
     assert f"| map50 | {built['fp32_map50']} | {built['int8_map50']} |" in card
+    assert "whose lowest box score stands highest" in card  # how detection goldens are chosen
     assert pipe.check_golden() == []
     golden = np.load(Path(built["path"]) / "golden" / "outputs.npz")
     assert sorted(golden.files) == sorted(

@@ -131,6 +131,7 @@ def multi_label_build(manifest: Manifest, single: BuildSupport) -> BuildSupport:
         read_evaluation=read_evaluation,
         agreement=agreement,
         golden_order=golden_order,
+        golden_choice="those farthest from every label's threshold (no label near flipping)",
         metric_name="macro_f1",
         metric=macro_f1,
         golden_arrays=single.golden_arrays,

@@ -189,6 +189,7 @@ REGRESSION = BuildSupport(
     read_evaluation=_targets,
     agreement=_close_values,
     golden_order=_spread,
+    golden_choice="spread over the range of predicted values (the lowest, the highest, the median, then the quartiles...)",
     metric_name="r2",
     metric=_r2,
     golden_arrays=_golden_arrays,
