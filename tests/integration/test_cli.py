@@ -178,12 +178,15 @@ def test_doctor_reads_a_jetson_fixture(tmp_path: Path) -> None:
     report = json.loads(_edgemed("doctor", "--root", str(tmp_path), "--json").stdout)
     assert set(report) == {
         "edgemed", "python", "machine", "cpu", "jetson", "intel_npu", "intel_igpu", "gpu",
-        "onnxruntime_providers", "openvino_devices", "models",
+        "onnxruntime_providers", "openvino_devices", "extras", "models",
     }  # fmt: skip
     assert report["jetson"]["model"] == "NVIDIA Jetson AGX Orin Developer Kit"
     assert "asimd" in report["cpu"]["features"]
     model = next(m for m in report["models"] if m["id"] == "clinical-text-minilm")
-    assert set(model) == {"id", "version", "task", "precision", "uses", "fallbacks", "skipped"}
+    assert set(model) == {
+        "id", "version", "task", "precision", "uses", "fallbacks", "skipped", "needs",
+    }  # fmt: skip
+    assert model["needs"] == [] and report["extras"]["onnxruntime"]["missing"] == []
     assert set(model["uses"]) == {"backend", "device", "reason"}
 
 
