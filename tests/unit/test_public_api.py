@@ -24,6 +24,7 @@ PUBLIC = {
     "LabelScore",
     "Manifest",
     "ManifestError",
+    "MissingDependencyError",
     "ModelError",
     "MonitorFrame",
     "MonitorReading",
