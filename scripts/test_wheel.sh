@@ -66,6 +66,7 @@ PY
 # its dependencies plus deploy/fleet/requirements-fleet-host.txt must import every fleet module.
 make_venv "$WORK/fleet-host"
 "$WORK/fleet-host/bin/python" -m pip install --quiet --no-deps "$WHEEL"
+echo "(pip will say edgemed's device dependencies are not installed: that is the point here)"
 "$WORK/fleet-host/bin/python" -m pip install --quiet -r "$ROOT/deploy/fleet/requirements-fleet-host.txt"
 echo "fleet host: $(du -sm "$WORK/fleet-host" | cut -f1) MB venv"
 "$WORK/fleet-host/bin/python" - <<'PY'
