@@ -39,6 +39,25 @@ def row(
 WARM_HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "67108864"}
 
 
+def in_heap_states(script: str, heap: str, args: list[str]) -> list[dict[str, Any]]:
+    """Run ``script --inner ARGS`` once per heap state (``heap``: fresh, warm or both), each in
+    a new process whose environment sets that state; their JSON reports, in that order."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for state in ("fresh", "warm") if heap == "both" else (heap,):
+        env = {k: v for k, v in os.environ.items() if k not in WARM_HEAP_ENV}
+        if state == "warm":
+            env.update(WARM_HEAP_ENV)
+        cmd = [sys.executable, script, "--inner", *args]
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    return runs
+
+
 def heap_state() -> str:
     """``warm``: glibc's mmap threshold raised as after a real frame loop freed its frames, so
     large temporaries come from a warm heap; ``fresh``: glibc defaults in a new process."""

@@ -29,8 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _machine import machine_info
-from _timing import WARM_HEAP_ENV, heap_state, paired
+from _timing import heap_state, in_heap_states, paired
 
 from edgemed.kernels import ImageTransform, preprocess_image, window_dicom
 
@@ -228,14 +226,7 @@ def main() -> None:
     if args.inner:  # one heap state, in this process (its environment decides which)
         print(json.dumps(measure(args.rounds)))
         return
-    runs = []
-    for heap in ("fresh", "warm") if args.heap == "both" else (args.heap,):
-        env = {k: v for k, v in os.environ.items() if k not in WARM_HEAP_ENV}
-        if heap == "warm":
-            env.update(WARM_HEAP_ENV)
-        cmd = [sys.executable, __file__, "--inner", "--rounds", str(args.rounds)]
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    runs = in_heap_states(__file__, args.heap, ["--rounds", str(args.rounds)])
     report = {
         "benchmark": "image",
         "machine": {**machine_info(), "avx512_vbmi": vbmi()},

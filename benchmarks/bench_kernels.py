@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _machine import machine_info
-from _timing import WARM_HEAP_ENV, heap_state, paired
+from _timing import heap_state, in_heap_states, paired
 
 from edgemed import kernels
 
@@ -335,20 +333,8 @@ def main() -> None:
     if args.inner:  # one heap state, in this process (its environment decides which)
         print(json.dumps(measure(args.rounds, args.recall)))
         return
-    runs = []
-    for heap in ("fresh", "warm") if args.heap == "both" else (args.heap,):
-        env = {k: v for k, v in os.environ.items() if k not in WARM_HEAP_ENV}
-        if heap == "warm":
-            env.update(WARM_HEAP_ENV)
-        cmd = [sys.executable, __file__, "--inner", "--rounds", str(args.rounds)]
-        out = subprocess.run(
-            cmd + (["--recall"] if args.recall else []),
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    inner = ["--rounds", str(args.rounds), *(["--recall"] if args.recall else [])]
+    runs = in_heap_states(__file__, args.heap, inner)
     below = [
         f"{r['kernel']} {r['shape']} ({run['heap']}): {r['ratio']}"
         for run in runs

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +31,7 @@ import numpy as np
 import scipy.signal as ss
 import sleepecg
 from _machine import machine_info
-from _timing import WARM_HEAP_ENV, heap_state, paired
+from _timing import heap_state, in_heap_states, paired
 
 from edgemed import kernels
 
@@ -163,15 +161,8 @@ def main() -> None:
     if args.inner:  # one heap state, in this process (its environment decides which)
         print(json.dumps(measure(args.rounds, args.quick)))
         return
-    runs = []
-    for heap in ("fresh", "warm") if args.heap == "both" else (args.heap,):
-        env = {k: v for k, v in os.environ.items() if k not in WARM_HEAP_ENV}
-        if heap == "warm":
-            env.update(WARM_HEAP_ENV)
-        cmd = [sys.executable, __file__, "--inner", "--rounds", str(args.rounds)]
-        cmd += ["--quick"] if args.quick else []
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    inner = ["--rounds", str(args.rounds), *(["--quick"] if args.quick else [])]
+    runs = in_heap_states(__file__, args.heap, inner)
     targets = {
         f"sosfiltfilt one lead ({run['heap']} heap)": {
             "ratio": r["ratio"],
