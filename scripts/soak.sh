@@ -17,11 +17,15 @@ run() {  # run NAME ENV... -- PYTEST ARGS...
     while [ "$1" != "--" ]; do env+=("$1"); shift; done
     shift
     say "soak $name"
-    local t0=$SECONDS
-    env "${env[@]}" "$PY" -m pytest -q -s -p no:cacheprovider "$@" 2>&1 \
-        | grep -E "lost|missing|duplicate|passed|failed|error" || true
-    echo "soak $name: $((SECONDS - t0)) s"
+    local t0=$SECONDS log rc=0
+    log="$(mktemp)"
+    env "${env[@]}" "$PY" -m pytest -q -s -p no:cacheprovider "$@" >"$log" 2>&1 || rc=$?
+    grep -E "lost|missing|duplicate|passed|failed|error" "$log" || true
+    rm -f "$log"
+    echo "soak $name: $((SECONDS - t0)) s, exit status $rc"
+    [ "$rc" -eq 0 ] || FAILED+=("$name")
 }
+FAILED=()
 ALL=("$@")
 pick() { [ ${#ALL[@]} -eq 0 ] || [[ " ${ALL[*]} " == *" $1 "* ]]; }
 pick slow && run slow -- -m slow tests/integration/test_sync_faults.py \
@@ -33,3 +37,5 @@ pick rollouts && run rollouts EDGEMED_ROLLOUT_SOAK=30 -- tests/integration/test_
 # 20 power cuts of the outbox's VM, each followed by a boot (~20 s each under qemu's emulation)
 pick power-loss && run power-loss EDGEMED_POWER_LOSS_CUTS=20 -- \
     tests/integration/test_outbox_power_loss.py
+# The exit status says whether every soak that ran passed (not only whether the last one ran).
+[ ${#FAILED[@]} -eq 0 ] || { echo "soaks that failed: ${FAILED[*]}"; exit 1; }
