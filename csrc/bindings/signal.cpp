@@ -128,18 +128,25 @@ py::array_t<double> sosfiltfilt(const Sos& sos, const py::array& x, const std::s
     }
     py::array_t<double> y = new_array(b.channels, b.n);
     double* out = y.mutable_data();
-    bool ok = false, finite = true;
+    bool ok = false, finite = true, overflowed = false;
     {
         py::gil_scoped_release release;
         ok = signal::sosfiltfilt(sos.data(), ns, b, pad, edge, out);
         // NaN or infinity anywhere in a channel of x makes that channel's y[0] non-finite (see
-        // all_finite); a finite x can overflow too, so only then is x itself scanned.
-        for (std::size_t c = 0; ok && finite && c < b.channels; ++c) {
-            if (!std::isfinite(out[c * b.n])) finite = signal::all_finite(b);
+        // all_finite); a finite x can overflow too (e.g. the odd padding's 2 x[0] - x[k]), so
+        // only then is x itself scanned, to say which.
+        for (std::size_t c = 0; ok && finite && !overflowed && c < b.channels; ++c) {
+            if (!std::isfinite(out[c * b.n])) {
+                finite = signal::all_finite(b);
+                overflowed = finite;
+            }
         }
     }
     if (!ok) throw py::value_error("sos: a section has a pole at z = 1 (no steady state)");
     if (!finite) throw py::value_error("x: contains NaN or infinity");
+    if (overflowed) {
+        throw py::value_error("x: values too large: filtering them overflowed (a non-finite output)");
+    }
     return y;
 }
 

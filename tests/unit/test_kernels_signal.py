@@ -411,3 +411,14 @@ def test_hrv_time_domain_matches_sleepecg_on_real_record(lookback: int, lookforw
         kernels.hrv_time_domain(np.full(3, np.nan), np.arange(3.0), [0.0])
     with pytest.raises(edgemed.InputError, match="equal length"):
         kernels.hrv_time_domain(rri, rri_times[:-1], epochs)
+
+
+@pytest.mark.parametrize("where", [0, -1])
+def test_a_finite_input_that_overflows_the_filter_is_refused_not_returned(where: int) -> None:
+    """1e308 is finite, but the odd padding's 2 x[0] - x[k] is not: refused, never a
+    non-finite output (the NaN/infinity error would name the wrong cause)."""
+    for shape in ((5000,), (12, 5000)):
+        x = np.random.default_rng(3).standard_normal(shape)
+        x[..., where] = 1e308
+        with pytest.raises(edgemed.InputError, match="x: values too large"):
+            kernels.sosfiltfilt(BANDPASS, x)
