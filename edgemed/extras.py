@@ -49,7 +49,15 @@ EXTRAS: dict[str, Extra] = {
         Extra("vision", ("cv2",), "OpenCV: image files, cameras, monitor-reader, image tasks"),
         Extra(
             "fleet",
-            ("fastapi", "uvicorn", "psycopg", "jsonschema_rs", "hl7apy", "prometheus_client"),
+            (
+                "fastapi",
+                "uvicorn",
+                "psycopg",
+                "jsonschema_rs",
+                "hl7apy",
+                "prometheus_client",
+                "argon2",
+            ),
             "the fleet server: API, dashboard, PostgreSQL, exports",
         ),
         Extra("demo", ("amqtt",), "the embedded MQTT broker of `edgemed demo`"),
