@@ -12,10 +12,12 @@
       "openvino": true,                                  (an OpenVINO IR beside the ONNX)
       "gate": {"min_agreement": 0.98, "max_metric_drop": 0.01},
       "golden_count": 6,
+      "files": {"tokenizer": "tokenizer.json"},          (files the task needs, by role)
       "card": {"intended_use": "...", "data_provenance": "...", "not_measured": "..."}
     }
 
-``postprocess.labels_file`` (one label per line, relative to the spec file) may stand for
+``files`` (paths relative to the spec file) are copied into the bundle under their own names
+and listed in the manifest by role, e.g. a text encoder's ``tokenizer``. ``postprocess.labels_file`` (one label per line, relative to the spec file) may stand for
 ``postprocess.labels``. docs/bring-your-own-model.md explains every key.
 """
 
@@ -29,13 +31,22 @@ from typing import Any, Literal
 
 from ..errors import BuildError
 
-__all__ = ["BuildSpec", "Gate", "load_spec"]
+__all__ = ["RESERVED_ROLES", "BuildSpec", "Gate", "load_spec"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _KEYS = {
     "id", "version", "task", "summary", "license", "source", "preprocess", "postprocess",
-    "quantization", "openvino", "gate", "golden_count", "card", "stream",
+    "quantization", "openvino", "gate", "golden_count", "card", "stream", "files",
 }  # fmt: skip
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Roles and names the builder writes itself: a caller's file never stands in for them.
+RESERVED_ROLES = frozenset({
+    "model", "golden_inputs", "golden_outputs", "model_card", "openvino_model", "openvino_weights",
+})  # fmt: skip
+RESERVED_NAMES = frozenset({
+    "manifest.json", "signature.json", "MODEL_CARD.md", "model.fp32.onnx", "model.int8.onnx",
+    "golden", "openvino",
+})  # fmt: skip
 _CARD_KEYS = ("intended_use", "data_provenance", "not_measured", "limitations")
 
 
@@ -64,6 +75,7 @@ class BuildSpec:
     golden_count: int = 6
     card: dict[str, str] = field(default_factory=dict)
     stream: dict[str, Any] | None = None  # the manifest's stream window, checked by its parser
+    files: dict[str, Path] = field(default_factory=dict)  # role -> a file to ship as it is
 
 
 def _text(data: dict[str, Any], key: str, where: str) -> str:
@@ -86,6 +98,26 @@ def _labels(post: dict[str, Any], base: Path) -> dict[str, Any]:
         raise BuildError(f"postprocess.labels_file: {path} holds no labels")
     rest = {k: v for k, v in post.items() if k != "labels_file"}
     return {**rest, "labels": labels}
+
+
+def _files(data: Any, base: Path, where: str) -> dict[str, Path]:
+    """``files``: role -> an existing file, its name free in the bundle (BuildError otherwise)."""
+    if not isinstance(data, dict):
+        raise BuildError(f"{where}: 'files' must be an object of role -> path")
+    files: dict[str, Path] = {}
+    for role, rel in sorted(data.items()):
+        if not _ROLE.match(str(role)) or role in RESERVED_ROLES:
+            raise BuildError(
+                f"{where}: files: role {role!r} must be lowercase letters, digits and '_' "
+                f"and not one the builder writes ({sorted(RESERVED_ROLES)})"
+            )
+        path = base / str(rel)
+        if not isinstance(rel, str) or not path.is_file():
+            raise BuildError(f"{where}: files.{role}: {path} is not a file")
+        if path.name in RESERVED_NAMES or path.name in {p.name for p in files.values()}:
+            raise BuildError(f"{where}: files.{role}: the name {path.name!r} is taken in a bundle")
+        files[str(role)] = path
+    return files
 
 
 def _gate(data: Any) -> Gate:
@@ -140,4 +172,5 @@ def load_spec(path: Path) -> BuildSpec:
         golden_count=golden,
         card={str(k): str(v) for k, v in data.get("card", {}).items()},
         stream=dict(data["stream"]) if "stream" in data else None,
+        files=_files(data.get("files", {}), path.parent, where),
     )

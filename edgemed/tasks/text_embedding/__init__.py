@@ -1,9 +1,11 @@
 """Task ``text-embedding``: clinical text -> a sentence embedding and, with a label set, the
 nearest codes judged for confidence (assertion, plausibility, calibration).
 
-Parts: ``preprocess`` (text policy, tokenizer), ``postprocess`` (normalise, top-k search,
-golden check), ``code_confidence`` with ``assertion`` and ``plausibility`` (whether the first
-code may be offered).
+Any encoder with a ``tokenizer.json`` (pooling in the graph or declared in the manifest), built
+by ``edgemed bundle build``; the bundled ``clinical-text-minilm`` adds an ICD-10-CM label set.
+Parts: ``preprocess`` (text policy, tokenizer), ``postprocess`` (pooling, normalise, top-k
+search, golden check), ``build`` (what the builder needs), ``code_confidence`` with
+``assertion`` and ``plausibility`` (whether the first code may be offered).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from ...manifest import Manifest
 from ...results import Result
 from ..spec import CliInput, OpenModel, Postprocessor, Preprocessor, TaskSpec
+from .build import BUILD
 
 __all__ = ["SPEC"]
 
@@ -57,4 +60,5 @@ SPEC = TaskSpec(
     required_artifacts=("tokenizer",),
     input_contract=_input_contract,
     cli_input=CliInput(text=True),
+    build=BUILD,
 )

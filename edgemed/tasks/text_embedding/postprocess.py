@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,14 +19,64 @@ from ..golden import golden_limits
 from .code_confidence import judge, load_confidence
 from .preprocess import TextContext
 
-__all__ = ["EmbeddingPostprocess", "EmbeddingPostprocessor", "golden_check", "golden_role"]
+__all__ = [
+    "POOLINGS",
+    "EmbeddingPostprocess",
+    "EmbeddingPostprocessor",
+    "golden_check",
+    "golden_role",
+    "pool",
+]
+
+
+POOLINGS = ("none", "mean", "cls", "last")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EmbeddingPostprocess:
-    """The manifest's ``postprocess`` section for text-embedding models."""
+    """The manifest's ``postprocess`` section for text-embedding models.
 
-    top_k: int
+    ``pooling``: how the model's output becomes one vector per text: ``none`` (the graph pools:
+    the output is [batch, dim]), ``mean`` (the mean over the text's tokens of a [batch, tokens,
+    dim] output, as sentence-transformers' mean pooling), ``cls`` (its first token, BERT's
+    [CLS]), ``last`` (its last token, decoder-style encoders). ``output``: the output to read
+    (default: the first). ``top_k``: how many labels to return when the bundle has a label set.
+    """
+
+    top_k: int = 10
+    pooling: str = "none"
+    output: str | None = None
+
+
+def _pooled_output(manifest: Manifest, config: EmbeddingPostprocess) -> str:
+    """The output to read, checked against the pooling (ManifestError on a mismatch)."""
+    if config.pooling not in POOLINGS:
+        raise ManifestError(
+            f"manifest.postprocess.pooling: {config.pooling!r}; expected one of {list(POOLINGS)}"
+        )
+    outputs = {t.name: t for t in manifest.outputs}
+    name = config.output or manifest.outputs[0].name
+    if name not in outputs:
+        raise ManifestError(f"manifest.postprocess.output: {name!r} is not among {list(outputs)}")
+    rank = 2 if config.pooling == "none" else 3
+    if len(outputs[name].shape) != rank:
+        raise ManifestError(
+            f"manifest.postprocess.pooling {config.pooling!r} reads a rank-{rank} output "
+            f"({'[batch, dim]' if rank == 2 else '[batch, tokens, dim]'}); {name!r} has shape "
+            f"{list(outputs[name].shape)}"
+        )
+    return name
+
+
+def pool(output: npt.NDArray[Any], pooling: str, n_tokens: int) -> npt.NDArray[np.float32]:
+    """One float32 row per text from the model's output (one text, no padding: every one of
+    its ``n_tokens`` tokens counts)."""
+    if pooling == "none":
+        return np.ascontiguousarray(output, dtype=np.float32)
+    tokens = np.asarray(output[:, :n_tokens], dtype=np.float32)
+    if pooling == "mean":
+        return np.ascontiguousarray(tokens.mean(axis=1, dtype=np.float64), dtype=np.float32)
+    return np.ascontiguousarray(tokens[:, 0 if pooling == "cls" else -1])
 
 
 class EmbeddingPostprocessor:
@@ -44,7 +95,8 @@ class EmbeddingPostprocessor:
         config = parse_section(EmbeddingPostprocess, manifest.postprocess, "manifest.postprocess")
         if config.top_k < 1:
             raise ManifestError("manifest.postprocess.top_k: must be >= 1")
-        self._output = manifest.outputs[0].name
+        self._output = _pooled_output(manifest, config)
+        self._pooling = config.pooling
         self._labels: list[dict[str, str]] = []
         self._matrix: npt.NDArray[np.float32] | npt.NDArray[np.int8] | None = None
         if manifest.has("labels"):
@@ -65,8 +117,11 @@ class EmbeddingPostprocessor:
     def __call__(
         self, outputs: Mapping[str, npt.NDArray[Any]], context: TextContext
     ) -> ResultBuilder:
+        pooled = pool(outputs[self._output], self._pooling, context.n_tokens)
+        if not np.isfinite(pooled).all():  # never a silent NaN embedding (e.g. an FP16 overflow)
+            raise ModelError("the model's output holds NaN or infinity for this text")
         if not context.nearest:  # the embedding alone (TextQuery(..., nearest=False))
-            unit = kernels.l2_normalize(np.ascontiguousarray(outputs[self._output], np.float32))
+            unit = kernels.l2_normalize(pooled)
             return deferred(
                 EmbeddingResult,
                 embedding=unit[0],
@@ -74,7 +129,7 @@ class EmbeddingPostprocessor:
                 n_tokens=context.n_tokens,
                 truncated=context.truncated,
             )
-        unit, nearest = self.nearest(outputs[self._output])
+        unit, nearest = self.nearest(pooled)
         ranked = nearest[0]
         if not self._labels:
             return deferred(
@@ -167,6 +222,16 @@ def golden_role(manifest: Manifest, backend: str, cpu_family: str) -> str:
     return "golden_outputs"
 
 
+def _expected(path: Path) -> npt.NDArray[Any]:
+    """Expected embeddings: an ``.npy`` matrix, or ``embeddings`` of an ``.npz`` (built)."""
+    if path.suffix != ".npz":
+        return np.asarray(np.load(path, allow_pickle=False))
+    with np.load(path, allow_pickle=False) as npz:
+        if "embeddings" not in npz.files:
+            raise ModelError(f"{path}: no 'embeddings' array")
+        return np.asarray(npz["embeddings"])
+
+
 def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str) -> list[str]:
     """Embeddings on the golden texts against the bundle's expected ones for the backend that
     produced them (max |diff|, cosine)."""
@@ -174,7 +239,7 @@ def golden_check(manifest: Manifest, results: Sequence[Result], cpu_family: str)
     if not got_rows:
         return ["golden: no embedding results"]
     role = golden_role(manifest, got_rows[0].provenance.backend, cpu_family)
-    expected = np.load(manifest.path(role), allow_pickle=False)
+    expected = _expected(manifest.path(role))
     got = np.stack([r.embedding for r in got_rows])
     if got.shape != expected.shape:
         return [f"golden ({role}): got embeddings {got.shape}, expected {expected.shape}"]

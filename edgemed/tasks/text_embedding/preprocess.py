@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from ...errors import InputError, ManifestError, ModelError
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARS = 1_000_000
+MAX_TOKENS = 8192  # long-context encoders; the tokenizer truncates to the manifest's figure
+# The inputs a BERT-style encoder takes; a model declares the ones it has (input_ids always).
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 def coerce_text(value: object) -> str:
@@ -81,13 +85,41 @@ class TextContext:
     nearest: bool = True  # False: the embedding alone (TextQuery), no label search
 
 
+def _input_names(manifest: Manifest) -> tuple[str, ...]:
+    """The model's inputs, each one this task can fill: ids, mask (ones: one text, no
+    padding), segment ids (zeros: one segment) and positions (0..n-1)."""
+    names = tuple(t.name for t in manifest.inputs)
+    unknown = [n for n in names if n not in TEXT_INPUTS]
+    if unknown or "input_ids" not in names:
+        raise ManifestError(
+            f"manifest.inputs: a text encoder takes input_ids and optionally attention_mask, "
+            f"token_type_ids and position_ids; this model takes {list(names)}"
+        )
+    bad = [t.name for t in manifest.inputs if t.dtype not in ("int64", "int32")]
+    if bad:
+        raise ManifestError(f"manifest.inputs: {bad} must be int64 or int32 token ids")
+    return names
+
+
+def _tensor(name: str, ids: npt.NDArray[np.int64], mask: list[int]) -> npt.NDArray[np.int64]:
+    if name == "input_ids":
+        return ids
+    if name == "attention_mask":
+        return np.array([mask], dtype=np.int64)
+    if name == "token_type_ids":
+        return np.zeros_like(ids)
+    return np.arange(ids.shape[1], dtype=np.int64)[None]  # position_ids
+
+
 class TextPreprocessor:
     """Tokenize text with the model's tokenizer.json, truncating to ``max_tokens``."""
 
     def __init__(self, manifest: Manifest) -> None:
         config = parse_section(TextPreprocess, manifest.preprocess, "manifest.preprocess")
-        if not 8 <= config.max_tokens <= 512:
-            raise ManifestError("manifest.preprocess.max_tokens: must be in [8, 512]")
+        if not 8 <= config.max_tokens <= MAX_TOKENS:
+            raise ManifestError(f"manifest.preprocess.max_tokens: must be in [8, {MAX_TOKENS}]")
+        _input_names(manifest)
+        self._inputs = {t.name: np.dtype(t.dtype) for t in manifest.inputs}
         path = manifest.path("tokenizer")
         try:
             self._tok = Tokenizer.from_file(str(path))
@@ -104,13 +136,17 @@ class TextPreprocessor:
             item = item.text
         text = coerce_text(item)
         encoding = self._tok.encode(text)
+        if not encoding.ids:  # a tokenizer without special tokens can return none at all
+            raise InputError("text gives no tokens with this model's tokenizer")
         ids = np.array([encoding.ids], dtype=np.int64)
-        mask = np.array([encoding.attention_mask], dtype=np.int64)
         truncated = bool(encoding.overflowing)
         # The rules read only what the encoder saw: the text up to the last word piece kept.
         seen = text[: max(end for _, end in encoding.offsets)] if truncated else text
         return Prepared(
-            tensors={"input_ids": ids, "attention_mask": mask},
+            tensors={
+                name: _tensor(name, ids, encoding.attention_mask).astype(dtype, copy=False)
+                for name, dtype in self._inputs.items()
+            },
             input_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             input_kind="text",
             context=TextContext(
@@ -120,10 +156,16 @@ class TextPreprocessor:
 
 
 def golden_inputs(manifest: Manifest) -> list[object]:
-    """The bundle's golden texts (a JSON list of strings)."""
+    """The bundle's golden texts: a JSON list of strings, or (bundles from ``edgemed bundle
+    build``) an ``.npz`` whose ``texts`` is an array of strings."""
     import json
 
-    texts = json.loads(manifest.path("golden_inputs").read_text(encoding="utf-8"))
+    path = manifest.path("golden_inputs")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            texts = npz["texts"].tolist() if "texts" in npz.files else None
+    else:
+        texts = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ManifestError(f"{manifest.id}: golden inputs must be a JSON list of strings")
     return list(texts)
