@@ -404,3 +404,38 @@ def test_bad_coco_annotations_stop_the_build(
     (folder / "boxes.csv").write_text("image,label,x1,y1,x2,y2\n")
     with pytest.raises(BuildError, match=r"found \['boxes.csv', 'annotations.json'\]"):
         read_evaluation(folder, manifest({}))
+
+
+def _result(b: Boxes) -> ObjectDetection:
+    return ObjectDetection(
+        labels=("cat", "dog"), boxes=b.boxes, scores=b.scores, classes=b.classes, height=60,
+        width=60, truncated=False, abstained=None if len(b) else "none", provenance=PROVENANCE,
+    )  # fmt: skip
+
+
+def _results(found: list[Boxes]) -> list[ObjectDetection]:
+    return [_result(b) for b in found]
+
+
+def test_map50_95_averages_ap_over_the_ten_coco_iou_thresholds() -> None:
+    from edgemed.tasks.object_detection.build import COCO_IOUS, map50, map50_95, per_class
+
+    assert COCO_IOUS == (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    truth = [boxes([(0, 1, 0, 0, 10, 10)]), boxes([(0, 1, 20, 20, 30, 30)])]
+    at_062 = [boxes([(0, 0.9, 0, 0, 10, 6.2)]), boxes([])]  # IoU 0.62: found at 0.50-0.60
+    assert map50_95(_results(at_062), truth) == pytest.approx(0.5 * 3 / 10)
+    one = [truth[0]]
+    assert map50_95(_results([at_062[0]]), one) == pytest.approx(3 / 10)
+    assert map50(_results([at_062[0]]), one) == 1.0
+    # IoU 0.92 (found at 0.50-0.90) ranked above IoU 0.62: AP 1 at 0.50-0.60, 1/2 (recall
+    # 1/2, precision 1) at 0.65-0.90, 0 at 0.95 -> (3 + 6 / 2) / 10
+    good_first = [boxes([(0, 0.9, 0, 0, 10, 9.2)]), boxes([(0, 0.8, 20, 20, 30, 26.2)])]
+    assert map50_95(_results(good_first), truth) == pytest.approx(0.6)
+    # the same boxes, the IoU 0.62 one ranked first: at 0.65-0.90 precision 1/2 at recall 1/2
+    bad_first = [boxes([(0, 0.7, 0, 0, 10, 9.2)]), boxes([(0, 0.8, 20, 20, 30, 26.2)])]
+    assert map50_95(_results(bad_first), truth) == pytest.approx((3 + 6 / 4) / 10)
+    perfect = _results([boxes([(0, 0.9, 0, 0, 10, 10)]), boxes([(0, 0.5, 20, 20, 30, 30)])])
+    assert map50_95(perfect, truth) == 1.0
+    figures = per_class(perfect, _results(good_first), truth)
+    assert figures["fp32_map50_95"] == 1.0 and figures["int8_map50_95"] == pytest.approx(0.6)
+    assert figures["fp32_ap50[cat]"] == 1.0 and "fp32_ap50[dog]" not in figures

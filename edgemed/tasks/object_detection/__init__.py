@@ -6,8 +6,10 @@ crop, interpolation, channel order, layout, normalisation), through the shared i
 ``postprocess`` reads the model's candidates in the layout the manifest declares (YOLO-style
 one tensor, SSD-style boxes and scores, PP-PicoDet distribution heads; ``config.py``), keeps
 those at or above their class's threshold, maps them back through the letterbox or crop,
-suppresses overlaps in the native NMS kernel and keeps the best ``max_detections``. No box
-is a valid result that says why.
+suppresses overlaps in the native NMS kernel and keeps the best ``max_detections``. A graph
+with NMS inside (layout ``detections``: final rows of box, score and class) is thresholded,
+mapped and clipped the same way, checked (finite, class ids of the labels, scores in [0, 1])
+and not suppressed again. No box is a valid result that says why.
 """
 
 from __future__ import annotations

@@ -12,7 +12,12 @@ build, naming the row.
 Metric ``map50``: mean average precision at IoU 0.5 over the labels present in the truths
 (each label's area under its precision-recall curve, every reported box ranked by score; a
 box matches an unmatched true box of its label with IoU >= 0.5), measured on what the result
-reports (boxes at or above their thresholds), not on every candidate. Agreement: per image,
+reports (boxes at or above their thresholds), not on every candidate. Also reported, not gated:
+``map50_95``, COCO's mAP@[.5:.95]: the mean over the IoU thresholds 0.50, 0.55, ..., 0.95 of
+the same mean AP (the same all-point AP as ``map50``, not COCO's 101 recall points), in the
+build report and manifest metrics as ``fp32_map50_95`` and ``int8_map50_95`` (through
+``per_class``, which the builder calls when it evaluates INT8: a ``quantization: none`` build
+has neither). Agreement: per image,
 the share of boxes, FP32's and INT8's together, that have a partner in the other's result
 (same label, IoU >= 0.5; 1 where both found nothing), averaged over the images. Golden order:
 images with boxes first, those whose lowest box score is highest first.
@@ -36,9 +41,11 @@ from ..spec import BuildSupport
 from .matching import Boxes, average_precision, match
 from .truths import read_truths
 
-__all__ = ["BUILD", "GATE_IOU"]
+__all__ = ["BUILD", "COCO_IOUS", "GATE_IOU", "map50", "map50_95"]
 
 GATE_IOU = 0.5  # a box agrees with, or finds, another of its label overlapping it this much
+# 0.50, 0.55, ..., 0.95, each the double nearest its decimal (an IoU of exactly 0.6 counts)
+COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
 def read_calibration(folder: Path) -> list[object]:
@@ -97,9 +104,11 @@ def agreement(fp32: Sequence[Result], int8: Sequence[Result]) -> float:
     return float(np.mean(shares))
 
 
-def _ap(results: Sequence[Result], truths: Sequence[Any]) -> dict[int, float]:
+def _ap(
+    results: Sequence[Result], truths: Sequence[Any], min_iou: float = GATE_IOU
+) -> dict[int, float]:
     n = len(_detection(results[0]).labels) if results else 0
-    return average_precision([_boxes(r) for r in results], list(truths), n, GATE_IOU)
+    return average_precision([_boxes(r) for r in results], list(truths), n, min_iou)
 
 
 def map50(results: Sequence[Result], truths: Sequence[Any]) -> float:
@@ -109,10 +118,21 @@ def map50(results: Sequence[Result], truths: Sequence[Any]) -> float:
     return float(np.mean(list(ap.values()))) if ap else 1.0
 
 
+def map50_95(results: Sequence[Result], truths: Sequence[Any]) -> float:
+    """COCO's mAP@[.5:.95]: the mean over ``COCO_IOUS`` of the mean AP over the labels present
+    (1.0 if none is, as ``map50``). A box at IoU 0.62 with its truth counts at 0.50-0.60."""
+    maps = []
+    for iou in COCO_IOUS:
+        ap = _ap(results, truths, iou)
+        maps.append(float(np.mean(list(ap.values()))) if ap else 1.0)
+    return float(np.mean(maps))
+
+
 def per_class(
     fp32: Sequence[Result], int8: Sequence[Result], truths: Sequence[Any]
 ) -> dict[str, float]:
-    """``fp32_ap50[<label>]`` and ``int8_ap50[<label>]`` for the labels in the truths."""
+    """``fp32_ap50[<label>]`` and ``int8_ap50[<label>]`` for the labels in the truths, and
+    ``fp32_map50_95`` and ``int8_map50_95`` (the builder merges them into its metrics)."""
     if not fp32:
         return {}
     labels = _detection(fp32[0]).labels
@@ -120,6 +140,7 @@ def per_class(
     for precision, results in (("fp32", fp32), ("int8", int8)):
         for c, value in _ap(results, truths).items():
             figures[f"{precision}_ap50[{labels[c]}]"] = value
+        figures[f"{precision}_map50_95"] = map50_95(results, truths)
     return figures
 
 

@@ -11,13 +11,25 @@ model's declared outputs (ManifestError naming the key on anything wrong).
   - ``picodet``: PP-PicoDet / GFL heads, per stride (``strides``) one score output
     ``[1, N_s, C]`` and one box-distribution output ``[1, N_s, 4 * (reg_max + 1)]`` (distances
     from each grid cell's centre to the box's sides, in stride units, as a distribution over
-    ``0..reg_max``); the score outputs first, then the distributions, in ``strides`` order.
+    ``0..reg_max``); the score outputs first, then the distributions, in ``strides`` order;
+  - ``detections``: a graph that already ran NMS (YOLOv10 / ultralytics ``end2end``, ONNX
+    ``NonMaxSuppression`` then gathers, torchvision-style exports): final detections, one row
+    each, either one output ``[1, k, W]`` or ``[k, W]`` whose ``columns`` say where the box,
+    score and class sit, or three outputs ``boxes`` ``[1, k, 4]``, ``scores`` ``[1, k]``,
+    ``classes`` ``[1, k]`` (and optionally ``count``, how many rows are real, EfficientNMS
+    style). Rows of class -1 or score 0 are padding. No NMS is run again, so
+    ``iou_threshold`` and ``class_agnostic`` are refused; scores must be ``probabilities``.
 
 - ``outputs``: the output names the layout reads, ``{"boxes": name, "scores": name}``
   (boxes_scores) or ``{"scores": [...], "boxes": [...]}`` (picodet, one per stride) or
-  ``{"output": name}`` (yolo); default: the manifest's outputs in order.
-- ``box_format`` (yolo, boxes_scores): ``cxcywh`` (centre, width, height; yolo's default),
-  ``xyxy`` (corners; boxes_scores' default) or ``yxyx`` (corners, y first);
+  ``{"output": name}`` (yolo) or ``{"detections": name}`` / ``{"boxes", "scores",
+  "classes"[, "count"]}`` (detections); default: the manifest's outputs in order (the one
+  output, for detections).
+- ``columns`` (detections, one output): ``{"box": i, "score": j, "class": k}`` and optionally
+  ``"batch": b`` (a batch index column, which must be 0); the box is the four columns from
+  ``i``; default ``{"box": 0, "score": 4, "class": 5}`` (``x1, y1, x2, y2, score, class``).
+- ``box_format`` (yolo, boxes_scores, detections): ``cxcywh`` (centre, width, height; yolo's
+  default), ``xyxy`` (corners; the others' default) or ``yxyx`` (corners, y first);
   ``box_units``: ``pixels`` of the model's input (default) or ``normalized`` (0..1 of its
   width and height).
 - ``scores``: what the class columns hold: ``probabilities`` (default), ``sigmoid`` (logits
@@ -27,7 +39,8 @@ model's declared outputs (ManifestError naming the key on anything wrong).
 - ``score_threshold`` (default 0.5) and ``thresholds`` (label -> value, overriding it): a
   box is kept where its class's score is at least its threshold.
 - ``iou_threshold`` (default 0.5): non-maximum suppression drops a box overlapping a better
-  one of the same class (of any class with ``class_agnostic``) by more than this.
+  one of the same class (of any class with ``class_agnostic``) by more than this (not for
+  ``detections``: the graph's own NMS did that).
 - ``max_candidates`` (default 1000): the best-scored boxes kept before suppression;
   ``max_detections`` (default 100, at most 1000): after it.
 """
@@ -42,14 +55,20 @@ from ...errors import ManifestError
 from ...manifest import Manifest, parse_section
 from ...results.detection import MAX_DETECTIONS
 
-__all__ = ["BOX_FORMATS", "LAYOUTS", "SCORES", "DetectionPostprocess", "parse_postprocess"]
+__all__ = [
+    "BOX_FORMATS", "DEFAULT_COLUMNS", "LAYOUTS", "SCORES", "DetectionPostprocess",
+    "parse_postprocess",
+]  # fmt: skip
 
-LAYOUTS = ("yolo", "boxes_scores", "picodet")
+LAYOUTS = ("yolo", "boxes_scores", "picodet", "detections")
 BOX_FORMATS = ("cxcywh", "xyxy", "yxyx")
 BOX_UNITS = ("pixels", "normalized")
 SCORES = ("probabilities", "sigmoid", "softmax")
 MAX_LABELS = 1000
 MAX_CANDIDATES = 100_000
+DEFAULT_COLUMNS = {"box": 0, "score": 4, "class": 5}  # x1, y1, x2, y2, score, class
+_COLUMN_KEYS = ("box", "score", "class", "batch")
+_SEPARATE = ("boxes", "scores", "classes")  # detections as three outputs (+ "count")
 _WHERE = "manifest.postprocess"
 
 
@@ -66,6 +85,7 @@ class DetectionPostprocess:
     objectness: bool = False
     background: bool = False
     strides: list[Any] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)  # detections: column -> index
     score_threshold: float = 0.5
     thresholds: dict[str, Any] = field(default_factory=dict)
     iou_threshold: float = 0.5
@@ -81,7 +101,8 @@ class Parsed:
     config: DetectionPostprocess
     labels: tuple[str, ...]
     box_format: str
-    outputs: dict[str, tuple[str, ...]]  # role -> output names (boxes, scores, output)
+    outputs: dict[str, tuple[str, ...]]  # role -> output names (boxes, scores, output...)
+    columns: dict[str, int] = field(default_factory=dict)  # detections, one output
 
 
 def _unit(value: Any) -> bool:
@@ -152,19 +173,33 @@ def _names(value: Any, key: str, n: int | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _outputs(c: DetectionPostprocess, manifest: Manifest) -> dict[str, tuple[str, ...]]:
-    """Each role's output names, named by ``outputs`` or taken in the manifest's order."""
-    declared = [o.name for o in manifest.outputs]
+def _roles(c: DetectionPostprocess) -> dict[str, int]:
+    """Role -> how many outputs it reads; ``detections`` reads one output or, where
+    ``outputs`` names them, separate boxes, scores and classes (and a row count)."""
+    if c.layout == "detections":
+        given = c.outputs if isinstance(c.outputs, dict) else {}
+        if not given or "detections" in given:
+            return {"detections": 1}
+        return {role: 1 for role in (*_SEPARATE, "count") if role != "count" or role in given}
     k = len(c.strides)
-    roles: dict[str, int] = {
+    return {
         "yolo": {"output": 1},
         "boxes_scores": {"boxes": 1, "scores": 1},
         "picodet": {"scores": k, "boxes": k},
     }[c.layout]
+
+
+def _outputs(c: DetectionPostprocess, manifest: Manifest) -> dict[str, tuple[str, ...]]:
+    """Each role's output names, named by ``outputs`` or taken in the manifest's order."""
+    declared = [o.name for o in manifest.outputs]
     given: Mapping[str, Any] = c.outputs
+    roles = _roles(c)
     if not isinstance(given, dict) or (given and set(given) != set(roles)):
+        names = str(sorted(roles))
+        if c.layout == "detections":
+            names = "['detections'] or ['boxes', 'classes', 'scores'] (and optionally 'count')"
         raise ManifestError(
-            f"{_WHERE}.outputs: layout {c.layout!r} names {sorted(roles)} (or nothing: the "
+            f"{_WHERE}.outputs: layout {c.layout!r} names {names} (or nothing: the "
             "manifest's outputs in that order)"
         )
     if given:
@@ -206,9 +241,74 @@ def _check_shapes(p: Parsed, manifest: Manifest) -> None:
     elif c.layout == "boxes_scores":
         _axes(manifest, p.outputs["boxes"][0], 4, "box corners")
         _axes(manifest, p.outputs["scores"][0], classes, f"{classes} class scores")
-    else:
+    elif c.layout == "picodet":
         for name in p.outputs["scores"]:
             _axes(manifest, name, classes, f"{classes} class scores")
+    elif "detections" in p.outputs:
+        name, width = p.outputs["detections"][0], max(_ends(p.columns))
+        shape = next(o.shape for o in manifest.outputs if o.name == name)
+        if len(shape) not in (2, 3) or (isinstance(shape[-1], int) and shape[-1] < width):
+            raise ManifestError(
+                f"manifest.outputs: {name!r} {list(shape)} is not [1, k, W] or [k, W] rows of "
+                f"at least {width} columns (as {_WHERE}.columns places them)"
+            )
+    else:
+        _axes(manifest, p.outputs["boxes"][0], 4, "box corners")
+
+
+def _ends(columns: Mapping[str, int]) -> list[int]:
+    """One past each column's last index (the box spans four)."""
+    return [i + (4 if key == "box" else 1) for key, i in columns.items()]
+
+
+def _columns(c: DetectionPostprocess, outputs: Mapping[str, Any]) -> dict[str, int]:
+    """``columns`` checked: known keys, the required ones present, no two overlapping."""
+    if c.columns and (c.layout != "detections" or "detections" not in outputs):
+        raise ManifestError(f"{_WHERE}.columns: only for layout 'detections' with one output")
+    if "detections" not in outputs:
+        return {}
+    given = c.columns or DEFAULT_COLUMNS
+    if not isinstance(given, dict) or not set(DEFAULT_COLUMNS) <= set(given) <= set(_COLUMN_KEYS):
+        raise ManifestError(
+            f"{_WHERE}.columns: expected {{'box': i, 'score': j, 'class': k}} (and optionally "
+            f"'batch'), got {given!r}"
+        )
+    if not all(type(i) is int and 0 <= i < 1024 for i in given.values()):
+        raise ManifestError(f"{_WHERE}.columns: column indices are integers 0..1023")
+    taken = [j for key, i in given.items() for j in range(i, i + (4 if key == "box" else 1))]
+    if len(set(taken)) != len(taken):
+        raise ManifestError(f"{_WHERE}.columns: {given} overlap (the box spans 4 columns)")
+    return dict(given)
+
+
+def _check_detections(c: DetectionPostprocess, raw: Mapping[str, Any]) -> None:
+    """What a graph that already ran NMS cannot honour is refused, not ignored."""
+    if c.layout != "detections":
+        return
+    for key in ("iou_threshold", "class_agnostic"):
+        if key in raw:
+            raise ManifestError(
+                f"{_WHERE}.{key}: layout 'detections' is after the graph's own NMS; set its "
+                "IoU and class handling when exporting the model"
+            )
+    if c.scores != "probabilities" or c.background:
+        raise ManifestError(
+            f"{_WHERE}.scores: layout 'detections' reads final scores ('probabilities', no "
+            "background column)"
+        )
+
+
+def _check_dtypes(outputs: Mapping[str, tuple[str, ...]], manifest: Manifest) -> None:
+    """Boxes and scores are floats; separate class ids and a row count may be integers."""
+    integers = {n for role in ("classes", "count") for n in outputs.get(role, ())}
+    read = {n for names in outputs.values() for n in names}
+    for spec in manifest.outputs:
+        allowed = ("float32", "float16") + ("int64", "int32") * (spec.name in integers)
+        if spec.name in read and spec.dtype not in allowed:
+            raise ManifestError(
+                f"manifest.outputs: {spec.name!r} is {spec.dtype}; a detector's boxes and "
+                f"scores are float32 or float16{' (class ids and counts: or int)' * bool(integers)}"
+            )
 
 
 def parse_postprocess(manifest: Manifest) -> Parsed:
@@ -217,15 +317,10 @@ def parse_postprocess(manifest: Manifest) -> Parsed:
     labels = _labels(c.labels)
     _choice(c.layout, LAYOUTS, "layout")
     _check_scores(c, labels)
+    _check_detections(c, manifest.postprocess)
     fmt = _box_format(c)
     outputs = _outputs(c, manifest)
-    read = {n for names in outputs.values() for n in names}
-    for spec in manifest.outputs:
-        if spec.name in read and spec.dtype not in ("float32", "float16"):
-            raise ManifestError(
-                f"manifest.outputs: {spec.name!r} is {spec.dtype}; a detector's boxes and "
-                "scores are float32 or float16"
-            )
-    parsed = Parsed(c, labels, fmt, outputs)
+    _check_dtypes(outputs, manifest)
+    parsed = Parsed(c, labels, fmt, outputs, _columns(c, outputs))
     _check_shapes(parsed, manifest)
     return parsed

@@ -5,7 +5,8 @@ column per label, and ``boxes(rows)``, the (k, 4) float32 corners x1, y1, x2, y2
 the model's input of the candidates ``rows``: boxes are decoded only for the few candidates
 whose scores clear a threshold (a PP-PicoDet head has 10,105 on an 800 x 608 input).
 An output that breaks the manifest (missing, another shape, scores that are not
-probabilities where the manifest says they are) raises :class:`ModelError`.
+probabilities where the manifest says they are) raises :class:`ModelError`. Layout
+``detections`` (NMS already in the graph) gives no candidates: ``detections.py`` reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ... import kernels
 from ...errors import ModelError
 from .config import Parsed
 
-__all__ = ["Candidates", "decode"]
+__all__ = ["PROBABILITY_SLACK", "Candidates", "corners", "decode"]
 
 Floats = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -36,7 +37,7 @@ class Candidates:
     boxes: Callable[[Rows], Floats]  # candidate indices -> (k, 4) xyxy, model-input pixels
 
 
-_PROBABILITY_SLACK = 1e-4
+PROBABILITY_SLACK = 1e-4
 
 
 def _output(outputs: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
@@ -69,7 +70,7 @@ def _probabilities(raw: Floats, kind: str, background: bool, name: str) -> Float
         probs = kernels.sigmoid(np.ascontiguousarray(raw))
     else:
         if raw.size and not (
-            raw.min() >= -_PROBABILITY_SLACK and raw.max() <= 1 + _PROBABILITY_SLACK
+            raw.min() >= -PROBABILITY_SLACK and raw.max() <= 1 + PROBABILITY_SLACK
         ):
             raise ModelError(
                 f"output {name!r}: scores {raw.min():.4g}..{raw.max():.4g} are not probabilities "
@@ -79,7 +80,8 @@ def _probabilities(raw: Floats, kind: str, background: bool, name: str) -> Float
     return np.ascontiguousarray(probs[:, 1:] if background else probs, np.float32)
 
 
-def _corners(b: Floats, fmt: str, units: str, size: tuple[int, int]) -> Floats:
+def corners(b: Floats, fmt: str, units: str, size: tuple[int, int]) -> Floats:
+    """(k, 4) box values in ``fmt`` and ``units`` -> x1 <= x2, y1 <= y2 in model pixels."""
     if fmt == "cxcywh":
         half = b[:, 2:4] / 2
         b = np.concatenate([b[:, 0:2] - half, b[:, 0:2] + half], axis=1)
@@ -102,7 +104,7 @@ def _yolo(p: Parsed, outputs: Mapping[str, npt.NDArray[Any]], size: tuple[int, i
     if c.objectness:
         kind = "sigmoid" if c.scores == "sigmoid" else "probabilities"
         scores = scores * _probabilities(rows[:, 4:5], kind, False, name)
-    return Candidates(scores, lambda r: _corners(rows[r, :4], p.box_format, c.box_units, size))
+    return Candidates(scores, lambda r: corners(rows[r, :4], p.box_format, c.box_units, size))
 
 
 def _boxes_scores(
@@ -118,7 +120,7 @@ def _boxes_scores(
             f"{len(boxes)} boxes ({box_name!r}) but {len(raw)} score rows ({score_name!r})"
         )
     scores = _probabilities(raw, c.scores, c.background, score_name)
-    return Candidates(scores, lambda r: _corners(boxes[r], p.box_format, c.box_units, size))
+    return Candidates(scores, lambda r: corners(boxes[r], p.box_format, c.box_units, size))
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,8 +141,8 @@ class _Grid:
         weights = kernels.softmax(np.ascontiguousarray(self.dist[r].reshape(-1, bins)), axis=-1)
         distance = (weights @ np.arange(bins, dtype=np.float32)).reshape(-1, 4) * stride
         centre = (np.stack([cx, cy], axis=1).astype(np.float32) + 0.5) * stride
-        corners = np.concatenate([centre - distance[:, :2], centre + distance[:, 2:]], axis=1)
-        return np.ascontiguousarray(corners, np.float32)
+        xyxy = np.concatenate([centre - distance[:, :2], centre + distance[:, 2:]], axis=1)
+        return np.ascontiguousarray(xyxy, np.float32)
 
 
 def _picodet(
@@ -182,5 +184,6 @@ def _picodet(
 
 def decode(p: Parsed, outputs: Mapping[str, npt.NDArray[Any]], size: tuple[int, int]) -> Candidates:
     """Every candidate of one image; ``size`` is the model input's (height, width)."""
-    layout = {"yolo": _yolo, "boxes_scores": _boxes_scores, "picodet": _picodet}[p.config.layout]
+    layouts = {"yolo": _yolo, "boxes_scores": _boxes_scores, "picodet": _picodet}
+    layout = layouts[p.config.layout]  # not "detections": detections.py reads those
     return layout(p, outputs, size)

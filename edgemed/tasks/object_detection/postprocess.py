@@ -6,7 +6,10 @@ image through the preprocessing's placement and clipped to it (boxes wholly in l
 padding or outside a centre crop vanish) -> non-maximum suppression per class (or across
 classes, ``class_agnostic``) in the native kernel -> the ``max_detections`` best. IoU is
 unchanged by the per-axis scaling back, so suppressing in image pixels suppresses what the
-model's pixels would.
+model's pixels would. Layout ``detections`` (NMS already in the graph; ``detections.py``)
+takes the same steps but one: its rows' scores against their class's threshold, the
+``max_candidates`` best, mapped back and clipped alike, no NMS again, the ``max_detections``
+best.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ...results.detection import ObjectDetection
 from ..golden import golden_limits
 from .config import parse_postprocess
 from .decode import decode
+from .detections import read_detections
 from .matching import Boxes, match
 from .preprocess import DetectionContext
 
@@ -32,6 +36,8 @@ __all__ = ["GOLDEN_MIN_IOU", "DetectionPostprocessor", "golden_check"]
 
 GOLDEN_MIN_IOU = 0.7  # a golden box is found where a box of its class overlaps it this much
 Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+Detected = tuple[Floats, Floats, Ints, bool, str | None]  # boxes, scores, classes, truncated, why
 
 
 class DetectionPostprocessor:
@@ -47,28 +53,49 @@ class DetectionPostprocessor:
         )
         self.model_size = model_size
 
-    def _passing(self, scores: Floats) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _best(self, values: Floats) -> Ints:
+        """Indices of the ``max_candidates`` best ``values`` (all if fewer), in order."""
+        limit = self.config.max_candidates
+        if len(values) <= limit:
+            return np.arange(len(values), dtype=np.int64)
+        return np.sort(np.argpartition(-values, limit - 1)[:limit]).astype(np.int64)
+
+    def _passing(self, scores: Floats) -> tuple[Ints, Ints]:
         """(candidate, class) of every score at or above its class's threshold, at most
         ``max_candidates`` of them, the best."""
         rows, cols = np.nonzero(scores >= self.thresholds[None, :])
-        limit = self.config.max_candidates
-        if len(rows) > limit:
-            values = scores[rows, cols]
-            keep = np.sort(np.argpartition(-values, limit - 1)[:limit])
-            rows, cols = rows[keep], cols[keep]
-        return rows.astype(np.int64), cols.astype(np.int64)
+        keep = self._best(scores[rows, cols])
+        return rows[keep].astype(np.int64), cols[keep].astype(np.int64)
 
-    def _abstention(self, scores: Floats, cleared: int) -> str:
+    def _abstention(self, scores: Floats, classes: Ints, cleared: int, what: str) -> str:
+        """Why no box, given every (score, class) pair the model gave (``what`` they are)."""
         if cleared:
             return f"no box: the {cleared} that cleared their thresholds lie outside the image"
         if not scores.size:
-            return "no box: the model gave no candidates"
-        margin = scores - self.thresholds[None, :]
-        i, c = np.unravel_index(int(np.argmax(margin)), margin.shape)
+            return f"no box: the model gave no {what}s"
+        i = int(np.argmax(scores - self.thresholds[classes]))
+        c = int(classes[i])
         return (
-            f"no box reached its class's score threshold (best candidate: "
-            f"{self.labels[c]} {float(scores[i, c]):.3f} < {float(self.thresholds[c]):g})"
+            f"no box reached its class's score threshold (best {what}: "
+            f"{self.labels[c]} {float(scores[i]):.3f} < {float(self.thresholds[c]):g})"
         )
+
+    def _to_image(self, boxes: Floats, ctx: DetectionContext) -> tuple[Floats, npt.NDArray[Any]]:
+        """Model-input corners -> the image's pixels, clipped to it; and which keep an area
+        (a box wholly in letterbox padding or outside a crop has none)."""
+        p = ctx.placement
+        shift = np.array([p.offset_x, p.offset_y, p.offset_x, p.offset_y], np.float64)
+        scale = np.array([p.scale_x, p.scale_y, p.scale_x, p.scale_y], np.float64)
+        limit = np.array([ctx.width, ctx.height, ctx.width, ctx.height], np.float64)
+        mapped = np.clip((boxes.astype(np.float64) + shift) / scale, 0.0, limit)
+        inside = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
+        return np.ascontiguousarray(mapped, np.float32), inside
+
+    def _final(self, order: Ints, scores: Floats) -> tuple[Ints, bool]:
+        """``order`` best first (ties: lower index), capped at ``max_detections``."""
+        order = order[np.lexsort((order, -scores[order]))]
+        truncated = len(order) > self.config.max_detections
+        return order[: self.config.max_detections], truncated
 
     def _suppress(self, boxes: Floats, scores: Floats, classes: npt.NDArray[np.int64]) -> Any:
         iou = self.config.iou_threshold
@@ -81,28 +108,39 @@ class DetectionPostprocessor:
             kept.append(where[kernels.nms(sub, np.ascontiguousarray(scores[where]), iou)])
         return np.concatenate(kept) if kept else np.zeros(0, np.int64)
 
-    def detect(
-        self, outputs: Mapping[str, npt.NDArray[Any]], ctx: DetectionContext
-    ) -> tuple[Floats, Floats, npt.NDArray[np.int64], bool, str | None]:
+    def detect(self, outputs: Mapping[str, npt.NDArray[Any]], ctx: DetectionContext) -> Detected:
         """(boxes in image pixels, scores, classes, truncated, why none) of one image."""
+        if self.config.layout == "detections":
+            return self._detect_final(outputs, ctx)
         candidates = decode(self.parsed, outputs, self.model_size)
         all_scores = candidates.scores
         rows, classes = self._passing(all_scores)
-        scores = all_scores[rows, classes]
-        p = ctx.placement
-        shift = np.array([p.offset_x, p.offset_y, p.offset_x, p.offset_y], np.float64)
-        scale = np.array([p.scale_x, p.scale_y, p.scale_x, p.scale_y], np.float64)
-        limit = np.array([ctx.width, ctx.height, ctx.width, ctx.height], np.float64)
-        mapped = np.clip((candidates.boxes(rows).astype(np.float64) + shift) / scale, 0.0, limit)
-        inside = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
-        boxes = np.ascontiguousarray(mapped[inside], np.float32)
-        scores, classes = np.ascontiguousarray(scores[inside], np.float32), classes[inside]
-        kept = self._suppress(boxes, scores, classes)
-        order = kept[np.lexsort((kept, -scores[kept]))]  # best first; ties: candidate order
-        truncated = len(order) > self.config.max_detections
-        order = order[: self.config.max_detections]
-        why = None if len(order) else self._abstention(all_scores, len(rows))
+        mapped, inside = self._to_image(candidates.boxes(rows), ctx)
+        boxes = np.ascontiguousarray(mapped[inside])
+        scores = np.ascontiguousarray(all_scores[rows, classes][inside], np.float32)
+        classes = classes[inside]
+        order, truncated = self._final(self._suppress(boxes, scores, classes), scores)
+        why = None
+        if not len(order):
+            every = np.tile(np.arange(len(self.labels), dtype=np.int64), len(all_scores))
+            why = self._abstention(all_scores.ravel(), every, len(rows), "candidate")
         return boxes[order], scores[order], classes[order].astype(np.int64), truncated, why
+
+    def _detect_final(
+        self, outputs: Mapping[str, npt.NDArray[Any]], ctx: DetectionContext
+    ) -> Detected:
+        """Layout ``detections``: the graph's rows, thresholded, mapped, clipped; no NMS."""
+        found = read_detections(self.parsed, outputs, self.model_size)
+        passing = np.flatnonzero(found.scores >= self.thresholds[found.classes])
+        passing = passing[self._best(found.scores[passing])]
+        mapped, inside = self._to_image(found.boxes[passing], ctx)
+        kept = passing[inside]
+        order, truncated = self._final(np.arange(len(kept), dtype=np.int64), found.scores[kept])
+        why = None
+        if not len(order):
+            why = self._abstention(found.scores, found.classes, len(passing), "detection")
+        boxes = np.ascontiguousarray(mapped[inside][order])
+        return boxes, found.scores[kept][order], found.classes[kept][order], truncated, why
 
     def __call__(self, outputs: Mapping[str, npt.NDArray[Any]], context: Any) -> ResultBuilder:
         if not isinstance(context, DetectionContext):
