@@ -64,7 +64,7 @@ EXTRAS: dict[str, Extra] = {
         Extra("fleet-nats", ("nats",), "fleet workers on NATS JetStream (--jetstream)"),
         Extra("fleet-amqp", ("pika",), "fleet workers on RabbitMQ (--amqp)"),
         Extra("formats", ("pydicom", "pyedflib", "wfdb"), "DICOM, EDF and WFDB files"),
-        Extra("build", ("onnx", "tqdm"), "`edgemed bundle build`"),
+        Extra("build", ("onnx", "tqdm", "nncf"), "`edgemed bundle build`"),
         Extra("bridge", ("serial",), "the serial link to bedside microcontrollers"),
     )
 }

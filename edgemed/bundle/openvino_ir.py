@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import BuildError
+from ..errors import BuildError, GoldenMismatchError
+from ..pipeline import load
 
-__all__ = ["IR_FILES", "available", "convert"]
+__all__ = ["IR_FILES", "available", "convert", "golden_problems"]
 
 IR_FILES = {"openvino_model": "openvino/model.xml", "openvino_weights": "openvino/model.bin"}
 
@@ -30,8 +31,10 @@ def available() -> bool:
 # OpenVINO names the nodes it creates from a process-wide counter, so the same graph converted
 # after another in one process gets other names in its XML: each conversion runs in a fresh
 # interpreter, which makes the IR a function of the ONNX file alone (byte-identical builds).
+# Without openvino-telemetry importable, OpenVINO's converter and NNCF send no usage events
+# (both send them by default when it is installed, and write a client id under $HOME).
 _CONVERT = (
-    "import sys, openvino as ov; "
+    "import sys; sys.modules['openvino_telemetry'] = None; import openvino as ov; "
     "ov.save_model(ov.convert_model(sys.argv[1]), sys.argv[2], compress_to_fp16=False)"
 )
 
@@ -46,3 +49,13 @@ def convert(onnx: Path, stage: Path) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise BuildError(f"OpenVINO could not convert {onnx.name}: {tail}")
+
+
+def golden_problems(bundle: Path) -> str | None:
+    """Why the bundle's golden vectors do not hold on its IR on this machine (None: they do),
+    checked as a device loading it on OpenVINO checks them."""
+    try:
+        load(bundle, backend="openvino", device="cpu", threads=1).close()
+    except GoldenMismatchError as exc:
+        return str(exc)
+    return None
