@@ -11,24 +11,25 @@ in it depends on the time, the paths or the thread count (one thread throughout)
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
-from ..errors import BuildError, ManifestError, QuantizationGateError
+from ..errors import BuildError, ManifestError, ModelError, QuantizationGateError
 from ..hardware import cpu_family
 from ..manifest import Manifest, load_manifest
 from ..pipeline import Pipeline, load
 from ..results import Result
 from ..tasks import BuildSupport, find_task, task_names
 from ..trust import unlisted_files
-from . import openvino_ir
+from . import nncf_int8, openvino_ir
 from .card import render_card
 from .files import npz_bytes, sha256_of, write_json
 from .gate import GateResult, judge
@@ -45,6 +46,7 @@ __all__ = ["BuildReport", "build_bundle"]
 GOLDEN_FP32 = {"max_abs_diff": 1e-4, "min_label_agreement": 1.0}
 GOLDEN_INT8 = {"max_abs_diff": 0.05, "min_label_agreement": 1.0}
 _MODEL_FILE = {"fp32": "model.fp32.onnx", "int8": "model.int8.onnx"}
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,20 @@ class BuildReport:
     gate: str  # the gate's sentence, or why there was none
 
 
-def _support(task: str) -> BuildSupport:
-    spec = find_task(task)
+def _support(build: BuildSpec) -> BuildSupport:
+    spec = find_task(build.task)
     if spec is None:
-        raise BuildError(f"task {task!r} is not installed; known: {task_names()}")
+        raise BuildError(f"task {build.task!r} is not installed; known: {task_names()}")
     if spec.build is None:
         buildable = [t for t in task_names() if (s := find_task(t)) and s.build]
-        raise BuildError(f"task {task!r} cannot be built by edgemed yet; buildable: {buildable}")
+        raise BuildError(
+            f"task {build.task!r} cannot be built by edgemed yet; buildable: {buildable}"
+        )
+    if missing := [role for role in spec.required_artifacts if role not in build.files]:
+        raise BuildError(
+            f"task {build.task!r} needs the file(s) {missing} in the spec's 'files' "
+            f'(e.g. "files": {{"{missing[0]}": "<path relative to the spec>"}})'
+        )
     return spec.build
 
 
@@ -87,7 +96,7 @@ def _manifest(
         "golden_inputs": "golden/inputs.npz",
         "golden_outputs": "golden/outputs.npz",
         "model_card": "MODEL_CARD.md",
-    }
+    } | {role: path.name for role, path in spec.files.items()}
     openvino = (stage / IR_FILES["openvino_model"]).is_file()
     if openvino:
         roles |= IR_FILES
@@ -180,6 +189,8 @@ class _Run:
     inputs: list[object]
     truths: list[Any]
     metrics: dict[str, float | int | str]
+    feeds: list[Any] = field(default_factory=list)  # static INT8's calibration tensors
+    fp32: list[Result] = field(default_factory=list)  # FP32 results on the evaluation set
 
 
 def _calibration_inputs(run: _Run, calibration: Path | None) -> list[object]:
@@ -200,6 +211,8 @@ def _evaluate_fp32(run: _Run, calibration: Path | None) -> tuple[list[Result], l
     with _open(run.stage) as pipe:
         results = [pipe(item) for item in _progress(run.inputs, "FP32 evaluation", run.show)]
         feeds = _calibration_feeds(pipe, calib_inputs, run.show)
+    run.feeds = feeds
+    run.fp32 = results
     name = run.support.metric_name
     run.metrics[f"fp32_{name}"] = _round(run.support.metric(results, run.truths))
     if feeds:
@@ -217,8 +230,15 @@ def _evaluate_int8(
         feeds,
     )
     _manifest(run.spec, run.graph, run.stage, "int8", {})
-    results = _run(run.stage, run.inputs, "INT8 evaluation", run.show)
     name = run.support.metric_name
+    try:
+        results = _run(run.stage, run.inputs, "INT8 evaluation", run.show)
+    except ModelError as exc:  # INT8 outputs the task refuses: never shipped, never golden
+        fp32_metric = run.support.metric(fp32, run.truths)
+        broken = GateResult(agreement=0.0, fp32_metric=fp32_metric, int8_metric=float("nan"),
+                            metric_name=name, gate=run.spec.gate, broken=str(exc))  # fmt: skip
+        run.metrics["int8_refused"] = type(exc).__name__
+        return [], broken
     gate = judge(
         run.support.agreement(fp32, results),
         fp32_metric=run.support.metric(fp32, run.truths),
@@ -234,27 +254,103 @@ def _evaluate_int8(
     return results, gate
 
 
+def _ir_results(run: _Run, make: Callable[[], None], precision: str) -> list[Result] | str:
+    """The IR ``make`` writes, run through OpenVINO on the evaluation set; or, the IR removed,
+    the kind of error that stopped it (its message, which holds the stage's path, is logged:
+    the bundle must not depend on where it was built)."""
+    try:
+        make()
+        _manifest(run.spec, run.graph, run.stage, precision, {})
+        pipe = load(run.stage, backend="openvino", device="cpu", threads=1, golden=False)
+    except Exception as exc:  # a graph OpenVINO or NNCF cannot convert, quantise or compile
+        _log.warning("OpenVINO IR: %s", exc)
+        shutil.rmtree(run.stage / "openvino", ignore_errors=True)
+        return type(exc).__name__
+    with pipe:
+        return [pipe(item) for item in _progress(run.inputs, "OpenVINO evaluation", run.show)]
+
+
+def _ir_figures(
+    run: _Run, results: Sequence[Result], shipped: Sequence[Result]
+) -> tuple[GateResult, dict[str, float]]:
+    """The IR judged against FP32 as INT8 is (the gate), and its agreement with the shipped
+    ONNX model's results."""
+    name = run.support.metric_name
+    gate = judge(
+        run.support.agreement(run.fp32, results),
+        fp32_metric=run.support.metric(run.fp32, run.truths),
+        int8_metric=run.support.metric(results, run.truths),
+        metric_name=name,
+        gate=run.spec.gate,
+    )
+    return gate, {
+        name: _round(gate.int8_metric),
+        "fp32_agreement": _round(gate.agreement),
+        "agreement": _round(run.support.agreement(shipped, results)),
+    }
+
+
+def _nncf_openvino(run: _Run, shipped: Sequence[Result]) -> str | None:
+    """NNCF's INT8 IR of the FP32 graph, shipped (None) if it passes INT8's gate against FP32
+    and the golden vectors (ONNX Runtime's INT8 outputs) hold on it; else why not (no IR left,
+    its figures kept as ``nncf_*``)."""
+    if not nncf_int8.available():
+        return "NNCF is not installed"
+    fp32 = run.stage / _MODEL_FILE["fp32"]
+    results = _ir_results(run, lambda: nncf_int8.quantize_ir(fp32, run.feeds, run.stage), "int8")
+    if isinstance(results, str):
+        return f"NNCF's IR could not be made or run ({results})"
+    gate, figures = _ir_figures(run, results, shipped)
+    why = None
+    if not gate.passed:
+        why = (
+            f"NNCF's IR failed the gate (agreement with FP32 {gate.agreement:.1%}, gate >= "
+            f"{gate.gate.min_agreement:.1%}; {gate.metric_name} drop {gate.metric_drop:+.4f}, "
+            f"gate <= {gate.gate.max_metric_drop:.4f})"
+        )
+    else:  # the golden limits _finish will state, checked now while a fallback is possible
+        tolerance = run.support.golden_tolerance
+        golden = tolerance("int8", shipped) if tolerance else None
+        _manifest(run.spec, run.graph, run.stage, "int8", {}, golden)
+        problems = openvino_ir.golden_problems(run.stage)
+        if problems is not None:
+            why = f"NNCF's IR failed the golden check ({problems})"
+    prefix = "nncf" if why else "openvino"
+    run.metrics |= {f"{prefix}_{key}": value for key, value in figures.items()}
+    if why:
+        shutil.rmtree(run.stage / "openvino")
+        return why
+    run.metrics |= {"openvino": "shipped", "openvino_int8": "nncf"}
+    return None
+
+
 def _add_openvino(run: _Run, precision: str, shipped: Sequence[Result]) -> None:
-    """The IR of the shipped graph, kept only where it agrees with ONNX Runtime's results on
-    the evaluation set as much as the gate asks of INT8 (the metrics say which, and why)."""
+    """The shipped model's OpenVINO IR; the metrics say which one and why. Static INT8: NNCF's
+    own INT8 of the FP32 graph where nncf is installed and that IR passes the gate and the
+    golden check. Otherwise the IR converted from the shipped ONNX graph (FP32, or INT8 whose
+    scales are ONNX Runtime's), kept only where it agrees with ONNX Runtime's results on the
+    evaluation set as much as the gate asks of INT8."""
     if not openvino_ir.available():
         run.metrics["openvino"] = "not built: OpenVINO is not installed here"
         return
-    try:
-        openvino_ir.convert(run.stage / _MODEL_FILE[precision], run.stage)
-        _manifest(run.spec, run.graph, run.stage, precision, {})
-        pipe = load(run.stage, backend="openvino", device="cpu", threads=1, golden=False)
-    except Exception as exc:  # a graph OpenVINO cannot convert or compile: shipped without it
-        run.metrics["openvino"] = f"dropped: OpenVINO cannot run it ({type(exc).__name__})"
-        shutil.rmtree(run.stage / "openvino", ignore_errors=True)
+    if precision == "int8" and run.spec.quantization == "static":
+        why = _nncf_openvino(run, shipped)
+        if why is None:
+            return
+        run.metrics["openvino_int8"] = f"converted from ONNX QDQ: {why}"
+    elif precision == "int8":
+        run.metrics["openvino_int8"] = "converted from ONNX dynamic INT8 (NNCF: static only)"
+    model = run.stage / _MODEL_FILE[precision]
+    results = _ir_results(run, lambda: openvino_ir.convert(model, run.stage), precision)
+    if isinstance(results, str):
+        run.metrics["openvino"] = f"dropped: OpenVINO cannot run it ({results})"
         return
-    with pipe:
-        results = [pipe(item) for item in _progress(run.inputs, "OpenVINO evaluation", run.show)]
-    agreement = run.support.agreement(shipped, results)
-    run.metrics["openvino_agreement"] = _round(agreement)
-    if agreement < run.spec.gate.min_agreement:
+    _, figures = _ir_figures(run, results, shipped)
+    run.metrics |= {f"openvino_{key}": value for key, value in figures.items()}
+    agreement, needed = run.support.agreement(shipped, results), run.spec.gate.min_agreement
+    if agreement < needed:
         run.metrics["openvino"] = (
-            f"dropped: agrees with ONNX Runtime on {agreement:.1%} < {run.spec.gate.min_agreement:.1%}"
+            f"dropped: agrees with ONNX Runtime on {agreement:.1%} < {needed:.1%}"
         )
         shutil.rmtree(run.stage / "openvino")
     else:
@@ -276,11 +372,11 @@ def _write_golden(run: _Run, results: Sequence[Result]) -> None:
 def _finish(
     run: _Run, precision: str, gate_text: str, out: Path, shipped: Sequence[Result]
 ) -> BuildReport:
+    if run.spec.openvino:  # while the FP32 graph is still here: NNCF quantises it
+        _add_openvino(run, precision, shipped)
     for other, path in _MODEL_FILE.items():
         if other != precision:
             (run.stage / path).unlink(missing_ok=True)
-    if run.spec.openvino:
-        _add_openvino(run, precision, shipped)
     run.metrics |= {"shipped_precision": precision, "gate": gate_text, "cpu_family": cpu_family()}
     run.metrics |= {
         "gate_min_agreement": run.spec.gate.min_agreement,
@@ -327,7 +423,7 @@ def build_bundle(
     Raises BuildError (the model, spec or data cannot make a bundle) or
     QuantizationGateError (INT8 falls short of ``spec.gate``; nothing is written).
     """
-    support = _support(spec.task)
+    support = _support(spec)
     graph = check_graph(model)
     if out.exists() and not force:
         raise BuildError(f"{out} exists; pass --force to replace it")
@@ -336,6 +432,8 @@ def build_bundle(
     stage.mkdir(parents=True)
     try:
         shutil.copyfile(model, stage / _MODEL_FILE["fp32"])
+        for path in spec.files.values():
+            shutil.copyfile(path, stage / path.name)
         _placeholders(stage)
         _manifest(spec, graph, stage, "fp32", {})
         draft = _draft(stage)

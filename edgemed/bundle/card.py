@@ -23,6 +23,16 @@ def _section(spec: BuildSpec, key: str, ask: str) -> str:
     return spec.card.get(key) or f"{TO_COMPLETE}: {ask}"
 
 
+def _secondary(metrics: Mapping[str, float | int | str], metric: str) -> list[str]:
+    """Figures measured on FP32 (and INT8) beside the gate's metric, per-class ones aside."""
+    return [
+        k[len("fp32_") :]
+        for k in sorted(metrics)
+        if k.startswith("fp32_") and k != f"fp32_{metric}" and "[" not in k
+        and k != "fp32_int8_agreement" and isinstance(metrics[k], float | int)
+    ]  # fmt: skip
+
+
 def _figures(metrics: Mapping[str, float | int | str], metric: str) -> str:
     cells: list[list[object]] = [
         ["", "FP32", "INT8"],
@@ -33,8 +43,18 @@ def _figures(metrics: Mapping[str, float | int | str], metric: str) -> str:
         # The IR's own column: NNCF's INT8 is another INT8 than the ONNX model's.
         ir = ["OpenVINO IR", metrics.get(f"openvino_{metric}"), metrics["openvino_fp32_agreement"]]
         cells = [[*row, value] for row, value in zip(cells, ir, strict=True)]
+    for name in _secondary(metrics, metric):  # other figures the task measures (mAP@.5:.95)
+        cells.append([name, metrics[f"fp32_{name}"], metrics.get(f"int8_{name}", "-")])
+        cells[-1] += ["-"] * (len(cells[0]) - len(cells[-1]))
     rows = ["| " + " | ".join(map(str, row)) + " |" for row in cells]
     rows.insert(1, "|" + "---|" * len(cells[0]))
+    if "int8_cosine_min" in metrics:  # embeddings: how close INT8 stays, row by row
+        rows += [
+            "",
+            f"INT8 embedding cosine with FP32: min {metrics['int8_cosine_min']}, mean "
+            f"{metrics.get('int8_cosine_mean')}; nearest evaluation text unchanged by INT8: "
+            f"{metrics.get('int8_same_nearest_text')}.",
+        ]
     classes = [k[len("agreement[") : -1] for k in metrics if k.startswith("agreement[")]
     if classes:  # per-class figures (multi-label classifiers)
         rows += [
@@ -48,6 +68,12 @@ def _figures(metrics: Mapping[str, float | int | str], metric: str) -> str:
             for c in classes
         ]
     return "\n".join(rows)
+
+
+def _calibration(spec: BuildSpec, metrics: Mapping[str, float | int | str]) -> str:
+    if spec.quantization == "static":
+        return f"{metrics.get('calibration_samples')} inputs"
+    return f"none (quantization {spec.quantization}: no activation scales to calibrate)"
 
 
 def _ir_source(metrics: Mapping[str, float | int | str]) -> str:
@@ -88,7 +114,7 @@ def render_card(
 - Training data: {_section(spec, "data_provenance", "what the model was trained on, by whom, under which licence")}
 - Upstream: {spec.source.get("upstream", TO_COMPLETE)}
 - Evaluation set (measured below): {metrics.get("eval_samples")} labelled inputs given to the
-  build; calibration set (INT8 scales): {metrics.get("calibration_samples")} inputs. Neither
+  build; calibration set (INT8 scales): {_calibration(spec, metrics)}. Neither
   was used to train the model by edgemed; whether they overlap its training data, only the
   maker can say ({TO_COMPLETE} if it matters).
 

@@ -16,6 +16,10 @@ class GateResult:
     int8_metric: float
     metric_name: str
     gate: Gate
+    # Why the INT8 model's outputs were refused by the task's own checks (a class id that is
+    # no label, a score outside [0, 1]: what INT8 rounding does to a graph's post-processing);
+    # None: they were not.
+    broken: str | None = None
 
     @property
     def metric_drop(self) -> float:
@@ -24,12 +28,19 @@ class GateResult:
     @property
     def passed(self) -> bool:
         return (
-            self.agreement >= self.gate.min_agreement
+            self.broken is None
+            and self.agreement >= self.gate.min_agreement
             and self.metric_drop <= self.gate.max_metric_drop
         )
 
     def explain(self) -> str:
         """One sentence a user can act on."""
+        if self.broken is not None:
+            return (
+                f"INT8 refused: its outputs fail the task's checks ({self.broken}); quantise "
+                "less of the graph (e.g. export it without the post-processing that INT8 "
+                "rounds) or ship FP32 with --fp32-if-gate-fails"
+            )
         figures = (
             f"INT8 agrees with FP32 on {self.agreement:.1%} of the evaluation set (gate "
             f">= {self.gate.min_agreement:.1%}); {self.metric_name} {self.fp32_metric:.4f} FP32 "

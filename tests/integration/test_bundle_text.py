@@ -185,6 +185,8 @@ def test_dynamic_int8_builds_gates_and_loads(work: Path) -> None:
     assert float(got @ expected("chest pain radiating to the left arm", "mean")) > 0.98
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "neighbour_accuracy" in card and "not a medical device" in card.lower()
+    assert "INT8 embedding cosine with FP32: min" in card
+    assert "none (quantization dynamic" in card
 
 
 def test_the_same_inputs_give_a_byte_identical_bundle(work: Path) -> None:

@@ -276,7 +276,7 @@ def edgemed_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
-def build(work: Path, spec: dict[str, Any], onnx_file: str, out: str) -> Any:
+def build(work: Path, spec: dict[str, Any], onnx_file: str, out: str, *extra: str) -> Any:
     """``edgemed bundle build`` from the command line; the JSON report, or the process."""
     spec = {
         "id": "nms-inside", "version": "1.0.0", "task": "object-detection",
@@ -288,7 +288,7 @@ def build(work: Path, spec: dict[str, Any], onnx_file: str, out: str) -> Any:
     (work / f"{out}.json").write_text(json.dumps(spec))
     return edgemed_cli(
         "bundle", "build", f"{out}.json", "--onnx", onnx_file, "--evaluation", "eval",
-        "--calibration", "calib", "--out", out, "--json", cwd=work,
+        "--calibration", "calib", "--out", out, "--json", *extra, cwd=work,
     )  # fmt: skip
 
 
@@ -327,17 +327,21 @@ def test_bundle_build_verify_and_load_a_graph_with_nms_inside(work: Path) -> Non
 def test_static_int8_of_a_graph_with_nms_inside_never_ships_wrong_boxes(work: Path) -> None:
     """ONNX Runtime's static quantiser puts one QDQ scale on the gathered rows (about 0.25:
     boxes in pixels and scores share it), so the INT8 graph's class ids and scores are not
-    what they say: the layout's checks stop the build (exit 4, ModelError) instead of a
+    what they say: the layout's checks refuse them, and the builder treats that as INT8
+    failing its gate (exit 11, nothing written; FP32 with --fp32-if-gate-fails) instead of a
     bundle with wrong boxes. Should the quantiser leave post-NMS nodes in float, the build
     ships INT8, and its boxes must then be right."""
     built = build(work, {}, "nms.onnx", "int8")
     if built.returncode:
-        assert built.returncode == 4, built.stderr
-        assert re.search(
-            r"ModelError: .*(is not an index of the 2|is outside \[0, 1\])", built.stderr
-        )
+        assert built.returncode == 11, built.stderr
+        assert "INT8 refused: its outputs fail the task's checks" in built.stderr
+        assert re.search(r"is not an index of the 2|is outside \[0, 1\]", built.stderr)
         assert not (work / "int8").exists()
-        return
+        shipped = build(work, {}, "nms.onnx", "int8", "--fp32-if-gate-fails")
+        assert shipped.returncode == 0, shipped.stderr
+        manifest = json.loads((work / "int8" / "manifest.json").read_text())
+        assert manifest["metrics"]["shipped_precision"] == "fp32"
+        assert manifest["metrics"]["int8_refused"] == "ModelError"
     with edgemed.load(work / "int8", backend="onnxruntime", threads=1) as pipe:
         image, truth = squares(np.random.default_rng(99))
         assert found(pipe(image)) == truth
@@ -356,3 +360,5 @@ def test_the_same_network_without_nms_reports_map50_95_beside_map50(work: Path) 
     assert 0.9 <= report["int8_map50_95"] <= report["int8_map50"], report
     metrics = json.loads((work / "no-nms" / "manifest.json").read_text())["metrics"]
     assert metrics["int8_map50_95"] == report["int8_map50_95"]
+    card = (work / "no-nms" / "MODEL_CARD.md").read_text()
+    assert f"| map50_95 | 1.0 | {report['int8_map50_95']} |" in card
