@@ -8,7 +8,8 @@ The stream is pydicom's real 12-lead ECG (1 kHz, int16) framed by the C firmware
   * pty: the same stream from the C simulator through a real pseudo-terminal into
     ``BridgeLink.stream`` (kernel tty path included; the simulator shares the CPU).
 Both as multiples of the real-time rate (12 leads x 1,000 samples/s); the target is >= 20x.
-Usage: python benchmarks/bench_bridge.py   (needs make, a C compiler, pydicom, pyserial)
+Usage: python benchmarks/bench_bridge.py [--quick]   (needs make, a C compiler, pydicom, pyserial)
+``--quick``: one run of each instead of five (testing, not figures).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import importlib.util
 import json
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -79,6 +81,7 @@ def pty_rate(args: list[str]) -> float:
 
 
 def main() -> None:
+    runs = 1 if "--quick" in sys.argv[1:] else 5
     subprocess.run(["make", "-s", "-C", str(FIRMWARE), "sim"], check=True)
     exporter = _exporter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,8 +93,8 @@ def main() -> None:
         subprocess.run([str(FIRMWARE / "build" / "fb_sim"), *args, "-o", str(wire)], check=True,
                        capture_output=True)  # fmt: skip
         stream = wire.read_bytes()
-        decode = statistics.median(decode_rate(stream) for _ in range(5))
-        pty = statistics.median(pty_rate(args) for _ in range(5))
+        decode = statistics.median(decode_rate(stream) for _ in range(runs))
+        pty = statistics.median(pty_rate(args) for _ in range(runs))
     rows = [
         {"path": "decode (memory, 4 KiB reads)", "samples_per_s": round(decode),
          "x_realtime": round(decode / REALTIME, 1)},
@@ -101,6 +104,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "bridge",
         "machine": machine_info(),
+        "runs": runs,
         "signal": "pydicom waveform_ecg.dcm, 12 leads, 1 kHz, int16, 36 samples/frame",
         "stream_bytes_per_s_realtime": round(len(stream) / 60.0),
         "baseline": "real-time rate of a 12-lead ECG at 1 kHz = 12,000 samples/s (target >= 20x)",

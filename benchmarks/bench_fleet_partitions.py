@@ -3,7 +3,8 @@ against the unpartitioned table, paired and interleaved in one run: 6 rounds of 
 (10 transactions of 600, 200 devices, ~650-byte payloads) through ``insert_results``, the
 store's own path (no broker). Median results/s of each.
 
-Usage: python benchmarks/bench_fleet_partitions.py   (EDGEMED_TEST_POSTGRES: the DSN)
+Usage: python benchmarks/bench_fleet_partitions.py [--quick]   (EDGEMED_TEST_POSTGRES: the DSN)
+``--quick``: 2 rounds of one transaction of 600 each (testing, not figures).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
 import uuid
 
@@ -45,21 +47,22 @@ def _store(partitioned: bool) -> tuple[PostgresStore, str]:
 
 
 def main() -> None:
+    rounds, batches = (2, 1) if "--quick" in sys.argv[1:] else (6, 10)
     stores = {kind: _store(kind) for kind in (True, False)}
     assert stores[True][0].partitioned and not stores[False][0].partitioned
     rates: dict[bool, list[float]] = {True: [], False: []}
     next_seq = {True: 0, False: 0}
     try:
-        for round_ in range(6):
+        for round_ in range(rounds):
             for kind in (True, False) if round_ % 2 == 0 else (False, True):
                 started = time.perf_counter()
-                for _ in range(10):
+                for _ in range(batches):
                     base = next_seq[kind]
                     stores[kind][0].insert_results(
                         [_msg(f"dev-{i % 200}", base + i + 1) for i in range(600)]
                     )
                     next_seq[kind] += 600
-                rates[kind].append(6000 / (time.perf_counter() - started))
+                rates[kind].append(600 * batches / (time.perf_counter() - started))
     finally:
         for store, schema in stores.values():
             store.close()
@@ -67,6 +70,7 @@ def main() -> None:
                 db.execute(f"DROP SCHEMA {schema} CASCADE")
     print(json.dumps({
         "machine": machine_info(),
+        "results_per_round": 600 * batches,
         "partitioned_results_per_s": round(statistics.median(rates[True])),
         "unpartitioned_results_per_s": round(statistics.median(rates[False])),
         "rounds": {"partitioned": [round(r) for r in rates[True]],
