@@ -116,7 +116,8 @@ def test_importing_the_hardware_probe_loads_no_runtime() -> None:
 def test_a_loaded_pipeline_names_its_further_models_and_says_where_they_fell_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Provenance lists the recogniser; a fallback of it shows in the pipeline's choice."""
+    """Provenance lists the recogniser (and the detector's second session); a fallback of it
+    shows in the pipeline's choice."""
     import edgemed.backends.start as start_module  # where a pipeline opens its further models
 
     real = start_module.open_model
@@ -130,7 +131,9 @@ def test_a_loaded_pipeline_names_its_further_models_and_says_where_they_fell_bac
         assert "recognizer runs on onnxruntime/cpu: test" in pipe.choice.reason
         frame = np.full((240, 320, 3), 255, np.uint8)
         components = pipe(frame).provenance.components
-    rec = load_manifest(find_model_dir("monitor-reader")).artifacts["recognizer"]
+    artifacts = load_manifest(find_model_dir("monitor-reader")).artifacts
+    # The detector is opened again for the closer look at small labels (closer_look.py).
     assert [(c.role, c.sha256, c.backend) for c in components] == [
-        ("recognizer", rec.sha256, "onnxruntime")
+        ("recognizer", artifacts["recognizer"].sha256, "onnxruntime"),
+        ("model", artifacts["model"].sha256, "onnxruntime"),
     ]

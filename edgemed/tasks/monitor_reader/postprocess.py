@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,9 +46,11 @@ from ...results import (
 from ..golden import golden_limits
 from ..spec import OpenModel
 from .box_crops import crop_box, order_clockwise, widened_crop
+from .box_split import Recognised, cut_mixed
+from .closer_look import enlarged, label_regions, new_boxes
 from .field_confidence import FieldConfidence
 from .panels import Panels
-from .preprocess import MonitorContext, MonitorFrame
+from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_size
 from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
 
@@ -72,16 +74,6 @@ class MonitorPostprocess:
     rec_std: float
     min_text_confidence: float
     field_confidence: dict[str, Any]  # weights, bias, threshold (field_confidence.py)
-
-
-class Recognised(NamedTuple):
-    """One crop read: text, mean and least-sure character confidence, and where each
-    character other than a space was emitted (fractions of the crop's width)."""
-
-    text: str
-    confidence: float
-    least_sure: float
-    positions: tuple[float, ...]
 
 
 def _emitting(best: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
@@ -140,6 +132,10 @@ class MonitorPostprocessor:
         self.charset = kernels.ppocr_charset(chars)
         self.recognizer = open_model("recognizer")
         self._rec_input = self.recognizer.input_names[0]
+        # The detector again, for a closer look at small labels (closer_look.py).
+        self._det = parse_section(DetectorPreprocess, manifest.preprocess, "manifest.preprocess")
+        self.detector = open_model("model")
+        self._det_input = self.detector.input_names[0]
 
     def read_boxes(
         self, prob: npt.NDArray[np.float32], image: npt.NDArray[np.uint8]
@@ -204,6 +200,37 @@ class MonitorPostprocessor:
                 results[i] = Recognised(text, conf, _least_sure(row), where)
         return results
 
+    def look_closer(
+        self,
+        image: npt.NDArray[np.uint8],
+        boxes: list[tuple[npt.NDArray[np.float32], float]],
+        crops: list[npt.NDArray[np.uint8]],
+        recognised: list[Recognised],
+    ) -> None:
+        """Labels too small for the detector at the screen's scale, looked for again in an
+        enlarged region beside each large number that has none (closer_look.py); what is
+        found joins ``boxes``, ``crops`` and ``recognised``."""
+        ok = [r.confidence >= self.config.min_text_confidence for r in recognised]
+        kept = [b[0] for b, good in zip(boxes, ok, strict=True) if good]
+        texts = [r.text for r, good in zip(recognised, ok, strict=True) if good]
+        found = []
+        for region in label_regions(kept, texts, image.shape):
+            big = enlarged(image, region)
+            size = detector_size(big.shape[0], big.shape[1], self._det.limit_side_len, "max")
+            transform = kernels.ImageTransform(
+                size=size, input_order="bgr", output_order="bgr",
+                mean=(self._det.mean,) * 3, std=(self._det.std,) * 3,
+            )  # fmt: skip
+            tensor = kernels.preprocess_image(big, transform)[0][None]
+            prob = next(iter(self.detector.run({self._det_input: tensor}).values()))[0, 0]
+            for inner, source, score in new_boxes(self.read_boxes(prob, big), region, kept):
+                found.append((source, score, crop_box(big, inner)))
+                kept.append(source)  # found once, even where two regions overlap
+        if found:
+            boxes += [(source, score) for source, score, _ in found]
+            crops += [crop for _, _, crop in found]
+            recognised += self.recognise([crop for _, _, crop in found])
+
     def second_read(
         self,
         candidates: list[Candidate],
@@ -235,6 +262,10 @@ class MonitorPostprocessor:
         boxes = self.read_boxes(prob, image)
         crops = [crop_box(image, pts) for pts, _ in boxes]
         recognised = self.recognise(crops)
+        boxes, crops, recognised = cut_mixed(
+            image, boxes, crops, recognised, self.recognise, self.config.min_text_confidence
+        )
+        self.look_closer(image, boxes, crops, recognised)
         texts: list[OcrText] = []
         pairing_boxes: list[Box] = []
         kept: list[npt.NDArray[np.float32]] = []

@@ -38,7 +38,7 @@ _LABELS: list[tuple[str, re.Pattern[str]]] = [
     ("nibp", re.compile(r"(NIBP|NBP|BP)" + _END)),
     ("hr", re.compile(r"(ECG ?HR|HR)" + _END)),
     ("rr", re.compile(r"(AWRR|RR|RESP)" + _END)),
-    ("temperature", re.compile(r"(TEMP|TMP|TEM|T[12]?)" + _END)),
+    ("temperature", re.compile(r"(TEMP|TMP|TEM|T[12I]?)" + _END)),  # "TI": a misread "T1"
     # Parameters the reader does not report: they still claim their numbers.
     ("other", re.compile(r"(PR|PULSE|ETCO2|ETC02|CO2|ST|BED|PVC|FICO2|IBP|ART|CVP)" + _END)),
 ]
@@ -53,7 +53,10 @@ _BP = re.compile(
     r"^(\d{1,3}(?:\.\d)?)\s*/\s*(\d{1,3}(?:\.\d)?)(?:\s*\(\s*[\d.]{2,5}\s*\)?)?" + _UNIT
 )
 _NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)\*?" + _UNIT)  # "52*": a bell glyph after it
-MARKER = re.compile(r"^(?:[-?_.*★☆\s]*[-?*★☆][-?_.*★☆\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$")
+# "---" is sometimes read as ".." or "__": punctuation alone never is a value.
+MARKER = re.compile(
+    r"^(?:[-?_.*★☆\s]*[-?*★☆][-?_.*★☆\s]*|[._\s]*[._][._\s]*[._][._\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$"
+)
 
 
 def _norm(text: str) -> str:
@@ -129,6 +132,12 @@ def classify_label(text: str) -> tuple[str, str] | None:
         if m:
             return name, t[m.end() :].strip(" :")
     return None
+
+
+def label_spans(word: str) -> list[tuple[int, int]]:
+    """(start, end) of each label in an upper-case word with no spaces ("153/115SP02" ->
+    [(7, 11)]): where a glued box may be cut before and after a label, never inside it."""
+    return [m.span() for m in _ANY_LABEL.finditer(word)]
 
 
 def split_labels(text: str) -> list[str]:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["box_problem", "unread_ink"]
+__all__ = ["box_problem", "ink_mask", "unread_ink"]
 
 MIN_DIGIT = 0.6  # of the value's digit height: ink this tall beside the box may be a digit
 MAX_DIGIT = 1.2
@@ -86,7 +86,7 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
     h, w = crop.shape[:2]
     if h < 8 or w < 4 or not positions:
         return None
-    mask = _closed(_ink(_brightest(crop))[2] > 0, h)
+    mask = ink_mask(crop)
     digit = _tallest(mask)
     if digit < 6:
         return None
@@ -103,6 +103,11 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
         if not any(left - reach <= x <= left + width + reach for x in xs):
             return "partial-number"
     return None
+
+
+def ink_mask(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """A text crop's ink (0/1), segmented digits closed vertically into whole digits."""
+    return _closed(_ink(_brightest(crop))[2] > 0, crop.shape[0])
 
 
 def _brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .box_geometry import not_its_own
 from .screen_text import (
     LEADING_UNIT,
     MARKER,
@@ -278,26 +279,30 @@ def _inline_checked(glued: Candidate, label_box: Box, owned: _Owned, screen: _Sc
 def _unreadable_checked(
     candidate: Candidate, label_box: Box, owned: _Owned, screen: _Screen
 ) -> Candidate:
-    """Step 3: an unreadable number as tall as the value may be the real value."""
+    """Step 3: an unreadable number as tall as the value may be the real value; text between
+    the label and the value, or a number stacked on the value, says it is not the label's
+    (box_geometry.py)."""
     if candidate.value is None or candidate.value_box is None:
         return candidate
-    value_height = screen.numbers[candidate.value_box].box.height
-    big = [
-        screen.unreadable[i]
-        for _, _, i in owned
-        if i in screen.unreadable
-        and screen.unreadable[i].height > MAX_LIMIT_OVER_VALUE * value_height
+    value = screen.numbers[candidate.value_box].box
+    limit = MAX_LIMIT_OVER_VALUE * value.height
+    big = [screen.unreadable[i] for _, _, i in owned if i in screen.unreadable]
+    big = [b for b in big if b.height > limit]
+    why = f"{big[0].text!r}, unreadable, is as tall as the value" if big else None
+    numbers = [n.box for n in screen.numbers.values()]
+    blocking = [
+        *screen.unreadable.values(),
+        *screen.markers.values(),
+        *(b for b, _ in screen.labels),
     ]
-    if not big:
+    blocking += [b for b in numbers if b.height > limit]
+    why = why or not_its_own(label_box, value, blocking, numbers)
+    if why is None:
         return candidate
     return Candidate(
-        candidate.name,
-        None,
-        "ambiguous-pairing",
-        f"{big[0].text!r}, unreadable, is as tall as the value",
-        label_box=label_box.index,
-        alarm_limits=candidate.alarm_limits,
-    )
+        candidate.name, None, "ambiguous-pairing", why,
+        label_box=label_box.index, alarm_limits=candidate.alarm_limits,
+    )  # fmt: skip
 
 
 def _small_for_this_screen(out: list[Candidate], numbers: dict[int, Number]) -> list[Candidate]:
@@ -426,7 +431,15 @@ def _withheld_by_size(
             alarm_limits=limits,
             label_box=label.index,
         )
-    if own_markers and any(m.height > MAX_LIMIT_OVER_VALUE * tallest for m in own_markers):
+    # A marker drawn larger than the label is a value's "no value" ("***" is drawn smaller
+    # than digits of the same font, so the value's height alone misses it); alarm limits are
+    # numbers, never markers.
+    if any(  # "---" drawn at the value's size is thin: its width says its size
+        m.height > MAX_LIMIT_OVER_VALUE * tallest
+        or m.height >= MIN_VALUE_OVER_LABEL * label.height
+        or m.width >= 0.6 * top.box.width
+        for m in own_markers
+    ):
         return Candidate(
             name, None, "ambiguous-pairing", "a number and a no-value marker", label_box=label.index
         )

@@ -1,0 +1,85 @@
+"""Where two boxes stand relative to each other, for the pairing's safety rules.
+
+* **Text between a label and its number.** A monitor draws a parameter's value next to its
+  label; limits and units may stand between them, but never another parameter's text. A box
+  whose centre lies on the way from the label to the number (within half the number's height
+  of the line joining their centres, between 15 % and 85 % of the way) is text between them:
+  the number may belong to another label that was not read (a central-station row "Temp 37.2
+  NBP OFF RR 28" read with "NBP OFF RR" unreadable gave RR's 28 to Temp).
+* **Two numbers stacked.** Alarm limits are drawn as two small numbers, one over the other. A
+  candidate value no more than twice its label's height with a number of comparable height
+  right above or below it, overlapping it in columns, is one of such a pair (the value itself
+  unread: a thin "7" the detector missed, its limits "25" over "8" taken for the value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .screen_text import Box
+
+__all__ = ["not_its_own", "stacked", "text_between"]
+
+MIN_WAY, MAX_WAY = 0.15, 0.85  # of the way from the label's centre to the number's
+MAX_ASIDE = 0.5  # of the number's height: how far from that line a box is still between
+MIN_STACKED_HEIGHT = 0.6  # the smaller of two stacked numbers, relative to the larger
+# Alarm limits are drawn about as tall as the label; a value in a column of tiles is drawn
+# much taller, with the next tile's value close below it.
+MAX_LIMIT_OVER_LABEL = 2.0
+MAX_STACK_GAP = (
+    0.2  # of the larger's height: limits are stacked tight; values of a column of tiles are not
+)
+
+
+def text_between(label: Box, number: Box, others: Iterable[Box]) -> Box | None:
+    """The first of ``others`` standing between ``label`` and ``number``, or None."""
+    a, b = label.centre, number.centre
+    way = b - a
+    length = float(np.hypot(*way))
+    if length < 1.0:
+        return None
+    unit = way / length
+    for other in others:
+        if other.index in (label.index, number.index):
+            continue
+        d = other.centre - a
+        along = float(d @ unit) / length
+        aside = abs(float(d[0] * unit[1] - d[1] * unit[0]))
+        if MIN_WAY < along < MAX_WAY and aside <= MAX_ASIDE * number.height:
+            return other
+    return None
+
+
+def stacked(value: Box, other: Box) -> bool:
+    """Whether ``other`` is drawn right above or below ``value`` at a comparable height."""
+    hv, ho = value.height, other.height
+    if min(hv, ho) < MIN_STACKED_HEIGHT * max(hv, ho):
+        return False
+    v0, v1 = value.corners[:, 0].min(), value.corners[:, 0].max()
+    o0, o1 = other.corners[:, 0].min(), other.corners[:, 0].max()
+    overlap = min(v1, o1) - max(v0, o0)
+    if overlap < 0.5 * min(v1 - v0, o1 - o0):
+        return False
+    top_v, bottom_v = value.corners[:, 1].min(), value.corners[:, 1].max()
+    top_o, bottom_o = other.corners[:, 1].min(), other.corners[:, 1].max()
+    gap = max(top_o - bottom_v, top_v - bottom_o)
+    # Detector boxes are padded (unclip), so two stacked numbers' boxes may overlap a little.
+    return bool(-0.35 * max(hv, ho) <= gap <= MAX_STACK_GAP * max(hv, ho))
+
+
+def not_its_own(
+    label: Box, value: Box, blocking: Iterable[Box], numbers: Iterable[Box]
+) -> str | None:
+    """Why ``value`` may not be ``label``'s own value (text between them, or one of the
+    screen's ``numbers`` stacked on it), or None."""
+    between = text_between(label, value, blocking)
+    if between is not None:
+        return f"{between.text!r} stands between the label and {value.text!r}"
+    if value.height >= MAX_LIMIT_OVER_LABEL * label.height:
+        return None  # drawn far larger than its label: a value, not an alarm limit
+    on_top = [b for b in numbers if b.index != value.index and stacked(value, b)]
+    if on_top:
+        return f"{value.text!r} and {on_top[0].text!r} are stacked: alarm limits?"
+    return None

@@ -1,0 +1,146 @@
+"""Cutting mixed text boxes (box_split.py) and the closer look at small labels
+(closer_look.py) of the monitor reader.
+
+The unit cases draw a text box with OpenCV and give the character positions a recogniser
+would emit (each character's centre); the screens in tests/fixtures/monitor-structure/ are
+rendered by models/recipes/monitor_screens.py (tuning seeds 250000+, development seeds 970000+:
+none of them is a seed the card's held-out figures come from).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import edgemed
+from edgemed.results import MONITOR_FIELDS
+from edgemed.tasks.monitor_reader.box_split import split_box
+from edgemed.tasks.monitor_reader.closer_look import MAX_REGIONS, label_regions, new_boxes
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+SCREENS = Path(__file__).parents[1] / "fixtures" / "monitor-structure"
+
+
+def draw(parts: list[tuple[str, float, int]], height: int = 60) -> tuple[np.ndarray, list[float]]:
+    """A dark box with light text: (text, scale, baseline row) drawn left to right, and where
+    each non-space character's centre is, as fractions of the box width."""
+    sizes = [cv2.getTextSize(t, FONT, s, 2)[0] for t, s, _ in parts]
+    widths = [w for w, _ in sizes]
+    gap = max(4, round(0.4 * max(h for _, h in sizes)))  # a word space
+    width = sum(widths) + gap * (len(parts) + 1)
+    crop = np.zeros((height, width, 3), np.uint8)
+    x, centres = gap, []
+    for (text, scale, row), w in zip(parts, widths, strict=True):
+        cv2.putText(crop, text, (x, row), FONT, scale, (230, 230, 230), 2, cv2.LINE_AA)
+        step = w / len(text)
+        centres += [x + step * (i + 0.5) for i, c in enumerate(text) if not c.isspace()]
+        x += w + gap
+    return crop, [c / width for c in centres]
+
+
+def corners(crop: np.ndarray, x0: float = 100.0, y0: float = 50.0) -> np.ndarray:
+    h, w = crop.shape[:2]
+    return np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]], np.float32)
+
+
+def test_a_label_glued_to_a_larger_value_is_cut_at_its_ink() -> None:
+    crop, xs = draw([("HR", 0.6, 40), ("82", 1.8, 52)])
+    pieces = split_box("HR 82", tuple(xs), crop, corners(crop))
+    assert pieces is not None and [p.text for p in pieces] == ["HR", "82"]
+    label, value = (p.corners for p in pieces)
+    assert label[:, 0].max() <= value[:, 0].min()  # side by side, in source pixels
+    tall = value[:, 1].max() - value[:, 1].min()
+    assert tall > 1.8 * (label[:, 1].max() - label[:, 1].min())  # each has its own height
+    assert value[:, 1].min() >= 50 and value[:, 1].max() <= 50 + crop.shape[0] + 1
+
+
+def test_a_label_glued_to_its_low_limit_on_another_row_is_cut() -> None:
+    crop, xs = draw([("HR", 0.6, 25), ("60", 0.6, 55)], height=64)
+    pieces = split_box("HR60", tuple(xs), crop, corners(crop))
+    assert pieces is not None and [p.text for p in pieces] == ["HR", "60"]
+
+
+def test_text_before_a_label_is_never_its_value() -> None:
+    crop, xs = draw([("153/115", 0.6, 40), ("SpO2", 0.6, 40)])
+    pieces = split_box("153/115 SpO2", tuple(xs), crop, corners(crop))
+    assert pieces is not None and [p.text for p in pieces] == ["153/115", "SpO2"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "text"),
+    [
+        ([("HR", 0.8, 40), ("72", 0.8, 40)], "HR 72"),  # one size, one row: the inline rule's
+        ([("SpO", 1.2, 45), ("2", 0.5, 50)], "SpO2"),  # a label is never cut inside
+        ([("T1", 0.6, 40)], "T1"),
+        ([("120/80", 1.2, 45)], "120/80"),
+    ],
+)
+def test_what_is_one_text_stays_whole(parts: list[tuple[str, float, int]], text: str) -> None:
+    crop, xs = draw(parts)
+    assert split_box(text, tuple(xs), crop, corners(crop)) is None
+
+
+def test_positions_that_do_not_match_the_text_leave_the_box_whole() -> None:
+    crop, xs = draw([("HR", 0.6, 40), ("82", 1.8, 52)])
+    assert split_box("HR 82", tuple(xs[:3]), crop, corners(crop)) is None
+    assert split_box("HR 82", tuple(xs), crop[:6], corners(crop[:6])) is None
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def test_a_large_number_without_a_label_beside_it_is_looked_at_again() -> None:
+    boxes = [box(300, 100, 360, 150), box(600, 100, 660, 150), box(560, 105, 590, 120)]
+    texts = ["37.3", "97", "SpO2"]
+    regions = label_regions(boxes, texts, (400, 800, 3))
+    assert len(regions) == 1  # 97 has its label; 37.3 has none
+    x0, y0, x1, y1 = regions[0]
+    assert x0 <= 300 - 3 * 50 and y0 <= 100 - 50 and x1 >= 360 and y1 >= 150
+
+
+def test_at_most_max_regions_and_small_numbers_never() -> None:
+    boxes = [box(200 * i, 100, 200 * i + 60, 150) for i in range(MAX_REGIONS + 2)]
+    boxes.append(box(50, 300, 60, 310))  # a limit-sized number
+    texts = ["88"] * (MAX_REGIONS + 2) + ["10"]
+    regions = label_regions(boxes, texts, (400, 2000, 3))
+    assert len(regions) == MAX_REGIONS
+    assert all(y1 < 300 for _, _, _, y1 in regions)
+
+
+def test_boxes_found_again_where_one_was_read_are_dropped() -> None:
+    known = [box(100, 100, 160, 150)]
+    region = (0, 50, 200, 200)
+    found = [(box(250, 125, 400, 250), 0.8), (box(20, 20, 60, 50), 0.7)]  # enlarged 2.5x
+    kept = new_boxes(found, region, known)
+    assert len(kept) == 1  # the first is the 37.3 already read (centre at 130, 125)
+    np.testing.assert_allclose(kept[0][1], box(8, 58, 24, 70))
+
+
+@pytest.fixture(scope="module")
+def reader() -> Iterator[edgemed.Pipeline]:
+    with edgemed.load("monitor-reader", threads=1) as pipeline:
+        yield pipeline
+
+
+def test_structure_screens_never_give_a_wrong_value(reader: edgemed.Pipeline) -> None:
+    """Screens whose fields 1.1 could not read (a label glued to its limit, a box across a
+    tile border, 7-pixel labels, a '***' HR beside an undetected SpO2 label): every value
+    reported is the screen's, and each mechanism does its part."""
+    truth = json.loads((SCREENS / "labels.json").read_text())
+    readings = {name: reader(SCREENS / name) for name in truth}
+    for name, reading in readings.items():
+        for field in MONITOR_FIELDS:
+            got = reading.value(field)  # type: ignore[attr-defined]
+            assert got is None or got == truth[name][field], (name, field, got)
+    texts = {name: [t.text for t in r.texts] for name, r in readings.items()}  # type: ignore[attr-defined]
+    assert "NBP" in texts["970001-central-station-dejavu.png"]  # 8 px tall: the closer look
+    assert {"153/115", "Sp02"} <= set(texts["970001-central-station-dejavu.png"])  # cut
+    assert {"40.8", "SPO2", "82"} <= set(texts["250002-transport-b612.png"])  # cut at a border
+    hr = readings["250014-vertical-list-opensans-condensed.png"].withheld["hr"]  # type: ignore[attr-defined]
+    assert hr.reason == "ambiguous-pairing"  # "***" beside HR, 77 is SpO2's
