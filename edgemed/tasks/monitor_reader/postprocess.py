@@ -50,7 +50,7 @@ from .box_split import Recognised, cut_mixed
 from .closer_look import enlarged, label_regions, new_boxes
 from .field_confidence import FieldConfidence
 from .panels import Panels
-from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_size
+from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_input
 from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
 
@@ -216,12 +216,7 @@ class MonitorPostprocessor:
         found = []
         for region in label_regions(kept, texts, image.shape):
             big = enlarged(image, region)
-            size = detector_size(big.shape[0], big.shape[1], self._det.limit_side_len, "max")
-            transform = kernels.ImageTransform(
-                size=size, input_order="bgr", output_order="bgr",
-                mean=(self._det.mean,) * 3, std=(self._det.std,) * 3,
-            )  # fmt: skip
-            tensor = kernels.preprocess_image(big, transform)[0][None]
+            tensor = detector_input(big, self._det)
             prob = next(iter(self.detector.run({self._det_input: tensor}).values()))[0, 0]
             for inner, source, score in new_boxes(self.read_boxes(prob, big), region, kept):
                 found.append((source, score, crop_box(big, inner)))

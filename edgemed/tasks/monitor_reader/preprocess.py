@@ -29,6 +29,7 @@ __all__ = [
     "DetectorPreprocessor",
     "MonitorContext",
     "MonitorFrame",
+    "detector_input",
     "detector_size",
     "load_image",
 ]
@@ -120,6 +121,23 @@ def detector_size(height: int, width: int, limit_side_len: int, limit_type: str)
     return h, w
 
 
+def detector_input(image: npt.NDArray[np.uint8], c: DetectorPreprocess) -> npt.NDArray[np.float32]:
+    """A BGR image -> the detector's input (1, 3, H, W): the screen, and the enlarged regions
+    the postprocessor looks at again (closer_look.py)."""
+    size = detector_size(image.shape[0], image.shape[1], c.limit_side_len, c.limit_type)
+    transform = kernels.ImageTransform(
+        size=size,
+        interpolation="bilinear",
+        fit="stretch",
+        input_order="bgr",
+        output_order="bgr",  # PP-OCR models take OpenCV's channel order
+        mean=(c.mean,) * 3,
+        std=(c.std,) * 3,
+    )
+    tensor, _ = kernels.preprocess_image(image, transform)
+    return np.asarray(tensor[None], dtype=np.float32)
+
+
 class DetectorPreprocessor:
     """Photo -> PP-OCR detector input ``x`` (1, 3, H, W) float32, BGR, sides multiple of 32."""
 
@@ -135,20 +153,8 @@ class DetectorPreprocessor:
     def __call__(self, item: object) -> Prepared:
         frame = item if isinstance(item, MonitorFrame) else MonitorFrame(image=item)  # type: ignore[arg-type]
         image = load_image(frame.image)
-        c = self.config
-        size = detector_size(image.shape[0], image.shape[1], c.limit_side_len, c.limit_type)
-        transform = kernels.ImageTransform(
-            size=size,
-            interpolation="bilinear",
-            fit="stretch",
-            input_order="bgr",
-            output_order="bgr",  # PP-OCR models take OpenCV's channel order
-            mean=(c.mean,) * 3,
-            std=(c.std,) * 3,
-        )
-        tensor, _ = kernels.preprocess_image(image, transform)
         return Prepared(
-            tensors={self._input: tensor[None]},
+            tensors={self._input: detector_input(image, self.config)},
             input_sha256=Prepared.array_sha256(image),
             input_kind="image",
             context=MonitorContext(image=image, frame=frame),
