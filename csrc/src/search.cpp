@@ -1,5 +1,7 @@
 #include "edgemed/search.hpp"
 
+#include "search_simd.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -64,6 +66,9 @@ public:
             std::push_heap(heap_.begin(), heap_.end(), better);
         }
     }
+
+    // The score a hit must reach to be kept (-inf until k hits are held).
+    float floor() const noexcept { return heap_.size() < k_ ? -INFINITY : heap_.front().first; }
 
     void merge(const TopK& other) {
         for (const auto& hit : other.heap_) push(hit.first, hit.second);
@@ -348,6 +353,7 @@ bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
             q_unit[q * dim + i] = static_cast<float>(src[i] * q_inv[q]);
     }
     const float tol = 2.0f * static_cast<float>(2 * dim + 8) * 0x1p-24f;
+    const bool wide = simd::has_avx512();
     std::atomic<bool> finite{true}, off_unit{false};
     auto exact = [&](std::size_t q, const float* row, double r_inv) {
         const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
@@ -360,10 +366,14 @@ bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
             const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
             float d = 0.0f, ss = 1.0f;
             for (std::size_t q = 0; q < n_queries; ++q) {
+                const float* qu = &q_unit[q * dim];
                 if (unit_rows)
-                    d = dot_vf8(&q_unit[q * dim], row, dim), ss = std::isfinite(d) ? ss : d;
+                    d = wide ? simd::dot_f32(qu, row, dim) : dot_vf8(qu, row, dim),
+                    ss = std::isfinite(d) ? ss : d;
+                else if (wide)
+                    simd::dot_sumsq_f32(qu, row, dim, d, ss);
                 else
-                    dot_sumsq_f32(&q_unit[q * dim], row, dim, d, ss);
+                    dot_sumsq_f32(qu, row, dim, d, ss);
                 approx[q * len + (r - begin)] = d;
             }
             if (ss > 1e-30f && ss < 1e30f) {
@@ -426,7 +436,7 @@ void cosine_topk_int8(const float* queries, std::size_t n_queries, std::ptrdiff_
     if (n_queries == 0) return;  // the scan reads the first query unconditionally
     // int16 queries: 2^-15 relative rounding, far below the int8 matrix's own ~2^-8.
     std::vector<std::int16_t> q16(n_queries * dim);
-    std::vector<double> q_inv(n_queries);
+    std::vector<double> q_inv(n_queries), q_inv_sq(n_queries);
     for (std::size_t q = 0; q < n_queries; ++q) {
         const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
         float max_abs = 0.0f;
@@ -439,15 +449,35 @@ void cosine_topk_int8(const float* queries, std::size_t n_queries, std::ptrdiff_
             sumsq += static_cast<double>(v) * v;
         }
         q_inv[q] = inverse_or_zero(std::sqrt(sumsq));
+        q_inv_sq[q] = q_inv[q] * q_inv[q];
     }
+    const bool vnni = simd::has_avx512_vnni();
     const RangeScan scan = [&](std::size_t begin, std::size_t end, std::vector<TopK>& tops) {
         for (std::size_t r = begin; r < end; ++r) {
             const std::int8_t* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-            const DotNorm first = dot_sumsq_i16_i8(q16.data(), row, dim);
-            const double r_inv = inverse_or_zero(std::sqrt(static_cast<double>(first.sumsq)));
+            DotNorm first{};
+            if (vnni)
+                simd::dot_sumsq_i16_i8(q16.data(), row, dim, first.dot, first.sumsq);
+            else
+                first = dot_sumsq_i16_i8(q16.data(), row, dim);
+            const auto sumsq = static_cast<double>(first.sumsq);
+            // Most rows cannot beat the worst kept hit; tell them apart without the square root:
+            // with floor f > 0, a row's cosine is below f(1 - 1e-6) (so its float score is below
+            // f) when dot |dot| q_inv^2 < f^2 (1 - 2e-6) sumsq (a dot <= 0 always is). The margin
+            // covers the rounding of the double products by orders of magnitude. One branch, and
+            // a predictable one: a data-dependent "dot <= 0" test mispredicts on half the rows.
+            if (n_queries == 1) {
+                const auto dot = static_cast<double>(first.dot);
+                const double f = tops[0].floor();
+                if (f > 0.0 && dot * std::fabs(dot) * q_inv_sq[0] < f * f * (1.0 - 2e-6) * sumsq)
+                    continue;
+            }
+            const double r_inv = inverse_or_zero(std::sqrt(sumsq));
             for (std::size_t q = 0; q < n_queries; ++q) {
+                const std::int16_t* qq = &q16[q * dim];
                 const auto dot = static_cast<double>(
-                    q == 0 ? first.dot : dot_i16_i8(&q16[q * dim], row, dim));
+                    q == 0 ? first.dot
+                           : (vnni ? simd::dot_i16_i8(qq, row, dim) : dot_i16_i8(qq, row, dim)));
                 tops[q].push(static_cast<float>(dot * q_inv[q] * r_inv),
                              static_cast<std::int64_t>(r));
             }
@@ -457,42 +487,73 @@ void cosine_topk_int8(const float* queries, std::size_t n_queries, std::ptrdiff_
                   out_score);
 }
 
+// Two passes per range, as cosine_topk: float32 scores of every row from the converted halves
+// (16 AVX-512 lanes in registers, or F16C / portable conversion into a row buffer), then the
+// exact double-precision cosine of the rows within the float32 error bound of each query's k-th.
+// Scores are therefore the same bits on every path. A row holding an infinity or NaN has a
+// non-finite sum of squares (finite halves square and sum far below float32's range).
 bool cosine_topk_fp16(const float* queries, std::size_t n_queries, std::ptrdiff_t query_stride,
                       const std::uint16_t* matrix, std::size_t n_rows,
                       std::ptrdiff_t matrix_stride, std::size_t dim, std::size_t k,
                       unsigned max_threads, std::int64_t* out_index, float* out_score) {
     std::vector<double> q_inv(n_queries);
+    std::vector<float> q_unit(n_queries * dim);
     for (std::size_t q = 0; q < n_queries; ++q) {
         const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
         q_inv[q] = inverse_or_zero(std::sqrt(dot(src, src, dim)));
+        for (std::size_t i = 0; i < dim; ++i)
+            q_unit[q * dim + i] = static_cast<float>(src[i] * q_inv[q]);
     }
+    const float tol = 2.0f * static_cast<float>(2 * dim + 8) * 0x1p-24f;
+    const bool wide = simd::has_avx512();
     std::atomic<bool> finite{true};
     const RangeScan scan = [&](std::size_t begin, std::size_t end, std::vector<TopK>& tops) {
-        std::vector<float> row(dim);  // one converted row per thread, reused
+        const std::size_t len = end - begin;
+        std::vector<float> approx(n_queries * len), kth(len), row(dim);
         for (std::size_t r = begin; r < end; ++r) {
             const std::uint16_t* half = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-            float first = 0.0f, self = 0.0f;  // dots with the first query and with itself
-#ifdef EDGEMED_F16C
-            HalfDots dots{};
-            const bool fast = n_queries > 0 && has_f16c();
-            const bool ok = fast ? half_dots_f16c(half, queries, dim, row.data(), dots)
-                                 : half_row_to_float(half, dim, row.data());
-            if (fast) first = dots.query, self = dots.self;
-#else
-            const bool fast = false;
-            const bool ok = half_row_to_float(half, dim, row.data());
-#endif
-            if (!ok) {
-                finite = false;  // NaN scores would break the ordering: skip, report below
-                continue;
-            }
-            if (!fast) self = dot_f32(row.data(), row.data(), dim);
-            const double r_inv = inverse_or_zero(std::sqrt(self));
+            float d = 0.0f, ss = 0.0f;
             for (std::size_t q = 0; q < n_queries; ++q) {
-                const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
-                const double d = fast && q == 0 ? first : dot_f32(src, row.data(), dim);
-                tops[q].push(static_cast<float>(d * q_inv[q] * r_inv),
-                             static_cast<std::int64_t>(r));
+                const float* qu = &q_unit[q * dim];
+                if (wide) {
+                    simd::dot_sumsq_f16(qu, half, dim, d, ss);
+                } else if (q > 0) {
+                    d = dot_vf8(qu, row.data(), dim);  // the row converted for the first query
+#ifdef EDGEMED_F16C
+                } else if (has_f16c()) {
+                    HalfDots dots{};
+                    half_dots_f16c(half, qu, dim, row.data(), dots);
+                    d = dots.query, ss = dots.self;
+#endif
+                } else {
+                    half_row_to_float(half, dim, row.data());
+                    d = dot_vf8(qu, row.data(), dim), ss = dot_f32(row.data(), row.data(), dim);
+                }
+                approx[q * len + (r - begin)] = d;
+            }
+            const bool ok = std::isfinite(ss);
+            if (!ok) finite = false;  // NaN scores would break the ordering: skip, report below
+            const float inv = ss > 0.0f ? 1.0f / std::sqrt(ss) : 0.0f;
+            for (std::size_t q = 0; q < n_queries; ++q)
+                approx[q * len + (r - begin)] = ok ? approx[q * len + (r - begin)] * inv : -INFINITY;
+        }
+        for (std::size_t q = 0; q < n_queries; ++q) {
+            const float* a = &approx[q * len];
+            float bound = -INFINITY;
+            if (len > k) {
+                std::copy(a, a + len, kth.begin());
+                std::nth_element(kth.begin(), kth.begin() + static_cast<std::ptrdiff_t>(k - 1),
+                                 kth.end(), std::greater<float>());
+                bound = kth[k - 1] - tol;
+            }
+            const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
+            for (std::size_t i = 0; i < len; ++i) {
+                if (!(a[i] >= bound) || a[i] == -INFINITY) continue;
+                half_row_to_float(matrix + static_cast<std::ptrdiff_t>(begin + i) * matrix_stride,
+                                  dim, row.data());
+                const double r_inv = inverse_or_zero(std::sqrt(dot(row.data(), row.data(), dim)));
+                tops[q].push(static_cast<float>(dot(src, row.data(), dim) * q_inv[q] * r_inv),
+                             static_cast<std::int64_t>(begin + i));
             }
         }
     };

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["AssertionSpan", "Status", "analyse", "content_words", "overall", "shares_word"]
 
@@ -303,7 +303,7 @@ _BY_FIRST: dict[str, tuple[tuple[tuple[str, ...], _Cue | None, bool], ...]] = {
 _Kind = Literal["word", "number", "comma", "end", "cue", "pseudo", "term"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tok:
     text: str
     start: int
@@ -393,23 +393,18 @@ def analyse(text: str) -> tuple[AssertionSpan, ...]:
                 if t.kind in ("end", "comma", "term", "cue"):
                     break
                 t.status, t.cue_text = cue.status, tok.cue_text
-    spans: list[AssertionSpan] = []
+    runs: list[list[Any]] = []  # [start, end, status, cue]: one per span, extended in place
     for tok in toks:
         if not _is_content(tok):
             continue
         if tok.text in _SELF_NEGATED:
             tok.status, tok.cue_text = "negated", tok.text
-        last = spans[-1] if spans else None
         cue_text = tok.cue_text if tok.status != "present" else None
-        if last is not None and last.status == tok.status and last.cue == cue_text:
-            spans[-1] = AssertionSpan(
-                start=last.start, end=tok.end, status=tok.status, cue=cue_text
-            )
+        if runs and runs[-1][2] == tok.status and runs[-1][3] == cue_text:
+            runs[-1][1] = tok.end
         else:
-            spans.append(
-                AssertionSpan(start=tok.start, end=tok.end, status=tok.status, cue=cue_text)
-            )
-    return tuple(spans)
+            runs.append([tok.start, tok.end, tok.status, cue_text])
+    return tuple(AssertionSpan(start=a, end=b, status=st, cue=c) for a, b, st, c in runs)
 
 
 def overall(spans: tuple[AssertionSpan, ...]) -> Status | Literal["mixed"]:
