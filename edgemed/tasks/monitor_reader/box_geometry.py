@@ -20,7 +20,7 @@ import numpy as np
 
 from .screen_text import Box
 
-__all__ = ["not_its_own", "stacked", "text_between"]
+__all__ = ["not_its_own", "one_of_a_pair", "stacked", "text_between"]
 
 MIN_WAY, MAX_WAY = 0.15, 0.85  # of the way from the label's centre to the number's
 MAX_ASIDE = 0.5  # of the number's height: how far from that line a box is still between
@@ -83,3 +83,9 @@ def not_its_own(
     if on_top:
         return f"{value.text!r} and {on_top[0].text!r} are stacked: alarm limits?"
     return None
+
+
+def one_of_a_pair(number: Box, value: Box, numbers: Iterable[Box]) -> bool:
+    """Whether ``number``, smaller than ``value``, has another number of its size stacked on
+    it (not the value): one of a pair of alarm limits."""
+    return any(b.index not in (number.index, value.index) and stacked(number, b) for b in numbers)

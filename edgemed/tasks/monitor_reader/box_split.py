@@ -234,18 +234,38 @@ def cut_mixed(
     out_boxes, out_crops, out_reads = [], [], []
     for i, (box, crop, read) in enumerate(zip(boxes, crops, recognised, strict=True)):
         mine = [next(reads) for _ in cuts.get(i, ())]
-        if mine and all(
+        same = [
             _same_text(p.text, again.text) and again.confidence >= min_confidence
             for p, _, again in mine
-        ):
+        ]
+        # A dash or star marker cut off a number ("77 --": the next tile's no-value) is
+        # misread alone, without the digits' context: it keeps the text it was cut from
+        # when every other piece re-reads. A marker only ever withholds a field.
+        dashes = [_PUNCTUATION_MARKER.match(p.text) is not None for p, _, _ in mine]
+        if mine and any(same) and all(a or b for a, b in zip(same, dashes, strict=True)):
             out_boxes += [(order_clockwise(p.corners), box[1]) for p, _, _ in mine]
             out_crops += [c for _, c, _ in mine]
-            out_reads += [again for _, _, again in mine]
+            out_reads += [
+                again if ok else _as_cut(p.text, read)
+                for (p, _, again), ok in zip(mine, same, strict=True)
+            ]
         else:
             out_boxes.append(box)
             out_crops.append(crop)
             out_reads.append(read)
     return out_boxes, out_crops, out_reads
+
+
+_PUNCTUATION_MARKER = re.compile(r"^[-?*.]{2,}$")
+
+
+def _as_cut(text: str, whole: Recognised) -> Recognised:
+    """A piece's reading taken from the whole box's: its text, the box's confidences, its
+    characters evenly across the piece."""
+    n = len(text)
+    return Recognised(
+        text, whole.confidence, whole.least_sure, tuple((k + 0.5) / n for k in range(n))
+    )
 
 
 def _same_text(a: str, b: str) -> bool:

@@ -47,7 +47,7 @@ from ..golden import golden_limits
 from ..spec import OpenModel
 from .box_crops import crop_box, order_clockwise, widened_crop
 from .box_split import Recognised, cut_mixed
-from .closer_look import enlarged, label_regions, new_boxes
+from .closer_look import look_closer
 from .field_confidence import FieldConfidence
 from .panels import Panels
 from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_input
@@ -200,31 +200,11 @@ class MonitorPostprocessor:
                 results[i] = Recognised(text, conf, _least_sure(row), where)
         return results
 
-    def look_closer(
-        self,
-        image: npt.NDArray[np.uint8],
-        boxes: list[tuple[npt.NDArray[np.float32], float]],
-        crops: list[npt.NDArray[np.uint8]],
-        recognised: list[Recognised],
-    ) -> None:
-        """Labels too small for the detector at the screen's scale, looked for again in an
-        enlarged region beside each large number that has none (closer_look.py); what is
-        found joins ``boxes``, ``crops`` and ``recognised``."""
-        ok = [r.confidence >= self.config.min_text_confidence for r in recognised]
-        kept = [b[0] for b, good in zip(boxes, ok, strict=True) if good]
-        texts = [r.text for r, good in zip(recognised, ok, strict=True) if good]
-        found = []
-        for region in label_regions(kept, texts, image.shape):
-            big = enlarged(image, region)
-            tensor = detector_input(big, self._det)
-            prob = next(iter(self.detector.run({self._det_input: tensor}).values()))[0, 0]
-            for inner, source, score in new_boxes(self.read_boxes(prob, big), region, kept):
-                found.append((source, score, crop_box(big, inner)))
-                kept.append(source)  # found once, even where two regions overlap
-        if found:
-            boxes += [(source, score) for source, score, _ in found]
-            crops += [crop for _, _, crop in found]
-            recognised += self.recognise([crop for _, _, crop in found])
+    def detect(self, image: npt.NDArray[np.uint8]) -> list[tuple[npt.NDArray[np.float32], float]]:
+        """The detector on ``image`` (a region enlarged for a closer look): boxes in its pixels."""
+        tensor = detector_input(image, self._det)
+        prob = next(iter(self.detector.run({self._det_input: tensor}).values()))[0, 0]
+        return self.read_boxes(prob, image)
 
     def second_read(
         self,
@@ -260,7 +240,8 @@ class MonitorPostprocessor:
         boxes, crops, recognised = cut_mixed(
             image, boxes, crops, recognised, self.recognise, self.config.min_text_confidence
         )
-        self.look_closer(image, boxes, crops, recognised)
+        look_closer(image, boxes, crops, recognised, self.detect, self.recognise,
+                    self.config.min_text_confidence)  # fmt: skip
         texts: list[OcrText] = []
         pairing_boxes: list[Box] = []
         kept: list[npt.NDArray[np.float32]] = []

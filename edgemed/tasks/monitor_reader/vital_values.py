@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from .screen_text import Box
 
-__all__ = ["KPA", "MMHG_PER_KPA", "PLAUSIBLE", "TEMP_F", "TYPICAL", "Number", "convert", "fits"]
+__all__ = [
+    "KPA", "MMHG_PER_KPA", "PLAUSIBLE", "TEMP_F", "TYPICAL", "Number", "alarm_limits", "convert", "fits",
+]  # fmt: skip
 
 # Accepted display ranges (inclusive) in the reader's units; outside, a number is not the value.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
@@ -100,3 +102,18 @@ def convert(
     if unit in ("°F", "°C", "kPa") and name != "temperature":
         return None, None, "unit-mismatch"
     return (v if fits(name, v) else None), None, (None if fits(name, v) else "implausible")
+
+
+def alarm_limits(name: str, small: list[Number]) -> tuple[float, float] | None:
+    """Two small single numbers of the parameter's scale: (low, high); a ``hi/lo`` pair too."""
+    if len(small) == 1 and len(small[0].value) == 2 and name != "nibp":
+        hi, lo = small[0].value
+        return (lo, hi) if lo < hi else None
+    singles = [n for n in small if len(n.value) == 1]
+    if len(singles) != 2 or len(small) != 2:
+        return None
+    a, b = singles
+    if not 0.75 <= a.box.height / b.box.height <= 1.33:
+        return None  # the two limits are drawn alike
+    lo, hi = sorted((a.value[0], b.value[0]))
+    return (lo, hi) if lo < hi else None

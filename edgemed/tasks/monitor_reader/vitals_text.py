@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .box_geometry import not_its_own
+from .box_geometry import not_its_own, one_of_a_pair
 from .screen_text import (
     LEADING_UNIT,
     MARKER,
@@ -59,7 +59,7 @@ from .screen_text import (
     split_labels,
     unit_of,
 )
-from .vital_values import PLAUSIBLE, TYPICAL, Number, convert
+from .vital_values import PLAUSIBLE, TYPICAL, Number, alarm_limits, convert
 
 __all__ = [
     "PLAUSIBLE",
@@ -361,8 +361,9 @@ def _read_label(
     cost, runner_up, top = own_numbers[0]
     tallest = top.box.height
     small = [n for _, _, n in own_numbers[1:] if n.box.height <= MAX_LIMIT_OVER_VALUE * tallest]
-    limits = _limits(name, small)
-    withheld = _withheld_by_size(name, label, own_numbers, own_markers, small, limits)
+    limits = alarm_limits(name, small)
+    others = [n.box for n in numbers.values()]
+    withheld = _withheld_by_size(name, label, own_numbers, own_markers, small, limits, others)
     if withheld is not None:
         return withheld
     unit = top.unit or (next(iter(own_units)) if len(own_units) == 1 else None)
@@ -400,6 +401,7 @@ def _withheld_by_size(
     own_markers: list[Box],
     small: list[Number],
     limits: tuple[float, float] | None,
+    others: list[Box],
 ) -> Candidate | None:
     """Step 3's size rules (``own_numbers`` tallest first): a withheld candidate when the
     tallest number is not known to be the value, else None."""
@@ -409,10 +411,16 @@ def _withheld_by_size(
     if limits is None:
         # Numbers beside the value that are not a pair of limits: unless clearly small (a
         # distractor's digits), nothing says which number is the value.
-        rivals += [n for n in small if n.box.height > MAX_STRAY_OVER_VALUE * tallest]
+        # A small number stacked on another of its size is one of a pair of limits, even with
+        # the other limit given to another label (box_geometry.one_of_a_pair).
+        rivals += [
+            n for n in small
+            if n.box.height > MAX_STRAY_OVER_VALUE * tallest
+            and not one_of_a_pair(n.box, top.box, others)
+        ]  # fmt: skip
     if top.box.height < MIN_VALUE_OVER_LABEL * label.height:
         # Only label-sized numbers: alarm limits (or a distractor) with the value itself unread.
-        only = _limits(name, [n for _, _, n in own_numbers])
+        only = alarm_limits(name, [n for _, _, n in own_numbers])
         return Candidate(
             name,
             None,
@@ -444,21 +452,6 @@ def _withheld_by_size(
             name, None, "ambiguous-pairing", "a number and a no-value marker", label_box=label.index
         )
     return None
-
-
-def _limits(name: str, small: list[Number]) -> tuple[float, float] | None:
-    """Two small single numbers of the parameter's scale: (low, high); a ``hi/lo`` pair too."""
-    if len(small) == 1 and len(small[0].value) == 2 and name != "nibp":
-        hi, lo = small[0].value
-        return (lo, hi) if lo < hi else None
-    singles = [n for n in small if len(n.value) == 1]
-    if len(singles) != 2 or len(small) != 2:
-        return None
-    a, b = singles
-    if not 0.75 <= a.box.height / b.box.height <= 1.33:
-        return None  # the two limits are drawn alike
-    lo, hi = sorted((a.value[0], b.value[0]))
-    return (lo, hi) if lo < hi else None
 
 
 def _features(
