@@ -83,16 +83,13 @@ def cuda() -> str | None:
 
 
 def same_kernels(rev: str) -> Need:
-    """bench_monitor_versions reuses this tree's compiled kernels for ``rev``: only valid if
-    csrc/ did not change since (the script refuses otherwise)."""
+    """bench_monitor_versions runs ``rev`` from a worktree of this clone (with this tree's
+    kernels, or its own built there when csrc/ changed since)."""
 
     def check() -> str | None:
         git = ["git", "-C", str(ROOT)]
         if subprocess.run([*git, "cat-file", "-e", rev], capture_output=True).returncode:
             return f"needs the baseline commit {rev} in this clone"
-        paths = ["csrc/src", "csrc/include", "csrc/bindings"]
-        if subprocess.run([*git, "diff", "--quiet", rev, "--", *paths]).returncode:
-            return f"csrc/ changed since the baseline {rev}: its kernels would need their own build"
         return None
 
     return check
@@ -128,12 +125,12 @@ BENCHES: tuple[Bench, ...] = (
     Bench("bench_cli_latency", "bench_cli_latency", ("7",), ("1",)),
     Bench("bench_monitor_reader", "bench_monitor_reader", ("--threads", "2", "--rounds", "3"),
           ("--threads", "2", "--rounds", "1")),
-    # Against monitor-reader 1.1.2 (e6bca62, the commit before 1.2.0): 1.0.0 (38b3776) cannot
-    # share this tree's kernels any more (csrc/ changed since).
+    # Against monitor-reader 1.0.0 (38b3776), the version issue 19's speed target is measured
+    # against ("no worse than 1.5x"), with the kernels it shipped with (built in its worktree).
     Bench("bench_monitor_versions", "bench_monitor_versions",
-          ("--baseline", "e6bca62", "--rounds", "4", "--threads", "2"),
-          ("--baseline", "e6bca62", "--rounds", "1", "--threads", "2"),
-          (exe("git"), same_kernels("e6bca62"))),
+          ("--baseline", "38b3776", "--rounds", "4", "--threads", "2"),
+          ("--baseline", "38b3776", "--rounds", "1", "--threads", "2"),
+          (exe("git"), same_kernels("38b3776"))),
     Bench("bench_verify", "bench_verify", ("20",), ("2",)),
     Bench("bench_bridge", "bench_bridge", (), ("--quick",),
           (exe("make"), exe("cc"), module("pydicom"), module("serial"))),

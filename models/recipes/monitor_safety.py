@@ -48,16 +48,17 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
 # never used to change anything. 1.2.0's box cutting and closer look were developed on tuning
 # seeds 250000+ and held-out seeds 970000+; a first 1.2.0 release run on 1100000+ gave 4 wrong
 # values, 3 of which shaped its last rules (text between label and value, stacked limits,
-# "..") so those seeds are spent too: 1.2.0 reports 1200000+, drawn once. Development runs use
-# --heldout-seed0 (another range).
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 1_200_000
+# "..") so those seeds are spent too: 1.2.0 reported 1200000+, drawn once. 1.3.0's steps were
+# developed on held-out seeds 5000000+ (and 1200000+ had been reported): 1.3.0 reports
+# 1300000+, drawn once. Development runs use --heldout-seed0 (another range).
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 1_300_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .box_crops import crop_box, order_clockwise
-from .screen_text import classify_label, label_spans
+from .screen_text import classify_label, label_spans, parse_value
 from .value_extent import ink_mask
 
 __all__ = ["Piece", "Recognised", "cut_mixed", "split_box"]
@@ -134,13 +134,14 @@ def _boxes(
 
 
 def _cuts(
-    boxes: list[tuple[int, int, int, int]], lines: list[float], labels: list[bool]
+    boxes: list[tuple[int, int, int, int]], lines: list[float], labels: list[bool], glued: bool
 ) -> list[int]:
     """Indices i where tokens i and i+1 are two texts: size, distance, rows or a border
-    between them, or a label after text (what precedes a label is never its value)."""
+    between them, or a label after text (what precedes a label is never its value); with
+    ``glued``, also a label before text (a label glued to its limit, its value beside)."""
     cuts = []
     for i, (a, b) in enumerate(itertools.pairwise(boxes)):
-        if labels[i + 1] and not labels[i]:
+        if (labels[i + 1] and not labels[i]) or (glued and labels[i] and not labels[i + 1]):
             cuts.append(i)
             continue
         ha, hb = a[3] - a[1], b[3] - b[1]
@@ -161,10 +162,13 @@ def split_box(
     positions: tuple[float, ...],
     crop: npt.NDArray[np.uint8],
     pts: npt.NDArray[np.float32],
+    glued: bool = False,
 ) -> list[Piece] | None:
     """The pieces of a box that holds texts of different sizes, or None (keep it whole).
     ``positions``: where each non-space character was emitted, fractions of the crop width;
-    ``pts``: the box's corners, which ``crop`` was warped from (upright, not rotated)."""
+    ``pts``: the box's corners, which ``crop`` was warped from (upright, not rotated);
+    ``glued``: a larger number stands beside the box, so a label in it is cut from what
+    follows it ("HR60" beside "104": the label and its low limit)."""
     where = [i for i, c in enumerate(text) if not c.isspace()]  # non-space -> text index
     h, w = crop.shape[:2]
     if len(where) != len(positions) or h < 8 or w < h:
@@ -179,7 +183,7 @@ def split_box(
     boxes, lines = measured
     squeezed = "".join(text.split()).upper()
     labels = [classify_label(squeezed[a : b + 1]) is not None for a, b in spans]
-    cuts = _cuts(boxes, lines, labels)
+    cuts = _cuts(boxes, lines, labels, glued)
     if not cuts:
         return None
     groups, start = [], 0
@@ -221,9 +225,13 @@ def cut_mixed(
     a cut is kept only if every piece, read again on its own, says what it was cut
     from (one recogniser batch per screen)."""
     cuts = {}
+    numbers = [
+        pts for (pts, _), read in zip(boxes, recognised, strict=True)
+        if read.confidence >= min_confidence and parse_value(read.text) is not None
+    ]  # fmt: skip
     for i, ((pts, _), crop, read) in enumerate(zip(boxes, crops, recognised, strict=True)):
         if read.confidence >= min_confidence:
-            pieces = split_box(read.text, read.positions, crop, pts)
+            pieces = split_box(read.text, read.positions, crop, pts, _beside_larger(pts, numbers))
             if pieces:
                 cuts[i] = pieces
     if not cuts:
@@ -254,6 +262,20 @@ def cut_mixed(
             out_crops.append(crop)
             out_reads.append(read)
     return out_boxes, out_crops, out_reads
+
+
+def _beside_larger(pts: npt.NDArray[np.float32], numbers: list[npt.NDArray[np.float32]]) -> bool:
+    """Whether a number box at least 1.3 times as tall as ``pts`` stands right of it or below
+    it, within a few of its heights (where a label's value is drawn)."""
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    h = max(float(y1 - y0), 1.0)
+    for other in numbers:
+        (a, b), (c, d) = other.min(axis=0), other.max(axis=0)
+        cx, cy = (a + c) / 2, (b + d) / 2
+        if d - b >= MIN_HEIGHT_RATIO * h and x0 <= cx <= x1 + 6 * h and y0 - h <= cy <= y1 + 4 * h:
+            return True
+    return False
 
 
 _PUNCTUATION_MARKER = re.compile(r"^[-?*.]{2,}$")

@@ -130,9 +130,21 @@ def new_boxes(
             cv2.pointPolygonTest(k.astype(np.float32), (float(cx), float(cy)), False) >= 0
             for k in known
         )
-        if not covered:
+        if not covered and _share_covered(source, known) < 0.5:  # e.g. "HR60" cut in two
             out.append((pts, source, score))
     return out
+
+
+def _share_covered(box: npt.NDArray[np.float32], known: Sequence[npt.NDArray[np.float32]]) -> float:
+    """The share of ``box``'s bounding rectangle that the ``known`` boxes' rectangles cover
+    (overlaps between known boxes counted twice: an upper bound)."""
+    a0, b0, a1, b1 = _bounds(box)
+    area = max((a1 - a0) * (b1 - b0), 1e-6)
+    total = 0.0
+    for k in known:
+        c0, d0, c1, d1 = _bounds(k)
+        total += max(0.0, min(a1, c1) - max(a0, c0)) * max(0.0, min(b1, d1) - max(b0, d0))
+    return total / area
 
 
 # Ink words: glyphs from 4 px up to this share of the value's height (labels are smaller than
