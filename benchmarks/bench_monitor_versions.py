@@ -5,8 +5,8 @@ alternating A B B A so drift hits both; each process loads ``monitor-reader`` (w
 unmeasured frames first) and times every screen of both shipped fixture folders. The baseline is
 a ``git worktree`` of ``--baseline`` (default: the last commit with monitor-reader 1.0.0) that
 reuses this tree's compiled ``edgemed/_kernels`` when ``csrc/`` did not change since, and
-otherwise builds the baseline's own kernels in the worktree (``setup.py build_ext --inplace``,
-a few minutes), so each version runs with the kernels it shipped with.
+otherwise builds the baseline's own kernels in the worktree (g++ with setup.py's flags, a few
+minutes), so each version runs with the kernels it shipped with.
 
 Run:  python benchmarks/bench_monitor_versions.py [--baseline 38b3776] [--rounds 4] [--threads 2]
 Prints JSON: per-frame p50/p90 ms per version, the p50 ratio, thread counts, CPU.
@@ -54,13 +54,42 @@ def baseline_tree(rev: str, tmp: Path) -> Path:
                    check=True, capture_output=True)  # fmt: skip
     kernels = ["csrc/src", "csrc/include", "csrc/bindings"]
     diff = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", *kernels])
-    if diff.returncode != 0:  # the baseline's own kernels, built as the project builds them
-        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree,
-                       check=True, capture_output=True)  # fmt: skip
+    if diff.returncode != 0:
+        build_kernels(tree)
         return tree
     for so in (ROOT / "edgemed").glob("_kernels*"):
         shutil.copy(so, tree / "edgemed" / so.name)
     return tree
+
+
+def build_kernels(tree: Path) -> None:
+    """The baseline's own ``edgemed/_kernels`` with the flags of setup.py (-O3,
+    -ffp-contract=off, C++17, pybind11's hidden visibility), compiled directly: an older
+    pyproject.toml may not parse with today's setuptools."""
+    import sysconfig
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pybind11
+
+    sources = sorted((tree / "csrc").glob("src/*.cpp")) + sorted(
+        (tree / "csrc").glob("bindings/*.cpp")
+    )
+    flags = ["-O3", "-ffp-contract=off", "-std=c++17", "-fPIC", "-fvisibility=hidden",
+             f"-I{tree / 'csrc' / 'include'}", f"-I{pybind11.get_include()}",
+             f"-I{sysconfig.get_paths()['include']}"]  # fmt: skip
+    objects = [tree / "build-kernels" / f"{src.parent.name}_{src.stem}.o" for src in sources]
+    objects[0].parent.mkdir(exist_ok=True)
+
+    def compile_one(pair: tuple[Path, Path]) -> None:
+        src, obj = pair
+        subprocess.run(["g++", *flags, "-c", str(src), "-o", str(obj)], check=True,
+                       capture_output=True)  # fmt: skip
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        list(pool.map(compile_one, zip(sources, objects, strict=True)))
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    subprocess.run(["g++", "-shared", *map(str, objects), "-o",
+                    str(tree / "edgemed" / f"_kernels{suffix}")], check=True)  # fmt: skip
 
 
 def run(tree: Path, threads: int) -> dict[str, object]:

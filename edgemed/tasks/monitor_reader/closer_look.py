@@ -28,9 +28,13 @@ from .box_crops import crop_box
 from .box_split import Recognised
 from .screen_text import classify_label, parse_value
 
-__all__ = ["MAX_REGIONS", "SCALE", "ink_words", "label_regions", "look_closer", "new_boxes"]
+__all__ = [
+    "MAX_PIXELS", "MAX_REGIONS", "SCALE", "ink_words", "label_regions", "look_closer", "new_boxes",
+    "scale_for",
+]  # fmt: skip
 
 SCALE = 2.5  # enlargement of a region: an 8-pixel label becomes a 20-pixel one
+MAX_PIXELS = 200_000  # of an enlarged region (the screen is at most 960 x 960 for the detector)
 MAX_REGIONS = 4
 # A region, in the value's heights: labels stand left of or above their value.
 LEFT, ABOVE, RIGHT, BELOW = 4.0, 1.5, 0.5, 0.5
@@ -104,13 +108,22 @@ def _beside_another(
     )  # fmt: skip
 
 
+def scale_for(region: tuple[int, int, int, int]) -> float:
+    """SCALE, or less for a large region (a large value, whose label is larger too): the
+    enlarged region holds at most MAX_PIXELS, so the extra detector runs stay a fraction of
+    the screen's own."""
+    x0, y0, x1, y1 = region
+    area = max((x1 - x0) * (y1 - y0), 1)
+    return float(min(SCALE, np.sqrt(MAX_PIXELS / area)))
+
+
 def enlarged(
-    image: npt.NDArray[np.uint8], region: tuple[int, int, int, int]
+    image: npt.NDArray[np.uint8], region: tuple[int, int, int, int], scale: float = SCALE
 ) -> npt.NDArray[np.uint8]:
     x0, y0, x1, y1 = region
     crop = image[y0:y1, x0:x1]
     return np.asarray(
-        cv2.resize(crop, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC), np.uint8
+        cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8
     )
 
 
@@ -118,13 +131,14 @@ def new_boxes(
     found: Sequence[tuple[npt.NDArray[np.float32], float]],
     region: tuple[int, int, int, int],
     known: Sequence[npt.NDArray[np.float32]],
+    scale: float = SCALE,
 ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], float]]:
     """(corners in the enlarged region, corners in the source, score) of each box ``found`` in
     the enlarged region whose centre no box of the screen (``known``) already covers."""
     x0, y0 = region[0], region[1]
     out = []
     for pts, score in found:
-        source = (pts / SCALE + np.array([x0, y0], np.float32)).astype(np.float32)
+        source = (pts / scale + np.array([x0, y0], np.float32)).astype(np.float32)
         cx, cy = source.mean(axis=0)
         covered = any(
             cv2.pointPolygonTest(k.astype(np.float32), (float(cx), float(cy)), False) >= 0
@@ -230,8 +244,9 @@ def look_closer(
     found: list[tuple[npt.NDArray[np.float32], float, npt.NDArray[np.uint8]]] = []
     probes: list[tuple[npt.NDArray[np.float32], float, npt.NDArray[np.uint8]]] = []
     for region in label_regions(kept, texts, image.shape):
-        big = enlarged(image, region)
-        for inner, source, score in new_boxes(detect(big), region, kept):
+        scale = scale_for(region)
+        big = enlarged(image, region, scale)
+        for inner, source, score in new_boxes(detect(big), region, kept, scale):
             found.append((source, score, crop_box(big, inner)))
             kept.append(source)  # found once, even where two regions overlap
         for source in ink_words(image, region, kept):

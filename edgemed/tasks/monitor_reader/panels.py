@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .value_extent import brightest
+
 __all__ = ["Panels"]
 
 MIN_GAP = 20  # pixels: a shorter gap is not checked (one glyph could fill it)
@@ -27,7 +29,7 @@ class Panels:
     """One screen's edges; ``apart(a, b)`` for box corners (4x2, source pixels)."""
 
     def __init__(self, image: npt.NDArray[np.uint8]) -> None:
-        grey = image.max(axis=2) if image.ndim == 3 else image
+        grey = brightest(image)
         self._edges = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 0), 40, 120)
         self._cache: dict[tuple[int, ...], bool] = {}
 

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["box_problem", "ink_mask", "unread_ink"]
+__all__ = ["box_problem", "brightest", "ink_mask", "unread_ink"]
 
 MIN_DIGIT = 0.6  # of the value's digit height: ink this tall beside the box may be a digit
 MAX_DIGIT = 1.2
@@ -58,7 +58,7 @@ def box_problem(
     x1, y1 = min(int(x1), w_img), min(int(y1), h_img)
     if y1 - y0 < 8 or x1 - x0 < 4:
         return None
-    grey = _brightest(image)
+    grey = brightest(image)
     threshold, bright_ink, raw = _ink(grey[y0:y1, x0:x1])
     if _two_lines(raw):
         return "stacked-text"
@@ -107,12 +107,19 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
 
 def ink_mask(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """A text crop's ink (0/1), segmented digits closed vertically into whole digits."""
-    return _closed(_ink(_brightest(crop))[2] > 0, crop.shape[0])
+    return _closed(_ink(brightest(crop))[2] > 0, crop.shape[0])
 
 
-def _brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """The brightest channel: a monitor's coloured text stands out in it on either ground."""
-    return image.max(axis=2) if image.ndim == 3 else image
+def brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The brightest channel: a monitor's coloured text stands out in it on either ground.
+    (Elementwise maxima of the three planes: the same values as ``max(axis=2)``, which NumPy
+    reduces pixel by pixel over an axis of 3, ~10x slower.)"""
+    if image.ndim != 3:
+        return image
+    out = np.maximum(image[..., 0], image[..., 1])
+    for c in range(2, image.shape[2]):
+        np.maximum(out, image[..., c], out=out)
+    return out
 
 
 def _ink(grey: npt.NDArray[np.uint8]) -> tuple[float, bool, npt.NDArray[np.uint8]]:
