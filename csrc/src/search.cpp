@@ -332,6 +332,17 @@ EDGEMED_CLONES float dot_vf8(const float* q, const float* r, std::size_t n) noex
 float dot_vf8(const float* q, const float* r, std::size_t n) noexcept { return dot_f32(q, r, n); }
 #endif
 
+// The lowest first-pass score a row may have and still be in the exact top k: the k-th best
+// less the first pass's error bound `tol` (every row when there are no more than k).
+float candidate_bound(const float* a, std::size_t len, std::size_t k, float tol,
+                      std::vector<float>& kth) {
+    if (len <= k) return -INFINITY;
+    std::copy(a, a + len, kth.begin());
+    std::nth_element(kth.begin(), kth.begin() + static_cast<std::ptrdiff_t>(k - 1), kth.end(),
+                     std::greater<float>());
+    return kth[k - 1] - tol;
+}
+
 }  // namespace
 
 // Two passes per range of rows: float32 scores of every row (eight vectorised lanes, 4-8x the
@@ -390,13 +401,7 @@ bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
         }
         for (std::size_t q = 0; q < n_queries; ++q) {
             const float* a = &approx[q * len];
-            float bound = -INFINITY;
-            if (len > k) {
-                std::copy(a, a + len, kth.begin());
-                std::nth_element(kth.begin(), kth.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                                 kth.end(), std::greater<float>());
-                bound = kth[k - 1] - tol;
-            }
+            const float bound = candidate_bound(a, len, k, tol, kth);
             for (std::size_t i = 0; i < len; ++i) {
                 if (!(a[i] >= bound) || a[i] == -INFINITY) continue;  // NaN rows are skipped
                 const float* row = matrix + static_cast<std::ptrdiff_t>(begin + i) * matrix_stride;
@@ -539,13 +544,7 @@ bool cosine_topk_fp16(const float* queries, std::size_t n_queries, std::ptrdiff_
         }
         for (std::size_t q = 0; q < n_queries; ++q) {
             const float* a = &approx[q * len];
-            float bound = -INFINITY;
-            if (len > k) {
-                std::copy(a, a + len, kth.begin());
-                std::nth_element(kth.begin(), kth.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                                 kth.end(), std::greater<float>());
-                bound = kth[k - 1] - tol;
-            }
+            const float bound = candidate_bound(a, len, k, tol, kth);
             const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
             for (std::size_t i = 0; i < len; ++i) {
                 if (!(a[i] >= bound) || a[i] == -INFINITY) continue;
