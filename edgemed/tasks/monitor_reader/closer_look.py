@@ -64,9 +64,7 @@ def label_regions(
     labels = [_bounds(b) for b, t in zip(boxes, texts, strict=True) if classify_label(t)]
     tallest = max((_bounds(b)[3] - _bounds(b)[1] for b, _ in numbers), default=0.0)
     values = [
-        _bounds(b)
-        for b, _ in numbers
-        if _bounds(b)[3] - _bounds(b)[1] >= MIN_OVER_TALLEST * tallest
+        v for v in (_bounds(b) for b, _ in numbers) if v[3] - v[1] >= MIN_OVER_TALLEST * tallest
     ]
     regions: list[list[float]] = []  # x0, y0, x1, y1
     for pts, _ in sorted(numbers, key=lambda n: -(_bounds(n[0])[3] - _bounds(n[0])[1])):
