@@ -48,7 +48,7 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.3.1"
+VERSION = "1.3.0"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
@@ -57,12 +57,11 @@ VERSION = "1.3.1"
 # values, 3 of which shaped its last rules (text between label and value, stacked limits,
 # "..") so those seeds are spent too: 1.2.0 reported 1200000+, drawn once. 1.3.0's steps were
 # developed on held-out seeds 5000000+ (and 1200000+ had been reported): 1.3.0 reports
-# 1300000+, drawn once. Two release runs of a 1.4.0 with a second recogniser as verifier
-# (not shipped: monitor_recogniser.py) looked at 1400000+ and 1500000+; the first found
-# 1.3.1's marker rule ("STBY 25"). A first 1.3.1 run on 1600000+ gave 3 wrong values (a
-# seven-segment "1" left out) that shaped its digit-beside-the-box changes (value_extent.py),
-# so 1.3.1 reports 1700000+, drawn once. Development runs use --heldout-seed0 (another range).
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 1_700_000
+# 1300000+, drawn once. Seeds 1400000+ to 1700000+ were looked at by release runs of
+# versions that were not shipped (a verifier recogniser; a 1.3.1 whose refitted confidence let
+# more misreads through): the next release reports 1800000+. Development runs use
+# --heldout-seed0 (another range).
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 1_800_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:
