@@ -188,9 +188,15 @@ def _blob_map(rng: np.random.Generator) -> np.ndarray:
     return prob
 
 
-# Derandomized: a random draw in CI (2026-12-06) found a map where one corner differs from
-# rapidocr's by 3 px (above the 2 px bound); not yet understood, so CI draws the same examples
-# every run and that case is an open finding, not a flake.
+# Derandomized: CI draws the same examples every run. A search of seeds 0-7999 (both dilation
+# settings) finds two maps where a corner differs from rapidocr's by 3 px: seeds 1839 (no
+# dilation) and 2279 (dilation). Both are near-square blobs (about 19 x 18 px, offset by ~7 px
+# on every side), and the cause is known: db_boxes grows the minimum-area rectangle of the
+# truncated box by the offset distance, which is exact for a rectangle; truncation to integers
+# skews a small box by up to a pixel per corner, and for a near-square one the minimum-area
+# rectangle of the rounded, offset polygon rapidocr builds (pyclipper, integer vertices) then
+# lies a few degrees from it (ours -24.3 deg, rapidocr's -27.3 deg at seed 1839). Text lines
+# are elongated, where the two agree; matching exactly would mean reproducing pyclipper's arcs.
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**16), dilate=st.booleans())
 def test_db_boxes_match_rapidocr_on_synthetic_maps(seed: int, dilate: bool) -> None:
