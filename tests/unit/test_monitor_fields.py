@@ -90,7 +90,9 @@ def test_label_glued_to_its_low_limit_is_not_read_as_the_value() -> None:
     )
 
 
-@pytest.mark.parametrize("marker", ["--", "---", "-?-", "?", "***", "OFF", "STBY"])
+@pytest.mark.parametrize(
+    "marker", ["--", "---", "-?-", "?", "***", "OFF", "STBY", "STBY 25", "OFF 8", "--- 120"]
+)
 def test_no_value_markers_give_none_with_a_reason(marker: str) -> None:
     boxes = [
         box(0, "Temp", 0, 0),

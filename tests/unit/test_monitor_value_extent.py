@@ -62,6 +62,27 @@ def test_ink_inside_another_box_that_was_read_is_that_box_s_text() -> None:
     assert box_problem(img, only_the_3, [the_1]) is None
 
 
+def test_a_digit_left_out_beside_a_tight_box_refuses_the_value() -> None:
+    """The box fills exactly the digits' rows, so the "1" beside it crosses every row of the
+    box as a line would; above and below the box it ends, where a line goes on."""
+    img = _screen_31()
+    tight = _quad(60, 50, 110, 140)
+    assert box_problem(img, tight) == "partial-number"
+    cv2.line(img, (190, 0), (190, 199), GREEN, 3)  # a tile border: not a digit
+    img[:, 120:180] = 0  # (the "1" gone)
+    assert box_problem(img, tight) is None
+
+
+def test_a_box_over_part_of_a_left_out_digit_does_not_hide_it() -> None:
+    """A misread box over the middle third of the "1" ("17" at confidence 0.51) is not where
+    the "1" is read; one over all of it is."""
+    img = _screen_31()
+    only_the_3 = _quad(54, 44, 115, 146)
+    middle = _quad(150, 80, 190, 110)
+    assert box_problem(img, only_the_3, [middle]) == "partial-number"
+    assert box_problem(img, only_the_3, [_quad(150, 40, 190, 150)]) is None
+
+
 def test_small_ink_beside_the_value_is_alarm_limits_not_a_digit() -> None:
     img = np.zeros((200, 320, 3), np.uint8)
     _segment_digit(img, 60, 50, 90, "3")

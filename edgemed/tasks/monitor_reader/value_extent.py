@@ -6,9 +6,10 @@ Two ways a legible, plausible number paired with the right label can still be a 
   "1" of a seven-segment "31" stands a digit's width from the "3" and may get no box, so the
   number read is "3". The value is refused (``partial-number``) when ink of the value's own
   digit height stands right beside its box, within one digit's width, on the same rows, and
-  no other box that was read covers it. Smaller ink there is alarm limits, units or a bell
-  glyph; ink crossing every row is a tile border, a grid line or a waveform; ink inside
-  another box that was read is that box's text (the next tile's value on a packed screen).
+  no other box that was read covers most of it. Smaller ink there is alarm limits, units or a
+  bell glyph; ink crossing every row is a tile border, a grid line or a waveform; ink mostly
+  inside another box that was read is that box's text (the next tile's value on a packed
+  screen), and a stroke only partly inside one is not (a box misread over the middle of it).
 * **A digit in the box but not read.** The recogniser can drop a digit it does not know (the
   "1" of an unfamiliar seven-segment font: "144" read as "44"). Every stroke of digit height
   in the value's crop must have a character emitted over it (the CTC step that emitted each
@@ -42,6 +43,8 @@ SEGMENT_GAP = 0.12  # of the box height: gaps between a digit's segments that ar
 # between stacked alarm limits are 6 % or more).
 MIN_LINE_GAP = 0.06
 MIN_LINE = 0.25  # of the ink's height: each of two lines is at least this tall
+MOSTLY = 0.5  # of a stroke's pixels: a stroke this much inside another read box is its text
+BEYOND = 0.25  # of the digit height: rows looked at above and below the box for a stroke
 
 
 def box_problem(
@@ -66,15 +69,20 @@ def box_problem(
     if digit < 6:
         return None
     reach = round(REACH * digit)
+    # Rows beyond the box's own: a tight box's digits fill its rows, and so does a "1" beside
+    # it; a border or grid line goes on above and below.
+    pad = round(BEYOND * digit)
+    top, bottom = max(0, y0 - pad), min(h_img, y1 + pad)
     for lo, hi in ((max(0, x0 - reach), x0), (x1, min(w_img, x1 + reach))):
         if hi - lo < 2:
             continue
-        band = grey[y0:y1, lo:hi]
-        beside = (band > threshold if bright_ink else band < threshold).astype(np.uint8)
+        band = grey[top:bottom, lo:hi]
+        beside = band > threshold if bright_ink else band < threshold
+        covered = np.zeros(band.shape, np.uint8)
         for other in others:
-            shifted = np.round(other - np.array([lo, y0], np.float32)).astype(np.int32)
-            cv2.fillPoly(beside, [shifted], 0)
-        if _has_digit(_closed(beside > 0, y1 - y0), digit):
+            shifted = np.round(other - np.array([lo, top], np.float32)).astype(np.int32)
+            cv2.fillPoly(covered, [shifted], 1)
+        if _has_digit(_closed(beside, y1 - y0), digit, covered):
             return "partial-number"
     return None
 
@@ -163,14 +171,19 @@ def _tallest(mask: npt.NDArray[np.uint8]) -> int:
     return max(heights, default=0)
 
 
-def _has_digit(mask: npt.NDArray[np.uint8], digit: int) -> bool:
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+def _has_digit(mask: npt.NDArray[np.uint8], digit: int, covered: npt.NDArray[np.uint8]) -> bool:
+    """A stroke of digit height in ``mask`` that is not mostly inside ``covered`` (other boxes
+    that were read: ink inside one is its text). A stroke only partly inside one still counts:
+    a misread box over the middle of a thin "1" ("17", confidence 0.51) must not hide it."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     rows = mask.shape[0]
     for i in range(1, n):
         top, h = int(stats[i, cv2.CC_STAT_TOP]), int(stats[i, cv2.CC_STAT_HEIGHT])
         w = int(stats[i, cv2.CC_STAT_WIDTH])
         if top == 0 and top + h >= rows:
-            continue  # crosses every row of the box: a line, not a digit
+            continue  # crosses every row looked at: a line, not a digit
         if MIN_DIGIT * digit <= h <= MAX_DIGIT * digit and w >= max(2, 0.05 * digit):
-            return True
+            stroke = labels == i
+            if covered[stroke].mean() < MOSTLY:
+                return True
     return False

@@ -9,7 +9,8 @@ unambiguously which number is the parameter's value, the field is withheld with 
 1. Every recognised box is cut before each label it contains and its segments classified as a
    label (possibly with its value inline, ``HR 72``), a number (``72``, ``120/80``, ``36.8``,
    ``15.2/10.1``, optionally with a unit), a "no value" marker (``--``, ``-?-``, ``?``,
-   ``***``, ``OFF``, ``STBY``), a unit (``°F``, ``kPa``...), digits that parse as no value
+   ``***``, ``OFF``, ``STBY``, also glued to its alarm limit: ``STBY 25``), a unit (``°F``,
+   ``kPa``...), digits that parse as no value
    ("2476"), or other text. Two labels read as one box keep their own parts of it. Labels of
    parameters not reported (PR, Pulse, etCO2, ST...) and unknown words take part, so their
    numbers are never given to a reported parameter.
@@ -49,6 +50,7 @@ from .box_geometry import not_its_own, one_of_a_pair
 from .screen_text import (
     LEADING_UNIT,
     MARKER,
+    MARKER_AND_LIMIT,
     UNIT_ONLY,
     WORD,
     Box,
@@ -176,7 +178,7 @@ def _add_segment(screen: _Screen, box: Box, segment: str) -> None:
     parsed = parse_number(segment)
     if parsed is not None:
         screen.numbers[box.index] = Number(box, parsed[0], parsed[1], "." in segment)
-    elif MARKER.match(segment):
+    elif MARKER.match(segment) or MARKER_AND_LIMIT.match(segment):
         screen.markers[box.index] = box
     elif UNIT_ONLY.match(segment):
         unit = unit_of(segment.strip())
