@@ -93,6 +93,7 @@ WITHHELD_REASONS = {
     "ambiguous-pairing": "more than one number could be the value",
     "partial-number": "ink of the value's digit height beside the number read (a digit left out?)",
     "stacked-text": "the value's box holds two lines of text (stacked alarm limits?)",
+    "segments-disagree": "a digit read needs a segment the screen shows empty (seven-segment)",
     "conflicting-readings": "the parameter was read twice with different values",
     "unit-unknown": "the value's unit could not be established",
     "unit-mismatch": "the unit shown disagrees with the value's magnitude",

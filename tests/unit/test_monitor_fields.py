@@ -105,6 +105,21 @@ def test_no_value_markers_give_none_with_a_reason(marker: str) -> None:
     assert withheld["temperature"].reason in ("no-value", "only-small-numbers")
 
 
+def test_a_label_with_a_marker_glued_to_it_still_claims_the_number_beside_it() -> None:
+    """Seed 1800584's screen: "SpO2 %" read "Sp02*" (a no-value marker glued to the label) and
+    the HR's "--" not detected; released by the SpO2 label, its 78 went to the HR label above."""
+    boxes = [
+        box(0, "HR", 0, 0),
+        box(1, "Sp02*", 0, 90),
+        box(2, "78", 120, 125, 48),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "no-value"
+    assert got["spo2"] is None and withheld["spo2"].reason == "ambiguous-pairing"
+    got, withheld = read(boxes[:2])  # nothing beside it: the marker's "no value"
+    assert withheld["spo2"].reason == "no-value"
+
+
 def test_blank_tile_with_label_only() -> None:
     got, withheld = read([box(0, "RR", 0, 0)])
     assert got["rr"] is None and withheld["rr"].reason == "no-value"

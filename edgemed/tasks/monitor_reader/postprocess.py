@@ -51,6 +51,7 @@ from .closer_look import look_closer
 from .field_confidence import FieldConfidence
 from .panels import Panels
 from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_input
+from .seven_segment import segments_disagree
 from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
 
@@ -259,7 +260,7 @@ class MonitorPostprocessor:
             )
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
         paired = pair_fields(pairing_boxes, Panels(image).apart)
-        candidates = [_whole(c, image, kept, read) for c in paired]
+        candidates = [_whole(c, image, kept, read, texts) for c in paired]
         self.second_read(candidates, image, kept, texts)
         fields, withheld = read_fields(candidates, texts, self.field_confidence)
         full, part, assumed = news2_of(fields, context.frame)
@@ -282,14 +283,18 @@ def _whole(
     image: npt.NDArray[np.uint8],
     kept: list[npt.NDArray[np.float32]],
     read: list[tuple[npt.NDArray[np.uint8], tuple[float, ...]]],
+    texts: list[OcrText],
 ) -> Candidate:
     """The candidate, or its withholding when its value's box may not hold one whole number
-    read whole (a digit outside the box or not read in it, two lines of text: value_extent)."""
+    read whole (a digit outside the box or not read in it, two lines of text: value_extent)
+    or a digit read needs a segment its glyph does not have (seven_segment)."""
     if c.value is None or c.value_box is None:
         return c
     others = [pts for i, pts in enumerate(kept) if i != c.value_box]
     crop, where = read[c.value_box]
     problem = box_problem(image, kept[c.value_box], others) or unread_ink(crop, where)
+    if problem is None and segments_disagree(crop, texts[c.value_box].text):
+        problem = "segments-disagree"
     if problem is None:
         return c
     return replace(c, value=None, reason=problem, detail=WITHHELD_REASONS[problem])

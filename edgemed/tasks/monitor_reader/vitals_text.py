@@ -41,7 +41,7 @@ unit conversion are in :mod:`~edgemed.tasks.monitor_reader.vital_values`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -220,15 +220,17 @@ def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
             )
         )
         return
+    # The unit belongs to this label only: recorded under its index as it is appended.
+    if label_unit is not None:
+        screen.label_units[len(screen.labels)] = label_unit
     if rest and MARKER.match(rest):
+        # "Sp02*" ("%" read "*"): no value shown, but the label still claims the numbers
+        # nearest to it; released, its value went to the next label up (HR, whose "--" was
+        # not detected). A number of a value's size beside it withholds it (_inline_checked).
+        screen.inline_of[len(screen.labels)] = len(screen.inline)
         screen.inline.append(
             Candidate(name, None, "no-value", f"{box.text!r}: no value shown", None, box.index)
         )
-        return
-    # The unit belongs to this label only: recorded under its index as it is appended (a
-    # "no value" tile above returned without a label, and must not lend its unit to the next).
-    if label_unit is not None:
-        screen.label_units[len(screen.labels)] = label_unit
     screen.labels.append((box, name))
 
 
@@ -265,6 +267,11 @@ def _inline_checked(glued: Candidate, label_box: Box, owned: _Owned, screen: _Sc
         if i in screen.numbers or i in screen.unreadable
     ]
     rival = [b for b in beside if b.height >= MIN_INLINE_RIVAL * label_box.height]
+    if glued.value is None:  # "Sp02*": a no-value marker glued to the label
+        if not rival:
+            return glued
+        why = f"{label_box.text!r} shows no value and {rival[0].text!r} stands beside it"
+        return replace(glued, reason="ambiguous-pairing", detail=why)
     rival += [screen.markers[i] for _, _, i in owned if i in screen.markers]  # "RESP 10" + "STBY"
     if not rival:
         return glued
