@@ -8,35 +8,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from seven_segment_digits import LIT, draw_digit
 
 from edgemed.results import WITHHELD_REASONS
 from edgemed.tasks.monitor_reader.seven_segment import NEEDS, SPELLS, segments_disagree
-
-LIT = {
-    "0": "abcdef",
-    "1": "bc",
-    "2": "abdeg",
-    "3": "abcdg",
-    "4": "bcfg",
-    "5": "acdfg",
-    "6": "acdefg",
-    "7": "abcf",  # DSEG7's "7", which PP-OCRv4 reads "9"
-    "8": "abcdefg",
-    "9": "abcdfg",
-}
-
-
-def _segments(h: int, x: int, y: int) -> dict[str, tuple[int, int, int, int]]:
-    w, t, g = int(h * 0.55), max(2, h // 9), max(1, h // 30)
-    return {
-        "a": (x + g, y, x + w - g, y + t),
-        "g": (x + g, y + h // 2 - t // 2, x + w - g, y + h // 2 + t // 2),
-        "d": (x + g, y + h - t, x + w - g, y + h),
-        "f": (x, y + g, x + t, y + h // 2 - g),
-        "b": (x + w - t, y + g, x + w, y + h // 2 - g),
-        "e": (x, y + h // 2 + g, x + t, y + h - g),
-        "c": (x + w - t, y + h // 2 + g, x + w, y + h - g),
-    }
 
 
 def seven_segment(
@@ -70,16 +45,14 @@ def seven_segment(
         if ch == "/":
             cv2.line(img, (x + w, margin), (x, margin + h), ink, max(2, h // 10))
         else:
-            for s in LIT[ch]:
-                x0, y0, x1, y1 = _segments(h, x, margin)[s]
-                cv2.rectangle(img, (x0, y0), (x1, y1), ink, -1)
+            draw_digit(img, x, margin, h, ch, ink)
         x += cell
     if rule:
         cv2.line(img, (0, img.shape[0] - 3), (img.shape[1], img.shape[0] - 3), ink, 1)
     if slant:
         rows, cols = img.shape[:2]
         m = np.array([[1.0, -slant, slant * rows], [0.0, 1.0, 0.0]], np.float32)
-        img = cv2.warpAffine(img, m, (cols, rows), borderValue=ground)
+        img = np.asarray(cv2.warpAffine(img, m, (cols, rows), borderValue=ground), np.uint8)
     return cv2.GaussianBlur(img, (3, 3), 0)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from seven_segment_digits import draw_digit
 
 from edgemed.results import WITHHELD_REASONS
 from edgemed.tasks.monitor_reader.panels import Panels
@@ -19,20 +20,7 @@ GREEN = (60, 230, 60)
 
 def _segment_digit(img: np.ndarray, x: int, y: int, h: int, digit: str) -> None:
     """A seven-segment digit of height h at (x, y): segments as separate rectangles."""
-    w, t, g = int(h * 0.55), max(2, h // 9), max(1, h // 30)
-    segs = {
-        "a": (x + g, y, x + w - g, y + t),
-        "g": (x + g, y + h // 2 - t // 2, x + w - g, y + h // 2 + t // 2),
-        "d": (x + g, y + h - t, x + w - g, y + h),
-        "f": (x, y + g, x + t, y + h // 2 - g),
-        "b": (x + w - t, y + g, x + w, y + h // 2 - g),
-        "e": (x, y + h // 2 + g, x + t, y + h - g),
-        "c": (x + w - t, y + h // 2 + g, x + w, y + h - g),
-    }
-    on = {"1": "bc", "3": "abgcd", "4": "fgbc", "0": "abcdef"}[digit]
-    for s in on:
-        x0, y0, x1, y1 = segs[s]
-        cv2.rectangle(img, (x0, y0), (x1, y1), GREEN, -1)
+    draw_digit(img, x, y, h, digit, GREEN)
 
 
 def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
