@@ -120,6 +120,34 @@ def test_a_label_with_a_marker_glued_to_it_still_claims_the_number_beside_it() -
     assert withheld["spo2"].reason == "no-value"
 
 
+def test_a_value_on_another_label_s_rows_is_not_given_to_the_label_above() -> None:
+    """Seed 1900787's vertical list: large values drawn higher than their labels. The HR's
+    "***" stands above the HR label (claimed by none) and the SpO2's 90, its centre above the
+    SpO2 label's top, was given to the HR label; the SpO2 label lies on the 90's rows."""
+    boxes = [
+        box(0, "HR bpm", 0, 60),
+        box(1, "***", 380, 25, 38),
+        box(2, "SpO2", 0, 140, 16),
+        box(3, "90", 480, 85, 88),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+    assert "rows of 'SpO2'" in withheld["hr"].detail
+    assert got["spo2"] is None
+
+
+def test_labels_and_values_in_one_row_keep_their_own_values() -> None:
+    """A bar "HR 72  SpO2 98": the SpO2 label is on the 72's rows, but on its other side."""
+    boxes = [
+        box(0, "HR", 0, 100),
+        box(1, "72", 60, 90, 40),
+        box(2, "SpO2", 160, 100),
+        box(3, "98", 260, 90, 40),
+    ]
+    got, _ = read(boxes)
+    assert got["hr"] == 72 and got["spo2"] == 98
+
+
 def test_blank_tile_with_label_only() -> None:
     got, withheld = read([box(0, "RR", 0, 0)])
     assert got["rr"] is None and withheld["rr"].reason == "no-value"

@@ -10,6 +10,9 @@
   candidate value no more than twice its label's height with a number of comparable height
   right above or below it, overlapping it in columns, is one of such a pair (the value itself
   unread: a thin "7" the detector missed, its limits "25" over "8" taken for the value).
+* **Another label on the value's rows.** A value stands on its own label's rows or below
+  them; another label on the same side of it whose centre lies on the value's rows, where its
+  own label's does not, may be the value's label.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from .screen_text import Box
 
-__all__ = ["not_its_own", "one_of_a_pair", "stacked", "text_between"]
+__all__ = ["not_its_own", "on_its_rows", "one_of_a_pair", "stacked", "text_between"]
 
 MIN_WAY, MAX_WAY = 0.15, 0.85  # of the way from the label's centre to the number's
 MAX_ASIDE = 0.5  # of the number's height: how far from that line a box is still between
@@ -70,18 +73,42 @@ def stacked(value: Box, other: Box) -> bool:
 
 
 def not_its_own(
-    label: Box, value: Box, blocking: Iterable[Box], numbers: Iterable[Box]
+    label: Box,
+    value: Box,
+    blocking: Iterable[Box],
+    numbers: Iterable[Box],
+    labels: Iterable[Box] = (),
 ) -> str | None:
-    """Why ``value`` may not be ``label``'s own value (text between them, or one of the
-    screen's ``numbers`` stacked on it), or None."""
+    """Why ``value`` may not be ``label``'s own value (text between them, another of the
+    screen's ``labels`` on its rows, or one of its ``numbers`` stacked on it), or None."""
     between = text_between(label, value, blocking)
     if between is not None:
         return f"{between.text!r} stands between the label and {value.text!r}"
+    beside = on_its_rows(label, value, labels)
+    if beside is not None:
+        return f"{value.text!r} stands on the rows of {beside.text!r}, not of {label.text!r}"
     if value.height >= MAX_LIMIT_OVER_LABEL * label.height:
         return None  # drawn far larger than its label: a value, not an alarm limit
     on_top = [b for b in numbers if b.index != value.index and stacked(value, b)]
     if on_top:
         return f"{value.text!r} and {on_top[0].text!r} are stacked: alarm limits?"
+    return None
+
+
+def on_its_rows(label: Box, value: Box, labels: Iterable[Box]) -> Box | None:
+    """Another label whose centre lies on ``value``'s rows, on the same side of it as
+    ``label``, whose own centre does not: the value may be that label's. (A vertical list draws
+    large values higher than their labels: the HR's "***" stood above the HR label, claimed by
+    none, and the SpO2's 90, its centre above the SpO2 label's top, went to the HR label.)"""
+    top, bottom = value.corners[:, 1].min(), value.corners[:, 1].max()
+    x = value.centre[0]
+    if top <= label.centre[1] <= bottom:
+        return None
+    left = label.centre[0] < x
+    for other in labels:
+        on_rows = top <= other.centre[1] <= bottom
+        if other.index != label.index and on_rows and (other.centre[0] < x) == left:
+            return other
     return None
 
 

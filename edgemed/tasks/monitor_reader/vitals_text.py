@@ -299,13 +299,10 @@ def _unreadable_checked(
     big = [b for b in big if b.height > limit]
     why = f"{big[0].text!r}, unreadable, is as tall as the value" if big else None
     numbers = [n.box for n in screen.numbers.values()]
-    blocking = [
-        *screen.unreadable.values(),
-        *screen.markers.values(),
-        *(b for b, _ in screen.labels),
-    ]
+    labels = [b for b, _ in screen.labels]
+    blocking = [*screen.unreadable.values(), *screen.markers.values(), *labels]
     blocking += [b for b in numbers if b.height > limit]
-    why = why or not_its_own(label_box, value, blocking, numbers)
+    why = why or not_its_own(label_box, value, blocking, numbers, labels)
     if why is None:
         return candidate
     return Candidate(
