@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .value_extent import brightest
+from .value_extent import brightest, text_ink
 
 __all__ = ["glyph_segments", "segments_disagree"]
 
@@ -100,11 +100,7 @@ def glyph_segments(crop: npt.NDArray[np.uint8]) -> list[frozenset[str] | None] |
     grey = brightest(crop)
     if grey.shape[0] < MIN_DIGIT_HEIGHT or grey.shape[1] < 4:
         return None
-    _, binary = cv2.threshold(np.ascontiguousarray(grey), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    ink = np.asarray(binary, np.uint8)
-    if ink.mean() > 0.5:  # text is the minority of a text box: dark ink on a light ground
-        ink = 1 - ink
-    ink = _without_lines(ink)
+    ink = _without_lines(text_ink(grey)[2])  # Otsu, the minority side: bright or dark text
     rows = _digit_rows(ink)
     if rows is None:
         return None

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["box_problem", "brightest", "ink_mask", "unread_ink"]
+__all__ = ["box_problem", "brightest", "ink_mask", "text_ink", "unread_ink"]
 
 MIN_DIGIT = 0.6  # of the value's digit height: ink this tall beside the box may be a digit
 MAX_DIGIT = 1.2
@@ -62,7 +62,7 @@ def box_problem(
     if y1 - y0 < 8 or x1 - x0 < 4:
         return None
     grey = brightest(image)
-    threshold, bright_ink, raw = _ink(grey[y0:y1, x0:x1])
+    threshold, bright_ink, raw = text_ink(grey[y0:y1, x0:x1])
     if _two_lines(raw):
         return "stacked-text"
     digit = _tallest(_closed(raw > 0, y1 - y0))
@@ -115,7 +115,7 @@ def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str |
 
 def ink_mask(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """A text crop's ink (0/1), segmented digits closed vertically into whole digits."""
-    return _closed(_ink(brightest(crop))[2] > 0, crop.shape[0])
+    return _closed(text_ink(brightest(crop))[2] > 0, crop.shape[0])
 
 
 def brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -130,7 +130,7 @@ def brightest(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return out
 
 
-def _ink(grey: npt.NDArray[np.uint8]) -> tuple[float, bool, npt.NDArray[np.uint8]]:
+def text_ink(grey: npt.NDArray[np.uint8]) -> tuple[float, bool, npt.NDArray[np.uint8]]:
     """Otsu threshold of a text box, whether its ink is the bright side (text is the minority
     of a text box's pixels), and the ink mask (0/1)."""
     threshold, ink = cv2.threshold(
