@@ -55,4 +55,7 @@ def test_resend_wait_follows_the_queue_ahead_but_never_exceeds_the_cap(
     pub._ack_rate = 0.01  # acks stalled behind a lost result: the wait must stay bounded
     pub._schedule_resend(1, clock[0])
     assert pub._inflight[1].deadline - clock[0] <= 1.2 * sync.resend_max_s
-    assert pub._next_deadline == min(e.deadline for e in pub._inflight.values())
+    # A lower bound, never later than a real deadline (a later one would miss a resend). It may
+    # be earlier: moving seq 1's deadline later leaves its old one as the hint, which costs one
+    # extra scan of the window, never a late resend.
+    assert pub._next_deadline <= min(e.deadline for e in pub._inflight.values())
