@@ -327,3 +327,26 @@ def test_a_blank_tile_with_a_unit_lends_it_to_no_other_tile(
     assert withheld["temperature"].reason == "no-value"
     second = [box(0, "Temp °F --", 0, 0), box(1, "Temp", 300, 0), box(2, "37.2", 310, 30, 60)]
     assert by_name(second)["temperature"].value in (None, (37.2,))  # never 37.2 °F -> 2.9 °C
+
+
+def _quad(i: int, text: str, x0: float, y0: float, x1: float, y1: float) -> Box:
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    return Box(i, text, corners, GREEN, 0.99, 0.98)
+
+
+def test_a_value_is_not_given_to_a_label_across_a_text_the_way_passes_through() -> None:
+    """Seed 2000364's side column: the HR shows no value, the SpO2 label read "YSp02%" (a
+    waveform peak glued to it: an unknown label) and its 94 below went to the HR label above.
+    The misread label's centre lies off the way from "HR" to "94"; its box does not."""
+    boxes = [
+        _quad(0, "ECGHRbpm", 352, 10, 472, 34),
+        _quad(1, "YSp02%", 327, 96, 446, 120),
+        _quad(2, "94", 381, 120, 454, 171),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+    assert "'YSp02%' stands between" in withheld["hr"].detail
+    # The same screen with the text moved off the way: the HR label keeps its value.
+    moved = [boxes[0], _quad(1, "YSp02%", 200, 96, 320, 120), boxes[2]]
+    got, _ = read(moved)
+    assert got["hr"] == 94

@@ -3,9 +3,11 @@
 * **Text between a label and its number.** A monitor draws a parameter's value next to its
   label; limits and units may stand between them, but never another parameter's text. A box
   whose centre lies on the way from the label to the number (within half the number's height
-  of the line joining their centres, between 15 % and 85 % of the way) is text between them:
-  the number may belong to another label that was not read (a central-station row "Temp 37.2
-  NBP OFF RR 28" read with "NBP OFF RR" unreadable gave RR's 28 to Temp).
+  of the line joining their centres, between 15 % and 85 % of the way), or whose box that part
+  of the line passes through, is text between them: the number may belong to another label
+  that was not read (a central-station row "Temp 37.2 NBP OFF RR 28" read with "NBP OFF RR"
+  unreadable gave RR's 28 to Temp; a side column's SpO2 label read "YSp02%", a wide box whose
+  centre lay off the line, gave its 94 to the HR label above, which showed no value).
 * **Two numbers stacked.** Alarm limits are drawn as two small numbers, one over the other. A
   candidate value no more than twice its label's height with a number of comparable height
   right above or below it, overlapping it in columns, is one of such a pair (the value itself
@@ -20,12 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from .screen_text import Box
 
 __all__ = ["not_its_own", "on_its_rows", "one_of_a_pair", "stacked", "text_between"]
 
 MIN_WAY, MAX_WAY = 0.15, 0.85  # of the way from the label's centre to the number's
+WAY_SAMPLES = 33  # points tested along the way
 MAX_ASIDE = 0.5  # of the number's height: how far from that line a box is still between
 MIN_STACKED_HEIGHT = 0.6  # the smaller of two stacked numbers, relative to the larger
 # Alarm limits are drawn about as tall as the label; a value in a column of tiles is drawn
@@ -37,7 +41,8 @@ MAX_STACK_GAP = (
 
 
 def text_between(label: Box, number: Box, others: Iterable[Box]) -> Box | None:
-    """The first of ``others`` standing between ``label`` and ``number``, or None."""
+    """The first of ``others`` standing between ``label`` and ``number``, or None: its centre
+    near the way from one to the other, or its box crossed by that way."""
     a, b = label.centre, number.centre
     way = b - a
     length = float(np.hypot(*way))
@@ -52,7 +57,22 @@ def text_between(label: Box, number: Box, others: Iterable[Box]) -> Box | None:
         aside = abs(float(d[0] * unit[1] - d[1] * unit[0]))
         if MIN_WAY < along < MAX_WAY and aside <= MAX_ASIDE * number.height:
             return other
+        if _crossed(other.corners, a + MIN_WAY * way, a + MAX_WAY * way):
+            return other
     return None
+
+
+def _crossed(
+    quad: npt.NDArray[np.float64], p: npt.NDArray[np.float64], q: npt.NDArray[np.float64]
+) -> bool:
+    """Whether the segment p-q passes through the convex quadrilateral ``quad`` (tested at
+    WAY_SAMPLES points: a box thinner than the spacing could be missed, text boxes are not)."""
+    points = p + np.linspace(0.0, 1.0, WAY_SAMPLES)[:, None] * (q - p)
+    edges = np.roll(quad, -1, axis=0) - quad  # (4, 2)
+    rel = points[:, None, :] - quad[None, :, :]  # (n, 4, 2)
+    cross = edges[None, :, 0] * rel[..., 1] - edges[None, :, 1] * rel[..., 0]
+    inside = np.all(cross >= 0, axis=1) | np.all(cross <= 0, axis=1)
+    return bool(inside.any())
 
 
 def stacked(value: Box, other: Box) -> bool:
