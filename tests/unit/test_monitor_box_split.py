@@ -136,7 +136,9 @@ def reader() -> Iterator[edgemed.Pipeline]:
 # both reads, a seven-segment "7" read "9"), 1800910 (1.3.1: HR 47 read 49) and 1800584 (1.3.1:
 # SpO2 "%" read "*" glued to its label, which then claimed nothing, so its 78 went to the HR
 # label above; 1.3.2's segment check and label rule) and 1900787 (1.3.2: a vertical list's
-# SpO2 90 given to the HR label above, whose "***" stood higher still; 1.3.3's rows rule).
+# SpO2 90 given to the HR label above, whose "***" stood higher still; 1.3.3's rows rule) and
+# 2000364 (1.3.3: a side column's SpO2 label read "YSp02%", its 94 given to the HR label above,
+# which showed no value; 1.3.4's crossing rule).
 SEGMENTS_DISAGREE = {
     "1400735-vertical-list-dseg7-modern.png": "hr",
     "1800910-bottom-bar-dseg7-classic.png": "hr",
@@ -147,7 +149,7 @@ KNOWN_WRONG = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="known wrong values of monitor-reader 1.3.3")
+@pytest.mark.xfail(strict=True, reason="known wrong values of monitor-reader 1.3.4")
 @pytest.mark.parametrize("name", sorted(KNOWN_WRONG))
 def test_known_misreads_are_not_reported(reader: edgemed.Pipeline, name: str) -> None:
     """Fails today (strict: the day a version withholds them, this must be moved to the
@@ -181,3 +183,5 @@ def test_structure_screens_never_give_a_wrong_value(reader: edgemed.Pipeline) ->
     assert spo2.reason == "ambiguous-pairing"  # "Sp02*" still claims its 78
     hr = readings["1900787-vertical-list-dseg7-modern.png"].withheld["hr"]  # type: ignore[attr-defined]
     assert "rows of 'SpO2'" in hr.detail  # the 90 is not the HR's
+    hr = readings["2000364-side-column-dseg7-modern.png"].withheld["hr"]  # type: ignore[attr-defined]
+    assert "stands between" in hr.detail  # the way from "HR" to the 94 crosses "YSp02%"
