@@ -125,7 +125,10 @@ class Pipeline:
         if not self.manifest.rows_independent or len(items) < 2 or fixed:
             return [self(item) for item in items]
         t0 = time.perf_counter()
-        prepared = [self._pre(item) for item in items]
+        many = getattr(self._pre, "many", None)  # a task may prepare a batch at once
+        prepared: list[Prepared] = (
+            many(items) if many is not None else [self._pre(item) for item in items]
+        )
         t1 = time.perf_counter()
         try:
             stacked = {

@@ -32,3 +32,16 @@ class Prepared:
         digest = hashlib.sha256(f"{contiguous.dtype.str}{contiguous.shape}".encode())
         digest.update(contiguous.data.cast("B"))
         return digest.hexdigest()
+
+    @staticmethod
+    def rows_sha256(table: npt.NDArray[Any]) -> list[str]:
+        """:meth:`array_sha256` of each row of a 2-D ``table`` taken as a (1, columns) array:
+        the same digests, the shared dtype-and-shape prefix hashed once."""
+        contiguous = np.ascontiguousarray(table)
+        head = hashlib.sha256(f"{contiguous.dtype.str}{(1, contiguous.shape[1])}".encode())
+        digests = []
+        for row in contiguous:
+            digest = head.copy()
+            digest.update(row.data.cast("B"))
+            digests.append(digest.hexdigest())
+        return digests

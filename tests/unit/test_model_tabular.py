@@ -262,6 +262,7 @@ def test_out_of_range_flagged_not_rejected(cls: edgemed.Pipeline, reg: edgemed.P
         (lambda r: {**r, "area_worst": float("inf")}, "area_worst.*infinite"),
         (lambda r: {**r, "area_worst": -math.inf}, "area_worst"),
         (lambda r: {**r, "area_worst": 1e39, "area_se": 1e300}, r"\['area_se', 'area_worst'\]"),
+        (lambda r: {**r, "area_worst": 10**400}, "area_worst.*beyond the float32 range"),
         (lambda r: {**r, "radius_mean": "12.3"}, "radius_mean.*number"),
         (lambda r: {**r, "radius_mean": None}, "radius_mean.*number"),
         (lambda r: {**r, "radius_mean": True}, "radius_mean.*number"),
@@ -277,6 +278,23 @@ def test_bad_input_is_an_input_error(cls: edgemed.Pipeline, change: object, mess
     rows, _ = _golden(cls)
     with pytest.raises(edgemed.InputError, match=message):
         cls(change(dict(rows[0])))  # type: ignore[operator]
+    with pytest.raises(edgemed.InputError, match=message):  # a batch checks its rows at once
+        cls.batch([rows[1], change(dict(rows[0])), rows[2]])  # type: ignore[operator]
+
+
+def test_a_batch_with_two_bad_rows_names_the_first(cls: edgemed.Pipeline) -> None:
+    """The batch's checks run on the whole table, but its error is the one calling the
+    pipeline row by row gives: the first bad row's."""
+    rows, _ = _golden(cls)
+    nan_row = {**rows[0], "texture_se": float("nan")}
+    missing = {k: v for k, v in rows[1].items() if k != "area_se"}
+    with pytest.raises(edgemed.InputError, match=r"texture_se.*NaN"):
+        cls.batch([rows[2], nan_row, missing])
+    with pytest.raises(edgemed.InputError, match="missing feature"):
+        cls.batch([rows[2], missing, nan_row])
+    overflow = {**rows[3], "area_worst": 1e39}
+    with pytest.raises(edgemed.InputError, match=r"\['area_worst'\]"):
+        cls.batch([rows[2], rows[4], overflow, nan_row])
 
 
 def test_nan_in_array_names_the_feature(reg: edgemed.Pipeline) -> None:

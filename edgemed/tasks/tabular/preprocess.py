@@ -105,10 +105,11 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
-def _numbers(values: list[Any], names: Sequence[str]) -> npt.NDArray[np.float64]:
+def _numbers(values: list[Any], names: Sequence[str]) -> list[Any]:
+    """``values`` checked to be numbers (plain ints and floats, or other reals as floats)."""
     if all(type(v) in _PLAIN_NUMBERS for v in values):
-        return np.array(values, dtype=np.float64)
-    return np.array([_number(v, name) for v, name in zip(values, names, strict=True)])
+        return values
+    return [_number(v, name) for v, name in zip(values, names, strict=True)]
 
 
 class TabularPreprocessor:
@@ -124,6 +125,28 @@ class TabularPreprocessor:
 
     def row(self, item: object) -> npt.NDArray[np.float64]:
         """The caller's row as float64 in manifest order, or InputError."""
+        table = self._table([self._numbers_of(item)])
+        self._check_float32(table)
+        values: npt.NDArray[np.float64] = table[0]
+        return values
+
+    def _table(self, rows: list[Any]) -> npt.NDArray[np.float64]:
+        try:
+            table: npt.NDArray[np.float64] = np.array(rows, dtype=np.float64)
+        except OverflowError:  # a Python int beyond float64 (10**400): name it
+            for row in rows:
+                for name, v in zip(self.names, row, strict=True):
+                    if isinstance(v, int) and not -(2**1023) < v < 2**1024:
+                        raise InputError(
+                            f"feature {name!r}: an integer of {v.bit_length()} bits, beyond "
+                            "the float32 range"
+                        ) from None
+            raise
+        return table
+
+    def _numbers_of(self, item: object) -> list[Any] | npt.NDArray[np.float64]:
+        """The row's numbers in manifest order, checked but for the float32 range (done once
+        for a whole batch, whose table is made from these in one call)."""
         n = len(self.names)
         if isinstance(item, Mapping):
             try:
@@ -139,8 +162,8 @@ class TabularPreprocessor:
                 if unknown:
                     parts.append(f"unknown feature(s) {unknown}")
                 raise InputError("; ".join(parts) + f"; expected exactly {list(self.names)}")
-            values = _numbers(raw, self.names)
-        elif isinstance(item, np.ndarray):
+            return _numbers(raw, self.names)
+        if isinstance(item, np.ndarray):
             if item.ndim != 1 or item.shape[0] != n:
                 raise InputError(
                     f"expected a 1-D array of {n} features, got shape {item.shape} "
@@ -150,39 +173,71 @@ class TabularPreprocessor:
                 np.issubdtype(item.dtype, np.floating) or np.issubdtype(item.dtype, np.integer)
             ):
                 raise InputError(f"expected a numeric array, got dtype {item.dtype}")
-            values = item.astype(np.float64)
-        elif isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
+            return item.astype(np.float64)
+        if isinstance(item, Sequence) and not isinstance(item, str | bytes | bytearray):
             if len(item) != n:
                 raise InputError(
                     f"expected {n} features in order {list(self.names)}, got {len(item)}"
                 )
-            values = _numbers(list(item), self.names)
-        else:
-            raise InputError(
-                f"expected a mapping of feature name -> number or a 1-D sequence of {n} numbers, "
-                f"got {type(item).__name__}"
-            )
-        # The model runs in float32: a value finite in float64 but beyond float32's range would
-        # reach it as inf. One scalar test (a float64 sum of float32 values cannot overflow);
-        # the culprits are named only when it fails.
+            return _numbers(list(item), self.names)
+        raise InputError(
+            f"expected a mapping of feature name -> number or a 1-D sequence of {n} numbers, "
+            f"got {type(item).__name__}"
+        )
+
+    def _check_float32(self, table: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """``table`` (rows, features) as float32, or InputError naming the first bad row's
+        features. The model runs in float32: a value finite in float64 but beyond float32's
+        range would reach it as inf. One scalar test (a float64 sum of float32 values cannot
+        overflow); the culprits are looked for only when it fails."""
         with np.errstate(over="ignore"):  # overflow to inf is what the test below catches
-            as_f32 = values.astype(np.float32)
+            as_f32 = table.astype(np.float32)
         if not math.isfinite(float(as_f32.sum(dtype=np.float64))):
-            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(as_f32))]
+            bad_row = ~np.isfinite(as_f32[np.flatnonzero(~np.isfinite(as_f32).all(axis=1))[0]])
+            bad = [self.names[i] for i in np.flatnonzero(bad_row)]
             raise InputError(f"feature(s) {bad} are NaN, infinite or beyond the float32 range")
-        return values
+        return as_f32
+
+    def _flags(self, values: npt.NDArray[np.float64]) -> tuple[str, ...]:
+        outside = (values < self._lo) | (values > self._hi)
+        return tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
 
     def __call__(self, item: object) -> Prepared:
         values = self.row(item)
-        outside = (values < self._lo) | (values > self._hi)
-        flags = tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
         tensor = values.astype(np.float32)[None, :]
         return Prepared(
             tensors={self._input: tensor},
             input_sha256=Prepared.array_sha256(tensor),
             input_kind="tabular",
-            context=TabularContext(out_of_range=flags),
+            context=TabularContext(out_of_range=self._flags(values)),
         )
+
+    def many(self, items: Sequence[object]) -> list[Prepared]:
+        """``[self(item) for item in items]`` (the same tensors, hashes and flags, the same
+        InputError for the first bad row), with the float32 and range checks done once for
+        the whole table: ``Pipeline.batch`` spent most of a tabular batch's time here."""
+        if not items:
+            return []
+        try:
+            table = self._table([self._numbers_of(item) for item in items])
+            f32 = self._check_float32(table)
+        except InputError:
+            return [self(item) for item in items]  # raises the first bad row's own error
+        outside: npt.NDArray[np.bool_] = (table < self._lo) | (table > self._hi)
+        flagged = set(np.flatnonzero(outside.any(axis=1)).tolist())  # rows with a flag
+        hashes = Prepared.rows_sha256(f32)
+        prepared = []
+        for i, digest in enumerate(hashes):
+            flags = tuple(self.names[j] for j in np.flatnonzero(outside[i])) if i in flagged else ()
+            prepared.append(
+                Prepared(
+                    tensors={self._input: f32[i : i + 1]},
+                    input_sha256=digest,
+                    input_kind="tabular",
+                    context=TabularContext(out_of_range=flags),
+                )
+            )
+        return prepared
 
 
 def golden_inputs(manifest: Manifest) -> list[object]:
