@@ -307,6 +307,26 @@ def test_a_value_far_smaller_than_the_screens_other_values_is_withheld() -> None
     assert (got["spo2"], got["rr"], got["temperature"]) == (97, 16, 36.8)
 
 
+def test_with_two_values_on_the_screen_only_a_far_smaller_one_is_withheld() -> None:
+    """Seed 2100155's top bar: the HR's value read merged with its neighbour's "--" (no
+    number), its high limit "130" under the HR label given as the value; the only other value
+    read was the RR's 34, four times its height. A value half the other's height (a
+    temperature drawn smaller) is still read."""
+    boxes = [
+        box(0, "HR", 9, 10, 13),
+        box(1, "130", 8, 28, 16),
+        box(2, "Resp", 430, 14, 30),
+        box(3, "34", 441, 95, 62),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "only-small-numbers"
+    assert got["rr"] == 34
+    half = [box(0, "Temp", 9, 10, 27), box(1, "40.9", 8, 40, 44), *boxes[2:]]
+    half[3] = box(3, "34", 441, 95, 87)
+    got, _ = read(half)
+    assert (got["temperature"], got["rr"]) == (40.9, 34)
+
+
 def test_a_number_between_label_and_a_far_bigger_one_withholds_both() -> None:
     # "137" beside HR and a far bigger "80" of a neighbour whose label was unread
     boxes = [box(0, "HR", 0, 0, 27), box(1, "137", 30, 0, 45), box(2, "80", 200, -10, 87)]

@@ -22,9 +22,12 @@ def seven_segment(
     ground: tuple[int, int, int] = (0, 0, 0),
     slant: float = 0.0,
     rule: bool = False,
+    short_one: float = 0.0,
 ) -> np.ndarray:
     """A crop of ``text`` as a monitor's seven-segment display draws it (monospaced cells, a
-    "1" on the cell's right), with a margin like the recogniser's crop."""
+    "1" on the cell's right), with a margin like the recogniser's crop. ``short_one``: the
+    share of the digit height left free above and below a "1" (DSEG7 Classic's starts below
+    the other digits' top segment)."""
     w = int(h * 0.55)
     cell = int(w * 1.35)
     margin = h // 6
@@ -46,6 +49,10 @@ def seven_segment(
             cv2.line(img, (x + w, margin), (x, margin + h), ink, max(2, h // 10))
         else:
             draw_digit(img, x, margin, h, ch, ink)
+            if ch == "1" and short_one:
+                free = round(short_one * h)
+                img[margin : margin + free, x : x + cell] = ground
+                img[margin + h - free : margin + h + 1, x : x + cell] = ground
         x += cell
     if rule:
         cv2.line(img, (0, img.shape[0] - 3), (img.shape[1], img.shape[0] - 3), ink, 1)
@@ -81,6 +88,17 @@ def test_misreads_that_add_segments_are_withheld(slant: float) -> None:
         crop = seven_segment(truth, slant=slant)
         assert segments_disagree(crop, misread), (truth, misread)
         assert not segments_disagree(crop, truth), truth
+
+
+@pytest.mark.parametrize("short_one", [0.06, 0.12])
+def test_a_one_shorter_than_the_other_digits_is_still_a_one(short_one: float) -> None:
+    """Seed 2101381: DSEG7 Classic "17" read "19", its "1" 4 of 34 rows below the top of the
+    "7"; the "1" was taken for no digit, so the check had no opinion and the 19 was reported."""
+    for truth, misread in [("17", "19"), ("117", "119"), ("71", "91")]:
+        for h in (34, 60):
+            crop = seven_segment(truth, h, short_one=short_one)
+            assert segments_disagree(crop, misread), (truth, misread, h)
+            assert not segments_disagree(crop, truth), (truth, h)
 
 
 @pytest.mark.parametrize("h", [24, 40, 90])

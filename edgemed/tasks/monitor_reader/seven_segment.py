@@ -70,6 +70,10 @@ REGIONS = {
 LIT = 0.2  # ink share of a segment's place at least this: the segment is lit
 UNLIT = 0.03  # at most this: the segment is not there; between the two: no opinion
 NARROW = 0.32  # of the digit height: a narrower glyph has no horizontal segment
+# A narrow glyph reaching this near the digits' top and bottom is a "1" (segments b and c). A
+# seven-segment "1" starts below the other digits' top segment and ends above the bottom one:
+# DSEG7 Classic's, beside a "7", left 4 of 34 rows free above it (the "17" read "19" kept).
+ONE_REACH = 0.2
 MIN_DIGIT_HEIGHT = 16  # pixels: smaller digits' segment places are not resolved reliably
 SHEARS = np.linspace(-0.3, 0.3, 13)  # slants tried (italic DSEG7 Classic, residual perspective)
 
@@ -177,7 +181,7 @@ def _lit(cell: npt.NDArray[np.uint8], height: int) -> frozenset[str] | None:
     h, w = cell.shape
     if w < NARROW * height:  # too narrow for a horizontal segment: a "1" if it is tall
         rows = np.flatnonzero(cell.any(axis=1))
-        tall = len(rows) > 0 and rows[0] <= 0.1 * h and rows[-1] >= 0.9 * h
+        tall = len(rows) > 0 and rows[0] <= ONE_REACH * h and rows[-1] >= (1 - ONE_REACH) * h
         return frozenset("bc") if tall else None
     lit = []
     for name, (x0, x1, y0, y1) in REGIONS.items():

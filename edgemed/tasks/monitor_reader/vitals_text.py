@@ -80,6 +80,7 @@ MIN_VALUE_OVER_LABEL = 1.2
 MAX_LIMIT_OVER_VALUE = 0.8  # a number at most this tall relative to the value is a limit
 MAX_STRAY_OVER_VALUE = 0.4  # a number beside the value, not one of a pair of limits
 MIN_VALUE_OVER_SCREEN = 0.6  # of the median height of the screen's other one-number values
+MIN_VALUE_OVER_OTHER = 0.4  # of the other's height, where the screen has only two such values
 MIN_INLINE_RIVAL = 0.45  # a number this tall beside a "label value" box makes it ambiguous
 MIN_COLOUR_SIMILARITY = 0.9  # cosine of the label's and the value's mean BGR text colour
 
@@ -314,7 +315,8 @@ def _unreadable_checked(
 def _small_for_this_screen(out: list[Candidate], numbers: dict[int, Number]) -> list[Candidate]:
     """A one-number value drawn far smaller than the other values of the same screen is more
     likely an alarm limit whose own value went unread (or a misread label box) than a value:
-    monitors draw their numeric values at one size per layout."""
+    monitors draw their numeric values at one size per layout. With two values on the screen,
+    only one far smaller (an HR's limit "130" beside an RR of four times its height)."""
     values = {
         i: numbers[c.value_box].box
         for i, c in enumerate(out)
@@ -323,11 +325,10 @@ def _small_for_this_screen(out: list[Candidate], numbers: dict[int, Number]) -> 
         and c.name != "nibp"
         and c.value_box != c.label_box
     }
-    if len(values) < 3:
-        return out
-    for i, box in values.items():
+    least = MIN_VALUE_OVER_SCREEN if len(values) >= 3 else MIN_VALUE_OVER_OTHER
+    for i, box in values.items() if len(values) >= 2 else ():
         typical = float(np.median([b.height for j, b in values.items() if j != i]))
-        if box.height < MIN_VALUE_OVER_SCREEN * typical:
+        if box.height < least * typical:
             c = out[i]
             out[i] = Candidate(
                 c.name,
