@@ -199,9 +199,26 @@ def test_letterbox_and_rescale_map_boxes_back_to_the_input(pipe: Any) -> None:
     assert whole == set(truth)
     top = detect(pipe, np.ascontiguousarray(image[:96]))
     assert (top.height, top.width) == (96, 128)
-    assert found(top) == {b for b in whole if b[4] <= 96}
+    assert _alike(found(top), {b for b in whole if b[4] <= 96})
     large = detect(pipe, cv2.resize(image, (256, 256), interpolation=cv2.INTER_NEAREST))
-    assert found(large) == {(b[0], *(2 * v for v in b[1:])) for b in whole}
+    assert _alike(found(large), {(b[0], *(2 * v for v in b[1:])) for b in whole})
+
+
+def _alike(
+    got: set[tuple[str, int, int, int, int]], want: set[tuple[str, int, int, int, int]]
+) -> bool:
+    """The same boxes to a pixel: INT8 box regression rounds differently across CPUs (an AVX2
+    machine without VNNI put a box edge 1 px lower at twice the size)."""
+    if len(got) != len(want):
+        return False
+    left = sorted(got)
+    return all(
+        any(
+            g[0] == w[0] and max(abs(a - b) for a, b in zip(g[1:], w[1:], strict=True)) <= 1
+            for g in left
+        )
+        for w in want
+    )
 
 
 def test_nothing_found_is_an_empty_result_that_says_why(pipe: Any) -> None:

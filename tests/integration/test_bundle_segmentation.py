@@ -168,10 +168,11 @@ def test_pixel_spacing_gives_areas_in_mm2(pipe: Any) -> None:
     assert plain.areas_mm2 == (None, None) and plain.pixel_spacing_mm is None
     spaced = segment(pipe, {"image": image, "pixel_spacing_mm": [0.5, 0.25]})
     assert spaced.pixels == plain.pixels and spaced.pixels[1] > 0
-    assert spaced.areas_mm2 == pytest.approx([n * 0.125 for n in plain.pixels])
+    # Areas are given to 6 significant digits (12005.75 mm2 is 12005.8).
+    assert spaced.areas_mm2 == pytest.approx([n * 0.125 for n in plain.pixels], rel=1e-5)
     body = spaced.body()
     check_result_body(body["kind"], body)
-    assert body["classes"][1]["area_mm2"] == pytest.approx(plain.pixels[1] * 0.125)
+    assert body["classes"][1]["area_mm2"] == pytest.approx(plain.pixels[1] * 0.125, rel=1e-5)
     assert body["pixel_spacing_mm"] == [0.5, 0.25] and body["mask"] is None
     assert plain.body()["classes"][1]["area_mm2"] is None
 
