@@ -325,8 +325,10 @@ def _small_for_this_screen(out: list[Candidate], numbers: dict[int, Number]) -> 
         and c.name != "nibp"
         and c.value_box != c.label_box
     }
+    if len(values) < 2:
+        return out
     least = MIN_VALUE_OVER_SCREEN if len(values) >= 3 else MIN_VALUE_OVER_OTHER
-    for i, box in values.items() if len(values) >= 2 else ():
+    for i, box in values.items():
         typical = float(np.median([b.height for j, b in values.items() if j != i]))
         if box.height < least * typical:
             c = out[i]

@@ -203,8 +203,9 @@ class TabularPreprocessor:
         return tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
 
     def __call__(self, item: object) -> Prepared:
-        values = self.row(item)
-        tensor = values.astype(np.float32)[None, :]
+        table = self._table([self._numbers_of(item)])
+        tensor = self._check_float32(table)  # (1, features): the model's input
+        values = table[0]
         return Prepared(
             tensors={self._input: tensor},
             input_sha256=Prepared.array_sha256(tensor),
