@@ -10,10 +10,10 @@ unambiguously which number is the parameter's value, the field is withheld with 
    label (possibly with its value inline, ``HR 72``), a number (``72``, ``120/80``, ``36.8``,
    ``15.2/10.1``, optionally with a unit), a "no value" marker (``--``, ``-?-``, ``?``,
    ``***``, ``OFF``, ``STBY``, also glued to its alarm limit: ``STBY 25``), a unit (``°F``,
-   ``kPa``...), digits that parse as no value
-   ("2476"), or other text. Two labels read as one box keep their own parts of it. Labels of
-   parameters not reported (PR, Pulse, etCO2, ST...) and unknown words take part, so their
-   numbers are never given to a reported parameter.
+   ``kPa``...), digits that parse as no value ("2476"), or other text. A label whose box holds
+   such digits ("HR 144 4(": its value, unread) is withheld, never given a neighbour's number.
+   Two labels read as one box keep their own parts of it. Labels of parameters not reported
+   (PR, Pulse, etCO2, ST...) and unknown words take part: their numbers go to no parameter.
 2. Each number, marker, unit and unreadable digit string goes to the label it is nearest to
    (right of the label's left edge, not above its top, in a similar colour; rows weigh more
    than columns; distances in the box's own height); the runner-up label's distance is kept
@@ -224,14 +224,14 @@ def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
     # The unit belongs to this label only: recorded under its index as it is appended.
     if label_unit is not None:
         screen.label_units[len(screen.labels)] = label_unit
-    if rest and MARKER.match(rest):
-        # "Sp02*" ("%" read "*"): no value shown, but the label still claims the numbers
-        # nearest to it; released, its value went to the next label up (HR, whose "--" was
-        # not detected). A number of a value's size beside it withholds it (_inline_checked).
+    unread = name != "other" and any(ch.isdigit() for ch in rest)  # "HR 144 4(" (step 1)
+    if rest and (MARKER.match(rest) or unread):
+        # "Sp02*" ("%" read "*"), "HR 144 4(": withheld, but the label still claims the numbers
+        # nearest to it; released, its value went to the next label (seeds 2200887, ...).
+        why = "its digits read as no value" if unread else "no value shown"
+        reason = "ambiguous-pairing" if unread else "no-value"
         screen.inline_of[len(screen.labels)] = len(screen.inline)
-        screen.inline.append(
-            Candidate(name, None, "no-value", f"{box.text!r}: no value shown", None, box.index)
-        )
+        screen.inline.append(Candidate(name, None, reason, f"{box.text!r}: {why}", None, box.index))
     screen.labels.append((box, name))
 
 
@@ -271,7 +271,7 @@ def _inline_checked(glued: Candidate, label_box: Box, owned: _Owned, screen: _Sc
     if glued.value is None:  # "Sp02*": a no-value marker glued to the label
         if not rival:
             return glued
-        why = f"{label_box.text!r} shows no value and {rival[0].text!r} stands beside it"
+        why = f"{glued.detail}, and {rival[0].text!r} stands beside it"
         return replace(glued, reason="ambiguous-pairing", detail=why)
     rival += [screen.markers[i] for _, _, i in owned if i in screen.markers]  # "RESP 10" + "STBY"
     if not rival:
