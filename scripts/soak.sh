@@ -5,7 +5,7 @@
 # PostgreSQL ($EDGEMED_TEST_POSTGRES), mosquitto, nats-server and rabbitmq-server.
 #
 #   scripts/soak.sh            # every soak, ~20-40 min on 2 cores
-#   scripts/soak.sh rabbitmq   # one of: slow, scale, jetstream, rabbitmq, rollouts, power-loss
+#   scripts/soak.sh rabbitmq   # one of: slow, scale, jetstream, rabbitmq, rollouts, power-loss, fuzz
 set -euo pipefail
 source "$(dirname "$0")/_common.sh"
 cd "$ROOT"
@@ -37,5 +37,10 @@ pick rollouts && run rollouts EDGEMED_ROLLOUT_SOAK=30 -- tests/integration/test_
 # 20 power cuts of the outbox's VM, each followed by a boot (~20 s each under qemu's emulation)
 pick power-loss && run power-loss EDGEMED_POWER_LOSS_CUTS=20 -- \
     tests/integration/test_outbox_power_loss.py
+# The fuzzers and the monitor reader's metamorphic check at their full sizes (the suite runs
+# 3,000 result and 750 status payloads, 30 API examples per operation and mode, 12 screens).
+pick fuzz && run fuzz EDGEMED_FUZZ_RESULTS=20000 EDGEMED_FUZZ_STATUSES=5000 \
+    EDGEMED_API_FUZZ_EXAMPLES=200 EDGEMED_METAMORPHIC_SCREENS=24 -- tests/unit/test_ingest_fuzz.py \
+    tests/unit/test_fleet_api_hardening.py tests/unit/test_metamorphic_monitor.py
 # The exit status says whether every soak that ran passed (not only whether the last one ran).
 [ ${#FAILED[@]} -eq 0 ] || { echo "soaks that failed: ${FAILED[*]}"; exit 1; }
