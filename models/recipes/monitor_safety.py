@@ -48,7 +48,7 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.3.6"
+VERSION = "1.3.7"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
@@ -67,9 +67,11 @@ VERSION = "1.3.6"
 # there: 1.3.3 reported 2000000+, drawn once. 1.3.4's crossing rule comes from 1.3.3's one
 # wrong value there: 1.3.4 was measured on 2100000+ (2,000 screens), drawn once, and not
 # shipped: two of its three wrong values there shaped 1.3.5's rules, so 1.3.5 reports 2200000+,
-# drawn once. 1.3.6's unread-digits rule comes from 1.3.5's one wrong value there: 1.3.6
-# reports 2300000+, drawn once. Development runs use --heldout-seed0 (another range).
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_300_000
+# drawn once. 1.3.6's unread-digits rule comes from 1.3.5's one wrong value there: 1.3.6 was
+# measured on 2300000+, drawn once, and not shipped (its rule also withheld NIBPs with a
+# bracketed mean, and its one wrong value there shaped 1.3.7's unread-box rule), so 1.3.7
+# reports 2400000+, drawn once. Development runs use --heldout-seed0 (another range).
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_400_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:

@@ -120,6 +120,17 @@ def test_a_label_with_a_marker_glued_to_it_still_claims_the_number_beside_it() -
     assert withheld["spo2"].reason == "no-value"
 
 
+def test_a_label_whose_own_box_holds_unread_digits_takes_no_neighbour_s_value() -> None:
+    """Seed 2200887's central station: "HR 144 4(" (label, value and limits as one box) and the
+    SpO2's 97 beside it, its label unread. A mean pressure beside the NIBP label is no value."""
+    boxes = [box(0, "HR 144 4(", 0, 0, 30), box(1, "97", 200, 0, 30)]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+    assert "digits read as no value" in withheld["hr"].detail
+    got, _ = read([box(0, "NIBP (65)", 0, 0), box(1, "114/40", 20, 30, 50)])
+    assert (got["nibp_systolic"], got["nibp_diastolic"]) == (114, 40)
+
+
 def test_a_value_on_another_label_s_rows_is_not_given_to_the_label_above() -> None:
     """Seed 1900787's vertical list: large values drawn higher than their labels. The HR's
     "***" stands above the HR label (claimed by none) and the SpO2's 90, its centre above the

@@ -51,6 +51,7 @@ from .closer_look import look_closer
 from .field_confidence import FieldConfidence
 from .panels import Panels
 from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_input
+from .screen_text import classify_label, parse_number
 from .seven_segment import segments_disagree
 from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
@@ -278,6 +279,12 @@ class MonitorPostprocessor:
 _SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
 
 
+def _garbled(text: str) -> bool:
+    """Digits that read as no number and begin no label ("1345", "2476")."""
+    t = text.strip().upper()
+    return any(ch.isdigit() for ch in t) and parse_number(t) is None and not classify_label(t)
+
+
 def _whole(
     c: Candidate,
     image: npt.NDArray[np.uint8],
@@ -290,7 +297,10 @@ def _whole(
     or a digit read needs a segment its glyph does not have (seven_segment)."""
     if c.value is None or c.value_box is None:
         return c
-    others = [pts for i, pts in enumerate(kept) if i != c.value_box]
+    # A box whose digits read as no number ("1345": a "31"'s left-out "1" boxed with the next
+    # tile's "T1 34.5" across their border, seed 2300342) does not account for ink beside it.
+    garbled = {i for i, t in enumerate(texts) if _garbled(t.text)}
+    others = [pts for i, pts in enumerate(kept) if i != c.value_box and i not in garbled]
     crop, where = read[c.value_box]
     problem = box_problem(image, kept[c.value_box], others) or unread_ink(crop, where)
     if problem is None and segments_disagree(crop, texts[c.value_box].text):

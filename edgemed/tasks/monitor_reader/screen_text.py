@@ -29,6 +29,7 @@ __all__ = [
     "segments",
     "split_labels",
     "unit_of",
+    "unread_digits",
 ]
 
 # A label ends where letters end, or where a unit glued to it begins ("HRbpm", "SpO2%").
@@ -59,6 +60,7 @@ MARKER = re.compile(
 )
 # A marker glued to the alarm limit drawn beside it ("STBY 25"): still that tile's "no value";
 # the number is never a value.
+_MEAN_PRESSURE = re.compile(r"\(\s*\d{2,3}\s*\)")  # "NIBP (65)": the mean beside the label
 MARKER_AND_LIMIT = re.compile(r"^(?:OFF|STBY|STANDBY|-{2,3}|\*{2,3}|-\?-)\s+\d{1,3}(?:\.\d)?$")
 
 
@@ -125,6 +127,12 @@ def parse_number(t: str) -> tuple[tuple[float, ...], str | None] | None:
         return (float(m.group(1)), float(m.group(2))), unit_of(m.group(3))
     m = _NUM.match(t)
     return ((float(m.group(1)),), unit_of(m.group(2))) if m else None
+
+
+def unread_digits(rest: str) -> bool:
+    """Whether a label's box holds digits after it that are not its value read whole ("HR 144
+    4(": value and limits read as one box), a bracketed mean pressure aside ("NIBP (65)")."""
+    return any(ch.isdigit() for ch in _MEAN_PRESSURE.sub("", rest))
 
 
 def classify_label(text: str) -> tuple[str, str] | None:

@@ -11,9 +11,8 @@ unambiguously which number is the parameter's value, the field is withheld with 
    ``15.2/10.1``, optionally with a unit), a "no value" marker (``--``, ``-?-``, ``?``,
    ``***``, ``OFF``, ``STBY``, also glued to its alarm limit: ``STBY 25``), a unit (``°F``,
    ``kPa``...), digits that parse as no value ("2476"), or other text. A label whose box holds
-   such digits ("HR 144 4(": its value, unread) is withheld, never given a neighbour's number.
-   Two labels read as one box keep their own parts of it. Labels of parameters not reported
-   (PR, Pulse, etCO2, ST...) and unknown words take part: their numbers go to no parameter.
+   such digits ("HR 144 4(") is withheld. Two labels read as one box keep their own parts of
+   it. Labels of parameters not reported (PR, etCO2...) and unknown words take part too.
 2. Each number, marker, unit and unreadable digit string goes to the label it is nearest to
    (right of the label's left edge, not above its top, in a similar colour; rows weigh more
    than columns; distances in the box's own height); the runner-up label's distance is kept
@@ -60,6 +59,7 @@ from .screen_text import (
     segments,
     split_labels,
     unit_of,
+    unread_digits,
 )
 from .vital_values import PLAUSIBLE, TYPICAL, Number, alarm_limits, convert
 
@@ -224,7 +224,7 @@ def _add_label(screen: _Screen, box: Box, name: str, rest: str) -> None:
     # The unit belongs to this label only: recorded under its index as it is appended.
     if label_unit is not None:
         screen.label_units[len(screen.labels)] = label_unit
-    unread = name != "other" and any(ch.isdigit() for ch in rest)  # "HR 144 4(" (step 1)
+    unread = name != "other" and unread_digits(rest)  # "HR 144 4(" (step 1)
     if rest and (MARKER.match(rest) or unread):
         # "Sp02*" ("%" read "*"), "HR 144 4(": withheld, but the label still claims the numbers
         # nearest to it; released, its value went to the next label (seeds 2200887, ...).
