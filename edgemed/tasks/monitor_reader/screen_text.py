@@ -58,9 +58,9 @@ _NUM = re.compile(r"^(-?\d{1,3}(?:\.\d{1,2})?)\*?" + _UNIT)  # "52*": a bell gly
 MARKER = re.compile(
     r"^(?:[-?_.*★☆\s]*[-?*★☆][-?_.*★☆\s]*|[._\s]*[._][._\s]*[._][._\s]*|OFF|STBY|STANDBY|---?\.-|N/?A)$"
 )
+_MEAN_PRESSURE = re.compile(r"\(\s*\d{2,3}\s*\)")  # "NIBP (65)": the mean beside the label
 # A marker glued to the alarm limit drawn beside it ("STBY 25"): still that tile's "no value";
 # the number is never a value.
-_MEAN_PRESSURE = re.compile(r"\(\s*\d{2,3}\s*\)")  # "NIBP (65)": the mean beside the label
 MARKER_AND_LIMIT = re.compile(r"^(?:OFF|STBY|STANDBY|-{2,3}|\*{2,3}|-\?-)\s+\d{1,3}(?:\.\d)?$")
 
 
