@@ -38,7 +38,7 @@ pick rollouts && run rollouts EDGEMED_ROLLOUT_SOAK=30 -- tests/integration/test_
 pick power-loss && run power-loss EDGEMED_POWER_LOSS_CUTS=20 -- \
     tests/integration/test_outbox_power_loss.py
 # The fuzzers and the monitor reader's metamorphic check at their full sizes (the suite runs
-# 3,000 result and 750 status payloads, 30 API examples per operation and mode, 12 screens).
+# 2,000 result and 500 status payloads, 20 API examples per operation and mode, 12 screens).
 pick fuzz && run fuzz EDGEMED_FUZZ_RESULTS=20000 EDGEMED_FUZZ_STATUSES=5000 \
     EDGEMED_API_FUZZ_EXAMPLES=200 EDGEMED_METAMORPHIC_SCREENS=24 -- tests/unit/test_ingest_fuzz.py \
     tests/unit/test_fleet_api_hardening.py tests/unit/test_metamorphic_monitor.py

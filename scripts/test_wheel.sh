@@ -26,7 +26,7 @@ mkdir "$WORK/run"
 cp -r "$ROOT/tests/unit" "$ROOT/tests/fixtures" "$ROOT"/tests/*.py "$WORK/run/"  # helpers too
 export EDGEMED_FIRMWARE_BRIDGE="$ROOT/firmware_bridge"  # shared test vectors, C sources
 export EDGEMED_EXAMPLES="$ROOT/examples"  # the example task package the extension test installs
-# The ingest fuzz ran its 3,750 payloads against the source tree a minute ago; here it
+# The ingest fuzz ran its 2,500 payloads against the source tree a minute ago; here it
 # checks the installed package with fewer (the wheel adds no code of its own to fuzz).
 export EDGEMED_FUZZ_RESULTS="${EDGEMED_FUZZ_RESULTS:-1000}" EDGEMED_FUZZ_STATUSES="${EDGEMED_FUZZ_STATUSES:-250}"
 # Likewise the API fuzz (50 -> 10 examples per operation and mode) and the monitor reader's

@@ -143,7 +143,7 @@ def test_device_ids_in_paths_follow_the_wire_schema(app: FastAPI) -> None:
 # per operation and generation mode (positive and negative); the wheel test runs fewer, as the
 # installed package adds no code of its own to fuzz (scripts/test_wheel.sh), and
 # `scripts/soak.sh fuzz` more
-EXAMPLES = int(os.environ.get("EDGEMED_API_FUZZ_EXAMPLES", 30))
+EXAMPLES = int(os.environ.get("EDGEMED_API_FUZZ_EXAMPLES", 20))
 SKIPPED = {"GET /api/events"}  # an endless event stream; its auth is tested over HTTP
 
 
