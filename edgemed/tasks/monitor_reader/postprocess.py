@@ -261,7 +261,11 @@ class MonitorPostprocessor:
             )
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
         paired = pair_fields(pairing_boxes, Panels(image).apart)
-        candidates = [_whole(c, image, kept, read, texts) for c in paired]
+        # A box whose digits read as no number ("1345": a "31"'s left-out "1" boxed with the
+        # next tile's "T1 34.5" across their border, seed 2300342) accounts for no ink beside
+        # a value: only the others may (once per screen, not per candidate).
+        legible = [i for i, t in enumerate(texts) if not _garbled(t.text)]
+        candidates = [_whole(c, image, kept, read, texts, legible) for c in paired]
         self.second_read(candidates, image, kept, texts)
         fields, withheld = read_fields(candidates, texts, self.field_confidence)
         full, part, assumed = news2_of(fields, context.frame)
@@ -291,16 +295,15 @@ def _whole(
     kept: list[npt.NDArray[np.float32]],
     read: list[tuple[npt.NDArray[np.uint8], tuple[float, ...]]],
     texts: list[OcrText],
+    legible: list[int],
 ) -> Candidate:
     """The candidate, or its withholding when its value's box may not hold one whole number
     read whole (a digit outside the box or not read in it, two lines of text: value_extent)
-    or a digit read needs a segment its glyph does not have (seven_segment)."""
+    or a digit read needs a segment its glyph does not have (seven_segment). ``legible``:
+    the boxes whose text may account for ink beside the value's box."""
     if c.value is None or c.value_box is None:
         return c
-    # A box whose digits read as no number ("1345": a "31"'s left-out "1" boxed with the next
-    # tile's "T1 34.5" across their border, seed 2300342) does not account for ink beside it.
-    garbled = {i for i, t in enumerate(texts) if _garbled(t.text)}
-    others = [pts for i, pts in enumerate(kept) if i != c.value_box and i not in garbled]
+    others = [kept[i] for i in legible if i != c.value_box]
     crop, where = read[c.value_box]
     problem = box_problem(image, kept[c.value_box], others) or unread_ink(crop, where)
     if problem is None and segments_disagree(crop, texts[c.value_box].text):
