@@ -53,7 +53,9 @@ if TYPE_CHECKING:
         SignalWindow,
         SleepStages,
         TabularClassification,
+        TabularClassificationTable,
         TabularRegression,
+        TabularRegressionTable,
         Timings,
     )
     from .tasks.ecg_sleep_staging.preprocess import EcgRecording
@@ -88,7 +90,9 @@ _LAZY = {
             "SignalWindow",
             "SleepStages",
             "TabularClassification",
+            "TabularClassificationTable",
             "TabularRegression",
+            "TabularRegressionTable",
             "Timings",
         )
     },
@@ -152,7 +156,9 @@ __all__ = [
     "SleepStages",
     "SyncError",
     "TabularClassification",
+    "TabularClassificationTable",
     "TabularRegression",
+    "TabularRegressionTable",
     "TextQuery",
     "Timings",
     "TrustPolicy",

@@ -28,7 +28,13 @@ from .monitor import (
 from .segmentation import ImageSegmentation
 from .signal import SignalClassification
 from .sleep import SleepStages
-from .tabular import TabularClassification, TabularRegression
+from .tabular import (
+    TabularClassification,
+    TabularClassificationTable,
+    TabularRegression,
+    TabularRegressionTable,
+    TabularTable,
+)
 from .text import EmbeddingResult, LabelScore
 
 __all__ = [
@@ -51,7 +57,10 @@ __all__ = [
     "SignalWindow",
     "SleepStages",
     "TabularClassification",
+    "TabularClassificationTable",
     "TabularRegression",
+    "TabularRegressionTable",
+    "TabularTable",
     "Timings",
     "VitalReading",
     "Withheld",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
+
+from .. import digest
 
 __all__ = ["Prepared"]
 
@@ -28,20 +28,9 @@ class Prepared:
     @staticmethod
     def array_sha256(array: npt.NDArray[Any]) -> str:
         """sha256 of an array's dtype, shape and C-order bytes (the input's identity)."""
-        contiguous = np.ascontiguousarray(array)
-        digest = hashlib.sha256(f"{contiguous.dtype.str}{contiguous.shape}".encode())
-        digest.update(contiguous.data.cast("B"))
-        return digest.hexdigest()
+        return digest.array_sha256(array)
 
     @staticmethod
     def rows_sha256(table: npt.NDArray[Any]) -> list[str]:
-        """:meth:`array_sha256` of each row of a 2-D ``table`` taken as a (1, columns) array:
-        the same digests, the shared dtype-and-shape prefix hashed once."""
-        contiguous = np.ascontiguousarray(table)
-        head = hashlib.sha256(f"{contiguous.dtype.str}{(1, contiguous.shape[1])}".encode())
-        digests = []
-        for row in contiguous:
-            digest = head.copy()
-            digest.update(row.data.cast("B"))
-            digests.append(digest.hexdigest())
-        return digests
+        """:meth:`array_sha256` of each row of a 2-D ``table`` taken as a (1, columns) array."""
+        return digest.rows_sha256(table)

@@ -20,8 +20,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import edgemed
+from edgemed import digest
 from edgemed.hardware import cpu_family
-from edgemed.results import TabularClassification, TabularRegression
+from edgemed.results import (
+    Result,
+    TabularClassification,
+    TabularClassificationTable,
+    TabularRegression,
+)
+from edgemed.results.base import check_contract
 from edgemed.wire import decode_result, encode_result
 
 CLS, REG = "wdbc-malignancy-mlp", "diabetes-progression"
@@ -280,6 +287,8 @@ def test_bad_input_is_an_input_error(cls: edgemed.Pipeline, change: object, mess
         cls(change(dict(rows[0])))  # type: ignore[operator]
     with pytest.raises(edgemed.InputError, match=message):  # a batch checks its rows at once
         cls.batch([rows[1], change(dict(rows[0])), rows[2]])  # type: ignore[operator]
+    with pytest.raises(edgemed.InputError, match="row 1: .*" + message):  # a table names the row
+        cls.table([rows[1], change(dict(rows[0])), rows[2]])  # type: ignore[operator]
 
 
 def test_a_batch_with_two_bad_rows_names_the_first(cls: edgemed.Pipeline) -> None:
@@ -320,6 +329,107 @@ def test_batch_equals_single(pipeline: edgemed.Pipeline) -> None:
         if isinstance(b, TabularClassification):
             assert isinstance(s, TabularClassification) and b.label == s.label
     assert batched[5].out_of_range and not batched[4].out_of_range
+
+
+def test_table_equals_batch(pipeline: edgemed.Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipeline.table gives batch()'s values, labels, flags and (expanded) row results, from
+    dicts or from a 2-D array; one provenance for the table, hashing the model's input."""
+    X, _ = _data(pipeline.manifest.id)
+    names = pipeline._pre.names  # type: ignore[attr-defined]
+    rows = [dict(zip(names, x.tolist(), strict=True)) for x in X[:64]]
+    rows[5] = {**rows[5], names[0]: 1e6}
+    batched = pipeline.batch(rows)
+    table = pipeline.table(rows)
+    assert len(table) == 64 and table.out_of_range == {5: (names[0],)}
+    assert table.provenance.input_kind == "tabular-table"
+    assert table.provenance.input_sha256 == digest.array_sha256(table.inputs)
+    assert table.inputs.dtype == np.float32 and table.inputs.shape == (64, len(names))
+    values = table.probability if isinstance(table, TabularClassificationTable) else table.value
+    assert np.allclose(values, [_value(b) for b in batched], rtol=0, atol=1e-6)
+    if isinstance(table, TabularClassificationTable):
+        assert table.label == [b.label for b in batched]  # type: ignore[attr-defined]
+    expanded = table.results()
+    assert [r.body() for r in expanded] == [b.body() for b in batched]
+    assert [r.provenance.input_sha256 for r in expanded] == [
+        b.provenance.input_sha256 for b in batched
+    ]
+    assert {r.provenance.input_kind for r in expanded} == {"tabular"}
+    as_array = pipeline.table(np.array([[r[n] for n in names] for r in rows]))
+    assert as_array.provenance.input_sha256 == table.provenance.input_sha256
+    assert np.array_equal(pipeline.table([list(r.values()) for r in rows]).inputs, table.inputs)
+    # a model whose rows may not share a call runs them one by one, to the same values
+    monkeypatch.setattr(
+        pipeline, "manifest", dataclasses.replace(pipeline.manifest, rows_independent=False)
+    )
+    one_by_one = pipeline.table(rows)
+    again = (
+        one_by_one.probability
+        if isinstance(one_by_one, TabularClassificationTable)
+        else (one_by_one.value)
+    )
+    assert np.allclose(again, values, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([], "no rows"),
+        (np.zeros((0, 30)), "no rows"),
+        (np.zeros((2, 29)), r"2-D array \(rows, 30 features\)"),
+        (np.zeros(30), "2-D array"),
+        (np.array([["a"] * 30]), "numeric array"),
+        ("radius_mean=12", "sequence of rows"),
+        (None, "sequence of rows"),
+        ([{"radius_mean": 1.0}], "row 0: missing feature"),
+    ],
+)
+def test_bad_table_is_an_input_error(cls: edgemed.Pipeline, rows: object, message: str) -> None:
+    with pytest.raises(edgemed.InputError, match=message):
+        cls.table(rows)
+
+
+def test_table_contract_rows_bound_every_row() -> None:
+    """A table's contract is checked at its rows of smallest and largest value; over random
+    tables, those two fail exactly when some row's own result fails the same check."""
+    rng = np.random.default_rng(7)
+    provenance = edgemed.Provenance(
+        model_id="m", model_version="1", model_sha256="0" * 64, backend="onnxruntime",
+        device="cpu", precision="fp32", input_sha256="0" * 64, input_kind="tabular-table",
+        timings=edgemed.Timings(preprocess_ms=0.0, inference_ms=0.0, postprocess_ms=0.0),
+        edgemed_version="0", created_at=0.0,
+    )  # fmt: skip
+    disagreements = failing = 0
+    for trial in range(300):
+        n = int(rng.integers(1, 12))
+        p = rng.uniform(-0.05, 1.05, n) if trial % 3 else rng.uniform(0.0, 1.0, n)
+        if trial % 7 == 0:
+            p[rng.integers(n)] = np.nan
+        table = TabularClassificationTable(
+            probability=p, positive=p >= 0.5, threshold=0.5, labels=("benign", "malignant"),
+            positive_label="malignant", inputs=np.zeros((n, 2), np.float32),
+            out_of_range={0: ("a",)}, provenance=provenance,
+        )  # fmt: skip
+        every = all(_passes(r) for r in table.results())
+        bound = all(_passes(r) for r in table.contract_rows())
+        disagreements += every != bound
+        failing += not every
+    assert disagreements == 0 and 50 < failing < 250
+
+
+def _passes(result: Result) -> bool:
+    try:
+        check_contract(result)
+    except edgemed.ModelError:
+        return False
+    return True
+
+
+def test_table_is_for_tabular_models_only() -> None:
+    with (
+        edgemed.load("clinical-text-minilm", golden=False) as text,
+        pytest.raises(edgemed.InputError, match="does not take tables"),
+    ):
+        text.table([{"a": 1.0}])
 
 
 def test_body_is_json_and_survives_the_wire(cls: edgemed.Pipeline, reg: edgemed.Pipeline) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,18 @@ import numpy.typing as npt
 
 from ...errors import ManifestError, ModelError
 from ...manifest import Manifest, parse_section
-from ...results import Result, ResultBuilder, TabularClassification, TabularRegression, deferred
+from ...results import (
+    Result,
+    ResultBuilder,
+    TabularClassification,
+    TabularClassificationTable,
+    TabularRegression,
+    TabularRegressionTable,
+    TabularTable,
+    deferred,
+)
 from ..golden import golden_limits
-from .preprocess import TabularContext
+from .preprocess import TableContext, TabularContext
 
 __all__ = [
     "ClassificationPostprocess",
@@ -55,6 +65,19 @@ def _scalar(outputs: Mapping[str, npt.NDArray[Any]], name: str) -> float:
     return value
 
 
+def _column(
+    outputs: Mapping[str, npt.NDArray[Any]], name: str, rows: int
+) -> npt.NDArray[np.float64]:
+    out = outputs[name]
+    if out.size != rows:
+        raise ModelError(f"output {name!r}: expected one value per row, got shape {out.shape}")
+    column: npt.NDArray[np.float64] = out.reshape(-1).astype(np.float64)
+    return column
+
+
+TableBuilder = Callable[..., TabularTable]
+
+
 class ClassificationPostprocessor:
     """Probability of the positive label -> label by the manifest threshold."""
 
@@ -93,6 +116,20 @@ class ClassificationPostprocessor:
             out_of_range=context.out_of_range,
         )
 
+    def table(self, outputs: Mapping[str, npt.NDArray[Any]], context: TableContext) -> TableBuilder:
+        """A whole table's decisions (``Pipeline.table``), waiting for its provenance."""
+        p = _column(outputs, self._output, len(context.inputs))
+        return partial(
+            TabularClassificationTable,
+            probability=p,
+            positive=p >= self.threshold,
+            threshold=self.threshold,
+            labels=self.labels,
+            positive_label=self.positive,
+            inputs=context.inputs,
+            out_of_range=context.out_of_range,
+        )
+
 
 class RegressionPostprocessor:
     """The model's single output, named and with its unit from the manifest."""
@@ -110,6 +147,17 @@ class RegressionPostprocessor:
             value=_scalar(outputs, self._output),
             name=self.name,
             unit=self.unit,
+            out_of_range=context.out_of_range,
+        )
+
+    def table(self, outputs: Mapping[str, npt.NDArray[Any]], context: TableContext) -> TableBuilder:
+        """A whole table's values (``Pipeline.table``), waiting for its provenance."""
+        return partial(
+            TabularRegressionTable,
+            value=_column(outputs, self._output, len(context.inputs)),
+            name=self.name,
+            unit=self.unit,
+            inputs=context.inputs,
             out_of_range=context.out_of_range,
         )
 

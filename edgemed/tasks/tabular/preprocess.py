@@ -20,19 +20,23 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ... import digest
 from ...errors import InputError, ManifestError
 from ...manifest import Manifest, parse_section
 from ..prepared import Prepared
 
 __all__ = [
     "Feature",
+    "TableContext",
     "TabularContext",
     "TabularPreprocess",
     "TabularPreprocessor",
@@ -64,6 +68,14 @@ class TabularPreprocess:
 @dataclass(frozen=True, kw_only=True)
 class TabularContext:
     out_of_range: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TableContext:
+    """A whole table's context (``Pipeline.table``): its float32 rows and their range flags."""
+
+    inputs: npt.NDArray[np.float32]
+    out_of_range: dict[int, tuple[str, ...]]  # row index -> features outside the range
 
 
 def parse_features(manifest: Manifest) -> tuple[TabularPreprocess, tuple[Feature, ...]]:
@@ -98,6 +110,10 @@ def parse_features(manifest: Manifest) -> tuple[TabularPreprocess, tuple[Feature
 _PLAIN_NUMBERS = frozenset({float, int})
 
 
+def _one(name: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    return lambda item: (item[name],)
+
+
 def _number(value: object, name: str) -> float:
     # bool is an int subclass: True as a lab value is a caller bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -105,9 +121,9 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
-def _numbers(values: list[Any], names: Sequence[str]) -> list[Any]:
+def _numbers(values: Sequence[Any], names: Sequence[str]) -> Sequence[Any]:
     """``values`` checked to be numbers (plain ints and floats, or other reals as floats)."""
-    if all(type(v) in _PLAIN_NUMBERS for v in values):
+    if set(map(type, values)) <= _PLAIN_NUMBERS:  # one C-level pass (a generator cost 2x)
         return values
     return [_number(v, name) for v, name in zip(values, names, strict=True)]
 
@@ -119,6 +135,10 @@ class TabularPreprocessor:
         _, self.features = parse_features(manifest)
         self.names = tuple(f.name for f in self.features)
         self._index = {n: i for i, n in enumerate(self.names)}
+        # A mapping's values in manifest order as one C-level call (a tuple, even for one name)
+        self._get: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*self.names) if len(self.names) > 1 else _one(self.names[0])
+        )
         self._input = manifest.inputs[0].name
         self._lo = np.array([f.min for f in self.features], dtype=np.float64)
         self._hi = np.array([f.max for f in self.features], dtype=np.float64)
@@ -130,7 +150,7 @@ class TabularPreprocessor:
         values: npt.NDArray[np.float64] = table[0]
         return values
 
-    def _table(self, rows: list[Any]) -> npt.NDArray[np.float64]:
+    def _table(self, rows: Sequence[Any]) -> npt.NDArray[np.float64]:
         try:
             table: npt.NDArray[np.float64] = np.array(rows, dtype=np.float64)
         except OverflowError:  # a Python int beyond float64 (10**400): name it
@@ -144,13 +164,13 @@ class TabularPreprocessor:
             raise
         return table
 
-    def _numbers_of(self, item: object) -> list[Any] | npt.NDArray[np.float64]:
+    def _numbers_of(self, item: object) -> Sequence[Any] | npt.NDArray[np.float64]:
         """The row's numbers in manifest order, checked but for the float32 range (done once
         for a whole batch, whose table is made from these in one call)."""
         n = len(self.names)
         if isinstance(item, Mapping):
             try:
-                raw = [item[name] for name in self.names]
+                raw = self._get(item)
             except KeyError:
                 raw = None
             if raw is None or len(item) != n:  # some name is missing or unknown
@@ -193,9 +213,10 @@ class TabularPreprocessor:
         with np.errstate(over="ignore"):  # overflow to inf is what the test below catches
             as_f32 = table.astype(np.float32)
         if not math.isfinite(float(as_f32.sum(dtype=np.float64))):
-            bad_row = ~np.isfinite(as_f32[np.flatnonzero(~np.isfinite(as_f32).all(axis=1))[0]])
-            bad = [self.names[i] for i in np.flatnonzero(bad_row)]
-            raise InputError(f"feature(s) {bad} are NaN, infinite or beyond the float32 range")
+            first = int(np.flatnonzero(~np.isfinite(as_f32).all(axis=1))[0])
+            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(as_f32[first]))]
+            row = f"row {first}: " if len(table) > 1 else ""
+            raise InputError(f"{row}feature(s) {bad} are NaN, infinite or beyond the float32 range")
         return as_f32
 
     def _flags(self, values: npt.NDArray[np.float64]) -> tuple[str, ...]:
@@ -228,17 +249,75 @@ class TabularPreprocessor:
         flagged = set(np.flatnonzero(outside.any(axis=1)).tolist())  # rows with a flag
         hashes = Prepared.rows_sha256(f32)
         prepared = []
-        for i, digest in enumerate(hashes):
+        for i, row_sha256 in enumerate(hashes):
             flags = tuple(self.names[j] for j in np.flatnonzero(outside[i])) if i in flagged else ()
             prepared.append(
                 Prepared(
                     tensors={self._input: f32[i : i + 1]},
-                    input_sha256=digest,
+                    input_sha256=row_sha256,
                     input_kind="tabular",
                     context=TabularContext(out_of_range=flags),
                 )
             )
         return prepared
+
+    def table(self, rows: object) -> Prepared:
+        """Many rows as one (rows, features) float32 tensor (``Pipeline.table``): a sequence of
+        rows as :meth:`__call__` takes them, or a 2-D numeric array in manifest order. The same
+        checks as each row's, InputError naming the first bad row's index; one sha256 of the
+        whole table; range flags by row index (rows within range are absent)."""
+        n = len(self.names)
+        if isinstance(rows, np.ndarray):
+            if rows.ndim != 2 or rows.shape[1] != n:
+                raise InputError(f"expected a 2-D array (rows, {n} features), got {rows.shape}")
+            if not (
+                np.issubdtype(rows.dtype, np.floating) or np.issubdtype(rows.dtype, np.integer)
+            ):
+                raise InputError(f"expected a numeric array, got dtype {rows.dtype}")
+            table = rows.astype(np.float64)
+        elif isinstance(rows, Sequence) and not isinstance(rows, str | bytes | bytearray):
+            table = self._rows_table(rows)
+        else:
+            raise InputError(
+                f"expected a sequence of rows or a 2-D array, got {type(rows).__name__}"
+            )
+        if table.shape[0] == 0:
+            raise InputError("no rows: a table needs at least one")
+        f32 = self._check_float32(table)
+        outside: npt.NDArray[np.bool_] = (table < self._lo) | (table > self._hi)
+        flags: dict[int, tuple[str, ...]] = {}
+        if outside.any():
+            for i in np.flatnonzero(outside.any(axis=1)).tolist():
+                flags[i] = tuple(self.names[j] for j in np.flatnonzero(outside[i]))
+        return Prepared(
+            tensors={self._input: f32},
+            input_sha256=digest.array_sha256(f32),
+            input_kind="tabular-table",
+            context=TableContext(inputs=f32, out_of_range=flags),
+        )
+
+    def _rows_table(self, rows: Sequence[object]) -> npt.NDArray[np.float64]:
+        """The rows' numbers as a float64 table; InputError names the first bad row."""
+        n = len(self.names)
+        # Plain dicts holding exactly the manifest's names and plain numbers: their values in
+        # C-level passes (itemgetter, one type set, one flat array), the checks of a row each.
+        if rows and set(map(type, rows)) == {dict} and set(map(len, rows)) == {n}:  # type: ignore[arg-type]
+            try:
+                values = list(chain.from_iterable(map(self._get, rows)))  # type: ignore[arg-type]
+            except KeyError:  # a name missing (and so another unknown): the row's own error
+                values = None
+            if values is not None and set(map(type, values)) <= _PLAIN_NUMBERS:
+                try:
+                    return np.array(values, dtype=np.float64).reshape(len(rows), n)
+                except OverflowError:  # an int beyond float64: the row's own error below
+                    pass
+        checked = []
+        for i, row in enumerate(rows):
+            try:
+                checked.append(self._table([self._numbers_of(row)])[0])
+            except InputError as exc:
+                raise InputError(f"row {i}: {exc}") from None
+        return np.array(checked, dtype=np.float64).reshape(len(rows), n)
 
 
 def golden_inputs(manifest: Manifest) -> list[object]:
