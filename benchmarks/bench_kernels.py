@@ -191,6 +191,40 @@ def post_rows(rng: np.random.Generator, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
+def table_rows(rng: np.random.Generator, rounds: int) -> list[dict[str, Any]]:
+    """A tabular batch's 64 dicts -> one float64 table (the bundled models' 10 and 30
+    features), against the Python passes it replaced in ``pipeline.table``: one itemgetter
+    call per row, a set of the values' types (bools and strings refused), one flat array."""
+    import itertools
+    import operator
+
+    plain = frozenset({float, int})
+
+    def python_passes(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
+        values = list(itertools.chain.from_iterable(map(operator.itemgetter(*names), rows)))
+        if not set(map(type, values)) <= plain:
+            raise TypeError("not plain numbers")
+        return np.array(values, dtype=np.float64).reshape(len(rows), len(names))
+
+    out = []
+    for n in (10, 30):
+        names = tuple(f"feature_{j}" for j in range(n))
+        rows = [dict(zip(names, map(float, rng.normal(50, 20, n)), strict=True)) for _ in range(64)]
+        assert np.array_equal(kernels.dict_rows(rows, names), python_passes(rows, names))
+        out.append(
+            compare(
+                "dict_rows",
+                f"64 dicts x {n} features",
+                lambda r=rows, k=names: kernels.dict_rows(r, k),
+                lambda r=rows, k=names: python_passes(r, k),
+                "Python: itemgetter per row + set of value types + np.array",
+                calls=200,
+                rounds=rounds,
+            )
+        )
+    return out
+
+
 def monitor_outputs() -> tuple[list[tuple[np.ndarray, tuple[int, int]]], list[np.ndarray]]:
     """The detector maps and recogniser outputs the monitor reader post-processes on three of
     its shipped test screens (captured at the kernel calls)."""
@@ -317,6 +351,7 @@ def measure(rounds: int, recall: bool) -> dict[str, Any]:
         )
     ]
     rows += search_rows(rng, rounds) + post_rows(rng, rounds) + ocr_rows(rounds)
+    rows += table_rows(rng, rounds)
     report: dict[str, Any] = {"heap": heap_state(), "blas_threads": blas_threads(), "results": rows}
     if recall:
         report["recall"] = recall_report(rng)

@@ -5,7 +5,10 @@ bundle's tokenizer.json with ``tokenizers``) + the raw ``InferenceSession.run`` 
 top-10 search (``kernels.cosine_topk_int8`` over the shipped 36,343-code index);
 ``pipeline(TextQuery(note, nearest=False))`` vs tokenize + the raw run; and the search on its
 own. Tabular (every bundled tabular model): ``pipeline(row)`` vs the feature vector built from
-the same dict + the raw run; ``pipeline.batch(64 rows)`` vs 64 vectors stacked + one raw run.
+the same dict + the raw run; ``pipeline.batch(64 rows)`` vs 64 vectors stacked + one raw run;
+``pipeline.table(64 rows)`` (columns, one provenance) vs the same, vs a quicker hand path (one
+``itemgetter`` call per row, no type checks) + one raw run, and ``pipeline.table`` of a 2-D
+float64 array vs its float32 cast + one raw run.
 
 Both sides use the very session the pipeline holds (same threads, same options), one thread.
 Paired, interleaved rounds (``_timing.paired``); overhead = 1 - by_hand / SDK of each round's
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import sys
 from collections.abc import Callable
@@ -136,6 +140,16 @@ def tabular_model(model: str, backend: str, rounds: int) -> list[dict[str, Any]]
         def batch() -> object:
             return run({name: np.array([[r[n] for n in names] for r in rows], np.float32)})
 
+        getter = operator.itemgetter(*names)
+
+        def batch_getter() -> object:  # a quicker hand path: one C-level call per row
+            return run({name: np.array(list(map(getter, rows)), np.float32)})
+
+        array = np.array([[r[n] for n in names] for r in rows], np.float64)
+
+        def array_run() -> object:
+            return run({name: array.astype(np.float32)})
+
         return [
             overhead(
                 f"{model}: pipeline(row) vs vector + run",
@@ -150,6 +164,27 @@ def tabular_model(model: str, backend: str, rounds: int) -> list[dict[str, Any]]
                 batch,
                 rounds=rounds,
                 calls=60,
+            ),
+            overhead(
+                f"{model}: pipeline.table(64 dicts) vs 64 vectors + one run",
+                lambda: pipe.table(rows),
+                batch,
+                rounds=rounds,
+                calls=200,
+            ),
+            overhead(
+                f"{model}: pipeline.table(64 dicts) vs itemgetter rows + one run",
+                lambda: pipe.table(rows),
+                batch_getter,
+                rounds=rounds,
+                calls=200,
+            ),
+            overhead(
+                f"{model}: pipeline.table(64 x {len(names)} array) vs float32 cast + one run",
+                lambda: pipe.table(array),
+                array_run,
+                rounds=rounds,
+                calls=200,
             ),
         ]
 

@@ -25,9 +25,9 @@ from .errors import (
 )
 from .hardware import HardwareInfo, cpu_family
 from .io.files import Signal
-from .io.rates import RatePlan, block_rate, plan_rate
-from .io.windows import Windower
-from .manifest import Manifest, StreamWindow, load_manifest
+from .io.rates import RatePlan, block_rate
+from .io.windows import Windower, stream_windower
+from .manifest import Manifest, load_manifest
 from .registry import find_model_dir
 from .results import (
     Provenance,
@@ -165,39 +165,29 @@ class Pipeline:
         return results
 
     def table(self, rows: object) -> TabularTable:
-        """Many rows of a tabular model in one call, column by column: the cheap way to score a
-        table (``TabularClassificationTable`` / ``TabularRegressionTable``).
+        """Many rows of a tabular model in one call, as columns with one provenance
+        (``input_sha256`` of the whole float32 table): ``batch(rows)``'s values, cheaply.
 
-        ``rows``: a sequence of rows as the pipeline takes one (mappings of feature name ->
-        number, or sequences in manifest order), or a 2-D numeric array (rows, features) in
-        manifest order. Every row is checked as a single call checks it (InputError names the
-        first bad row); the values equal ``batch(rows)``'s. One provenance covers the call
-        (``input_sha256`` of the whole float32 table); ``.results()`` gives each row's own
-        result, with its own input hash, for the outbox. Rows run as one stacked backend call
-        where the manifest declares ``rows_independent``, else one call each (see
-        :meth:`batch`). The contract of each row is checked where it binds: at the rows with
-        the smallest and largest value (``contract_rows``)."""
-        table_in = getattr(self._pre, "table", None)
-        table_out = getattr(self._post, "table", None)
+        ``rows``: rows as the pipeline takes one (mappings, sequences in manifest order) or a
+        2-D numeric array in manifest order; each is checked as a single call checks it
+        (InputError names the first bad row). ``.results()`` gives each row's own result, with
+        its own input hash, for the outbox. Rows share one backend call where :meth:`batch`
+        would stack them, else run one by one; the contract is checked at the rows of smallest
+        and largest value (``contract_rows``: a row's contract is a range on its value)."""
+        table_in, table_out = getattr(self._pre, "table", None), getattr(self._post, "table", None)
         if table_in is None or table_out is None:
             m = self.manifest
-            raise InputError(
-                f"model {m.id} ({m.task}) does not take tables of features: call it on each "
-                "input, or use Pipeline.batch"
-            )
+            raise InputError(f"model {m.id} ({m.task}) does not take tables: use Pipeline.batch")
         t0 = time.perf_counter()
         prepared: Prepared = table_in(rows)
         t1 = time.perf_counter()
-        tensors = prepared.tensors
-        fixed = any(s.shape and isinstance(s.shape[0], int) for s in self.manifest.inputs)
-        if self.manifest.rows_independent and not fixed:
+        tensors, m = prepared.tensors, self.manifest
+        if m.rows_independent and not any(isinstance(s.shape[0], int) for s in m.inputs):
             outputs = self._finite(self.backend.run(tensors))
-        else:  # one call per row, as batch() does for such models
-            per_row = [
-                self._finite(self.backend.run({k: v[i : i + 1] for k, v in tensors.items()}))
-                for i in range(len(next(iter(tensors.values()))))
-            ]
-            outputs = {k: np.concatenate([o[k] for o in per_row]) for k in per_row[0]}
+        else:  # one call per row, as batch() runs such models
+            rows_in = [{k: v[i : i + 1] for k, v in tensors.items()} for i in range(len(rows))]  # type: ignore[arg-type]
+            runs = [self._finite(self.backend.run(t)) for t in rows_in]
+            outputs = {k: np.concatenate([o[k] for o in runs]) for k in runs[0]}
         t2 = time.perf_counter()
         build = table_out(outputs, prepared.context)
         t3 = time.perf_counter()
@@ -250,7 +240,7 @@ class Pipeline:
                     "edgemed.io.Signal"
                 )
             if plan is None:
-                plan, windower = _stream_windower(spec, fs, hop=hop, start_time=start_time)
+                plan, windower = stream_windower(spec, fs, hop=hop, start_time=start_time)
             elif fs != plan.source_hz:
                 raise InputError(
                     f"sampling rate changed mid-stream ({plan.source_hz:g} -> {fs:g} Hz)"
@@ -505,25 +495,3 @@ def _start(
         runtime.close()
         further.close()
         raise
-
-
-def _stream_windower(
-    spec: StreamWindow, fs: float, *, hop: int | None, start_time: float | None
-) -> tuple[RatePlan, Windower]:
-    """The rate plan and windower of a stream whose first block arrived at ``fs`` Hz."""
-    plan = plan_rate(
-        fs,
-        model_hz=spec.sampling_rate_hz,
-        model_samples=spec.samples,
-        model_hop=hop or spec.hop,
-        min_hz=spec.min_sampling_rate_hz or spec.sampling_rate_hz,
-        max_hz=spec.max_sampling_rate_hz or spec.sampling_rate_hz,
-    )
-    windower = Windower(
-        channels=spec.channels,
-        samples=plan.samples,
-        hop=plan.hop,
-        sampling_rate_hz=fs,
-        start_time=start_time,
-    )
-    return plan, windower

@@ -16,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InputError
+from ..manifest import StreamWindow
 from ._arrays import signal_array
+from .rates import RatePlan, plan_rate
 
-__all__ = ["SignalBlock", "Window", "Windower"]
+__all__ = ["SignalBlock", "Window", "Windower", "stream_windower"]
 
 
 class SignalBlock(Protocol):
@@ -97,3 +99,26 @@ class Windower:
             )
             self._buffer = self._buffer[:, self.hop :]
             self._buffer_start += self.hop
+
+
+def stream_windower(
+    spec: StreamWindow, fs: float, *, hop: int | None, start_time: float | None
+) -> tuple[RatePlan, Windower]:
+    """The rate plan and windower of a model's stream (``Pipeline.stream``) whose first block
+    arrived at ``fs`` Hz."""
+    plan = plan_rate(
+        fs,
+        model_hz=spec.sampling_rate_hz,
+        model_samples=spec.samples,
+        model_hop=hop or spec.hop,
+        min_hz=spec.min_sampling_rate_hz or spec.sampling_rate_hz,
+        max_hz=spec.max_sampling_rate_hz or spec.sampling_rate_hz,
+    )
+    windower = Windower(
+        channels=spec.channels,
+        samples=plan.samples,
+        hop=plan.hop,
+        sampling_rate_hz=fs,
+        start_time=start_time,
+    )
+    return plan, windower

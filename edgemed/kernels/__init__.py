@@ -2,9 +2,10 @@
 
 One module per concept, mirroring ``csrc/``: ``image`` (frames and DICOM to tensors), ``signal``
 (biosignal filtering, resampling, R-peaks), ``post`` (scores, boxes, peaks), ``ocr`` (DB boxes,
-CTC), ``search`` (cosine top-k), ``vitals`` (NEWS2). Inputs are validated at this boundary and
-errors surface as :class:`edgemed.InputError`; native calls release the GIL, so kernels may run
-in parallel threads.
+CTC), ``search`` (cosine top-k), ``vitals`` (NEWS2), ``rows`` (a tabular batch's dicts to one
+table). Inputs are validated at this boundary and errors surface as :class:`edgemed.InputError`;
+native calls on arrays release the GIL, so kernels may run in parallel threads (``dict_rows``,
+which reads Python objects, holds it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from .image import ImageTransform, Placement, preprocess_image, preprocess_images, window_dicom
 from .ocr import ctc_greedy_decode, db_boxes, ppocr_charset
 from .post import Events, argmax, detect_events, nms, sigmoid, softmax, topk
+from .rows import dict_rows
 from .search import (
     cosine_topk,
     cosine_topk_fp16,
@@ -52,6 +54,7 @@ __all__ = [
     "db_boxes",
     "detect_events",
     "detect_r_peaks",
+    "dict_rows",
     "hrv_time_domain",
     "l2_normalize",
     "news2",

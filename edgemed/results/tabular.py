@@ -135,8 +135,9 @@ class _Table:
         range (edgemed/contracts/bundled.py), so these two pass exactly when all rows do; a
         unit test holds the two to agree."""
         values = self._values()
-        picks = {int(np.argmin(values)), int(np.argmax(values))}
-        return [self._row(i, self.provenance) for i in sorted(picks)]
+        low, high = int(values.argmin()), int(values.argmax())
+        picks = (low,) if low == high else (min(low, high), max(low, high))
+        return [self._row(i, self.provenance) for i in picks]
 
     def _values(self) -> npt.NDArray[np.float64]:
         raise NotImplementedError
@@ -157,17 +158,22 @@ class TabularClassificationTable(_Table):
     kind: str = "tabular-classification-table"
 
     @property
+    def negative_label(self) -> str:
+        """The other label: that of rows below ``threshold``."""
+        return self.labels[1] if self.labels[0] == self.positive_label else self.labels[0]
+
+    @property
     def label(self) -> list[str]:
         """Each row's label."""
-        negative = next(label for label in self.labels if label != self.positive_label)
-        return [self.positive_label if p else negative for p in self.positive.tolist()]
+        yes, no = self.positive_label, self.negative_label
+        return [yes if p else no for p in self.positive.tolist()]
 
     def _values(self) -> npt.NDArray[np.float64]:
         return self.probability
 
     def _row(self, i: int, provenance: Provenance) -> Result:
         return TabularClassification(
-            label=self._label(i),
+            label=self.positive_label if self.positive[i] else self.negative_label,
             probability=float(self.probability[i]),
             threshold=self.threshold,
             labels=self.labels,
@@ -175,11 +181,6 @@ class TabularClassificationTable(_Table):
             out_of_range=self.out_of_range.get(i, ()),
             provenance=provenance,
         )
-
-    def _label(self, i: int) -> str:
-        if self.positive[i]:
-            return self.positive_label
-        return next(label for label in self.labels if label != self.positive_label)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

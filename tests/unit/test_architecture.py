@@ -35,6 +35,7 @@ LEAVES = {
     "log_json",  # the CLI's JSON log lines (stdlib only)
     "failpoints",  # crash-test kill points, off unless EDGEMED_FAILPOINTS is set (stdlib only)
     "extras",  # which optional dependency (extra) provides what; imports only errors
+    "digest",  # sha256 of input arrays, shared by tasks and results (hashlib and NumPy only)
 }
 # Stage number of each top-level module/package.
 STAGE = {"io": 1, "bridge": 1, "tasks": 2, "hardware": 3, "backends": 3, "sync": 6, "fleet": 8}
