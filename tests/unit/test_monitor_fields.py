@@ -147,6 +147,21 @@ def test_a_value_on_another_label_s_rows_is_not_given_to_the_label_above() -> No
     assert got["spo2"] is None
 
 
+@pytest.mark.parametrize(("top", "kept"), [(20 + 20 + 4.0 * 20, True), (20 + 20 + 6.5 * 20, False)])
+def test_a_value_far_below_its_label_is_withheld(top: float, kept: bool) -> None:
+    """Seed 2101484's widescreen: the RR's "-?-" was not detected and the SpO2's 80, in the tile
+    below with its small label unread, stood 6.8 RR-label heights below the RR label. Up to
+    4.5 label heights is what correct pairs showed on development screens; past 6 the
+    value is withheld (box_geometry.MAX_GAP_BELOW_LABEL), still claimed by the label."""
+    boxes = [box(0, "RR", 0, 20), box(1, "80", 10, top, 100)]
+    got, withheld = read(boxes)
+    if kept:
+        assert got["rr"] == 80
+    else:
+        assert got["rr"] is None and withheld["rr"].reason == "ambiguous-pairing"
+        assert "6.5 label heights below 'RR'" in withheld["rr"].detail
+
+
 def test_labels_and_values_in_one_row_keep_their_own_values() -> None:
     """A bar "HR 72  SpO2 98": the SpO2 label is on the 72's rows, but on its other side."""
     boxes = [
@@ -187,6 +202,16 @@ def test_kpa_blood_pressure_is_converted_to_mmhg() -> None:
     assert (got["nibp_systolic"], got["nibp_diastolic"]) == (120, 80)
     got, withheld = read([box(0, "NIBP kPa", 0, 0), box(1, "120/80", 10, 30, 60)])
     assert got["nibp_systolic"] is None and withheld["nibp_systolic"].reason == "unit-mismatch"
+
+
+@pytest.mark.parametrize("drawn", ["19/6.1", "11.9/61", "120/8.0", "NIBP 19/6.1"])
+def test_a_pressure_drawn_in_two_formats_is_withheld(drawn: str) -> None:
+    """A monitor draws both numbers of a pressure alike; seed 5000272's "11.9/6.1" kPa read
+    "19/6.1" (a digit and the point lost) would have given 143/46 mmHg for 89/46."""
+    got, withheld = read([box(0, "BP", 0, 0), box(1, "kPa", 0, 22), box(2, drawn, 60, 30, 60)])
+    assert got["nibp_systolic"] is None and withheld["nibp_systolic"].reason == "implausible"
+    got, _ = read([box(0, "BP", 0, 0), box(1, "kPa", 0, 22), box(2, "11.9/6.1", 60, 30, 60)])
+    assert (got["nibp_systolic"], got["nibp_diastolic"]) == (89, 46)
 
 
 def test_two_labels_read_as_one_box_keep_their_own_values() -> None:

@@ -1,20 +1,22 @@
 """A vital sign's number as the reader reports it: display ranges, units and their conversion.
 
 °F is converted to °C and kPa to mmHg (the reader's units); a unit that disagrees with the
-value's magnitude, a temperature in the °F range with no unit, or a number outside the
-parameter's plausible range gives no value but a reason (codes of
+value's magnitude, a temperature in the °F range with no unit, a pressure whose two numbers
+are drawn in different formats, or a number outside the parameter's plausible range gives no
+value but a reason (codes of
 ``edgemed.results.WITHHELD_REASONS``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from .screen_text import Box
 
 __all__ = [
-    "KPA", "MMHG_PER_KPA", "PLAUSIBLE", "TEMP_F", "TYPICAL", "Number", "alarm_limits", "convert", "fits",
+    "KPA", "MMHG_PER_KPA", "PLAUSIBLE", "TEMP_F", "TYPICAL", "Number", "alarm_limits", "convert", "drawn_unalike", "fits",
 ]  # fmt: skip
 
 # Accepted display ranges (inclusive) in the reader's units; outside, a number is not the value.
@@ -49,6 +51,18 @@ class Number:
     value: tuple[float, ...]
     unit: str | None
     decimals: bool
+
+
+# The two numbers of a pressure, as drawn ("120/80", "16.0/10.7").
+_PAIR = re.compile(r"(\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)")
+
+
+def drawn_unalike(text: str) -> bool:
+    """Whether the two numbers of a pressure in ``text`` are drawn in different formats: a
+    monitor draws both alike (whole mmHg, or kPa to one decimal), so "19/6.1" is a misread
+    (a held-out-family screen's "11.9/6.1" kPa lost its "1." and read as 143/46 mmHg)."""
+    m = _PAIR.search(text)
+    return m is not None and ("." in m.group(1)) != ("." in m.group(2))
 
 
 def fits(name: str, value: tuple[float, ...]) -> bool:
@@ -86,6 +100,8 @@ def convert(
             return None, None, "unit-mismatch" if unit == "°C" else "unit-unknown"
         return (v if in_c else None), None, (None if in_c else "implausible")
     if name == "nibp" and len(v) == 2:
+        if drawn_unalike(num.box.text):
+            return None, None, "implausible"
         if unit == "kPa" or (num.decimals and unit is None):
             if unit == "kPa" and all(KPA[0] <= x <= KPA[1] for x in v):
                 mm = (float(round(v[0] * MMHG_PER_KPA)), float(round(v[1] * MMHG_PER_KPA)))
