@@ -6,6 +6,10 @@ detector missed), so pairing must never cross a tile's border: a line that runs 
 whole gap between the label and the number separates them. "Across" is measured as edges
 (Canny) in nearly every column of the rows between them (or every row of the columns between
 them), so a border tilted by the photo's perspective counts as long as it stays in the gap.
+The gap is taken between the boxes' text, not their padding: the detector pads each box by a
+share of its height (DB unclip), and a tall value's padded box can reach across the border
+(a side column's SpO2 "79", 88 px tall, boxed from 6 px above its tile's top border, went
+to the HR label above when its own label was not read).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = ["Panels"]
 MIN_GAP = 20  # pixels: a shorter gap is not checked (one glyph could fill it)
 MIN_COVER = 0.97  # of the gap's length crossed by edges: a border, not text or a waveform's gap
 MAX_BREAK = 3  # pixels: the longest stretch of the gap that no edge crosses
+PADDING = 0.12  # of a box's height: taken off each side, the detector's padding around text
 
 
 class Panels:
@@ -36,10 +41,8 @@ class Panels:
     def apart(self, a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> bool:
         """A border line across the gap between boxes ``a`` and ``b`` (above/below: a
         horizontal line over both boxes' columns; beside: a vertical one over their rows)."""
-        ax0, ay0 = a.min(axis=0)
-        ax1, ay1 = a.max(axis=0)
-        bx0, by0 = b.min(axis=0)
-        bx1, by1 = b.max(axis=0)
+        ax0, ay0, ax1, ay1 = _text_extent(a)
+        bx0, by0, bx1, by1 = _text_extent(b)
         key = tuple(round(v) for v in (ax0, ay0, ax1, ay1, bx0, by0, bx1, by1))
         if key not in self._cache:
             x0, x1 = min(ax0, bx0), max(ax1, bx1)
@@ -66,6 +69,14 @@ class Panels:
         if len(crossed) < MIN_GAP:
             return False
         return float(crossed.mean()) >= MIN_COVER and _longest_false(crossed) <= MAX_BREAK
+
+
+def _text_extent(corners: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
+    """x0, y0, x1, y1 of a box's corners less the detector's padding on every side."""
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    pad = PADDING * float(y1 - y0)
+    return float(x0 + pad), float(y0 + pad), float(x1 - pad), float(y1 - pad)
 
 
 def _longest_false(flags: npt.NDArray[np.bool_]) -> int:
