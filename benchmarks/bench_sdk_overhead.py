@@ -150,42 +150,31 @@ def tabular_model(model: str, backend: str, rounds: int) -> list[dict[str, Any]]
         def array_run() -> object:
             return run({name: array.astype(np.float32)})
 
-        return [
-            overhead(
-                f"{model}: pipeline(row) vs vector + run",
-                lambda: pipe(rows[0]),
-                one,
-                rounds=rounds,
-                calls=400,
-            ),
-            overhead(
-                f"{model}: pipeline.batch(64) vs 64 vectors + one run",
-                lambda: pipe.batch(rows),
-                batch,
-                rounds=rounds,
-                calls=60,
-            ),
-            overhead(
-                f"{model}: pipeline.table(64 dicts) vs 64 vectors + one run",
+        cases: list[tuple[str, Callable[[], object], Callable[[], object], int]] = [
+            ("pipeline(row) vs vector + run", lambda: pipe(rows[0]), one, 400),
+            ("pipeline.batch(64) vs 64 vectors + one run", lambda: pipe.batch(rows), batch, 60),
+            (
+                "pipeline.table(64 dicts) vs 64 vectors + one run",
                 lambda: pipe.table(rows),
                 batch,
-                rounds=rounds,
-                calls=200,
+                200,
             ),
-            overhead(
-                f"{model}: pipeline.table(64 dicts) vs itemgetter rows + one run",
+            (
+                "pipeline.table(64 dicts) vs itemgetter rows + one run",
                 lambda: pipe.table(rows),
                 batch_getter,
-                rounds=rounds,
-                calls=200,
+                200,
             ),
-            overhead(
-                f"{model}: pipeline.table(64 x {len(names)} array) vs float32 cast + one run",
+            (
+                f"pipeline.table(64 x {len(names)} array) vs float32 cast + one run",
                 lambda: pipe.table(array),
                 array_run,
-                rounds=rounds,
-                calls=200,
+                200,
             ),
+        ]
+        return [
+            overhead(f"{model}: {case}", ours, hand, rounds=rounds, calls=calls)
+            for case, ours, hand, calls in cases
         ]
 
 
