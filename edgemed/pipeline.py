@@ -129,8 +129,7 @@ class Pipeline:
         against the same text run alone). A result must not change with what else was queued.
         Graphs whose batch axis is fixed (an export for batch 1) also run one call per input.
         """
-        fixed = any(s.shape and isinstance(s.shape[0], int) for s in self.manifest.inputs)
-        if not self.manifest.rows_independent or len(items) < 2 or fixed:
+        if len(items) < 2 or not self._stacks_rows():
             return [self(item) for item in items]
         t0 = time.perf_counter()
         many = getattr(self._pre, "many", None)  # a task may prepare a batch at once
@@ -164,16 +163,19 @@ class Pipeline:
             check_contract(result)
         return results
 
+    def _stacks_rows(self) -> bool:
+        """Whether inputs may share one backend call (see :meth:`batch`)."""
+        fixed = any(s.shape and isinstance(s.shape[0], int) for s in self.manifest.inputs)
+        return self.manifest.rows_independent and not fixed
+
     def table(self, rows: object) -> TabularTable:
         """Many rows of a tabular model in one call, as columns with one provenance
         (``input_sha256`` of the whole float32 table): ``batch(rows)``'s values, cheaply.
 
-        ``rows``: rows as the pipeline takes one (mappings, sequences in manifest order) or a
-        2-D numeric array in manifest order; each is checked as a single call checks it
-        (InputError names the first bad row). ``.results()`` gives each row's own result, with
-        its own input hash, for the outbox. Rows share one backend call where :meth:`batch`
-        would stack them, else run one by one; the contract is checked at the rows of smallest
-        and largest value (``contract_rows``: a row's contract is a range on its value)."""
+        ``rows``: rows as the pipeline takes one, or a 2-D numeric array in manifest order, each
+        checked as a single call checks it (InputError names the first bad row). ``.results()``
+        gives each row's own result for the outbox. Rows share one backend call where
+        :meth:`batch` would stack them; the contract is checked by ``contract_rows``."""
         table_in, table_out = getattr(self._pre, "table", None), getattr(self._post, "table", None)
         if table_in is None or table_out is None:
             m = self.manifest
@@ -181,11 +183,12 @@ class Pipeline:
         t0 = time.perf_counter()
         prepared: Prepared = table_in(rows)
         t1 = time.perf_counter()
-        tensors, m = prepared.tensors, self.manifest
-        if m.rows_independent and not any(isinstance(s.shape[0], int) for s in m.inputs):
+        tensors = prepared.tensors
+        if self._stacks_rows():
             outputs = self._finite(self.backend.run(tensors))
         else:  # one call per row, as batch() runs such models
-            rows_in = [{k: v[i : i + 1] for k, v in tensors.items()} for i in range(len(rows))]  # type: ignore[arg-type]
+            n = len(prepared.context.inputs)
+            rows_in = [{k: v[i : i + 1] for k, v in tensors.items()} for i in range(n)]
             runs = [self._finite(self.backend.run(t)) for t in rows_in]
             outputs = {k: np.concatenate([o[k] for o in runs]) for k in runs[0]}
         t2 = time.perf_counter()

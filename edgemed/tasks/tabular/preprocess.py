@@ -218,19 +218,25 @@ class TabularPreprocessor:
             raise InputError(f"{row}feature(s) {bad} are NaN, infinite or beyond the float32 range")
         return as_f32
 
-    def _flags(self, values: npt.NDArray[np.float64]) -> tuple[str, ...]:
-        outside = (values < self._lo) | (values > self._hi)
-        return tuple(self.names[i] for i in np.flatnonzero(outside)) if outside.any() else ()
+    def _out_of_range(self, table: npt.NDArray[np.float64]) -> dict[int, tuple[str, ...]]:
+        """Row index -> the features outside their range, in manifest order (rows within
+        range are absent)."""
+        outside: npt.NDArray[np.bool_] = (table < self._lo) | (table > self._hi)
+        if not outside.any():
+            return {}
+        return {
+            i: tuple(self.names[j] for j in np.flatnonzero(outside[i]))
+            for i in np.flatnonzero(outside.any(axis=1)).tolist()
+        }
 
     def __call__(self, item: object) -> Prepared:
         table = self._table([self._numbers_of(item)])
         tensor = self._check_float32(table)  # (1, features): the model's input
-        values = table[0]
         return Prepared(
             tensors={self._input: tensor},
             input_sha256=Prepared.array_sha256(tensor),
             input_kind="tabular",
-            context=TabularContext(out_of_range=self._flags(values)),
+            context=TabularContext(out_of_range=self._out_of_range(table).get(0, ())),
         )
 
     def many(self, items: Sequence[object]) -> list[Prepared]:
@@ -244,18 +250,16 @@ class TabularPreprocessor:
             f32 = self._check_float32(table)
         except InputError:
             return [self(item) for item in items]  # raises the first bad row's own error
-        outside: npt.NDArray[np.bool_] = (table < self._lo) | (table > self._hi)
-        flagged = set(np.flatnonzero(outside.any(axis=1)).tolist())  # rows with a flag
+        flags = self._out_of_range(table)
         hashes = Prepared.rows_sha256(f32)
         prepared = []
         for i, row_sha256 in enumerate(hashes):
-            flags = tuple(self.names[j] for j in np.flatnonzero(outside[i])) if i in flagged else ()
             prepared.append(
                 Prepared(
                     tensors={self._input: f32[i : i + 1]},
                     input_sha256=row_sha256,
                     input_kind="tabular",
-                    context=TabularContext(out_of_range=flags),
+                    context=TabularContext(out_of_range=flags.get(i, ())),
                 )
             )
         return prepared
@@ -283,16 +287,11 @@ class TabularPreprocessor:
         if table.shape[0] == 0:
             raise InputError("no rows: a table needs at least one")
         f32 = self._check_float32(table)
-        outside: npt.NDArray[np.bool_] = (table < self._lo) | (table > self._hi)
-        flags: dict[int, tuple[str, ...]] = {}
-        if outside.any():
-            for i in np.flatnonzero(outside.any(axis=1)).tolist():
-                flags[i] = tuple(self.names[j] for j in np.flatnonzero(outside[i]))
         return Prepared(
             tensors={self._input: f32},
             input_sha256=digest.array_sha256(f32),
             input_kind="tabular-table",
-            context=TableContext(inputs=f32, out_of_range=flags),
+            context=TableContext(inputs=f32, out_of_range=self._out_of_range(table)),
         )
 
     def _rows_table(self, rows: Sequence[object]) -> npt.NDArray[np.float64]:
