@@ -171,6 +171,7 @@ def durable_rate(
             elapsed = time.perf_counter() - t0
             cpu1 = (time.process_time(), process_cpu_s(fleet.pid), process_cpu_s(broker_pid))
             protocol = pub.protocol or "?"
+            messages, published = pub.published
         outbox.close()
     finally:
         fleet.terminate()
@@ -182,7 +183,29 @@ def durable_rate(
         name: round((after - before) / sent * 1e3, 3)
         for name, before, after in zip(("device", "fleet", "broker"), cpu0, cpu1, strict=True)
     }
-    return {"rate": sent / elapsed, "protocol": protocol, "cpu_ms_per_result": cpu_ms}
+    return {
+        "rate": sent / elapsed,
+        "protocol": protocol,
+        "cpu_ms_per_result": cpu_ms,
+        "results_per_message": published / max(messages, 1),
+        "results_per_commit": sent / max(outbox.commits, 1),
+    }
+
+
+def fdatasync_us(work: Path, n: int = 300) -> float:
+    """Median fdatasync of a 4 KiB append on the disk the outbox is on: the floor of every
+    durable commit (SQLite's WAL commit with synchronous=FULL is one such write and sync)."""
+    times = []
+    fd = os.open(work / "fsync.probe", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return round(statistics.median(times) * 1e6, 1)
 
 
 def stage_costs(result: edgemed.EmbeddingResult, work: Path, n: int = 2000) -> dict[str, float]:
@@ -238,6 +261,7 @@ def main() -> None:
     result = edgemed.load("clinical-text-minilm")("chest pain radiating to the left arm")
     runs: dict[str, list[float]] = {}
     cpu: list[dict[str, float]] = []
+    shape: list[dict[str, float]] = []  # results per message and per commit, 4 producers
     protocol = "?"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -274,10 +298,14 @@ def main() -> None:
                         protocol = out["protocol"]
                         if name == "durable_4_producers":
                             cpu.append(out["cpu_ms_per_result"])
+                            shape.append(
+                                {k: out[k] for k in ("results_per_message", "results_per_commit")}
+                            )
                         out = out["rate"]
                     runs.setdefault(name, []).append(out)
             stages = stage_costs(result, work)
             latency = latency_at_rate(port, result, work)
+            fsync = fdatasync_us(work)
         finally:
             broker.kill()
     median = {name: round(statistics.median(rates)) for name, rates in runs.items()}
@@ -301,6 +329,10 @@ def main() -> None:
                     k: round(statistics.median(c[k] for c in cpu), 3) for k in cpu[0]
                 },
                 "stage_cpu_us_per_result": stages,
+                "durable_4_producers_batching": {
+                    k: round(statistics.median(s[k] for s in shape), 2) for k in shape[0]
+                },
+                "fdatasync_4kib_us_p50": fsync,
                 "submit_to_ack_latency": latency,
                 "target": {"ratio_4_producers": 0.7, "p99_ms_at_100_per_s": 10},
             },

@@ -150,6 +150,14 @@ class SyncConfig:
     # Results already waiting when the sender wakes share one publish (JSON Lines, wire.py);
     # it never waits to fill a batch, so a quiet device still sends each result at once.
     max_batch_results: int = 32
+    # Nagle's rule for results: while a message of fewer than max_batch_results awaits the
+    # fleet's ack, newer rows that would make another such message wait (at most this long)
+    # and then leave together. A quiet device has nothing outstanding and never waits.
+    partial_hold_s: float = 0.02
+    # Acknowledged rows are deleted in one transaction once this many are acknowledged or
+    # this long after the first (sync/pacing.py): each deletion holds the outbox lock.
+    ack_delete_rows: int = 256
+    ack_delete_s: float = 0.05
     resend_initial_s: float = 5.0  # first resend of an unacknowledged result
     resend_max_s: float = 120.0  # resend back-off cap
     reconnect_min_s: float = 0.5  # full-jitter reconnect back-off: uniform(0, min(max, min*2^n))

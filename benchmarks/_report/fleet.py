@@ -80,6 +80,14 @@ def _sync_cpu(env: Envelope, r: dict[str, Any]) -> Lines:
                      f"{num(cores * 1e6 / goal)} µs"])  # fmt: skip
     rows += [[f"timed alone (thread CPU): {STAGES.get(k, k)}", f"{num(v)} µs"]
              for k, v in r["stage_cpu_us_per_result"].items()]  # fmt: skip
+    shape = r.get("durable_4_producers_batching") or {}
+    if shape:
+        rows += [["4 producers: results per MQTT message", num(shape["results_per_message"], 2)],
+                 ["4 producers: results per outbox commit (one fsync each)",
+                  num(shape["results_per_commit"], 2)]]  # fmt: skip
+    if "fdatasync_4kib_us_p50" in r:
+        rows.append(["fdatasync of a 4 KiB append on the outbox's disk, p50",
+                     f"{num(r['fdatasync_4kib_us_p50'])} µs"])  # fmt: skip
     return table(["CPU per result", ""], rows)
 
 

@@ -10,6 +10,7 @@ void bind_ocr(pybind11::module_& m);
 void bind_search(pybind11::module_& m);
 void bind_vitals(pybind11::module_& m);
 void bind_rows(pybind11::module_& m);
+void bind_values(pybind11::module_& m);
 }  // namespace edgemed::bindings
 
 PYBIND11_MODULE(_kernels, m) {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_kernels, m) {
     edgemed::bindings::bind_search(m);
     edgemed::bindings::bind_vitals(m);
     edgemed::bindings::bind_rows(m);
+    edgemed::bindings::bind_values(m);
 }

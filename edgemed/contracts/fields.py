@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import struct
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -24,7 +26,7 @@ __all__ = [
 class ContractError(ValueError):
     """A result body outside its kind's declared ranges; the message says which field and why.
 
-    A ValueError (not an edgemed error): this module is a stdlib-only leaf. The wire turns it
+    A ValueError (not an edgemed error): this module is a leaf (the stdlib and NumPy). The wire turns it
     into a PayloadError, the device's result types into a ModelError."""
 
 
@@ -84,7 +86,7 @@ def integer(body: dict[str, Any], key: str, where: str, lo: int, hi: int | None 
     return value
 
 
-def float16s(packed: Any, where: str, shape: list[Any]) -> tuple[float, ...]:
+def float16s(packed: Any, where: str, shape: list[Any]) -> npt.NDArray[np.float64]:
     """The values of a ``{"dtype": "float16", "shape": [...], "b64": ...}`` array."""
     as_object(packed, where)
     if packed.get("dtype") != "float16":
@@ -101,4 +103,4 @@ def float16s(packed: Any, where: str, shape: list[Any]) -> tuple[float, ...]:
         raise ContractError(f"{where}: b64 is not base64") from None
     if len(raw) != 2 * count:
         raise ContractError(f"{where}: b64 holds {len(raw) // 2} values, shape says {count}")
-    return struct.unpack(f"<{count}e", raw)
+    return np.frombuffer(raw, dtype="<f2").astype(np.float64)

@@ -3,9 +3,10 @@
 One module per concept, mirroring ``csrc/``: ``image`` (frames and DICOM to tensors), ``signal``
 (biosignal filtering, resampling, R-peaks), ``post`` (scores, boxes, peaks), ``ocr`` (DB boxes,
 CTC), ``search`` (cosine top-k), ``vitals`` (NEWS2), ``rows`` (a tabular batch's dicts to one
-table). Inputs are validated at this boundary and errors surface as :class:`edgemed.InputError`;
-native calls on arrays release the GIL, so kernels may run in parallel threads (``dict_rows``,
-which reads Python objects, holds it).
+table), ``values`` (non-finite floats in nested values). Inputs are validated at this boundary
+and errors surface as :class:`edgemed.InputError`; native calls on arrays release the GIL, so
+kernels may run in parallel threads (``dict_rows`` and ``all_finite``, which read Python
+objects, hold it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .signal import (
     sosfiltfilt,
     zscore_windows,
 )
+from .values import all_finite
 from .vitals import NEWS2_BANDS, News2, VitalSigns, news2, news2_many, news2_table
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "News2",
     "Placement",
     "VitalSigns",
+    "all_finite",
     "argmax",
     "butter_sos",
     "cosine_topk",

@@ -9,22 +9,36 @@ from collections.abc import Callable, Iterator
 from ..wire import BATCH_TARGET_BYTES, join_results, stamp_result
 from .outbox import OutboxRow
 
-__all__ = ["batch_messages", "stamper"]
+__all__ = ["batch_messages", "batch_rows", "is_partial", "stamper"]
 
 
 def batch_messages(rows: list[OutboxRow], max_results: int) -> Iterator[bytes]:
     """Consecutive rows joined into results-topic messages (wire.join_results), each at most
     ``max_results`` results and, unless one row alone is larger, BATCH_TARGET_BYTES."""
-    batch: list[bytes] = []
+    for group in batch_rows(rows, max_results):
+        yield join_results([row.payload for row in group])
+
+
+def batch_rows(rows: list[OutboxRow], max_results: int) -> list[list[OutboxRow]]:
+    """The rows of each message ``batch_messages`` makes, in order."""
+    groups: list[list[OutboxRow]] = []
     size = 0
     for row in rows:
-        if batch and (len(batch) >= max_results or size + len(row.payload) > BATCH_TARGET_BYTES):
-            yield join_results(batch)
-            batch, size = [], 0
-        batch.append(row.payload)
+        if (
+            not groups
+            or len(groups[-1]) >= max_results
+            or size + len(row.payload) > BATCH_TARGET_BYTES
+        ):
+            groups.append([])
+            size = 0
+        groups[-1].append(row)
         size += len(row.payload) + 1
-    if batch:
-        yield join_results(batch)
+    return groups
+
+
+def is_partial(group: list[OutboxRow], max_results: int) -> bool:
+    """A message that another row would still join (fewer results than a full one)."""
+    return len(group) < max_results and sum(len(r.payload) + 1 for r in group) < BATCH_TARGET_BYTES
 
 
 def stamper(unstamped: bytes, epoch: str) -> Callable[[int, str, int], bytes]:

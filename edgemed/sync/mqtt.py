@@ -15,7 +15,6 @@ import random
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,21 +39,19 @@ from ..wire import (
     decode_ack_epoch,
     decode_fleet_status,
     encode_status,
+    join_results,
     prepare_result,
     topic,
 )
 from .clock import clock_synced
-from .messages import batch_messages, stamper
+from .messages import batch_rows, stamper
 from .outbox import Outbox
+from .pacing import AckRate, Pacing
 from .subscriptions import Subscriptions
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
-# The fleet's ack rate is measured over this many seconds of ack progress. Acks arrive in bursts
-# (a filled gap acknowledges hundreds at once): a moving average of per-ack rates read ~1,000/s
-# while the fleet committed ~30/s, and the resend timers then duplicated two thirds of traffic.
-ACK_RATE_WINDOW_S = 10.0
 
 
 @dataclass
@@ -88,6 +85,7 @@ class Publisher:
         self.connections = 0
         self.protocol: str | None = None  # the MQTT version in use, once the broker answered
         self.peak_inflight = 0  # most results published and unacknowledged at once (<= window)
+        self.published = [0, 0]  # results-topic messages, results in them (resends included)
         self._on_ack = on_ack
         # The fleet's commands on …/cmd (edgemed.ota); extra fields of every status (its
         # rollout progress). Both are called on the network thread.
@@ -96,14 +94,14 @@ class Publisher:
         self._inflight: dict[int, _InFlight] = {}
         self._next_deadline = float("inf")  # no resend is due before this (monotonic time)
         self._high_sent = 0  # highest seq published on this connection
+        self._pacing = Pacing(outbox, self.sync)  # held rows, batched deletions (pacing.py)
         self._wake = False  # set with notify: the sender has work (new rows, acks, reconnect)
         # Link watchdog: publishes still waiting for their PUBACK, and since when we wait.
         self._unpubacked: set[int] = set()
         self._early_pubacks: set[int] = set()  # PUBACK seen before publish() returned its mid
         self._waiting_since: float | None = None
         # Fleet ack throughput (results/s, moving average) and the last ack seen.
-        self._ack_rate: float | None = None
-        self._acks: deque[tuple[float, int]] = deque()  # (monotonic time, ack seq), ascending
+        self._ack_rate = AckRate()
         self._connected = False
         self.failure: str | None = None  # why a sync thread died; submit then raises
         self._fleet_processes: set[str] = set()  # fleet processes seen online
@@ -166,12 +164,15 @@ class Publisher:
             )
             for r in results
         ]
+        seqs: list[int] = []
         try:
-            return self.outbox.put_many(builders, stamps_epoch=True)
+            seqs = self.outbox.put_many(builders, stamps_epoch=True)
+            return seqs
         finally:
             # Read without the lock: if the sender has not yet taken the last wake-up, it reads
             # the outbox after taking it, so it sees these rows; only a consumed one needs anew.
-            if not self._wake:
+            # Rows it would only hold (pacing.py) need none: the ack or the hold's end wakes it.
+            if not self._wake and (not seqs or self._pacing.wake_needed(seqs[-1])):
                 with self._cond:
                     self._wake = True
                     self._cond.notify_all()
@@ -253,8 +254,11 @@ class Publisher:
         while not self._stop.is_set():
             with self._cond:
                 if not self._wake:  # work that arrived while we were publishing is not lost
-                    self._cond.wait(0.2)
+                    wake_at = self._pacing.wake_at()
+                    wait = 0.2 if wake_at is None else max(0.0, wake_at - time.monotonic())
+                    self._cond.wait(min(0.2, wait))
                 self._wake = False
+            self._delete_acked(force=self._stop.is_set())
             if self._connected:
                 self._check_link()
                 self._subscriptions.retry_due(self._client)
@@ -264,6 +268,12 @@ class Publisher:
                     self._publish_due()
                 except EdgemedError as exc:
                     log.error("sync sender: %s", exc)
+
+    def _delete_acked(self, *, force: bool = False) -> None:
+        """Delete the acknowledged rows when due (pacing.py); wake wait_drained if any went."""
+        if self._pacing.delete_due(force=force):
+            with self._cond:
+                self._cond.notify_all()
 
     def _heartbeat_due(self) -> None:
         """Re-announce the birth status every heartbeat_s: the fleet marks a device whose
@@ -286,6 +296,7 @@ class Publisher:
             self._inflight.clear()
             self._next_deadline = float("inf")
             self._high_sent = 0
+            self._pacing.reset()
         log.info("a fleet process came online: replaying %d unacked result(s)", self.outbox.depth)
 
     def _check_link(self) -> None:
@@ -331,17 +342,24 @@ class Publisher:
                 )
             room = self.sync.inflight_window - len(self._inflight)
             after = self._high_sent
+        if after == 0:  # a replay: acknowledged rows must not be resent
+            self._delete_acked(force=True)
         rows = self.outbox.rows(due)
         if room > 0:
-            rows += self.outbox.pending(room, after=after)
+            fresh = self.outbox.pending(room, after=after)
         with self._cond:
+            if room > 0:
+                rows += self._pacing.unheld(fresh, now, self._inflight)
             for row in rows:
                 self._schedule_resend(row.seq, now)
-        for message in batch_messages(rows, self.sync.max_batch_results):
+        for group in batch_rows(rows, self.sync.max_batch_results):
+            message = join_results([row.payload for row in group])
             info = self._client.publish(topic(self.device_id, "results"), message, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # disconnected meanwhile: everything is replayed on reconnect
             self._track(info)
+            self.published[0] += 1
+            self.published[1] += len(group)
             failpoints.hit("publisher.sent")
 
     def _schedule_resend(self, seq: int, now: float) -> None:
@@ -349,7 +367,7 @@ class Publisher:
         entry = self._inflight.get(seq)
         attempts = 1 if entry is None else entry.attempts + 1
         wait = min(self.sync.resend_max_s, self.sync.resend_initial_s * 2.0 ** (attempts - 1))
-        if self._ack_rate:  # a slow fleet is not a lost message: wait for the queue ahead
+        if self._ack_rate.rate:  # a slow fleet is not a lost message: wait for the queue ahead
             # New rows are past everything in flight; only resends need counting.
             ahead = (
                 len(self._inflight)
@@ -358,7 +376,7 @@ class Publisher:
             )
             # Capped: while a lost result holds the fleet's contiguous ack back, the measured
             # rate collapses, and an uncapped wait would never resend it.
-            wait = min(self.sync.resend_max_s, max(wait, 2.0 * ahead / self._ack_rate))
+            wait = min(self.sync.resend_max_s, max(wait, 2.0 * ahead / self._ack_rate.rate))
         deadline = now + wait * random.uniform(0.8, 1.2)
         self._inflight[seq] = _InFlight(deadline, attempts)
         self._next_deadline = min(self._next_deadline, deadline)
@@ -415,6 +433,7 @@ class Publisher:
             self._inflight.clear()  # replay everything unacknowledged
             self._next_deadline = float("inf")
             self._high_sent = 0
+            self._pacing.reset()
             self._connected = True
             self._wake = True
             self._cond.notify_all()
@@ -427,17 +446,6 @@ class Publisher:
         except EdgemedError as exc:
             log.error("cannot record link state: %s", exc)
         log_disconnect(log, f"device {self.device_id} sync", reason, stopping=self._stop.is_set())
-
-    def _update_ack_rate(self, ack_seq: int) -> None:
-        now = time.monotonic()
-        if self._acks and ack_seq <= self._acks[-1][1]:
-            return  # a repeated ack: no progress
-        self._acks.append((now, ack_seq))
-        while now - self._acks[0][0] > ACK_RATE_WINDOW_S and len(self._acks) > 2:
-            self._acks.popleft()
-        since, first = self._acks[0]
-        if now - since >= 1.0:  # enough history for a rate that bursts do not dominate
-            self._ack_rate = (ack_seq - first) / (now - since)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._cond:
@@ -473,17 +481,20 @@ class Publisher:
             return
         try:
             ack_seq, epoch = decode_ack_epoch(bytes(message.payload))
-            self.outbox.ack_through(ack_seq, epoch)
+            self.outbox.check_ack(ack_seq, epoch)
         except EdgemedError as exc:
             log.error("ignoring ack on %s: %s", message.topic, exc)
             return
         with self._cond:
             covered = self.outbox.ack_range(ack_seq, epoch)  # an epoch's acks cover only it
             if epoch is None or epoch == self.outbox.epoch:
-                self._update_ack_rate(ack_seq)
-            for seq in [s for s in self._inflight if s in covered]:
+                self._ack_rate.update(ack_seq, time.monotonic())
+            done = [s for s in self._inflight if s in covered]
+            for seq in done:
                 del self._inflight[seq]
             self._wake = True
             self._cond.notify_all()
+        if self._pacing.acked(ack_seq, epoch, len(done)):  # the rows' deletion: pacing.py
+            self._delete_acked()
         if self._on_ack is not None:
             self._on_ack(ack_seq)

@@ -35,8 +35,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import failpoints
@@ -52,16 +51,16 @@ from .outbox_file import (
     read_stats,
     read_status,
 )
+from .put_request import PayloadBuilder, PutRequest
 
 __all__ = ["Outbox", "OutboxRow", "OutboxStats", "PayloadBuilder", "read_status"]
 
 log = logging.getLogger(__name__)
-# (seq, boot_id, lowest_unacked_seq) -> payload. The epoch is fixed for an open outbox: a
-# builder that stamps it reads ``Outbox.epoch``.
-PayloadBuilder = Callable[[int, str, int], bytes]
 # Payloads of the newest committed rows kept in memory, so the sender publishes them without
 # reading SQLite back (and without waiting on the connection behind the next fsync).
 FRESH_ROWS = 4096
+# Rows per INSERT statement: 6 parameters each stay under SQLite's oldest limit of 999.
+INSERT_ROWS = 150
 
 
 @dataclass(frozen=True)
@@ -80,9 +79,10 @@ class Outbox:
         self.epoch = uuid.uuid4().hex  # this open's seq key space at the fleet (module doc)
         self.recovered_from: Path | None = None  # a corrupted file moved aside by this open
         self.refused = 0  # refused by this process; meta "refused_total" counts across restarts
+        self.commits = 0  # group commits by this process (results stored / commits: group size)
         self._lock = threading.Lock()  # guards the connection
         self._queue_lock = threading.Lock()  # guards the group-commit queue and its leader flag
-        self._queue: list[_PutRequest] = []
+        self._queue: list[PutRequest] = []
         self._committing = False
         self._fresh: OrderedDict[int, bytes] = OrderedDict()  # seq -> payload, ascending
         self._fresh_lock = threading.Lock()
@@ -110,8 +110,7 @@ class Outbox:
                 raise SyncError(f"cannot create outbox {config.path}: {again}") from again
         try:
             self._init_meta()
-            self._bytes = self._stored_bytes()
-            self._depth = self._stored_depth()
+            self._reload()
             # epoch -> first seq; epochs occupy consecutive seq ranges, the newest last
             self._epochs = dict(
                 self._db.execute("SELECT epoch, start_seq FROM epochs ORDER BY start_seq")
@@ -175,7 +174,7 @@ class Outbox:
         under epoch "", as for devices older than epochs (no protection against a lost outbox).
         ``lowest_unacked_seq`` counts the rows of the same epoch only, as the fleet does.
         """
-        request = _PutRequest(build_payload, self.epoch if stamps_epoch else "")
+        request = PutRequest(build_payload, self.epoch if stamps_epoch else "")
         self._put_requests([request])
         return request.outcome()
 
@@ -188,9 +187,9 @@ class Outbox:
         refuses the ones after it too, so what is stored is always a prefix: the error raised
         carries the stored prefix's seqs in ``stored_seqs``."""
         epoch = self.epoch if stamps_epoch else ""
-        requests: list[_PutRequest] = []
+        requests: list[PutRequest] = []
         for build in build_payloads:
-            requests.append(_PutRequest(build, epoch, after=requests[-1] if requests else None))
+            requests.append(PutRequest(build, epoch, after=requests[-1] if requests else None))
         if requests:
             self._put_requests(requests)
         stored = [r.seq for r in requests if r.seq is not None]
@@ -201,7 +200,7 @@ class Outbox:
             raise failed
         return stored
 
-    def _put_requests(self, requests: list[_PutRequest]) -> None:
+    def _put_requests(self, requests: list[PutRequest]) -> None:
         """Queue ``requests`` (one caller's, kept together) and return once they are committed
         or refused: by committing them as the leader, or after another leader did."""
         with self._queue_lock:
@@ -234,7 +233,7 @@ class Outbox:
                 else:
                     self._committing = False
 
-    def _commit_group(self, batch: list[_PutRequest]) -> None:
+    def _commit_group(self, batch: list[PutRequest]) -> None:
         try:
             with self._tx():
                 self._store_group(batch)
@@ -247,6 +246,8 @@ class Outbox:
         except BaseException:  # e.g. KeyboardInterrupt in a builder: rolled back as well
             self._forget_group(batch)
             raise
+        self._apply_group()
+        self.commits += 1
         failpoints.hit("outbox.committed")
         with self._fresh_lock:  # committed: seqs ascend, so the cache stays contiguous
             for req in batch:
@@ -255,21 +256,52 @@ class Outbox:
             while len(self._fresh) > FRESH_ROWS:
                 self._fresh.popitem(last=False)
 
-    def _forget_group(self, batch: list[_PutRequest]) -> None:
+    def _forget_group(self, batch: list[PutRequest]) -> None:
         """After a rollback: no request keeps a seq that was never stored (it would be reused).
         Seqs first: recounting reads the database, which may be what just failed."""
         for req in batch:
             req.seq, req.payload = None, None
-        self._bytes, self._depth = self._stored_bytes(), self._stored_depth()
+        self._reload()
 
-    def _store_group(self, batch: list[_PutRequest]) -> None:
-        next_seq = int(self._meta("next_seq") or 1)
-        first = self._db.execute(
-            "SELECT seq, created_at FROM outbox ORDER BY seq LIMIT 1"
+    def _reload(self) -> None:
+        """The figures the commit path keeps in memory, read from the file (at open and after
+        a rollback). Commits then read no table: each statement releases the GIL, and every
+        release lets a producer's encoding in before the commit may go on."""
+        count, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox"
         ).fetchone()
-        oldest = first[1] if first else None
-        lows: dict[str, int] = {}  # per epoch: the lowest unacked seq the fleet counts there
-        now = time.time()
+        self._depth, self._bytes = int(count), int(size)
+        self._next_seq = int(self._meta("next_seq") or 1)
+        self._last_ack_seq = int(self._meta("last_ack_seq") or 0)
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Rows were deleted (or a commit rolled back): the oldest row and each epoch's lowest
+        unacknowledged seq are read again by the next commit that needs them."""
+        self._oldest: float | None = None
+        self._oldest_known = False
+        self._lows: dict[str, int] = {}  # epoch -> its lowest stored seq (epochs with rows)
+
+    def _oldest_created_at(self) -> float | None:
+        if not self._oldest_known:
+            row = self._db.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            self._oldest, self._oldest_known = (None if row is None else float(row[0])), True
+        return self._oldest
+
+    def _lowest_stored(self, epoch: str) -> int | None:
+        """The lowest seq of ``epoch`` still stored; its rows are all >= epoch_start, those of
+        epoch "" anywhere."""
+        row = self._db.execute(
+            "SELECT seq FROM outbox WHERE seq >= ? AND epoch = ? ORDER BY seq LIMIT 1",
+            (self.epoch_start if epoch else 1, epoch),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _store_group(self, batch: list[PutRequest]) -> None:
+        next_seq, oldest, now = self._next_seq, self._oldest_created_at(), time.time()
+        lows = dict(self._lows)  # the lowest unacked seq the fleet counts in each epoch
+        added = 0
+        rows: list[tuple[int, str, float, int, bytes, str]] = []
         refused = 0
         for req in batch:
             if req.after is not None and req.after.seq is None:  # put_many: a prefix only
@@ -282,35 +314,36 @@ class Outbox:
                 )
                 refused += 1
                 continue
-            if req.epoch not in lows:  # this epoch's rows are all >= epoch_start; "" anywhere
-                mine = self._db.execute(
-                    "SELECT seq FROM outbox WHERE seq >= ? AND epoch = ? ORDER BY seq LIMIT 1",
-                    (self.epoch_start if req.epoch else 1, req.epoch),
-                ).fetchone()
-                lows[req.epoch] = next_seq if mine is None else int(mine[0])
+            low = lows.get(req.epoch)
+            if low is None:
+                low = self._lowest_stored(req.epoch)
             try:
-                payload = req.build(next_seq, self.boot_id, lows[req.epoch])
+                payload = req.build(next_seq, self.boot_id, next_seq if low is None else low)
             except Exception as exc:  # the caller's own error, handed back to that caller only
                 req.error = exc
                 continue
-            if self._bytes + len(payload) > self.config.max_bytes:
+            if self._bytes + added + len(payload) > self.config.max_bytes:
                 req.error = OutboxFullError(
-                    f"outbox is full ({self._bytes:,} of {self.config.max_bytes:,} bytes); "
-                    "result refused"
+                    f"outbox is full ({self._bytes + added:,} of {self.config.max_bytes:,} "
+                    "bytes); result refused"
                 )
                 refused += 1
                 continue
-            self._db.execute(
-                "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload, epoch) "
-                "VALUES (?,?,?,?,?,?)",
-                (next_seq, self.boot_id, now, len(payload), payload, req.epoch),
-            )
+            rows.append((next_seq, self.boot_id, now, len(payload), payload, req.epoch))
             req.seq, req.payload = next_seq, payload
+            lows[req.epoch] = next_seq if low is None else low
             next_seq += 1
-            self._bytes += len(payload)
-            self._depth += 1
+            added += len(payload)
             oldest = now if oldest is None else oldest
-        self._set_meta("next_seq", str(next_seq))
+        for start in range(0, len(rows), INSERT_ROWS):  # one statement for many rows
+            chunk = rows[start : start + INSERT_ROWS]
+            self._db.execute(
+                "INSERT INTO outbox(seq, boot_id, created_at, bytes, payload, epoch) VALUES "
+                + ",".join(["(?,?,?,?,?,?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+        if rows:
+            self._set_meta("next_seq", str(next_seq))
         if refused:
             self.refused += refused
             total = int(self._meta("refused_total") or 0) + refused
@@ -318,12 +351,15 @@ class Outbox:
             log.warning(
                 "outbox refused %d result(s) (%d in total): full or too old", refused, total
             )
+        # Kept only once committed: the caller's transaction may still roll back (_reload).
+        self._committed_group = (next_seq, oldest, lows, added, len(rows))
 
-    def _stored_bytes(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM outbox").fetchone()[0])
-
-    def _stored_depth(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    def _apply_group(self) -> None:
+        """The group's rows are committed: advance what the commit path keeps in memory."""
+        self._next_seq, self._oldest, self._lows, added, count = self._committed_group
+        self._oldest_known = True
+        self._bytes += added
+        self._depth += count
 
     @property
     def depth(self) -> int:
@@ -375,6 +411,11 @@ class Outbox:
         end = min((s for s in self._epochs.values() if s > start), default=ack_seq + 1)
         return range(start, min(ack_seq + 1, end))
 
+    def check_ack(self, ack_seq: int, epoch: str | None) -> None:
+        """SyncError for an ack of this open's epoch (or of none) beyond every seq assigned."""
+        if (not epoch or epoch == self.epoch) and ack_seq >= self._next_seq:
+            raise SyncError(f"ack for seq {ack_seq} that this outbox never assigned")
+
     def ack_through(self, ack_seq: int, epoch: str | None = None) -> int:
         """The fleet committed every seq <= ack_seq of ``epoch``: delete those rows.
 
@@ -383,6 +424,7 @@ class Outbox:
         from a fleet older than epochs, which counts seqs across the whole device.
         """
         current = not epoch or epoch == self.epoch  # "": counted like seqs before epochs
+        self.check_ack(ack_seq, epoch)
         covered = self.ack_range(ack_seq, epoch)
         with self._lock:
             # No fsync for deletions: one lost on power failure only means a resend, which the
@@ -390,23 +432,28 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self._tx():
-                    if current and ack_seq >= int(self._meta("next_seq") or 1):
-                        raise SyncError(f"ack for seq {ack_seq} that this outbox never assigned")
                     where = "seq >= ? AND seq < ?" + ("" if epoch is None else " AND epoch = ?")
                     params = (covered.start, covered.stop) + (() if epoch is None else (epoch,))
                     (freed,) = self._db.execute(
                         f"SELECT COALESCE(SUM(bytes), 0) FROM outbox WHERE {where}", params
                     ).fetchone()
                     deleted = self._db.execute(f"DELETE FROM outbox WHERE {where}", params).rowcount
-                    if current:
-                        self._set_meta("last_ack_at", repr(time.time()))
-                        last = int(self._meta("last_ack_seq") or 0)
-                        self._set_meta("last_ack_seq", str(max(last, ack_seq)))
+                    last = max(self._last_ack_seq, ack_seq)
+                    if current:  # both keys in one statement: see _reload
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO meta(key, value) "
+                            "VALUES ('last_ack_at', ?), ('last_ack_seq', ?)",
+                            (repr(time.time()), str(last)),
+                        )
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
             failpoints.hit("outbox.acked")
             self._bytes -= int(freed)  # only once committed
             self._depth -= deleted
+            if current:
+                self._last_ack_seq = last
+            if deleted:
+                self._forget_oldest()
             if current:  # the cache holds only rows this process stored: none of older epochs
                 with self._fresh_lock:
                     while self._fresh and next(iter(self._fresh)) <= ack_seq:
@@ -426,28 +473,3 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _held_lock() -> threading.Lock:
-    """A lock its waiter blocks on until another thread releases it."""
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
-@dataclass(eq=False)
-class _PutRequest:
-    build: PayloadBuilder
-    epoch: str  # the row's epoch: Outbox.epoch if the payload carries it, else ""
-    seq: int | None = None
-    payload: bytes | None = None
-    error: BaseException | None = field(default=None)
-    done: bool = False
-    wake: threading.Lock = field(default_factory=_held_lock)
-    after: _PutRequest | None = None  # put_many: stored only if this one was
-
-    def outcome(self) -> int:
-        if self.error is not None:
-            raise self.error
-        assert self.seq is not None
-        return self.seq

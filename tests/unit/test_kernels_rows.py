@@ -52,3 +52,21 @@ def test_empty_or_not_a_list_gives_none() -> None:
 def test_nan_and_inf_pass_through_for_the_callers_checks() -> None:
     table = kernels.dict_rows([{"age": float("nan"), "sex": float("inf"), "bmi": 1.0}], NAMES)
     assert table is not None and np.isnan(table[0, 0]) and np.isinf(table[0, 1])
+
+
+def test_all_finite_finds_a_non_finite_float_at_any_depth() -> None:
+    nested: dict[str, object] = {"a": [1, "x", None, {"b": (2.5, [True, 0.0])}]}
+    assert (
+        kernels.all_finite(nested)
+        and kernels.all_finite([])
+        and kernels.all_finite("nan")
+        and kernels.all_finite(None)
+    )
+    for bad in (float("nan"), float("inf"), -float("inf"), np.float64("inf")):
+        assert not kernels.all_finite({"a": [1, {"b": (2.5, [bad])}]})
+        assert not kernels.all_finite(bad)
+    deep: list[object] = [float("nan")]
+    for _ in range(5000):  # deeper than the walk goes: left to the encoders, never a crash
+        deep = [deep]
+    assert kernels.all_finite(deep)
+    assert not kernels.all_finite([[float("nan")]] * 3)

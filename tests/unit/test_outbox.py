@@ -464,3 +464,56 @@ def test_put_many_stores_a_prefix_and_says_which(tmp_path: Path) -> None:
         ob.put_many([sized(10), broken, sized(10)])
     assert [r.seq for r in ob.pending(10)] == [1, 2, 3, 4]
     assert _put(ob, size=10) == 5  # no seq was taken by the refused ones
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_what_commits_keep_in_memory_always_equals_the_file(tmp_path: Path, seed: int) -> None:
+    """Commits read no table (next seq, bytes, depth, the oldest row, each epoch's lowest
+    unacknowledged seq are kept in memory): random puts, refusals, failing builders, acks of
+    both epochs and reopenings, each checked against what the file says."""
+    import random
+
+    rng = random.Random(seed)
+    cfg = OutboxConfig(path=tmp_path / "o.db", device_id="bed-1", max_bytes=40_000)
+    ob = Outbox(cfg)
+    given: dict[int, tuple[int, int | None]] = {}  # seq -> (low given, lowest stored then)
+    epoch = ""
+
+    def build(seq: int, boot: str, low: int) -> bytes:
+        if rng.random() < 0.1:
+            raise ValueError("a builder that fails")
+        (lowest,) = ob._db.execute("SELECT MIN(seq) FROM outbox WHERE epoch=?", (epoch,)).fetchone()
+        given[seq] = (low, lowest)
+        return _payload(seq, boot, low, rng.randint(50, 3000))
+
+    for _ in range(150):
+        op, stamps = rng.random(), rng.random() < 0.7
+        epoch = ob.epoch if stamps else ""
+        given.clear()
+        seqs: list[int] = []
+        try:
+            if op < 0.45:
+                seqs = [ob.put(build, stamps_epoch=stamps)]
+            elif op < 0.7:
+                seqs = ob.put_many([build] * rng.randint(1, 6), stamps_epoch=stamps)
+            elif op < 0.9:
+                stored = [s for (s,) in ob._db.execute("SELECT seq FROM outbox")]
+                if stored:
+                    ob.ack_through(rng.choice(stored), ob.epoch if rng.random() < 0.7 else "")
+            else:
+                ob.close()
+                ob = Outbox(cfg)
+        except (ValueError, OutboxFullError, SyncError) as exc:
+            seqs = list(getattr(exc, "stored_seqs", ()))
+        for seq in seqs:  # the lowest stored seq of the row's epoch, or the call's first row
+            low, lowest = given[seq]
+            assert low == (seqs[0] if lowest is None else lowest)
+        rows = ob._db.execute(
+            "SELECT seq, bytes, created_at, epoch FROM outbox ORDER BY seq"
+        ).fetchall()
+        assert ob.depth == len(rows) and ob._bytes == sum(r[1] for r in rows)
+        assert ob._next_seq == int(ob._meta("next_seq") or 1) > max((r[0] for r in rows), default=0)
+        if ob._oldest_known:
+            assert ob._oldest == (rows[0][2] if rows else None)
+        for name, low in ob._lows.items():
+            assert low == min(r[0] for r in rows if r[3] == name)

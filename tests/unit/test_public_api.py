@@ -91,7 +91,7 @@ def test_py_typed_marker_installed() -> None:
 
 def test_kernels_reexports_every_concept_module() -> None:
     from edgemed import kernels
-    from edgemed.kernels import image, ocr, post, rows, search, signal, vitals
+    from edgemed.kernels import image, ocr, post, rows, search, signal, values, vitals
 
-    modules = (image, ocr, post, rows, search, signal, vitals)
+    modules = (image, ocr, post, rows, search, signal, values, vitals)
     assert set(kernels.__all__) == {name for m in modules for name in m.__all__}

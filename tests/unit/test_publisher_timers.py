@@ -33,13 +33,13 @@ def test_ack_rate_is_not_fooled_by_bursts(tmp_path: Path, clock: list[float]) ->
     for _ in range(8):
         clock[0] += 3.99
         seq += 100
-        pub._update_ack_rate(seq)
+        pub._ack_rate.update(seq, clock[0])
         clock[0] += 0.01  # the rest of the burst
         seq += 20
-        pub._update_ack_rate(seq)
-    assert pub._ack_rate is not None and 25 <= pub._ack_rate <= 35
-    pub._update_ack_rate(seq)  # a repeated ack is no progress
-    assert 25 <= pub._ack_rate <= 35
+        pub._ack_rate.update(seq, clock[0])
+    assert pub._ack_rate.rate is not None and 25 <= pub._ack_rate.rate <= 35
+    pub._ack_rate.update(seq, clock[0])  # a repeated ack is no progress
+    assert 25 <= pub._ack_rate.rate <= 35
 
 
 def test_resend_wait_follows_the_queue_ahead_but_never_exceeds_the_cap(
@@ -47,12 +47,12 @@ def test_resend_wait_follows_the_queue_ahead_but_never_exceeds_the_cap(
 ) -> None:
     sync = SyncConfig(resend_initial_s=1.0, resend_max_s=20.0)
     pub = _publisher(tmp_path, sync)
-    pub._ack_rate = 100.0
+    pub._ack_rate.rate = 100.0
     for seq in range(1, 201):  # 200 in flight ahead of a fleet acking 100/s: wait ~2 x 2 s
         pub._schedule_resend(seq, clock[0])
     last = pub._inflight[200].deadline - clock[0]
     assert 0.8 * 2 * 199 / 100 <= last <= 1.2 * 2 * 199 / 100
-    pub._ack_rate = 0.01  # acks stalled behind a lost result: the wait must stay bounded
+    pub._ack_rate.rate = 0.01  # acks stalled behind a lost result: the wait must stay bounded
     pub._schedule_resend(1, clock[0])
     assert pub._inflight[1].deadline - clock[0] <= 1.2 * sync.resend_max_s
     # A lower bound, never later than a real deadline (a later one would miss a resend). It may

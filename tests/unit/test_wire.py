@@ -193,3 +193,34 @@ def test_the_fleet_bounds_and_checks_components(
         PayloadValidator().result(json.dumps(data).encode(), topic_device_id="bed-7")
     data["model"]["components"] = [{**RECOGNIZER.body(), "precision": "int8"}]  # newer fields
     PayloadValidator().result(json.dumps(data).encode(), topic_device_id="bed-7")
+
+
+# --- the encoding: orjson, never a non-finite number ------------------------------------
+
+
+def _with_timing(result: edgemed.Result, value: float) -> edgemed.Result:
+    timings = dataclasses.replace(result.provenance.timings, preprocess_ms=value)
+    provenance = dataclasses.replace(result.provenance, timings=timings)
+    return dataclasses.replace(result, provenance=provenance)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float64("nan")])
+def test_a_non_finite_number_anywhere_in_a_payload_is_refused(
+    encoder: edgemed.Pipeline, value: float
+) -> None:
+    """orjson writes NaN as null where the stdlib refused it: a timing outside the result's
+    contract must still never reach the wire as null (or as anything)."""
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        wire.prepare_result(_with_timing(encoder("fever"), value), device_id="d", clock_synced=True)
+
+
+def test_what_orjson_cannot_write_is_encoded_as_before(encoder: edgemed.Pipeline) -> None:
+    """A NumPy float64 (a float subclass the stdlib writes, orjson refuses) and text beyond
+    ASCII: the same JSON values either way, read back by the fleet's own decoder."""
+    result = _with_timing(encoder("fièvre à 39"), np.float64(1.25))
+    raw = wire.prepare_result(result, device_id="d", clock_synced=True, encounter="enc-ü")
+    data = json.loads(raw)
+    assert data["timings_ms"]["preprocess"] == 1.25 and data["encounter"] == "enc-ü"
+    assert data == json.loads(wire._COMPACT_JSON.encode(data))
+    stamped = wire.stamp_result(raw, seq=1, boot_id="b", lowest_unacked_seq=1)
+    assert wire.decode_result(stamped, topic_device_id="d").body["encounter"] == "enc-ü"
