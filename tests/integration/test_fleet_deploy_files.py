@@ -225,7 +225,7 @@ def test_the_fleet_host_requirements_are_the_fleet_extra() -> None:
     project = tomllib.loads((DEPLOY.parents[1] / "pyproject.toml").read_text())["project"]
     name = re.compile(r"^[A-Za-z0-9_.\-]+(\[[^\]]*\])?")
     fleet_extra = set(project["optional-dependencies"]["fleet"])
-    fleet_imports = {"numpy", "paho-mqtt", "cryptography", "tomli"}
+    fleet_imports = {"numpy", "paho-mqtt", "orjson", "cryptography", "tomli"}
     own = {d for d in project["dependencies"] if (m := name.match(d)) and m[0] in fleet_imports}
     listed = {
         line.strip()
