@@ -173,10 +173,22 @@ def _encode(message: dict[str, Any]) -> bytes:
 
     if not all_finite(message):
         raise ValueError("Out of range float values are not JSON compliant")
-    try:
-        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    try:  # only what the stdlib writes too: anything else (a dataclass, a datetime, a key
+        # that is not a str, a str or int subclass) goes to it, to be written or refused
+        return orjson.dumps(message, default=_refuse, option=_ORJSON_AS_STDLIB)
     except TypeError:
         return _COMPACT_JSON.encode(message).encode("utf-8")
+
+
+_ORJSON_AS_STDLIB = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _refuse(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is left to the stdlib encoder")
 
 
 def stamp_result(

@@ -107,9 +107,7 @@ class Publisher:
         self._fleet_processes: set[str] = set()  # fleet processes seen online
         self._replay_at: float | None = None  # a fleet came back: replay at this monotonic time
         self._next_heartbeat = float("inf")
-        self._subscriptions = Subscriptions(
-            self.device_id
-        )  # checked SUBACKs (sync/subscriptions.py)
+        self._subscriptions = Subscriptions(self.device_id)  # checked SUBACKs (subscriptions.py)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -169,9 +167,8 @@ class Publisher:
             seqs = self.outbox.put_many(builders, stamps_epoch=True)
             return seqs
         finally:
-            # Read without the lock: if the sender has not yet taken the last wake-up, it reads
-            # the outbox after taking it, so it sees these rows; only a consumed one needs anew.
-            # Rows it would only hold (pacing.py) need none: the ack or the hold's end wakes it.
+            # Read without the lock: a wake-up the sender has not taken yet makes it read these
+            # rows; only a consumed one needs anew, and none for rows it would hold (pacing.py).
             if not self._wake and (not seqs or self._pacing.wake_needed(seqs[-1])):
                 with self._cond:
                     self._wake = True
@@ -219,6 +216,7 @@ class Publisher:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=5.0)
+        self._pacing.delete_due(force=True)  # acks that came after the sender's last round
 
     def __enter__(self) -> Publisher:
         return self.start()
@@ -341,13 +339,15 @@ class Publisher:
                     default=float("inf"),
                 )
             room = self.sync.inflight_window - len(self._inflight)
-            after = self._high_sent
+            after, replays = self._high_sent, self._pacing.replays
         if after == 0:  # a replay: acknowledged rows must not be resent
             self._delete_acked(force=True)
         rows = self.outbox.rows(due)
         if room > 0:
             fresh = self.outbox.pending(room, after=after)
         with self._cond:
+            if self._pacing.replays != replays:
+                return  # a reconnect or replay began meanwhile: it resends from the start
             if room > 0:
                 rows += self._pacing.unheld(fresh, now, self._inflight)
             for row in rows:

@@ -167,4 +167,12 @@ class Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self._db.execute("ROLLBACK")
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:  # e.g. BUSY: never leave the transaction open behind an error
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise

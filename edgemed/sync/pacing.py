@@ -21,6 +21,7 @@ load, and cost nothing to a quiet device:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -74,9 +75,12 @@ class Pacing:
         self._acked: dict[str | None, int] = {}  # epoch -> highest seq acknowledged
         self._acked_rows = 0  # rows those acks cover, roughly: they decide when to delete
         self._delete_at: float | None = None
+        self.replays = 0  # reconnects and replays so far: a send begun before one is dropped
 
     def reset(self) -> None:
-        """A reconnect or replay: nothing is in flight any more."""
+        """A reconnect or replay: nothing is in flight any more (caller holds the publisher's
+        condition, as ``_publish_due`` does when it compares ``replays``)."""
+        self.replays += 1
         self._partial = None
         self._hold_until = self._held_from = None
 
@@ -84,6 +88,7 @@ class Pacing:
         self, fresh: list[OutboxRow], now: float, in_flight: Container[int]
     ) -> list[OutboxRow]:
         """Of rows never sent, those to send now (Nagle's rule, module doc)."""
+        self._held_from = None  # set again below if rows are held
         if not fresh:
             return fresh
         groups = batch_rows(fresh, self.sync.max_batch_results)
@@ -128,7 +133,7 @@ class Pacing:
         for epoch, ack_seq in acked.items():
             try:
                 self.outbox.ack_through(ack_seq, epoch)
-            except EdgemedError as exc:  # rows stay: resent, absorbed by the fleet
+            except (EdgemedError, sqlite3.Error) as exc:  # rows stay: resent, absorbed
                 log.error("cannot delete acknowledged rows through seq %d: %s", ack_seq, exc)
         return True
 

@@ -87,3 +87,18 @@ def test_an_ack_the_outbox_refuses_leaves_its_rows_and_says_why(
     with caplog.at_level(logging.ERROR):
         assert pacing.delete_due(force=True)
     assert outbox.depth == 3 and "never assigned" in caplog.text
+
+
+def test_a_hold_that_ended_leaves_no_mark_that_would_skip_a_wake_up(outbox: Outbox) -> None:
+    pacing = Pacing(outbox, SyncConfig(max_batch_results=4))
+    _store(outbox, 1)
+    pacing.unheld(outbox.pending(100), now=1.0, in_flight=set())
+    _store(outbox, 1)
+    assert pacing.unheld(outbox.pending(100, after=1), now=1.001, in_flight={1}) == []
+    assert not pacing.wake_needed(2)
+    _store(outbox, 3)  # 2..5: a full message goes, nothing is held any more
+    assert len(pacing.unheld(outbox.pending(100, after=1), now=1.002, in_flight={1})) == 4
+    assert pacing.wake_needed(6)  # a new row wakes the sender at once
+    replays = pacing.replays
+    pacing.reset()
+    assert pacing.replays == replays + 1

@@ -224,3 +224,15 @@ def test_what_orjson_cannot_write_is_encoded_as_before(encoder: edgemed.Pipeline
     assert data == json.loads(wire._COMPACT_JSON.encode(data))
     stamped = wire.stamp_result(raw, seq=1, boot_id="b", lowest_unacked_seq=1)
     assert wire.decode_result(stamped, topic_device_id="d").body["encounter"] == "enc-ü"
+
+
+def test_what_the_stdlib_refused_to_encode_is_still_refused(encoder: edgemed.Pipeline) -> None:
+    """orjson would write a dataclass or a datetime (and NaN inside one as null) where the
+    stdlib refused them: those go to the stdlib, which refuses them as before."""
+    import datetime
+
+    result = encoder("fever")
+    for odd in (result.provenance.timings, datetime.datetime(2026, 1, 1)):
+        with pytest.raises(TypeError):
+            wire._encode({"x": odd})
+    assert json.loads(wire._encode({1: 2.5, "a": [1]})) == {"1": 2.5, "a": [1]}  # as json
