@@ -37,7 +37,10 @@ if not Path(NATS_SERVER).exists():
     pytest.skip("needs the nats-server binary", allow_module_level=True)
 
 SOAK = os.environ.get("EDGEMED_JETSTREAM_SOAK") == "1"
-DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 400, 30.0)
+# The devices must still be publishing when both fleet processes have started: with 400 a
+# device (13 s), one CI run saw the first process drain the whole stream before the second
+# took any work (the fleet's validation had become a third cheaper).
+DEVICES, PER_DEVICE, RATE = (9, 2000, 100.0) if SOAK else (4, 800, 30.0)
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "tests" / "sim_device.py"
 TOKEN = "jetstream-test-token-0123456789"
