@@ -26,8 +26,8 @@ __all__ = [
 class ContractError(ValueError):
     """A result body outside its kind's declared ranges; the message says which field and why.
 
-    A ValueError (not an edgemed error): this module is a leaf (the stdlib and NumPy). The wire turns it
-    into a PayloadError, the device's result types into a ModelError."""
+    A ValueError (not an edgemed error): this module is a leaf (the stdlib and NumPy). The wire
+    turns it into a PayloadError, the device's result types into a ModelError."""
 
 
 MAX_ELEMENTS = 1 << 20  # decoded arrays larger than this are refused before decoding

@@ -4,23 +4,17 @@ consecutive rows (wire.join_results)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from ..wire import BATCH_TARGET_BYTES, join_results, stamp_result
+from ..wire import BATCH_TARGET_BYTES, stamp_result
 from .outbox import OutboxRow
 
-__all__ = ["batch_messages", "batch_rows", "is_partial", "stamper"]
-
-
-def batch_messages(rows: list[OutboxRow], max_results: int) -> Iterator[bytes]:
-    """Consecutive rows joined into results-topic messages (wire.join_results), each at most
-    ``max_results`` results and, unless one row alone is larger, BATCH_TARGET_BYTES."""
-    for group in batch_rows(rows, max_results):
-        yield join_results([row.payload for row in group])
+__all__ = ["batch_rows", "is_partial", "stamper"]
 
 
 def batch_rows(rows: list[OutboxRow], max_results: int) -> list[list[OutboxRow]]:
-    """The rows of each message ``batch_messages`` makes, in order."""
+    """Consecutive rows grouped into results-topic messages (joined by wire.join_results), each
+    at most ``max_results`` results and, unless one row alone is larger, BATCH_TARGET_BYTES."""
     groups: list[list[OutboxRow]] = []
     size = 0
     for row in rows:

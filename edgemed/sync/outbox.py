@@ -37,6 +37,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import failpoints
 from ..config import OutboxConfig
@@ -61,6 +62,16 @@ log = logging.getLogger(__name__)
 FRESH_ROWS = 4096
 # Rows per INSERT statement: 6 parameters each stay under SQLite's oldest limit of 999.
 INSERT_ROWS = 150
+
+
+class _Group(NamedTuple):
+    """What a stored group adds to the figures the commit path keeps in memory."""
+
+    next_seq: int
+    oldest: float | None
+    lows: dict[str, int]
+    added_bytes: int
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -236,7 +247,7 @@ class Outbox:
     def _commit_group(self, batch: list[PutRequest]) -> None:
         try:
             with self._tx():
-                self._store_group(batch)
+                group = self._store_group(batch)
         except sqlite3.DatabaseError as exc:  # rolled back: nobody in the group was stored
             self._forget_group(batch)
             for req in batch:
@@ -246,7 +257,7 @@ class Outbox:
         except BaseException:  # e.g. KeyboardInterrupt in a builder: rolled back as well
             self._forget_group(batch)
             raise
-        self._apply_group()
+        self._apply_group(group)
         self.commits += 1
         failpoints.hit("outbox.committed")
         with self._fresh_lock:  # committed: seqs ascend, so the cache stays contiguous
@@ -297,7 +308,9 @@ class Outbox:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def _store_group(self, batch: list[PutRequest]) -> None:
+    def _store_group(self, batch: list[PutRequest]) -> _Group:
+        """Store the batch's rows in the open transaction; what it adds to the figures kept in
+        memory is returned, for ``_apply_group`` once the transaction has committed."""
         next_seq, oldest, now = self._next_seq, self._oldest_created_at(), time.time()
         lows = dict(self._lows)  # the lowest unacked seq the fleet counts in each epoch
         added = 0
@@ -351,12 +364,11 @@ class Outbox:
             log.warning(
                 "outbox refused %d result(s) (%d in total): full or too old", refused, total
             )
-        # Kept only once committed: the caller's transaction may still roll back (_reload).
-        self._committed_group = (next_seq, oldest, lows, added, len(rows))
+        return _Group(next_seq, oldest, lows, added, len(rows))
 
-    def _apply_group(self) -> None:
+    def _apply_group(self, group: _Group) -> None:
         """The group's rows are committed: advance what the commit path keeps in memory."""
-        self._next_seq, self._oldest, self._lows, added, count = self._committed_group
+        self._next_seq, self._oldest, self._lows, added, count = group
         self._oldest_known = True
         self._bytes += added
         self._depth += count

@@ -100,7 +100,7 @@ class Pacing:
             if last_seq in in_flight and now < until:
                 self._hold_until, self._held_from = until, groups[-1][0].seq
                 return [row for group in groups[:-1] for row in group]
-        self._partial, self._held_from = (groups[-1][-1].seq, now), None
+        self._partial = (groups[-1][-1].seq, now)
         return fresh
 
     def wake_needed(self, last_seq: int) -> bool:
