@@ -328,8 +328,51 @@ EDGEMED_CLONES float dot_vf8(const float* q, const float* r, std::size_t n) noex
     for (std::size_t j = 0; i < n; ++i, ++j) dl[j] += q[i] * r[i];
     return ((dl[0] + dl[1]) + (dl[2] + dl[3])) + ((dl[4] + dl[5]) + (dl[6] + dl[7]));
 }
+
+// simd::dots_2x4_f32 in eight lanes (see there); the tail in plain lanes.
+EDGEMED_CLONES void dots_2x4_f32(const float* q, const float* r0, const float* r1, std::size_t n,
+                                 float* dots, float* sumsq, const float* next0,
+                                 const float* next1) noexcept {
+    vf8 acc[8] = {}, s0 = {}, s1 = {}, x, y, w;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        if (next0 != nullptr && i % 16 == 0)  // one 64-byte line of each per two steps
+            __builtin_prefetch(next0 + i), __builtin_prefetch(next1 + i);
+        std::memcpy(&x, r0 + i, sizeof x), std::memcpy(&y, r1 + i, sizeof y);
+        for (std::size_t j = 0; j < 4; ++j) {
+            std::memcpy(&w, q + j * n + i, sizeof w);
+            acc[j] += w * x, acc[4 + j] += w * y;
+        }
+        if (sumsq != nullptr) s0 += x * x, s1 += y * y;
+    }
+    float lanes[8];
+    for (std::size_t j = 0; j < 8; ++j) {
+        std::memcpy(lanes, &acc[j], sizeof lanes);
+        const float* r = j < 4 ? r0 : r1;
+        float tail = 0.0f;
+        for (std::size_t t = i; t < n; ++t) tail += q[(j % 4) * n + t] * r[t];
+        dots[j] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                   ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) + tail;
+    }
+    if (sumsq == nullptr) return;
+    const vf8 s[2] = {s0, s1};
+    for (std::size_t j = 0; j < 2; ++j) {
+        std::memcpy(lanes, &s[j], sizeof lanes);
+        const float* r = j == 0 ? r0 : r1;
+        float tail = 0.0f;
+        for (std::size_t t = i; t < n; ++t) tail += r[t] * r[t];
+        sumsq[j] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                    ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) + tail;
+    }
+}
 #else
 float dot_vf8(const float* q, const float* r, std::size_t n) noexcept { return dot_f32(q, r, n); }
+
+void dots_2x4_f32(const float* q, const float* r0, const float* r1, std::size_t n, float* dots,
+                  float* sumsq, const float*, const float*) noexcept {
+    for (std::size_t j = 0; j < 8; ++j) dots[j] = dot_f32(q + (j % 4) * n, j < 4 ? r0 : r1, n);
+    if (sumsq != nullptr) sumsq[0] = dot_f32(r0, r0, n), sumsq[1] = dot_f32(r1, r1, n);
+}
 #endif
 
 // The lowest first-pass score a row may have and still be in the exact top k: the k-th best
@@ -355,6 +398,8 @@ bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
                  const float* matrix, std::size_t n_rows, std::ptrdiff_t matrix_stride,
                  std::size_t dim, std::size_t k, std::int64_t* out_index, float* out_score,
                  unsigned max_threads, bool unit_rows, bool* not_unit) {
+    // Unit queries: blocks of four scored together, then the rest (fewer than four) one by one.
+    const std::size_t n_blocked = n_queries / 4 * 4;
     std::vector<double> q_inv(n_queries);
     std::vector<float> q_unit(n_queries * dim);
     for (std::size_t q = 0; q < n_queries; ++q) {
@@ -365,39 +410,77 @@ bool cosine_topk(const float* queries, std::size_t n_queries, std::ptrdiff_t que
     }
     const float tol = 2.0f * static_cast<float>(2 * dim + 8) * 0x1p-24f;
     const bool wide = simd::has_avx512();
+    const auto dots_2x4 = wide ? simd::dots_2x4_f32 : dots_2x4_f32;
     std::atomic<bool> finite{true}, off_unit{false};
     auto exact = [&](std::size_t q, const float* row, double r_inv) {
         const float* src = queries + static_cast<std::ptrdiff_t>(q) * query_stride;
         return static_cast<float>(dot(src, row, dim) * q_inv[q] * r_inv);
     };
+    // One row's scores against the queries not in a block of four, into approx[q * len + i];
+    // its float32 sum of squares too when `ss` is not null (then there is such a query).
+    auto score_rest = [&](float* approx, std::size_t len, std::size_t i, const float* row,
+                          float* ss) {
+        for (std::size_t q = n_blocked; q < n_queries; ++q) {
+            const float* qu = &q_unit[q * dim];
+            float& d = approx[q * len + i];
+            if (ss != nullptr && q == n_blocked && wide)
+                simd::dot_sumsq_f32(qu, row, dim, d, *ss);
+            else if (ss != nullptr && q == n_blocked)
+                dot_sumsq_f32(qu, row, dim, d, *ss);
+            else
+                d = wide ? simd::dot_f32(qu, row, dim) : dot_vf8(qu, row, dim);
+        }
+    };
     const RangeScan scan = [&](std::size_t begin, std::size_t end, std::vector<TopK>& tops) {
         const std::size_t len = end - begin;
         std::vector<float> approx(n_queries * len), kth(len);
-        for (std::size_t r = begin; r < end; ++r) {
-            const float* row = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
-            float d = 0.0f, ss = 1.0f;
-            for (std::size_t q = 0; q < n_queries; ++q) {
-                const float* qu = &q_unit[q * dim];
-                if (unit_rows)
-                    d = wide ? simd::dot_f32(qu, row, dim) : dot_vf8(qu, row, dim),
-                    ss = std::isfinite(d) ? ss : d;
-                else if (wide)
-                    simd::dot_sumsq_f32(qu, row, dim, d, ss);
-                else
-                    dot_sumsq_f32(qu, row, dim, d, ss);
-                approx[q * len + (r - begin)] = d;
-            }
-            if (ss > 1e-30f && ss < 1e30f) {
+        // A row's float32 scores made cosines: scaled by its norm, or left as they are for
+        // promised unit rows (whose sum of squares is not computed: a non-finite score is the
+        // sign of a non-finite row), or scored exactly when the float32 sum of squares under- or
+        // overflows.
+        auto finish_row = [&](std::size_t i, const float* row, float ss) {
+            if (unit_rows) {
+                ss = 0.0f;
+                for (std::size_t q = 0; q < n_queries; ++q) ss += approx[q * len + i];
+                if (std::isfinite(ss)) return;
+            } else if (ss > 1e-30f && ss < 1e30f) {
                 const float inv = 1.0f / std::sqrt(ss);
-                for (std::size_t q = 0; q < n_queries; ++q) approx[q * len + (r - begin)] *= inv;
-                continue;
+                for (std::size_t q = 0; q < n_queries; ++q) approx[q * len + i] *= inv;
+                return;
             }
             const double sumsq = dot(row, row, dim);  // float32 squares cannot overflow a double
             const bool ok = std::isfinite(sumsq);  // so this is exactly "the row holds NaN or inf"
             if (!ok) finite = false;
             const double r_inv = inverse_or_zero(std::sqrt(sumsq));
             for (std::size_t q = 0; q < n_queries; ++q)
-                approx[q * len + (r - begin)] = ok ? exact(q, row, r_inv) : -INFINITY;
+                approx[q * len + i] = ok ? exact(q, row, r_inv) : -INFINITY;
+        };
+        // Rows two at a time against queries four at a time: each step of a row is loaded once
+        // for four queries and each step of a query once for two rows.
+        float dots[8], ss[2] = {1.0f, 1.0f};
+        float* want_ss = unit_rows ? nullptr : ss;
+        for (std::size_t r = begin; r < end; r += 2) {
+            const std::size_t pair = std::min<std::size_t>(2, end - r);
+            const float* row0 = matrix + static_cast<std::ptrdiff_t>(r) * matrix_stride;
+            const float* rows[2] = {row0, pair == 2 ? row0 + matrix_stride : row0};
+            // The pair after next is fetched meanwhile (the best of 1, 2 and 3 pairs ahead).
+            const bool fetch = r + 5 < end;
+            const float* next0 = fetch ? rows[0] + 4 * matrix_stride : nullptr;
+            const float* next1 = fetch ? rows[0] + 5 * matrix_stride : nullptr;
+            for (std::size_t b = 0; b < n_blocked; b += 4) {
+                const bool first = b == 0;
+                dots_2x4(&q_unit[b * dim], rows[0], rows[1], dim, dots,
+                         first ? want_ss : nullptr, first ? next0 : nullptr,
+                         first ? next1 : nullptr);
+                for (std::size_t p = 0; p < pair; ++p)
+                    for (std::size_t j = 0; j < 4; ++j)
+                        approx[(b + j) * len + (r - begin + p)] = dots[p * 4 + j];
+            }
+            for (std::size_t p = 0; p < pair; ++p) {
+                score_rest(approx.data(), len, r - begin + p, rows[p],
+                           n_blocked == 0 && want_ss != nullptr ? &ss[p] : nullptr);
+                finish_row(r - begin + p, rows[p], ss[p]);
+            }
         }
         for (std::size_t q = 0; q < n_queries; ++q) {
             const float* a = &approx[q * len];

@@ -79,6 +79,37 @@ EDGEMED_AVX512 void dot_sumsq_f32(const float* q, const float* r, std::size_t n,
     sumsq = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+// One chain per output (eight, ten with the norms): enough to hide the FMA latency. A query
+// step is loaded once for both rows, a row step once for the four queries. Two rows read in
+// step are too few streams for the hardware prefetcher to run ahead (measured: 1.8x slower than
+// four single-row dots over a 30 MB matrix), hence the explicit prefetch of a later pair.
+EDGEMED_AVX512 void dots_2x4_f32(const float* q, const float* r0, const float* r1, std::size_t n,
+                                 float* dots, float* sumsq, const float* next0,
+                                 const float* next1) noexcept {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    __m512 s0 = a0, s1 = a0;
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = mask16(n - i);
+        if (next0 != nullptr) {
+            _mm_prefetch(reinterpret_cast<const char*>(next0 + i), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(next1 + i), _MM_HINT_T0);
+        }
+        const __m512 x = _mm512_maskz_loadu_ps(m, r0 + i), y = _mm512_maskz_loadu_ps(m, r1 + i);
+        __m512 w = _mm512_maskz_loadu_ps(m, q + i);
+        a0 = _mm512_fmadd_ps(w, x, a0), b0 = _mm512_fmadd_ps(w, y, b0);
+        w = _mm512_maskz_loadu_ps(m, q + n + i);
+        a1 = _mm512_fmadd_ps(w, x, a1), b1 = _mm512_fmadd_ps(w, y, b1);
+        w = _mm512_maskz_loadu_ps(m, q + 2 * n + i);
+        a2 = _mm512_fmadd_ps(w, x, a2), b2 = _mm512_fmadd_ps(w, y, b2);
+        w = _mm512_maskz_loadu_ps(m, q + 3 * n + i);
+        a3 = _mm512_fmadd_ps(w, x, a3), b3 = _mm512_fmadd_ps(w, y, b3);
+        if (sumsq != nullptr) s0 = _mm512_fmadd_ps(x, x, s0), s1 = _mm512_fmadd_ps(y, y, s1);
+    }
+    const __m512 out[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+    for (int j = 0; j < 8; ++j) dots[j] = _mm512_reduce_add_ps(out[j]);
+    if (sumsq != nullptr) sumsq[0] = _mm512_reduce_add_ps(s0), sumsq[1] = _mm512_reduce_add_ps(s1);
+}
+
 EDGEMED_AVX512 void dot_sumsq_f16(const float* q, const std::uint16_t* h, std::size_t n,
                                   float& dot, float& sumsq) noexcept {
     __m512 d0 = _mm512_setzero_ps(), s0 = _mm512_setzero_ps();
@@ -176,6 +207,8 @@ void dot_sumsq_f16(const float*, const std::uint16_t*, std::size_t, float& dot,
                    float& sumsq) noexcept {
     dot = sumsq = 0.0f;
 }
+void dots_2x4_f32(const float*, const float*, const float*, std::size_t, float*, float*,
+                  const float*, const float*) noexcept {}
 void dot_sumsq_i16_i8(const std::int16_t*, const std::int8_t*, std::size_t, std::int64_t& dot,
                       std::int64_t& sumsq) noexcept {
     dot = sumsq = 0;

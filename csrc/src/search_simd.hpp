@@ -19,6 +19,13 @@ float dot_f32(const float* q, const float* r, std::size_t n) noexcept;
 void dot_sumsq_f32(const float* q, const float* r, std::size_t n, float& dot,
                    float& sumsq) noexcept;
 
+// Two rows against four queries (q: four consecutive rows of n floats), each row loaded once
+// per step for all four: dots[0..3] for r0, dots[4..7] for r1, and the rows' sums of squares
+// in sumsq[0..1] when sumsq is not null. An approximate first pass too (any summation order).
+// next0/next1 (both or neither null): rows read later, fetched into the cache meanwhile.
+void dots_2x4_f32(const float* q, const float* r0, const float* r1, std::size_t n, float* dots,
+                  float* sumsq, const float* next0, const float* next1) noexcept;
+
 // The same over a binary16 row (raw bits), converted in registers.
 void dot_sumsq_f16(const float* q, const std::uint16_t* h, std::size_t n, float& dot,
                    float& sumsq) noexcept;

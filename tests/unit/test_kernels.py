@@ -340,38 +340,82 @@ def test_nan_or_inf_anywhere_raises_input_error_naming_the_argument(
         fn(q, m if kind == "f32" else m.astype(np.float16), 1)
 
 
-@pytest.mark.parametrize(("nq", "rows", "dim", "k"), [(4, 20000, 64, 10), (5, 16000, 64, 40)])
-def test_cosine_topk_blas_path_equals_the_native_kernel(
-    nq: int, rows: int, dim: int, k: int
-) -> None:
-    """Several queries over a large matrix go through BLAS + exact re-scoring: same indices and
-    scores as the kernel's own float32 pass + re-scoring, with zero, duplicate, tiny (float32
-    squares underflow) and huge (overflow) rows."""
-    from edgemed._kernels import cosine_topk as native_topk
-
-    rng = np.random.default_rng(rows)
-    q = rng.standard_normal((nq, dim)).astype(np.float32)
-    m = rng.standard_normal((rows, dim)).astype(np.float32)
+def _awkward_rows(rng: np.random.Generator, q: np.ndarray, rows: int) -> np.ndarray:
+    """Rows with zero, duplicate, tiny (float32 squares underflow) and huge (overflow) ones."""
+    m = rng.standard_normal((rows, q.shape[1])).astype(np.float32)
     m[5] = 0
     m[7] = m[3]
     m[9] *= 1e-20
     m[11] *= 1e20
     m[13] = q[0] * 3  # the best match of the first query, duplicated below
     m[14] = q[0]
-    assert nq * m.size >= 1 << 22  # above the BLAS threshold
+    return m
+
+
+@pytest.mark.parametrize(
+    ("nq", "rows", "stride"),
+    [(4, 401, 1), (5, 400, 1), (8, 1001, 2), (11, 999, 2), (6, 101, 1), (9, 6001, 1)],
+)
+def test_cosine_topk_queries_scored_four_at_a_time_equal_one_at_a_time(
+    nq: int, rows: int, stride: int
+) -> None:
+    """The kernel scores two rows against four queries at a time, the rest one by one: every
+    query's result is that of the query alone (the one-query loop), for odd row counts, strided
+    row views, awkward rows and rows split between two threads (9 x 6001), with and without
+    normalized=True."""
+    from edgemed._kernels import cosine_topk as native_topk
+
+    rng = np.random.default_rng(nq * rows)
+    q = rng.standard_normal((nq, 48)).astype(np.float32)
+    m = np.repeat(_awkward_rows(rng, q, rows), stride, axis=0)[::stride]
+    for matrix, unit in ((m, False), (kernels.l2_normalize(m), True)):
+        matrix[9] = 0 if unit else matrix[9]  # too small to normalise: unit rows are unit or 0
+        idx, score = native_topk(q, matrix, 10, unit)
+        for i in range(nq):
+            one_idx, one_score = native_topk(q[i : i + 1], matrix, 10, unit)
+            assert np.array_equal(idx[i], one_idx[0])
+            np.testing.assert_array_equal(score[i], one_score[0])
+        with np.errstate(invalid="ignore"):  # the zero row's 0/0: NaN, last in the order
+            ref_score = _np_topk(q, matrix, 10)[1]
+        np.testing.assert_allclose(score, ref_score, rtol=0, atol=1e-6)  # (13 and 14 may swap)
+    with pytest.raises(ValueError, match="unit-norm"):
+        native_topk(q, m, 10, True)
+    m[rows - 1, 3] = np.nan  # the last row of an odd count is scored in a pair with itself
+    with pytest.raises(ValueError, match="NaN"):
+        native_topk(q, m, 10, False)
+
+
+@pytest.mark.parametrize(
+    ("nq", "rows", "dim", "k"), [(4, 20000, 64, 10), (5, 16000, 64, 40), (64, 1100, 64, 10)]
+)
+def test_cosine_topk_blas_path_equals_the_native_kernel(
+    nq: int, rows: int, dim: int, k: int
+) -> None:
+    """Many queries over a large matrix go through BLAS + exact re-scoring: same indices and
+    scores as the kernel's own float32 pass + re-scoring, with zero, duplicate, tiny (float32
+    squares underflow) and huge (overflow) rows."""
+    from edgemed._kernels import cosine_topk as native_topk
+    from edgemed.kernels.search import _blas_topk
+
+    rng = np.random.default_rng(rows)
+    q = rng.standard_normal((nq, dim)).astype(np.float32)
+    m = _awkward_rows(rng, q, rows)
     idx, score = native_topk(q, m, k)
-    got_idx, got_score = kernels.cosine_topk(q, m, k)
+    got_idx, got_score = _blas_topk(q, m, k, normalized=False)
     assert np.array_equal(got_idx, idx)
     np.testing.assert_allclose(got_score, score, rtol=0, atol=6e-8)
+    if nq >= 64:  # the public call takes this path for this many queries and this much work
+        assert nq * m.size >= 1 << 22
+        assert np.array_equal(kernels.cosine_topk(q, m, k)[0], idx)
     unit = kernels.l2_normalize(m)
     unit[9] = 0  # l2_normalize leaves a row this small as it is; normalized=True needs unit or 0
     idx, score = native_topk(q, unit, k)
-    got_idx, got_score = kernels.cosine_topk(q, unit, k, normalized=True)
+    got_idx, got_score = _blas_topk(q, unit, k, normalized=True)
     assert np.array_equal(native_topk(q, unit, k, True)[0], idx)
     assert np.array_equal(got_idx, idx)
     np.testing.assert_allclose(got_score, score, rtol=0, atol=6e-8)
     with pytest.raises(edgemed.InputError, match="unit-norm"):
-        kernels.cosine_topk(q, m, k, normalized=True)
+        _blas_topk(q, m, k, normalized=True)
     m[100, 3] = np.nan
     with pytest.raises(edgemed.InputError, match="matrix: contains NaN"):
-        kernels.cosine_topk(q, m, k)
+        _blas_topk(q, m, k, normalized=False)
