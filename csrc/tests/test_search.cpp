@@ -97,6 +97,39 @@ static void test_threads_match_serial() {
     for (std::size_t i = 0; i < 2 * k; ++i) CHECK(idx1[i] == idx2[i] && s1[i] == s2[i]);
 }
 
+// Queries are scored four at a time against two rows at a time (the rest one by one): each
+// query's hits must be those of the query alone, with an odd row count (the last row scored in
+// a pair with itself), a dim that is no multiple of any vector width and a padded row stride.
+static void test_blocked_queries_match_one_at_a_time() {
+    const std::size_t rows = 301, dim = 19, stride = 23, nq = 6, k = 5;
+    std::vector<float> m(rows * stride, 99.f), q(nq * dim);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t i = 0; i < dim; ++i)
+            m[r * stride + i] = static_cast<float>(static_cast<int>((r * 7 + i * 13) % 17) - 8);
+    for (std::size_t i = 0; i < q.size(); ++i)
+        q[i] = static_cast<float>(static_cast<int>((i * 5) % 11) - 5);
+    for (bool unit : {false, true}) {
+        if (unit) edgemed::search::l2_normalize_rows(m.data(), rows, dim, stride, 1e-12f);
+        std::int64_t idx[nq * k], one_idx[k];
+        float score[nq * k], one_score[k];
+        bool off = true;
+        CHECK(edgemed::search::cosine_topk(q.data(), nq, dim, m.data(), rows, stride, dim, k, idx,
+                                           score, 1, unit, &off));
+        CHECK(!off);
+        for (std::size_t j = 0; j < nq; ++j) {
+            CHECK(edgemed::search::cosine_topk(q.data() + j * dim, 1, dim, m.data(), rows, stride,
+                                               dim, k, one_idx, one_score, 1, unit, nullptr));
+            for (std::size_t i = 0; i < k; ++i)
+                CHECK(idx[j * k + i] == one_idx[i] && score[j * k + i] == one_score[i]);
+        }
+    }
+    m[(rows - 1) * stride + 3] = NAN;  // the unpaired last row
+    std::int64_t idx[nq * k];
+    float score[nq * k];
+    CHECK(!edgemed::search::cosine_topk(q.data(), nq, dim, m.data(), rows, stride, dim, k, idx,
+                                        score, 1, false, nullptr));
+}
+
 int main() {
     test_normalize();
     test_topk();
@@ -105,5 +138,6 @@ int main() {
     test_half_to_float();
     test_topk_fp16();
     test_threads_match_serial();
+    test_blocked_queries_match_one_at_a_time();
     return check_report("test_search");
 }

@@ -353,20 +353,21 @@ def _awkward_rows(rng: np.random.Generator, q: np.ndarray, rows: int) -> np.ndar
 
 
 @pytest.mark.parametrize(
-    ("nq", "rows", "stride"),
-    [(4, 401, 1), (5, 400, 1), (8, 1001, 2), (11, 999, 2), (6, 101, 1), (9, 6001, 1)],
-)
+    ("nq", "rows", "stride", "dim"),
+    [(4, 401, 1, 48), (5, 400, 1, 37), (8, 1001, 2, 48), (11, 999, 2, 21), (6, 101, 1, 5),
+     (9, 6001, 1, 48)],
+)  # fmt: skip
 def test_cosine_topk_queries_scored_four_at_a_time_equal_one_at_a_time(
-    nq: int, rows: int, stride: int
+    nq: int, rows: int, stride: int, dim: int
 ) -> None:
     """The kernel scores two rows against four queries at a time, the rest one by one: every
     query's result is that of the query alone (the one-query loop), for odd row counts, strided
-    row views, awkward rows and rows split between two threads (9 x 6001), with and without
-    normalized=True."""
+    row views, dims that are no multiple of the vector width, awkward rows and rows split
+    between two threads (9 x 6001), with and without normalized=True."""
     from edgemed._kernels import cosine_topk as native_topk
 
     rng = np.random.default_rng(nq * rows)
-    q = rng.standard_normal((nq, 48)).astype(np.float32)
+    q = rng.standard_normal((nq, dim)).astype(np.float32)
     m = np.repeat(_awkward_rows(rng, q, rows), stride, axis=0)[::stride]
     for matrix, unit in ((m, False), (kernels.l2_normalize(m), True)):
         matrix[9] = 0 if unit else matrix[9]  # too small to normalise: unit rows are unit or 0
