@@ -102,7 +102,9 @@ def cosine_topk(
 # no second pass for the norms. Measured on a 2-vCPU AMD EPYC (Zen 4), 20,000 x 384 rows, both
 # sides two threads: 8 queries 3.1 ms against BLAS's 6.3 ms, 32 queries 11.8 against 22.1 ms,
 # 64 queries 18.3 against 24.3 ms, 128 queries 33 against 37 ms (its AVX2 loop: 4.0 against
-# 8.0 ms, 24 against 27 ms, 46 against 47 ms).
+# 8.0 ms, 24 against 27 ms, 46 against 47 ms). The scan's lead shrinks with the queries, and
+# OpenBLAS was faster on the Zen 3 VM (3.3 ms for 8 queries against 6.0 here), so BLAS keeps
+# the many-query case, where its blocking reuses each row for many queries.
 _BLAS_QUERIES = 64
 _BLAS_WORK = 1 << 22
 _U = 2.0**-24  # float32 unit roundoff
