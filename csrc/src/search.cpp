@@ -267,6 +267,11 @@ void l2_normalize_rows(float* data, std::size_t rows, std::size_t dim, std::ptrd
 
 namespace {
 
+// Eight float32 lanes summed pairwise: the one order every float32 pass here reduces in.
+inline float pairwise8(const float* l) noexcept {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 // float32 row . query in eight lanes and the row's float32 sum of squares, in one pass. GCC
 // vectors where available: written with plain lanes, GCC keeps the two accumulators scalar.
 #if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)
@@ -302,8 +307,8 @@ void dot_sumsq_f32(const float* q, const float* r, std::size_t n, float& dot,
         for (std::size_t j = 0; j < 8; ++j) dl[j] += q[i + j] * r[i + j], sl[j] += r[i + j] * r[i + j];
 #endif
     for (std::size_t j = 0; i < n; ++i, ++j) dl[j] += q[i] * r[i], sl[j] += r[i] * r[i];
-    dot = ((dl[0] + dl[1]) + (dl[2] + dl[3])) + ((dl[4] + dl[5]) + (dl[6] + dl[7]));
-    sumsq = ((sl[0] + sl[1]) + (sl[2] + sl[3])) + ((sl[4] + sl[5]) + (sl[6] + sl[7]));
+    dot = pairwise8(dl);
+    sumsq = pairwise8(sl);
 }
 
 #if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)
@@ -326,7 +331,7 @@ EDGEMED_CLONES float dot_vf8(const float* q, const float* r, std::size_t n) noex
     float dl[8];
     std::memcpy(dl, &d, sizeof dl);
     for (std::size_t j = 0; i < n; ++i, ++j) dl[j] += q[i] * r[i];
-    return ((dl[0] + dl[1]) + (dl[2] + dl[3])) + ((dl[4] + dl[5]) + (dl[6] + dl[7]));
+    return pairwise8(dl);
 }
 
 // simd::dots_2x4_f32 in eight lanes (see there); the tail in plain lanes.
@@ -345,25 +350,15 @@ EDGEMED_CLONES void dots_2x4_f32(const float* q, const float* r0, const float* r
         }
         if (sumsq != nullptr) s0 += x * x, s1 += y * y;
     }
-    float lanes[8];
-    for (std::size_t j = 0; j < 8; ++j) {
-        std::memcpy(lanes, &acc[j], sizeof lanes);
-        const float* r = j < 4 ? r0 : r1;
-        float tail = 0.0f;
-        for (std::size_t t = i; t < n; ++t) tail += q[(j % 4) * n + t] * r[t];
-        dots[j] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-                   ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) + tail;
-    }
-    if (sumsq == nullptr) return;
-    const vf8 s[2] = {s0, s1};
-    for (std::size_t j = 0; j < 2; ++j) {
-        std::memcpy(lanes, &s[j], sizeof lanes);
-        const float* r = j == 0 ? r0 : r1;
-        float tail = 0.0f;
-        for (std::size_t t = i; t < n; ++t) tail += r[t] * r[t];
-        sumsq[j] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-                    ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) + tail;
-    }
+    // Each output: its lanes summed pairwise, plus the tail's products in plain floats.
+    const auto total = [&](const vf8& v, const float* a, const float* b) {
+        float lanes[8], tail = 0.0f;
+        std::memcpy(lanes, &v, sizeof lanes);
+        for (std::size_t t = i; t < n; ++t) tail += a[t] * b[t];
+        return pairwise8(lanes) + tail;
+    };
+    for (std::size_t j = 0; j < 8; ++j) dots[j] = total(acc[j], q + (j % 4) * n, j < 4 ? r0 : r1);
+    if (sumsq != nullptr) sumsq[0] = total(s0, r0, r0), sumsq[1] = total(s1, r1, r1);
 }
 #else
 float dot_vf8(const float* q, const float* r, std::size_t n) noexcept { return dot_f32(q, r, n); }
