@@ -406,3 +406,41 @@ def test_a_value_is_not_given_to_a_label_across_a_text_the_way_passes_through() 
     moved = [boxes[0], _quad(1, "YSp02%", 200, 96, 320, 120), boxes[2]]
     got, _ = read(moved)
     assert got["hr"] == 94
+
+
+def test_a_label_glued_to_a_limit_with_the_other_limit_on_its_box_in_another_tint() -> None:
+    """Seed 2500773: "HR 50" (label and low limit, the value "--" not boxed) with the high
+    limit's "100" overlapping its box, drawn a lighter green than the label: no label owns it
+    by colour, the overlap still says the 50 may be a limit."""
+    lime = np.array([0.03, 0.82, 0.57])
+    boxes = [
+        _quad(0, "HR 50", 0, 155, 72, 202),
+        Box(1, "100", np.array([[32, 153], [72, 153], [72, 177], [32, 177]], float), lime),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and withheld["hr"].reason == "ambiguous-pairing"
+    got, _ = read(boxes[:1])
+    assert got["hr"] == 50  # alone, "HR 50" in one box is read
+
+
+def test_a_value_below_its_label_with_a_number_on_the_label_s_rows_is_withheld() -> None:
+    """Seed 2600108's vertical list: the HR's 179 drawn higher than the HR label (claimed by
+    no label), the RR's 24 below it, its own label unread: the 24 is not known to be the HR."""
+    boxes = [
+        _quad(0, "HR", 20, 148, 50, 162),
+        _quad(1, "179", 490, 100, 640, 166),
+        _quad(2, "24", 440, 192, 550, 252),
+    ]
+    got, withheld = read(boxes)
+    assert got["hr"] is None and "stands on the rows of 'HR'" in withheld["hr"].detail
+    got, _ = read([boxes[0], _quad(1, "24", 440, 192, 550, 252)])
+    assert got["hr"] == 24  # with nothing on the label's rows, a value below is its own
+
+
+def test_a_temperature_with_two_decimals_is_a_misread_not_a_value_to_round() -> None:
+    """Seed 1900630: "36.7" boxed with the next tile's "8" read "36.78", reported as 36.8.
+    Monitors show temperature (and kPa) to one decimal."""
+    got, withheld = read([box(0, "Temp", 0, 0), box(1, "36.78", 10, 30, 60)])
+    assert got["temperature"] is None and withheld["temperature"].reason == "implausible"
+    got, _ = read([box(0, "Temp", 0, 0), box(1, "36.7", 10, 30, 60)])
+    assert got["temperature"] == 36.7

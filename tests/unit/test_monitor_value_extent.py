@@ -12,7 +12,7 @@ from seven_segment_digits import draw_digit
 
 from edgemed.results import WITHHELD_REASONS
 from edgemed.tasks.monitor_reader.panels import Panels
-from edgemed.tasks.monitor_reader.value_extent import box_problem, unread_ink
+from edgemed.tasks.monitor_reader.value_extent import box_problem, number_beside, unread_ink
 from edgemed.tasks.monitor_reader.vital_values import fits
 
 GREEN = (60, 230, 60)
@@ -142,3 +142,35 @@ def test_boxes_side_by_side_are_apart_only_with_a_vertical_border() -> None:
     assert not Panels(img).apart(label, value)
     cv2.line(img, (200, 0), (200, 199), (90, 90, 140), 2)
     assert Panels(img).apart(label, value)
+
+
+def _dim_border(ground: int, line: int, blur: int = 5, width: int = 3) -> np.ndarray:
+    """A screen with a 3-pixel border of grey ``line`` at x = 200 on a ground of ``ground``,
+    softened by a blur: too faint for the edge test, still a ridge."""
+    img = np.full((200, 400, 3), ground, np.uint8)
+    cv2.line(img, (200, 0), (200, 199), (line, line, line), width)
+    return cv2.GaussianBlur(img, (blur, blur), 0)
+
+
+@pytest.mark.parametrize(("ground", "line"), [(25, 50), (230, 200)])
+def test_a_dim_blurred_border_still_separates_the_boxes(ground: int, line: int) -> None:
+    label = _quad(10, 80, 60, 100).astype(np.float64)
+    value = _quad(250, 60, 330, 120).astype(np.float64)
+    assert Panels(_dim_border(ground, line)).apart(label, value)
+    assert not Panels(_dim_border(ground, ground + (line - ground) // 4)).apart(label, value)
+
+
+def test_a_number_boxed_in_two_pieces_is_not_a_whole_value() -> None:
+    """A seven-segment "21" boxed as "2" and "1" (overlapping, or a little apart): either piece
+    read alone is not the value; a tile border between them, a number of another size or on
+    other rows, or one further off than half the value's height, leaves it be."""
+    two = _quad(547, 385, 636, 494)
+    one = _quad(597, 395, 699, 487)
+    never: object = lambda a, b: False  # noqa: E731
+    assert number_beside(two, [one], never)  # type: ignore[arg-type]
+    assert number_beside(one, [two], never)  # type: ignore[arg-type]
+    assert not number_beside(two, [one], lambda a, b: True)  # across a border
+    assert number_beside(two, [_quad(660, 385, 720, 494)], never)  # type: ignore[arg-type]
+    assert not number_beside(two, [_quad(700, 385, 760, 494)], never)  # type: ignore[arg-type]
+    assert not number_beside(two, [_quad(640, 440, 670, 480)], never)  # type: ignore[arg-type]
+    assert not number_beside(two, [_quad(640, 480, 700, 590)], never)  # type: ignore[arg-type]

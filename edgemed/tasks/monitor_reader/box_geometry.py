@@ -15,6 +15,13 @@
 * **Another label on the value's rows.** A value stands on its own label's rows or below
   them; another label on the same side of it whose centre lies on the value's rows, where its
   own label's does not, may be the value's label.
+* **A value on the label's rows.** A value wholly below its label while another number at
+  least as tall stands on the label's rows, on the same side: that number may be the label's
+  value, drawn higher than the label (a vertical list's HR 179, its centre above the HR label's
+  top, so claimed by no label; the RR's 24 below, its own label unread, went to HR).
+* **A number on a label's own box.** A label glued to a number in one box ("HR 50") may be
+  the label and its low alarm limit, the value unread: a number whose box overlaps that box,
+  whatever its colour (limits may be drawn in another tint than the label), says so.
 * **Far below its label.** A value stands close under its label: on 600 development screens
   (tuning seeds 200000+, held-out-family seeds 5000000+, 300 each) no correctly paired
   value's top lay more than 4.5 label heights below its label's bottom (99.9th percentile
@@ -32,7 +39,15 @@ import numpy.typing as npt
 
 from .screen_text import Box
 
-__all__ = ["not_its_own", "on_its_rows", "one_of_a_pair", "stacked", "text_between"]
+__all__ = [
+    "not_its_own",
+    "on_its_rows",
+    "on_label_rows",
+    "one_of_a_pair",
+    "overlapping",
+    "stacked",
+    "text_between",
+]
 
 MIN_WAY, MAX_WAY = 0.15, 0.85  # of the way from the label's centre to the number's
 WAY_SAMPLES = 33  # points tested along the way
@@ -45,6 +60,8 @@ MAX_STACK_GAP = (
     0.2  # of the larger's height: limits are stacked tight; values of a column of tiles are not
 )
 MAX_GAP_BELOW_LABEL = 6.0  # label heights from the label's bottom to the value's top
+MIN_OVERLAP = 0.2  # of the smaller box's area: two boxes sharing this much overlap
+MIN_ROW_RIVAL = 0.8  # of the value's height: a number on the label's rows this tall rivals it
 
 
 def text_between(label: Box, number: Box, others: Iterable[Box]) -> Box | None:
@@ -115,6 +132,9 @@ def not_its_own(
     beside = on_its_rows(label, value, labels)
     if beside is not None:
         return f"{value.text!r} stands on the rows of {beside.text!r}, not of {label.text!r}"
+    rival = on_label_rows(label, value, numbers)
+    if rival is not None:
+        return f"{rival.text!r} stands on the rows of {label.text!r}, {value.text!r} below them"
     below = float(value.corners[:, 1].min() - label.corners[:, 1].max()) / label.height
     if below > MAX_GAP_BELOW_LABEL:
         return f"{value.text!r} stands {below:.1f} label heights below {label.text!r}"
@@ -139,6 +159,38 @@ def on_its_rows(label: Box, value: Box, labels: Iterable[Box]) -> Box | None:
     for other in labels:
         on_rows = top <= other.centre[1] <= bottom
         if other.index != label.index and on_rows and (other.centre[0] < x) == left:
+            return other
+    return None
+
+
+def on_label_rows(label: Box, value: Box, numbers: Iterable[Box]) -> Box | None:
+    """For ``value`` wholly below ``label``: another of ``numbers``, at least MIN_ROW_RIVAL of
+    the value's height, whose rows hold the label's centre, on the value's side of it."""
+    if value.corners[:, 1].min() <= label.corners[:, 1].max():
+        return None
+    right = value.centre[0] > label.centre[0]
+    for other in numbers:
+        if other.index == value.index or other.height < MIN_ROW_RIVAL * value.height:
+            continue
+        top, bottom = other.corners[:, 1].min(), other.corners[:, 1].max()
+        if top <= label.centre[1] <= bottom and (other.centre[0] > label.centre[0]) == right:
+            return other
+    return None
+
+
+def overlapping(box: Box, numbers: Iterable[Box]) -> Box | None:
+    """One of ``numbers`` whose box overlaps ``box`` (upright extents) by at least MIN_OVERLAP
+    of the smaller box's area."""
+    x0, y0 = box.corners.min(axis=0)
+    x1, y1 = box.corners.max(axis=0)
+    for other in numbers:
+        if other.index == box.index:
+            continue
+        ox0, oy0 = other.corners.min(axis=0)
+        ox1, oy1 = other.corners.max(axis=0)
+        shared = max(0.0, min(x1, ox1) - max(x0, ox0)) * max(0.0, min(y1, oy1) - max(y0, oy0))
+        smaller = min((x1 - x0) * (y1 - y0), (ox1 - ox0) * (oy1 - oy0))
+        if smaller > 0 and shared >= MIN_OVERLAP * smaller:
             return other
     return None
 

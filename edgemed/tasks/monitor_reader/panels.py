@@ -6,6 +6,11 @@ detector missed), so pairing must never cross a tile's border: a line that runs 
 whole gap between the label and the number separates them. "Across" is measured as edges
 (Canny) in nearly every column of the rows between them (or every row of the columns between
 them), so a border tilted by the photo's perspective counts as long as it stays in the gap.
+A dim border softened by blur has no strong edge (a 1-pixel grey line at 50 on a ground of 25,
+blurred, stays under Canny's thresholds: a central-station SpO2's 85 went to the HR label of
+the tile before it, whose "--" was not read). So a border is also found as a ridge: a line of
+pixels brighter (on a dark screen; darker on a light one) than the ground on both sides in
+nearly every row (column) of the gap, after a small blur across the line for its tilt.
 The gap is taken between the boxes' text, not their padding: the detector pads each box by a
 share of its height (DB unclip), and a tall value's padded box can reach across the border
 (a side column's SpO2 "79", 88 px tall, boxed from 6 px above its tile's top border, went
@@ -28,6 +33,10 @@ MIN_GAP = 20  # pixels: a shorter gap is not checked (one glyph could fill it)
 MIN_COVER = 0.97  # of the gap's length crossed by edges: a border, not text or a waveform's gap
 MAX_BREAK = 3  # pixels: the longest stretch of the gap that no edge crosses
 PADDING = 0.12  # of a box's height: taken off each side, the detector's padding around text
+RIDGE = 12  # grey levels: a ridge line stands out this much from the ground on both sides
+RIDGE_SIDE = 4  # pixels beyond the tilt allowance where the ground beside a ridge is taken
+TILT = 0.06  # of the gap's length: how far a border may drift sideways across it
+GROUND = 0.1  # quantile of a line's pixels along the gap: most of the line must stand out
 
 
 class Panels:
@@ -35,6 +44,7 @@ class Panels:
 
     def __init__(self, image: npt.NDArray[np.uint8]) -> None:
         grey = brightest(image)
+        self._grey = grey
         self._edges = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 0), 40, 120)
         self._cache: dict[tuple[int, ...], bool] = {}
 
@@ -68,7 +78,34 @@ class Panels:
         crossed = np.asarray(region.any(axis=0) if horizontal else region.any(axis=1), bool)
         if len(crossed) < MIN_GAP:
             return False
-        return float(crossed.mean()) >= MIN_COVER and _longest_false(crossed) <= MAX_BREAK
+        if float(crossed.mean()) >= MIN_COVER and _longest_false(crossed) <= MAX_BREAK:
+            return True
+        grey = self._grey[r0:r1, c0:c1]
+        return _ridge(grey.T if horizontal else grey)
+
+
+def _ridge(gap: npt.NDArray[np.uint8]) -> bool:
+    """A line down the columns of ``gap`` (rows: along the line) standing RIDGE grey levels
+    out from the ground on both sides in nearly every row, allowing TILT of drift. Columns
+    within PADDING of the rows' length of either end are not looked at: the padding the gap
+    still holds may hold a tall digit's stroke, which stands out on every row too."""
+    rows, cols = gap.shape
+    drift = max(1, math.ceil(TILT * rows))
+    side = drift + RIDGE_SIDE
+    edge = max(side, math.ceil(PADDING * rows))
+    if cols < 2 * edge + 1:
+        return False
+    grey = gap.astype(np.float32)
+    if float(np.median(grey)) > 127:
+        grey = 255.0 - grey  # dark lines on a light screen
+    # Each row's brightest pixel within the drift: a tilted line stays in one column.
+    lifted = cv2.dilate(grey, np.ones((1, 2 * drift + 1), np.uint8))
+    line = np.quantile(lifted, GROUND, axis=0)  # what nearly every row reaches in each column
+    ground = np.median(grey, axis=0)
+    at = np.arange(edge, cols - edge)
+    return bool(
+        np.any((line[at] - ground[at - side] >= RIDGE) & (line[at] - ground[at + side] >= RIDGE))
+    )
 
 
 def _text_extent(corners: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,6 @@ from ...errors import ManifestError
 from ...manifest import Manifest, parse_section
 from ...results import (
     MONITOR_FIELDS,
-    WITHHELD_REASONS,
     MonitorReading,
     News2Partial,
     OcrText,
@@ -51,10 +50,8 @@ from .closer_look import look_closer
 from .field_confidence import FieldConfidence
 from .panels import Panels
 from .preprocess import DetectorPreprocess, MonitorContext, MonitorFrame, detector_input
-from .screen_text import classify_label, parse_number
-from .seven_segment import segments_disagree
-from .value_extent import box_problem, unread_ink
 from .vitals_text import Box, Candidate, pair_fields
+from .whole_value import whole_values
 
 __all__ = ["MonitorPostprocess", "MonitorPostprocessor", "golden_check", "news2_of"]
 
@@ -260,12 +257,9 @@ class MonitorPostprocessor:
                 Box(len(texts), text, pts.astype(np.float64), _colour(crop), conf, least)
             )
             texts.append(OcrText(text=text, confidence=float(conf), box=corners, box_score=score))
-        paired = pair_fields(pairing_boxes, Panels(image).apart)
-        # A box whose digits read as no number ("1345": a "31"'s left-out "1" boxed with the
-        # next tile's "T1 34.5" across their border, seed 2300342) accounts for no ink beside
-        # a value: only the others may (once per screen, not per candidate).
-        legible = [i for i, t in enumerate(texts) if not _garbled(t.text)]
-        candidates = [_whole(c, image, kept, read, texts, legible) for c in paired]
+        panels = Panels(image)
+        paired = pair_fields(pairing_boxes, panels.apart)
+        candidates = whole_values(paired, image, kept, read, [t.text for t in texts], panels)
         self.second_read(candidates, image, kept, texts)
         fields, withheld = read_fields(candidates, texts, self.field_confidence)
         full, part, assumed = news2_of(fields, context.frame)
@@ -281,36 +275,6 @@ class MonitorPostprocessor:
 
 
 _SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-
-
-def _garbled(text: str) -> bool:
-    """Digits that read as no number and begin no label ("1345", "2476")."""
-    t = text.strip().upper()
-    return any(ch.isdigit() for ch in t) and parse_number(t) is None and not classify_label(t)
-
-
-def _whole(
-    c: Candidate,
-    image: npt.NDArray[np.uint8],
-    kept: list[npt.NDArray[np.float32]],
-    read: list[tuple[npt.NDArray[np.uint8], tuple[float, ...]]],
-    texts: list[OcrText],
-    legible: list[int],
-) -> Candidate:
-    """The candidate, or its withholding when its value's box may not hold one whole number
-    read whole (a digit outside the box or not read in it, two lines of text: value_extent)
-    or a digit read needs a segment its glyph does not have (seven_segment). ``legible``:
-    the boxes whose text may account for ink beside the value's box."""
-    if c.value is None or c.value_box is None:
-        return c
-    others = [kept[i] for i in legible if i != c.value_box]
-    crop, where = read[c.value_box]
-    problem = box_problem(image, kept[c.value_box], others) or unread_ink(crop, where)
-    if problem is None and segments_disagree(crop, texts[c.value_box].text):
-        problem = "segments-disagree"
-    if problem is None:
-        return c
-    return replace(c, value=None, reason=problem, detail=WITHHELD_REASONS[problem])
 
 
 def read_fields(

@@ -14,6 +14,12 @@ Two ways a legible, plausible number paired with the right label can still be a 
   "1" of an unfamiliar seven-segment font: "144" read as "44"). Every stroke of digit height
   in the value's crop must have a character emitted over it (the CTC step that emitted each
   character says where); a stroke with none refuses the value (``partial-number``).
+* **A digit boxed on its own.** The detector can also box the left-out digit by itself (a
+  seven-segment "21" boxed as "2" and "1" a digit's width apart): then the ink beside the value
+  is inside a read box and the first check passes it. A number box of the value's height on
+  the value's rows, half its height away or closer, with no tile border between, one of the
+  two a lone digit, may be the rest of the same number: the value is refused
+  (``partial-number``).
 * **Two lines in one box.** Stacked alarm limits ("30" over "10") boxed together are read by a
   one-line recogniser as a single short "number". The value is refused (``stacked-text``) when
   its box's ink falls into two bands of rows with an empty band between them.
@@ -24,13 +30,13 @@ vertically over a small gap first, so a digit's height is the digit's, not one s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["box_problem", "brightest", "ink_mask", "text_ink", "unread_ink"]
+__all__ = ["box_problem", "brightest", "ink_mask", "number_beside", "text_ink", "unread_ink"]
 
 MIN_DIGIT = 0.6  # of the value's digit height: ink this tall beside the box may be a digit
 MAX_DIGIT = 1.2
@@ -45,6 +51,11 @@ MIN_LINE_GAP = 0.06
 MIN_LINE = 0.25  # of the ink's height: each of two lines is at least this tall
 MOSTLY = 0.5  # of a stroke's pixels: a stroke this much inside another read box is its text
 BEYOND = 0.25  # of the digit height: rows looked at above and below the box for a stroke
+SAME_HEIGHT = 0.8  # box height ratio (smaller / larger): a number of the value's own size
+# Of the value box's height: the widest gap between two boxes of one number (boxes are padded,
+# so a seven-segment "1" drawn at the right of its cell still leaves its box this close).
+NUMBER_GAP = 0.5
+SAME_ROWS = 0.6  # of the shorter box's height: rows two boxes share to stand on one line
 
 
 def box_problem(
@@ -85,6 +96,34 @@ def box_problem(
         if _has_digit(_closed(beside, y1 - y0), digit, covered):
             return "partial-number"
     return None
+
+
+def number_beside(
+    pts: npt.NDArray[np.float32],
+    numbers: Sequence[npt.NDArray[np.float32]],
+    apart: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], bool],
+) -> bool:
+    """A box read as a number (``numbers``, corners: the caller passes lone digits only, unless
+    the value is one) of the value box's height, on its rows, within ``NUMBER_GAP`` of its
+    height beside it and not across a tile border (``apart``): the two may be one number the
+    detector boxed in pieces (seed 2600947: RR "21" read as "2")."""
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    height = float(y1 - y0)
+    for other in numbers:
+        ox0, oy0 = other.min(axis=0)
+        ox1, oy1 = other.max(axis=0)
+        other_height = float(oy1 - oy0)
+        if min(height, other_height) < SAME_HEIGHT * max(height, other_height):
+            continue
+        if min(y1, oy1) - max(y0, oy0) < SAME_ROWS * min(height, other_height):
+            continue
+        gap = float(max(ox0 - x1, x0 - ox1))
+        if gap <= NUMBER_GAP * height and not apart(
+            pts.astype(np.float64), other.astype(np.float64)
+        ):
+            return True
+    return False
 
 
 def unread_ink(crop: npt.NDArray[np.uint8], positions: Sequence[float]) -> str | None:

@@ -89,6 +89,10 @@ def convert(
 ) -> tuple[tuple[float, ...] | None, str | None, str | None]:
     """(value in the reader's units or None, unit converted from, reason when None)."""
     v = num.value
+    if any(round(x, 1) != x for x in v):
+        # Monitors show temperature and kPa to one decimal: "36.78" is a misread (a "36.7"
+        # boxed with the next tile's "8", seed 1900630), not a value to round.
+        return None, None, "implausible"
     if name == "temperature" and len(v) == 1:
         in_c = PLAUSIBLE["temperature"][0] <= v[0] <= PLAUSIBLE["temperature"][1]
         in_f = TEMP_F[0] <= v[0] <= TEMP_F[1]

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from .box_geometry import not_its_own, one_of_a_pair
+from .box_geometry import not_its_own, one_of_a_pair, overlapping
 from .screen_text import (
     LEADING_UNIT,
     MARKER,
@@ -261,12 +261,10 @@ def _nearest_labels(screen: _Screen, apart: Apart | None) -> dict[int, _Owned]:
 def _inline_checked(glued: Candidate, label_box: Box, owned: _Owned, screen: _Screen) -> Candidate:
     """Step 4: "HR 40" may be a label glued to its low alarm limit by the detector, the value
     (or the other limit) standing beside it: with another number of comparable size near the
-    label, the box's number is not known to be the value."""
-    beside = [
-        (screen.numbers[i].box if i in screen.numbers else screen.unreadable[i])
-        for _, _, i in owned
-        if i in screen.numbers or i in screen.unreadable
-    ]
+    label, or on its box in any colour, the box's number is not known to be the value."""
+    found = {**screen.unreadable, **{i: n.box for i, n in screen.numbers.items()}}
+    beside = [found[i] for _, _, i in owned if i in found]
+    beside += filter(None, [overlapping(label_box, (n.box for n in screen.numbers.values()))])
     rival = [b for b in beside if b.height >= MIN_INLINE_RIVAL * label_box.height]
     if glued.value is None:  # "Sp02*": a no-value marker glued to the label
         if not rival:
