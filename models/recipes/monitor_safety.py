@@ -48,7 +48,7 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.3.9"
+VERSION = "1.3.10"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
@@ -73,8 +73,11 @@ VERSION = "1.3.9"
 # reports 2400000+, drawn once. 1.3.8's far-below rule comes from a known wrong value of
 # 2101484 (a fixture since 1.3.5), its limit from development screens: 1.3.8 reports
 # 2500000+, drawn once. 1.3.9's border padding comes from one of 1.3.8's three wrong values
-# there: 1.3.9 reports 2600000+, drawn once. Development runs use --heldout-seed0.
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_600_000
+# there: 1.3.9 reports 2600000+, drawn once. 1.3.10's five checks come from the wrong values
+# of 1.3.8 and 1.3.9 (fixtures), tried on development seeds 9400000+ and 9500000+; its field
+# confidence is refit on the tuning screens: 1.3.10 reports 2700000+, drawn once. Development
+# runs use --heldout-seed0.
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_700_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:
