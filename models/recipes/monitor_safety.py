@@ -74,10 +74,12 @@ VERSION = "1.3.10"
 # 2101484 (a fixture since 1.3.5), its limit from development screens: 1.3.8 reports
 # 2500000+, drawn once. 1.3.9's border padding comes from one of 1.3.8's three wrong values
 # there: 1.3.9 reports 2600000+, drawn once. 1.3.10's five checks come from the wrong values
-# of 1.3.8 and 1.3.9 (fixtures), tried on development seeds 9400000+ and 9500000+; its field
-# confidence is refit on the tuning screens: 1.3.10 reports 2700000+, drawn once. Development
-# runs use --heldout-seed0.
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_700_000
+# of 1.3.8 and 1.3.9 (fixtures), tried on development seeds 9400000+ and 9500000+. Measured
+# on 2700000+ with its field confidence refit on the tuning screens (threshold 0.60), it gave
+# 3 wrong values (scored 0.90 and above) and was not shipped; those seeds are spent. 1.3.10 keeps
+# 1.3.9's field confidence and reports 2800000+, drawn once. Development runs use
+# --heldout-seed0.
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_800_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:
