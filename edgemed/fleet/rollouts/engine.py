@@ -138,14 +138,12 @@ class RolloutEngine:
     def halt(self, rollout_id: int, state: str, reason: str) -> bool:
         """Stop a rollout (``halted`` or ``aborted``): skip the devices never commanded, send
         ``abort`` to those in progress. False if it was not running or paused."""
-        if not self.store.set_rollout_state(
+        if not self.store.halt_rollout(
             rollout_id, state, allowed_from=("running", "paused"), reason=reason
         ):
             return False
         log.warning("rollout %d %s: %s", rollout_id, state, reason)
         devices = self.store.rollout_devices(rollout_id)
-        pending = [d["device_id"] for d in devices if d["state"] == "pending"]
-        self.store.set_device_states(rollout_id, pending, "skipped", reason=f"rollout {state}")
         key = rollout_key(self.store_id, rollout_id)
         for d in devices:
             if d["state"] not in (*DEVICE_DONE, "pending"):

@@ -202,6 +202,28 @@ class RolloutStore(StoreHooks):
             )
             return bool(cur.rowcount == 1)
 
+    def halt_rollout(
+        self, rollout_id: int, state: str, *, allowed_from: tuple[str, ...], reason: str
+    ) -> bool:
+        """Move a rollout to ``state`` (``halted``, ``aborted``) if it is in one of
+        ``allowed_from``, and its never-commanded devices to ``skipped``, in one transaction:
+        no reader sees the rollout stopped with devices still ``pending``. False if not."""
+        now = _now()
+        with self._lock, self._transaction():
+            cur = self._run(
+                f"UPDATE rollouts SET state=?, reason=COALESCE(?, reason), updated_at=? "
+                f"WHERE id=? AND state IN ({','.join('?' * len(allowed_from))})",
+                (state, reason, now, rollout_id, *allowed_from),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._run(
+                "UPDATE rollout_devices SET state='skipped', reason=?, updated_at=? "
+                "WHERE rollout_id=? AND state='pending'",
+                (f"rollout {state}", now, rollout_id),
+            )
+            return True
+
     def set_device_states(
         self, rollout_id: int, devices: list[str], state: str, *, reason: str | None = None,
         only_from: tuple[str, ...] = ("pending",), commanded: bool = False,
