@@ -195,12 +195,19 @@ class RolloutStore(StoreHooks):
     ) -> bool:
         """Move a rollout to ``state`` if it is in one of ``allowed_from`` (False if not)."""
         with self._lock, self._transaction():
-            cur = self._run(
-                f"UPDATE rollouts SET state=?, reason=COALESCE(?, reason), updated_at=? "
-                f"WHERE id=? AND state IN ({','.join('?' * len(allowed_from))})",
-                (state, reason, _now(), rollout_id, *allowed_from),
-            )
-            return bool(cur.rowcount == 1)
+            return self._move_rollout(rollout_id, state, allowed_from, reason, _now())
+
+    def _move_rollout(
+        self, rollout_id: int, state: str, allowed_from: tuple[str, ...], reason: str | None,
+        now: float,
+    ) -> bool:  # fmt: skip
+        """The state change itself, inside the caller's transaction."""
+        cur = self._run(
+            f"UPDATE rollouts SET state=?, reason=COALESCE(?, reason), updated_at=? "
+            f"WHERE id=? AND state IN ({','.join('?' * len(allowed_from))})",
+            (state, reason, now, rollout_id, *allowed_from),
+        )
+        return bool(cur.rowcount == 1)
 
     def halt_rollout(
         self, rollout_id: int, state: str, *, allowed_from: tuple[str, ...], reason: str
@@ -210,12 +217,7 @@ class RolloutStore(StoreHooks):
         no reader sees the rollout stopped with devices still ``pending``. False if not."""
         now = _now()
         with self._lock, self._transaction():
-            cur = self._run(
-                f"UPDATE rollouts SET state=?, reason=COALESCE(?, reason), updated_at=? "
-                f"WHERE id=? AND state IN ({','.join('?' * len(allowed_from))})",
-                (state, reason, now, rollout_id, *allowed_from),
-            )
-            if cur.rowcount != 1:
+            if not self._move_rollout(rollout_id, state, allowed_from, reason, now):
                 return False
             self._run(
                 "UPDATE rollout_devices SET state='skipped', reason=?, updated_at=? "

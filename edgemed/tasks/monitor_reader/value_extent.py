@@ -110,6 +110,7 @@ def number_beside(
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     height = float(y1 - y0)
+    value = pts.astype(np.float64)
     for other in numbers:
         ox0, oy0 = other.min(axis=0)
         ox1, oy1 = other.max(axis=0)
@@ -119,9 +120,7 @@ def number_beside(
         if min(y1, oy1) - max(y0, oy0) < SAME_ROWS * min(height, other_height):
             continue
         gap = float(max(ox0 - x1, x0 - ox1))
-        if gap <= NUMBER_GAP * height and not apart(
-            pts.astype(np.float64), other.astype(np.float64)
-        ):
+        if gap <= NUMBER_GAP * height and not apart(value, other.astype(np.float64)):
             return True
     return False
 
