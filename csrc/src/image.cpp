@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -181,6 +182,85 @@ void accumulate_row(const ImageU8& src, std::int64_t y, const std::vector<std::i
     }
 }
 
+// Area cells are long (~9 taps for 1080p -> 224), so every path sums a cell's taps in two
+// chains, the even taps and the odd ones, and adds the two at the end: the same adds in the same
+// order on every path (bit-identical results), half the latency of one chain, and for two taps
+// (bilinear) simply w0 * p0 + w1 * p1.
+
+#if defined(EDGEMED_VBMI)
+// EDGEMED_IMAGE_BASELINE=1 keeps these kernels on the baseline x86-64 paths whatever the CPU, so
+// a test can check that every path gives the very same floats.
+bool dispatch_allowed() {
+    static const bool yes = [] {
+        const char* v = std::getenv("EDGEMED_IMAGE_BASELINE");
+        return v == nullptr || std::strcmp(v, "1") != 0;
+    }();
+    return yes;
+}
+
+bool has_avx2() {
+    static const bool yes = dispatch_allowed() && __builtin_cpu_supports("avx2");
+    return yes;
+}
+
+// Packed 3-channel rows, taps on consecutive pixels: for each output pixel, each pair of taps is
+// one 8-float load (B, G, R of both pixels and two floats of the next, weighted 0) times the pair's
+// weights, spread to the lanes by the caller once per call (`pair_w`: 8 floats per pair). Lanes
+// 0-2 are the even chains, 3-5 the odd ones. Four outputs in lockstep keep four chains in flight.
+__attribute__((target("avx2"))) inline void store_pair_sums(__m256 acc, const Normalization& norm, float* out,
+                                                            std::size_t plane) {
+    alignas(32) float lane[8];
+    _mm256_store_ps(lane, acc);
+    for (int c = 0; c < 3; ++c) {
+        const int m = norm.channel_map[c];
+        out[static_cast<std::size_t>(c) * plane] = (lane[m] + lane[3 + m]) * norm.alpha[c] + norm.beta[c];
+    }
+}
+
+__attribute__((target("avx2"))) void area_row_avx2(const float* row_buf, const Taps& h, const float* pair_w,
+                                                  const Normalization& norm, std::int64_t x0, std::int64_t x1,
+                                                  float* out_row, std::size_t plane) {
+    const std::size_t k = h.width, pairs = (k + 1) / 2;
+    std::int64_t x = x0;
+    for (; x + 4 <= x1; x += 4) {
+        const std::size_t o = static_cast<std::size_t>(x - x0);
+        __m256 acc[4];
+        const float* p[4];
+        for (std::size_t u = 0; u < 4; ++u) acc[u] = _mm256_setzero_ps(), p[u] = row_buf + h.index[(o + u) * k];
+        for (std::size_t j = 0; j < pairs; ++j) {
+            for (std::size_t u = 0; u < 4; ++u) {
+                const __m256 w = _mm256_loadu_ps(pair_w + ((o + u) * pairs + j) * 8);
+                acc[u] = _mm256_add_ps(acc[u], _mm256_mul_ps(w, _mm256_loadu_ps(p[u] + 6 * j)));
+            }
+        }
+        for (std::size_t u = 0; u < 4; ++u) store_pair_sums(acc[u], norm, out_row + x + static_cast<std::int64_t>(u), plane);
+    }
+    for (; x < x1; ++x) {
+        const std::size_t o = static_cast<std::size_t>(x - x0);
+        const float* p = row_buf + h.index[o * k];
+        __m256 acc = _mm256_setzero_ps();
+        for (std::size_t j = 0; j < pairs; ++j) {
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(pair_w + (o * pairs + j) * 8), _mm256_loadu_ps(p + 6 * j)));
+        }
+        store_pair_sums(acc, norm, out_row + x, plane);
+    }
+}
+#endif
+
+// The weights of area_row_avx2: per output pixel and pair of taps, the even tap's weight in lanes
+// 0-2, the odd tap's in 3-5, 0 in 6-7 (and for the missing odd tap of an odd width).
+std::vector<float> pair_weights(const Taps& h) {
+    const std::size_t k = h.width, pairs = (k + 1) / 2;
+    std::vector<float> w(h.size() * pairs * 8, 0.f);
+    for (std::size_t o = 0; o < h.size(); ++o) {
+        for (std::size_t j = 0; j < k; ++j) {
+            float* lane = w.data() + (o * pairs + j / 2) * 8 + 3 * (j % 2);
+            lane[0] = lane[1] = lane[2] = h.weight[o * k + j];
+        }
+    }
+    return w;
+}
+
 // One output row: horizontal taps over the row buffer, then scale and shift per channel.
 void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
                      const Normalization& norm, std::int64_t x0, std::int64_t x1, float* out_row,
@@ -188,15 +268,13 @@ void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
     const std::size_t k = h.width;
 #if defined(__GNUC__) && !defined(EDGEMED_PORTABLE_VECTORS)  // MSVC: the scalar chains below
     if (channels == 3 && norm.out_channels == 3 && k != 2 && h.contiguous) {
-        // The three channels' chains as lanes 0-2 of one 4-float vector: each tap is one load
-        // of the pixel (B, G, R and the next pixel's first byte, weighted too but unused), one
-        // multiply by the broadcast weight and one add. Per lane the same adds in the same
-        // order as the scalar chains below: bit-identical results. Taps are consecutive
-        // pixels here (padding taps, weight 0, read the pixel after the last real one: the row
-        // buffer has room for them).
+        // Without AVX2 (baseline x86-64, NEON on aarch64): the three channels' chains as lanes
+        // 0-2 of one 4-float vector, each tap one load of the pixel (B, G, R and the next
+        // pixel's first byte, weighted too but unused), four outputs in lockstep. Padding taps
+        // (weight 0) read the pixel after the last real one: the row buffer has room for them.
         typedef float v4f __attribute__((vector_size(16)));
-        // Four outputs in lockstep: four independent chains in flight.
-        const auto store = [&](std::int64_t x, const v4f& acc) {
+        const auto store = [&](std::int64_t x, const v4f& even, const v4f& odd) {
+            const v4f acc = even + odd;
             for (int c = 0; c < 3; ++c) {
                 out_row[static_cast<std::size_t>(c) * plane + static_cast<std::size_t>(x)] =
                     acc[norm.channel_map[c]] * norm.alpha[c] + norm.beta[c];
@@ -213,38 +291,38 @@ void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
             const float* w = h.weight.data() + t;
             const float* p[4];
             for (std::size_t u = 0; u < 4; ++u) p[u] = row_buf + h.index[t + u * k];
-            v4f acc[4] = {};
+            v4f acc[2][4] = {};
             for (std::size_t j = 0; j < k; ++j) {
-                for (std::size_t u = 0; u < 4; ++u) acc[u] += w[u * k + j] * load(p[u] + 3 * j);
+                for (std::size_t u = 0; u < 4; ++u) acc[j % 2][u] += w[u * k + j] * load(p[u] + 3 * j);
             }
-            for (std::size_t u = 0; u < 4; ++u) store(x + static_cast<std::int64_t>(u), acc[u]);
+            for (std::size_t u = 0; u < 4; ++u) store(x + static_cast<std::int64_t>(u), acc[0][u], acc[1][u]);
         }
         for (; x < x1; ++x) {
             const std::size_t t = static_cast<std::size_t>(x - x0) * k;
-            v4f acc = {};
-            for (std::size_t j = 0; j < k; ++j) acc += h.weight[t + j] * load(row_buf + h.index[t] + 3 * j);
-            store(x, acc);
+            v4f acc[2] = {};
+            for (std::size_t j = 0; j < k; ++j) acc[j % 2] += h.weight[t + j] * load(row_buf + h.index[t] + 3 * j);
+            store(x, acc[0], acc[1]);
         }
         return;
     }
 #endif
     if (channels == 3 && norm.out_channels == 3 && k != 2) {
-        // Area taps are long (~9 for 1080p -> 224): one accumulation chain per channel would be
-        // bound by the add latency, so run the three channels' chains side by side. Each chain
-        // adds in the same order as the generic loop below: bit-identical results.
+        // The three channels' chains side by side.
         const std::int64_t* idx = h.index.data();
         const float* w = h.weight.data();
         for (std::int64_t x = x0; x < x1; ++x, idx += k, w += k) {
-            float acc[3] = {0.f, 0.f, 0.f};
+            float even[3] = {0.f, 0.f, 0.f}, odd[3] = {0.f, 0.f, 0.f};
             for (std::size_t j = 0; j < k; ++j) {
                 const float* p = row_buf + idx[j];
+                float* acc = j % 2 == 0 ? even : odd;
                 acc[0] += w[j] * p[0];
                 acc[1] += w[j] * p[1];
                 acc[2] += w[j] * p[2];
             }
             for (int c = 0; c < 3; ++c) {
+                const int m = norm.channel_map[c];
                 out_row[static_cast<std::size_t>(c) * plane + static_cast<std::size_t>(x)] =
-                    acc[norm.channel_map[c]] * norm.alpha[c] + norm.beta[c];
+                    (even[m] + odd[m]) * norm.alpha[c] + norm.beta[c];
             }
         }
         return;
@@ -262,9 +340,10 @@ void horizontal_pass(const float* row_buf, std::int64_t channels, const Taps& h,
             continue;
         }
         for (std::int64_t x = x0; x < x1; ++x, idx += k, w += k) {
-            float acc = 0.f;
-            for (std::size_t j = 0; j < k; ++j) acc += w[j] * in[idx[j]];
-            dst[x] = acc * a + b;
+            float even = 0.f, odd = 0.f;
+            for (std::size_t j = 0; j < k; j += 2) even += w[j] * in[idx[j]];
+            for (std::size_t j = 1; j < k; j += 2) odd += w[j] * in[idx[j]];
+            dst[x] = (even + odd) * a + b;
         }
     }
 }
@@ -341,6 +420,15 @@ EDGEMED_IMAGE_CLONES void area_rows(const std::uint8_t* const* interior_rows, st
             p = interior_rows[k] + j0;
             for (std::size_t j = 0; j < m; ++j) sum[j] = static_cast<std::uint16_t>(sum[j] + p[j]);
         }
+        if (n_edges == 2) {  // the usual cell: one pass that stores each float once
+            const std::uint8_t *e0 = edge_rows[0] + j0, *e1 = edge_rows[1] + j0;
+            const float w0 = edge_w[0], w1 = edge_w[1];
+            for (std::size_t j = 0; j < m; ++j) {
+                rb[j] = interior * static_cast<float>(sum[j]) + w0 * static_cast<float>(e0[j]) +
+                        w1 * static_cast<float>(e1[j]);
+            }
+            continue;
+        }
         for (std::size_t j = 0; j < m; ++j) rb[j] = interior * static_cast<float>(sum[j]);
         for (std::size_t e = 0; e < n_edges; ++e) {
             const float w = edge_w[e];
@@ -393,6 +481,11 @@ void vertical_first(const ImageU8& src, const Taps& v, Taps h, const Visible& vi
     // Room after the last column for the vector loads of padding taps (zeros, never written).
     std::vector<float> row_buf((cols.size() + h.width + 1) * static_cast<std::size_t>(src.channels));
     std::vector<std::uint16_t> sum(512);
+    bool avx2 = false;
+#if defined(EDGEMED_VBMI)
+    avx2 = has_avx2() && src.channels == 3 && norm.out_channels == 3 && h.width != 2 && h.contiguous;
+#endif
+    const std::vector<float> pair_w = avx2 ? pair_weights(h) : std::vector<float>();
     for (std::int64_t r = vis.y0; r < vis.y1; ++r) {
         const std::size_t vo = static_cast<std::size_t>(r - vis.y0) * v.width;
         if (!integer_rows(src, v, vo, cols, sum, row_buf.data())) {
@@ -402,6 +495,12 @@ void vertical_first(const ImageU8& src, const Taps& v, Taps h, const Visible& vi
             }
         }
         float* out_row = out + (r - place.offset_y) * out_w - place.offset_x;
+#if defined(EDGEMED_VBMI)
+        if (avx2) {
+            area_row_avx2(row_buf.data(), h, pair_w.data(), norm, vis.x0, vis.x1, out_row, plane);
+            continue;
+        }
+#endif
         horizontal_pass(row_buf.data(), src.channels, h, norm, vis.x0, vis.x1, out_row, plane);
     }
 }
@@ -502,15 +601,51 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) std::size_t planar_row_vb
 }
 
 bool has_vbmi() {
-    static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                            __builtin_cpu_supports("avx512vbmi");
+    static const bool yes = dispatch_allowed() && __builtin_cpu_supports("avx512f") &&
+                            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
     return yes;
 }
+
+// The same for CPUs with AVX2 but no VBMI (Intel Core hosts of an NPU, AMD Zen 2/3), eight pixels
+// at a time and from `o` on: two pixels' 8-byte reads per 128-bit register, one byte shuffle per
+// register into 16-bit runs (the two pixels' bytes of each tap and channel), then 16- and 32-bit
+// unpacks that gather each run's eight bytes. The same multiplies and add as the scalar loop:
+// bit-identical results. Returns how many pixels are done.
+__attribute__((target("avx2"))) std::size_t planar_row_avx2(const std::uint8_t* row, const std::int32_t* first,
+                                                           const float* w0, const float* w1, std::size_t n,
+                                                           std::size_t o, std::size_t fast, float* hrow) {
+    // Word r of a shuffled register = run r (tap r / 3, channel r % 3) of its two pixels,
+    // whose 8-byte reads sit at bytes 0-7 and 8-15.
+    const __m128i sort = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, -1, -1, -1, -1);
+    for (; o + 8 <= fast; o += 8) {
+        __m128i x[4];
+        for (std::size_t i = 0; i < 4; ++i) {
+            long long a, b;
+            std::memcpy(&a, row + first[o + 2 * i], 8);
+            std::memcpy(&b, row + first[o + 2 * i + 1], 8);
+            x[i] = _mm_shuffle_epi8(_mm_set_epi64x(b, a), sort);
+        }
+        const __m128i lo01 = _mm_unpacklo_epi16(x[0], x[1]), lo23 = _mm_unpacklo_epi16(x[2], x[3]);  // runs 0-3
+        const __m128i hi01 = _mm_unpackhi_epi16(x[0], x[1]), hi23 = _mm_unpackhi_epi16(x[2], x[3]);  // runs 4-5
+        const __m128i r01 = _mm_unpacklo_epi32(lo01, lo23), r23 = _mm_unpackhi_epi32(lo01, lo23);
+        const __m128i r45 = _mm_unpacklo_epi32(hi01, hi23);  // each 64-bit half: one run, pixels 0-7
+        const __m128i p0[3] = {r01, _mm_srli_si128(r01, 8), r23};
+        const __m128i p1[3] = {_mm_srli_si128(r23, 8), r45, _mm_srli_si128(r45, 8)};
+        const __m256 wa = _mm256_loadu_ps(w0 + o), wb = _mm256_loadu_ps(w1 + o);
+        for (std::size_t ch = 0; ch < 3; ++ch) {
+            const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p0[ch]));
+            const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p1[ch]));
+            _mm256_storeu_ps(hrow + ch * n + o, _mm256_add_ps(_mm256_mul_ps(wa, f0), _mm256_mul_ps(wb, f1)));
+        }
+    }
+    return o;
+}
+
 #endif
 
 // The bilinear hot case with the channels split into planes right at the horizontal pass (so
 // the vertical blend and the normalization run over contiguous planes, straight into the
-// output): packed 3-channel rows on a CPU with AVX-512 VBMI. Each output pixel's two taps are
+// output): packed 3-channel rows on a CPU with AVX2 (AVX-512 VBMI: sixteen pixels a step). Each output pixel's two taps are
 // adjacent pixels (or the second has weight 0). Same arithmetic, in the same order, as the
 // interleaved path below: bit-identical output.
 struct PlanarRows {
@@ -521,7 +656,7 @@ struct PlanarRows {
     static bool usable(const ImageU8& src, const Taps& h) {
 #if defined(EDGEMED_VBMI)
         if (src.channels != 3 || src.col_stride != 3 || src.channel_stride != 1 || h.width != 2) return false;
-        if (3 * src.width > (std::int64_t{1} << 30) || !has_vbmi()) return false;
+        if (3 * src.width > (std::int64_t{1} << 30) || !(has_vbmi() || has_avx2())) return false;
         for (std::size_t o = 0; o < h.size(); ++o) {
             if (h.index[2 * o + 1] != h.index[2 * o] + 1 && h.weight[2 * o + 1] != 0.f) return false;
         }
@@ -549,7 +684,8 @@ struct PlanarRows {
         std::size_t o = 0;
 #if defined(EDGEMED_VBMI)
         const std::uint8_t* ahead = next >= 0 ? src.data + next * src.row_stride : nullptr;
-        o = planar_row_vbmi(row, ahead, first.data(), w0.data(), w1.data(), n, fast, hrow);
+        if (has_vbmi()) o = planar_row_vbmi(row, ahead, first.data(), w0.data(), w1.data(), n, fast, hrow);
+        o = planar_row_avx2(row, first.data(), w0.data(), w1.data(), n, o, fast, hrow);
 #else
         (void)next;
 #endif
@@ -562,6 +698,12 @@ struct PlanarRows {
         }
     }
 };
+
+// One plane's output row from two resampled rows (wide vectors where the CPU has them).
+EDGEMED_IMAGE_CLONES void blend_two(const float* r0, const float* r1, float w0, float w1, float a, float b,
+                                    std::size_t n, float* dst) {
+    for (std::size_t x = 0; x < n; ++x) dst[x] = (w0 * r0[x] + w1 * r1[x]) * a + b;
+}
 
 void horizontal_first_planar(const ImageU8& src, const Taps& v, const PlanarRows& h, const Visible& vis,
                              const Placement& place, const Normalization& norm, std::int64_t out_w,
@@ -590,8 +732,7 @@ void horizontal_first_planar(const ImageU8& src, const Taps& v, const PlanarRows
             const std::size_t off = static_cast<std::size_t>(norm.channel_map[c]) * n;
             const float a = norm.alpha[c], b = norm.beta[c];
             if (k == 2) {
-                const float *r0 = rows[0] + off, *r1 = rows[1] + off;
-                for (std::size_t x = 0; x < n; ++x) dst[x] = (w[0] * r0[x] + w[1] * r1[x]) * a + b;
+                blend_two(rows[0] + off, rows[1] + off, w[0], w[1], a, b, n, dst);
                 continue;
             }
             for (std::size_t x = 0; x < n; ++x) blend[x] = w[0] * rows[0][off + x];

@@ -1,5 +1,6 @@
 // Image kernels: hand-computed answers (the Python tests compare against OpenCV and NumPy).
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "check.hpp"
@@ -54,6 +55,28 @@ void test_letterbox_and_crop() {
     CHECK(c.resized_height == 256 && c.resized_width == 341 && c.offset_y == 16 && c.offset_x == 58);
 }
 
+// Packed BGR rows take the SIMD paths (AVX2 / AVX-512 where the CPU has them); the same pixels
+// with a fourth channel (alpha, dropped) take the generic loops. Same floats, and under ASan no read
+// outside the frame or the row buffer.
+void test_packed_paths_match_the_generic_ones() {
+    const std::int64_t h = 97, w = 211;
+    std::vector<std::uint8_t> bgra(static_cast<std::size_t>(h * w * 4)), bgr(static_cast<std::size_t>(h * w * 3));
+    std::uint32_t state = 12345;
+    for (auto& b : bgra) state = state * 1664525u + 1013904223u, b = static_cast<std::uint8_t>(state >> 24);
+    for (std::int64_t i = 0; i < h * w; ++i) {
+        for (int c = 0; c < 3; ++c) bgr[static_cast<std::size_t>(3 * i + c)] = bgra[static_cast<std::size_t>(4 * i + c)];
+    }
+    const Normalization n{3, {2, 1, 0, 0}, {0.5f, 0.25f, 2.f, 0}, {-1, 0.5f, 3, 0}, 0.f};
+    for (auto interp : {Interpolation::bilinear, Interpolation::area}) {
+        for (const auto& [oh, ow] : {std::pair<std::int64_t, std::int64_t>{13, 29}, {24, 24}, {97, 50}, {5, 211}}) {
+            std::vector<float> packed(static_cast<std::size_t>(3 * oh * ow)), generic(packed.size());
+            resize_normalize({bgr.data(), h, w, 3, 3 * w, 3, 1}, interp, stretch(h, w, oh, ow), n, oh, ow, packed.data());
+            resize_normalize({bgra.data(), h, w, 4, 4 * w, 4, 1}, interp, stretch(h, w, oh, ow), n, oh, ow, generic.data());
+            CHECK(packed == generic);
+        }
+    }
+}
+
 void test_window() {
     const Window lin{1, -1024, 40, 400, VoiFunction::linear};
     CHECK(apply_window(40 - 0.5 - 199.5, lin, 0, 1) == 0.0);   // lower edge: minimum
@@ -74,6 +97,7 @@ int main() {
     test_area_mean_and_bilinear_midpoints();
     test_channels_and_normalization();
     test_letterbox_and_crop();
+    test_packed_paths_match_the_generic_ones();
     test_window();
     return check_report("test_image");
 }

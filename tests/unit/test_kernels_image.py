@@ -8,8 +8,12 @@ normalization (1/255 / std) before comparing normalized tensors.
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -180,6 +184,44 @@ def test_area_three_channel_path_is_bit_identical_to_the_generic_path(
     three, _ = preprocess_image(np.ascontiguousarray(bgra[..., :3]), t)
     four, _ = preprocess_image(bgra, t)
     np.testing.assert_array_equal(three, four)
+
+
+CROSS_PATH_SCRIPT = """
+import sys
+import numpy as np
+from edgemed.kernels import ImageTransform, preprocess_image
+rng = np.random.default_rng(13)
+frames = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(1080, 1920, 3), (479, 641, 3)]]
+out = {}
+for i, frame in enumerate(frames):
+    for interp in ("bilinear", "area"):
+        for size, fit in [((224, 224), "stretch"), ((37, 190), "stretch"), ((301, 500), "stretch"),
+                          ((320, 320), "letterbox"), ((224, 224), "center_crop")]:
+            t = ImageTransform(size=size, interpolation=interp, fit=fit, mean=(0.4, 0.5, 0.6),
+                               std=(0.2, 0.3, 0.25))
+            out[f"{i}-{interp}-{size}-{fit}"] = preprocess_image(frame, t)[0]
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 run-time dispatch"
+)
+def test_every_cpu_path_gives_the_same_floats(tmp_path: Path) -> None:
+    """On x86-64 the image kernels pick AVX-512 VBMI, AVX2 or baseline SSE2 code at run time
+    (``EDGEMED_IMAGE_BASELINE=1`` forces the baseline): a frame must give the very same floats
+    whichever path this CPU takes, bilinear and area, stretched, letterboxed and cropped."""
+    results = {}
+    for name, extra in [("dispatched", {}), ("baseline", {"EDGEMED_IMAGE_BASELINE": "1"})]:
+        path = tmp_path / f"{name}.npz"
+        env = {k: v for k, v in os.environ.items() if k != "EDGEMED_IMAGE_BASELINE"} | extra
+        subprocess.run(
+            [sys.executable, "-c", CROSS_PATH_SCRIPT, str(path)], env=env, check=True, timeout=120
+        )
+        results[name] = dict(np.load(path))
+    assert results["dispatched"].keys() == results["baseline"].keys()
+    for key, value in results["dispatched"].items():
+        np.testing.assert_array_equal(value, results["baseline"][key], err_msg=key)
 
 
 def test_transforms_built_with_lists_work_and_plans_follow_the_frame_size() -> None:
