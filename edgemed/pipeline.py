@@ -38,7 +38,7 @@ from .results import (
     Timings,
     finish_batch,
 )
-from .results.base import check_contract
+from .results.base import all_finite, assembled, check_contract, model_fields, stage_timings
 from .tasks import Prepared, task_spec
 from .trust import TrustPolicy, Verified, check_bundle, record, resolve_policy
 
@@ -65,6 +65,7 @@ class Pipeline:
         # (backends/autotune.py), "" when the manifest's order or the caller decided.
         self.selection = ""
         self._further = further
+        self._model_fields = model_fields(manifest, __version__)  # in every provenance
         self._task = task_spec(manifest)
         self._pre, self._post = self._task.processors(manifest, further.open)
         if further.fallbacks:  # said where `edgemed doctor`, bench and callers read the choice
@@ -88,11 +89,7 @@ class Pipeline:
         t2 = time.perf_counter()
         build = self._post(outputs, prepared.context)
         t3 = time.perf_counter()
-        timings = Timings(
-            preprocess_ms=preprocess_ms,
-            inference_ms=(t2 - t1) * 1e3,
-            postprocess_ms=(t3 - t2) * 1e3,
-        )
+        timings = stage_timings(preprocess_ms, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         result = build(provenance=self._provenance(prepared, timings, window))
         check_contract(result)
         return result
@@ -102,7 +99,7 @@ class Pipeline:
         overflow in a quantised layer), never the caller's: ModelError, before any
         postprocessing can turn it into a plausible-looking number."""
         for name, arr in outputs.items():
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            if not all_finite(arr):
                 m = self.manifest
                 raise ModelError(
                     f"{m.id}@{m.version} on {self.backend.name}/{self.backend.device}: output "
@@ -261,22 +258,20 @@ class Pipeline:
     def _provenance(
         self, prepared: Prepared, timings: Timings, window: SignalWindow | None
     ) -> Provenance:
-        m = self.manifest
-        return Provenance(
-            model_id=m.id,
-            model_version=m.version,
-            model_sha256=m.model_sha256,
-            backend=self.backend.name,
-            device=self.backend.device,
-            precision=m.precision,
-            input_sha256=prepared.input_sha256,
-            input_kind=prepared.input_kind,
-            timings=timings,
-            edgemed_version=__version__,
-            created_at=time.time(),
-            window=window,
-            components=self._further.used,
-            selection=self.selection,
+        return assembled(
+            Provenance,
+            {
+                **self._model_fields,
+                "backend": self.backend.name,
+                "device": self.backend.device,
+                "input_sha256": prepared.input_sha256,
+                "input_kind": prepared.input_kind,
+                "timings": timings,
+                "created_at": time.time(),
+                "window": window,
+                "components": self._further.used,
+                "selection": self.selection,
+            },
         )
 
     def check_golden(self) -> list[str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
 
 from ..contracts import ContractError, check_result_body
 from ..errors import ModelError
@@ -16,9 +19,13 @@ __all__ = [
     "ResultBuilder",
     "SignalWindow",
     "Timings",
+    "all_finite",
+    "assembled",
     "check_contract",
     "deferred",
     "finish_batch",
+    "model_fields",
+    "stage_timings",
 ]
 
 
@@ -142,6 +149,50 @@ def _assemble(cls: type[T], values: dict[str, Any]) -> T:
     return obj
 
 
+def assembled(cls: type[T], values: dict[str, Any]) -> T:
+    """``cls(**values)`` for a frozen dataclass, ``values`` naming every one of its fields,
+    without its ``__init__``: the pipeline builds a Timings and a Provenance for every call,
+    and their ``__init__`` (one ``object.__setattr__`` per field) cost 1.6 and 6.6 us of a
+    tabular model's ~90 us call (Zen 3 VM). ``values`` becomes the instance's dict."""
+    return _assemble(cls, values)
+
+
+class ModelNames(Protocol):
+    """What :func:`model_fields` reads of a manifest."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def model_sha256(self) -> str: ...
+    @property
+    def precision(self) -> str: ...
+
+
+def model_fields(manifest: ModelNames, edgemed_version: str) -> dict[str, str]:
+    """The provenance fields that name the model and the SDK, fixed for a loaded pipeline."""
+    return {
+        "model_id": manifest.id,
+        "model_version": manifest.version,
+        "model_sha256": manifest.model_sha256,
+        "precision": manifest.precision,
+        "edgemed_version": edgemed_version,
+    }
+
+
+def stage_timings(preprocess_ms: float, inference_ms: float, postprocess_ms: float) -> Timings:
+    """``Timings(...)`` for the per-call path (see :func:`assembled`)."""
+    return _assemble(
+        Timings,
+        {
+            "preprocess_ms": preprocess_ms,
+            "inference_ms": inference_ms,
+            "postprocess_ms": postprocess_ms,
+        },
+    )
+
+
 _FIELDS: dict[type, tuple[frozenset[str], dict[str, Any]]] = {}
 _SPENT: dict[str, Any] = {}  # a builder's values once finish_batch has taken them over
 
@@ -192,6 +243,16 @@ class BatchInput(Protocol):
 
     @property
     def input_kind(self) -> str: ...
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """No NaN or infinity in a model output (non-float outputs pass). A tabular model's one
+    or two numbers are checked in Python, ~4x faster than NumPy's pass at that size."""
+    if arr.dtype.kind != "f":
+        return True
+    if arr.size <= 16:
+        return all(map(math.isfinite, arr.ravel().tolist()))
+    return bool(np.isfinite(arr).all())
 
 
 def check_contract(result: Result, body: dict[str, Any] | None = None) -> dict[str, Any]:

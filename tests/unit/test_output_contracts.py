@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,49 @@ def test_tabular_probability_outside_0_1_is_a_model_error_in_batches_too(
             pipe(rows[0])
         with pytest.raises(ModelError, match="outside its contract"):
             pipe.batch(rows)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_tabular_models_non_finite_output_is_a_model_error(
+    patched: Callable[[edgemed.Pipeline, Patch], None], bad: float
+) -> None:
+    """A tabular model's output is one or two numbers, checked in Python rather than NumPy
+    (``all_finite``'s small path): NaN and both infinities are still caught, for a single row
+    and inside a batch, in float32 and float16 outputs."""
+    with edgemed.load("diabetes-progression", threads=1) as pipe:
+        rows = task_spec(pipe.manifest).golden_inputs(pipe.manifest)[:3]
+        name = pipe.manifest.outputs[0].name
+        for dtype in (np.float32, np.float16):
+
+            def corrupt(out: dict[str, np.ndarray], dtype: Any = dtype) -> dict[str, np.ndarray]:
+                value = out[name].astype(dtype)
+                value.flat[-1] = bad
+                return {**out, name: value}
+
+            patched(pipe, corrupt)
+            with pytest.raises(ModelError, match="NaN or infinity"):
+                pipe(rows[0])
+            with pytest.raises(ModelError, match="NaN or infinity"):
+                pipe.batch(rows)
+
+
+def test_provenance_built_on_the_fast_path_equals_the_dataclass() -> None:
+    """The pipeline fills Provenance and Timings dicts directly (no frozen ``__init__``): the
+    result must be the very object ``__init__`` would build, every field present."""
+    with edgemed.load("diabetes-progression", threads=1) as pipe:
+        row = task_spec(pipe.manifest).golden_inputs(pipe.manifest)[0]
+        p = pipe(row).provenance
+        rebuilt = edgemed.Provenance(
+            **{f.name: getattr(p, f.name) for f in fields(edgemed.Provenance)}
+        )
+        assert p == rebuilt and vars(p).keys() == vars(rebuilt).keys()
+        assert p.timings == edgemed.Timings(**vars(p.timings))
+        assert vars(p.timings).keys() == {f.name for f in fields(edgemed.Timings)}
+        assert (p.model_id, p.backend, p.input_kind) == (
+            pipe.manifest.id,
+            pipe.backend.name,
+            "tabular",
+        )
 
 
 def test_an_out_of_range_result_never_reaches_the_outbox(tmp_path: Path) -> None:
