@@ -242,7 +242,30 @@ def boxes(
     return rows, []
 
 
-def render(seed: int) -> tuple[np.ndarray, dict[str, Any], str, str]:
+def photographed(img: np.ndarray, seed: int) -> np.ndarray:
+    """The screen as a phone sees it (``--photo``): a tilted view (each corner moved up to 8 %
+    of the side), a glare spot, faint moire, a corner sometimes covered, more blur and noise.
+    Its own random stream, so the screen drawn is the same as without it."""
+    rng = np.random.default_rng([seed, 1])
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src + rng.uniform(-0.08, 0.08, (4, 2)).astype(np.float32) * np.float32([w, h])
+    img = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.08, 0.25) * w
+    glare = rng.uniform(60, 160) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    moire = rng.uniform(0, 10) * np.sin(xx * rng.uniform(0.5, 1.5) + yy * rng.uniform(0.5, 1.5))
+    out = img.astype(np.float32) + (glare + moire)[..., None]
+    if rng.random() < 0.3:  # a hand or a cable over one corner
+        corner = np.int32([[0, 0], [w * rng.uniform(0.1, 0.25), 0], [0, h * rng.uniform(0.1, 0.3)]])
+        corner = np.abs(corner - (np.int32([w, 0]) if rng.random() < 0.5 else 0)).astype(np.int32)
+        cv2.fillPoly(out, [corner], (20, 20, 20))
+    out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.6)))
+    out += rng.normal(0, rng.uniform(2, 8), out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def render(seed: int, photo: bool = False) -> tuple[bytes, dict[str, Any], str, str]:
     rng = np.random.default_rng(seed)
     layout = LAYOUTS[int(rng.integers(0, len(LAYOUTS)))]
     w, h = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (1024, 768)][
@@ -295,7 +318,10 @@ def render(seed: int) -> tuple[np.ndarray, dict[str, Any], str, str]:
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 0.9)))
     noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(0, 4), img.shape)
     img = np.clip(noisy, 0, 255).astype(np.uint8)
-    _, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])
+    quality = int(rng.integers(60, 96))
+    if photo:
+        img, quality = photographed(img, seed), quality - 20
+    _, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return jpg.tobytes(), truth, layout, Path(fonts["segment"] or fonts["value"]).stem
 
 
@@ -341,6 +367,7 @@ def main() -> None:
     ap.add_argument("--seed0", type=int, default=31_000_000)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--save-wrong", type=Path, help="write the screens with a wrong value here")
+    ap.add_argument("--photo", action="store_true", help="tilt, glare, moire, occlusion")
     ap.add_argument("--fixtures", type=Path, help="only write --screens screens and their truth")
     args = ap.parse_args()
     if args.fixtures:
@@ -349,7 +376,7 @@ def main() -> None:
     pipe = edgemed.load("monitor-reader")
     rows, wrong = [], []
     for seed in range(args.seed0, args.seed0 + args.screens):
-        jpg, truth, layout, face = render(seed)
+        jpg, truth, layout, face = render(seed, args.photo)
         img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
         reading = pipe(img)
         assert isinstance(reading, MonitorReading)
@@ -371,6 +398,7 @@ def main() -> None:
     report = {
         "screens": args.screens,
         "seed0": args.seed0,
+        "photo": args.photo,
         "bundle": f"{pipe.manifest.id}@{pipe.manifest.version}",
         "fields": len(rows),
         "present": len(present),
