@@ -144,8 +144,8 @@ def waveform(
     x0, y0, x1, y1 = box
     xs = np.linspace(x0, x1, 400)
     beat = rng.uniform(0.04, 0.09)
-    ys = np.sin(xs * beat) ** 15 * 0.8 + rng.normal(0, 0.03, xs.size)
-    s.line(xs, y1 - (ys + 0.1) * (y1 - y0) * 0.9, ink, 1.2)
+    ys = np.clip(np.sin(xs * beat) ** 15 * 0.8 + rng.normal(0, 0.03, xs.size), -1, 1)
+    s.line(xs, y1 - (ys + 1) / 2 * (y1 - y0) * 0.8 - 0.1 * (y1 - y0), ink, 1.2)  # inside its strip
     lead = str(rng.choice(["II", "PLETH", "aVR", "V1", "RESP", "I"]))
     s.text(x0 + 4, y0 + 2, lead, (y1 - y0) * 0.18, LABEL[0], ink, va="top")
 

@@ -46,7 +46,7 @@ from edgemed.results import MONITOR_FIELDS, MonitorReading  # noqa: E402
 from edgemed.tasks.monitor_reader.field_confidence import FEATURES  # noqa: E402
 
 MODEL_ID = "monitor-reader"
-VERSION = "1.3.10"  # monitor_safety.py --release writes the same
+VERSION = "1.3.11"  # monitor_safety.py --release writes the same
 EVAL_SEEDS = 1000  # first evaluation seed
 CALIB_SEEDS = range(0, 32)
 FIELDS = ("hr", "spo2", "nibp", "rr", "temperature")

@@ -48,7 +48,7 @@ from edgemed.tasks.monitor_reader.field_confidence import FEATURES, FieldConfide
 
 KEYS = tuple(MONITOR_FIELDS)
 SPLIT = {"nibp": ("nibp_systolic", "nibp_diastolic")}
-VERSION = "1.3.10"
+VERSION = "1.3.11"
 # Disjoint from the golden and fixture seeds. Held-out seeds 300000+, 600000+ and 950000+ were
 # looked at while the reader was developed (their failures shaped rules of vitals_text.py), and
 # 1.1.0 reported 700000+: the 1.1.1 figures come from 800000+, drawn once for the release and
@@ -77,9 +77,11 @@ VERSION = "1.3.10"
 # of 1.3.8 and 1.3.9 (fixtures), tried on development seeds 9400000+ and 9500000+. Measured
 # on 2700000+ with its field confidence refit on the tuning screens (threshold 0.60), it gave
 # 3 wrong values (scored 0.90 and above) and was not shipped; those seeds are spent. 1.3.10 keeps
-# 1.3.9's field confidence and reports 2800000+, drawn once. Development runs use
-# --heldout-seed0.
-TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_800_000
+# 1.3.9's field confidence and reports 2800000+, drawn once. 1.3.11's frame-edge rule comes
+# from the one wrong value of a second renderer's tilted screens (monitor_other_renderer.py
+# --photo, 31000163), tried on development seeds 9400000+: 1.3.11 reports 2900000+, drawn once.
+# Development runs use --heldout-seed0.
+TUNE_SEED0, HELDOUT_SEED0 = 200_000, 2_900_000
 
 
 def families(split: str, n: int, seed0: int | None = None) -> list[tuple[int, str, str]]:

@@ -43,6 +43,30 @@ def test_a_digit_left_out_of_the_value_box_refuses_the_value() -> None:
     assert box_problem(img, whole) is None
 
 
+def _screen_36(x: int) -> np.ndarray:
+    img = np.zeros((200, 320, 3), np.uint8)
+    _segment_digit(img, x, 50, 90, "3")  # each digit ~50 px wide, 90 px tall
+    _segment_digit(img, x + 65, 50, 90, "6")
+    return img
+
+
+def test_a_value_the_frame_may_cut_is_refused() -> None:
+    """A tilted photo left a "36.3" cut to "36" at the image's right edge, read as 36.0. Ink
+    that ends within EDGE digit heights (18 px here) of a side edge may have lost digits
+    beyond it; a box that reaches the top or bottom edge, part of every digit."""
+    right = _screen_36(200)  # the 6's ink ends ~6 px from the right edge
+    assert box_problem(right, _quad(194, 44, 320, 146)) == "partial-number"
+    left = _screen_36(4)  # the 3's ink starts ~4 px from the left edge
+    assert box_problem(left, _quad(0, 44, 125, 146)) == "partial-number"
+    room = _screen_36(60)
+    assert box_problem(room, _quad(54, 44, 180, 146)) is None
+    assert box_problem(room, _quad(54, 0, 180, 146)) == "partial-number"  # reaches the top
+    assert box_problem(room, _quad(54, 44, 180, 200)) == "partial-number"  # and the bottom
+    # A box padded out to the frame around ink with room to spare is whole.
+    assert box_problem(room, _quad(54, 10, 180, 190)) is None
+    assert box_problem(_screen_36(150), _quad(144, 44, 320, 146)) is None  # ink ends ~56 px away
+
+
 def test_ink_inside_another_box_that_was_read_is_that_box_s_text() -> None:
     img = _screen_31()
     only_the_3 = _quad(54, 44, 115, 146)
