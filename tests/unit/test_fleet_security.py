@@ -8,6 +8,7 @@ records every one of these attempts; no API action happens without its audit row
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,7 +219,10 @@ def test_passwords_are_argon2id_and_tokens_stored_as_hashes(store: SqlStore) -> 
     _, token = store.create_token("lis", role="integration-client", scopes=["results:read"],
                                   ttl_s=3600, created_by="test")  # fmt: skip
     stored = store._run("SELECT secret_sha256 FROM api_tokens").fetchone()[0]
-    assert token.rsplit("_", 1)[1] not in stored
+    # emt_<id>_<secret>: the secret itself may hold "_" (URL-safe base64), so split from the left
+    secret = token.split("_", 2)[2]
+    assert len(secret) == 43 and secret not in stored
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
     with pytest.raises(ValueError, match="not within role"):
         store.create_token("x", role="clinician", scopes=["users:manage"], ttl_s=3600,
                            created_by="test")  # fmt: skip
