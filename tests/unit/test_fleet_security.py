@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from stores import test_store
 from edgemed.fleet import SqlStore
 from edgemed.fleet.alerts import AlertRules
 from edgemed.fleet.app import create_app
+from edgemed.fleet.auth import accounts
 from edgemed.fleet.auth.guard import Guard, SessionPolicy
 from edgemed.fleet.auth.policy import PUBLIC_ROUTES, ROLES, ROUTE_PERMISSIONS
 from edgemed.fleet.validation import PayloadValidator
@@ -150,12 +152,20 @@ def test_logins_are_rate_limited_per_user_and_never_say_which_part_was_wrong(
     assert _login(app, "nurse.ada")
 
 
-def test_disabled_users_and_expired_sessions_are_refused(store: SqlStore) -> None:
-    app = create_app(store, token=SERVICE, sessions=SessionPolicy(ttl_s=0.6, idle_s=600))
+def test_disabled_users_and_expired_sessions_are_refused(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The session clock is driven by hand: a real sleep against a sub-second TTL failed on a
+    # loaded CI machine (login and the first request took longer than the TTL).
+    now = [time.time()]
+    monkeypatch.setattr(accounts, "time", types.SimpleNamespace(time=lambda: now[0]))
+    app = create_app(store, token=SERVICE, sessions=SessionPolicy(ttl_s=3600, idle_s=24 * 3600))
     store.add_user("nurse.kim", "clinician", PASSWORD)
     nurse = _login(app, "nurse.kim")
     assert nurse.get("/api/me").json()["role"] == "clinician"
-    time.sleep(0.8)
+    now[0] += 3599
+    assert nurse.get("/api/me").status_code == 200  # just before its absolute expiry
+    now[0] += 2
     assert nurse.get("/api/me").status_code == 401  # past its absolute expiry
     nurse = _login(app, "nurse.kim")
     assert store.update_user("nurse.kim", disabled=True)
@@ -164,10 +174,14 @@ def test_disabled_users_and_expired_sessions_are_refused(store: SqlStore) -> Non
         "/api/login", json={"username": "nurse.kim", "password": PASSWORD}
     )
     assert refused.status_code == 401
-    idle = create_app(store, token=SERVICE, sessions=SessionPolicy(ttl_s=3600, idle_s=0.5))
+    idle = create_app(store, token=SERVICE, sessions=SessionPolicy(ttl_s=24 * 3600, idle_s=600))
     store.update_user("nurse.kim", disabled=False)
     nurse = _login(idle, "nurse.kim")
-    time.sleep(0.7)
+    now[0] += 599
+    assert nurse.get("/api/me").status_code == 200  # a request within the idle limit ...
+    now[0] += 599
+    assert nurse.get("/api/me").status_code == 200  # ... restarts it
+    now[0] += 601
     assert nurse.get("/api/me").status_code == 401  # idle too long
 
 
