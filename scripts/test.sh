@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quickstart 2: install test dependencies and run every check CI runs:
-#   ruff + mypy, native C++ tests (ASan/UBSan), pytest (unit + integration against a real
-#   mosquitto), then the unit tests again against a wheel installed in a fresh venv.
+#   ruff + mypy, native C++ tests (ASan/UBSan), the unit tests against a wheel installed in a
+#   fresh venv, then pytest on the source tree (integration and browser tests against a real
+#   mosquitto, and the unit tests that need files the wheel does not ship).
+# With arguments, only `pytest -m "not slow" ARGS` on the source tree (a developer's selection).
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
 # ports), g++-aarch64-linux-gnu + qemu-user (the aarch64/Jetson build of the C++ kernel tests)
 # chromium (the dashboard's browser tests drive it with Playwright; Playwright never
@@ -76,8 +78,20 @@ say "C++ kernel tests without GCC vector extensions (the code path MSVC builds f
 make -s -C csrc/tests portable
 say "firmware bridge: C tests (ASan/UBSan), Cortex-M4 build (-Werror), 20 s of libFuzzer"
 make -s -C firmware_bridge test
-say "pytest"
-"$VENV/bin/python" -m pytest -m "not slow" "$@"
+if [ $# -gt 0 ]; then  # a selection, e.g. `scripts/test.sh tests/unit/test_wire.py -x`
+    say "pytest $* (against the source tree; no wheel test)"
+    exec "$VENV/bin/python" -m pytest -m "not slow" "$@"
+fi
+# The unit tests run once, against the wheel users install (their run of record); the source
+# tree then runs the integration and browser tests, and the unit tests that need files the
+# wheel does not ship (docs/, deploy/, benchmarks/, recipe data), which skip in the wheel run.
 say "wheel: build, install in a fresh venv, run the unit tests outside the source tree"
-"$ROOT/scripts/test_wheel.sh"
+SKIPPED_IN_WHEEL="$(mktemp /tmp/edgemed-skipped.XXXXXX)"
+trap 'rm -f "$SKIPPED_IN_WHEEL"' EXIT
+EDGEMED_WHEEL_SKIPPED="$SKIPPED_IN_WHEEL" "$ROOT/scripts/test_wheel.sh"
+mapfile -t AGAIN < "$SKIPPED_IN_WHEEL"
+say "pytest against the source tree: integration and browser tests, and ${#AGAIN[@]} unit tests the wheel run skipped"
+mapfile -t SUITES < <(find tests -mindepth 1 -maxdepth 1 -type d ! -name unit ! -name fixtures \
+    ! -name __pycache__ | sort)  # tests/integration, tests/browser, ...
+"$VENV/bin/python" -m pytest -m "not slow" "${SUITES[@]}" "${AGAIN[@]}"
 say "all checks passed"
