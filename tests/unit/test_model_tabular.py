@@ -306,6 +306,43 @@ def test_a_batch_with_two_bad_rows_names_the_first(cls: edgemed.Pipeline) -> Non
         cls.batch([rows[2], rows[4], overflow, nan_row])
 
 
+def test_a_row_of_python_numbers_prepares_as_the_array_path_does(reg: edgemed.Pipeline) -> None:
+    """One row of plain numbers takes a path without NumPy's per-call costs; an ndarray row
+    takes the array path. Same tensor bytes, hash and range flags, and the same refusals,
+    also at float32's edge (FLT_MAX plus half a last place rounds to infinity) and for ints
+    that float64 rounds."""
+    pre = reg._pre  # type: ignore[attr-defined]
+    base = [float(v) for v in _golden(reg)[0][0].values()]
+    limit = float(np.finfo(np.float32).max) + 2.0**103
+    rng = np.random.default_rng(28)
+    edges: list[object] = [
+        np.nextafter(limit, 0.0), -np.nextafter(limit, 0.0), limit, -limit, 2**128 - 2**103 - 1,
+        2**128 - 2**103 + 1, 2**53 + 1, 10**30, -(10**30), 0, -0.0, 5e-324, 1e308, -1e308,
+        float("nan"), math.inf,
+    ]  # fmt: skip
+    cases = [base, [int(v) for v in base], [1e308] * len(base)]
+    for i, edge in enumerate(edges):
+        cases.append([*base[: i % len(base)], edge, *base[i % len(base) + 1 :]])
+    cases += [list(rng.normal(0, 10.0 ** rng.integers(-3, 40), len(base))) for _ in range(200)]
+    checked = refused = 0
+    for values in cases:
+        try:
+            fast = pre(values)
+        except edgemed.InputError as exc:
+            with pytest.raises(edgemed.InputError, match=re.escape(str(exc))):
+                pre(np.array([float(v) for v in values]))
+            refused += 1
+            continue
+        slow = pre(np.array([float(v) for v in values]))
+        (a,), (b,) = fast.tensors.values(), slow.tensors.values()
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (1, len(base))
+        assert a.tobytes() == b.tobytes() and fast.input_sha256 == slow.input_sha256
+        assert fast.input_sha256 == digest.array_sha256(b)
+        assert fast.context == slow.context
+        checked += 1
+    assert checked > 100 and refused >= 10  # both outcomes exercised
+
+
 def test_nan_in_array_names_the_feature(reg: edgemed.Pipeline) -> None:
     rows, _ = _golden(reg)
     values = np.array(list(rows[0].values()))

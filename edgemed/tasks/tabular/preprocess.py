@@ -17,6 +17,7 @@ the tensor holds the raw units the manifest lists.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -105,6 +106,10 @@ def parse_features(manifest: Manifest) -> tuple[TabularPreprocess, tuple[Feature
     return config, features
 
 
+# The smallest float64 that float32 rounds to infinity: FLT_MAX plus half its last place (a
+# tie rounds to the even neighbour, which is infinity). |x| below it stays finite in float32.
+F32_LIMIT = float(np.finfo(np.float32).max) + 2.0**103
+
 # Exact types taken without the (slow, ABC-based) numbers.Real check; bool is not among them.
 _PLAIN_NUMBERS = frozenset({float, int})
 
@@ -141,6 +146,12 @@ class TabularPreprocessor:
         self._input = manifest.inputs[0].name
         self._lo = np.array([f.min for f in self.features], dtype=np.float64)
         self._hi = np.array([f.max for f in self.features], dtype=np.float64)
+        self._lo_list = self._lo.tolist()
+        self._hi_list = self._hi.tolist()
+        # digest.array_sha256's prefix for a (1, n) float32 tensor, hashed once
+        self._row_digest = hashlib.sha256(
+            f"{np.dtype(np.float32).str}{(1, len(self.names))}".encode()
+        )
 
     def row(self, item: object) -> npt.NDArray[np.float64]:
         """The caller's row as float64 in manifest order, or InputError."""
@@ -230,13 +241,54 @@ class TabularPreprocessor:
         }
 
     def __call__(self, item: object) -> Prepared:
-        table = self._table([self._numbers_of(item)])
+        values = self._numbers_of(item)
+        if not isinstance(values, np.ndarray):
+            fast = self._plain_row(values)
+            if fast is not None:
+                return fast
+        table = self._table([values])
         tensor = self._check_float32(table)  # (1, features): the model's input
         return Prepared(
             tensors={self._input: tensor},
             input_sha256=Prepared.array_sha256(tensor),
             input_kind="tabular",
             context=TabularContext(out_of_range=self._out_of_range(table).get(0, ())),
+        )
+
+    def _plain_row(self, values: Sequence[Any]) -> Prepared | None:
+        """:meth:`__call__` of one row of plain numbers in Python floats: the same tensor, hash
+        and flags (a NumPy call on ten numbers costs ~1-3 us, and the array path made ~70 % of
+        a tabular call's time). None where a value is not finite in float32 (or an int too
+        large for a float): the array path then gives its InputError."""
+        try:
+            floats = list(map(float, values))
+        except OverflowError:
+            return None
+        # sum() is NaN or inf if any value is; then min/max are well defined. A sum that
+        # overflows only sends the row to the array path, which checks each value.
+        if not (
+            math.isfinite(sum(floats)) and min(floats) > -F32_LIMIT and max(floats) < F32_LIMIT
+        ):
+            return None
+        tensor = np.array([floats], dtype=np.float32)
+        hashed = self._row_digest.copy()
+        hashed.update(tensor.data)
+        outside: tuple[str, ...] = ()
+        if any(map(operator.lt, floats, self._lo_list)) or any(
+            map(operator.gt, floats, self._hi_list)
+        ):
+            outside = tuple(
+                name
+                for name, v, lo, hi in zip(
+                    self.names, floats, self._lo_list, self._hi_list, strict=True
+                )
+                if v < lo or v > hi
+            )
+        return Prepared(
+            tensors={self._input: tensor},
+            input_sha256=hashed.hexdigest(),
+            input_kind="tabular",
+            context=TabularContext(out_of_range=outside),
         )
 
     def many(self, items: Sequence[object]) -> list[Prepared]:
