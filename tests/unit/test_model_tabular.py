@@ -366,6 +366,10 @@ def test_batch_equals_single(pipeline: edgemed.Pipeline) -> None:
         if isinstance(b, TabularClassification):
             assert isinstance(s, TabularClassification) and b.label == s.label
     assert batched[5].out_of_range and not batched[4].out_of_range
+    # Plain dicts of Python floats take the native table path (NumPy scalars do not): the same
+    plain = [{k: float(v) for k, v in r.items()} for r in rows]
+    for p, b in zip(pipeline.batch(plain), batched, strict=True):
+        assert p.body() == b.body() and p.provenance.input_sha256 == b.provenance.input_sha256
 
 
 def test_table_equals_batch(pipeline: edgemed.Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:

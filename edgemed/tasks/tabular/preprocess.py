@@ -298,7 +298,10 @@ class TabularPreprocessor:
         if not items:
             return []
         try:
-            table = self._table([self._numbers_of(item) for item in items])
+            # Plain dicts of plain numbers in one native pass (as Pipeline.table takes them)
+            table = kernels.dict_rows(items, self.names) if isinstance(items, list) else None
+            if table is None:
+                table = self._table([self._numbers_of(item) for item in items])
             f32 = self._check_float32(table)
         except InputError:
             return [self(item) for item in items]  # raises the first bad row's own error
