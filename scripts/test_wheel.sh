@@ -34,26 +34,7 @@ cd "$WORK/run"
 # of the checkout, and scripts/test.sh runs them there.
 "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -rs --junitxml="$WORK/unit.xml" unit
 if [ -n "${EDGEMED_WHEEL_SKIPPED:-}" ]; then
-    "$WORK/venv/bin/python" - "$WORK/unit.xml" "$EDGEMED_WHEEL_SKIPPED" <<'PY'
-import sys
-import xml.etree.ElementTree as ET
-
-ids = []
-for case in ET.parse(sys.argv[1]).iter("testcase"):
-    if case.find("skipped") is None:
-        continue
-    # classname "unit.test_x" or "unit.test_x.Class", name "test_y[param]"; a module skipped
-    # whole (at collection) has classname "" and name "unit.test_x"
-    cls, name = case.get("classname", ""), case.get("name", "")
-    parts = (cls or name).split(".")
-    parts = parts if parts[0] == "unit" else ["unit", *parts]
-    depth = next((i + 1 for i, p in enumerate(parts) if p.startswith("test_")), len(parts))
-    path = "tests/" + "/".join(parts[:depth]) + ".py"
-    ids.append("::".join([path, *parts[depth:], name]) if cls else path)
-with open(sys.argv[2], "w") as out:
-    out.writelines(f"{i}\n" for i in ids)
-print(f"{len(ids)} unit tests skipped outside the source tree: scripts/test.sh runs them in it")
-PY
+    "$WORK/venv/bin/python" "$ROOT/scripts/junit_skipped.py" "$WORK/unit.xml" "$EDGEMED_WHEEL_SKIPPED"
 fi
 
 # What a plain `pip install edgemed` gives (no extras): one runtime, no OpenCV, OpenVINO or
