@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.metadata
+import os
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -23,6 +24,13 @@ from ..errors import BackendError, BackendUnavailableError
 from ..hardware import HardwareInfo
 from ..manifest import Manifest
 from .base import Tensors
+
+# ONNX Runtime 1.29+ uploads usage telemetry from Linux too: a ProcessInfo event (CPU model,
+# memory, process name, a device id it keeps under ~/.cache/Microsoft/DeveloperTools) and usage
+# events, to mobile.events.data.microsoft.com. A bedside device talks to its broker and nothing
+# else, so it is off unless the process chose otherwise (ORT_DISABLE_TELEMETRY=0). Set when this
+# module loads, before edgemed imports ONNX Runtime (the runtime reads it when it starts).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __all__ = [
     "DEVICES",

@@ -8,10 +8,13 @@ what to install when a device is missing (``INSTALL_HINT``).
 
 from __future__ import annotations
 
+import importlib
 import queue
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ __all__ = [
     "NAME",
     "OpenVinoBackend",
     "available_devices",
+    "import_openvino",
     "ir_role",
     "open_model",
     "probe",
@@ -45,12 +49,25 @@ INSTALL_HINT = {
 }
 
 
+def import_openvino() -> ModuleType:
+    """``import openvino`` without OpenVINO's usage telemetry (ImportError if not installed).
+
+    OpenVINO's package init sends a usage event to Google Analytics on every import (from a
+    forked process) and writes a client id under ``$HOME/intel``, unless its user opted out.
+    A bedside device reaches nothing but its broker, and a fork from a process whose sync
+    threads hold locks is a hazard of its own; so before the first import edgemed makes
+    ``openvino_telemetry`` unimportable, and OpenVINO falls back to its own no-op stub. A process
+    that imported OpenVINO or its telemetry before edgemed keeps what it chose."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    return importlib.import_module("openvino")
+
+
 def probe() -> tuple[str, ...]:
     """OpenVINO's device names on this machine (``HardwareInfo.openvino_devices``: "CPU",
     "GPU.0", "NPU"...); () when OpenVINO is not installed. Importing OpenVINO costs ~0.3 s:
     ask only when a model ships an IR."""
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return ()
     return tuple(ov.Core().available_devices)
@@ -139,7 +156,7 @@ class OpenVinoBackend:
         requests: int = 4,
     ) -> None:
         try:
-            import openvino as ov
+            ov = import_openvino()
         except ImportError as exc:
             raise BackendUnavailableError(INSTALL_HINT["cpu"]) from exc
         if device not in DEVICES:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..backends.openvino import import_openvino
 from ..errors import BuildError, GoldenMismatchError
 from ..pipeline import load
 
@@ -22,7 +23,7 @@ IR_FILES = {"openvino_model": "openvino/model.xml", "openvino_weights": "openvin
 
 def available() -> bool:
     try:
-        import openvino  # noqa: F401
+        import_openvino()
     except ImportError:  # OpenVINO is not a dependency on Linux aarch64
         return False
     return True
