@@ -3,7 +3,7 @@
 #   ruff + mypy, native C++ tests (ASan/UBSan), the unit tests against a wheel installed in a
 #   fresh venv, then pytest on the source tree (integration and browser tests against a real
 #   mosquitto, and the unit tests that need files the wheel does not ship).
-# With arguments, only `pytest -m "not slow" ARGS` on the source tree (a developer's selection).
+# With arguments: the same installs, then only `pytest -m "not slow" ARGS` on the source tree.
 # System packages: mosquitto (the MQTT broker the integration tests start on free loopback
 # ports), g++-aarch64-linux-gnu + qemu-user (the aarch64/Jetson build of the C++ kernel tests)
 # chromium (the dashboard's browser tests drive it with Playwright; Playwright never
@@ -65,6 +65,10 @@ say "installing edgemed in editable mode with [dev] extras"
 "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
 
 cd "$ROOT"
+if [ $# -gt 0 ]; then  # a selection, e.g. `scripts/test.sh tests/unit/test_wire.py -x`
+    say "pytest $* (on the source tree only: no lint, C++, firmware or wheel checks)"
+    exec "$VENV/bin/python" -m pytest -m "not slow" "$@"
+fi
 say "ruff"
 "$VENV/bin/ruff" check edgemed tests models/recipes benchmarks examples
 "$VENV/bin/ruff" format --check edgemed tests benchmarks examples
@@ -78,10 +82,6 @@ say "C++ kernel tests without GCC vector extensions (the code path MSVC builds f
 make -s -C csrc/tests portable
 say "firmware bridge: C tests (ASan/UBSan), Cortex-M4 build (-Werror), 20 s of libFuzzer"
 make -s -C firmware_bridge test
-if [ $# -gt 0 ]; then  # a selection, e.g. `scripts/test.sh tests/unit/test_wire.py -x`
-    say "pytest $* (against the source tree; no wheel test)"
-    exec "$VENV/bin/python" -m pytest -m "not slow" "$@"
-fi
 # The unit tests run once, against the wheel users install (their run of record); the source
 # tree then runs the integration and browser tests, and the unit tests that need files the
 # wheel does not ship (docs/, deploy/, benchmarks/, recipe data), which skip in the wheel run.

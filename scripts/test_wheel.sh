@@ -32,7 +32,7 @@ cd "$WORK/run"
 # full sizes, every test. A test that needs the source tree (docs/, deploy/, benchmarks/, recipe
 # data) skips here; with EDGEMED_WHEEL_SKIPPED=FILE their node ids are written to FILE, as paths
 # of the checkout, and scripts/test.sh runs them there.
-"$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -rs --junitxml="$WORK/unit.xml" unit
+"$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" -rs --junitxml="$WORK/unit.xml" unit
 if [ -n "${EDGEMED_WHEEL_SKIPPED:-}" ]; then
     "$WORK/venv/bin/python" "$ROOT/scripts/junit_skipped.py" "$WORK/unit.xml" "$EDGEMED_WHEEL_SKIPPED"
 fi

@@ -307,10 +307,11 @@ def test_a_batch_with_two_bad_rows_names_the_first(cls: edgemed.Pipeline) -> Non
 
 
 def test_a_row_of_python_numbers_prepares_as_the_array_path_does(reg: edgemed.Pipeline) -> None:
-    """One row of plain numbers takes a path without NumPy's per-call costs; an ndarray row
-    takes the array path. Same tensor bytes, hash and range flags, and the same refusals,
-    also at float32's edge (FLT_MAX plus half a last place rounds to infinity) and for ints
-    that float64 rounds."""
+    """One row of plain numbers takes a path without NumPy's per-call costs (``_plain_row``);
+    an ndarray row takes the array path. The row path takes every row the array path accepts,
+    with the same tensor bytes, hash and range flags, and hands every other row over (None),
+    whose refusal is then the array path's: also at float32's edge (FLT_MAX plus half a last
+    place rounds to infinity), for ints that float64 rounds and for an int beyond float64."""
     pre = reg._pre  # type: ignore[attr-defined]
     base = [float(v) for v in _golden(reg)[0][0].values()]
     limit = float(np.finfo(np.float32).max) + 2.0**103
@@ -318,7 +319,7 @@ def test_a_row_of_python_numbers_prepares_as_the_array_path_does(reg: edgemed.Pi
     edges: list[object] = [
         np.nextafter(limit, 0.0), -np.nextafter(limit, 0.0), limit, -limit, 2**128 - 2**103 - 1,
         2**128 - 2**103 + 1, 2**53 + 1, 10**30, -(10**30), 0, -0.0, 5e-324, 1e308, -1e308,
-        float("nan"), math.inf,
+        float("nan"), math.inf, 10**400,
     ]  # fmt: skip
     cases = [base, [int(v) for v in base], [1e308] * len(base)]
     for i, edge in enumerate(edges):
@@ -326,19 +327,28 @@ def test_a_row_of_python_numbers_prepares_as_the_array_path_does(reg: edgemed.Pi
     cases += [list(rng.normal(0, 10.0 ** rng.integers(-3, 40), len(base))) for _ in range(200)]
     checked = refused = 0
     for values in cases:
+        plain = pre._plain_row(values)
         try:
-            fast = pre(values)
-        except edgemed.InputError as exc:
-            with pytest.raises(edgemed.InputError, match=re.escape(str(exc))):
-                pre(np.array([float(v) for v in values]))
+            slow = pre(np.array([float(v) for v in values]))
+        except OverflowError:  # 10**400: no float64 either
+            assert plain is None
+            with pytest.raises(edgemed.InputError, match="beyond the float32 range"):
+                pre(values)
             refused += 1
             continue
-        slow = pre(np.array([float(v) for v in values]))
-        (a,), (b,) = fast.tensors.values(), slow.tensors.values()
-        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (1, len(base))
-        assert a.tobytes() == b.tobytes() and fast.input_sha256 == slow.input_sha256
-        assert fast.input_sha256 == digest.array_sha256(b)
-        assert fast.context == slow.context
+        except edgemed.InputError as exc:
+            assert plain is None, values
+            with pytest.raises(edgemed.InputError, match=re.escape(str(exc))):
+                pre(values)
+            refused += 1
+            continue
+        assert plain is not None, values  # the row path takes what the array path accepts
+        for fast in (plain, pre(values)):
+            (a,), (b,) = fast.tensors.values(), slow.tensors.values()
+            assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (1, len(base))
+            assert a.tobytes() == b.tobytes() and fast.input_sha256 == slow.input_sha256
+            assert fast.context == slow.context
+        assert plain.input_sha256 == digest.array_sha256(slow.tensors[pre._input])  # type: ignore[attr-defined]
         checked += 1
     assert checked > 100 and refused >= 10  # both outcomes exercised
 
