@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["array_sha256", "rows_sha256"]
+__all__ = ["array_sha256", "row_hasher", "rows_sha256"]
 
 
 def array_sha256(array: npt.NDArray[Any]) -> str:
@@ -22,11 +22,18 @@ def array_sha256(array: npt.NDArray[Any]) -> str:
     return digest.hexdigest()
 
 
+def row_hasher(dtype: np.dtype[Any], columns: int) -> hashlib._Hash:
+    """sha256 that has taken :func:`array_sha256`'s prefix for a (1, ``columns``) array of
+    ``dtype``: ``copy()`` it and ``update`` with one C-order row's bytes for that row's digest
+    (the prefix hashed once for many rows)."""
+    return hashlib.sha256(f"{dtype.str}{(1, columns)}".encode())
+
+
 def rows_sha256(table: npt.NDArray[Any]) -> list[str]:
     """:func:`array_sha256` of each row of a 2-D ``table`` taken as a (1, columns) array: the
     same digests, the shared dtype-and-shape prefix hashed once."""
     contiguous = np.ascontiguousarray(table)
-    head = hashlib.sha256(f"{contiguous.dtype.str}{(1, contiguous.shape[1])}".encode())
+    head = row_hasher(contiguous.dtype, contiguous.shape[1])
     digests = []
     for row in contiguous:
         digest = head.copy()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..backends.openvino import import_openvino
 from ..errors import BuildError
 from .files import npz_bytes
 from .openvino_ir import IR_FILES
@@ -84,9 +85,8 @@ def _main(fp32_onnx: str, tensors: str, xml: str) -> None:
     # One core before OpenVINO starts its thread pool: statistics summed in one order.
     if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere OpenVINO's default threads
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # openvino_ir.py
+    ov = import_openvino()  # first: with OpenVINO's telemetry unimportable, NNCF sends none
     import nncf  # type: ignore[import-untyped]  # the `build` extra (untyped)
-    import openvino as ov
     from nncf.quantization.advanced_parameters import (  # type: ignore[import-untyped]
         AdvancedQuantizationParameters,
         OverflowFix,

@@ -17,7 +17,6 @@ the tensor holds the raw units the manifest lists.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import numbers
@@ -148,10 +147,7 @@ class TabularPreprocessor:
         self._hi = np.array([f.max for f in self.features], dtype=np.float64)
         self._lo_list = self._lo.tolist()
         self._hi_list = self._hi.tolist()
-        # digest.array_sha256's prefix for a (1, n) float32 tensor, hashed once
-        self._row_digest = hashlib.sha256(
-            f"{np.dtype(np.float32).str}{(1, len(self.names))}".encode()
-        )
+        self._row_digest = digest.row_hasher(np.dtype(np.float32), len(self.names))
 
     def row(self, item: object) -> npt.NDArray[np.float64]:
         """The caller's row as float64 in manifest order, or InputError."""
